@@ -1,0 +1,54 @@
+"""What every run store returns, whichever backend it reads."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+# Run states, as W&B names them, plus "crashed" for a run that stopped without saying so.
+STATES = ("running", "finished", "failed", "crashed", "killed", "queued")
+FAILED_STATES = ("failed", "crashed")
+
+
+@dataclass
+class RunInfo:
+    id: str
+    state: str
+    branch: str | None = None
+    commit: str | None = None
+    name: str | None = None
+    config: dict = field(default_factory=dict)
+    summary: dict = field(default_factory=dict)
+    exit_code: int | None = None
+    created_at: float | None = None     # unix seconds
+    updated_at: float | None = None     # last heartbeat / last write
+    steps: int = 0                      # number of history steps logged
+    url: str | None = None              # W&B page, when online
+    path: str | None = None             # local folder, for offline runs
+    source: str = "offline"             # offline | wandb | launcher
+
+    def to_json(self) -> dict:
+        return {
+            "id": self.id, "name": self.name, "state": self.state, "branch": self.branch,
+            "commit": self.commit, "exit_code": self.exit_code, "created_at": self.created_at,
+            "updated_at": self.updated_at, "steps": self.steps, "url": self.url, "path": self.path,
+            "source": self.source,
+        }
+
+
+class RunStore(Protocol):
+    """One interface over W&B's public API and offline run folders."""
+
+    def runs(self, branch: str | None = None) -> list[RunInfo]:
+        """Runs of the branch (all runs when None), newest first."""
+
+    def get(self, run_id: str) -> RunInfo:
+        """One run by id; raises BadInput when it cannot be found."""
+
+    def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
+        """The last `rows` history rows, oldest first, without reading the whole history."""
+
+    def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
+        """The last `lines` lines of the run's console log, without reading the whole log."""
+
+    def delete(self, run: RunInfo) -> None:
+        """Delete the run."""

@@ -1,0 +1,37 @@
+"""Test-wide isolation: no real credentials, no user state, a fixed git identity."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED = REPO_ROOT.parent / "shared"
+
+_CREDENTIALS = (
+    "WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL", "GITHUB_APP_ID", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH",
+    "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET", "GITHUB_API_URL", "GITHUB_TOKEN",
+)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    for name in _CREDENTIALS:
+        monkeypatch.delenv(name, raising=False)
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("FIX_AND_RELAUNCH_STATE_DIR", str(home / "state"))
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_DISABLE_GIT", "false")
+    for role in ("AUTHOR", "COMMITTER"):
+        monkeypatch.setenv(f"GIT_{role}_NAME", "Test Researcher")
+        monkeypatch.setenv(f"GIT_{role}_EMAIL", "researcher@example.com")
+
+
+def shared_path(*parts: str) -> Path:
+    """A path under ../shared/, skipping the test when the folder is absent."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return path

@@ -1,0 +1,206 @@
+"""RunStore over W&B's public API (`wandb.Api`), the online source of runs.
+
+Reads are bounded: listings stop at `max_runs`, history asks only for the last steps,
+and the log tail asks the server for the last lines rather than downloading output.log.
+Every failure leaves as `BadInput` or `OperationFailed` with one line that never holds
+the API key.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import urllib.request
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from bot.errors import BadInput, BotError, OperationFailed
+from bot.runs.model import RunInfo
+
+if TYPE_CHECKING:
+    import wandb
+
+# W&B states the rest of the bot does not name, mapped onto ones it does.
+_STATES = {"pending": "queued", "preempting": "running", "preempted": "crashed"}
+_INTERNAL_KEYS = ("_wandb", "wandb_version")
+_FALLBACK_TAIL_BYTES = 256 * 1024
+
+
+class WandbApiRunStore:
+    """Runs of one W&B project, read through the real `wandb` client."""
+
+    def __init__(self, *, api_key: str, base_url: str | None, entity: str, project: str,
+                 branch_key: str = "branch", commits_on_branch: Callable[[str, str], bool] | None = None,
+                 timeout: int = 30, max_runs: int = 50) -> None:
+        self._api_key = api_key
+        self._base_url = base_url
+        self.entity = entity
+        self.project = project
+        self.branch_key = branch_key
+        self._commits_on_branch = commits_on_branch
+        self._timeout = timeout
+        self._max_runs = max_runs
+        self._client: wandb.Api | None = None
+        self._wandb_runs: dict[str, Any] = {}   # run id -> wandb Run, from the last read
+
+    # ---- RunStore --------------------------------------------------------------------------
+    def runs(self, branch: str | None = None) -> list[RunInfo]:
+        if branch is None:
+            return self._list()
+        found = self._list({f"config.{self.branch_key}": branch})
+        if found or self._commits_on_branch is None:
+            return found
+        # Runs started without the branch in their config: match their git commit instead.
+        return [run for run in self._list() if run.commit and self._commits_on_branch(run.commit, branch)]
+
+    def get(self, run_id: str) -> RunInfo:
+        # A filtered listing rather than api.run(): it answers "none" instead of raising.
+        found = self._list({"name": run_id}, limit=1)
+        if not found:
+            raise BadInput(f"W&B run {self._path()}/{run_id} not found")
+        return found[0]
+
+    def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
+        last_step = _last_step(run)
+        if rows <= 0 or last_step < 0:
+            return []
+        first = max(0, last_step - rows + 1)
+        with self._calling(f"reading the history of run {run.id}"):
+            scan = self._wandb_run(run).scan_history(min_step=first, page_size=rows)
+            return list(scan)[-rows:]
+
+    def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
+        if lines <= 0:
+            return []
+        # wandb 0.31 has Run.console_logs(last=N): one GraphQL request (RunConsoleLogTail)
+        # for the last N lines. Servers without that field get a byte-range read of output.log.
+        with self._calling(f"reading the log of run {run.id}"):
+            wandb_run = self._wandb_run(run)
+            try:
+                return [line.content for line in wandb_run.console_logs(last=lines)]
+            except Exception as exc:  # noqa: BLE001 - any failure here means "try the file"
+                if _is_timeout(exc):
+                    raise
+                return _output_log_tail(wandb_run, lines, self._timeout)
+
+    def delete(self, run: RunInfo) -> None:
+        with self._calling(f"deleting run {run.id}"):
+            self._wandb_run(run).delete()
+        self._wandb_runs.pop(run.id, None)
+
+    # ---- helpers ---------------------------------------------------------------------------
+    def _path(self) -> str:
+        return f"{self.entity}/{self.project}"
+
+    def _api(self) -> wandb.Api:
+        """The client, made on first use: wandb is slow to import and checks the key online."""
+        if self._client is not None:
+            return self._client
+        if not self._api_key:
+            raise BadInput("no W&B API key: set WANDB_API_KEY")
+        import wandb
+
+        overrides = {"entity": self.entity, "project": self.project}
+        if self._base_url:
+            overrides["base_url"] = self._base_url
+        with self._calling("connecting to W&B"):
+            self._client = wandb.Api(api_key=self._api_key, overrides=overrides, timeout=self._timeout)
+        return self._client
+
+    def _list(self, filters: dict | None = None, limit: int | None = None) -> list[RunInfo]:
+        api = self._api()
+        limit = limit or self._max_runs
+        with self._calling(f"listing runs of {self._path()}"):
+            api.flush()  # the client caches listings; a poll must see new states
+            # lazy=False: config and summary come in the listing, not one request per run.
+            found = api.runs(self._path(), filters=filters or {}, order="-created_at",
+                             per_page=min(limit, 50), lazy=False)
+            wandb_runs = list(itertools.islice(found, limit))
+        self._wandb_runs.update((r.id, r) for r in wandb_runs)
+        return [_run_info(r, self.branch_key) for r in wandb_runs]
+
+    def _wandb_run(self, run: RunInfo) -> Any:
+        if run.id not in self._wandb_runs:
+            self.get(run.id)
+        return self._wandb_runs[run.id]
+
+    @contextlib.contextmanager
+    def _calling(self, what: str) -> Iterator[None]:
+        try:
+            yield
+        except BotError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "W&B failed"
+            raise _translate(exc, what, self._base_url or "W&B", self._api_key) from None
+
+
+def _run_info(run: Any, branch_key: str) -> RunInfo:
+    config = {k: v for k, v in dict(run.config).items() if k not in _INTERNAL_KEYS}
+    summary = {k: v for k, v in dict(run.summary_metrics).items() if k not in _INTERNAL_KEYS}
+    line_count = getattr(run, "history_line_count", None) or 0
+    step = summary.get("_step")
+    steps = max(line_count, step + 1 if isinstance(step, int) else 0)
+    branch = config.get(branch_key)
+    return RunInfo(
+        id=run.id, name=run.name, state=_STATES.get(run.state, run.state), config=config, summary=summary,
+        commit=getattr(run, "commit", None) or None, branch=str(branch) if branch is not None else None,
+        created_at=_unix(getattr(run, "created_at", None)), updated_at=_unix(getattr(run, "heartbeat_at", None)),
+        steps=steps, url=run.url, source="wandb",
+    )
+
+
+def _unix(stamp: str | None) -> float | None:
+    if not stamp:
+        return None
+    try:
+        parsed = datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # W&B sends UTC without a zone designator.
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _last_step(run: RunInfo) -> int:
+    step = run.summary.get("_step")
+    if isinstance(step, int):
+        return step
+    return run.steps - 1
+
+
+def _output_log_tail(wandb_run: Any, lines: int, timeout: int) -> list[str]:
+    """The last lines of output.log, from one HTTP Range request for its last bytes."""
+    files = list(wandb_run.files(names=["output.log"]))
+    if not files:
+        return []
+    request = urllib.request.Request(files[0].direct_url, headers={"Range": f"bytes=-{_FALLBACK_TAIL_BYTES}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        data = response.read(_FALLBACK_TAIL_BYTES)
+        partial = response.status == 206 and len(data) >= _FALLBACK_TAIL_BYTES
+    text = data.decode("utf-8", errors="replace").splitlines()
+    if partial and text:
+        text = text[1:]  # the first line was cut by the range
+    return text[-lines:]
+
+
+def _is_timeout(exc: Exception) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, TimeoutError) or "did not respond in time" in text or "timed out" in text
+
+
+def _translate(exc: Exception, what: str, where: str, api_key: str) -> BotError:
+    """One clean line for a client failure; 'not found' and rejected keys are bad input."""
+    detail = _one_line(str(exc) or type(exc).__name__, api_key)
+    lowered = detail.lower()
+    if _is_timeout(exc):
+        return OperationFailed(f"W&B at {where} did not answer in time while {what}")
+    if "could not find" in lowered or "not found" in lowered:
+        return BadInput(f"W&B: {detail} (while {what})")
+    if type(exc).__name__ == "AuthenticationError":
+        return BadInput(f"W&B at {where} rejected the API key while {what}: {detail}")
+    return OperationFailed(f"W&B request failed while {what}: {detail}")
+
+
+def _one_line(text: str, api_key: str) -> str:
+    if api_key:
+        text = text.replace(api_key, "***")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first[:300]

@@ -1,0 +1,96 @@
+"""Launch backends, and the runs they start as the state store keeps them.
+
+`get_launcher(backend, settings, config)` picks a backend; `start_run` launches a branch and
+records it; `refresh_run` / `active_runs` bring recorded runs up to date from their backend;
+`cancel_run` stops one. A new backend registers itself with `register`.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from bot.config import Settings
+from bot.errors import BadInput
+from bot.launchers.base import ACTIVE_STATES, END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
+from bot.launchers.command import CommandLauncher
+from bot.launchers.local import LocalLauncher
+from bot.state import RunRecord, StateStore, new_run_id
+
+__all__ = [
+    "ACTIVE_STATES", "END_STATES", "Handle", "Launcher", "LaunchSpec", "LaunchStatus",
+    "get_launcher", "register", "run_dir", "start_run", "refresh_run", "active_runs", "cancel_run",
+]
+
+LauncherFactory = Callable[[Settings, Mapping[str, Any] | None], Launcher]
+_FACTORIES: dict[str, LauncherFactory] = {"local": LocalLauncher, "command": CommandLauncher}
+
+
+def register(backend: str, factory: LauncherFactory) -> None:
+    _FACTORIES[backend] = factory
+
+
+def get_launcher(backend: str, settings: Settings, config: Mapping[str, Any] | None = None) -> Launcher:
+    """The launcher for `backend`. `config` is the repo config; status and cancel need none."""
+    factory = _FACTORIES.get(backend)
+    if factory is None:
+        raise BadInput(f"launch.backend {backend!r} is not available (available: {', '.join(sorted(_FACTORIES))})")
+    return factory(settings, config)
+
+
+def run_dir(settings: Settings, run_id: str) -> Path:
+    """Where a run's log and status file live."""
+    return Path(settings.state_dir) / "runs" / run_id
+
+
+def start_run(store: StateStore, settings: Settings, config: Mapping[str, Any], *, repo: str | Path,
+              branch: str, commit: str, worktree: Path, env: Mapping[str, str] | None = None,
+              run_id: str | None = None) -> RunRecord:
+    """Launch `branch` with the repo config's backend, setup and command; record the run."""
+    launch = config["launch"]
+    launcher = get_launcher(launch["backend"], settings, config)
+    run_id = run_id or new_run_id()
+    log_path = run_dir(settings, run_id) / "output.log"
+    store.add_run(id=run_id, repo=str(repo), branch=branch, commit=commit, backend=launcher.name,
+                  log_path=str(log_path))
+    spec = LaunchSpec(repo=str(repo), branch=branch, commit=commit, worktree=Path(worktree),
+                      command=launch["command"], setup=launch.get("setup"), env=dict(env or {}),
+                      log_path=log_path, run_id=run_id)
+    try:
+        handle = launcher.launch(spec)
+    except BaseException:
+        store.update_run(run_id, state="failed", ended_at=time.time())
+        raise
+    store.update_run(run_id, handle=handle, started_at=handle.get("started_at") or time.time())
+    # The supervisor may already have recorded the end of a quick run; keep that.
+    return store.update_run(run_id, if_state="queued", state="running")
+
+
+def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
+    """Ask the run's backend where it stands and record the answer."""
+    if record.state not in ACTIVE_STATES or not record.handle:
+        return record
+    status = get_launcher(record.backend, settings).status(record.handle)
+    if status.job_id and record.handle.get("job_id") != status.job_id:
+        record = store.update_handle(record.id, job_id=status.job_id)
+    if not status.ended:
+        return record
+    return store.update_run(record.id, if_state=ACTIVE_STATES, state=status.state,
+                            exit_code=status.exit_code, ended_at=status.ended_at)
+
+
+def active_runs(store: StateStore, settings: Settings, *, repo: str | None = None,
+                branch: str | None = None) -> list[RunRecord]:
+    """Runs still queued or running, after checking each with its backend; newest first."""
+    records = store.list_runs(repo=repo, branch=branch, state=ACTIVE_STATES)
+    refreshed = [refresh_run(store, settings, record) for record in records]
+    return [record for record in refreshed if record.state in ACTIVE_STATES]
+
+
+def cancel_run(store: StateStore, settings: Settings, run_id: str) -> RunRecord:
+    record = store.get_run(run_id)
+    if record is None:
+        raise BadInput(f"no run with id {run_id!r}")
+    if record.state in ACTIVE_STATES and record.handle:
+        get_launcher(record.backend, settings).cancel(record.handle)
+    return refresh_run(store, settings, record)

@@ -1,0 +1,60 @@
+"""The one interface every launch backend implements.
+
+A handle is a JSON-serialisable dict holding whatever the backend needs to find the job
+again after the bot restarts (pid and start time, a Slurm job id, …). `status` and `cancel`
+work from the handle alone.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+Handle = dict[str, Any]
+
+# States a launcher reports; a subset of bot.runs.model.STATES.
+ACTIVE_STATES = ("queued", "running")
+END_STATES = ("finished", "failed", "crashed", "killed")
+
+
+@dataclass
+class LaunchSpec:
+    repo: str                   # absolute path or owner/name
+    branch: str
+    commit: str
+    worktree: Path              # the checkout the job runs in
+    command: str                # the repo config's launch.command
+    log_path: Path              # where the job's stdout+stderr go
+    run_id: str
+    setup: str | None = None    # the repo config's launch.setup, run first
+    env: dict[str, str] = field(default_factory=dict)   # added to the launcher's base environment
+
+
+@dataclass
+class LaunchStatus:
+    state: str                          # one of ACTIVE_STATES or END_STATES
+    exit_code: int | None = None
+    ended_at: float | None = None       # unix seconds
+    started_at: float | None = None
+    job_id: str | None = None           # an id the launch script printed, when it printed one
+
+    @property
+    def ended(self) -> bool:
+        return self.state in END_STATES
+
+
+class Launcher(ABC):
+    name: str
+
+    @abstractmethod
+    def launch(self, spec: LaunchSpec) -> Handle:
+        """Start the job and return as soon as it is running (not when it ends)."""
+
+    @abstractmethod
+    def status(self, handle: Handle) -> LaunchStatus:
+        """Where the job stands now."""
+
+    @abstractmethod
+    def cancel(self, handle: Handle) -> None:
+        """Stop the job; a job that already ended is left alone."""

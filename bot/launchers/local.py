@@ -1,0 +1,203 @@
+"""The default backend: run the repo's own setup and command on this machine.
+
+The job runs under a detached supervisor (bot/launchers/supervise.py), in a new session, so
+it outlives the bot; its handle names the supervisor and the job's process group, each with
+its start time, and the status file the supervisor keeps next to the log.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.config import Settings
+from bot.errors import BadInput, OperationFailed
+from bot.launchers import procs
+from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the `bot` package
+QUIET_WANDB_MODES = ("offline", "disabled", "dryrun")
+
+# Runs the user's setup with `set -e`, and stops with its exit code if it fails.
+SETUP_TEMPLATE = """\
+trap 'echo "fix-and-relaunch: launch.setup failed with exit code $?" >&2' EXIT
+set -e
+{setup}
+__far_rc=$?
+set +e
+trap - EXIT
+if [ "$__far_rc" -ne 0 ]; then
+  echo "fix-and-relaunch: launch.setup failed with exit code $__far_rc" >&2
+  exit "$__far_rc"
+fi
+{command}
+"""
+
+
+def compose_script(setup: str | None, command: str) -> str:
+    if not setup or not setup.strip():
+        return command
+    return SETUP_TEMPLATE.format(setup=setup, command=command)
+
+
+def status_paths(log_path: Path) -> tuple[Path, Path]:
+    """The status file and the cancel marker that live next to a run's log."""
+    return log_path.with_name(log_path.name + ".status.json"), log_path.with_name(log_path.name + ".cancel")
+
+
+class LocalLauncher(Launcher):
+    name = "local"
+
+    def __init__(self, settings: Settings, config: Mapping[str, Any] | None = None, *,
+                 base_env: Mapping[str, str] | None = None, grace_s: float = 10.0,
+                 start_timeout_s: float = 30.0):
+        self.settings = settings
+        self.config = config
+        self.base_env = base_env     # None: the bot's own environment at launch time
+        self.grace_s = grace_s
+        self.start_timeout_s = start_timeout_s
+
+    # -- launch -----------------------------------------------------------------------
+
+    def launch(self, spec: LaunchSpec) -> Handle:
+        if not Path(spec.worktree).is_dir():
+            raise BadInput(f"worktree {spec.worktree} is not a directory")
+        log_path = Path(spec.log_path).resolve()
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        status_path, cancel_path = status_paths(log_path)
+        for stale in (status_path, cancel_path):
+            stale.unlink(missing_ok=True)
+        supervisor_spec = {
+            "run_id": spec.run_id, "shell": shutil.which("bash") or "/bin/sh",
+            "script": self.script(spec), "cwd": str(Path(spec.worktree).resolve()),
+            "log_path": str(log_path), "status_path": str(status_path),
+            "cancel_path": str(cancel_path), "state_db": str(self._state_db()),
+        }
+        self._start_supervisor(supervisor_spec, self.environment(spec), log_path)
+        started = self._wait_started(status_path, log_path)
+        return {
+            "backend": self.name, "host": socket.gethostname(), "run_id": spec.run_id,
+            "log_path": str(log_path), "status_path": str(status_path), "cancel_path": str(cancel_path),
+            **{key: started.get(key) for key in ("supervisor_pid", "supervisor_start", "pid",
+                                                 "pgid", "start_time", "started_at")},
+        }
+
+    def script(self, spec: LaunchSpec) -> str:
+        return compose_script(spec.setup, spec.command)
+
+    def environment(self, spec: LaunchSpec) -> dict[str, str]:
+        env = dict(os.environ if self.base_env is None else self.base_env)
+        env.update(spec.env)
+        if self.settings.wandb_api_key and not env.get("WANDB_API_KEY"):
+            env["WANDB_API_KEY"] = self.settings.wandb_api_key
+        if not env.get("WANDB_API_KEY") and env.get("WANDB_MODE") not in QUIET_WANDB_MODES:
+            env["WANDB_MODE"] = "offline"   # no key: log locally rather than fail or prompt
+        env.update({
+            "PYTHONUNBUFFERED": "1",
+            "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
+            "FIX_AND_RELAUNCH_BRANCH": spec.branch,
+            "FIX_AND_RELAUNCH_COMMIT": spec.commit,
+            "FIX_AND_RELAUNCH_REPO": str(spec.repo),
+        })
+        return env
+
+    def _state_db(self) -> Path:
+        from bot.state import DB_NAME
+        return Path(self.settings.state_dir).resolve() / DB_NAME
+
+    def _start_supervisor(self, supervisor_spec: dict[str, Any], env: dict[str, str], log_path: Path) -> None:
+        # -c with an explicit sys.path entry: the worktree (the cwd) may hold its own `bot`.
+        code = (f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); "
+                "from bot.launchers.supervise import main; sys.exit(main(sys.argv[1:]))")
+        with open(log_path, "ab") as log:
+            proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(supervisor_spec)],
+                                    cwd=supervisor_spec["cwd"], env=env, stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            returncode = proc.wait(timeout=self.start_timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise OperationFailed(f"the run supervisor did not start; see {log_path}") from None
+        if returncode != 0:
+            raise OperationFailed(f"the run supervisor failed (exit {returncode}); see {log_path}")
+
+    def _wait_started(self, status_path: Path, log_path: Path) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+
+        def written() -> bool:
+            found.update(procs.read_json(status_path) or {})
+            return bool(found)
+
+        if not procs.wait_until(written, self.start_timeout_s, interval=0.01):
+            raise OperationFailed(f"the run did not start within {self.start_timeout_s:g}s; see {log_path}")
+        return found
+
+    # -- status -----------------------------------------------------------------------
+
+    def status(self, handle: Handle) -> LaunchStatus:
+        status_path = Path(handle["status_path"])
+        if (recorded := _recorded_end(status_path)) is not None:
+            return _from_status_file(recorded)
+        if handle.get("host") not in (None, socket.gethostname()):
+            return LaunchStatus("running", started_at=handle.get("started_at"))   # cannot look
+        if self._alive(handle):
+            return LaunchStatus("running", started_at=handle.get("started_at"))
+        if (recorded := _recorded_end(status_path)) is not None:   # it may just have ended
+            return _from_status_file(recorded)
+        return LaunchStatus("crashed", started_at=handle.get("started_at"), ended_at=time.time())
+
+    @staticmethod
+    def _alive(handle: Handle) -> bool:
+        """The supervisor, or failing that the job itself (an orphan still counts as running)."""
+        return (procs.is_alive(handle.get("supervisor_pid"), handle.get("supervisor_start"))
+                or procs.is_alive(handle.get("pid"), handle.get("start_time")))
+
+    # -- cancel -----------------------------------------------------------------------
+
+    def cancel(self, handle: Handle) -> None:
+        if self.status(handle).ended:
+            return
+        Path(handle["cancel_path"]).touch()   # tells the supervisor the end is a kill
+        stop_group(handle["pgid"], self.grace_s)
+        self._await_end_record(handle)
+
+    @staticmethod
+    def _await_end_record(handle: Handle) -> None:
+        """Give the supervisor a moment to record the kill; record it ourselves if it is gone."""
+        status_path = Path(handle["status_path"])
+
+        def settled() -> bool:
+            return (_recorded_end(status_path) is not None
+                    or not procs.is_alive(handle.get("supervisor_pid"), handle.get("supervisor_start")))
+
+        procs.wait_until(settled, 5.0)
+        if _recorded_end(status_path) is None:
+            procs.write_json(status_path, {
+                "run_id": handle.get("run_id"), "state": "killed", "exit_code": None,
+                "started_at": handle.get("started_at"), "ended_at": time.time()})
+
+
+def stop_group(pgid: int, grace_s: float) -> None:
+    """SIGTERM the process group, then SIGKILL whatever is left after the grace period."""
+    procs.signal_group(pgid, signal.SIGTERM)
+    if procs.wait_until(lambda: not procs.group_alive(pgid), grace_s):
+        return
+    procs.signal_group(pgid, signal.SIGKILL)
+    procs.wait_until(lambda: not procs.group_alive(pgid), 5.0)
+
+
+def _recorded_end(status_path: Path) -> dict[str, Any] | None:
+    recorded = procs.read_json(status_path) or {}
+    return recorded if recorded.get("state") in END_STATES else None
+
+
+def _from_status_file(recorded: dict[str, Any]) -> LaunchStatus:
+    return LaunchStatus(recorded["state"], exit_code=recorded.get("exit_code"),
+                        ended_at=recorded.get("ended_at"), started_at=recorded.get("started_at"))

@@ -1,0 +1,87 @@
+"""Looking at processes through /proc, so a pid recorded before a restart is trusted only
+while it still names the same process (pids are reused)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+PROC = Path("/proc")
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (which may hold spaces)."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except (OSError, ValueError):
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def start_time(pid: int) -> int | None:
+    """When the process started, in clock ticks since boot; None when there is no such pid."""
+    fields = _stat_fields(pid)
+    return int(fields[19]) if fields else None
+
+
+def is_alive(pid: int | None, started: int | None) -> bool:
+    """True when `pid` runs, is not a zombie, and is the process that started at `started`."""
+    if not pid:
+        return False
+    fields = _stat_fields(pid)
+    if fields is None or fields[0] in ("Z", "X"):
+        return False
+    return started is None or int(fields[19]) == started
+
+
+def group_alive(pgid: int) -> bool:
+    """True while some live (non-zombie) process belongs to process group `pgid`."""
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def wait_until(done: Callable[[], bool], timeout: float, interval: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def exit_code(returncode: int) -> int:
+    """Popen's -N for "killed by signal N" as the shell reports it, 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write atomically, so a reader never sees half a file."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+TERM_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)

@@ -1,0 +1,89 @@
+"""The detached wrapper around a local run: `python -m bot.launchers.supervise '<json>'`.
+
+It forks once so the run belongs to no bot process (a bot restart neither kills nor loses
+it), starts the job's shell in its own process group with output appended to the log, and
+when the job ends writes the exit code and end time to the status file, then to the state
+store when it can. The status file is the record `LocalLauncher.status` trusts.
+
+The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
+state_db (optional).
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.launchers import procs
+
+
+def main(argv: list[str]) -> int:
+    spec = json.loads(argv[0])
+    if os.fork() > 0:
+        os._exit(0)   # the launcher waits for this; the job lives on in the grandchild
+    try:
+        status = supervise(spec)
+    except BaseException as exc:   # noqa: BLE001 - the status file must say the run ended
+        status = _end(spec, "crashed", None)
+        print(f"fix-and-relaunch supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
+    record_in_store(spec, status)
+    return 0
+
+
+def supervise(spec: dict[str, Any]) -> dict[str, Any]:
+    with open(spec["log_path"], "ab", buffering=0) as log:
+        child = subprocess.Popen([spec["shell"], "-c", spec["script"]], cwd=spec["cwd"],
+                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                 process_group=0)
+    _forward_termination(spec, child.pid)
+    status = {
+        "run_id": spec["run_id"], "state": "running", "started_at": time.time(),
+        "supervisor_pid": os.getpid(), "supervisor_start": procs.start_time(os.getpid()),
+        "pid": child.pid, "pgid": child.pid, "start_time": procs.start_time(child.pid),
+    }
+    procs.write_json(spec["status_path"], status)
+    code = procs.exit_code(child.wait())
+    if Path(spec["cancel_path"]).exists():
+        return _end(spec, "killed", code, status)
+    return _end(spec, "finished" if code == 0 else "failed", code, status)
+
+
+def _forward_termination(spec: dict[str, Any], pgid: int) -> None:
+    """Someone stopping the supervisor means to stop the job: pass it on, record a kill."""
+    def handler(signum: int, _frame: object) -> None:
+        Path(spec["cancel_path"]).touch()
+        procs.signal_group(pgid, signal.SIGTERM)
+
+    for signum in procs.TERM_SIGNALS:
+        signal.signal(signum, handler)
+
+
+def _end(spec: dict[str, Any], state: str, code: int | None,
+         status: dict[str, Any] | None = None) -> dict[str, Any]:
+    status = {**(status or procs.read_json(spec["status_path"]) or {"run_id": spec["run_id"]}),
+              "state": state, "exit_code": code, "ended_at": time.time()}
+    procs.write_json(spec["status_path"], status)
+    return status
+
+
+def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
+    """Best effort: the status file already holds the truth, the store is a convenience."""
+    db = spec.get("state_db")
+    if not db or not Path(db).exists():
+        return
+    from bot.state import StateStore   # only now: keeps the supervisor's start-up light
+    try:
+        StateStore(Path(db)).update_run(spec["run_id"], if_state=("queued", "running"),
+                                        state=status["state"], exit_code=status["exit_code"],
+                                        ended_at=status["ended_at"])
+    except Exception as exc:   # noqa: BLE001 - a run the store never knew, a locked db, …
+        print(f"fix-and-relaunch supervisor: state store not updated: {exc}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -96,9 +96,30 @@ def test_hard_killed_run_is_crashed_or_running_by_last_write(repo):
     assert read_run(run_dir, running_window=300, now=last_write + 60).state == "running"
 
 
-def test_hard_killed_run_log_tail_comes_from_the_records(repo, store):
+def test_hard_killed_run_log_tail(repo, store):
     run = read_run(repo[1]["killed"])
     assert store.log_tail(run, lines=2) == ["killed-run line 1", "killed-run line 2"]
+
+
+def test_log_tail_from_the_records_when_output_log_was_never_written(repo, store, tmp_path):
+    copy = _copy_run(repo[1]["killed"], tmp_path)
+    (copy / "files" / "output.log").write_text("")  # wandb-core died before writing it out
+    assert store.log_tail(read_run(copy), lines=2) == ["killed-run line 1", "killed-run line 2"]
+
+
+def test_finished_run_log_tail_prefers_output_log(repo, store, tmp_path):
+    copy = _copy_run(repo[1]["finished"], tmp_path)
+    (copy / "files" / "output.log").write_text("only line\n")
+    assert store.log_tail(read_run(copy), lines=5) == ["only line"]
+
+
+def test_killed_before_the_first_flush_is_crashed_with_the_folder_id(tmp_path):
+    git(tmp_path, "init", "-q")
+    run_dir = make_offline_run(tmp_path, config={"branch": "main"}, steps=[{"loss": 1.0}], hard_kill=True,
+                               flush_interval=60)
+    run = read_run(run_dir, running_window=0)
+    assert (run.state, run.steps, run.config, run.exit_code) == ("crashed", 0, {}, None)
+    assert run_dir.name.endswith("-" + run.id) and run.created_at is not None
 
 
 def test_runs_newest_first_and_get_by_id(repo, store):

@@ -36,7 +36,7 @@ sys.stdout.flush()
 for row in spec["steps"]:
     run.log(row)
 if spec["hard_kill"]:
-    time.sleep(spec["flush_interval"] * 10)  # let wandb-core flush what it has, then die unannounced
+    time.sleep(min(spec["flush_interval"] * 10, 1.0))  # let wandb-core flush (or not), then die unannounced
     os.kill(os.getpid(), signal.SIGKILL)
 if spec["crash"]:
     exec(compile(spec["crash"], "train.py", "exec"))
@@ -59,8 +59,11 @@ def make_offline_run(cwd: Path, *, config: Mapping | None = None, steps: Sequenc
     init, before the steps. crash: Python source run after the steps (an uncaught exception
     makes wandb record exit code 1 and the traceback in files/output.log). exit_code: the
     script's `sys.exit` status otherwise. hard_kill: SIGKILL itself after the steps, so the
-    run ends with no exit record; flush_interval (seconds between wandb-core's writes of the
-    .wandb log, 0.05 for a hard kill unless given) makes sure the steps reach the file.
+    run ends with no exit record. flush_interval: seconds between wandb-core's writes of the
+    .wandb log and output.log (wandb's default is 15). A hard kill waits ten of them (at most
+    a second) first; it defaults to 0.05, so the steps reach the files. A hard kill with a long
+    interval (say 60) dies before any flush, leaving a log with the file header only, as a
+    real job killed early does.
     """
     cwd = Path(cwd)
     if flush_interval is None and hard_kill:

@@ -21,9 +21,12 @@ from bot.runs.model import RunInfo
 from bot.runs.wandb_file import RecordReader
 
 try:
-    from bot.diagnosis.tail import tail_lines
-except ImportError:  # written by a colleague; the fallback keeps this module usable meanwhile
+    from bot.diagnosis.tail import clean_line, tail_lines
+except ImportError:  # written alongside this module; the fallbacks keep it usable meanwhile
     tail_lines = None
+
+    def clean_line(line: str) -> str:
+        return line.rstrip("\r").rsplit("\r", 1)[-1]
 
 RUNNING_WINDOW = 300.0  # seconds since the last write within which a run without an exit is "running"
 _FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9]+)$")
@@ -99,8 +102,9 @@ def read_history(run_dir: Path, rows: int = 10) -> list[dict]:
 
 
 def read_log_tail(run_dir: Path, lines: int = 200) -> list[str]:
-    """The last `lines` console lines: files/output.log, or the log's console records when
-    wandb-core died before writing output.log out (a hard-killed run)."""
+    """The last `lines` console lines: files/output.log, or, for a run that never recorded its
+    exit, the log's console records when they hold more (wandb-core died before writing
+    output.log out, as with a hard kill before its next flush)."""
     if lines <= 0:
         return []
     run_dir = Path(run_dir)
@@ -108,7 +112,8 @@ def read_log_tail(run_dir: Path, lines: int = 200) -> list[str]:
     size = output.stat().st_size if output.is_file() else 0
     log = run_log(run_dir)
     stat = log.stat()
-    if _scan(str(log), stat.st_size, stat.st_mtime_ns).console_bytes > size:
+    facts = _scan(str(log), stat.st_size, stat.st_mtime_ns)
+    if facts.exit_code is None and facts.console_bytes > size:
         return _console_tail(log, lines)
     return _tail(output, lines) if size else []
 
@@ -337,9 +342,9 @@ def _console_tail(log: Path, lines: int) -> list[str]:
         if kind not in ("output_raw", "output"):
             continue
         *done, partial = (partial + getattr(record, kind).line).split("\n")
-        last.extend(line.rstrip("\r") for line in done)
+        last.extend(clean_line(line) for line in done)
     if partial:
-        last.append(partial)
+        last.append(clean_line(partial))
     return list(last)
 
 
@@ -363,4 +368,7 @@ def _tail_fallback(path: Path, lines: int) -> list[str]:
             newlines += chunk.count(b"\n")
             end = start
     text = b"".join(reversed(chunks)).decode("utf-8", errors="replace")
-    return [line.rstrip("\r") for line in text.splitlines()][-lines:]
+    found = text.split("\n")
+    if found[-1] == "":
+        found.pop()  # the file ended with a newline
+    return [clean_line(line) for line in found[-lines:]]

@@ -114,6 +114,7 @@ class FakeWandb:
         self.projects: set[tuple[str, str]] = set()   # (entity, project); add_run adds its own
         self.requests: list[Request] = []
         self.delay = 0.0                 # seconds to stall each GraphQL answer (timeout tests)
+        self.honour_ranges = True        # False: answer file GETs in full, like a server ignoring Range
         self.extra_operations: dict[str, Callable[[dict], dict]] = {}  # name -> handler(variables)
         self._clock = 1_700_000_000.0
         self._httpd: ThreadingHTTPServer | None = None
@@ -123,7 +124,7 @@ class FakeWandb:
     def start(self) -> "FakeWandb":
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
-        threading.Thread(target=self._httpd.serve_forever, daemon=True).start()
+        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -231,12 +232,22 @@ class FakeWandb:
         run = self._run_for(variables, "runName")
         if run is None:
             return {"project": {"run": None}}
-        return {"project": {"run": {"parquetHistory": {"parquetUrls": [], "liveData": run.history}}}}
+        keys = variables.get("liveKeys") or []
+        live = [{k: row[k] for k in keys if k in row} for row in run.history]
+        return {"project": {"run": {"parquetHistory": {"parquetUrls": [], "liveData": live}}}}
 
     def _full_history(self, variables: dict) -> dict:
         run = self._run_for(variables)
         rows = run.history[-int(variables.get("samples") or 500):] if run else []
         return {"project": {"run": {"history": [json.dumps(r) for r in rows]} if run else None}}
+
+    def _sampled_history(self, variables: dict) -> dict:
+        # RunSampledHistory sends `specs`, wandb-core's SampledHistoryPage one `spec`.
+        run = self._run_for(variables) or self._run_for(variables, "run")
+        if run is None:
+            return {"project": {"run": None}}
+        specs = variables.get("specs") or [variables["spec"]]
+        return {"project": {"run": {"sampledHistory": [_sample(run.history, json.loads(s)) for s in specs]}}}
 
     def _console_log_tail(self, variables: dict) -> dict:
         run = self._run_for(variables, "runName")
@@ -305,11 +316,23 @@ _OPERATIONS: dict[str, Callable[..., dict]] = {
     "HistoryPage": FakeWandb._history_page,
     "RunParquetHistory": FakeWandb._parquet_history,
     "RunFullHistory": FakeWandb._full_history,
+    "RunSampledHistory": FakeWandb._sampled_history,
+    "SampledHistoryPage": FakeWandb._sampled_history,
     "RunConsoleLogTail": FakeWandb._console_log_tail,
     "RunConsoleLogPage": FakeWandb._console_log_page,
     "RunFiles": FakeWandb._run_files,
     "DeleteRun": FakeWandb._delete_run,
 }
+
+
+def _sample(history: list[dict], spec: dict) -> list[dict]:
+    """Rows that have every requested key, thinned evenly to `samples`, as W&B samples."""
+    keys = spec.get("keys") or []
+    rows = [{k: row[k] for k in keys} for row in history if all(k in row for k in keys)]
+    samples = int(spec.get("samples") or 500)
+    if len(rows) <= samples:
+        return rows
+    return [rows[round(i * (len(rows) - 1) / (samples - 1))] for i in range(samples)] if samples > 1 else rows[-1:]
 
 
 def _log_edge(number: int, line: str) -> dict:
@@ -407,7 +430,7 @@ def _handler_for(server: FakeWandb) -> type[BaseHTTPRequestHandler]:
             if data is None:
                 return self._send(404, b"not found", "text/plain")
             byte_range = re.fullmatch(r"bytes=(\d*)-(\d*)", self.headers.get("Range") or "")
-            if byte_range is None:
+            if byte_range is None or not server.honour_ranges:
                 return self._send(200, data, "text/plain")
             start, end = _range(byte_range, len(data))
             self._send(206, data[start:end + 1], "text/plain",

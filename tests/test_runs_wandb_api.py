@@ -169,6 +169,36 @@ def test_log_tail_falls_back_to_a_range_read_of_output_log(server):
     assert download.variables["range"] == "bytes=-262144"   # not the ~800 kB file
 
 
+def test_log_tail_fallback_keeps_only_the_tail_when_range_is_ignored(server):
+    server.add_run("r1", project=PROJECT, log="\n".join(f"log line number {i}" for i in range(40_000)))
+    server.extra_operations["RunConsoleLogTail"] = lambda variables: (_ for _ in ()).throw(GraphQLError("no"))
+    server.honour_ranges = False
+    store = make_store(server)
+
+    assert store.log_tail(store.get("r1"), lines=2) == ["log line number 39998", "log line number 39999"]
+
+
+def test_listing_follows_pages(server):
+    for i in range(55):
+        server.add_run(f"r{i:02d}", project=PROJECT, config={"branch": "b"})
+
+    runs = make_store(server, max_runs=60).runs("b")
+
+    assert [r.id for r in runs] == [f"r{i:02d}" for i in reversed(range(55))]
+    assert [r.variables["cursor"] for r in server.requests_for("Runs")] == [None, "50"]
+
+
+def test_fake_samples_history_like_the_client_expects(server):
+    import wandb
+
+    server.add_run("r1", project=PROJECT, history=[{"loss": float(i), "acc": i / 100} for i in range(100)])
+    api = wandb.Api(api_key=KEY, overrides={"base_url": server.url, "entity": server.entity}, timeout=10)
+
+    rows = api.run(f"{server.entity}/{PROJECT}/r1").history(keys=["loss"], samples=10, pandas=False)
+
+    assert len(rows) == 10 and rows[0] == {"_step": 0, "loss": 0.0} and rows[-1]["_step"] == 99
+
+
 def test_delete_removes_the_run(server):
     fake = server.add_run("r1", project=PROJECT, state="failed")
     store = make_store(server)

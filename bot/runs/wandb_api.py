@@ -173,12 +173,20 @@ def _output_log_tail(wandb_run: Any, lines: int, timeout: int) -> list[str]:
         return []
     request = urllib.request.Request(files[0].direct_url, headers={"Range": f"bytes=-{_FALLBACK_TAIL_BYTES}"})
     with urllib.request.urlopen(request, timeout=timeout) as response:
-        data = response.read(_FALLBACK_TAIL_BYTES)
-        partial = response.status == 206 and len(data) >= _FALLBACK_TAIL_BYTES
+        data = _last_bytes(response, _FALLBACK_TAIL_BYTES)
+        cut = response.status != 206 or "bytes 0-" not in (response.headers.get("Content-Range") or "")
     text = data.decode("utf-8", errors="replace").splitlines()
-    if partial and text:
+    if cut and len(data) >= _FALLBACK_TAIL_BYTES and text:
         text = text[1:]  # the first line was cut by the range
     return text[-lines:]
+
+
+def _last_bytes(response: Any, limit: int) -> bytes:
+    """At most the last `limit` bytes of a body, in bounded memory even if Range was ignored."""
+    tail = b""
+    while chunk := response.read(64 * 1024):
+        tail = (tail + chunk)[-limit:]
+    return tail
 
 
 def _is_timeout(exc: Exception) -> bool:

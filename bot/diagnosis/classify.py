@@ -1,0 +1,279 @@
+"""Classify a failed run from its log tail and history: an ordered, weighted rule table.
+
+Each rule is (category, pattern, weight). Patterns run over the log's message lines (frame and
+source lines of tracebacks are skipped: code can mention anything) and over every parsed
+exception (`Type: message`, chained ones included). A category scores the weight of its strongest
+matching rule; the highest score wins, ties go to the rule table's order. So a specific signal
+deep in a chained traceback (CUDA OOM, weight 10) beats the generic wrapper around it (any
+exception: code_error, weight 1), and a SIGTERM/preemption notice (infra, 8) beats the
+KeyboardInterrupt-like traceback it causes.
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bot.diagnosis.model import Diagnosis
+from bot.diagnosis.redact import redact, redact_lines
+from bot.diagnosis.tail import clean_line
+from bot.diagnosis.tracebacks import (ParsedTraceback, find_location, frame_line_indices,
+                                      normalize_lines, parse_normalized)
+
+RETRYABLE_BY_DEFAULT = {"infra"}
+
+
+@dataclass(frozen=True)
+class Rule:
+    category: str
+    pattern: re.Pattern
+    weight: float
+    retryable: bool | None = None  # None: the category's default
+    # Extra check against the traceback whose exception matched; such rules only see exceptions.
+    when: Callable[[re.Match, ParsedTraceback], bool] | None = None
+
+
+def _innermost_code(tb: ParsedTraceback) -> str:
+    return tb.frames[-1][3] if tb.frames else ""
+
+
+def _used_as_module(m: re.Match, tb: ParsedTraceback) -> bool:
+    """`NameError: name 'amp'` where the code does `amp.something`: an import that failed quietly."""
+    return bool(re.search(rf"\b{re.escape(m['name'])}\.\w", _innermost_code(tb)))
+
+
+def _config_lookup(m: re.Match, tb: ParsedTraceback) -> bool:
+    """A KeyError raised while indexing something config-like."""
+    return bool(re.search(r"(?i)\b(?:conf|config|cfg|hparams?|hp|args|opts?|params|settings|yaml|environ)\w*\b",
+                          _innermost_code(tb)))
+
+
+def R(category: str, pattern: str, weight: float, retryable: bool | None = None, when=None) -> Rule:
+    return Rule(category, re.compile(pattern), weight, retryable, when)
+
+
+RULES: tuple[Rule, ...] = (
+    # --- out of memory: device (CUDA/XLA/TF) and host
+    R("oom", r"(?i)CUDA out of memory|OutOfMemoryError|\b(?:HIP|MPS backend|XPU) out of memory|CUDA error: out of memory", 10),
+    R("oom", r"RESOURCE_EXHAUSTED|ResourceExhaustedError|Resource exhausted: OOM|OOM when allocating", 10),
+    R("oom", r"(?i)ran out of memory|out of memory (?:while|trying) to allocate|Out of memory: Killed process|oom[-_]kill|OOMKilled", 9),
+    R("oom", r"DefaultCPUAllocator: (?:can't|not enough memory)|\bstd::bad_alloc|\b_?ArrayMemoryError|^MemoryError\b|Cannot allocate memory", 8),
+    R("oom", r"killed by signal: Killed|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|<Signals\.SIGKILL: 9>|^Killed\s*$", 6),
+    # --- loss went NaN/inf
+    R("nan_loss", r"(?i)loss (?:became|is|was) (?:infinite or )?(?:nan|inf)|\bnan loss\b|Invalid loss, terminating training|"
+                  r"returned nan values|Tensor had (?:NaN|Inf) values|loss scale already at minimum", 9),
+    R("nan_loss", r"FloatingPointError|(?i:\bnon-finite (?:loss|values?|norm)|is non-finite|NaN or Inf found)", 8),
+    R("nan_loss", r"(?i)\bloss\w*['\"]?\s*[:=]\s*['\"]?(?:nan|[-+]?inf(?:inity)?)\b|reducing loss scale to \d(?:\.\d+)?e-\d{2,}", 7),
+    R("nan_loss", r"(?i)\b(?:nan|inf) (?:detected|encountered)|detected (?:nan|inf)\b|Gradient overflow\.\s+Skipping step", 5),
+    # --- tensor shapes
+    R("shape_error", r"(?i)size mismatch|shape mismatch|shapes? cannot be multiplied|Incompatible shapes|"
+                     r"The size of tensor \w+ \(\d+\) must match|Expected input batch_size|Sizes of tensors must match|"
+                     r"shape '\[[^\]]*\]' is invalid for input of size|Dimensions must be equal|"
+                     r"operands could not be broadcast|Shapes .{1,80} are incompatible|is incompatible with the layer|"
+                     r"Target size .{1,60} must be the same as input size|to have \d+ channels, but got|"
+                     r"Expected \d+D (?:\(unbatched\) or \d+D \(batched\) )?input|cannot reshape (?:array|tensor)|"
+                     r"matrices expected|dimension specified as -?\d+ but tensor has no dimensions", 8),
+    R("shape_error", r"(?i)Dimension out of range|index \d+ is out of bounds for dimension|input and target (?:shapes|sizes) do not match", 6),
+    # --- device, driver and kernel failures
+    R("device_error", r"(?i)illegal memory access|device-side assert|cuda runtime error|CUBLAS_STATUS_\w+|CUDNN_STATUS_\w+|"
+                      r"cuDNN error|no kernel image is available|CUDA driver version is insufficient|Found no NVIDIA driver|"
+                      r"NVIDIA driver on your system is too old|no CUDA GPUs are available|CUDA-capable device|"
+                      r"Torch not compiled with CUDA enabled|Expected all tensors to be on the same device|"
+                      r"Input type \(.{1,40}\) and weight type \(.{1,40}\) should be the same|unspecified launch failure|"
+                      r"misaligned address|CUDA_ERROR_\w+|CUDA unknown error", 8),
+    R("device_error", r"CUDA error|Assertion `.{1,120}` failed|cudaError\w*", 6),
+    # --- distributed runtime
+    R("distributed", r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out|"
+                     r"(?i:(?:NCCL|c10d|gloo|TCPStore|rendezvous)\b.{0,120}(?:timed out|timeout|Connection reset|"
+                     r"Connection refused|Broken pipe)|RendezvousTimeoutError|RendezvousConnectionError|DistNetworkError)", 9, True),
+    R("distributed", r"(?i)Address already in use|EADDRINUSE|errno: 98\b", 8, False),  # needs a new port, not a retry
+    R("distributed", r"ncclInternalError|ncclSystemError|ncclUnhandledCudaError|ncclInvalidUsage|ncclRemoteError|"
+                     r"DistBackendError|NCCL error|ProcessGroupNCCL|Expected to have finished reduction in the prior iteration|"
+                     r"failed to pass monitoredBarrier|Default process group has not been initialized|"
+                     r"environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected", 7),
+    R("distributed", r"ChildFailedError|Root Cause \(first observed failure\)|ProcessRaisedException|ProcessExitedException", 5),
+    R("distributed", r"torch\.distributed\.elastic.{0,80}failed \(exitcode|SignalException", 3),
+    # --- missing modules and broken environments
+    R("import_error", r"ModuleNotFoundError|No module named|cannot open shared object file|undefined symbol:|DLL load failed", 9),
+    R("import_error", r"ImportError|cannot import name", 8),
+    R("import_error", r"NameError: name '(?P<name>\w+)' is not defined", 7, when=_used_as_module),
+    R("import_error", r"AttributeError: module '[\w.]+' has no attribute|requires? (?:the )?`?[\w-]+(?:[<>=]=?[\d.]+)`?"
+                      r"(?: library)?(?:[:,.] Please| to be installed| but it was not found)|is not installed", 5),
+    # --- missing data, checkpoints, artifacts
+    R("config_error", r"can't open file '[^']+': \[Errno 2\]|No such file or directory:? '?[^'\s]*(?:conf|cfg)[^'\s]*\.(?:ya?ml|json|toml|ini|cfg)\b", 9),
+    R("data_not_found", r"FileNotFoundError|No such file or directory|\[Errno 2\]|NotADirectoryError|"
+                        r"num_samples should be a positive integer value, but got num_samples=0|EmptyDataError", 8),
+    R("data_not_found", r"(?i)(?:can't|cannot|could not|couldn't|unable to) (?:find|locate|open|load|read)\b.{0,120}"
+                        r"\b(?:files?|datasets?|data|checkpoints?|director(?:y|ies)|path|images?|artifacts?)\b|"
+                        r"does not contain artifact|(?:dataset|artifact|checkpoint)\b.{0,80}\b(?:doesn't|does not) exist|"
+                        r"RepositoryNotFoundError|EntryNotFoundError|is not a local folder and is not a valid model identifier", 7),
+    # --- configuration and command line
+    R("config_error", r"unrecognized arguments:|the following arguments are required|error: argument \S+|invalid choice:|"
+                      r"Some specified arguments are not used by the HfArgumentParser", 9),
+    R("config_error", r"ConfigAttributeError|ConfigKeyError|MissingMandatoryValue|Missing mandatory value|"
+                      r"ConfigCompositionException|InterpolationResolutionError|OverrideParseException|"
+                      r"Could not override '|Key '[^']+' (?:is )?not in struct|Could not find '[^']+' in the config|"
+                      r"omegaconf\.errors\.\w+|yaml\.(?:scanner|parser|constructor)\.\w+Error|"
+                      r"(?:Arguments|Config)\.__init__\(\) got an unexpected keyword argument", 8),
+    R("config_error", r"KeyError: .*", 6, when=_config_lookup),
+    R("config_error", r"InstantiationException|(?i:(?:unknown|unsupported|invalid) (?:model|optimizer|scheduler|config(?:uration)?) (?:name|type)?)", 5),
+    # --- infrastructure: node, disk, network, scheduler
+    R("infra", r"(?i)No space left on device|ENOSPC|\[Errno 28\]|Disk quota exceeded|EDQUOT", 9),
+    R("infra", r"(?i)DUE TO (?:PREEMPTION|NODE FAILURE|TIME LIMIT)|\bpreempt(?:ed|ion)\b|NODE_FAIL|node failure|"
+               r"(?<!closing signal )SIGTERM|got signal: 15\b|Signal 15\b|received signal 15|fallen off the bus|GPU is lost|"
+               r"uncorrectable ECC|ECC error|\bXid\b|Stale file handle|Input/output error|Read-only file system", 8),
+    R("infra", r"(?i)Bus error|SIGBUS|insufficient shared memory|out of shared memory|/dev/shm", 8),
+    R("infra", r"(?i)Segmentation fault|SIGSEGV|segfault|core dumped", 7),
+    R("infra", r"(?i)Network error|ReadTimeout|ConnectTimeout|ConnectionError|Connection (?:reset|refused|aborted)|"
+               r"Temporary failure in name resolution|Name or service not known|Max retries exceeded|"
+               r"\b50[234] (?:Server Error|Service Unavailable|Bad Gateway|Gateway Time-?out)|RemoteDisconnected|"
+               r"Error communicating with wandb", 7),
+    R("infra", r"wandb\.errors\.CommError|\btimed out\b", 4),
+)
+
+
+@dataclass
+class Match:
+    rule: Rule
+    text: str
+    index: int | None = None            # log line index, None for an exception-only match
+    traceback: ParsedTraceback | None = None
+
+
+def match_rules(lines: list[str], skip: set[int], tracebacks: list[ParsedTraceback]) -> list[Match]:
+    """Every (rule, line) and (rule, exception) match."""
+    found: list[Match] = []
+    for rule in RULES:
+        if rule.when is None:
+            found += [Match(rule, line, i) for i, line in enumerate(lines)
+                      if i not in skip and line and rule.pattern.search(line)]
+        for tb in tracebacks:
+            m = rule.pattern.search(tb.text) if tb.exc_type else None
+            if m and (rule.when is None or rule.when(m, tb)):
+                found.append(Match(rule, tb.text.split("\n", 1)[0], None, tb))
+    return found
+
+
+def best_category(matches: list[Match]) -> tuple[str, float, list[Match]] | None:
+    """The winning category, its score and its matches (strongest first)."""
+    if not matches:
+        return None
+    order = {r.category: n for n, r in reversed(list(enumerate(RULES)))}
+    scores: dict[str, float] = {}
+    for m in matches:
+        scores[m.rule.category] = max(scores.get(m.rule.category, 0), m.rule.weight)
+    category = max(scores, key=lambda c: (scores[c], -order.get(c, len(RULES))))
+    won = sorted((m for m in matches if m.rule.category == category), key=lambda m: -m.rule.weight)
+    return category, scores[category], won
+
+
+def retryable(category: str, matches: list[Match]) -> bool:
+    top = matches[0].rule if matches else None
+    if top is not None and top.retryable is not None:
+        return top.retryable
+    return category in RETRYABLE_BY_DEFAULT
+
+
+def nan_in_history(history: list[dict] | None, last: int = 5) -> str | None:
+    """A line describing a NaN/inf loss in the last history rows, or None."""
+    for row in reversed((history or [])[-last:]):
+        for key, value in row.items():
+            if "loss" in str(key).lower() and _not_finite(value):
+                step = row.get("_step", row.get("step", "?"))
+                return f"history step {step}: {key}={value}"
+    return None
+
+
+def _not_finite(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"nan", "inf", "-inf", "+inf", "infinity", "-infinity"}
+    try:
+        return isinstance(value, (int, float)) and not math.isfinite(value)
+    except TypeError:
+        return False
+
+
+# --- putting it together -------------------------------------------------------------------------
+
+_LABELS = {
+    "import_error": "Missing or broken import", "oom": "Out of memory", "nan_loss": "Loss became NaN/inf",
+    "data_not_found": "Data, checkpoint or artifact not found", "config_error": "Bad configuration or arguments",
+    "shape_error": "Tensor shape mismatch", "device_error": "GPU/device error", "distributed": "Distributed training failure",
+    "infra": "Infrastructure failure", "code_error": "Error in the training code", "unknown": "No failure cause found in the log",
+}
+_ANY_EXCEPTION = R("code_error", r".", 1)
+_HISTORY_NAN = R("nan_loss", r".", 9)
+_MAX_EVIDENCE = 6
+_MAX_CHARS = 300
+
+
+def diagnose_lines(lines: list[str], *, repo_root: Path | None = None, history: list[dict] | None = None,
+                   extra_secrets: Iterable[str] = ()) -> Diagnosis:
+    """Classify a failed run from its log lines (and history rows, when given)."""
+    norm = normalize_lines([clean_line(line) for line in lines])
+    tracebacks = parse_normalized(norm)
+    matches = match_rules(norm, frame_line_indices(norm), tracebacks)
+    nan_row = nan_in_history(history)
+    if nan_row:
+        matches.append(Match(_HISTORY_NAN, nan_row))
+    last_exc = next((tb for tb in reversed(tracebacks) if tb.exc_type), None)
+    if not matches and last_exc:
+        matches.append(Match(_ANY_EXCEPTION, last_exc.text.split("\n", 1)[0], None, last_exc))
+    best = best_category(matches)
+    if best is None:
+        return Diagnosis("unknown", False, summary=_LABELS["unknown"],
+                         location=find_location(list(reversed(tracebacks)), repo_root))
+    category, _score, won = best
+    tb = _chosen_traceback(won, tracebacks)
+    ordered = ([tb] if tb else []) + [t for t in reversed(tracebacks) if t is not tb]
+    location = find_location(ordered, Path(repo_root) if repo_root else None)
+    secrets = tuple(extra_secrets)
+    exception = None
+    if tb and tb.exc_type:
+        exception = {"type": tb.exc_type, "message": redact(tb.message[:2000], secrets)}
+    evidence = redact_lines(_evidence(won, norm), secrets)
+    summary = redact(_summary(category, exception, won, location), secrets)
+    return Diagnosis(category, retryable(category, won), exception, location, evidence, summary)
+
+
+def diagnose_text(text: str, **kwargs) -> Diagnosis:
+    return diagnose_lines(text.splitlines(), **kwargs)
+
+
+def _chosen_traceback(won: list[Match], tracebacks: list[ParsedTraceback]) -> ParsedTraceback | None:
+    """The exception that shows the winning signal: a worker's or torchrun's original first,
+    then the last matching one; without a match, the last exception (the root cause, usually)."""
+    hits = [m.traceback for m in won if m.traceback is not None]
+    for kind in ("worker", "torchrun"):
+        kind_hits = [t for t in hits if t.kind == kind]
+        if kind_hits:
+            return kind_hits[-1]
+    if hits:
+        return max(hits, key=tracebacks.index)
+    return next((t for t in reversed(tracebacks) if t.exc_type), tracebacks[-1] if tracebacks else None)
+
+
+def _evidence(won: list[Match], lines: list[str]) -> list[str]:
+    """The strongest few matching lines, in log order, without repeats."""
+    picked: dict[str, int] = {}
+    for m in won:
+        text = (lines[m.index] if m.index is not None else m.text).strip()
+        if text and text not in picked and len(picked) < _MAX_EVIDENCE:
+            picked[text] = m.index if m.index is not None else len(lines)
+    return [_clip(text) for text, _ in sorted(picked.items(), key=lambda kv: kv[1])]
+
+
+def _summary(category: str, exception: dict | None, won: list[Match], location: dict | None) -> str:
+    if exception:
+        detail = f"{exception['type']}: {exception['message']}".strip().split("\n", 1)[0]
+    else:
+        detail = won[0].text.strip() if won else ""
+    where = f" (at {location['file']}:{location['line']})" if location else ""
+    return _clip(f"{_LABELS[category]}: {detail}".rstrip(": ") + where, 240)
+
+
+def _clip(text: str, limit: int = _MAX_CHARS) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -1,0 +1,527 @@
+"""Git, through GitPython: one worktree per branch, commits of named paths, fast-forward pushes.
+
+Layout: each branch is worked on in `<repo>/.worktrees/<branch>` (a branch `a/b` is the nested
+folder `.worktrees/a/b`); `.worktrees/` is listed in `.git/info/exclude` so it never gets
+committed. In server mode one clone per repository lives under `state_dir/repos/<owner>/<repo>`
+with the same layout.
+
+Safety rules this module keeps:
+- a dirty worktree (uncommitted changes to tracked files) or a diverged branch is reported
+  (OperationFailed), never reset; untracked files (run outputs such as `wandb/`) are not "dirty";
+- only the branch asked for is ever changed, locally and on the remote; pushes are fast-forward
+  only (no `+` refspec, no `--force`);
+- an installation token in a clone URL is never written to `.git/config` nor put on a command
+  line: it travels as an HTTP header through `GIT_CONFIG_*` environment variables, and every
+  error text is stripped of `https://user:token@` userinfo (and of the token itself).
+"""
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import git
+
+from bot.branch_doc import doc_path
+from bot.errors import BadInput, OperationFailed
+
+WORKTREES_DIR = ".worktrees"
+EXCLUDE_LINE = "/.worktrees/"
+BOT_NAME = "fix-and-relaunch[bot]"
+BOT_EMAIL = "fix-and-relaunch[bot]@users.noreply.github.com"
+NETWORK_TIMEOUT_S = 300
+DEFAULT_MAX_DIFF_BYTES = 60_000
+
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
+_OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_REJECTED = ("[rejected]", "(fetch first)", "(non-fast-forward)", "(stale info)")
+
+
+class PushRejected(OperationFailed):
+    """The remote refused a fast-forward push: the branch moved on the remote meanwhile."""
+
+
+class NothingToCommit(OperationFailed):
+    """The given paths hold no change against the branch's last commit."""
+
+
+def strip_credentials(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """`https://user:token@host` → `https://host`, and any known secret value → `***`."""
+    text = _USERINFO.sub(r"\1", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+@dataclass(frozen=True)
+class _Remote:
+    """A remote URL without credentials, and the environment that authenticates to it."""
+    url: str | None
+    env: dict[str, str]
+    secrets: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, url: str | None) -> "_Remote":
+        if not url:
+            return cls(None, {}, ())
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or parts.password is None:
+            return cls(strip_credentials(url), {}, ())
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+        user, password = unquote(parts.username or ""), unquote(parts.password)
+        basic = base64.b64encode(f"{user}:{password}".encode()).decode()
+        # Scoped to this host; an environment variable is neither persisted nor shown by `ps`.
+        env = _config_env({f"http.{parts.scheme}://{host}/.extraheader": f"AUTHORIZATION: basic {basic}"})
+        return cls(clean, env, (password, basic))
+
+
+def _config_env(values: dict[str, str]) -> dict[str, str]:
+    env = {"GIT_CONFIG_COUNT": str(len(values)), "GIT_TERMINAL_PROMPT": "0"}
+    for i, (key, value) in enumerate(values.items()):
+        env[f"GIT_CONFIG_KEY_{i}"] = key
+        env[f"GIT_CONFIG_VALUE_{i}"] = value
+    return env
+
+
+@dataclass(frozen=True)
+class _Result:
+    code: int
+    out: str
+    err: str
+
+
+def _run(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True,
+         secrets: tuple[str, ...] = (), timeout: float | None = None) -> _Result:
+    """Run `git <args>` in `cwd`; on failure raise OperationFailed with git's (redacted) stderr."""
+    code, out, err = git.Git(str(cwd)).execute(
+        ["git", *args], with_extended_output=True, with_exceptions=False, env=env,
+        strip_newline_in_stdout=False, kill_after_timeout=timeout,
+    )
+    result = _Result(code, out, err)
+    if check and code != 0:
+        raise OperationFailed(f"git {args[0]} failed: {_one_line(result.err or result.out, secrets)}")
+    return result
+
+
+def _one_line(text: str, secrets: tuple[str, ...] = ()) -> str:
+    return " ".join(strip_credentials(text, secrets).split()) or "no output"
+
+
+def check_branch_name(branch: str) -> str:
+    """Return `branch` if git accepts it as a branch name and it stays under `.worktrees/`."""
+    if not isinstance(branch, str) or not branch or branch.startswith(("-", "+")) or "@{" in branch \
+            or branch == "HEAD" or "\\" in branch or any(ord(c) < 32 for c in branch):
+        raise BadInput(f"invalid branch name: {branch!r}")
+    result = _run(Path("/"), "check-ref-format", "--branch", branch, check=False)
+    if result.code != 0 or result.out.strip() != branch:
+        raise BadInput(f"invalid branch name: {branch!r}")
+    if any(part in ("", ".", "..") for part in branch.split("/")):
+        raise BadInput(f"invalid branch name: {branch!r}")
+    return branch
+
+
+def clone_for_server(state_dir: Path, owner_repo: str, clone_url: str) -> Path:
+    """The bot's clone of `owner/repo` under `state_dir/repos/`: cloned if missing, else fetched.
+
+    The clone keeps no local branches and a detached HEAD, so any branch can get its worktree.
+    """
+    if not _OWNER_REPO.match(owner_repo) or any(p in (".", "..") for p in owner_repo.split("/")):
+        raise BadInput(f"invalid repository name: {owner_repo!r}")
+    remote = _Remote.parse(clone_url)
+    dest = Path(state_dir) / "repos" / owner_repo
+    if (dest / ".git").exists():
+        _run(dest, "remote", "set-url", "origin", remote.url)
+        _run(dest, "fetch", "--quiet", "--prune", "origin", env=remote.env, secrets=remote.secrets,
+             timeout=NETWORK_TIMEOUT_S)
+        _run(dest, "worktree", "prune")
+        return dest
+    if dest.exists() and any(dest.iterdir()):
+        raise OperationFailed(f"{dest} exists and is not a git clone; move it away")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    _run(dest.parent, "clone", "--quiet", "--no-checkout", "--", remote.url, dest.name,
+         env=remote.env, secrets=remote.secrets, timeout=NETWORK_TIMEOUT_S)
+    _detach_and_drop_local_branch(dest)
+    Workspace(dest).exclude_worktrees()
+    return dest
+
+
+def _detach_and_drop_local_branch(clone: Path) -> None:
+    head = _run(clone, "symbolic-ref", "--quiet", "HEAD", check=False).out.strip()
+    sha = _run(clone, "rev-parse", "--verify", "--quiet", "HEAD", check=False).out.strip()
+    if not head or not sha:
+        return  # empty repository: nothing checked out
+    _run(clone, "update-ref", "--no-deref", "HEAD", sha)
+    _run(clone, "update-ref", "-d", head)
+
+
+class Workspace:
+    """The branches of one repository, each in its own worktree under `<repo>/.worktrees/`.
+
+    `auth_url` (server mode) is the clone URL carrying the installation token; it authenticates
+    fetch and push for this object's lifetime without being stored anywhere.
+    """
+
+    def __init__(self, repo: Path, remote: str = "origin", auth_url: str | None = None) -> None:
+        self.remote = remote
+        self._auth = _Remote.parse(auth_url)
+        self.root = self._main_worktree(Path(repo))
+
+    # -- worktrees -------------------------------------------------------------------------
+
+    def worktree_path(self, branch: str) -> Path:
+        check_branch_name(branch)
+        base = (self.root / WORKTREES_DIR).resolve()
+        path = (base / branch).resolve()
+        if base not in path.parents:
+            raise BadInput(f"invalid branch name: {branch!r} (leaves {WORKTREES_DIR}/)")
+        return path
+
+    def worktree(self, branch: str, *, pull: bool = True) -> Path:
+        """The branch's worktree: created (or recreated) if missing, fast-forwarded if `pull`."""
+        path = self.worktree_path(branch)
+        self.exclude_worktrees()
+        if pull or not self._has_local(branch):
+            self.fetch(branch)
+        if not self._is_worktree(path):
+            self._create_worktree(branch, path)
+        self._check_on_branch(branch, path)
+        self._check_clean(branch, path)
+        if pull:
+            self._fast_forward(branch, path)
+        return path
+
+    def remove_worktree(self, branch: str) -> None:
+        """Remove the branch's worktree (e.g. its PR closed); the branch itself is kept.
+
+        Refused when tracked files have uncommitted changes; untracked run outputs go with it.
+        """
+        path = self.worktree_path(branch)
+        if self._is_worktree(path):
+            self._check_clean(branch, path)
+            self._git("worktree", "remove", "--force", str(path))
+        self._git("worktree", "prune")
+
+    def exclude_worktrees(self) -> None:
+        """List `.worktrees/` in the common git dir's info/exclude, once."""
+        common = Path(self._git("rev-parse", "--git-common-dir").strip())
+        exclude = (self.root / common if not common.is_absolute() else common) / "info" / "exclude"
+        text = exclude.read_text() if exclude.exists() else ""
+        if EXCLUDE_LINE in text.splitlines():
+            return
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not text or text.endswith("\n") else "\n"
+        exclude.write_text(f"{text}{sep}{EXCLUDE_LINE}\n")
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def head(self, branch: str) -> str:
+        """The commit the branch's worktree is at (the local branch when it has no worktree)."""
+        path = self.worktree_path(branch)
+        if self._is_worktree(path):
+            return _run(path, "rev-parse", "HEAD").out.strip()
+        return self._git("rev-parse", "--verify", self._ref(branch) + "^{commit}").strip()
+
+    def is_ancestor(self, commit: str, branch: str) -> bool:
+        """Whether `commit` is in the branch's history; False for unknown commits."""
+        if not commit or commit.startswith("-"):
+            return False
+        try:
+            ref = self._ref(branch)
+        except BadInput:
+            return False
+        return _run(self.root, "merge-base", "--is-ancestor", commit, ref, check=False).code == 0
+
+    def base_branch(self, branch: str) -> str | None:
+        """The remote's default branch (origin/HEAD), else main or master; None if it is `branch`."""
+        head = self._git("symbolic-ref", "--quiet", f"refs/remotes/{self.remote}/HEAD", check=False).strip()
+        prefix = f"refs/remotes/{self.remote}/"
+        candidates = [head[len(prefix):]] if head.startswith(prefix) else ["main", "master"]
+        for name in candidates:
+            if self._find_ref(name) and name != branch:
+                return name
+        return None
+
+    def diff_against_base(self, branch: str, max_bytes: int = DEFAULT_MAX_DIFF_BYTES) -> str:
+        """The experiment's own change, `git diff base...branch`, cut at `max_bytes`."""
+        base = self.base_branch(branch)
+        if base is None:
+            return ""
+        diff = self._git("diff", "--no-color", "--no-ext-diff", f"{self._ref(base)}...{self._ref(branch)}")
+        data = diff.encode("utf-8", "surrogateescape")
+        if len(data) <= max_bytes:
+            return diff
+        cut = data[:max_bytes].decode("utf-8", "ignore")
+        return f"{cut}\n[diff truncated: {max_bytes} of {len(data)} bytes shown]\n"
+
+    def file_at(self, ref: str, path: str) -> str | None:
+        """The content of `path` at `ref` (a branch, local or remote-only, or a commit); None if absent."""
+        if not ref or ref.startswith("-") or not path or path.startswith(("/", "-")):
+            raise BadInput(f"invalid ref or path: {ref!r} {path!r}")
+        resolved = self._find_ref(ref) or ref
+        result = _run(self.root, "cat-file", "blob", f"{resolved}:{path}", check=False)
+        if result.code != 0:
+            return None
+        return result.out.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+    def commits_by_bot(self, branch: str, marker: str = "Fix: ") -> list[str]:
+        """The branch's own commits (not on its base) whose subject starts with `marker`, newest first."""
+        return [sha for sha, subject, _ in self._own_commits(branch) if subject.startswith(marker)]
+
+    def reverted_bot_fixes(self, branch: str, marker: str = "Fix: ") -> list[str]:
+        """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file
+        the fix changed (its docs page aside) is back to its content before the fix."""
+        commits = self._own_commits(branch)
+        reverted = {m.group(1) for _, subject, body in commits if subject.startswith("Revert ")
+                    for m in _REVERTS.finditer(body)}
+        tip = self._ref(branch)
+        result = []
+        for sha, subject, _ in commits:
+            if not subject.startswith(marker):
+                continue
+            if any(sha.startswith(r) for r in reverted) or self._undone(sha, tip, branch):
+                result.append(sha)
+        return result
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def commit(self, branch: str, paths: list[str], message: str, author: str | None = None) -> str:
+        """Commit exactly `paths` (new, changed or deleted) on the branch's worktree; return the sha."""
+        path = self._existing_worktree(branch)
+        if not paths:
+            raise BadInput("commit needs at least one path")
+        for rel in paths:
+            self._check_inside(path, rel)
+        lit = ("--literal-pathspecs",)
+        _run(path, *lit, "add", "--", *paths)
+        if _run(path, *lit, "diff", "--cached", "--quiet", "HEAD", "--", *paths, check=False).code == 0:
+            raise NothingToCommit(f"nothing to commit on {branch}: {', '.join(paths)} unchanged")
+        args = ["commit", "--quiet", "--only", "-m", message]
+        if author:
+            args += ["--author", author]
+        _run(path, *lit, *args, "--", *paths, env=self._identity_env(path))
+        return _run(path, "rev-parse", "HEAD").out.strip()
+
+    def fetch(self, branch: str) -> bool:
+        """Update `<remote>/<branch>` from the remote; False when the remote has no such branch."""
+        check_branch_name(branch)
+        refspec = f"+refs/heads/{branch}:refs/remotes/{self.remote}/{branch}"
+        result = self._remote_git("fetch", "--quiet", "--no-tags", self._remote_target(), refspec, check=False)
+        if result.code == 0:
+            return True
+        if "couldn't find remote ref" in result.err:
+            return False
+        raise OperationFailed(f"git fetch failed: {_one_line(result.err, self._auth.secrets)}")
+
+    def push(self, branch: str) -> None:
+        """Fast-forward the remote branch to the local one; PushRejected if the remote moved on."""
+        check_branch_name(branch)
+        refspec = f"refs/heads/{branch}:refs/heads/{branch}"
+        if refspec.startswith("+") or "--force" in refspec:
+            raise BadInput(f"refusing to force-push {branch!r}")
+        result = self._remote_git("push", "--porcelain", self._remote_target(), refspec, check=False)
+        text = _one_line(f"{result.out}\n{result.err}", self._auth.secrets)
+        if result.code == 0:
+            if self._remote_target() != self.remote:
+                self._fetch_quietly(branch)
+            return
+        if any(marker in text for marker in _REJECTED):
+            raise PushRejected(f"push of {branch} rejected, the remote branch moved on: {text}")
+        raise OperationFailed(f"git push of {branch} failed: {text}")
+
+    def rebase_onto_remote(self, branch: str, paths_that_must_be_unchanged: list[str]) -> bool:
+        """After a rejected push: replay our commits onto `<remote>/<branch>` and return True,
+        unless the remote changed one of the given paths or the replay conflicts; then the
+        branch and its worktree are left exactly as they were and the answer is False."""
+        path = self._existing_worktree(branch)
+        self._check_clean(branch, path)
+        if not self.fetch(branch):
+            raise OperationFailed(f"{branch} no longer exists on {self.remote}")
+        upstream = f"refs/remotes/{self.remote}/{branch}"
+        ours = _run(path, "rev-parse", "HEAD").out.strip()
+        base = _run(path, "merge-base", ours, upstream).out.strip()
+        if base == _run(path, "rev-parse", upstream).out.strip():
+            return True  # the remote did not move past us: nothing to replay
+        if paths_that_must_be_unchanged and _run(
+                path, "--literal-pathspecs", "diff", "--quiet", base, upstream, "--",
+                *paths_that_must_be_unchanged, check=False).code != 0:
+            return False
+        return self._replay(branch, path, ours, upstream)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _main_worktree(self, repo: Path) -> Path:
+        if not repo.is_dir():
+            raise BadInput(f"not a directory: {repo}")
+        result = _run(repo, "worktree", "list", "--porcelain", check=False)
+        if result.code != 0:
+            raise BadInput(f"not a git repository: {repo}")
+        first = result.out.split("\n", 1)[0]
+        return Path(first[len("worktree "):]).resolve() if first.startswith("worktree ") else repo.resolve()
+
+    def _git(self, *args: str, check: bool = True) -> str:
+        return _run(self.root, *args, check=check).out
+
+    def _remote_git(self, *args: str, check: bool = True) -> _Result:
+        return _run(self.root, *args, env=self._auth.env, check=check, secrets=self._auth.secrets,
+                    timeout=NETWORK_TIMEOUT_S)
+
+    def _remote_target(self) -> str:
+        # The remote's name keeps its configured URL; a token URL is used as its clean form.
+        if self._auth.url and self._auth.url != self._configured_url():
+            return self._auth.url
+        return self.remote
+
+    def _configured_url(self) -> str:
+        return self._git("config", "--get", f"remote.{self.remote}.url", check=False).strip()
+
+    def _fetch_quietly(self, branch: str) -> None:
+        # Keep <remote>/<branch> in step after a push to an explicit URL.
+        try:
+            self.fetch(branch)
+        except OperationFailed:
+            pass
+
+    def _find_ref(self, name: str) -> str | None:
+        for ref in (f"refs/heads/{name}", f"refs/remotes/{self.remote}/{name}"):
+            if self._git("rev-parse", "--verify", "--quiet", ref, check=False).strip():
+                return ref
+        return None
+
+    def _ref(self, branch: str) -> str:
+        check_branch_name(branch)
+        ref = self._find_ref(branch)
+        if ref is None:
+            raise BadInput(f"no branch {branch!r} here or on {self.remote}")
+        return ref
+
+    def _is_worktree(self, path: Path) -> bool:
+        if not (path / ".git").exists():
+            return False
+        listing = self._git("worktree", "list", "--porcelain")
+        return f"worktree {path}" in listing.splitlines()
+
+    def _existing_worktree(self, branch: str) -> Path:
+        path = self.worktree_path(branch)
+        if not self._is_worktree(path):
+            raise OperationFailed(f"{branch} has no worktree at {path}; call worktree() first")
+        return path
+
+    def _has_local(self, branch: str) -> bool:
+        return bool(self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip())
+
+    def _create_worktree(self, branch: str, path: Path) -> None:
+        self._git("worktree", "prune")  # forget worktrees whose folder was deleted
+        if path.exists() and any(path.iterdir()):
+            raise OperationFailed(f"{path} exists but is not a worktree of {branch}; move it away")
+        if self._has_local(branch):
+            self._checked_out_elsewhere(branch)
+            self._git("worktree", "add", "--quiet", str(path), branch)
+            return
+        tracking = f"refs/remotes/{self.remote}/{branch}"
+        if not self._git("rev-parse", "--verify", "--quiet", tracking, check=False).strip():
+            raise BadInput(f"no branch {branch!r} here or on {self.remote}")
+        self._git("worktree", "add", "--quiet", "--track", "-b", branch, str(path), f"{self.remote}/{branch}")
+
+    def _checked_out_elsewhere(self, branch: str) -> None:
+        lines = self._git("worktree", "list", "--porcelain").splitlines()
+        current = None
+        for line in lines:
+            if line.startswith("worktree "):
+                current = line[len("worktree "):]
+            elif line == f"branch refs/heads/{branch}":
+                raise OperationFailed(
+                    f"{branch} is checked out at {current}; switch that checkout to another branch "
+                    f"so the bot can work on {branch} in {WORKTREES_DIR}/")
+
+    def _check_on_branch(self, branch: str, path: Path) -> None:
+        head = _run(path, "symbolic-ref", "--quiet", "HEAD", check=False).out.strip()
+        if head != f"refs/heads/{branch}":
+            state = head or "a detached HEAD"
+            raise OperationFailed(f"worktree {path} is on {state}, not {branch}; left as it is")
+
+    def _check_clean(self, branch: str, path: Path) -> None:
+        status = _run(path, "status", "--porcelain", "--untracked-files=no").out
+        if status.strip():
+            files = ", ".join(line[3:] for line in status.splitlines()[:5])
+            raise OperationFailed(f"worktree of {branch} is dirty (uncommitted changes: {files}); "
+                                  "commit or discard them, the bot does not reset them")
+
+    def _fast_forward(self, branch: str, path: Path) -> None:
+        fields = self._git("for-each-ref", "--format=%(upstream)%00%(upstream:remotename)%00%(upstream:remoteref)",
+                           f"refs/heads/{branch}").strip().split("\0")
+        if len(fields) != 3 or not fields[0]:
+            return  # no upstream: nothing to pull
+        upstream = fields[0]  # fetched by worktree() when it is <remote>/<branch>
+        counts = _run(path, "rev-list", "--left-right", "--count", f"HEAD...{upstream}").out.split()
+        ahead, behind = int(counts[0]), int(counts[1])
+        if ahead and behind:
+            raise OperationFailed(
+                f"{branch} has diverged from {upstream}: {ahead} local commit(s) not on the remote and "
+                f"{behind} remote commit(s) not local; reconcile them by hand, the bot does not reset")
+        if behind:
+            _run(path, "merge", "--ff-only", "--quiet", upstream)
+
+    def _check_inside(self, worktree: Path, rel: str) -> None:
+        target = (worktree / rel).resolve()
+        if not rel or rel.startswith("-") or Path(rel).is_absolute() or worktree not in target.parents:
+            raise BadInput(f"path outside the worktree: {rel!r}")
+
+    def _identity_env(self, path: Path) -> dict[str, str]:
+        """The bot's identity where the repository has none configured (e.g. on a server)."""
+        name = _run(path, "config", "user.name", check=False).out.strip()
+        email = _run(path, "config", "user.email", check=False).out.strip()
+        if name and email:
+            return {}
+        return {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+                "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
+
+    def _replay(self, branch: str, path: Path, ours: str, upstream: str) -> bool:
+        """Cherry-pick our commits onto `upstream` on a detached HEAD; move the branch only at the end."""
+        picks = [line[2:] for line in _run(path, "cherry", upstream, ours).out.splitlines() if line.startswith("+ ")]
+        env = self._identity_env(path)
+        _run(path, "checkout", "--quiet", "--detach", upstream)
+        try:
+            if picks and _run(path, "cherry-pick", "--allow-empty", *picks, env=env, check=False).code != 0:
+                _run(path, "cherry-pick", "--abort", check=False)
+                self._back_to(branch, path)
+                return False
+            new = _run(path, "rev-parse", "HEAD").out.strip()
+            # Compare-and-swap: fails if the branch moved since we read it.
+            _run(path, "update-ref", "-m", "fix-and-relaunch: replay onto remote", f"refs/heads/{branch}", new, ours)
+        except BaseException:
+            self._back_to(branch, path)
+            raise
+        self._back_to(branch, path)
+        return True
+
+    def _back_to(self, branch: str, path: Path) -> None:
+        _run(path, "checkout", "--quiet", branch, "--")
+
+    def _own_commits(self, branch: str) -> list[tuple[str, str, str]]:
+        """(sha, subject, body) of the branch's commits not on its base, newest first."""
+        tip = self._ref(branch)
+        base = self.base_branch(branch)
+        span = f"{self._ref(base)}..{tip}" if base else tip
+        out = self._git("log", "--max-count=500", "--format=%H%x00%s%x00%b%x1e", span)
+        commits = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\0")
+            if len(fields) == 3:
+                commits.append((fields[0], fields[1], fields[2]))
+        return commits
+
+    def _undone(self, sha: str, tip: str, branch: str) -> bool:
+        parents = self._git("rev-list", "--parents", "-n", "1", sha).split()
+        if len(parents) != 2:
+            return False  # root or merge commit: not a bot fix
+        files = [f for f in self._git("diff-tree", "--no-commit-id", "--name-only", "-r", sha).splitlines()
+                 if f and f != doc_path(branch)]
+        if not files:
+            return False
+        return _run(self.root, "--literal-pathspecs", "diff", "--quiet", parents[1], tip, "--", *files,
+                    check=False).code == 0

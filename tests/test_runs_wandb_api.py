@@ -133,6 +133,15 @@ def test_history_asks_only_for_the_last_steps(server):
     assert not server.requests_for("RunFullHistory")
 
 
+def test_history_sees_steps_logged_after_the_run_was_read(server):
+    fake = server.add_run("r1", project=PROJECT, state="running", history=[{"loss": 1.0}] * 3)
+    store = make_store(server)
+    run = store.get("r1")
+    fake.history.extend({"_step": step, "loss": 0.5} for step in range(3, 8))
+
+    assert [r["_step"] for r in store.history(run, rows=2)] == [6, 7]
+
+
 def test_history_of_a_run_without_steps_is_empty(server):
     server.add_run("r1", project=PROJECT)
     store = make_store(server)

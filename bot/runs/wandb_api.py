@@ -60,12 +60,15 @@ class WandbApiRunStore:
         return found[0]
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
-        last_step = _last_step(run)
-        if rows <= 0 or last_step < 0:
+        if rows <= 0:
             return []
-        first = max(0, last_step - rows + 1)
         with self._calling(f"reading the history of run {run.id}"):
-            scan = self._wandb_run(run).scan_history(min_step=first, page_size=rows)
+            wandb_run = self._wandb_run(run)
+            # The live last step (a running run moves on); the summary's when the server has none.
+            last_step = max(wandb_run.lastHistoryStep, _last_step(run))
+            if last_step < 0:
+                return []
+            scan = wandb_run.scan_history(min_step=max(0, last_step - rows + 1), page_size=rows)
             return list(scan)[-rows:]
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:

@@ -7,6 +7,7 @@ the state of a run with no exit record depends on the clock and is worked out pe
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import time
@@ -48,7 +49,6 @@ class _Facts:
     exit_code: int | None = None
     rows: int = 0
     console_bytes: int = 0
-    error: str | None = None
 
 
 def read_run(run_dir: Path, *, branch_key: str = "branch", running_window: float = RUNNING_WINDOW,
@@ -57,7 +57,7 @@ def read_run(run_dir: Path, *, branch_key: str = "branch", running_window: float
     run_dir = Path(run_dir)
     log = run_log(run_dir)
     stat = log.stat()
-    facts = _scan(str(log), stat.st_size, stat.st_mtime_ns)
+    facts = _facts(log, stat)
     folder_time, folder_id = _folder_name_parts(run_dir.name)
     updated_at = max([stat.st_mtime] + _mtimes(run_dir / "files" / "output.log"))
     now = time.time() if now is None else now
@@ -111,8 +111,7 @@ def read_log_tail(run_dir: Path, lines: int = 200) -> list[str]:
     output = run_dir / "files" / "output.log"
     size = output.stat().st_size if output.is_file() else 0
     log = run_log(run_dir)
-    stat = log.stat()
-    facts = _scan(str(log), stat.st_size, stat.st_mtime_ns)
+    facts = _facts(log, log.stat())
     if facts.exit_code is None and facts.console_bytes > size:
         return _console_tail(log, lines)
     return _tail(output, lines) if size else []
@@ -215,18 +214,21 @@ def _state(exit_code: int | None, updated_at: float, now: float, window: float) 
     return "running" if now - updated_at <= window else "crashed"
 
 
+def _facts(log: Path, stat: os.stat_result) -> _Facts:
+    return _scan(str(log), stat.st_size, stat.st_mtime_ns)
+
+
 @lru_cache(maxsize=1024)
 def _scan(path: str, size: int, mtime_ns: int) -> _Facts:
     """Fold a run log's records into _Facts; size and mtime are only the cache key."""
     state: dict = {"config": {}, "summary": {}, "rows": 0, "console_bytes": 0}
-    reader = RecordReader(Path(path))
-    for record in reader:
+    for record in RecordReader(Path(path)):
         handler = _HANDLERS.get(record.WhichOneof("record_type"))
         if handler:
             handler(getattr(record, record.WhichOneof("record_type")), state)
     config = {k: _unwrap(v) for k, v in state.pop("config").items() if k != "_wandb"}
     summary = {k: v for k, v in state.pop("summary").items() if k != "_wandb"}
-    return _Facts(config=config, summary=summary, error=reader.error, **state)
+    return _Facts(config=config, summary=summary, **state)
 
 
 def _on_run(run, state: dict) -> None:

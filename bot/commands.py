@@ -1,0 +1,122 @@
+"""One function per command: open what it needs, call the module that does the work, print."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from bot.cli import print_json
+from bot.config import Settings
+from bot.context import RepoContext
+from bot.errors import BadInput
+from bot import render
+
+
+def diagnose(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.diagnosis import diagnose_lines, tail_lines
+
+    if args.log is not None:
+        if not args.log.is_file():
+            raise BadInput(f"no such log file: {args.log}")
+        diagnosis = diagnose_lines(tail_lines(args.log, 400), extra_secrets=settings.secrets())
+        print_json(diagnosis.to_json()) if args.json else print(render.diagnosis(diagnosis))
+        return 0
+    if not args.branch:
+        raise BadInput("diagnose needs --branch (or --log FILE)")
+    ctx = RepoContext.open(settings, args.repo)
+    report = render.inspect_latest_failed(ctx, args.branch)
+    print_json(report.to_json()) if args.json else print(report.text())
+    return 0
+
+
+def history(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rows < 1:
+        raise BadInput("--rows must be at least 1")
+    ctx = RepoContext.open(settings, args.repo)
+    runs = ctx.runs(args.branch)
+    run = runs.latest(args.branch)
+    rows = runs.history(run, args.rows)
+    if args.json:
+        print_json({"run": run.to_json(), "rows": rows})
+    else:
+        print(f"run {run.id} ({run.state}, {run.steps} steps)")
+        print(render.table(rows))
+    return 0
+
+
+def runs(args: argparse.Namespace, settings: Settings) -> int:
+    ctx = RepoContext.open(settings, args.repo)
+    found = ctx.runs(args.branch).runs(args.branch, state=args.state)
+    if args.json:
+        print_json([run.to_json() for run in found])
+    else:
+        print(render.runs_table(found))
+    return 0
+
+
+def delete_run(args: argparse.Namespace, settings: Settings) -> int:
+    ctx = RepoContext.open(settings, args.repo)
+    runs = ctx.runs(args.branch)
+    failed = [run for run in runs.runs(args.branch) if run.state in ("failed", "crashed")]
+    if not failed:
+        raise BadInput(f"branch '{args.branch}' has no failed run to delete")
+    runs.delete(failed[0])
+    print(f"deleted run {failed[0].id} ({failed[0].state})")
+    return 0
+
+
+def launch(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.launch import launch_branch, wait_for
+
+    ctx = RepoContext.open(settings, args.repo)
+    record = launch_branch(ctx, args.branch)
+    if not args.json:
+        print(f"launched run {record.id} of {args.branch} ({record.backend}); log: {record.log_path}")
+    if args.wait:
+        record = wait_for(ctx, record)
+        if not args.json:
+            print(f"run {record.id} {record.state} (exit code {record.exit_code})")
+    if args.json:
+        print_json(record.to_json())
+    return 0 if not args.wait or record.state == "finished" else 1
+
+
+def fix(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.pipeline import FixRequest, Pipeline
+
+    ctx = RepoContext.open(settings, args.repo)
+    progress = (lambda line: print(f"· {line}", file=sys.stderr)) if not args.json else None
+    pipeline = Pipeline(ctx, progress=progress)
+    outcome = pipeline.run(FixRequest(branch=args.branch, dry_run=args.dry_run,
+                                      relaunch=not args.no_relaunch, hint=args.hint))
+    if args.json:
+        print_json(outcome.to_json())
+    else:
+        print(outcome.comment)
+    return 1 if outcome.action == "gave_up" else 0
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(settings, args.dir)
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.server import run
+
+    run(settings, args.host, args.port)
+    return 0
+
+
+def wandb_setup(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.wandb_setup import create_automation
+
+    print(create_automation(settings, entity=args.entity, project=args.project, url=args.url))
+    return 0
+
+
+COMMANDS = {
+    "diagnose": diagnose, "history": history, "runs": runs, "delete-run": delete_run,
+    "launch": launch, "fix": fix, "demo": demo, "serve": serve, "wandb-setup": wandb_setup,
+}

@@ -1,0 +1,106 @@
+"""A branch's runs as the bot sees them: its own launch records joined with the run store.
+
+A run the bot launched has a launch record (process state, exit code, captured log) and,
+once the training script called `wandb.init`, a W&B run with the same id (the launcher sets
+WANDB_RUN_ID). A script that dies before `wandb.init` leaves only the record, and that is
+still a failed run to diagnose. Runs started by hand appear through the run store alone.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+from bot.errors import BadInput
+from bot.launchers.base import ACTIVE_STATES, Launcher
+from bot.runs.model import FAILED_STATES, RunInfo, RunStore
+from bot.state import RunRecord, StateStore
+
+
+class BranchRuns:
+    def __init__(self, *, repo: str, store: RunStore, state: StateStore,
+                 launcher_for: Callable[[str], Launcher]):
+        self.repo = repo
+        self.store = store
+        self.state = state
+        self.launcher_for = launcher_for
+
+    def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]:
+        """Newest first, optionally only those in `state`."""
+        records = [self.refresh(r) for r in self.state.list_runs(repo=self.repo, branch=branch)]
+        found = {run.id: run for run in self.store.runs(branch)}
+        merged = [_join(record, found.pop(record.wandb_run_id or record.id, None)) for record in records]
+        merged.extend(found.values())
+        merged.sort(key=lambda run: run.created_at or 0, reverse=True)
+        return [run for run in merged if state is None or run.state == state]
+
+    def latest(self, branch: str) -> RunInfo:
+        runs = self.runs(branch)
+        if not runs:
+            raise BadInput(f"no run found for branch '{branch}'")
+        return runs[0]
+
+    def get(self, run_id: str) -> RunInfo:
+        record = self.state.get_run(run_id)
+        if record is None:
+            return self.store.get(run_id)
+        return _join(self.refresh(record), _try_get(self.store, record.wandb_run_id or record.id))
+
+    def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
+        if run.source == "launcher":
+            return []
+        return self.store.history(run, rows)
+
+    def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
+        # The launcher's log also holds what came before wandb.init (setup, import errors).
+        if run.log_path and Path(run.log_path).exists():
+            from bot.diagnosis.tail import tail_lines
+
+            return tail_lines(Path(run.log_path), lines)
+        if run.source == "launcher":
+            return []
+        return self.store.log_tail(run, lines)
+
+    def delete(self, run: RunInfo) -> None:
+        """Delete a failed run: its W&B run, its captured log and its record."""
+        if run.state not in FAILED_STATES:
+            raise BadInput(f"run {run.id} is {run.state}; only a failed or crashed run is deleted")
+        if run.source != "launcher":
+            self.store.delete(run)
+        if run.record_id:
+            record = self.state.get_run(run.record_id)
+            if record and record.log_path:
+                Path(record.log_path).unlink(missing_ok=True)
+            self.state.delete_run(run.record_id)
+
+    def refresh(self, record: RunRecord) -> RunRecord:
+        """Bring an active record up to date with what its launcher says now."""
+        if record.state not in ACTIVE_STATES:
+            return record
+        status = self.launcher_for(record.backend).status(record.handle)
+        if status.state == record.state:
+            return record
+        return self.state.update_run(record.id, state=status.state, exit_code=status.exit_code,
+                                     ended_at=status.ended_at)
+
+
+def _try_get(store: RunStore, run_id: str) -> RunInfo | None:
+    try:
+        return store.get(run_id)
+    except BadInput:
+        return None
+
+
+def _join(record: RunRecord, found: RunInfo | None) -> RunInfo:
+    """The record's process state wins: a W&B run killed hard still says 'running'."""
+    if found is None:
+        return RunInfo(
+            id=record.id, state=record.state, branch=record.branch, commit=record.commit,
+            exit_code=record.exit_code, created_at=record.created_at,
+            updated_at=record.ended_at or record.started_at, source="launcher",
+            record_id=record.id, log_path=record.log_path,
+        )
+    found.record_id, found.log_path = record.id, record.log_path
+    found.branch = found.branch or record.branch
+    if record.state not in ACTIVE_STATES:
+        found.state, found.exit_code = record.state, record.exit_code
+    return found

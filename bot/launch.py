@@ -42,6 +42,9 @@ def _run_env(ctx: RepoContext, branch: str, run_id: str) -> dict[str, str]:
     env = {"WANDB_RUN_ID": run_id}
     if not ctx.settings.online_wandb:
         env["WANDB_MODE"] = "offline"
+        # wandb-core writes an offline run's file every 15 s by default; the bot watches
+        # early steps, so ask for a write every second.
+        env["WANDB__TRANSACTION_LOG_FLUSH_INTERVAL"] = "1"
     return env
 
 

@@ -12,6 +12,7 @@ Start it with `with FakeWandb() as server:` and point the client at `server.url`
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 import threading
@@ -176,9 +177,10 @@ class FakeWandb:
         variables = body.get("variables") or {}
         match = _OPERATION.search(query)
         name = body.get("operationName") or (match.group(2) if match else "anonymous")
-        try:
-            handler = self.extra_operations.get(name) or _OPERATIONS[name].__get__(self)
-        except KeyError:
+        handler = self.extra_operations.get(name)
+        if handler is None and name in _OPERATIONS:
+            handler = functools.partial(_OPERATIONS[name], self)
+        if handler is None:
             return {"data": None, "errors": [{"message": f"fake wandb: unsupported operation {name}"}]}
         try:
             return {"data": handler(variables)}

@@ -1,0 +1,170 @@
+"""W&B automation webhooks: enqueue an alert; the executor later finds the failed runs it means.
+
+W&B automation payloads carry no run id, only what its payload variables give. Configure the
+webhook automation ("Run state" event, state Failed/Crashed) with this payload:
+
+    {"event_type": "${event_type}", "entity": "${entity_name}", "project": "${project_name}",
+     "author": "${event_author}"}
+
+A sender that knows the run may add `"run_path": "entity/project/runid"`. Authentication: the
+webhook's access token is WANDB_WEBHOOK_SECRET (W&B sends `Authorization: Bearer <token>`);
+an `X-Wandb-Signature` (hex HMAC-SHA256 of the body with the same secret) is checked when present.
+
+`handle` runs in the request and only enqueues a `wandb_alert` job. `resolve_wandb_alert` runs
+in a worker: it lists the project's failed runs, skips those already handled, maps each to
+its repo (git remote), branch (config key, else the PR of its commit) and PR, and enqueues
+one fix job per run.
+"""
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import re
+from typing import Any, Awaitable, Callable, Iterable
+
+import gidgethub
+
+log = logging.getLogger(__name__)
+
+WANDB_PAYLOAD_TEMPLATE = (
+    '{"event_type": "${event_type}", "entity": "${entity_name}", '
+    '"project": "${project_name}", "author": "${event_author}"}'
+)
+RUN_EVENTS = frozenset({"RUN_STATE", "RUN_STATE_CHANGED", "RUN_FAILED"})
+FAILED_STATES = frozenset({"failed", "crashed"})
+DEFAULT_BRANCH_KEY = "branch"
+_REMOTE = re.compile(r"^(?:(?P<scheme>[a-z+]+)://)?(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?[:/](?P<repo>[^/]+/[^/]+?)(?:\.git)?/?$")
+
+RunsLookup = Callable[[str, str], "Iterable[dict[str, Any]] | Awaitable[Iterable[dict[str, Any]]]"]
+GhFactory = Callable[[str], Awaitable[tuple[Any, int]]]
+
+
+class BadPayload(ValueError):
+    """The body is JSON but not a usable W&B alert; the server answers 400."""
+
+
+def alert_job(payload: Any) -> dict[str, Any] | None:
+    """The `wandb_alert` job for a payload, None for events we do not act on."""
+    if not isinstance(payload, dict):
+        raise BadPayload("the payload must be a JSON object")
+    if payload.get("event_type") not in RUN_EVENTS:
+        return None
+    entity, project, run_path = payload.get("entity"), payload.get("project"), payload.get("run_path")
+    for name, value in (("entity", entity), ("project", project)):
+        if not isinstance(value, str) or not value.strip() or "$" in value:
+            raise BadPayload(f"'{name}' must name the W&B {name} (payload template: {WANDB_PAYLOAD_TEMPLATE})")
+    if run_path is not None and (not isinstance(run_path, str) or run_path.count("/") != 2):
+        raise BadPayload("'run_path' must look like entity/project/runid")
+    return {"kind": "wandb_alert", "entity": entity.strip(), "project": project.strip(),
+            "run_path": run_path, "author": payload.get("author")}
+
+
+def handle(payload: Any, *, queue) -> str:
+    """Enqueue the alert: "queued", "busy" (one already waits), or "ignored"."""
+    job = alert_job(payload)
+    if job is None:
+        return "ignored"
+    return queue.enqueue(job).outcome
+
+
+# -- in the worker: from an alert to fix jobs --------------------------------------------
+
+
+def repo_from_remote(remote: str | None) -> tuple[str, str] | None:
+    """`(host, owner/repo)` of a git remote URL (https, ssh or scp-like), credentials dropped."""
+    match = _REMOTE.match((remote or "").strip())
+    if not match:
+        return None
+    return match["host"], match["repo"]
+
+
+async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFactory, jobs,
+                              branch_key: str = DEFAULT_BRANCH_KEY) -> list[dict[str, Any]]:
+    """Enqueue a fix job for each failed, not yet handled run of the alert's project.
+
+    `runs_lookup(entity, project)` returns dicts with id, path, state, commit, remote, config
+    (a plain or async function). `gh_factory("owner/repo")` returns `(gh, installation_id)`.
+    Returns the fix jobs that were queued. Runs that cannot be placed are skipped with a log line.
+    """
+    runs = await _call(runs_lookup, job["entity"], job["project"])
+    failed = [r for r in runs if str(r.get("state", "")).lower() in FAILED_STATES]
+    if job.get("run_path") and not any(r.get("path") == job["run_path"] for r in failed):
+        log.info("alert names %s, which is not among the failed runs of %s/%s",
+                 job["run_path"], job["entity"], job["project"])
+    queued = []
+    for run in failed:
+        if jobs.seen_run(run["path"]):
+            continue
+        fix = await place_run(run, gh_factory=gh_factory, branch_key=branch_key)
+        if fix is None:
+            continue
+        result = jobs.enqueue(fix)
+        log.info("W&B run %s -> %s#%s: %s", run["path"], fix["repo"], fix["branch"], result.outcome)
+        if result.outcome == "queued":
+            queued.append({**fix, "job_id": result.job_id})
+    return queued
+
+
+async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, branch_key: str) -> dict[str, Any] | None:
+    """The fix job for a failed run, or None (logged) when its repo or branch is unknown."""
+    where = repo_from_remote(run.get("remote"))
+    if where is None:
+        log.info("W&B run %s: no usable git remote (%r), skipped", run["path"], run.get("remote"))
+        return None
+    host, repo = where
+    try:
+        gh, installation_id = await gh_factory(repo)
+    except gidgethub.HTTPException as exc:
+        log.info("W&B run %s: the app is not installed on %s (%s), skipped", run["path"], repo, exc)
+        return None
+    branch = (run.get("config") or {}).get(branch_key)
+    pr = await find_pr(gh, repo, branch, run.get("commit"))
+    branch = branch or (pr and pr["head"]["ref"])
+    if not branch:
+        log.info("W&B run %s: no '%s' in its config and no PR for commit %s, skipped",
+                 run["path"], branch_key, run.get("commit"))
+        return None
+    head_repo = (pr["head"].get("repo") if pr else None) or {"full_name": repo, "clone_url": f"https://{host}/{repo}.git"}
+    return {
+        "kind": "fix",
+        "repo": head_repo["full_name"],
+        "base_repo": pr["base"]["repo"]["full_name"] if pr else repo,
+        "clone_url": head_repo["clone_url"],
+        "installation_id": installation_id,
+        "pr": pr["number"] if pr else None,
+        "pr_url": pr["url"] if pr else None,
+        "comments_url": pr["comments_url"] if pr else None,
+        "branch": branch,
+        "head_sha": run.get("commit"),
+        "run_id": run.get("id"),
+        "run_path": run["path"],
+        "delivery_id": None,
+        "dry_run": False,
+        "hint": None,
+        "requested_by": "wandb",
+    }
+
+
+async def find_pr(gh, repo: str, branch: str | None, commit: str | None) -> dict[str, Any] | None:
+    """The open PR of the run: by its commit (commits/{sha}/pulls), else by its branch."""
+    owner, name = repo.split("/", 1)
+    if commit:
+        pulls = await gh.getitem("/repos/{owner}/{repo}/commits/{sha}/pulls",
+                                 {"owner": owner, "repo": name, "sha": commit})
+        open_pulls = [p for p in pulls if p.get("state") == "open" and (branch is None or p["head"]["ref"] == branch)]
+        if open_pulls:
+            return open_pulls[0]
+    if branch:
+        pulls = await gh.getitem("/repos/{owner}/{repo}/pulls{?state,head}",
+                                 {"owner": owner, "repo": name, "state": "open", "head": f"{owner}:{branch}"})
+        if pulls:
+            return pulls[0]
+    return None
+
+
+async def _call(func: Callable, *args: Any) -> Any:
+    """Await an async function; run a plain (blocking) one in a thread."""
+    if inspect.iscoroutinefunction(func):
+        return await func(*args)
+    return await asyncio.to_thread(func, *args)

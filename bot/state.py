@@ -186,7 +186,7 @@ class StateStore:
                 record = self._get(conn, run_id)
         return record
 
-    def update_handle(self, run_id: str, **items: Any) -> RunRecord:
+    def update_handle(self, run_id: str, /, **items: Any) -> RunRecord:
         """Merge items into a run's handle, atomically (concurrent merges all land)."""
         with self.transaction() as conn:
             record = self._get(conn, run_id)

@@ -82,6 +82,13 @@ def test_list_filters_and_newest_first(store: StateStore):
     assert ids(repo="nope") == []
 
 
+def test_update_handle_merges(store: StateStore):
+    record = store.add_run(repo="r", branch="b", backend="local", handle={"pid": 1})
+    merged = store.update_handle(record.id, run_id="any key is fine", job_id="42")
+    assert merged.handle == {"pid": 1, "run_id": "any key is fine", "job_id": "42"}
+    assert store.get_run(record.id).handle == merged.handle
+
+
 def test_delete_run(store: StateStore):
     keep = store.add_run(repo="r", branch="b", backend="local")
     gone = store.add_run(repo="r", branch="b", backend="local")

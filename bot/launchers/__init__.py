@@ -61,8 +61,9 @@ def start_run(store: StateStore, settings: Settings, config: Mapping[str, Any], 
     except BaseException:
         store.update_run(run_id, state="failed", ended_at=time.time())
         raise
-    store.update_run(run_id, handle=handle, started_at=handle.get("started_at") or time.time())
-    # The supervisor may already have recorded the end of a quick run; keep that.
+    # A quick run's supervisor may already have recorded its end (and a job id): merge, keep.
+    store.update_handle(run_id, **handle)
+    store.update_run(run_id, started_at=handle.get("started_at") or time.time())
     return store.update_run(run_id, if_state="queued", state="running")
 
 

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import replace
 from pathlib import Path
 from string import Formatter
+from typing import Any
 
 from bot.errors import BadInput
 from bot.launchers.base import Handle, LaunchSpec, LaunchStatus
@@ -66,13 +67,17 @@ class CommandLauncher(LocalLauncher):
                   "worktree": str(spec.worktree), "run_id": spec.run_id}
         return super().launch(replace(spec, command=render_command(spec.command, values)))
 
+    def supervisor_options(self) -> dict[str, Any]:
+        return {"find_job_id": True}
+
     def status(self, handle: Handle) -> LaunchStatus:
         status = super().status(handle)
-        status.job_id = find_job_id(_tail(Path(handle["log_path"])))
+        if status.job_id is None:   # still running: look at what it printed so far
+            status.job_id = find_job_id(log_tail(Path(handle["log_path"])))
         return status
 
 
-def _tail(path: Path) -> str:
+def log_tail(path: Path) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(max(0, f.seek(0, 2) - LOG_TAIL_BYTES))

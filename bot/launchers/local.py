@@ -79,6 +79,7 @@ class LocalLauncher(Launcher):
             "script": self.script(spec), "cwd": str(Path(spec.worktree).resolve()),
             "log_path": str(log_path), "status_path": str(status_path),
             "cancel_path": str(cancel_path), "state_db": str(self._state_db()),
+            **self.supervisor_options(),
         }
         self._start_supervisor(supervisor_spec, self.environment(spec), log_path)
         started = self._wait_started(status_path, log_path)
@@ -91,6 +92,10 @@ class LocalLauncher(Launcher):
 
     def script(self, spec: LaunchSpec) -> str:
         return compose_script(spec.setup, spec.command)
+
+    def supervisor_options(self) -> dict[str, Any]:
+        """Extra settings a subclass passes to the supervisor (see supervise.py)."""
+        return {}
 
     def environment(self, spec: LaunchSpec) -> dict[str, str]:
         env = dict(os.environ if self.base_env is None else self.base_env)
@@ -200,4 +205,5 @@ def _recorded_end(status_path: Path) -> dict[str, Any] | None:
 
 def _from_status_file(recorded: dict[str, Any]) -> LaunchStatus:
     return LaunchStatus(recorded["state"], exit_code=recorded.get("exit_code"),
-                        ended_at=recorded.get("ended_at"), started_at=recorded.get("started_at"))
+                        ended_at=recorded.get("ended_at"), started_at=recorded.get("started_at"),
+                        job_id=recorded.get("job_id"))

@@ -6,7 +6,7 @@ when the job ends writes the exit code and end time to the status file, then to 
 store when it can. The status file is the record `LocalLauncher.status` trusts.
 
 The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
-state_db (optional).
+optionally state_db and find_job_id (look for a job id the script printed, see command.py).
 """
 from __future__ import annotations
 
@@ -48,9 +48,16 @@ def supervise(spec: dict[str, Any]) -> dict[str, Any]:
     }
     procs.write_json(spec["status_path"], status)
     code = procs.exit_code(child.wait())
+    if spec.get("find_job_id"):
+        status["job_id"] = _job_id(Path(spec["log_path"]))
     if Path(spec["cancel_path"]).exists():
         return _end(spec, "killed", code, status)
     return _end(spec, "finished" if code == 0 else "failed", code, status)
+
+
+def _job_id(log_path: Path) -> str | None:
+    from bot.launchers.command import find_job_id, log_tail
+    return find_job_id(log_tail(log_path))
 
 
 def _forward_termination(spec: dict[str, Any], pgid: int) -> None:
@@ -78,9 +85,11 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
         return
     from bot.state import StateStore   # only now: keeps the supervisor's start-up light
     try:
-        StateStore(Path(db)).update_run(spec["run_id"], if_state=("queued", "running"),
-                                        state=status["state"], exit_code=status["exit_code"],
-                                        ended_at=status["ended_at"])
+        store = StateStore(Path(db))
+        if status.get("job_id"):
+            store.update_handle(spec["run_id"], job_id=status["job_id"])
+        store.update_run(spec["run_id"], if_state=("queued", "running"), state=status["state"],
+                         exit_code=status["exit_code"], ended_at=status["ended_at"])
     except Exception as exc:   # noqa: BLE001 - a run the store never knew, a locked db, …
         print(f"fix-and-relaunch supervisor: state store not updated: {exc}", file=sys.stderr)
 

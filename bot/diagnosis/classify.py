@@ -33,6 +33,8 @@ class Rule:
     retryable: bool | None = None  # None: the category's default
     # Extra check against the traceback whose exception matched; such rules only see exceptions.
     when: Callable[[re.Match, ParsedTraceback], bool] | None = None
+    # A launcher's wrapper around a worker's failure: ignored once the worker's own exception is known.
+    wrapper: bool = False
 
 
 def _innermost_code(tb: ParsedTraceback) -> str:
@@ -50,8 +52,9 @@ def _config_lookup(m: re.Match, tb: ParsedTraceback) -> bool:
                           _innermost_code(tb)))
 
 
-def R(category: str, pattern: str, weight: float, retryable: bool | None = None, when=None) -> Rule:
-    return Rule(category, re.compile(pattern), weight, retryable, when)
+def R(category: str, pattern: str, weight: float, retryable: bool | None = None, when=None,
+      wrapper: bool = False) -> Rule:
+    return Rule(category, re.compile(pattern), weight, retryable, when, wrapper)
 
 
 RULES: tuple[Rule, ...] = (
@@ -93,8 +96,9 @@ RULES: tuple[Rule, ...] = (
                      r"DistBackendError|NCCL error|ProcessGroupNCCL|Expected to have finished reduction in the prior iteration|"
                      r"failed to pass monitoredBarrier|Default process group has not been initialized|"
                      r"environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected", 7),
-    R("distributed", r"ChildFailedError|Root Cause \(first observed failure\)|ProcessRaisedException|ProcessExitedException", 5),
-    R("distributed", r"torch\.distributed\.elastic.{0,80}failed \(exitcode|SignalException", 3),
+    R("distributed", r"ChildFailedError|Root Cause \(first observed failure\)|ProcessRaisedException|ProcessExitedException", 5,
+      wrapper=True),
+    R("distributed", r"torch\.distributed\.elastic.{0,80}failed \(exitcode|SignalException", 3, wrapper=True),
     # --- missing modules and broken environments
     R("import_error", r"ModuleNotFoundError|No module named|cannot open shared object file|undefined symbol:|DLL load failed", 9),
     R("import_error", r"ImportError|cannot import name", 8),
@@ -215,10 +219,14 @@ def diagnose_lines(lines: list[str], *, repo_root: Path | None = None, history: 
     norm = normalize_lines([clean_line(line) for line in lines])
     tracebacks = parse_normalized(norm)
     matches = match_rules(norm, frame_line_indices(norm), tracebacks)
+    if any(tb.kind == "torchrun" and not tb.exc_type.endswith("ChildFailedError") for tb in tracebacks):
+        matches = [m for m in matches if not m.rule.wrapper]  # the root cause speaks for itself
     nan_row = nan_in_history(history)
     if nan_row:
         matches.append(Match(_HISTORY_NAN, nan_row))
-    last_exc = next((tb for tb in reversed(tracebacks) if tb.exc_type), None)
+    with_exc = [tb for tb in tracebacks if tb.exc_type]
+    last_exc = next((tb for tb in reversed(with_exc) if tb.kind in ("worker", "torchrun")),
+                    with_exc[-1] if with_exc else None)
     if not matches and last_exc:
         matches.append(Match(_ANY_EXCEPTION, last_exc.text.split("\n", 1)[0], None, last_exc))
     best = best_category(matches)
@@ -266,10 +274,13 @@ def _evidence(won: list[Match], lines: list[str]) -> list[str]:
 
 
 def _summary(category: str, exception: dict | None, won: list[Match], location: dict | None) -> str:
-    if exception:
+    """Label + the exception, or + the strongest evidence line when the exception is not what showed it."""
+    top = won[0] if won else None
+    detail = top.text.strip() if top else ""
+    if exception and (top is None or top.traceback is not None or exception["type"] in detail):
         detail = f"{exception['type']}: {exception['message']}".strip().split("\n", 1)[0]
-    else:
-        detail = won[0].text.strip() if won else ""
+        if detail.endswith(":") and top and top.index is not None:
+            detail += " " + top.text.strip()
     where = f" (at {location['file']}:{location['line']})" if location else ""
     return _clip(f"{_LABELS[category]}: {detail}".rstrip(": ") + where, 240)
 

@@ -20,11 +20,12 @@ _TOKENS = [
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})\b"), REDACTED),
     (re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{8,}"), REDACTED),
     (re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"), REDACTED),
+    (re.compile(r"\bhf_[A-Za-z0-9]{30,}\b"), REDACTED),  # Hugging Face
     (re.compile(r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"), REDACTED),
     (re.compile(r"\blocal-[0-9a-f]{20,}\b"), REDACTED),  # W&B local-server keys
     (re.compile(r"(?i)(\bwandb\s+login\s+(?:--?[\w-]+(?:[= ]\S+)?\s+)*)([0-9a-f]{40})\b"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)(\bpassword\s+)([0-9a-f]{40})\b"), rf"\1{REDACTED}"),  # ~/.netrc
-    (re.compile(r"(?i)(\bauthorization\s*[:=]\s*[\"']?)(?:(bearer|basic|token)\s+)?[^\s\"',]+"),
+    (re.compile(r"(?i)(\bauthorization\s*[:=]\s*[\"']?)(?:(bearer|basic|token)\s+)?[^\s\"',)]+"),
      lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + REDACTED),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {REDACTED}"),
     (re.compile(r"(x-access-token:)[^@\s]+@"), rf"\1{REDACTED}@"),

@@ -15,6 +15,8 @@ _GLUED = re.compile(r"(?<=\S)(?=\[rank\d+\]:|\[[EWIF](?:\d{4} [\d:.]+)? ?\w+\.(?
 _IPY_ARROW = re.compile(r"^\s*-+>\s*\d+\s")
 _IPY_CODE = re.compile(r"^\s*(?:-+>\s*)?\d+\s")
 _PROGRESS = re.compile(r"\d+%\|")
+_BOLD_START = re.compile(r"^(\s*)\*\*(?!\*)")
+_BOLD_END = re.compile(r"(?<!\*)\*\*\s*$")
 _RULER = re.compile(r"^\s*[=\-]{5,}\s*$")
 _OPEN_FILE = re.compile(r"^\s*File \"[^\"]*$")
 _CLOSE_FILE = re.compile(r"^[^\"\s]*\", line \d+")
@@ -61,9 +63,9 @@ def normalize_lines(lines: list[str]) -> list[str]:
         if _FENCE.match(line):
             out.append("")
             continue
-        pieces = _GLUED.split(line.rstrip("\n"))
-        out += [_PREFIX.sub("", p).replace("**", "") for p in pieces[:-1]]
-        line = _PREFIX.sub("", pieces[-1]).replace("**", "")
+        pieces = [_unbold(_PREFIX.sub("", p)) for p in _GLUED.split(line.rstrip("\n"))]
+        out += pieces[:-1]
+        line = pieces[-1]
         if out and _OPEN_FILE.match(out[-1]) and _CLOSE_FILE.match(line):
             line = out.pop() + line  # a frame's path wrapped onto the next line
         if "File \"" in line and HEADER.search(line):
@@ -87,6 +89,11 @@ def _split_inline_code(lines: list[str]) -> list[str]:
         if tail:
             out[-1:] = [m["indent"] + "    " + m["code"][: tail.start()].strip(), f"{tail['type']}: {tail['msg']}"]
     return out
+
+
+def _unbold(line: str) -> str:
+    """Drop markdown bold markers that an issue thread wrapped around log lines."""
+    return _BOLD_END.sub("", _BOLD_START.sub(r"\1", line))
 
 
 def _unflatten(line: str) -> list[str]:
@@ -193,13 +200,18 @@ class _Parser:
         cur = self.cur
         cur.exc_type = m["type"]
         message = [(m["msg"] or "").strip().strip('"')]
+        # A heading-like message ("Graph execution error:") continues on the following lines.
+        heading = not message[0] or message[0].endswith(":")
         i += 1
         while i < len(self.lines) and len(message) < 6:
             line = self.lines[i]
+            if not line.strip() and heading and len(message) == 1:
+                i += 1
+                continue
             if not line.strip() or FRAME.match(line) or HEADER.search(line) or _CHAIN.search(line) \
-                    or _ROOT_CAUSE.search(line) or EXC.match(line):
+                    or _ROOT_CAUSE.search(line) or EXC.match(line) or _PROGRESS.search(line) or _RULER.match(line):
                 break
-            if _PROGRESS.search(line) or _RULER.match(line) or not (line[:1].isspace() or message[-1].endswith(":") or not message[-1]):
+            if not (heading or line[:1].isspace()):
                 break
             message.append(line.strip())
             i += 1

@@ -1,0 +1,83 @@
+"""Redaction of each secret kind; ordinary text stays as it was."""
+from __future__ import annotations
+
+import pytest
+
+from bot.diagnosis import redact, redact_lines
+
+WANDB_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
+
+
+@pytest.mark.parametrize("text, secret", [
+    (f"WANDB_API_KEY={WANDB_KEY}", WANDB_KEY),
+    (f"wandb login {WANDB_KEY}", WANDB_KEY),
+    (f"wandb login --relogin {WANDB_KEY}", WANDB_KEY),
+    ("key: local-" + "ab12" * 10, "local-" + "ab12" * 10),
+    ("using local-0123456789abcdef0123456789abcdef01234567 for the server", "local-0123456789abcdef"),
+    ("token ghp_16C7e42F292c6912E7710c838347Ae178B4a", "ghp_16C7e42F"),
+    ("gho_16C7e42F292c6912E7710c838347Ae178B4a", "gho_16C7e42F"),
+    ("ghu_16C7e42F292c6912E7710c838347Ae178B4a ghs_16C7e42F292c6912E7710c838347Ae178B4a", "16C7e42F"),
+    ("ghr_16C7e42F292c6912E7710c838347Ae178B4a", "ghr_16C7e42F"),
+    ("github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz", "github_pat_11ABC"),
+    ("ANTHROPIC key sk-ant-api03-AbCdEf0123456789-xyz", "sk-ant-api03"),
+    ("openai sk-proj-AbCdEf0123456789AbCdEf0123", "sk-proj-AbCd"),
+    ("openai sk-AbCdEf0123456789AbCdEf0123", "sk-AbCdEf"),
+    ("AKIAIOSFODNN7EXAMPLE is the access key id", "AKIAIOSFODNN7EXAMPLE"),
+    ("ASIAIOSFODNN7EXAMPLE", "ASIAIOSFODNN7EXAMPLE"),
+    ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY", "wJalrXUtnFEMI"),
+    ("Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc.def", "eyJhbGciOiJIUzI1NiJ9"),
+    ("curl -H 'authorization: token abcdef123456'", "abcdef123456"),
+    ("sent bearer abcdefgh12345678", "abcdefgh12345678"),
+    ("git push https://x-access-token:v1.abc123def456@github.com/o/r.git", "v1.abc123def456"),
+    ("DB_PASSWORD=hunter2", "hunter2"),
+    ('{"api_key": "12345 with space", "n": 3}', "12345 with space"),
+    ("client_secret: s3cr3t", "s3cr3t"),
+    ("HF_TOKEN=hf_shortish", "hf_shortish"),
+    ("passwd='abc'", "abc"),
+    ("apikey=QWERTY123", "QWERTY123"),
+    ("encryption_key=9f8e7d6c5b4a39281706f5e4d3c2b1a0", "9f8e7d6c5b4a3928"),
+])
+def test_secret_is_redacted(text, secret):
+    out = redact(text)
+    assert secret not in out
+    assert "[REDACTED" in out
+
+
+def test_name_is_kept_value_replaced():
+    assert redact("WANDB_API_KEY=abc123") == "WANDB_API_KEY=[REDACTED]"
+    assert redact('"password": "pw pw"') == '"password": "[REDACTED]"'
+    assert redact("Authorization: Bearer abcdefgh12345678") == "Authorization: Bearer [REDACTED]"
+
+
+def test_pem_block_across_lines():
+    lines = ["before", "-----BEGIN RSA PRIVATE KEY-----", "MIIEpAIBAAKCAQEA7", "abcd==",
+             "-----END RSA PRIVATE KEY-----", "after"]
+    out = redact_lines(lines)
+    assert out[0] == "before" and out[-1] == "after"
+    assert not any("MIIEpAIBAAKCAQEA7" in line for line in out)
+    assert "MIIE" not in redact("-----BEGIN OPENSSH PRIVATE KEY-----\nMIIEcut off by the tail")
+
+
+def test_extra_secrets_exact():
+    assert redact("job for user-alice-42 done", extra_secrets=["user-alice-42", ""]) == "job for [REDACTED] done"
+
+
+@pytest.mark.parametrize("text", [
+    "commit 0a1b2c3d4e5f60718293a4b5c6d7e8f901234567",  # bare 40-hex: a git SHA, kept on purpose
+    "HEAD is now at 9f2c1e7a4b3d5f6e8a9b0c1d2e3f4a5b6c7d8e9f fix lr",
+    "KeyError: 'Experiment'",
+    "full_key: data.train",
+    "max_tokens: 512",
+    "epoch 3 step 131 loss=nan lr=3e-4",
+    "wandb: W&B API key is configured. Use wandb login --relogin to force relogin",
+    "RuntimeError: CUDA out of memory. Tried to allocate 20.00 MiB (GPU 0; 4.00 GiB total capacity)",
+    'File "/home/u/skeleton/train.py", line 12, in <module>',
+    "https://github.com/acme/exp/pull/7 and http://localhost:8080/#",
+    "",
+])
+def test_ordinary_text_is_untouched(text):
+    assert redact(text) == text
+
+
+def test_redact_lines_empty():
+    assert redact_lines([]) == []

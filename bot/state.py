@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bot.errors import BadInput
-from bot.runs.model import STATES
+from bot.runs.model import STATES, RunInfo
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -76,6 +76,13 @@ class RunRecord:
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
+
+    def to_run_info(self) -> RunInfo:
+        """The run as run stores report runs, for listings that mix it with W&B's."""
+        return RunInfo(id=self.id, state=self.state, branch=self.branch, commit=self.commit,
+                       exit_code=self.exit_code, created_at=self.created_at,
+                       updated_at=self.ended_at or self.started_at, path=self.wandb_run_path,
+                       source="launcher")
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "RunRecord":

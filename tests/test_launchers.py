@@ -28,6 +28,16 @@ PY = shlex.quote(sys.executable)
 BASE_ENV = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
 
 
+@pytest.fixture(autouse=True)
+def no_leftover_jobs(tmp_path: Path):
+    """A failing test must not leave its `sleep 300` behind: kill every job it started."""
+    yield
+    for status_file in tmp_path.rglob("*.status.json"):
+        pgid = json.loads(status_file.read_text()).get("pgid")
+        if pgid and alive(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+
+
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state")

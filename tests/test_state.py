@@ -169,3 +169,11 @@ def test_record_to_json_is_plain(store: StateStore):
     data = record.to_json()
     assert set(data) == {f for f in RunRecord.__dataclass_fields__}
     json.dumps(data)
+
+
+def test_record_as_run_info(store: StateStore):
+    record = store.add_run(repo="r", branch="b", commit="abc", backend="local", state="failed",
+                           exit_code=2, started_at=10.0, ended_at=20.0, wandb_run_path="/w/run-x")
+    info = record.to_run_info()
+    assert (info.id, info.state, info.branch, info.commit, info.exit_code) == (record.id, "failed", "b", "abc", 2)
+    assert (info.updated_at, info.path, info.source) == (20.0, "/w/run-x", "launcher")

@@ -34,7 +34,8 @@ def get_launcher(backend: str, settings: Settings, config: Mapping[str, Any] | N
     """The launcher for `backend`. `config` is the repo config; status and cancel need none."""
     factory = _FACTORIES.get(backend)
     if factory is None:
-        raise BadInput(f"launch.backend {backend!r} is not available (available: {', '.join(sorted(_FACTORIES))})")
+        available = ", ".join(sorted(_FACTORIES))
+        raise BadInput(f"launch.backend {backend!r} is not available (available: {available})")
     return factory(settings, config)
 
 

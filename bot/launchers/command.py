@@ -42,11 +42,15 @@ def render_command(template: str, values: dict[str, str]) -> str:
         if name is None:
             continue
         if name not in PLACEHOLDERS or format_spec or conversion:
-            shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{format_spec}" if format_spec else "") + "}"
-            raise BadInput(f"launch.command: unknown placeholder {shown} (known: "
-                           f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}; write {{{{ }}}} for a literal brace)")
+            raise BadInput(f"launch.command: unknown placeholder {_shown(name, conversion, format_spec)} "
+                           f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}; "
+                           "write {{ and }} for a literal brace)")
         out.append(shlex.quote(str(values[name])))
     return "".join(out)
+
+
+def _shown(name: str, conversion: str | None, format_spec: str | None) -> str:
+    return "{" + name + (f"!{conversion}" if conversion else "") + (f":{format_spec}" if format_spec else "") + "}"
 
 
 def find_job_id(text: str) -> str | None:

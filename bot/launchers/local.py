@@ -21,6 +21,7 @@ from bot.config import Settings
 from bot.errors import BadInput, OperationFailed
 from bot.launchers import procs
 from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher
+from bot.state import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the `bot` package
 QUIET_WANDB_MODES = ("offline", "disabled", "dryrun")
@@ -114,7 +115,6 @@ class LocalLauncher(Launcher):
         return env
 
     def _state_db(self) -> Path:
-        from bot.state import DB_NAME
         return Path(self.settings.state_dir).resolve() / DB_NAME
 
     def _start_supervisor(self, supervisor_spec: dict[str, Any], env: dict[str, str], log_path: Path) -> None:

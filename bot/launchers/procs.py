@@ -31,6 +31,8 @@ def is_alive(pid: int | None, started: int | None) -> bool:
     """True when `pid` runs, is not a zombie, and is the process that started at `started`."""
     if not pid:
         return False
+    if not PROC.is_dir():   # no /proc (macOS): trust the pid alone
+        return _signal_reaches(lambda: os.kill(pid, 0))
     fields = _stat_fields(pid)
     if fields is None or fields[0] in ("Z", "X"):
         return False
@@ -39,6 +41,8 @@ def is_alive(pid: int | None, started: int | None) -> bool:
 
 def group_alive(pgid: int) -> bool:
     """True while some live (non-zombie) process belongs to process group `pgid`."""
+    if not PROC.is_dir():
+        return _signal_reaches(lambda: os.killpg(pgid, 0))
     for entry in PROC.iterdir():
         if not entry.name.isdigit():
             continue
@@ -46,6 +50,16 @@ def group_alive(pgid: int) -> bool:
         if fields and int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
             return True
     return False
+
+
+def _signal_reaches(send: Callable[[], None]) -> bool:
+    try:
+        send()
+    except ProcessLookupError:
+        return False
+    except PermissionError:   # it exists, it is just not ours
+        pass
+    return True
 
 
 def signal_group(pgid: int, signum: int) -> None:

@@ -154,3 +154,32 @@ def test_location_without_repo_skips_libraries():
     d = diagnose_lines(_tb("/w/train.py", "<frozen importlib._bootstrap>",
                            "/opt/conda/lib/python3.10/site-packages/x.py", "C:\\Py\\Lib\\site-packages\\y.py"))
     assert d.location["file"] == "/w/train.py"
+
+
+@pytest.mark.parametrize("text, category", [
+    ("RuntimeError: CUDA error: out of memory", "oom"),
+    ("slurmstepd: error: Detected 1 oom_kill event in StepId=123.batch. Some of the step tasks have been OOM Killed.", "oom"),
+    ("RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: "
+     "you tried to allocate 1073741824 bytes.", "oom"),
+    ("RuntimeError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1269, unhandled cuda error", "distributed"),
+    ("torch.distributed.DistStoreError: Socket Timeout", "distributed"),
+    ("RuntimeError: Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
+     "device_error"),
+    ("RuntimeError: CUDA error: uncorrectable ECC error encountered", "infra"),
+    ("ValueError: num_samples should be a positive integer value, but got num_samples=0", "data_not_found"),
+    ("OSError: We couldn't connect to 'https://huggingface.co' to load this file", "infra"),
+    ("RuntimeError: DataLoader worker (pid(s) 1234, 1235) exited unexpectedly", "infra"),
+    ("hydra.errors.MissingConfigException: Cannot find primary config 'train'.", "config_error"),
+    ("FileNotFoundError: [Errno 2] No such file or directory: 'configs/train.yaml'", "config_error"),
+    ("yaml.scanner.ScannerError: mapping values are not allowed here", "config_error"),
+    ("ValueError: The loss returned in `training_step` is nan", "nan_loss"),
+    ("AttributeError: module 'numpy' has no attribute 'int'", "import_error"),
+    ("RuntimeError: Given groups=1, weight of size [64, 3, 7, 7], expected input[8, 1, 224, 224] to have 3 channels, "
+     "but got 1 channels instead", "shape_error"),
+    ("Setting up SIGTERM handler\nstep 1 loss 0.3", "unknown"),
+    # torchrun's SIGTERM to the surviving ranks is not a preemption
+    ("Sending process 1 closing signal SIGTERM\nRuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)",
+     "shape_error"),
+])
+def test_one_line_signals(text, category):
+    assert diagnose_text(text).category == category

@@ -65,10 +65,10 @@ RULES: tuple[Rule, ...] = (
     R("oom", r"DefaultCPUAllocator: (?:can't|not enough memory)|\bstd::bad_alloc|\b_?ArrayMemoryError|^MemoryError\b|Cannot allocate memory", 8),
     R("oom", r"killed by signal: Killed|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|<Signals\.SIGKILL: 9>|^Killed\s*$", 6),
     # --- loss went NaN/inf
-    R("nan_loss", r"(?i)loss (?:became|is|was) (?:infinite or )?(?:nan|inf)|\bnan loss\b|Invalid loss, terminating training|"
+    R("nan_loss", r"(?i)\bloss\b.{0,60}\b(?:became|is|was|has become) (?:infinite or )?(?:nan|inf|non-finite)|\bnan loss\b|Invalid loss, terminating training|"
                   r"returned nan values|Tensor had (?:NaN|Inf) values|loss scale already at minimum", 9),
     R("nan_loss", r"FloatingPointError|(?i:\bnon-finite (?:loss|values?|norm)|is non-finite|NaN or Inf found)", 8),
-    R("nan_loss", r"(?i)\bloss\w*['\"]?\s*[:=]\s*['\"]?(?:nan|[-+]?inf(?:inity)?)\b|reducing loss scale to \d(?:\.\d+)?e-\d{2,}", 7),
+    R("nan_loss", r"(?i)\bloss\w*['\"]?\s*[:=]\s*['\"]?(?:nan|[-+]?inf(?:inity)?)\b|reducing loss scale to \d(?:\.\d+)?e-\d{2,}|(?i:NaN in summary histogram)", 7),
     R("nan_loss", r"(?i)\b(?:nan|inf) (?:detected|encountered)|detected (?:nan|inf)\b|Gradient overflow\.\s+Skipping step", 5),
     # --- tensor shapes
     R("shape_error", r"(?i)size mismatch|shape mismatch|shapes? cannot be multiplied|Incompatible shapes|"
@@ -89,19 +89,20 @@ RULES: tuple[Rule, ...] = (
     R("device_error", r"CUDA error|Assertion `.{1,120}` failed|cudaError\w*", 6),
     # --- distributed runtime
     R("distributed", r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out|"
-                     r"(?i:(?:NCCL|c10d|gloo|TCPStore|rendezvous)\b.{0,120}(?:timed out|timeout|Connection reset|"
+                     r"DistStoreError|Socket Timeout|(?i:(?:NCCL|c10d|gloo|TCPStore|rendezvous)\b.{0,120}(?:timed out|timeout|Connection reset|"
                      r"Connection refused|Broken pipe)|RendezvousTimeoutError|RendezvousConnectionError|DistNetworkError)", 9, True),
     R("distributed", r"(?i)Address already in use|EADDRINUSE|errno: 98\b", 8, False),  # needs a new port, not a retry
     R("distributed", r"ncclInternalError|ncclSystemError|ncclUnhandledCudaError|ncclInvalidUsage|ncclRemoteError|"
                      r"DistBackendError|NCCL error|ProcessGroupNCCL|Expected to have finished reduction in the prior iteration|"
                      r"failed to pass monitoredBarrier|Default process group has not been initialized|"
                      r"environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected", 7),
+    R("distributed", r"NCCL WARN", 4),
     R("distributed", r"ChildFailedError|Root Cause \(first observed failure\)|ProcessRaisedException|ProcessExitedException", 5,
       wrapper=True),
     R("distributed", r"torch\.distributed\.elastic.{0,80}failed \(exitcode|SignalException", 3, wrapper=True),
     # --- missing modules and broken environments
     R("import_error", r"ModuleNotFoundError|No module named|cannot open shared object file|undefined symbol:|DLL load failed", 9),
-    R("import_error", r"ImportError|cannot import name", 8),
+    R("import_error", r"ImportError|cannot import name|Failed to import", 8),
     R("import_error", r"NameError: name '(?P<name>\w+)' is not defined", 7, when=_used_as_module),
     R("import_error", r"AttributeError: module '[\w.]+' has no attribute|requires? (?:the )?`?[\w-]+(?:[<>=]=?[\d.]+)`?"
                       r"(?: library)?(?:[:,.] Please| to be installed| but it was not found)|is not installed", 5),
@@ -114,7 +115,7 @@ RULES: tuple[Rule, ...] = (
                         r"does not contain artifact|(?:dataset|artifact|checkpoint)\b.{0,80}\b(?:doesn't|does not) exist|"
                         r"RepositoryNotFoundError|EntryNotFoundError|is not a local folder and is not a valid model identifier", 7),
     # --- configuration and command line
-    R("config_error", r"unrecognized arguments:|the following arguments are required|error: argument \S+|invalid choice:|"
+    R("config_error", r"MissingConfigException|Cannot find primary config|unrecognized arguments:|the following arguments are required|error: argument \S+|invalid choice:|"
                       r"Some specified arguments are not used by the HfArgumentParser", 9),
     R("config_error", r"ConfigAttributeError|ConfigKeyError|MissingMandatoryValue|Missing mandatory value|"
                       r"ConfigCompositionException|InterpolationResolutionError|OverrideParseException|"
@@ -126,14 +127,16 @@ RULES: tuple[Rule, ...] = (
     # --- infrastructure: node, disk, network, scheduler
     R("infra", r"(?i)No space left on device|ENOSPC|\[Errno 28\]|Disk quota exceeded|EDQUOT", 9),
     R("infra", r"(?i)DUE TO (?:PREEMPTION|NODE FAILURE|TIME LIMIT)|\bpreempt(?:ed|ion)\b|NODE_FAIL|node failure|"
-               r"(?<!closing signal )SIGTERM|got signal: 15\b|Signal 15\b|received signal 15|fallen off the bus|GPU is lost|"
+               r"(?<!closing signal )SIGTERM(?! handler)|got signal: 15\b|\bsignal 15\b|The node was low on resource|fallen off the bus|GPU is lost|"
                r"uncorrectable ECC|ECC error|\bXid\b|Stale file handle|Input/output error|Read-only file system", 8),
     R("infra", r"(?i)Bus error|SIGBUS|insufficient shared memory|out of shared memory|/dev/shm", 8),
+    R("infra", r"DataLoader worker \(pid\(?s?\)? [\d, ]+\) exited unexpectedly", 6),  # usually /dev/shm
     R("infra", r"(?i)Segmentation fault|SIGSEGV|segfault|core dumped", 7),
     R("infra", r"(?i)Network error|ReadTimeout|ConnectTimeout|ConnectionError|Connection (?:reset|refused|aborted)|"
                r"Temporary failure in name resolution|Name or service not known|Max retries exceeded|"
                r"\b50[234] (?:Server Error|Service Unavailable|Bad Gateway|Gateway Time-?out)|RemoteDisconnected|"
-               r"Error communicating with wandb", 7),
+               r"Error communicating with wandb|(?:could not|couldn't) connect to|Failed to establish a new connection|"
+               r"Network is unreachable|<Response \[50[0234]\]>", 7),
     R("infra", r"wandb\.errors\.CommError|\btimed out\b", 4),
 )
 

@@ -129,11 +129,11 @@ class FakeGitHub:
                                  status=status)
 
     def _app_auth(self, request: web.Request) -> web.Response | None:
-        auth = request.headers.get("Authorization", "")
-        if not auth.startswith("Bearer "):
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
             return self._error(401, "A JSON web token could not be decoded")
         try:
-            claims = jwt.decode(auth[len("Bearer "):], self.public_key, algorithms=["RS256"])
+            claims = jwt.decode(credentials, self.public_key, algorithms=["RS256"])
         except jwt.PyJWTError as exc:
             return self._error(401, f"A JSON web token could not be decoded: {exc}")
         if str(claims.get("iss")) != str(self.app_id):
@@ -141,8 +141,8 @@ class FakeGitHub:
         return None
 
     def _installation_auth(self, request: web.Request) -> web.Response | None:
-        auth = request.headers.get("Authorization", "")
-        token = auth.split(" ", 1)[1] if auth.startswith("token ") else None
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        token = credentials if scheme.lower() in ("token", "bearer") else None
         if token not in self.tokens or self.tokens[token][1] <= time.time():
             return self._error(401, "Bad credentials")
         return None

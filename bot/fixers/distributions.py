@@ -1,0 +1,85 @@
+"""Import name → PyPI distribution name, for adding a missing dependency to requirements.txt.
+
+Sources, first hit wins:
+1. `importlib.metadata.packages_distributions()`: what is installed next to the bot, exact.
+2. The import→distribution mapping that pipreqs maintains (~1,150 pairs: `PIL` → Pillow,
+   `sklearn` → scikit-learn, `yaml` → PyYAML). It is a plain data file inside the `pipreqs`
+   package; we read it without importing pipreqs, whose own dependencies are heavy.
+3. A few pairs that mapping lacks but ML repos import all the time.
+4. The import name itself when it is a plausible PyPI name (most packages: torch, einops).
+
+Everything loads lazily, once, and is cached.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import re
+import sys
+from functools import cache
+from pathlib import Path
+
+# Gaps in pipreqs 0.5.0's mapping, each verified by hand; keep this short.
+_GAPS = {"cv2": "opencv-python"}
+
+_PYPI_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def top_level(module: str) -> str:
+    """`sklearn.utils` → `sklearn`."""
+    return module.split(".", 1)[0]
+
+
+def is_stdlib(module: str) -> bool:
+    return top_level(module) in sys.stdlib_module_names
+
+
+def distribution_for(module: str, *, guess: bool = True) -> str | None:
+    """The distribution to install so that `import module` works; None for stdlib or nonsense.
+
+    With `guess=False` only a mapping may answer, not the import name itself."""
+    name = top_level(module)
+    if not name or is_stdlib(name):
+        return None
+    for lookup in (_installed, _pipreqs_mapping, lambda: _GAPS):
+        dist = lookup().get(name)
+        if dist:
+            return _pretty(dist)
+    if not guess:
+        return None
+    return name if _PYPI_NAME.match(name) and not name.startswith("_") else None
+
+
+def canonical(dist: str) -> str:
+    """PEP 503 normalised name, for comparing `scikit_learn` with `Scikit-Learn`."""
+    return re.sub(r"[-_.]+", "-", dist).lower()
+
+
+def _pretty(dist: str) -> str:
+    # pipreqs writes `scikit_learn`; PyPI and people write `scikit-learn`.
+    return dist.replace("_", "-")
+
+
+@cache
+def _installed() -> dict[str, str]:
+    """Import names with exactly one installed distribution (namespace packages are ambiguous)."""
+    mapping = importlib.metadata.packages_distributions()
+    return {name: dists[0] for name, dists in mapping.items() if len(set(dists)) == 1}
+
+
+@cache
+def _pipreqs_mapping() -> dict[str, str]:
+    """pipreqs's `mapping` data file (`import:dist` lines); empty when pipreqs is not installed."""
+    spec = importlib.util.find_spec("pipreqs")  # locates the package without importing it
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "mapping"
+        if path.is_file():
+            return _parse_mapping(path.read_text(encoding="utf-8"))
+    return {}
+
+
+def _parse_mapping(text: str) -> dict[str, str]:
+    pairs = (line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
+    return {name: dist for name, dist in pairs if name and dist}

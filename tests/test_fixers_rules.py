@@ -88,6 +88,11 @@ def test_distribution_lookup(module, dist):
     assert distribution_for(module) == dist
 
 
+@has_pipreqs
+def test_no_distribution_for_a_shared_namespace():
+    assert distribution_for("plone.app") is None
+
+
 def test_no_distribution_for_stdlib_or_private_names():
     assert distribution_for("json.decoder") is None
     assert distribution_for("_secret") is None
@@ -427,3 +432,29 @@ def test_missing_wandb_artifact_is_not_guessed(tmp_path):
 def test_category_without_rules_has_no_proposal(tmp_path):
     root = make_repo(tmp_path, {"src/config.py": CONFIG_PY})
     assert propose_rule_fix(ctx_for(root, "infra", "", "")) is None
+
+
+@has_pipreqs
+def test_the_mapping_is_read_without_importing_pipreqs():
+    import sys
+    from bot.fixers.distributions import _pipreqs_mapping
+    mapping = _pipreqs_mapping()
+    assert len(mapping) > 800 and mapping["sklearn"] == "scikit_learn"
+    assert mapping["azure"] is None   # a namespace many distributions share: no single answer
+    assert "pipreqs.pipreqs" not in sys.modules
+
+
+def test_missing_key_prefers_the_docs_over_earlier_runs_and_reads_the_hint(tmp_path):
+    root = config_repo(tmp_path)
+    runs = [{"warmup_steps": 7}]
+    proposal = propose_rule_fix(key_error_ctx(root, pr_text="Adds warmup: `warmup_steps = 1_000`", earlier_run_configs=runs))
+    assert '"warmup_steps": 1_000,' in proposal.edits[0].replace
+
+    proposal = propose_rule_fix(key_error_ctx(root, earlier_run_configs=runs))
+    assert '"warmup_steps": 7,' in proposal.edits[0].replace
+
+
+def test_missing_path_outside_the_repo_is_left_alone(tmp_path):
+    root = make_repo(tmp_path, {"data/train.csv": "", "train.py": "open('../data/trian.csv')\n"})
+    assert propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
+                                    "[Errno 2] No such file or directory: '../data/trian.csv'")) is None

@@ -42,9 +42,9 @@ def distribution_for(module: str, *, guess: bool = True) -> str | None:
     if not name or is_stdlib(name):
         return None
     for lookup in (_installed, _pipreqs_mapping, lambda: _GAPS):
-        dist = lookup().get(name)
-        if dist:
-            return _pretty(dist)
+        if name in lookup():
+            dist = lookup()[name]
+            return _pretty(dist) if dist else None   # None: a namespace shared by many (azure, plone)
     if not guess:
         return None
     return name if _PYPI_NAME.match(name) and not name.startswith("_") else None
@@ -68,7 +68,7 @@ def _installed() -> dict[str, str]:
 
 
 @cache
-def _pipreqs_mapping() -> dict[str, str]:
+def _pipreqs_mapping() -> dict[str, str | None]:
     """pipreqs's `mapping` data file (`import:dist` lines); empty when pipreqs is not installed."""
     spec = importlib.util.find_spec("pipreqs")  # locates the package without importing it
     if spec is None or not spec.submodule_search_locations:
@@ -80,6 +80,11 @@ def _pipreqs_mapping() -> dict[str, str]:
     return {}
 
 
-def _parse_mapping(text: str) -> dict[str, str]:
-    pairs = (line.strip().split(":", 1) for line in text.splitlines() if ":" in line)
-    return {name: dist for name, dist in pairs if name and dist}
+def _parse_mapping(text: str) -> dict[str, str | None]:
+    """`import:dist` lines; an import name listed with several distributions maps to None."""
+    mapping: dict[str, str | None] = {}
+    for line in text.splitlines():
+        name, _, dist = line.strip().partition(":")
+        if name and dist:
+            mapping[name] = dist if mapping.get(name, dist) == dist else None
+    return mapping

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from pathlib import Path, PurePath
 
@@ -10,6 +11,7 @@ from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.rule_text import line_edit, read_text, repo_files, repo_path
 
 CUTOFF = 0.8
+_MAX_SIBLINGS = 20_000
 _TEXT_FILES = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")
 _MISSING = (
     re.compile(r"No such file or directory: ['\"]([^'\"]+)['\"]"),
@@ -62,6 +64,8 @@ def _relative(root: Path, missing: str) -> list[str] | None:
     """The missing path's parts relative to the worktree (a traceback may carry the job's
     absolute path: its longest tail whose first part exists in the worktree is taken)."""
     parts = [p for p in PurePath(missing).parts if p not in (".", "/")]
+    if ".." in parts:
+        return None   # outside the worktree, or too clever to rewrite safely
     if not PurePath(missing).is_absolute():
         return parts or None
     for start in range(len(parts) - 1):
@@ -76,14 +80,20 @@ def _closest_existing(root: Path, parts: list[str]) -> list[str] | None:
     folder, fixed = Path(root), []
     for part in parts:
         if not (folder / part).exists():
-            siblings = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")) if folder.is_dir() else []
-            close = difflib.get_close_matches(part, siblings, n=1, cutoff=CUTOFF)
+            close = difflib.get_close_matches(part, _siblings(folder), n=1, cutoff=CUTOFF)
             if not close:
                 return None
             part = close[0]
         fixed.append(part)
         folder = folder / part
     return fixed if fixed != parts and folder.exists() else None
+
+
+def _siblings(folder: Path) -> list[str]:
+    if not folder.is_dir():
+        return []
+    names = (p.name for p in folder.iterdir() if not p.name.startswith("."))
+    return sorted(itertools.islice(names, _MAX_SIBLINGS))   # a data folder may hold millions
 
 
 def _literal_site(ctx: FixContext, missing: str, rel: list[str]) -> tuple[str, str] | None:

@@ -204,8 +204,8 @@ def test_cancel_kills_the_whole_process_group(settings, worktree):
 
 def test_cancel_escalates_to_sigkill_after_the_grace_period(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV, grace_s=0.5)
-    handle = launcher.launch(make_spec(worktree, "trap '' TERM; sleep 300 & wait; sleep 300"))
-    time.sleep(0.2)
+    handle = launcher.launch(make_spec(worktree, "trap '' TERM; touch ready; sleep 300 & wait; sleep 300"))
+    wait_for(lambda: (worktree / "ready").exists())   # SIGTERM is ignored from here on
     started = time.monotonic()
     launcher.cancel(handle)
     assert time.monotonic() - started >= 0.5

@@ -363,7 +363,8 @@ def test_oom_without_a_batch_size_has_no_rule(tmp_path):
 
 @pytest.mark.parametrize("literal, tenth", [
     ("0.1", "0.01"), ("1e-3", "1e-4"), ("3e-4", "3e-5"), ("1E-03", "1E-04"), ("5e-05", "5e-06"),
-    ("2.5e-4", "2.5e-5"), ("1", "0.1"), ("0.0003", "0.00003"), ("1e0", "1e-1"),
+    ("2.5e-4", "2.5e-5"), ("1", "0.1"), ("0.0003", "0.00003"), ("1e0", "1e-1"), ("10.0", "1.0"),
+    ("100", "10"), ("0.10", "0.01"), ("1_0.0", "1.0"),
 ])
 def test_divide_by_ten_keeps_the_style(literal, tenth):
     assert divide_by_ten(literal) == tenth

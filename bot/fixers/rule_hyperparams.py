@@ -75,7 +75,10 @@ def divide_by_ten(literal: str) -> str | None:
         value = Decimal(literal.replace("_", ""))
     except InvalidOperation:
         return None
-    return format(value.scaleb(-1), "f")
+    tenth = value.scaleb(-1).normalize()
+    # Keep as many decimals as the original had (10.0 → 1.0, not 1.00 or 1), more only if needed.
+    places = max(-value.as_tuple().exponent, -tenth.as_tuple().exponent, 0)
+    return f"{tenth:.{places}f}"
 
 
 def _evidence(ctx: FixContext, sites: list[Site]) -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from bot.fixers.model import Edit
 
 # Folders that are never the user's source or config.
-_SKIP_DIRS = {"node_modules", "__pycache__", "venv", "env", "site-packages", "wandb", "outputs"}
+_SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages", "wandb", "outputs"}
 _MAX_FILES = 5000
 
 

@@ -5,6 +5,7 @@
 Each value is shell-quoted where it is put, so a branch named `x;rm -rf ~` stays one
 argument (write placeholders bare, not inside quotes). The script runs like a local job:
 its exit code and output are the run's, and a job id it prints is reported by `status`.
+A configured `launch.setup` runs first, as for the local backend.
 """
 from __future__ import annotations
 

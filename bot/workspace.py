@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import base64
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import git
@@ -33,6 +35,7 @@ BOT_NAME = "fix-and-relaunch[bot]"
 BOT_EMAIL = "fix-and-relaunch[bot]@users.noreply.github.com"
 NETWORK_TIMEOUT_S = 300
 DEFAULT_MAX_DIFF_BYTES = 60_000
+LOCK_NAME = "fix-and-relaunch.lock"   # in the common git dir
 
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -112,6 +115,21 @@ def _one_line(text: str, secrets: tuple[str, ...] = ()) -> str:
     return " ".join(strip_credentials(text, secrets).split()) or "no output"
 
 
+@contextmanager
+def _locked(lock_file: Path) -> Iterator[None]:
+    """Serialise, across threads and processes, git commands that write shared refs or
+    worktree metadata: jobs on two branches of one server clone run side by side."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock, as with plain git
+        yield
+        return
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def check_branch_name(branch: str) -> str:
     """Return `branch` if git accepts it as a branch name and it stays under `.worktrees/`."""
     if not isinstance(branch, str) or not branch or branch.startswith(("-", "+")) or "@{" in branch \
@@ -132,13 +150,19 @@ def clone_for_server(state_dir: Path, owner_repo: str, clone_url: str) -> Path:
     """
     if not _OWNER_REPO.match(owner_repo) or any(p in (".", "..") for p in owner_repo.split("/")):
         raise BadInput(f"invalid repository name: {owner_repo!r}")
-    remote = _Remote.parse(clone_url)
     dest = Path(state_dir) / "repos" / owner_repo
+    with _locked(dest.parent / f".{dest.name}.lock"):
+        return _clone_or_fetch(dest, _Remote.parse(clone_url))
+
+
+def _clone_or_fetch(dest: Path, remote: _Remote) -> Path:
     if (dest / ".git").exists():
-        _run(dest, "remote", "set-url", "origin", remote.url)
-        _run(dest, "fetch", "--quiet", "--prune", "origin", env=remote.env, secrets=remote.secrets,
-             timeout=NETWORK_TIMEOUT_S)
-        _run(dest, "worktree", "prune")
+        with _locked(dest / ".git" / LOCK_NAME):
+            if _run(dest, "config", "--get", "remote.origin.url", check=False).out.strip() != remote.url:
+                _run(dest, "remote", "set-url", "origin", remote.url)
+            _run(dest, "fetch", "--quiet", "--prune", "origin", env=remote.env, secrets=remote.secrets,
+                 timeout=NETWORK_TIMEOUT_S)
+            _run(dest, "worktree", "prune")
         return dest
     if dest.exists() and any(dest.iterdir()):
         raise OperationFailed(f"{dest} exists and is not a git clone; move it away")
@@ -170,6 +194,8 @@ class Workspace:
         self.remote = remote
         self._auth = _Remote.parse(auth_url)
         self.root = self._main_worktree(Path(repo))
+        common = Path(self._git("rev-parse", "--git-common-dir").strip())
+        self.git_dir = common if common.is_absolute() else (self.root / common).resolve()
 
     # -- worktrees -------------------------------------------------------------------------
 
@@ -203,19 +229,21 @@ class Workspace:
         path = self.worktree_path(branch)
         if self._is_worktree(path):
             self._check_clean(branch, path)
-            self._git("worktree", "remove", "--force", str(path))
-        self._git("worktree", "prune")
+            with self._lock():
+                self._git("worktree", "remove", "--force", str(path))
+        with self._lock():
+            self._git("worktree", "prune")
 
     def exclude_worktrees(self) -> None:
         """List `.worktrees/` in the common git dir's info/exclude, once."""
-        common = Path(self._git("rev-parse", "--git-common-dir").strip())
-        exclude = (self.root / common if not common.is_absolute() else common) / "info" / "exclude"
-        text = exclude.read_text() if exclude.exists() else ""
-        if EXCLUDE_LINE in text.splitlines():
-            return
-        exclude.parent.mkdir(parents=True, exist_ok=True)
-        sep = "" if not text or text.endswith("\n") else "\n"
-        exclude.write_text(f"{text}{sep}{EXCLUDE_LINE}\n")
+        exclude = self.git_dir / "info" / "exclude"
+        with self._lock():
+            text = exclude.read_text() if exclude.exists() else ""
+            if EXCLUDE_LINE in text.splitlines():
+                return
+            exclude.parent.mkdir(parents=True, exist_ok=True)
+            sep = "" if not text or text.endswith("\n") else "\n"
+            exclude.write_text(f"{text}{sep}{EXCLUDE_LINE}\n")
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -310,7 +338,8 @@ class Workspace:
         """Update `<remote>/<branch>` from the remote; False when the remote has no such branch."""
         check_branch_name(branch)
         refspec = f"+refs/heads/{branch}:refs/remotes/{self.remote}/{branch}"
-        result = self._remote_git("fetch", "--quiet", "--no-tags", self._remote_target(), refspec, check=False)
+        with self._lock():
+            result = self._remote_git("fetch", "--quiet", "--no-tags", self._remote_target(), refspec, check=False)
         if result.code == 0:
             return True
         if "couldn't find remote ref" in result.err:
@@ -323,7 +352,8 @@ class Workspace:
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         if refspec.startswith("+") or "--force" in refspec:
             raise BadInput(f"refusing to force-push {branch!r}")
-        result = self._remote_git("push", "--porcelain", self._remote_target(), refspec, check=False)
+        with self._lock():
+            result = self._remote_git("push", "--porcelain", self._remote_target(), refspec, check=False)
         text = _one_line(f"{result.out}\n{result.err}", self._auth.secrets)
         if result.code == 0:
             if self._remote_target() != self.remote:
@@ -414,7 +444,14 @@ class Workspace:
     def _has_local(self, branch: str) -> bool:
         return bool(self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip())
 
+    def _lock(self) -> "contextmanager[None]":
+        return _locked(self.git_dir / LOCK_NAME)
+
     def _create_worktree(self, branch: str, path: Path) -> None:
+        with self._lock():
+            self._add_worktree(branch, path)
+
+    def _add_worktree(self, branch: str, path: Path) -> None:
         self._git("worktree", "prune")  # forget worktrees whose folder was deleted
         if path.exists() and any(path.iterdir()):
             raise OperationFailed(f"{path} exists but is not a worktree of {branch}; move it away")

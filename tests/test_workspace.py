@@ -297,6 +297,29 @@ def test_clone_for_server_clones_then_fetches(repo, tmp_path):
         clone_for_server(state, "../evil", url)
 
 
+def test_jobs_on_several_branches_of_one_server_clone_run_side_by_side(tmp_path):
+    branches = {f"exp-{i}": {f"f{i}.txt": f"{i}\n"} for i in range(6)}
+    origin, _ = make_origin(tmp_path, branches=branches)
+    dest = clone_for_server(tmp_path / "state", "acme/exp", origin.as_uri())
+    errors: list[BaseException] = []
+
+    def job(branch: str) -> None:
+        try:
+            clone_for_server(tmp_path / "state", "acme/exp", origin.as_uri())
+            Workspace(dest).worktree(branch)
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=job, args=(b,)) for b in branches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    for i, branch in enumerate(branches):
+        assert (dest / ".worktrees" / branch / f"f{i}.txt").exists()
+
+
 class _Recorder(BaseHTTPRequestHandler):
     headers_seen: list[str] = []
 
@@ -348,6 +371,9 @@ def test_commits_by_bot_and_reverted_fixes(repo):
     assert ws.reverted_bot_fixes("exp-a") == []
     git(path, "revert", "--no-edit", second)
     assert ws.reverted_bot_fixes("exp-a") == [second]
+    write_files(path, {"src/train.py": "# the human's own version\n"})
+    git(path, "commit", "-qam", "Rewrite train.py")
+    assert ws.reverted_bot_fixes("exp-a") == [second]  # still known from the revert commit
 
 
 def test_fix_undone_by_hand_counts_as_reverted(repo):

@@ -25,6 +25,9 @@ try:
 except ImportError:  # tests/ as a package
     from tests.fake_anthropic import FakeAnthropic, api_key, error, overloaded, text_answer, tool_answer
 
+# The SDK warns that the default model is nearing end of life; not what these tests are about.
+pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
+
 BRANCH = "exp-high-lr"
 WANDB_KEY = "0123456789abcdef0123456789abcdef01234567"
 GH_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
@@ -221,10 +224,20 @@ def test_denied_path_rejected_then_repaired(repo, fake, settings):
 def test_search_mismatch_sends_error_text_in_next_request(repo, fake, settings):
     wrong = dict(GOOD_FIX, edits=[{"path": "src/config.py", "search": '"lr": 2.5,', "replace": '"lr": 0.25,'}])
     fake.script(tool_answer(wrong), tool_answer(GOOD_FIX))
-    fix_with_llm(context(repo), settings)
+    proposal = fix_with_llm(context(repo), settings)
     assert "search text not found in src/config.py" in json.dumps(fake.bodies[1]["messages"][-1])
     # the repair round re-reads the cached context rather than paying for it again
     assert fake.bodies[1]["messages"][0] == fake.bodies[0]["messages"][0]
+    assert fake.bodies[1]["messages"][0]["content"][0]["cache_control"] == {"type": "ephemeral"}
+    assert proposal.tokens["cache_read"] > 0 and proposal.tokens["cache_write"] > 0
+
+
+def test_fresh_request_with_feedback_carries_it_redacted(repo, fake, settings):
+    fake.script(tool_answer(GOOD_FIX))
+    propose_llm_fix(context(repo), settings, feedback=f"the smoke check printed {GH_TOKEN} and failed")
+    text = user_text(fake.bodies[0])
+    assert '<section name="feedback"' in text and "the smoke check printed [REDACTED]" in text
+    assert GH_TOKEN not in fake.requests[0].text
 
 
 @pytest.mark.parametrize("bad, message", [

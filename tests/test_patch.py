@@ -164,6 +164,13 @@ def test_symlink_pointing_out_is_refused(tree, tmp_path):
     assert (outside / "victim.py").read_text() == "v = 1\n"
 
 
+def test_symlink_inside_is_judged_by_its_target(tree):
+    os.symlink("../.github/workflows/ci.yml", tree / "src" / "ci_link.py")
+    with pytest.raises(PatchError, match=r"\.github/workflows/ci\.yml is denied"):
+        apply_and_validate(tree, [Edit("src/ci_link.py", "on: push", "on: pull_request")], config())
+    assert (tree / ".github/workflows/ci.yml").read_text() == "on: push\n"
+
+
 # --- validate ----------------------------------------------------------------------------------
 
 def test_patch_error_is_an_operation_failure():
@@ -226,7 +233,8 @@ def test_smoke_failure_reports_output_tail_and_rolls_back(tree):
 
 def test_smoke_runs_in_the_worktree_without_the_bots_secrets(tree, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-should-not-leak")
-    smoke = "pwd > where.txt; test -z \"$ANTHROPIC_API_KEY\""
+    monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
+    smoke = "pwd > where.txt; test -z \"$ANTHROPIC_API_KEY$WANDB_API_KEY\" && test \"$WANDB_MODE\" = offline"
     apply_and_validate(tree, [LOWER_LR], config(verify__smoke=smoke))
     assert Path((tree / "where.txt").read_text().strip()).resolve() == tree.resolve()
 

@@ -19,10 +19,11 @@ from bot.errors import OperationFailed
 from bot.fixers.model import Edit
 
 OUTPUT_TAIL_CHARS = 2000
-# The bot's own credentials never reach code that runs in the worktree.
+# The smoke check runs code an LLM just wrote, before anyone reviewed it: none of the bot's
+# credentials reach it, and W&B stays offline.
 _SECRET_ENV = (
     "ANTHROPIC_API_KEY", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH", "GITHUB_WEBHOOK_SECRET",
-    "WANDB_WEBHOOK_SECRET", "GITHUB_TOKEN",
+    "WANDB_WEBHOOK_SECRET", "GITHUB_TOKEN", "WANDB_API_KEY",
 )
 
 
@@ -95,14 +96,16 @@ def glob_match(path: str, pattern: str) -> bool:
 def check_paths(worktree: Path, paths: Iterable[str], config: dict[str, Any]) -> None:
     fix = config.get("fix", {})
     allowed, denied = fix.get("allowed_paths") or [], fix.get("denied_paths") or []
+    root = Path(worktree).resolve()
     for rel in paths:
-        safe_path(worktree, rel)
-        rel = normalize(rel)
-        hit = next((p for p in denied if glob_match(rel, p)), None)
-        if hit:
-            raise PatchError(f"path {rel} is denied by fix.denied_paths ({hit})")
-        if not any(glob_match(rel, p) for p in allowed):
-            raise PatchError(f"path {rel} is not in fix.allowed_paths ({', '.join(allowed) or 'none'})")
+        # A symlink inside the repo is judged by where it points as well as by its name.
+        target = safe_path(worktree, rel).relative_to(root).as_posix()
+        for name in dict.fromkeys([normalize(rel), target]):
+            hit = next((p for p in denied if glob_match(name, p)), None)
+            if hit:
+                raise PatchError(f"path {name} is denied by fix.denied_paths ({hit})")
+            if not any(glob_match(name, p) for p in allowed):
+                raise PatchError(f"path {name} is not in fix.allowed_paths ({', '.join(allowed) or 'none'})")
 
 
 # --- applying --------------------------------------------------------------------------------
@@ -242,7 +245,7 @@ def _tail(text: str) -> str:
 
 def run_smoke(worktree: Path, command: str, timeout: float) -> None:
     """Run the repo's smoke command in the worktree; PatchError with the output tail on failure."""
-    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV}
+    env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV} | {"WANDB_MODE": "offline"}
     # A session of its own, so a timeout kills the shell's children too.
     proc = subprocess.Popen(command, shell=True, cwd=worktree, env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

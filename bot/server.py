@@ -153,6 +153,7 @@ async def healthz(request: web.Request) -> web.Response:
 def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, executor: Executor | None = None,
         runs_lookup: Callable | None = None, cleanup: Callable | None = None, workers: int = 2) -> None:
     """Serve until interrupted; the queue lives in `settings.state_dir / "state.db"`."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     queue = Queue.from_settings(settings)
     app = make_app(settings, queue=queue, executor=executor, runs_lookup=runs_lookup, cleanup=cleanup, workers=workers)
     web.run_app(app, host=host, port=port)

@@ -59,6 +59,7 @@ class FakeGitHub:
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, tuple[int, float]] = field(default_factory=dict)  # token -> (installation, expiry)
+    record: bool = True  # the benchmark turns recording off
 
     def __post_init__(self):
         self._ids = itertools.count(1000)
@@ -117,6 +118,8 @@ class FakeGitHub:
 
     @web.middleware
     async def _record(self, request: web.Request, handler):
+        if not self.record:
+            return await handler(request)
         raw = await request.read()
         body = json.loads(raw) if raw else None
         self.calls.append(Call(request.method, request.path, dict(request.query), body,

@@ -8,6 +8,7 @@ import json
 import time
 import uuid
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -240,3 +241,17 @@ async def test_app_jwt_is_signed_with_the_private_key(settings, fake_github, app
     async with aiohttp.ClientSession() as session:
         with pytest.raises(Exception, match="401|JSON web token"):
             await GitHubApp(wrong, session).installation_token(INSTALLATION_ID)
+
+
+def test_app_manifest_subscribes_to_what_the_handlers_need():
+    import yaml
+
+    import handlers
+    from bot.server import APP_EVENTS
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parents[1] / "app.yml").read_text())
+    assert manifest["public"] is False and manifest["hook_attributes"]["url"].endswith("/webhooks/github")
+    routed = set(handlers.router._deep_routes) | set(handlers.router._shallow_routes)
+    assert routed - APP_EVENTS == set(manifest["default_events"])  # installation events come to every App
+    assert manifest["default_permissions"] == {"contents": "write", "issues": "write", "pull_requests": "write",
+                                               "checks": "write", "metadata": "read"}

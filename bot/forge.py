@@ -13,58 +13,17 @@ from typing import Any, TextIO
 CHECK_NAME = "fix-and-relaunch"
 JOB_MARKER = "<!-- fix-and-relaunch:job={job_id} -->"
 
-# The job comment, one template per stage. Each starts with the job marker so the
-# comment is found again and edited in place.
+# The job comment's first body, posted when a worker picks the job up. Later bodies (fix
+# pushed, relaunched, verified, gave up) are rendered by bot.report and delivered through
+# `upsert_comment` under the same job marker, so the one comment is edited in place.
 DIAGNOSING = """\
 {marker}
 🔎 **fix-and-relaunch** is diagnosing the latest failed run of `{branch}`…
 """
-FIX_PUSHED = """\
-{marker}
-🔧 **fix-and-relaunch**: the run failed with **{category}**. Pushed {commit} to `{branch}` (attempt {attempt} of {max_attempts}).
-
-{details}
-"""
-RELAUNCHED = """\
-{marker}
-🚀 **fix-and-relaunch**: relaunched `{branch}` at {commit} (attempt {attempt} of {max_attempts}); waiting for the run to log {min_steps} steps.
-
-{details}
-"""
-VERIFIED = """\
-{marker}
-✅ **fix-and-relaunch**: the relaunched run of `{branch}` is healthy ({steps} steps logged).
-
-{details}
-"""
-GAVE_UP = """\
-{marker}
-🛑 **fix-and-relaunch** gave up on `{branch}`: {reason}
-
-{details}
-"""
-STAGES = {
-    "diagnosing": DIAGNOSING,
-    "fix_pushed": FIX_PUSHED,
-    "relaunched": RELAUNCHED,
-    "verified": VERIFIED,
-    "gave_up": GAVE_UP,
-}
 
 
 def job_marker(job_id: int | str) -> str:
     return JOB_MARKER.format(job_id=job_id)
-
-
-def job_comment(stage: str, job_id: int | str, **fields: Any) -> str:
-    """The job comment's body at `stage`; missing fields render as blanks."""
-    values = _Blank(fields, marker=job_marker(job_id))
-    return STAGES[stage].format_map(values).rstrip() + "\n"
-
-
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return "" if key == "details" else "?"
 
 
 def repo_url_vars(repo: str) -> tuple[str, dict[str, str]]:

@@ -8,7 +8,7 @@ import pytest
 from gidgethub import sansio
 
 import handlers
-from bot.forge import GitHubForge, LocalForge, job_comment, job_marker
+from bot.forge import DIAGNOSING, GitHubForge, LocalForge, job_marker
 from bot.github_app import GitHubApp
 from handlers.github import parse_command
 from tests.fake_github import INSTALLATION_ID, app_key, example, fake_github, pr_comment, queue, settings  # noqa: F401
@@ -159,17 +159,16 @@ async def test_installation_events_are_logged(gh, fake_github, queue, caplog):
 async def test_job_comment_is_created_once_then_edited_in_place(gh, fake_github):
     comments_url = f"{fake_github.url}/repos/{REPO}/issues/1/comments"
     marker = job_marker(7)
-    first = await GitHubForge(gh).upsert_comment(comments_url, marker, job_comment("diagnosing", 7, branch="exp-a"))
-    # a new forge (a resumed job) finds its comment again by the marker
+    first = await GitHubForge(gh).upsert_comment(comments_url, marker, DIAGNOSING.format(marker=marker, branch="exp-a"))
+    # a new forge (a resumed job) finds its comment again by the marker; bodies without it get it
     forge = GitHubForge(gh)
-    await forge.upsert_comment(comments_url, marker, job_comment("fix_pushed", 7, branch="exp-a", category="nan_loss",
-                                                                  commit="abc1234", attempt=1, max_attempts=3))
-    await forge.upsert_comment(comments_url, marker, job_comment("verified", 7, branch="exp-a", steps=20))
+    await forge.upsert_comment(comments_url, marker, "<!-- fix-and-relaunch:report -->\n**Fix applied:** lower lr")
+    await forge.upsert_comment(comments_url, marker, "<!-- fix-and-relaunch:report -->\n**Verified**: 20 steps")
     assert len(fake_github.find("POST", "/issues/1/comments")) == 1
     assert len(fake_github.find("PATCH", f"/issues/comments/{first['id']}")) == 2
     assert len(fake_github.find("GET", "/issues/1/comments")) == 2  # one lookup per forge, then its cache
     [comment] = fake_github.comments.values()
-    assert comment["body"].startswith(marker) and "healthy (20 steps logged)" in comment["body"]
+    assert comment["body"].startswith(marker) and comment["body"].endswith("**Verified**: 20 steps")
     other = await GitHubForge(gh).upsert_comment(comments_url, job_marker(8), "another job")
     assert other["id"] != first["id"] and other["body"] == f"{job_marker(8)}\nanother job"
 
@@ -196,11 +195,11 @@ async def test_local_forge_records_and_prints(capsys):
 
     forge = LocalForge(out=sys.stdout)
     marker = job_marker("local-1")
-    await forge.upsert_comment(None, marker, job_comment("diagnosing", "local-1", branch="exp-a"))
-    await forge.upsert_comment(None, marker, job_comment("gave_up", "local-1", branch="exp-a", reason="no safe fix"))
+    await forge.upsert_comment(None, marker, DIAGNOSING.format(marker=marker, branch="exp-a"))
+    await forge.upsert_comment(None, marker, "**Gave up:** no safe fix")
     await forge.create_check_run("team/exp", "e" * 40, conclusion="neutral", title="Gave up")
     assert [name for name, _ in forge.calls] == ["upsert_comment", "upsert_comment", "create_check_run"]
     assert forge.calls[1][1]["edited"] is True
-    assert "gave up on `exp-a`: no safe fix" in forge.comments[marker]
+    assert forge.comments[marker] == f"{marker}\n**Gave up:** no safe fix"
     out = capsys.readouterr().out
     assert "diagnosing" in out and "no safe fix" in out and "check run fix-and-relaunch" in out

@@ -306,6 +306,16 @@ def test_bad_request_is_not_retried(repo, fake, settings):
     assert len(fake.bodies) == 1
 
 
+def test_unreachable_api_is_a_clean_error(repo, tmp_path):
+    closed = FakeAnthropic()   # bound, never started, then closed: nothing listens on its port
+    url = closed.url
+    closed._server.server_close()
+    settings = Settings(anthropic_api_key=ANTHROPIC_KEY, anthropic_base_url=url)
+    client = anthropic.Anthropic(api_key=ANTHROPIC_KEY, base_url=url, max_retries=0)
+    with pytest.raises(LLMUnavailable, match="^cannot reach the Anthropic API after 1 try$"):
+        fix_with_llm(context(repo), settings, client=client)
+
+
 def test_missing_api_key_is_a_clean_error(repo):
     with pytest.raises(LLMUnavailable, match="needs ANTHROPIC_API_KEY"):
         propose_llm_fix(context(repo), Settings())

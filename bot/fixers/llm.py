@@ -10,11 +10,12 @@ priced as Sonnet, the default model, so cost is never silently zero.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import OperationFailed
-from bot.fixers.context import CHARS_PER_TOKEN, DEFAULT_BUDGET_TOKENS, PromptContext, build_context
+from bot.fixers.context import DEFAULT_BUDGET_TOKENS, PromptContext, build_context, estimate_tokens
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.patch import PatchError, apply_and_validate
 
@@ -122,7 +123,6 @@ def system_blocks(config: dict) -> list[dict]:
 
 
 def fixed_prompt_chars(config: dict) -> int:
-    import json
     return len(json.dumps(tool_definition())) + sum(len(b["text"]) for b in system_blocks(config))
 
 
@@ -171,7 +171,7 @@ class Conversation:
     _last_tool_id: str | None = None
 
     def __post_init__(self) -> None:
-        budget = self.budget_tokens - -(-fixed_prompt_chars(self.ctx.config) // CHARS_PER_TOKEN)
+        budget = self.budget_tokens - estimate_tokens("x" * fixed_prompt_chars(self.ctx.config))
         self.context = build_context(self.ctx, self.settings, budget_tokens=max(budget, 1_000),
                                      feedback=self.feedback)
         self.messages = [{"role": "user", "content": [
@@ -188,10 +188,11 @@ class Conversation:
     def ask(self) -> FixProposal:
         """Send the conversation; the answer's proposal, or MalformedAnswer (kept for repair)."""
         message = self._send()
-        secrets = self.settings.secrets()
-        content = [_block_param(b, secrets) for b in message.content if b.type in ("text", "tool_use")]
         call = next((b for b in message.content if b.type == "tool_use" and b.name == TOOL_NAME), None)
         self._last_tool_id = call.id if call else None
+        # Replay the text and the one call we answer: an unanswered tool_use is a 400 next round.
+        kept = [b for b in message.content if b.type == "text" or b is call]
+        content = [_block_param(b, self.settings.secrets()) for b in kept]
         if content:
             self.messages.append({"role": "assistant", "content": content})
         if call is None:
@@ -258,19 +259,20 @@ def _redacted(value: Any, secrets: list[str]) -> Any:
 def api_error_message(exc: Exception, tries: int) -> str:
     """One line for a human; the client has already retried what is worth retrying."""
     import anthropic
+    tries = f"{tries} {'try' if tries == 1 else 'tries'}"
     if isinstance(exc, anthropic.APITimeoutError):
-        return f"Anthropic API timed out after {tries} tries"
+        return f"Anthropic API timed out after {tries}"
     if isinstance(exc, anthropic.APIConnectionError):
-        return f"cannot reach the Anthropic API after {tries} tries"
+        return f"cannot reach the Anthropic API after {tries}"
     if not isinstance(exc, anthropic.APIStatusError):
         return f"Anthropic API call failed: {type(exc).__name__}"
     status, detail = exc.status_code, _error_detail(exc)
     if status == 529 or "overloaded" in detail:
-        return f"Anthropic API overloaded after {tries} tries"
+        return f"Anthropic API overloaded after {tries}"
     if status == 429:
-        return f"Anthropic API rate limit still hit after {tries} tries"
+        return f"Anthropic API rate limit still hit after {tries}"
     if status >= 500:
-        return f"Anthropic API server error {status} after {tries} tries ({detail})"
+        return f"Anthropic API server error {status} after {tries} ({detail})"
     return f"Anthropic API refused the request: {status} {detail}"
 
 

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import base64
 import re
-from contextlib import contextmanager
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import git
@@ -72,15 +72,15 @@ class _Remote:
         if not url:
             return cls(None, {}, ())
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or parts.password is None:
+        if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
             return cls(strip_credentials(url), {}, ())
-        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        userinfo, host = parts.netloc.rsplit("@", 1)
+        user, _, password = (unquote(p) for p in userinfo.partition(":"))
         clean = urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
-        user, password = unquote(parts.username or ""), unquote(parts.password)
         basic = base64.b64encode(f"{user}:{password}".encode()).decode()
         # Scoped to this host; an environment variable is neither persisted nor shown by `ps`.
         env = _config_env({f"http.{parts.scheme}://{host}/.extraheader": f"AUTHORIZATION: basic {basic}"})
-        return cls(clean, env, (password, basic))
+        return cls(clean, env, tuple(s for s in (password or user, basic) if s))
 
 
 def _config_env(values: dict[str, str]) -> dict[str, str]:
@@ -350,7 +350,7 @@ class Workspace:
         """Fast-forward the remote branch to the local one; PushRejected if the remote moved on."""
         check_branch_name(branch)
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
-        if refspec.startswith("+") or "--force" in refspec:
+        if refspec.startswith("+"):  # a leading '+' would make it a forced update
             raise BadInput(f"refusing to force-push {branch!r}")
         with self._lock():
             result = self._remote_git("push", "--porcelain", self._remote_target(), refspec, check=False)
@@ -439,12 +439,13 @@ class Workspace:
         path = self.worktree_path(branch)
         if not self._is_worktree(path):
             raise OperationFailed(f"{branch} has no worktree at {path}; call worktree() first")
+        self._check_on_branch(branch, path)
         return path
 
     def _has_local(self, branch: str) -> bool:
         return bool(self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip())
 
-    def _lock(self) -> "contextmanager[None]":
+    def _lock(self) -> AbstractContextManager[None]:
         return _locked(self.git_dir / LOCK_NAME)
 
     def _create_worktree(self, branch: str, path: Path) -> None:

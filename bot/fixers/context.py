@@ -74,7 +74,8 @@ class Section:
     def render(self) -> str:
         trust = "untrusted" if self.untrusted else "trusted"
         body = _SECTION_TAG.sub(r"&lt;\1section", self.text)  # no forged section ends
-        return f'<section name="{self.name}" title="{self.title}" trust="{trust}">\n{body}\n</section>'
+        title = self.title.replace('"', "'")
+        return f'<section name="{self.name}" title="{title}" trust="{trust}">\n{body}\n</section>'
 
 
 @dataclass

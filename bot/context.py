@@ -66,7 +66,7 @@ class RepoContext:
         """The branch's runs (all runs of the repo when `branch` is None)."""
         config = self.config(branch) if branch else repo_config.parse("")
         return BranchRuns(repo=self.key, store=self._store(config), state=self.state,
-                          launcher_for=lambda backend: self.launcher(backend, config))
+                          settings=self.settings)
 
     def _store(self, config: dict):
         branch_key = config["wandb"]["branch_key"]

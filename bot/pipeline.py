@@ -275,11 +275,13 @@ class Pipeline:
         return sorted(set(getattr(self, "_changed", None) or {e.path for e in proposal.edits}))
 
     def _add_doc_entry(self, branch, found: Diagnosed, proposal: FixProposal, files, number) -> str:
-        from bot.branch_doc import add_fix_entry
+        from bot.branch_doc import FixEntry, add_fix_entry
 
-        return add_fix_entry(self.worktree, branch, attempt=number, category=found.diagnosis.category,
-                             summary=found.diagnosis.summary, root_cause=proposal.root_cause,
-                             files=files, fixer=proposal.fixer, run_id=found.run.id)
+        entry = FixEntry(attempt=number, category=found.diagnosis.category,
+                         summary=self._redact(found.diagnosis.summary),
+                         root_cause=self._redact(proposal.root_cause), fixer=proposal.fixer,
+                         files=files, run_id=found.run.id)
+        return add_fix_entry(self.worktree, branch, entry)
 
     def _commit_diff(self, sha: str) -> str:
         import subprocess

@@ -8,21 +8,19 @@ still a failed run to diagnose. Runs started by hand appear through the run stor
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
-
 from bot.errors import BadInput
-from bot.launchers.base import ACTIVE_STATES, Launcher
+from bot.config import Settings
+from bot.launchers import ACTIVE_STATES, refresh_run
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
 from bot.state import RunRecord, StateStore
 
 
 class BranchRuns:
-    def __init__(self, *, repo: str, store: RunStore, state: StateStore,
-                 launcher_for: Callable[[str], Launcher]):
+    def __init__(self, *, repo: str, store: RunStore, state: StateStore, settings: Settings):
         self.repo = repo
         self.store = store
         self.state = state
-        self.launcher_for = launcher_for
+        self.settings = settings
 
     def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]:
         """Newest first, optionally only those in `state`."""
@@ -74,13 +72,7 @@ class BranchRuns:
 
     def refresh(self, record: RunRecord) -> RunRecord:
         """Bring an active record up to date with what its launcher says now."""
-        if record.state not in ACTIVE_STATES:
-            return record
-        status = self.launcher_for(record.backend).status(record.handle)
-        if status.state == record.state:
-            return record
-        return self.state.update_run(record.id, state=status.state, exit_code=status.exit_code,
-                                     ended_at=status.ended_at)
+        return refresh_run(self.state, self.settings, record)
 
 
 def _try_get(store: RunStore, run_id: str) -> RunInfo | None:

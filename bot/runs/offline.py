@@ -30,7 +30,7 @@ except ImportError:  # written alongside this module; the fallbacks keep it usab
         return line.rstrip("\r").rsplit("\r", 1)[-1]
 
 RUNNING_WINDOW = 300.0  # seconds since the last write within which a run without an exit is "running"
-_FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9]+)$")
+_FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9_-]+)$")  # ids may hold - and _
 _TAIL_BLOCK = 8192
 
 Roots = Callable[[str | None], list[Path]] | list[Path]

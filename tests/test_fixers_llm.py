@@ -357,7 +357,7 @@ def test_sections_are_dropped_lowest_priority_first(repo, settings):
     names = [s.name.split(":")[0] for s in prompt.sections]
     assert "diagnosis" in names and "log_tail" in names
     assert "pr_text" in prompt.omitted and "requirements" in prompt.omitted
-    assert "branch_diff" in names                                  # priority 2 outlives 3, 4 and 5
+    assert "branch_diff" in names                                  # the diff outlives the doc and PR
     assert len(prompt.render()) <= 700 * CHARS_PER_TOKEN
 
 

@@ -34,8 +34,8 @@ LIMITS: dict[str, tuple[int, int, str]] = {
     "code": (1, 6_000, "head"),
     "previous_attempts": (1, 4_000, "tail"),
     "hint": (1, 2_000, "head"),
-    "branch_diff": (2, 12_000, "head"),
-    "config_file": (3, 6_000, "head"),
+    "branch_diff": (1, 12_000, "head"),  # the experiment's change: the likeliest culprit
+    "config_file": (2, 6_000, "head"),
     "branch_doc": (3, 4_000, "head"),
     "run_config": (3, 4_000, "head"),
     "requirements": (4, 3_000, "head"),

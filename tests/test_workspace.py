@@ -31,6 +31,10 @@ def repo(tmp_path):
     })
 
 
+def _not_exp_a(refs: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in refs.items() if not k.endswith("/exp-a")}
+
+
 def _others(refs: dict[str, str], branch: str) -> dict[str, str]:
     return {k: v for k, v in refs.items() if k != f"refs/heads/{branch}"}
 
@@ -146,6 +150,10 @@ def test_remove_worktree_keeps_the_branch(repo):
     _, clone = repo
     ws = Workspace(clone)
     path = ws.worktree("exp-a")
+    (path / "main.py").write_text("changed\n")
+    with pytest.raises(OperationFailed, match="dirty"):
+        ws.remove_worktree("exp-a")
+    git(path, "checkout", "main.py")
     write_files(path, {"wandb/out.log": "x"})
     ws.remove_worktree("exp-a")
     assert not path.exists()
@@ -222,6 +230,8 @@ def test_push_fast_forwards_and_touches_no_other_branch(repo):
     origin, clone = repo
     before = remote_refs(origin)
     ws = Workspace(clone)
+    ws.worktree("team/exp-b")
+    local_before = remote_refs(clone)
     path = ws.worktree("exp-a")
     write_files(path, {"src/config.py": config_py(lr=0.01)})
     sha = ws.commit("exp-a", ["src/config.py"], "Fix: lower lr")
@@ -230,6 +240,7 @@ def test_push_fast_forwards_and_touches_no_other_branch(repo):
     assert after["refs/heads/exp-a"] == sha
     assert _others(after, "exp-a") == _others(before, "exp-a")
     assert git(clone, "rev-parse", "origin/exp-a") == sha
+    assert _not_exp_a(remote_refs(clone)) == _not_exp_a(local_before)
 
 
 def _rejected_push(origin, clone, moved_files):
@@ -355,6 +366,8 @@ def test_token_goes_as_a_header_and_never_into_config_or_errors(repo, tmp_path):
 def test_strip_credentials():
     text = "fatal: unable to access 'https://x-access-token:abc@github.com/o/r.git/': 403"
     assert strip_credentials(text) == "fatal: unable to access 'https://github.com/o/r.git/': 403"
+    assert strip_credentials("https://ghp_abc@github.com/o/r and ghp_abc", ("ghp_abc",)) == \
+        "https://github.com/o/r and ***"
 
 
 # -- history of bot fixes -------------------------------------------------------------------

@@ -36,10 +36,12 @@ def doc_path(branch: str) -> str:
 def add_fix_entry(worktree: Path, branch: str, entry: FixEntry) -> str:
     """Append `entry` to the branch's docs page in `worktree`; return the page's relative path."""
     rel = doc_path(branch)
-    path = Path(worktree) / rel
-    if path.is_symlink() or (path.exists() and not path.is_file()):
-        raise BadInput(f"{rel} is not a regular file")
-    text = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else f"# {branch}\n"
+    root = Path(worktree).resolve()
+    path = root / rel
+    if path.is_symlink() or (path.exists() and not path.is_file()) or root not in path.resolve().parents:
+        raise BadInput(f"{rel} is not a regular file inside the worktree")
+    text = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else ""
+    text = text or f"# {branch}\n"  # a missing or empty page starts with its title
     newline = "\r\n" if "\r\n" in text else "\n"
     updated = insert_entry(text, render_entry(entry, newline), newline)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -436,6 +436,16 @@ def test_branch_doc_entry_keeps_the_rest_of_the_file(tmp_path):
     assert rest.index("attempt 2") < rest.index("## Results")
 
 
+def test_branch_doc_refuses_a_page_that_links_out_of_the_worktree(tmp_path):
+    outside = tmp_path / "outside.md"
+    outside.write_text("secret\n")
+    (tmp_path / "wt/docs").mkdir(parents=True)
+    (tmp_path / "wt/docs/exp-a.md").symlink_to(outside)
+    with pytest.raises(BadInput):
+        add_fix_entry(tmp_path / "wt", "exp-a", ENTRY)
+    assert outside.read_text() == "secret\n"
+
+
 def test_branch_doc_section_added_at_the_end_when_missing(tmp_path):
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/exp-a.md").write_text("# exp-a\n\nNotes without newline")

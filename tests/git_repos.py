@@ -17,6 +17,8 @@ import subprocess
 from pathlib import Path
 from typing import Mapping
 
+from bot.branch_doc import doc_path
+
 IDENTITY = {
     "GIT_AUTHOR_NAME": "Test Human",
     "GIT_AUTHOR_EMAIL": "human@example.com",
@@ -67,14 +69,9 @@ EXPERIMENT_FILES: dict[str, str] = {
 }
 
 
-def doc_name(branch: str) -> str:
-    """docs/<branch>.md with `/` as `-` (the bot's branch-doc naming)."""
-    return f"docs/{branch.replace('/', '-')}.md"
-
-
 def experiment_branch(branch: str, description: str = "An experiment.", **config: object) -> dict[str, str]:
     """The files an experiment branch changes: its config overrides and its docs page."""
-    files = {doc_name(branch): f"# {branch}\n\n{description}\n"}
+    files = {doc_path(branch): f"# {branch}\n\n{description}\n"}
     if config:
         files["src/config.py"] = config_py(**config)
     return files

@@ -25,7 +25,7 @@ class Settings:
     wandb_project: str | None = None
     anthropic_api_key: str | None = None
     anthropic_base_url: str | None = None
-    anthropic_model: str = "claude-sonnet-4-5"
+    anthropic_model: str = "claude-sonnet-4-6"
     github_app_id: str | None = None
     github_private_key: str | None = None
     github_webhook_secret: str | None = None

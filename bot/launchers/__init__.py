@@ -77,6 +77,8 @@ def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> Run
         record = store.update_handle(record.id, job_id=status.job_id)
     if not status.ended:
         return record
+    if status.reason:
+        store.update_handle(record.id, end_reason=status.reason)
     return store.update_run(record.id, if_state=ACTIVE_STATES, state=status.state,
                             exit_code=status.exit_code, ended_at=status.ended_at)
 

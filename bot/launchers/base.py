@@ -38,6 +38,7 @@ class LaunchStatus:
     ended_at: float | None = None       # unix seconds
     started_at: float | None = None
     job_id: str | None = None           # an id the launch script printed, when it printed one
+    reason: str | None = None           # the scheduler's own word on how it ended (PREEMPTED, …)
 
     @property
     def ended(self) -> bool:

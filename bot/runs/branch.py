@@ -49,6 +49,11 @@ class BranchRuns:
         return self.store.history(run, rows)
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
+        """The run's console tail, then the scheduler's verdict when it gave one: a job
+        preempted or killed for memory may say nothing about it in its own output."""
+        return self._console_tail(run, lines) + self._scheduler_lines(run)
+
+    def _console_tail(self, run: RunInfo, lines: int) -> list[str]:
         # The launcher's log also holds what came before wandb.init (setup, import errors).
         if run.log_path and Path(run.log_path).exists():
             from bot.diagnosis.tail import tail_lines
@@ -57,6 +62,13 @@ class BranchRuns:
         if run.source == "launcher":
             return []
         return self.store.log_tail(run, lines)
+
+    def _scheduler_lines(self, run: RunInfo) -> list[str]:
+        record = self.state.get_run(run.record_id) if run.record_id else None
+        if record is None or not record.handle.get("end_reason"):
+            return []
+        job = record.handle.get("job_id") or record.id
+        return [f"[{record.backend}] job {job} ended: {record.handle['end_reason']}"]
 
     def delete(self, run: RunInfo) -> None:
         """Delete a failed run: its W&B run, its captured log and its record."""

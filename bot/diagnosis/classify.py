@@ -62,6 +62,8 @@ RULES: tuple[Rule, ...] = (
     R("oom", r"(?i)CUDA out of memory|OutOfMemoryError|\b(?:HIP|MPS backend|XPU) out of memory|CUDA error: out of memory", 10),
     R("oom", r"RESOURCE_EXHAUSTED|ResourceExhaustedError|Resource exhausted: OOM|OOM when allocating", 10),
     R("oom", r"(?i)ran out of memory|out of memory (?:while|trying) to allocate|Out of memory: Killed process|oom[-_]kill|OOMKilled", 9),
+    # Schedulers' own verdicts, e.g. Slurm's job state as the launcher reports it.
+    R("oom", r"\bOUT_OF_MEMORY\b|\bJOB \d+ .*CANCELLED .*\bOUT OF MEMORY\b", 9),
     R("oom", r"DefaultCPUAllocator: (?:can't|not enough memory)|\bstd::bad_alloc|\b_?ArrayMemoryError|^MemoryError\b|Cannot allocate memory", 8),
     R("oom", r"killed by signal: Killed|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|<Signals\.SIGKILL: 9>|^Killed\s*$", 6),
     # --- loss went NaN/inf

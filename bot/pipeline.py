@@ -120,7 +120,8 @@ class Pipeline:
         self.worktree = ws.worktree(req.branch)
         self.config = self.ctx.reload_config(req.branch)
         self.runs = self.ctx.runs(req.branch)
-        failed = self.runs.latest(req.branch)
+        # A resumed job works on the run it started with, not whatever is newest now.
+        failed = self.runs.get(self.steps.once("target", lambda: self.runs.latest(req.branch).id))
         if failed.state not in FAILED_STATES:
             return self._nothing_to_fix(req.branch, failed)
         reverted = ws.reverted_bot_fixes(req.branch)

@@ -129,8 +129,46 @@ def branches(wheelhouse: Path) -> dict[str, dict[str, str]]:
     }
 
 
+PREEMPTIBLE_TRAIN_PY = """import signal
+import sys
+
+
+def _preempted(signum, frame):
+    # What PyTorch Lightning prints when the cluster sends SIGTERM before preempting a job.
+    print("[rank: 0] Received SIGTERM: 15", flush=True)
+    sys.exit(143)
+
+
+signal.signal(signal.SIGTERM, _preempted)
+""" + TRAIN_PY
+
+BUGGY_TRAIN_PY = TRAIN_PY.replace(
+    "    model = build(len(rows))\n",
+    "    model = build(len(rows))\n"
+    "    print(\"debug env:\", {k: v for k, v in __import__('os').environ.items() if 'TOKEN' in k})\n"
+    "    width = len(5)\n")
+
+LLM_CASES = ("good", "denied", "nomatch", "malformed", "overloaded", "secret")
+
+
+def extra_branches() -> dict[str, dict[str, str]]:
+    slow = CONFIG_PY.format(batch_size=32, data_path="data/train.csv").replace(
+        '"steps": 5,', '"steps": 8,\n    "step_time": 0.3,')
+    out = {
+        "exp-preempt": {"src/train.py": PREEMPTIBLE_TRAIN_PY, "src/config.py": slow,
+                        **doc("exp-preempt", "Runs on a preemptible partition.")},
+        "exp-resume": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+                       **doc("exp-resume", "Bigger batches, interrupted fixer.")},
+        "exp-revert": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+                       **doc("exp-revert", "Bigger batches, and a human who disagrees with the bot.")},
+    }
+    for case in LLM_CASES:
+        out[f"exp-llm-{case}"] = {"src/train.py": BUGGY_TRAIN_PY, **doc(f"exp-llm-{case}", "A new feature.")}
+    return out
+
+
 def build(tmp: Path) -> tuple[Path, Path]:
     """(bare origin, working clone) with every failure branch pushed."""
     wheelhouse = tmp / "wheelhouse"
     wheel(wheelhouse, "toyaug")
-    return make_origin(tmp, BASE_FILES, branches(wheelhouse))
+    return make_origin(tmp, BASE_FILES, {**branches(wheelhouse), **extra_branches()})

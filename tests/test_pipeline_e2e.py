@@ -109,3 +109,192 @@ def test_dry_run_shows_the_patch_and_changes_nothing(capsys, repo):
     assert remote_refs(origin) == before
     worktree = clone / ".worktrees" / "exp-dry"
     assert git(worktree, "status", "--porcelain", "--untracked-files=no") == ""
+
+
+def wait_for_log(clone: Path, capsys, branch: str, text: str, timeout: float = 30) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        code, out, _ = run_cli(capsys, "runs", "--repo", str(clone), "--branch", branch, "--json")
+        run = json.loads(out)[0]
+        from bot.state import StateStore
+
+        record = StateStore.open(Path(os.environ["FIX_AND_RELAUNCH_STATE_DIR"])).get_run(run["id"])
+        if text in Path(record.log_path).read_text():
+            return record.to_json()
+        time.sleep(0.1)
+    raise AssertionError(f"{text!r} never reached the log")
+
+
+def test_preempted_run_is_relaunched_without_a_code_change(capsys, repo):
+    origin, clone = repo
+    code, out, _ = run_cli(capsys, "launch", "--repo", str(clone), "--branch", "exp-preempt", "--json")
+    assert code == 0
+    record = wait_for_log(clone, capsys, "exp-preempt", "step 1 ")
+    os.killpg(record["handle"]["pgid"], signal.SIGTERM)   # the cluster preempts the job
+    deadline = time.monotonic() + 30
+    while json.loads(run_cli(capsys, "runs", "--repo", str(clone), "--branch", "exp-preempt",
+                             "--json")[1])[0]["state"] == "running":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    before = remote_refs(origin)
+
+    code, result = fix(capsys, clone, "exp-preempt")
+
+    assert code == 0, result["comment"]
+    assert (result["action"], result["category"], result["verified"]) == ("relaunched", "infra", True)
+    assert result["commits"] == [] and result["attempts"][0]["fixer"] == "relaunch"
+    assert result["new_run"]["state"] == "finished"
+    assert "Relaunched without a code change" in result["comment"]
+    assert remote_refs(origin) == before
+
+
+def test_second_attempt_when_the_first_fix_was_not_enough(capsys, tmp_path):
+    clone = sample_repo.build(tmp_path, python=sys.executable)   # logs real offline W&B runs
+    launch_and_fail(capsys, clone, sample_repo.BRANCH)
+
+    code, result = fix(capsys, clone, sample_repo.BRANCH)
+
+    assert code == 0, result["comment"]
+    assert (result["action"], result["category"], result["verified"]) == ("patched", "nan_loss", True)
+    first, second = result["attempts"]
+    assert first["fixer"] == second["fixer"] == "rule:lower-lr"
+    assert "diverging" in first["problem"]          # lr 2.5 still runs away: seen in early metrics
+    assert second["problem"] is None and second["run"]["steps"] >= 20
+    assert len(result["commits"]) == 2
+    config = git(tmp_path / "origin.git", "show", f"{sample_repo.BRANCH}:src/config.py")
+    assert '"lr": 0.25,  # learning rate' in config
+
+
+def test_demo_command_ends_on_a_verified_run(capsys, tmp_path):
+    code = cli(["demo", "--dir", str(tmp_path / "demo")])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "Outcome: patched, verified: True" in out
+    assert "**Fix applied:** lower learning rate" in out
+
+
+def test_resumed_job_never_commits_pushes_or_launches_twice(capsys, repo):
+    from bot.config import Settings
+    from bot.context import RepoContext
+    from bot.pipeline import FixRequest, Pipeline, StepLog
+
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-resume")
+    done: dict = {}
+
+    def interrupt(stage: str, body: str) -> None:
+        if stage == "fix_pushed":
+            raise KeyboardInterrupt("the bot was stopped")
+
+    ctx = RepoContext.open(Settings.from_env(), clone)
+    steps = StepLog(load=lambda: dict(done), save=done.__setitem__)
+    with pytest.raises(KeyboardInterrupt):
+        Pipeline(ctx, steps=steps, reporter=interrupt, poll=0.2).run(FixRequest(branch="exp-resume"))
+    pushed = git(origin, "rev-parse", "exp-resume")
+
+    ctx = RepoContext.open(Settings.from_env(), clone)
+    steps = StepLog(load=lambda: dict(done), save=done.__setitem__)
+    outcome = Pipeline(ctx, steps=steps, poll=0.2).run(FixRequest(branch="exp-resume"))
+
+    assert outcome.verified and outcome.action == "patched"
+    assert git(origin, "rev-parse", "exp-resume") == pushed, "no second push"
+    fixes = git(origin, "log", "--format=%s", "main..exp-resume").splitlines()
+    assert [s for s in fixes if s.startswith("Fix: ")] == ["Fix: " + fixes[0][5:]]
+    launches = ctx.state.list_runs(repo=ctx.key, branch="exp-resume")
+    assert len(launches) == 2, "the failed run and exactly one relaunch"
+
+
+def test_a_human_revert_of_a_bot_fix_stops_automatic_fixing(capsys, repo):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-revert")
+    code, result = fix(capsys, clone, "exp-revert")
+    assert code == 0 and result["action"] == "patched"
+    scratch = origin.parent / "revert-scratch"
+    git(origin.parent, "clone", "-q", "-b", "exp-revert", str(origin), str(scratch))
+    git(scratch, "revert", "--no-edit", result["commits"][0])
+    git(scratch, "push", "-q", "origin", "exp-revert")
+    launch_and_fail(capsys, clone, "exp-revert")
+    before = remote_refs(origin)
+
+    code, result = fix(capsys, clone, "exp-revert")
+
+    assert code == 1 and result["action"] == "gave_up"
+    assert "reverted" in result["reason"]
+    assert remote_refs(origin) == before
+
+
+# -- the LLM fixer, against a local server speaking the Messages API -----------------
+
+SECRET_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+
+
+@pytest.fixture
+def anthropic(monkeypatch):
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000000")
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        monkeypatch.setenv("SERVICE_TOKEN", SECRET_TOKEN)   # the job prints it: a leak to contain
+        yield fake
+
+
+GOOD = {"root_cause": "len() is called on an int.", "explanation": "Use the row count.",
+        "description": "use the row count for the width",
+        "edits": [{"path": "src/train.py", "search": "    width = len(5)\n", "replace": "    width = len(rows)\n"}]}
+DENIED = {**GOOD, "edits": [{"path": ".github/fix-and-relaunch.yml", "search": "min_steps: 3",
+                             "replace": "min_steps: 0"}]}
+NO_MATCH = {**GOOD, "edits": [{"path": "src/train.py", "search": "width = len(6)", "replace": "width = 1"}]}
+MALFORMED = {"root_cause": "?", "edits": "not a list"}
+
+
+@pytest.mark.parametrize("case,first,error_text", [
+    ("good", None, None),
+    ("denied", DENIED, "denied"),
+    ("nomatch", NO_MATCH, "not found"),
+    ("malformed", MALFORMED, "edits"),
+])
+def test_llm_patch_is_validated_repaired_and_pushed(capsys, repo, anthropic, case, first, error_text):
+    origin, clone = repo
+    branch = f"exp-llm-{case}"
+    launch_and_fail(capsys, clone, branch)
+    anthropic.script(*([tool_answer(first)] if first else []), tool_answer(GOOD))
+
+    code, result = fix(capsys, clone, branch)
+
+    assert code == 0, result["comment"]
+    assert (result["action"], result["category"], result["verified"]) == ("patched", "code_error", True)
+    assert result["attempts"][0]["fixer"].startswith("llm:")
+    assert "width = len(rows)" in on_origin(origin, branch, "src/train.py")
+    assert on_origin(origin, branch, ".github/fix-and-relaunch.yml") == experiment.repo_config().strip()
+    assert "| Tokens |" in result["comment"]
+    assert len(anthropic.requests) == (2 if first else 1)
+    if error_text:
+        assert error_text in anthropic.requests[-1].text
+
+
+def test_llm_overloaded_gives_up_cleanly(capsys, repo, anthropic):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-llm-overloaded")
+    anthropic.always(overloaded())
+    before = remote_refs(origin)
+
+    code, result = fix(capsys, clone, "exp-llm-overloaded")
+
+    assert code == 1 and result["action"] == "gave_up"
+    assert "overloaded" in result["reason"].lower()
+    assert len(anthropic.requests) == 3    # the first try and the client's two retries
+    assert remote_refs(origin) == before
+
+
+def test_no_secret_from_the_log_reaches_a_prompt_a_comment_or_a_commit(capsys, repo, anthropic):
+    origin, clone = repo
+    failed = launch_and_fail(capsys, clone, "exp-llm-secret")
+    assert SECRET_TOKEN in Path(failed["log_path"]).read_text(), "the run really leaked it"
+    anthropic.script(tool_answer(GOOD))
+
+    code, result = fix(capsys, clone, "exp-llm-secret")
+
+    assert code == 0
+    assert all(SECRET_TOKEN not in r.text for r in anthropic.requests)
+    assert "debug env" in anthropic.requests[0].text, "the log line was sent, redacted"
+    assert SECRET_TOKEN not in result["comment"]
+    assert SECRET_TOKEN not in git(origin, "log", "-p", "exp-llm-secret")

@@ -298,7 +298,7 @@ def test_the_pipeline_relaunches_a_preempted_run_unchanged(slurm, tmp_path):
     from bot.pipeline import FixRequest, Pipeline
 
     branch = "exp-slurm-preempted"
-    work = sample_repo_on_slurm(tmp_path, branch=branch, lr="0.25", steps=3000,
+    work = sample_repo_on_slurm(tmp_path, branch=branch, lr="0.3", steps=3000,
                                 extra='    extra: ["--exclusive"]\n')
     origin_before = remote_refs(tmp_path / "origin.git")
     ctx = RepoContext.open(Settings.from_env(), work)

@@ -10,7 +10,7 @@ for pkg in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ "${#missing[@]}" -eq 0 ]; then
-  echo "slurm already installed ($(sbatch --version 2>/dev/null || echo '?'))"
+  echo "slurm already installed ($(dpkg-query -W -f='${Version}' slurm-client))"
   exit 0
 fi
 
@@ -21,4 +21,4 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packages start system daemons where systemd runs; the tests use their own, on their own
 # ports and socket, so these are not needed (and are left alone if they are not running).
-echo "installed ${missing[*]} ($(sbatch --version))"
+echo "installed ${missing[*]} ($(dpkg-query -W -f='${Version}' slurm-client))"

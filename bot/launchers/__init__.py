@@ -23,7 +23,28 @@ __all__ = [
 ]
 
 LauncherFactory = Callable[[Settings, Mapping[str, Any] | None], Launcher]
-_FACTORIES: dict[str, LauncherFactory] = {"local": LocalLauncher, "command": CommandLauncher}
+
+
+def _ray(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:
+    from bot.launchers.ray import RayLauncher   # lazily: importing the registry never imports ray
+
+    return RayLauncher(settings, config)
+
+
+def _wandb_launch(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:
+    from bot.launchers.wandb_launch import WandbLaunchLauncher
+
+    return WandbLaunchLauncher(settings, config)
+
+
+def _slurm(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:
+    from bot.launchers.slurm import SlurmLauncher
+
+    return SlurmLauncher(settings, config)
+
+
+_FACTORIES: dict[str, LauncherFactory] = {"local": LocalLauncher, "command": CommandLauncher,
+                                          "ray": _ray, "wandb-launch": _wandb_launch, "slurm": _slurm}
 
 
 def register(backend: str, factory: LauncherFactory) -> None:

@@ -155,6 +155,10 @@ def extra_branches() -> dict[str, dict[str, str]]:
     slow = CONFIG_PY.format(batch_size=32, data_path="data/train.csv").replace(
         '"steps": 5,', '"steps": 8,\n    "step_time": 0.3,')
     out = {
+        "exp-ok": doc("exp-ok", "Same as main: trains fine."),
+        "exp-slow": {"src/config.py": slow, **doc("exp-slow", "A run long enough to watch.")},
+        "exp-badconfig": {".github/fix-and-relaunch.yml": "verify:\n  min_stepz: 3\n",
+                          **doc("exp-badconfig", "A typo in the bot's config.")},
         "exp-preempt": {"src/train.py": PREEMPTIBLE_TRAIN_PY, "src/config.py": slow,
                         **doc("exp-preempt", "Runs on a preemptible partition.")},
         "exp-resume": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel", "sinfo")
+DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel", "sinfo", "squeue")
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 INSTALL_HINT = "bash .ci/install-slurm.sh (installs slurmctld, slurmd, slurm-client and munge)"
 START_TIMEOUT_S = 30.0
@@ -181,13 +181,20 @@ class SlurmCluster:
 
     # -- use and stop -----------------------------------------------------------------
 
-    def cancel_all(self) -> None:
-        """Cancel every job, so one test's leftovers do not hold the node for the next."""
-        subprocess.run([find_binary("scancel"), "--full", "--user=root"], capture_output=True,
+    def cancel_all(self, timeout: float = 15.0) -> None:
+        """Cancel every job and wait for the queue to empty, so one test's leftovers do not
+        hold the node for the next, nor outlive the cluster."""
+        subprocess.run([find_binary("scancel"), "--user=root"], capture_output=True,
                        env={**os.environ, **self.env}, timeout=10)
+        deadline = time.monotonic() + timeout
+        while self._client("squeue", "-h", "-o", "%i").strip() and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def stop(self) -> None:
-        """Stop the daemons (slurmd first, munged last), each by its own pid."""
+        """Stop the daemons (slurmd first, munged last), each by its own pid, then any job
+        process of this cluster still left (a slurmstepd outlives a stopped slurmd)."""
+        if "slurmctld" in self.procs and self.procs["slurmctld"].poll() is None:
+            self.cancel_all(timeout=5.0)
         for name in ("slurmd", "slurmctld", "munged"):
             proc = self.procs.pop(name, None)
             if proc is None or proc.poll() is not None:
@@ -198,3 +205,23 @@ class SlurmCluster:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+        for pid in self._leftover_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    def _leftover_pids(self) -> list[int]:
+        """Processes whose environment names this cluster's config: its jobs and their stepds."""
+        marker = f"SLURM_CONF={self.conf}".encode()
+        found = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit() or int(proc.name) == os.getpid():
+                continue
+            try:
+                environ = (proc / "environ").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if marker in environ:
+                found.append(int(proc.name))
+        return found

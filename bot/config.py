@@ -30,7 +30,7 @@ class Settings:
     github_private_key: str | None = None
     github_webhook_secret: str | None = None
     github_api_url: str = "https://api.github.com"
-    github_git_url: str = "https://x-access-token:{token}@github.com/{repo}.git"
+    github_git_url: str | None = None   # e.g. "file:///srv/git/{repo}.git"; default: the payload's clone_url
     wandb_webhook_secret: str | None = None
     state_dir: Path = field(default_factory=lambda: Path("."))
 
@@ -57,7 +57,7 @@ class Settings:
             github_private_key=private_key,
             github_webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
             github_api_url=(get("GITHUB_API_URL") or cls.github_api_url).rstrip("/"),
-            github_git_url=get("GITHUB_GIT_URL") or cls.github_git_url,
+            github_git_url=get("GITHUB_GIT_URL"),
             wandb_webhook_secret=get("WANDB_WEBHOOK_SECRET"),
             state_dir=Path(get("FIX_AND_RELAUNCH_STATE_DIR") or default_state_dir(env)).expanduser(),
         )

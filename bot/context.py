@@ -16,14 +16,15 @@ from bot.state import StateStore
 class RepoContext:
     settings: Settings
     repo: Path
+    auth_url: str | None = None     # server mode: the clone URL carrying the installation token
     _configs: dict[str, dict] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, repo: Path) -> "RepoContext":
+    def open(cls, settings: Settings, repo: Path, *, auth_url: str | None = None) -> "RepoContext":
         repo = Path(repo).expanduser().resolve()
         if not (repo / ".git").exists():
             raise BadInput(f"{repo} is not a git repository")
-        return cls(settings, repo)
+        return cls(settings, repo, auth_url)
 
     @property
     def key(self) -> str:
@@ -38,7 +39,7 @@ class RepoContext:
     def workspace(self):
         from bot.workspace import Workspace
 
-        return Workspace(self.repo)
+        return Workspace(self.repo, auth_url=self.auth_url)
 
     def config(self, branch: str) -> dict:
         """The branch's repo config, read from the branch itself (its worktree when it has one)."""

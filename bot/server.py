@@ -150,10 +150,27 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, executor: Executor | None = None,
-        runs_lookup: Callable | None = None, cleanup: Callable | None = None, workers: int = 2) -> None:
+def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, workers: int = 2) -> None:
     """Serve until interrupted; the queue lives in `settings.state_dir / "state.db"`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    web.run_app(production_app(settings, workers=workers), host=host, port=port)
+
+
+def production_app(settings: Settings, *, workers: int = 2) -> web.Application:
+    """The app with its real parts: the pipeline executor, W&B run lookup, worktree clean-up."""
+    from bot.alerts import runs_lookup
+    from bot.executor import FixJobExecutor
+
     queue = Queue.from_settings(settings)
-    app = make_app(settings, queue=queue, executor=executor, runs_lookup=runs_lookup, cleanup=cleanup, workers=workers)
-    web.run_app(app, host=host, port=port)
+    return make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
+                    runs_lookup=runs_lookup(settings), cleanup=functools.partial(remove_worktree, settings),
+                    workers=workers)
+
+
+def remove_worktree(settings: Settings, repo: str, branch: str) -> None:
+    """A closed PR's worktree in the bot's clone goes; the branch itself is kept."""
+    from bot.workspace import Workspace
+
+    clone = settings.state_dir / "repos" / repo
+    if (clone / ".git").exists():
+        Workspace(clone).remove_worktree(branch)

@@ -43,6 +43,14 @@ class FakeRun:
     heartbeat_at: float = 0.0
     log: str = ""
     tags: list[str] = field(default_factory=list)
+    metadata: dict | None = None      # wandb-metadata.json: git remote and commit, host, …
+
+    def files(self) -> dict[str, bytes]:
+        """The run's files as the server stores them."""
+        out = {"output.log": self.log.encode()} if self.log else {}
+        if self.metadata is not None:
+            out["wandb-metadata.json"] = json.dumps(self.metadata).encode()
+        return out
 
     @property
     def storage_id(self) -> str:
@@ -275,8 +283,9 @@ class FakeWandb:
         run = self._run_for(variables)
         if run is None:
             return {"project": {"internalId": "1", "run": None}}
-        names = variables.get("fileNames") or ["output.log"]
-        files = [self._file_node(run, n) for n in names if n == "output.log" and run.log]
+        stored = run.files()
+        names = variables.get("fileNames") or list(stored)
+        files = [self._file_node(run, n) for n in names if n in stored]
         return {"project": {"internalId": "1", "run": {"fileCount": len(files), "files": {
             "edges": [{"node": f, "cursor": str(i + 1)} for i, f in enumerate(files)],
             "pageInfo": {"endCursor": str(len(files)) if files else None, "hasNextPage": False}}}}}
@@ -284,7 +293,7 @@ class FakeWandb:
     def _file_node(self, run: FakeRun, name: str) -> dict:
         url = f"{self.url}/files/{run.entity}/{run.project}/{run.id}/{name}"
         return {"id": f"file-{run.id}-{name}", "name": name, "url": url, "directUrl": url,
-                "sizeBytes": len(run.log.encode()), "mimetype": "text/plain",
+                "sizeBytes": len(run.files()[name]), "mimetype": "text/plain",
                 "updatedAt": _iso(run.heartbeat_at), "md5": ""}
 
     def _delete_run(self, variables: dict) -> dict:
@@ -302,10 +311,10 @@ class FakeWandb:
     # ---- plain HTTP: file downloads, with Range, as a signed storage URL would answer ------------
     def file_bytes(self, path: str) -> bytes | None:
         parts = [unquote(p) for p in path.split("/")[2:]]
-        if len(parts) != 4 or parts[3] != "output.log":
+        if len(parts) != 4:
             return None
         run = self.find_run(*parts[:3])
-        return run.log.encode() if run else None
+        return run.files().get(parts[3]) if run else None
 
 
 _OPERATIONS: dict[str, Callable[..., dict]] = {

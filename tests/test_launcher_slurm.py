@@ -66,10 +66,10 @@ def config_with(**slurm) -> dict:
 
 
 def make_spec(worktree: Path, command: str, *, branch: str = "exp-a", run_id: str = "r-0000slrm",
-              setup: str | None = None) -> LaunchSpec:
+              setup: str | None = None, log_dir: Path | None = None) -> LaunchSpec:
+    log_dir = log_dir or worktree.parent / "runs" / run_id
     return LaunchSpec(repo=str(worktree), branch=branch, commit="c0ffee", worktree=worktree,
-                      command=command, setup=setup, log_path=worktree.parent / "runs" / run_id / "output.log",
-                      run_id=run_id)
+                      command=command, setup=setup, log_path=log_dir / "output.log", run_id=run_id)
 
 
 def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
@@ -190,7 +190,9 @@ def test_a_hostile_branch_name_cannot_inject_into_the_script(slurm, settings, tm
     worktree = tmp_path / "worktrees" / branch
     worktree.mkdir(parents=True)
     launcher = SlurmLauncher(settings, config_with())
-    spec = make_spec(worktree, 'pwd; printf "%s\\n" "$FIX_AND_RELAUNCH_BRANCH"', branch=branch)
+    # A `%j` in the log's path stays literal: sbatch would put the job id there.
+    spec = make_spec(worktree, 'pwd; printf "%s\\n" "$FIX_AND_RELAUNCH_BRANCH"', branch=branch,
+                     log_dir=tmp_path / "state 100%j" / "runs")
     handle = launcher.launch(spec)
     status = wait_for_end(launcher, handle)
     assert status.state == "finished"

@@ -72,7 +72,7 @@ class SlurmLauncher(Launcher):
         script_path = log_path.with_suffix(".sbatch")
         script_path.write_text(batch_script(spec, worktree, options))
         argv = ["sbatch", "--parsable", f"--job-name=far-{spec.run_id}", f"--chdir={worktree}",
-                f"--output={log_path}", "--open-mode=append", "--export=ALL", str(script_path)]
+                f"--output={output_pattern(log_path)}", "--open-mode=append", "--export=ALL", str(script_path)]
         out = self._run(argv, env=self.environment(spec), what="sbatch")
         job_id, _, cluster = out.strip().splitlines()[-1].partition(";")
         if not job_id.strip().isdigit():
@@ -239,6 +239,13 @@ def _extra_line(line: Any, index: int) -> str:
     return option
 
 
+def output_pattern(path: Path) -> str:
+    """`path` as sbatch's --output wants it: `%` starts a replacement (%j: job id) unless
+    doubled, and a backslash anywhere turns replacements off."""
+    text = str(path)
+    return text if "\\" in text else text.replace("%", "%%")
+
+
 def batch_script(spec: LaunchSpec, worktree: Path, options: list[str]) -> str:
     """The script sbatch runs: options, then a `cd` that fails loudly (Slurm falls back to
     /tmp when --chdir fails), then the repo's setup and command."""
@@ -265,7 +272,8 @@ def status_from_fields(fields: Mapping[str, str], job_id: str) -> LaunchStatus:
     exit_code = parse_exit_code(fields.get("ExitCode", ""))
     restarts = int(fields["Restarts"]) if fields.get("Restarts", "").isdigit() else 0
     state, reason = map_state(slurm_state, restarts)
-    started_at = parse_time(fields.get("StartTime", ""))
+    # A pending job's StartTime is only Slurm's guess.
+    started_at = parse_time(fields.get("StartTime", "")) if state != "queued" else None
     ended_at = parse_time(fields.get("EndTime", "")) if state not in ("queued", "running") else None
     if state in ("queued", "running"):
         return LaunchStatus(state, started_at=started_at, job_id=job_id)

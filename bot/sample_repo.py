@@ -94,6 +94,7 @@ def build(root: Path, *, python: str = sys.executable, branch: str = BRANCH, lr:
     Returns the working clone. `main` has a sane learning rate; `branch` raises it to `lr`.
     """
     origin, work = root / "origin.git", root / "work"
+    root.mkdir(parents=True, exist_ok=True)
     _git(root, "init", "-q", "--bare", "-b", "main", str(origin))
     _git(root, "clone", "-q", str(origin), str(work))
     _write(work, {

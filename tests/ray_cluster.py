@@ -74,13 +74,14 @@ def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path) -> None:
 
 def _stop(head: subprocess.Popen) -> None:
     """End the head's whole process group: SIGTERM, then SIGKILL what is left."""
-    for sig, wait_s in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+    for sig, wait_s in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
         try:
             os.killpg(head.pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
+            head.poll()   # reap the leader: a zombie still counts as a group member
             try:
                 os.killpg(head.pid, 0)
             except ProcessLookupError:

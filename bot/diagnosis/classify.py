@@ -131,6 +131,9 @@ RULES: tuple[Rule, ...] = (
     R("infra", r"(?i)DUE TO (?:PREEMPTION|NODE FAILURE|TIME LIMIT)|\bpreempt(?:ed|ion)\b|NODE_FAIL|node failure|"
                r"(?<!closing signal )SIGTERM(?! handler)|got signal: 15\b|\bsignal 15\b|The node was low on resource|fallen off the bus|GPU is lost|"
                r"uncorrectable ECC|ECC error|\bXid\b|Stale file handle|Input/output error|Read-only file system", 8),
+    # Ray's job supervisor failures: the cluster lost the job, the code did not fail.
+    R("infra", r"JOB_SUPERVISOR_ACTOR_(?:DIED|UNKNOWN_FAILURE|START_TIMEOUT|START_FAILURE|UNSCHEDULABLE)|"
+               r"RaySystemError|NodeDiedError|ActorDiedError: .*(?:node|raylet)", 8),
     R("infra", r"(?i)Bus error|SIGBUS|insufficient shared memory|out of shared memory|/dev/shm", 8),
     R("infra", r"DataLoader worker \(pid\(?s?\)? [\d, ]+\) exited unexpectedly", 6),  # usually /dev/shm
     R("infra", r"(?i)Segmentation fault|SIGSEGV|segfault|core dumped", 7),

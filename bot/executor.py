@@ -73,7 +73,9 @@ class FixJobExecutor:
         used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
         request = FixRequest(branch=branch, dry_run=bool(job.get("dry_run")), hint=job.get("hint"),
                              pr_text=pr_text, attempts_used=used)
-        outcome = Pipeline(ctx, steps=steps, reporter=report).run(request)
+        pipeline = Pipeline(ctx, steps=steps, reporter=report,
+                            cancelled=lambda: self.queue.cancel_requested(job.id))
+        outcome = pipeline.run(request)
         steps.once("attempts_counted", lambda: self._count(repo, branch, outcome))
         return outcome
 

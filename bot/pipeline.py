@@ -106,12 +106,13 @@ class Diagnosed:
 class Pipeline:
     def __init__(self, ctx: RepoContext, *, steps: StepLog | None = None,
                  reporter: Reporter | None = None, progress: Callable[[str], None] | None = None,
-                 poll: float = 1.0):
+                 poll: float = 1.0, cancelled: Callable[[], bool] | None = None):
         self.ctx = ctx
         self.steps = steps or StepLog()
         self.reporter = reporter or (lambda stage, body: None)
         self.progress = progress or (lambda line: None)
         self.poll = poll
+        self.cancelled = cancelled or (lambda: False)
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -132,6 +133,7 @@ class Pipeline:
                 raise GiveUp(f"a human reverted an earlier bot fix ({reverted[0][:8]}); "
                              "automatic fixing of this branch is off")
             for number in range(req.attempts_used + 1, self.max_attempts + 1):
+                self._check_cancelled()
                 found = self._diagnose(failed, diverged)
                 outcome.category = outcome.category or found.diagnosis.category
                 outcome.diagnosis = outcome.diagnosis or found.diagnosis.to_json()
@@ -147,6 +149,7 @@ class Pipeline:
                 if not req.relaunch:
                     outcome.action = "patched" if attempt.commit else "relaunched"
                     return outcome
+                self._check_cancelled()
                 new = self._relaunch(req, attempt, failed, number)
                 verdict, attempt.problem = self._verify(new)
                 attempt.run = _run_json(verdict)
@@ -162,6 +165,10 @@ class Pipeline:
             raise GiveUp(f"the attempt budget is spent ({self.max_attempts} attempts)")
         except GiveUp as stop:
             return self._gave_up(outcome, str(stop))
+
+    def _check_cancelled(self) -> None:
+        if self.cancelled():
+            raise GiveUp("the job was cancelled (its pull request was closed)")
 
     @property
     def max_attempts(self) -> int:

@@ -163,6 +163,8 @@ def extra_branches() -> dict[str, dict[str, str]]:
                         **doc("exp-preempt", "Runs on a preemptible partition.")},
         "exp-resume": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
                        **doc("exp-resume", "Bigger batches, interrupted fixer.")},
+        "exp-cancel": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+                       **doc("exp-cancel", "Bigger batches; the PR gets closed.")},
         "exp-revert": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
                        **doc("exp-revert", "Bigger batches, and a human who disagrees with the bot.")},
     }

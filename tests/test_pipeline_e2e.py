@@ -298,3 +298,20 @@ def test_no_secret_from_the_log_reaches_a_prompt_a_comment_or_a_commit(capsys, r
     assert "debug env" in anthropic.requests[0].text, "the log line was sent, redacted"
     assert SECRET_TOKEN not in result["comment"]
     assert SECRET_TOKEN not in git(origin, "log", "-p", "exp-llm-secret")
+
+
+def test_a_cancelled_job_stops_before_changing_anything(capsys, repo):
+    from bot.config import Settings
+    from bot.context import RepoContext
+    from bot.pipeline import FixRequest, Pipeline
+
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-cancel")
+    before = remote_refs(origin)
+    ctx = RepoContext.open(Settings.from_env(), clone)
+
+    outcome = Pipeline(ctx, cancelled=lambda: True).run(FixRequest(branch="exp-cancel"))
+
+    assert outcome.action == "gave_up" and "cancelled" in outcome.reason
+    assert remote_refs(origin) == before
+    assert len(ctx.state.list_runs(repo=ctx.key, branch="exp-cancel")) == 1, "nothing relaunched"

@@ -128,7 +128,7 @@ RULES: tuple[Rule, ...] = (
     R("config_error", r"InstantiationException|(?i:(?:unknown|unsupported|invalid) (?:model|optimizer|scheduler|config(?:uration)?) (?:name|type)?)", 5),
     # --- infrastructure: node, disk, network, scheduler
     R("infra", r"(?i)No space left on device|ENOSPC|\[Errno 28\]|Disk quota exceeded|EDQUOT", 9),
-    R("infra", r"(?i)DUE TO (?:PREEMPTION|NODE FAILURE|TIME LIMIT)|\bpreempt(?:ed|ion)\b|NODE_FAIL|node failure|"
+    R("infra", r"(?i)DUE TO (?:PREEMPTION|NODE FAILURE|TIME LIMIT)|\bpreempt(?:ed|ion)\b|NODE_FAIL|BOOT_FAIL|ended: TIMEOUT\b|node failure|"
                r"(?<!closing signal )SIGTERM(?! handler)|got signal: 15\b|\bsignal 15\b|The node was low on resource|fallen off the bus|GPU is lost|"
                r"uncorrectable ECC|ECC error|\bXid\b|Stale file handle|Input/output error|Read-only file system", 8),
     # Ray's job supervisor failures: the cluster lost the job, the code did not fail.

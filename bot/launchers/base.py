@@ -9,9 +9,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 Handle = dict[str, Any]
+
+# WANDB_MODE values under which a job without a key logs nowhere remote and prompts for nothing.
+QUIET_WANDB_MODES = ("offline", "disabled", "dryrun")
 
 # States a launcher reports; a subset of bot.runs.model.STATES.
 ACTIVE_STATES = ("queued", "running")
@@ -59,3 +62,22 @@ class Launcher(ABC):
     @abstractmethod
     def cancel(self, handle: Handle) -> None:
         """Stop the job; a job that already ended is left alone."""
+
+
+def job_environment(settings: Any, spec: LaunchSpec, base: Mapping[str, str]) -> dict[str, str]:
+    """What a job runs with: `base`, the run's own variables, and W&B told where to log."""
+    env = {**base, **spec.env}
+    if settings.wandb_api_key and not env.get("WANDB_API_KEY"):
+        env["WANDB_API_KEY"] = settings.wandb_api_key
+    if settings.wandb_base_url and not env.get("WANDB_BASE_URL"):
+        env["WANDB_BASE_URL"] = settings.wandb_base_url
+    if not env.get("WANDB_API_KEY") and env.get("WANDB_MODE") not in QUIET_WANDB_MODES:
+        env["WANDB_MODE"] = "offline"   # no key: log locally rather than fail or prompt
+    env.update({
+        "PYTHONUNBUFFERED": "1",
+        "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
+        "FIX_AND_RELAUNCH_BRANCH": spec.branch,
+        "FIX_AND_RELAUNCH_COMMIT": spec.commit,
+        "FIX_AND_RELAUNCH_REPO": str(spec.repo),
+    })
+    return env

@@ -20,11 +20,10 @@ from typing import Any, Mapping
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed
 from bot.launchers import procs
-from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher
+from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
 from bot.state import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the `bot` package
-QUIET_WANDB_MODES = ("offline", "disabled", "dryrun")
 
 # Runs the user's setup with `set -e`, and stops with its exit code if it fails.
 SETUP_TEMPLATE = """\
@@ -99,20 +98,7 @@ class LocalLauncher(Launcher):
         return {}
 
     def environment(self, spec: LaunchSpec) -> dict[str, str]:
-        env = dict(os.environ if self.base_env is None else self.base_env)
-        env.update(spec.env)
-        if self.settings.wandb_api_key and not env.get("WANDB_API_KEY"):
-            env["WANDB_API_KEY"] = self.settings.wandb_api_key
-        if not env.get("WANDB_API_KEY") and env.get("WANDB_MODE") not in QUIET_WANDB_MODES:
-            env["WANDB_MODE"] = "offline"   # no key: log locally rather than fail or prompt
-        env.update({
-            "PYTHONUNBUFFERED": "1",
-            "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
-            "FIX_AND_RELAUNCH_BRANCH": spec.branch,
-            "FIX_AND_RELAUNCH_COMMIT": spec.commit,
-            "FIX_AND_RELAUNCH_REPO": str(spec.repo),
-        })
-        return env
+        return job_environment(self.settings, spec, os.environ if self.base_env is None else self.base_env)
 
     def _state_db(self) -> Path:
         return Path(self.settings.state_dir).resolve() / DB_NAME

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed
-from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher
-from bot.launchers.local import QUIET_WANDB_MODES, compose_script
+from bot.launchers.base import QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
+from bot.launchers.local import compose_script
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -108,28 +108,14 @@ class RayLauncher(Launcher):
 
     def environment(self, spec: LaunchSpec) -> dict[str, str]:
         base = os.environ if self.base_env is None else self.base_env
-        env = {key: base[key] for key in PASSED_ENV if base.get(key)}
-        env.update(spec.env)
-        if self.settings.wandb_api_key and not env.get("WANDB_API_KEY"):
-            env["WANDB_API_KEY"] = self.settings.wandb_api_key
-        if self.settings.wandb_base_url and not env.get("WANDB_BASE_URL"):
-            env["WANDB_BASE_URL"] = self.settings.wandb_base_url
-        if not env.get("WANDB_API_KEY") and env.get("WANDB_MODE") not in QUIET_WANDB_MODES:
-            env["WANDB_MODE"] = "offline"   # no key: log locally rather than fail or prompt
+        env = job_environment(self.settings, spec, {key: base[key] for key in PASSED_ENV if base.get(key)})
         if env.get("WANDB_MODE") in QUIET_WANDB_MODES:
             # The bot reads offline runs from the worktree, not from Ray's copy of it.
             env.setdefault("WANDB_DIR", str(Path(spec.worktree).resolve()))
         script = compose_script(spec.setup, spec.command)
         if script != spec.command:
             env[SCRIPT_VAR] = script
-        env.update({
-            "PYTHONUNBUFFERED": "1",
-            "WANDB_GIT_COMMIT": spec.commit,   # for nodes that cannot follow the .git pointer
-            "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
-            "FIX_AND_RELAUNCH_BRANCH": spec.branch,
-            "FIX_AND_RELAUNCH_COMMIT": spec.commit,
-            "FIX_AND_RELAUNCH_REPO": str(spec.repo),
-        })
+        env["WANDB_GIT_COMMIT"] = spec.commit   # for nodes that cannot follow the .git pointer
         return env
 
     def _entrypoint_resources(self) -> dict[str, float]:

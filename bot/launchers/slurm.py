@@ -29,8 +29,8 @@ from typing import Any, Mapping
 
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed
-from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher
-from bot.launchers.local import QUIET_WANDB_MODES, compose_script
+from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
+from bot.launchers.local import compose_script
 
 # Values that go on an `#SBATCH` line: sbatch splits them at spaces and reads quotes itself.
 SAFE_VALUE = re.compile(r"[\w.:,=+/@%*-]+")
@@ -83,20 +83,7 @@ class SlurmLauncher(Launcher):
 
     def environment(self, spec: LaunchSpec) -> dict[str, str]:
         """What sbatch runs with, and (`--export=ALL`) what the job gets."""
-        env = dict(os.environ if self.base_env is None else self.base_env)
-        env.update(spec.env)
-        if self.settings.wandb_api_key and not env.get("WANDB_API_KEY"):
-            env["WANDB_API_KEY"] = self.settings.wandb_api_key
-        if not env.get("WANDB_API_KEY") and env.get("WANDB_MODE") not in QUIET_WANDB_MODES:
-            env["WANDB_MODE"] = "offline"   # no key: log locally rather than fail or prompt
-        env.update({
-            "PYTHONUNBUFFERED": "1",
-            "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
-            "FIX_AND_RELAUNCH_BRANCH": spec.branch,
-            "FIX_AND_RELAUNCH_COMMIT": spec.commit,
-            "FIX_AND_RELAUNCH_REPO": str(spec.repo),
-        })
-        return env
+        return job_environment(self.settings, spec, os.environ if self.base_env is None else self.base_env)
 
     def _cluster_name(self) -> str | None:
         try:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from bot.config import Settings

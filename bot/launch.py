@@ -4,9 +4,11 @@ from __future__ import annotations
 import time
 
 from bot.context import RepoContext
-from bot.errors import OperationFailed
+from bot.errors import BadInput, OperationFailed
 from bot.launchers import ACTIVE_STATES, active_runs, refresh_run, start_run
 from bot.state import RunRecord, new_run_id
+
+SETTLE_S = 10.0
 
 
 def launch_branch(ctx: RepoContext, branch: str, *, pull: bool = True) -> RunRecord:
@@ -38,6 +40,21 @@ def wait_for(ctx: RepoContext, record: RunRecord, *, poll: float = 1.0,
     deadline = None if timeout is None else time.monotonic() + timeout
     while (record := refresh_run(ctx.state, ctx.settings, record)).state in ACTIVE_STATES:
         if deadline is not None and time.monotonic() > deadline:
-            break
+            return record
         time.sleep(poll)
+    _settle(ctx, record)
     return record
+
+
+def _settle(ctx: RepoContext, record: RunRecord, timeout: float = SETTLE_S) -> None:
+    """The job has exited, but W&B's own process may still be writing the run's last records
+    (history, exit code): give it a moment, so what is read next is the whole run."""
+    store = ctx.runs(record.branch).store
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if store.get(record.wandb_run_id or record.id).state not in ACTIVE_STATES:
+                return
+        except BadInput:
+            return   # no W&B run: the script ended before wandb.init, or does not log
+        time.sleep(0.2)

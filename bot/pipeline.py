@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from bot.context import RepoContext
 from bot.diagnosis.model import Diagnosis
-from bot.errors import BadInput, OperationFailed
+from bot.errors import OperationFailed
 from bot.fixers.model import FixContext, FixProposal
 from bot.launchers.base import ACTIVE_STATES
 from bot.metrics import loss_problem
@@ -113,6 +113,7 @@ class Pipeline:
         self.progress = progress or (lambda line: None)
         self.poll = poll
         self.cancelled = cancelled or (lambda: False)
+        self._commits: dict[int, dict] = {}     # attempt number -> what its commit step recorded
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -158,7 +159,7 @@ class Pipeline:
                 if attempt.problem is None and verdict.state not in FAILED_STATES + ("killed",):
                     outcome.verified = verdict.steps >= self.config["verify"]["min_steps"] or \
                         verdict.state == "finished"
-                    self._report_final(outcome, found, proposal, attempt, "verified")
+                    self._report_final(outcome, found, attempt)
                     return outcome
                 self.progress(f"attempt {number}: the relaunched run failed too ({attempt.problem or verdict.state})")
                 failed, diverged = verdict, attempt.problem
@@ -229,20 +230,22 @@ class Pipeline:
         return proposal   # None: the LLM decides at patch time
 
     def _apply(self, req, found, proposal, fix_ctx, attempt, outcome) -> None:
+        number = attempt.number
         if proposal is not None and proposal.fixer == "relaunch":
             attempt.fixer = "relaunch"
+            body = self._relaunch_body(found, attempt, "Re-launching job.", None)
+            self.steps.once(f"{number}:report", lambda: self.reporter("relaunching", body) or True)
             return
-        number = attempt.number
 
         def patch_and_commit() -> dict:
-            chosen = self._patch(fix_ctx, proposal)
-            files = self._changed_files(chosen)
+            chosen, files = self._patch(fix_ctx, proposal)
             doc = self._add_doc_entry(req.branch, found, chosen, files, number)
             sha = self.ctx.workspace.commit(req.branch, files + [doc], f"Fix: {chosen.description}")
             return {"sha": sha, "files": files + [doc], "proposal": _proposal_json(chosen),
                     "diff": self._commit_diff(sha)}
 
         done = self.steps.once(f"{number}:commit", patch_and_commit)
+        self._commits[number] = done
         chosen = _proposal_from_json(done["proposal"])
         attempt.fixer, attempt.commit = chosen.fixer, done["sha"]
         outcome.commits.append(done["sha"])
@@ -255,20 +258,20 @@ class Pipeline:
         outcome.comment = body
         self.steps.once(f"{number}:report", lambda: self.reporter("fix_pushed", body) or True)
 
-    def _patch(self, fix_ctx: FixContext, proposal: FixProposal | None) -> FixProposal:
+    def _patch(self, fix_ctx: FixContext, proposal: FixProposal | None) -> tuple[FixProposal, list[str]]:
+        """The validated change on disk (not committed) and the files it changed."""
         from bot.fixers.patch import PatchError, apply_and_validate
 
         if proposal is not None:
             try:
-                self._changed = apply_and_validate(self.worktree, proposal.edits, self.config)
-                return proposal
+                return proposal, sorted(apply_and_validate(self.worktree, proposal.edits, self.config))
             except PatchError as exc:
                 if not self.ctx.settings.anthropic_api_key:
                     raise GiveUp(f"the `{proposal.fixer}` patch failed validation: {exc}") from None
                 self.progress(f"{proposal.fixer} failed validation ({exc}); asking the LLM")
         return self._llm_fix(fix_ctx)
 
-    def _llm_fix(self, fix_ctx: FixContext) -> FixProposal:
+    def _llm_fix(self, fix_ctx: FixContext) -> tuple[FixProposal, list[str]]:
         from bot.fixers.llm import fix_with_llm
 
         self.progress(f"asking {self.ctx.settings.anthropic_model} for a patch")
@@ -276,11 +279,7 @@ class Pipeline:
             proposal = fix_with_llm(fix_ctx, self.ctx.settings)
         except OperationFailed as exc:
             raise GiveUp(f"the LLM fixer gave up: {exc}") from None
-        self._changed = sorted({e.path for e in proposal.edits})
-        return proposal
-
-    def _changed_files(self, proposal: FixProposal) -> list[str]:
-        return sorted(set(getattr(self, "_changed", None) or {e.path for e in proposal.edits}))
+        return proposal, sorted({e.path for e in proposal.edits})
 
     def _add_doc_entry(self, branch, found: Diagnosed, proposal: FixProposal, files, number) -> str:
         from bot.branch_doc import FixEntry, add_fix_entry
@@ -318,20 +317,11 @@ class Pipeline:
     def _relaunch(self, req: FixRequest, attempt: Attempt, failed: RunInfo, number: int) -> str:
         from bot.launch import launch_branch
 
-        if attempt.fixer == "relaunch":
-            body = tpl.RELAUNCH_TEMPLATE.format(
-                marker=tpl.MARKER, diagnosis=tpl.describe(self._last_diagnosis(failed)),
-                next_step="Re-launching job.", log="", attempt=number,
-                max_attempts=self.max_attempts, failed_run=tpl.run_link(_run_json(failed)), new_run="starting…")
-            self.steps.once(f"{number}:report", lambda: self.reporter("relaunching", body) or True)
         record_id = self.steps.once(f"{number}:launch", lambda: launch_branch(self.ctx, req.branch, pull=False).id)
         self.progress(f"relaunched: run {record_id}")
         if self.config["fix"]["delete_failed_run"]:
             self.steps.once(f"{number}:delete", lambda: self._delete(failed))
         return record_id
-
-    def _last_diagnosis(self, run: RunInfo) -> Diagnosis:
-        return Diagnosis(category="infra", retryable=True, summary=f"run {run.id} {run.state}")
 
     def _delete(self, run: RunInfo) -> bool:
         self.runs.delete(run)
@@ -374,21 +364,29 @@ class Pipeline:
             commit=f"`{attempt.commit[:10]}`" if attempt.commit else "—", new_run=tpl.run_link(new_run),
             cost=tpl.cost_line(proposal)))
 
-    def _report_final(self, outcome, found, proposal, attempt, stage) -> None:
-        if outcome.commits:
-            chosen = _proposal_from_json(self.steps.once(f"{attempt.number}:commit", lambda: None)["proposal"])
-            diff = self.steps.once(f"{attempt.number}:commit", lambda: None)["diff"]
-            next_step = f"Verified: the relaunched run logged {attempt.run['steps']} steps with a sane loss."
-            outcome.comment = self._fix_body(found, chosen, attempt, diff, next_step, attempt.run)
+    def _relaunch_body(self, found, attempt, next_step, new_run) -> str:
+        return self._redact(tpl.RELAUNCH_TEMPLATE.format(
+            marker=tpl.MARKER, diagnosis=tpl.describe(found.diagnosis), next_step=next_step,
+            log=tpl.log_block(found.diagnosis.evidence), attempt=attempt.number,
+            max_attempts=self.max_attempts, failed_run=tpl.run_link(_run_json(found.run)),
+            new_run=tpl.run_link(new_run)))
+
+    def _report_final(self, outcome, found, attempt) -> None:
+        run, verify = attempt.run, self.config["verify"]
+        if outcome.verified:
+            next_step = f"Verified: the relaunched run logged {run['steps']} steps with a sane loss ({run['state']})."
         else:
-            outcome.comment = self._redact(tpl.RELAUNCH_TEMPLATE.format(
-                marker=tpl.MARKER, diagnosis=tpl.describe(found.diagnosis),
-                next_step=f"Verified: the relaunched run logged {attempt.run['steps']} steps.",
-                log=tpl.log_block(found.diagnosis.evidence), attempt=attempt.number,
-                max_attempts=self.max_attempts, failed_run=tpl.run_link(_run_json(found.run)),
-                new_run=tpl.run_link(attempt.run)))
-        self.reporter(stage, outcome.comment)
-        self.progress(f"verified: run {attempt.run['id']} is {attempt.run['state']} after {attempt.run['steps']} steps")
+            next_step = (f"Not verified yet: the relaunched run logged {run['steps']} of {verify['min_steps']} "
+                         f"steps within {verify['timeout']} s and is still {run['state']}.")
+        done = self._commits.get(attempt.number)
+        if done:
+            chosen = _proposal_from_json(done["proposal"])
+            outcome.comment = self._fix_body(found, chosen, attempt, done["diff"], next_step, run)
+        else:
+            outcome.comment = self._relaunch_body(found, attempt, next_step, run)
+        self.reporter("verified" if outcome.verified else "unverified", outcome.comment)
+        self.progress(f"{'verified' if outcome.verified else 'not verified'}: run {run['id']} is "
+                      f"{run['state']} after {run['steps']} steps")
 
     def _gave_up(self, outcome: Outcome, reason: str) -> Outcome:
         outcome.action, outcome.reason = "gave_up", reason

@@ -9,6 +9,7 @@ expired. Reach it through real gidgethub with `base_url=fake.url`.
 """
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
@@ -60,6 +61,7 @@ class FakeGitHub:
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, tuple[int, float]] = field(default_factory=dict)  # token -> (installation, expiry)
     record: bool = True  # the benchmark turns recording off
+    stall: str | None = None  # a request whose body holds this text never gets an answer
 
     def __post_init__(self):
         self._ids = itertools.count(1000)
@@ -124,6 +126,8 @@ class FakeGitHub:
         body = json.loads(raw) if raw else None
         self.calls.append(Call(request.method, request.path, dict(request.query), body,
                                request.headers.get("Authorization")))
+        if self.stall and self.stall in raw.decode("utf-8", "replace"):
+            await asyncio.sleep(3600)   # the bot is stopped while it waits (a restart test)
         return await handler(request)
 
     @staticmethod

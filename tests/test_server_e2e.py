@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.context import RepoContext
@@ -115,3 +119,84 @@ async def test_wandb_alert_places_the_run_and_fixes_its_branch(aiohttp_client, f
     [check] = fake_github.find("POST", "/check-runs")
     assert check.body["conclusion"] == "success"
     assert queue.seen_run(f"{wandb_server.entity}/vision/w1")
+
+
+# -- a restart in the middle of a job ------------------------------------------------------
+
+def serve(settings, port: int, app_pem: str) -> "subprocess.Popen":
+    env = {**os.environ, "GITHUB_APP_ID": settings.github_app_id, "GITHUB_PRIVATE_KEY": app_pem,
+           "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
+           "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret, "GITHUB_API_URL": settings.github_api_url,
+           "GITHUB_GIT_URL": settings.github_git_url, "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir)}
+    return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+async def until(predicate, timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.1)
+
+
+async def healthy(session, url: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            async with session.get(f"{url}/healthz") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientError:
+            pass
+        assert time.monotonic() < deadline, "the server never came up"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twice(fake_github, world, app_key):
+    from tests.fake_github import pem
+
+    settings, origin = world
+    failed_run_on_bot_clone(settings, "exp-resume")
+    fake_github.add_pull(REPO, 1, head_ref="exp-resume", head_sha=git(origin, "rev-parse", "exp-resume"))
+    fake_github.stall = "**Fix applied:**"      # the report after the push never gets an answer…
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = serve(settings, port, pem(app_key))
+    try:
+        async with aiohttp.ClientSession() as session:
+            await healthy(session, url)
+            body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
+            async with session.post(f"{url}/webhooks/github", data=body,
+                                    headers=signed(body, "issue_comment", str(uuid.uuid4()))) as response:
+                assert response.status == 200
+            await until(lambda: any("**Fix applied:**" in json.dumps(c.body) for c in fake_github.find("PATCH")),
+                        what="the fix report")
+            server.kill()                        # …because the bot is killed right then
+            server.wait(timeout=10)
+            pushed = git(origin, "rev-parse", "exp-resume")
+            assert git(origin, "log", "-1", "--format=%s", "exp-resume").startswith("Fix: ")
+
+            fake_github.stall = None
+            server = serve(settings, port, pem(app_key))
+            await healthy(session, url)
+            queue = Queue.from_settings(settings)
+            await until(lambda: queue.jobs("done"), what="the resumed job")
+
+    finally:
+        server.kill()
+        server.wait(timeout=10)
+    assert git(origin, "rev-parse", "exp-resume") == pushed, "no second push"
+    clone = settings.state_dir / "repos" / REPO
+    ctx = RepoContext.open(settings, clone)
+    launches = ctx.state.list_runs(repo=ctx.key, branch="exp-resume")
+    assert len(launches) == 2, "the failed run and exactly one relaunch"
+    [check] = fake_github.find("POST", "/check-runs")
+    assert check.body["conclusion"] == "success" and check.body["head_sha"] == pushed
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

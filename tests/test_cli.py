@@ -238,3 +238,11 @@ def test_diagnose_history_and_delete_through_the_wandb_api(capsys, repo, wandb_s
     assert code == 0
     assert wandb_server.find_run(wandb_server.entity, "vision", "crash1") is None
     assert wandb_server.find_run(wandb_server.entity, "vision", "old1") is not None
+
+
+def test_a_closed_pipe_ends_quietly(repo):
+    _, clone = repo
+    proc = subprocess.run(f"{sys.executable} -m bot --help >/dev/null && "
+                          f"{sys.executable} -m bot runs --repo {clone} --json | head -c 1",
+                          shell=True, capture_output=True, text=True)
+    assert proc.stdout == "[" and "Traceback" not in proc.stderr

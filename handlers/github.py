@@ -21,7 +21,9 @@ router = routing.Router()
 
 COMMAND = "/fix-and-relaunch"
 MARKER = "<!-- fix-and-relaunch:"  # every message of the bot carries one
-TRUSTED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+# OWNER is the account that owns the repository. MEMBER (any org member) and COLLABORATOR
+# (read and triage included) say nothing about write access: those ask the permission endpoint.
+TRUSTED_ASSOCIATIONS = frozenset({"OWNER"})
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 DRY_RUN = re.compile(r"(?<!\S)--dry-run(?!\S)")
 

@@ -79,6 +79,28 @@ async def test_contributor_with_write_permission_is_allowed(gh, fake_github, que
     assert job["requested_by"] == "ada" and replies(fake_github) == []
 
 
+@pytest.mark.parametrize("association", ["MEMBER", "COLLABORATOR"])
+@pytest.mark.parametrize("permission, allowed", [("read", False), ("triage", False), (None, False),
+                                                 ("write", True), ("admin", True)])
+async def test_member_and_collaborator_are_checked_not_trusted(gh, fake_github, queue, association, permission,
+                                                               allowed):
+    """MEMBER is any org member, COLLABORATOR includes read and triage: the permission decides."""
+    fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
+    if permission:
+        fake_github.permissions["eve"] = permission
+    await dispatch(comment_event(fake_github, association=association, login="eve"), gh, queue)
+    [perm] = fake_github.find("GET", "/permission")
+    assert perm.path == f"/repos/{REPO}/collaborators/eve/permission"
+    assert len(queue.jobs()) == (1 if allowed else 0)
+    assert any("not-allowed" in r for r in replies(fake_github)) is not allowed
+
+
+async def test_owner_needs_no_permission_lookup(gh, fake_github, queue):
+    fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
+    await dispatch(comment_event(fake_github, association="OWNER"), gh, queue)
+    assert fake_github.find("GET", "/permission") == [] and len(queue.jobs()) == 1
+
+
 @pytest.mark.parametrize("kw", [
     {"user_type": "Bot", "login": "some-app[bot]"},
     {"body": "/fix-and-relaunch\n<!-- fix-and-relaunch:job=3 -->"},

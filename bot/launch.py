@@ -11,14 +11,14 @@ from bot.state import RunRecord, new_run_id
 SETTLE_S = 10.0
 
 
-def launch_branch(ctx: RepoContext, branch: str, *, pull: bool = True) -> RunRecord:
+def launch_branch(ctx: RepoContext, branch: str, *, pull: bool = True, run_id: str | None = None) -> RunRecord:
     """Launch the branch's job with its configured backend; refuse while one is running."""
     active = active_runs(ctx.state, ctx.settings, repo=ctx.key, branch=branch)
     if active:
         raise OperationFailed(f"a run of branch '{branch}' is already {active[0].state}: {active[0].id}")
     worktree = ctx.workspace.worktree(branch, pull=pull)
     config = ctx.reload_config(branch)
-    run_id = new_run_id()
+    run_id = run_id or new_run_id()
     return start_run(ctx.state, ctx.settings, config, repo=ctx.key, branch=branch,
                      commit=ctx.workspace.head(branch), worktree=worktree, run_id=run_id,
                      env=_run_env(ctx, run_id))

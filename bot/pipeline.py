@@ -4,26 +4,30 @@
         ▲                                                            │
         └────────────── the new run failed and budget is left ───────┘
 
-Each step with an effect outside the process (commit, push, launch, comment) is recorded
+Each step with an effect outside the process (commit, push, comment, launch) is recorded
 under (job, attempt, step), so a resumed job skips what it already did: it never commits,
 pushes or launches twice.
 """
 from __future__ import annotations
 
+import re
+import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
+from bot import report
 from bot.context import RepoContext
 from bot.diagnosis.model import Diagnosis
 from bot.errors import OperationFailed
-from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.launchers.base import ACTIVE_STATES
 from bot.metrics import loss_problem
 from bot.runs.model import FAILED_STATES, RunInfo
-from bot import report as tpl
 
 Reporter = Callable[[str, str], None]   # (stage, markdown body)
+STOP_WAIT_S = 30                         # how long a cancelled run may take to end
+DIFF_LIMIT = 20_000
 
 
 class GiveUp(Exception):
@@ -37,7 +41,8 @@ class FixRequest:
     relaunch: bool = True
     hint: str | None = None
     pr_text: str | None = None
-    attempts_used: int = 0          # spent by earlier triggers on this branch
+    attempts_used: int = 0            # spent by earlier triggers on this branch
+    expected_head: str | None = None  # the commit the requester saw; the branch must not have moved
 
 
 @dataclass
@@ -45,10 +50,11 @@ class Attempt:
     number: int
     category: str
     failed_run: str
+    failed_steps: int = 0            # how far the failed run got
     fixer: str | None = None
-    commit: str | None = None
-    run: dict | None = None         # the relaunched run: id, state, steps
-    problem: str | None = None      # why the relaunched run was not verified
+    commit: str | None = None        # the pushed commit
+    run: dict | None = None          # the relaunched run: id, state, steps
+    problem: str | None = None       # why the relaunched run was not verified
     signature: tuple = ()
 
     def to_json(self) -> dict:
@@ -85,6 +91,9 @@ class StepLog:
         self._done: dict[str, Any] = load() if load else {}
         self._save = save
 
+    def done(self, key: str) -> bool:
+        return key in self._done
+
     def once(self, key: str, action: Callable[[], Any]) -> Any:
         if key in self._done:
             return self._done[key]
@@ -118,54 +127,74 @@ class Pipeline:
     # -- the loop ---------------------------------------------------------------------
 
     def run(self, req: FixRequest) -> Outcome:
-        ws = self.ctx.workspace
-        self.worktree = ws.worktree(req.branch)
+        self.branch = req.branch
+        self.worktree = self.ctx.workspace.worktree(req.branch)
         self.config = self.ctx.reload_config(req.branch)
         self.runs = self.ctx.runs(req.branch)
         # A resumed job works on the run it started with, not whatever is newest now.
         failed = self.runs.get(self.steps.once("target", lambda: self.runs.latest(req.branch).id))
         if failed.state not in FAILED_STATES:
-            return self._nothing_to_fix(req.branch, failed)
-        reverted = ws.reverted_bot_fixes(req.branch)
+            return self._nothing_to_fix(failed)
         outcome = Outcome(action="gave_up")
-        diverged: str | None = None
         try:
-            if reverted:
-                raise GiveUp(f"a human reverted an earlier bot fix ({reverted[0][:8]}); "
-                             "automatic fixing of this branch is off")
-            for number in range(req.attempts_used + 1, self.max_attempts + 1):
-                self._check_cancelled()
-                found = self._diagnose(failed, diverged)
-                outcome.category = outcome.category or found.diagnosis.category
-                outcome.diagnosis = outcome.diagnosis or found.diagnosis.to_json()
-                attempt = Attempt(number, found.diagnosis.category, failed.id,
-                                  signature=_signature(found.diagnosis))
-                self._check_progress(outcome.attempts, attempt, failed)
-                outcome.attempts.append(attempt)
-                fix_ctx = self._fix_context(req, found, outcome.attempts[:-1])
-                proposal = self._decide(found, fix_ctx)
-                if req.dry_run:
-                    return self._dry_run(outcome, found, proposal, fix_ctx)
-                self._apply(req, found, proposal, fix_ctx, attempt, outcome)
-                if not req.relaunch:
-                    outcome.action = "patched" if attempt.commit else "relaunched"
-                    return outcome
-                self._check_cancelled()
-                new = self._relaunch(req, attempt, failed, number)
-                verdict, attempt.problem = self._verify(new)
-                attempt.run = _run_json(verdict)
-                outcome.new_run = attempt.run
-                outcome.action = "patched" if outcome.commits else "relaunched"
-                if attempt.problem is None and verdict.state not in FAILED_STATES + ("killed",):
-                    outcome.verified = verdict.steps >= self.config["verify"]["min_steps"] or \
-                        verdict.state == "finished"
-                    self._report_final(outcome, found, attempt)
-                    return outcome
-                self.progress(f"attempt {number}: the relaunched run failed too ({attempt.problem or verdict.state})")
-                failed, diverged = verdict, attempt.problem
-            raise GiveUp(f"the attempt budget is spent ({self.max_attempts} attempts)")
+            self._check_branch(req)
+            return self._loop(req, failed, outcome)
         except GiveUp as stop:
             return self._gave_up(outcome, str(stop))
+
+    def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:
+        diverged: str | None = None
+        for number in range(req.attempts_used + 1, self.max_attempts + 1):
+            self._check_cancelled()
+            found = self._diagnose(failed, diverged)
+            outcome.category = outcome.category or found.diagnosis.category
+            outcome.diagnosis = outcome.diagnosis or found.diagnosis.to_json()
+            attempt = Attempt(number, found.diagnosis.category, failed.id, failed.steps,
+                              signature=_signature(found.diagnosis))
+            self._check_progress(outcome.attempts, attempt)
+            outcome.attempts.append(attempt)
+            fix_ctx = self._fix_context(req, found, outcome.attempts[:-1])
+            # A resumed attempt whose fix is already committed has nothing left to decide.
+            proposal = None if self.steps.done(f"{number}:commit") else self._decide(found, fix_ctx)
+            if req.dry_run:
+                return self._dry_run(outcome, found, proposal, fix_ctx)
+            self._apply(req, found, proposal, fix_ctx, attempt, outcome)
+            if not req.relaunch:
+                outcome.action = "patched" if attempt.commit else "none"
+                return outcome
+            self._check_cancelled()
+            verdict, attempt.problem = self._verify(self._relaunch(attempt, failed))
+            attempt.run = outcome.new_run = _run_json(verdict)
+            outcome.action = "patched" if outcome.commits else "relaunched"
+            if verdict.state == "killed" and attempt.problem is None:
+                raise GiveUp(f"the relaunched run {verdict.id} was stopped by someone else")
+            if attempt.problem is None and verdict.state not in FAILED_STATES:
+                outcome.verified = (verdict.steps >= self.config["verify"]["min_steps"]
+                                    or verdict.state == "finished")
+                self._report_final(outcome, found, attempt)
+                return outcome
+            self.progress(f"attempt {number}: the relaunched run failed too ({attempt.problem or verdict.state})")
+            failed, diverged = verdict, attempt.problem
+        raise GiveUp(f"the attempt budget is spent ({self.max_attempts} attempts)")
+
+    def _check_branch(self, req: FixRequest) -> None:
+        reverted = self.ctx.workspace.reverted_bot_fixes(req.branch)
+        if reverted:
+            raise GiveUp(f"a human reverted an earlier bot fix ({reverted[0][:8]}); "
+                         "automatic fixing of this branch is off")
+        if req.expected_head and not self._only_bot_commits_since(req.expected_head):
+            raise GiveUp(f"the branch moved since the request (expected {req.expected_head[:10]}, "
+                         f"found {self.ctx.workspace.head(req.branch)[:10]}); comment again to fix the new code")
+
+    def _only_bot_commits_since(self, expected: str) -> bool:
+        ws = self.ctx.workspace
+        if ws.head(self.branch) == expected:
+            return True
+        try:
+            newer = ws.commits_since(expected, self.branch)
+        except OperationFailed:
+            return False
+        return ws.is_ancestor(expected, self.branch) and all(s.startswith("Fix: ") for _, s in newer)
 
     def _check_cancelled(self) -> None:
         if self.cancelled():
@@ -179,6 +208,7 @@ class Pipeline:
 
     def _diagnose(self, run: RunInfo, diverged: str | None) -> Diagnosed:
         from bot.diagnosis import diagnose_lines
+        from bot.diagnosis.redact import redact_lines
 
         self.progress(f"diagnosing run {run.id} ({run.state})")
         tail = self.runs.log_tail(run, 200)
@@ -187,22 +217,19 @@ class Pipeline:
         diagnosis = diagnose_lines(tail, repo_root=self.worktree, history=history, extra_secrets=secrets)
         if diverged:   # the bot stopped this run itself: its log shows no error
             diagnosis = Diagnosis(category="nan_loss", retryable=False, summary=diverged,
-                                  evidence=[f"step {r.get('_step')}: {r}" for r in history[-5:]])
+                                  evidence=redact_lines([f"step {r.get('_step')}: {r}" for r in history[-5:]],
+                                                        secrets))
         self.progress(f"diagnosis: {diagnosis.category}: {diagnosis.summary}")
-        from bot.diagnosis.redact import redact_lines
-
         return Diagnosed(run, diagnosis, redact_lines(tail, secrets), history)
 
-    def _check_progress(self, earlier: list[Attempt], attempt: Attempt, run: RunInfo) -> None:
-        """An identical failure after an identical fix, with no more steps logged, stops the loop."""
+    def _check_progress(self, earlier: list[Attempt], attempt: Attempt) -> None:
+        """An identical failure after an identical fix, no further into training, stops the loop."""
         if not earlier:
             return
         last = earlier[-1]
-        same = last.signature == attempt.signature
-        previous_steps = (last.run or {}).get("steps", 0)
-        if same and run.steps <= max(previous_steps, 0) and last.fixer is not None:
+        if last.fixer and last.signature == attempt.signature and attempt.failed_steps <= last.failed_steps:
             raise GiveUp(f"the same failure came back after `{last.fixer}` with no progress "
-                         f"({attempt.category}: {attempt.signature[2] if len(attempt.signature) > 2 else ''})")
+                         f"({attempt.category}, step {attempt.failed_steps} again)")
 
     # -- decide and patch -------------------------------------------------------------
 
@@ -219,8 +246,7 @@ class Pipeline:
     def _decide(self, found: Diagnosed, fix_ctx: FixContext) -> FixProposal | None:
         diagnosis = found.diagnosis
         if diagnosis.retryable:
-            return FixProposal(fixer="relaunch", description="relaunch unchanged",
-                               root_cause=diagnosis.summary)
+            return FixProposal(fixer="relaunch", description="relaunch unchanged", root_cause=diagnosis.summary)
         from bot.fixers.rules import propose_rule_fix
 
         proposal = propose_rule_fix(fix_ctx)
@@ -233,30 +259,41 @@ class Pipeline:
         number = attempt.number
         if proposal is not None and proposal.fixer == "relaunch":
             attempt.fixer = "relaunch"
-            body = self._relaunch_body(found, attempt, "Re-launching job.", None)
-            self.steps.once(f"{number}:report", lambda: self.reporter("relaunching", body) or True)
+            next_step = "Re-launching job." if req.relaunch else "Transient: not relaunching (--no-relaunch)."
+            outcome.comment = self._safe(report.relaunch_body(
+                diagnosis=found.diagnosis, next_step=next_step, attempt=number, max_attempts=self.max_attempts,
+                failed_run=_run_json(found.run), new_run=None))
+            self.steps.once(f"{number}:report", lambda: self.reporter("relaunching", outcome.comment) or True)
             return
-
-        def patch_and_commit() -> dict:
-            chosen, files = self._patch(fix_ctx, proposal)
-            doc = self._add_doc_entry(req.branch, found, chosen, files, number)
-            sha = self.ctx.workspace.commit(req.branch, files + [doc], f"Fix: {chosen.description}")
-            return {"sha": sha, "files": files + [doc], "proposal": _proposal_json(chosen),
-                    "diff": self._commit_diff(sha)}
-
-        done = self.steps.once(f"{number}:commit", patch_and_commit)
+        base = self.steps.once(f"{number}:base", lambda: self.ctx.workspace.head(req.branch))
+        done = self.steps.once(f"{number}:commit", lambda: self._patch_and_commit(found, proposal, fix_ctx,
+                                                                                  number, base))
         self._commits[number] = done
         chosen = _proposal_from_json(done["proposal"])
-        attempt.fixer, attempt.commit = chosen.fixer, done["sha"]
-        outcome.commits.append(done["sha"])
-        outcome.files_changed = sorted(set(outcome.files_changed) | set(done["files"]))
         self.progress(f"committed {done['sha'][:8]}: Fix: {chosen.description}")
-        self.steps.once(f"{number}:push", lambda: self._push(req.branch, done["files"]))
-        self.progress(f"pushed {req.branch}")
-        body = self._fix_body(found, chosen, attempt, done["diff"], "Re-launching job."
-                              if req.relaunch else "Not relaunching (--no-relaunch).", None)
-        outcome.comment = body
-        self.steps.once(f"{number}:report", lambda: self.reporter("fix_pushed", body) or True)
+        attempt.fixer = chosen.fixer
+        attempt.commit = self.steps.once(f"{number}:push", lambda: self._push(req.branch, done["files"]))
+        self.progress(f"pushed {attempt.commit[:8]} to {req.branch}")
+        outcome.commits.append(attempt.commit)
+        outcome.files_changed = sorted(set(outcome.files_changed) | set(done["files"]))
+        next_step = "Re-launching job." if req.relaunch else "Not relaunching (--no-relaunch)."
+        outcome.comment = self._fix_body(found, attempt, next_step, None)
+        self.steps.once(f"{number}:report", lambda: self.reporter("fix_pushed", outcome.comment) or True)
+
+    def _patch_and_commit(self, found: Diagnosed, proposal, fix_ctx: FixContext, number: int, base: str) -> dict:
+        ws = self.ctx.workspace
+        if ws.head(self.branch) != base:   # committed before a crash, not yet recorded: adopt it
+            return self._adopt_commit(base)
+        chosen, files = self._patch(fix_ctx, proposal)
+        doc = self._add_doc_entry(found, chosen, files, number)
+        sha = ws.commit(self.branch, files + [doc], f"Fix: {chosen.description}")
+        return {"sha": sha, "files": files + [doc], "proposal": asdict(chosen), "diff": self._commit_diff(base)}
+
+    def _adopt_commit(self, base: str) -> dict:
+        [(sha, subject)] = self.ctx.workspace.commits_since(base, self.branch)[-1:]
+        files = self._git("diff", "--name-only", base, sha).split()
+        proposal = FixProposal(fixer="resumed", description=subject.removeprefix("Fix: "), root_cause="")
+        return {"sha": sha, "files": files, "proposal": asdict(proposal), "diff": self._commit_diff(base)}
 
     def _patch(self, fix_ctx: FixContext, proposal: FixProposal | None) -> tuple[FixProposal, list[str]]:
         """The validated change on disk (not committed) and the files it changed."""
@@ -281,47 +318,61 @@ class Pipeline:
             raise GiveUp(f"the LLM fixer gave up: {exc}") from None
         return proposal, sorted({e.path for e in proposal.edits})
 
-    def _add_doc_entry(self, branch, found: Diagnosed, proposal: FixProposal, files, number) -> str:
+    def _add_doc_entry(self, found: Diagnosed, proposal: FixProposal, files: list[str], number: int) -> str:
         from bot.branch_doc import FixEntry, add_fix_entry
 
         entry = FixEntry(attempt=number, category=found.diagnosis.category,
-                         summary=self._redact(found.diagnosis.summary),
-                         root_cause=self._redact(proposal.root_cause), fixer=proposal.fixer,
-                         files=files, run_id=found.run.id)
-        return add_fix_entry(self.worktree, branch, entry)
+                         summary=self._safe(found.diagnosis.summary), root_cause=self._safe(proposal.root_cause),
+                         fixer=proposal.fixer, files=files, run_id=found.run.id)
+        return add_fix_entry(self.worktree, self.branch, entry)
 
-    def _commit_diff(self, sha: str) -> str:
-        import subprocess
+    def _commit_diff(self, base: str) -> str:
+        return self._git("diff", base, "HEAD")[:DIFF_LIMIT]
 
-        out = subprocess.run(["git", "show", "--format=", "--patch", sha], cwd=self.worktree,
-                             capture_output=True, text=True)
-        return out.stdout[:20000]
+    def _git(self, *args: str) -> str:
+        return subprocess.run(["git", *args], cwd=self.worktree, capture_output=True, text=True,
+                              check=True).stdout
 
-    def _push(self, branch: str, files: list[str]) -> bool:
+    def _push(self, branch: str, files: list[str]) -> str:
+        """Push fast-forward; if the branch moved, re-apply on top only when the fixed files did
+        not change. Returns the commit that is now on the remote."""
         from bot.workspace import PushRejected
 
         ws = self.ctx.workspace
         try:
             ws.push(branch)
-            return True
+            return ws.head(branch)
         except PushRejected as exc:
             self.progress(f"push rejected ({exc}); the branch moved, checking whether the fix still applies")
         if not ws.rebase_onto_remote(branch, files):
             raise GiveUp("the branch moved on the remote and changed the files this fix touches; "
                          "nothing was pushed")
         ws.push(branch)
-        return True
+        return ws.head(branch)
 
     # -- relaunch and verify ----------------------------------------------------------
 
-    def _relaunch(self, req: FixRequest, attempt: Attempt, failed: RunInfo, number: int) -> str:
-        from bot.launch import launch_branch
+    def _relaunch(self, attempt: Attempt, failed: RunInfo) -> str:
+        from bot.state import new_run_id
 
-        record_id = self.steps.once(f"{number}:launch", lambda: launch_branch(self.ctx, req.branch, pull=False).id)
-        self.progress(f"relaunched: run {record_id}")
+        number = attempt.number
+        # The id is chosen (and recorded) before the launch, so a crash in between is adopted.
+        run_id = self.steps.once(f"{number}:run_id", new_run_id)
+        self.steps.once(f"{number}:launch", lambda: self._launch(run_id))
+        self.progress(f"relaunched: run {run_id}")
         if self.config["fix"]["delete_failed_run"]:
             self.steps.once(f"{number}:delete", lambda: self._delete(failed))
-        return record_id
+        return run_id
+
+    def _launch(self, run_id: str) -> str:
+        from bot.launch import launch_branch
+
+        if self.ctx.state.get_run(run_id) is not None:
+            return run_id
+        try:
+            return launch_branch(self.ctx, self.branch, pull=False, run_id=run_id).id
+        except OperationFailed as exc:
+            raise GiveUp(f"could not relaunch: {exc}") from None
 
     def _delete(self, run: RunInfo) -> bool:
         self.runs.delete(run)
@@ -348,93 +399,70 @@ class Pipeline:
     def _stop(self, record_id: str) -> None:
         record = self.ctx.state.get_run(record_id)
         self.ctx.launcher(record.backend, self.config).cancel(record.handle)
-        for _ in range(50):
-            if self.runs.refresh(self.ctx.state.get_run(record_id)).state not in ACTIVE_STATES:
-                return
+        deadline = time.monotonic() + STOP_WAIT_S
+        while self.runs.refresh(self.ctx.state.get_run(record_id)).state in ACTIVE_STATES:
+            if time.monotonic() > deadline:
+                raise GiveUp(f"run {record_id} did not stop within {STOP_WAIT_S} s of being cancelled")
             time.sleep(0.1)
 
     # -- outcomes ---------------------------------------------------------------------
 
-    def _fix_body(self, found, proposal, attempt, diff, next_step, new_run) -> str:
-        return self._redact(tpl.FIX_TEMPLATE.format(
-            marker=tpl.MARKER, description=proposal.description, diagnosis=tpl.describe(found.diagnosis),
-            root_cause=proposal.root_cause, next_step=next_step, diff=tpl.diff_block(diff),
-            log=tpl.log_block(found.diagnosis.evidence or found.log_tail[-10:]), attempt=attempt.number,
-            max_attempts=self.max_attempts, fixer=proposal.fixer, failed_run=tpl.run_link(_run_json(found.run)),
-            commit=f"`{attempt.commit[:10]}`" if attempt.commit else "—", new_run=tpl.run_link(new_run),
-            cost=tpl.cost_line(proposal)))
+    def _fix_body(self, found: Diagnosed, attempt: Attempt, next_step: str, new_run: dict | None) -> str:
+        done = self._commits[attempt.number]
+        return self._safe(report.fix_body(
+            proposal=_proposal_from_json(done["proposal"]), diagnosis=found.diagnosis, next_step=next_step,
+            diff=done["diff"], log=found.log_tail, attempt=attempt.number, max_attempts=self.max_attempts,
+            failed_run=_run_json(found.run), commit=attempt.commit, new_run=new_run))
 
-    def _relaunch_body(self, found, attempt, next_step, new_run) -> str:
-        return self._redact(tpl.RELAUNCH_TEMPLATE.format(
-            marker=tpl.MARKER, diagnosis=tpl.describe(found.diagnosis), next_step=next_step,
-            log=tpl.log_block(found.diagnosis.evidence), attempt=attempt.number,
-            max_attempts=self.max_attempts, failed_run=tpl.run_link(_run_json(found.run)),
-            new_run=tpl.run_link(new_run)))
-
-    def _report_final(self, outcome, found, attempt) -> None:
+    def _report_final(self, outcome: Outcome, found: Diagnosed, attempt: Attempt) -> None:
         run, verify = attempt.run, self.config["verify"]
         if outcome.verified:
             next_step = f"Verified: the relaunched run logged {run['steps']} steps with a sane loss ({run['state']})."
         else:
             next_step = (f"Not verified yet: the relaunched run logged {run['steps']} of {verify['min_steps']} "
                          f"steps within {verify['timeout']} s and is still {run['state']}.")
-        done = self._commits.get(attempt.number)
-        if done:
-            chosen = _proposal_from_json(done["proposal"])
-            outcome.comment = self._fix_body(found, chosen, attempt, done["diff"], next_step, run)
+        if attempt.number in self._commits:
+            outcome.comment = self._fix_body(found, attempt, next_step, run)
         else:
-            outcome.comment = self._relaunch_body(found, attempt, next_step, run)
+            outcome.comment = self._safe(report.relaunch_body(
+                diagnosis=found.diagnosis, next_step=next_step, attempt=attempt.number,
+                max_attempts=self.max_attempts, failed_run=_run_json(found.run), new_run=run))
         self.reporter("verified" if outcome.verified else "unverified", outcome.comment)
         self.progress(f"{'verified' if outcome.verified else 'not verified'}: run {run['id']} is "
                       f"{run['state']} after {run['steps']} steps")
 
     def _gave_up(self, outcome: Outcome, reason: str) -> Outcome:
         outcome.action, outcome.reason = "gave_up", reason
-        tried = "".join(
-            f"- attempt {a.number}: `{a.category}` in run `{a.failed_run}` → "
-            f"{a.fixer or 'no fix'}{f' ({a.commit[:8]})' if a.commit else ''}"
-            f"{f', then: {a.problem}' if a.problem else ''}\n"
-            for a in outcome.attempts)
-        diagnosis = outcome.diagnosis or {}
-        outcome.comment = self._redact(tpl.GAVE_UP_TEMPLATE.format(
-            marker=tpl.MARKER, reason=reason,
-            diagnosis=f"`{diagnosis.get('category', 'unknown')}` — {diagnosis.get('summary', 'not diagnosed')}",
-            tried=f"What was tried:\n{tried}" if tried else "Nothing was tried.",
-            log=tpl.log_block(diagnosis.get("evidence") or [])))
+        outcome.comment = self._safe(report.gave_up_body(
+            reason=reason, diagnosis=outcome.diagnosis, attempts=[a.to_json() for a in outcome.attempts]))
         self.reporter("gave_up", outcome.comment)
         self.progress(f"gave up: {reason}")
         return outcome
 
     def _dry_run(self, outcome: Outcome, found: Diagnosed, proposal: FixProposal | None,
                  fix_ctx: FixContext) -> Outcome:
+        """Nothing is changed: `action` stays `none` and the proposed diff is shown."""
         if proposal is None:
             from bot.fixers.llm import propose_llm_fix
 
             proposal = propose_llm_fix(fix_ctx, self.ctx.settings)
-        diff = tpl.render_diff(self.worktree, proposal.edits)
         outcome.action = "none"
-        outcome.patch = diff
+        outcome.patch = report.render_diff(self.worktree, proposal.edits)
         outcome.attempts[-1].fixer = proposal.fixer
-        outcome.comment = self._redact(tpl.DRY_RUN_TEMPLATE.format(
-            marker=tpl.MARKER, description=proposal.description, diagnosis=tpl.describe(found.diagnosis),
-            root_cause=proposal.root_cause, fixer=proposal.fixer, diff=tpl.diff_block(diff),
-            log=tpl.log_block(found.diagnosis.evidence)))
+        outcome.comment = self._safe(report.dry_run_body(proposal=proposal, diagnosis=found.diagnosis,
+                                                         diff=outcome.patch))
         return outcome
 
-    def _nothing_to_fix(self, branch: str, run: RunInfo) -> Outcome:
-        comment = tpl.NONE_TEMPLATE.format(marker=tpl.MARKER, branch=branch, run=run.id, state=run.state)
-        return Outcome(action="none", comment=comment, new_run=_run_json(run))
+    def _nothing_to_fix(self, run: RunInfo) -> Outcome:
+        return Outcome(action="none", comment=report.none_body(branch=self.branch, run=_run_json(run)),
+                       reason=f"the latest run ({run.id}) is {run.state}")
 
-    def _redact(self, text: str) -> str:
-        from bot.diagnosis.redact import redact
-
-        return redact(text, self.ctx.settings.secrets())
+    def _safe(self, text: str) -> str:
+        return report.safe(text, self.ctx.settings.secrets())
 
 
 def _signature(diagnosis: Diagnosis) -> tuple:
     """What makes two failures 'the same': category, exception type, message without numbers."""
-    import re
-
     exc = diagnosis.exception or {}
     message = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", exc.get("message") or diagnosis.summary or "")
     return (diagnosis.category, exc.get("type"), message[:200])
@@ -444,14 +472,7 @@ def _run_json(run: RunInfo) -> dict:
     return {"id": run.id, "state": run.state, "steps": run.steps, "url": run.url}
 
 
-def _proposal_json(proposal: FixProposal) -> dict:
-    data = asdict(proposal)
-    return data
-
-
 def _proposal_from_json(data: dict) -> FixProposal:
-    from bot.fixers.model import Edit
-
     data = dict(data)
     data["edits"] = [Edit(**e) for e in data.get("edits", [])]
     return FixProposal(**data)

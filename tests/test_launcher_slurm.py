@@ -185,6 +185,26 @@ def test_cancel_kills_a_running_job(slurm, settings, worktree):
     assert launcher.status(handle).state == "killed"
 
 
+def test_a_slurm_job_gets_none_of_the_bots_secrets(slurm, tmp_path, worktree, monkeypatch):
+    bot_secrets = {"GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----xyz", "GITHUB_PRIVATE_KEY_PATH": "/srv/app.pem",
+                   "GITHUB_WEBHOOK_SECRET": "hook-secret-1", "WANDB_WEBHOOK_SECRET": "wandb-hook-secret",
+                   "ANTHROPIC_API_KEY": "sk-ant-secret", "GITHUB_TOKEN": "ghs_installationtoken",
+                   "GH_TOKEN": "ghp_usertoken", "MY_COPY_OF_THE_KEY": "sk-ant-secret"}
+    user_vars = {"CUDA_VISIBLE_DEVICES": "0,1", "HF_TOKEN": "hf_user_token", "WANDB_API_KEY": "w" * 40}
+    for name, value in {**bot_secrets, **user_vars}.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings(state_dir=tmp_path / "state", wandb_api_key="w" * 40, anthropic_api_key="sk-ant-secret",
+                        github_private_key="-----BEGIN RSA PRIVATE KEY-----xyz",
+                        github_webhook_secret="hook-secret-1", wandb_webhook_secret="wandb-hook-secret")
+    launcher = SlurmLauncher(settings, config_with())   # the bot's own environment, --export=ALL
+    spec = make_spec(worktree, f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))'")
+    assert wait_for_end(launcher, launcher.launch(spec)).state == "finished"
+    job_env = json.loads(spec.log_path.read_text())
+    assert not set(bot_secrets) & set(job_env)
+    assert not [name for name, value in job_env.items() if any(s in value for s in bot_secrets.values())]
+    assert {name: job_env.get(name) for name in user_vars} == user_vars
+
+
 def test_a_hostile_branch_name_cannot_inject_into_the_script(slurm, settings, tmp_path):
     branch = "x;touch${IFS}pwned1;$(touch${IFS}pwned2)`touch${IFS}pwned3`'\"&&touch${IFS}pwned4"
     worktree = tmp_path / "worktrees" / branch

@@ -175,6 +175,32 @@ def test_environment_with_a_wandb_key_stays_online(tmp_path, worktree):
     assert spec.log_path.read_text().startswith(f"mode=unset key={'k' * 40} ")
 
 
+BOT_SECRETS = {"GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----xyz", "GITHUB_PRIVATE_KEY_PATH": "/srv/app.pem",
+               "GITHUB_WEBHOOK_SECRET": "hook-secret-1", "WANDB_WEBHOOK_SECRET": "wandb-hook-secret",
+               "ANTHROPIC_API_KEY": "sk-ant-secret", "GITHUB_TOKEN": "ghs_installationtoken",
+               "GH_TOKEN": "ghp_usertoken", "MY_COPY_OF_THE_KEY": "sk-ant-secret"}
+USER_VARS = {"CUDA_VISIBLE_DEVICES": "0,1", "HF_TOKEN": "hf_user_token", "WANDB_API_KEY": "w" * 40}
+
+
+def secret_settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path / "state", wandb_api_key="w" * 40, anthropic_api_key="sk-ant-secret",
+                    github_private_key="-----BEGIN RSA PRIVATE KEY-----xyz", github_webhook_secret="hook-secret-1",
+                    wandb_webhook_secret="wandb-hook-secret")
+
+
+def test_a_local_job_gets_none_of_the_bots_secrets(tmp_path, worktree):
+    launcher = LocalLauncher(secret_settings(tmp_path), base_env={**BASE_ENV, **BOT_SECRETS, **USER_VARS})
+    spec = make_spec(worktree, f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))'",
+                     env={"RUN_VAR": "hook-secret-1"})
+    assert wait_for_end(launcher, launcher.launch(spec)).state == "finished"
+    job_env = json.loads(spec.log_path.read_text())
+    assert not set(BOT_SECRETS) & set(job_env) and "RUN_VAR" not in job_env
+    assert not [name for name, value in job_env.items()
+                if any(secret in value for secret in BOT_SECRETS.values())]
+    assert {name: job_env.get(name) for name in USER_VARS} == USER_VARS
+    assert job_env.get("PATH") == BASE_ENV["PATH"]
+
+
 def test_job_is_detached_from_the_launcher(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     handle = launcher.launch(make_spec(worktree, "sleep 30"))

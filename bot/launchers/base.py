@@ -64,9 +64,31 @@ class Launcher(ABC):
         """Stop the job; a job that already ended is left alone."""
 
 
+# The bot's own credentials: no job ever gets them, whatever environment it starts from.
+BOT_SECRET_VARS = ("GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH", "GITHUB_WEBHOOK_SECRET",
+                   "WANDB_WEBHOOK_SECRET", "ANTHROPIC_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
+
+
+def without_bot_secrets(settings: Any, env: Mapping[str, str]) -> dict[str, str]:
+    """`env` less the bot's secrets: the variables above, and any variable (other than the
+    WANDB_API_KEY the job needs) whose value is one of the bot's configured secrets.
+
+    This keeps the secrets out of what the job is handed. It is not isolation: a job running
+    under the bot's uid can still read /proc/<bot pid>/environ (and the bot's files); only
+    running jobs as a separate uid (or in a container) keeps them from it.
+    """
+    wandb_key = getattr(settings, "wandb_api_key", None)
+    secrets = {s.strip() for s in (settings.secrets() if settings is not None else [])
+               if s and s.strip() and s != wandb_key}
+    return {name: value for name, value in env.items()
+            if name not in BOT_SECRET_VARS
+            and (name == "WANDB_API_KEY" or value.strip() not in secrets)}
+
+
 def job_environment(settings: Any, spec: LaunchSpec, base: Mapping[str, str]) -> dict[str, str]:
-    """What a job runs with: `base`, the run's own variables, and W&B told where to log."""
-    env = {**base, **spec.env}
+    """What a job runs with: `base`, the run's own variables, and W&B told where to log; never
+    the bot's own secrets (see `without_bot_secrets`)."""
+    env = without_bot_secrets(settings, {**base, **spec.env})
     if settings.wandb_api_key and not env.get("WANDB_API_KEY"):
         env["WANDB_API_KEY"] = settings.wandb_api_key
     if settings.wandb_base_url and not env.get("WANDB_BASE_URL"):

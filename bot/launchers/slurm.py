@@ -13,7 +13,8 @@ real cluster the worktree and the bot's state folder (the log) must be on shared
 
 The handle holds the job id, so `status` and `cancel` work after a bot restart. Every Slurm
 command runs with the bot's environment, so SLURM_CONF and the like reach it; the job gets
-that environment too (`--export=ALL`) with the run's own variables added.
+that environment too (`--export=ALL`) with the run's own variables added, less the bot's own
+secrets (see `bot.launchers.base.without_bot_secrets`; sbatch itself runs without them).
 """
 from __future__ import annotations
 

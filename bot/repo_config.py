@@ -6,6 +6,7 @@ reports it instead of running on a guess.
 from __future__ import annotations
 
 import copy
+import math
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import yaml
 from bot.errors import BadInput
 
 CONFIG_PATH = ".github/fix-and-relaunch.yml"
+# Never edited by a fix, whatever the repo config says: CI, git's own files, the bot's config.
+ALWAYS_DENIED = (".github/**", ".git/**", ".gitmodules", ".gitattributes")
 BACKENDS = ("local", "command", "slurm", "ray", "wandb-launch")
 
 DEFAULTS: dict[str, Any] = {
@@ -79,6 +82,8 @@ def parse(text: str, source: str = CONFIG_PATH) -> dict[str, Any]:
             raise BadInput(f"{source}: '{section}' must be a mapping, got {type(values).__name__}")
         for key, value in values.items():
             config[section][key] = _check(f"{section}.{key}", value, source)
+    denied = config["fix"]["denied_paths"]
+    config["fix"]["denied_paths"] = [*ALWAYS_DENIED, *(p for p in denied if p not in ALWAYS_DENIED)]
     return config
 
 
@@ -86,7 +91,7 @@ def load(repo: Path) -> dict[str, Any]:
     """The config of the checkout at `repo`; defaults when it has none."""
     path = Path(repo) / CONFIG_PATH
     if not path.exists():
-        return copy.deepcopy(DEFAULTS)
+        return parse("")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -99,6 +104,9 @@ def _check(key: str, value: Any, source: str) -> Any:
     if types is None:
         raise BadInput(f"{source}: unknown key '{key}'")
     if value is None:
+        section, name = key.split(".")
+        if DEFAULTS[section][name] is not None:
+            raise BadInput(f"{source}: '{key}' must not be empty")
         return value
     # bool is an int in Python; a `true` where a number belongs is still a mistake.
     if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
@@ -110,8 +118,8 @@ def _check(key: str, value: Any, source: str) -> Any:
         raise BadInput(f"{source}: '{key}' must be a list of glob strings")
     if key in ("verify.min_steps", "fix.max_attempts", "fix.max_patch_lines") and value < 1:
         raise BadInput(f"{source}: '{key}' must be at least 1, got {value}")
-    if key in ("verify.timeout", "verify.smoke_timeout") and value <= 0:
-        raise BadInput(f"{source}: '{key}' must be positive, got {value}")
+    if key in ("verify.timeout", "verify.smoke_timeout") and not (0 < value < math.inf):
+        raise BadInput(f"{source}: '{key}' must be a positive number of seconds, got {value}")
     return value
 
 

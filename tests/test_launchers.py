@@ -419,6 +419,36 @@ def test_render_quotes_values_and_keeps_literal_braces():
     assert shlex.split(rendered) == ["go", "feat/a b", "abc", "{not_a_field}", "/w t"]
 
 
+@pytest.mark.parametrize("template", [
+    'run --branch "{branch}"', "run --branch '{branch}'", 'run "--branch={branch} now"',
+    "run '--commit {commit}' --branch {branch}", 'run --branch="{branch}"', "run --branch=$'{branch}'",
+    "run \\{branch}", 'run {branch}"x"', 'sh -c "train --branch {branch}"',
+])
+def test_placeholders_in_or_beside_shell_quotes_are_refused(template):
+    values = {"branch": "b", "commit": "c", "repo": "r", "worktree": "w", "run_id": "i"}
+    with pytest.raises(BadInput, match="don't quote placeholders; they are quoted for you"):
+        render_command(template, values)
+
+
+@pytest.mark.parametrize("template, argv", [
+    ("run --branch {branch} '{{literal}}' \"quoted text\" {commit}",
+     ["run", "--branch", "x$(id)", "{literal}", "quoted text", "c"]),
+    ("run \\\"x\\\" --branch={branch} 'it''s' {commit}", ["run", '"x"', "--branch=x$(id)", "its", "c"]),
+])
+def test_placeholders_outside_quotes_still_render(template, argv):
+    values = {"branch": "x$(id)", "commit": "c", "repo": "r", "worktree": "w", "run_id": "i"}
+    assert shlex.split(render_command(template, values)) == argv
+
+
+def test_a_quoted_placeholder_never_reaches_the_shell(settings, worktree):
+    launcher = CommandLauncher(settings, base_env=BASE_ENV)
+    spec = make_spec(worktree, 'echo --branch "{branch}"', branch="x$(touch pwned)")
+    with pytest.raises(BadInput, match="don't quote placeholders"):
+        launcher.launch(spec)
+    time.sleep(0.3)
+    assert not (worktree / "pwned").exists() and not spec.log_path.exists()
+
+
 @pytest.mark.parametrize("text, job_id", [
     ("Submitted batch job 123\n", "123"),
     ("Job submission 'raysubmit_AbC123' submitted successfully\n", "raysubmit_AbC123"),

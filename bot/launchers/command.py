@@ -3,7 +3,8 @@
 `launch.command: python tools/launch_job.py --branch {branch} --commit {commit}`
 
 Each value is shell-quoted where it is put, so a branch named `x;rm -rf ~` stays one
-argument (write placeholders bare, not inside quotes). The script runs like a local job:
+argument. Write placeholders bare: one inside shell quotes (`"{branch}"`, `'--b={branch}'`) or
+next to a quote is refused, since quoting a quoted value undoes its quoting. The script runs like a local job:
 its exit code and output are the run's, and a job id it prints is reported by `status`.
 A configured `launch.setup` runs first, as for the local backend.
 """
@@ -38,16 +39,43 @@ def render_command(template: str, values: dict[str, str]) -> str:
     except ValueError as exc:
         raise BadInput(f"launch.command: bad template {template!r}: {exc}") from None
     out = []
-    for literal, name, format_spec, conversion in parts:
+    quote: str | None = None    # the shell quote open where the text has got to: None, ' or "
+    for index, (literal, name, format_spec, conversion) in enumerate(parts):
         out.append(literal)
+        quote = _quote_state(literal, quote)
         if name is None:
             continue
         if name not in PLACEHOLDERS or format_spec or conversion:
             raise BadInput(f"launch.command: unknown placeholder {_shown(name, conversion, format_spec)} "
                            f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}; "
                            "write {{ and }} for a literal brace)")
+        following = parts[index + 1][0] if index + 1 < len(parts) else ""
+        # Inside quotes the value's own quoting is undone ("'x$(id)'" runs $(id)); next to a
+        # quote, `$` or `\` it is changed. Refuse rather than guess what was meant.
+        if quote is not None or literal[-1:] in QUOTE_NEIGHBOURS or following[:1] in QUOTE_NEIGHBOURS[:2]:
+            raise BadInput(f"launch.command: {{{name}}} is inside or next to a shell quote in {template!r}; "
+                           "don't quote placeholders; they are quoted for you")
         out.append(shlex.quote(str(values[name])))
     return "".join(out)
+
+
+QUOTE_NEIGHBOURS = ("'", '"', "$", "\\")
+
+
+def _quote_state(text: str, quote: str | None) -> str | None:
+    """The shell quote open after `text`, given the one open before it (a plain POSIX scan:
+    backslash escapes outside single quotes, no quotes inside single quotes)."""
+    escaped = False
+    for char in text:
+        if escaped:
+            escaped = False
+        elif char == "\\" and quote != "'":
+            escaped = True
+        elif quote is None and char in "'\"":
+            quote = char
+        elif char == quote:
+            quote = None
+    return quote
 
 
 def _shown(name: str, conversion: str | None, format_spec: str | None) -> str:

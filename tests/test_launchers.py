@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.errors import BadInput
+from bot.errors import BadInput, OperationFailed
 from bot.launchers import (LaunchSpec, active_runs, cancel_run, get_launcher, refresh_run,
                            start_run)
 from bot.launchers.command import CommandLauncher, find_job_id, render_command
@@ -263,6 +263,26 @@ def test_a_reused_pid_is_not_mistaken_for_the_run(settings, worktree):
     assert launcher.status({**handle, "supervisor_pid": os.getpid(), "supervisor_start": own_start}).state == "running"
     # ... but the same pid with another start time is some other, older process.
     assert launcher.status({**handle, "supervisor_pid": os.getpid(), "supervisor_start": own_start - 1}).state == "crashed"
+
+
+def test_a_run_of_another_host_is_neither_guessed_at_nor_cancelled_here(settings, tmp_path):
+    # A process group here whose ids happen to be those the other host's handle recorded.
+    bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    try:
+        handle = {"backend": "local", "host": "another-host.example", "run_id": "r-elsewhere",
+                  "log_path": str(tmp_path / "output.log"), "status_path": str(tmp_path / "output.log.status.json"),
+                  "cancel_path": str(tmp_path / "output.log.cancel"), "pid": bystander.pid,
+                  "pgid": bystander.pid, "supervisor_pid": bystander.pid, "started_at": time.time()}
+        launcher = LocalLauncher(settings, base_env=BASE_ENV, grace_s=0.5)
+        status = launcher.status(handle)
+        assert status.state == "running" and "another-host.example" in status.reason
+        with pytest.raises(OperationFailed, match="runs on host another-host.example.*cancel it from that host"):
+            launcher.cancel(handle)
+        time.sleep(0.2)
+        assert bystander.poll() is None and not (tmp_path / "output.log.cancel").exists()
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 def test_launch_into_a_missing_worktree_is_bad_input(settings, tmp_path):

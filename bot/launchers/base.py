@@ -41,7 +41,8 @@ class LaunchStatus:
     ended_at: float | None = None       # unix seconds
     started_at: float | None = None
     job_id: str | None = None           # an id the launch script printed, when it printed one
-    reason: str | None = None           # the scheduler's own word on how it ended (PREEMPTED, …)
+    reason: str | None = None           # the scheduler's own word on how it ended (PREEMPTED, …),
+                                        # or why an active state is a guess (another host's run)
 
     @property
     def ended(self) -> bool:

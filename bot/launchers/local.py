@@ -136,8 +136,11 @@ class LocalLauncher(Launcher):
         status_path = Path(handle["status_path"])
         if (recorded := _recorded_end(status_path)) is not None:
             return _from_status_file(recorded)
-        if handle.get("host") not in (None, socket.gethostname()):
-            return LaunchStatus("running", started_at=handle.get("started_at"))   # cannot look
+        if _other_host(handle):
+            # Its pids mean nothing here: say so, rather than guess from an unrelated process.
+            return LaunchStatus("running", started_at=handle.get("started_at"),
+                                reason=f"runs on host {handle['host']}; its state cannot be checked from "
+                                       f"{socket.gethostname()} until it writes its end to {status_path}")
         if self._alive(handle):
             return LaunchStatus("running", started_at=handle.get("started_at"))
         if (recorded := _recorded_end(status_path)) is not None:   # it may just have ended
@@ -155,6 +158,10 @@ class LocalLauncher(Launcher):
     def cancel(self, handle: Handle) -> None:
         if self.status(handle).ended:
             return
+        if _other_host(handle):
+            # Its process group id here belongs to some unrelated process: never signal it.
+            raise OperationFailed(f"run {handle.get('run_id')} runs on host {handle['host']}, not on "
+                                  f"{socket.gethostname()}; cancel it from that host")
         Path(handle["cancel_path"]).touch()   # tells the supervisor the end is a kill
         stop_group(handle["pgid"], self.grace_s)
         self._await_end_record(handle)
@@ -173,6 +180,10 @@ class LocalLauncher(Launcher):
             procs.write_json(status_path, {
                 "run_id": handle.get("run_id"), "state": "killed", "exit_code": None,
                 "started_at": handle.get("started_at"), "ended_at": time.time()})
+
+
+def _other_host(handle: Handle) -> bool:
+    return handle.get("host") not in (None, socket.gethostname())
 
 
 def stop_group(pgid: int, grace_s: float) -> None:

@@ -4,7 +4,9 @@ They live in `settings.state_dir / "state.db"`, next to the run records. A webho
 only enqueues; workers claim jobs and run the pipeline. The queue guarantees:
 
 - one active (queued or running) job per repo+branch: `enqueue` answers "busy" otherwise;
-- a GitHub delivery id or a W&B run path is acted on once: `enqueue` answers "duplicate";
+- a GitHub delivery id, a PR comment or a W&B run path is acted on once: `enqueue` answers
+  "duplicate" (the delivery id is not covered by the signature, so a replayed comment with a
+  new delivery id is caught by its comment id);
 - a job left 'running' by a stopped process is requeued by `recover()`, and the steps it
   recorded (`record_step`) are still there, so the pipeline resumes without pushing or
   launching twice;
@@ -104,6 +106,11 @@ def run_key(run_path: str) -> str:
     return f"wandb-run:{run_path}"
 
 
+def comment_key(comment_id: int | str) -> str:
+    """The dedupe key of a `/fix-and-relaunch` comment: a replay under a new delivery id is caught."""
+    return f"comment:{comment_id}"
+
+
 def lane_of(payload: dict[str, Any]) -> str:
     """The serialisation lane: one active job per lane."""
     if payload.get("kind") == "wandb_alert":
@@ -139,10 +146,13 @@ class Queue:
         """Add a job unless its delivery / W&B run was seen or its branch already has one.
 
         `payload` must carry `kind`; fix jobs carry `repo` and `branch`. Dedupe keys are
-        `delivery_id` (X-GitHub-Delivery) and, for fix jobs, `run_path` (the W&B run). Keys are remembered
-        for "busy" outcomes too, so a redelivery is not answered twice.
+        `delivery_id` (X-GitHub-Delivery), `comment_id` (the PR comment) and, for fix jobs,
+        `run_path` (the W&B run). Keys are remembered for "busy" outcomes too, so a redelivery is
+        not answered twice.
         """
         keys = [k for k in (payload.get("delivery_id"),) if k]
+        if payload.get("comment_id") is not None:
+            keys.append(comment_key(payload["comment_id"]))
         if payload.get("run_path") and payload.get("kind") == "fix":
             keys.append(run_key(payload["run_path"]))
         lane = lane_of(payload)

@@ -15,6 +15,7 @@ import gidgethub
 from gidgethub import routing
 
 from bot.forge import GitHubForge
+from bot.jobs import comment_key
 
 log = logging.getLogger(__name__)
 router = routing.Router()
@@ -102,6 +103,7 @@ def fix_job(event, pr: dict[str, Any], command: Command) -> dict[str, Any]:
         "branch": head["ref"],
         "head_sha": head["sha"],
         "delivery_id": event.delivery_id,
+        "comment_id": data["comment"]["id"],
         "dry_run": command.dry_run,
         "hint": command.hint,
         "requested_by": data["comment"]["user"]["login"],
@@ -115,8 +117,8 @@ async def fix_command(event, gh, *args, queue, **kwargs):
     command = parse_command(comment.get("body"))
     if command is None or "pull_request" not in issue or from_bot(comment):
         return
-    if queue.seen(event.delivery_id):
-        return
+    if queue.seen(event.delivery_id) or queue.seen(comment_key(comment["id"])):
+        return  # a redelivery, or a replay of the same comment under a new delivery id
     forge, user = GitHubForge(gh), comment["user"]["login"]
     await forge.react(comment["reactions"]["url"], "eyes")
     if not await has_write_access(gh, event.data):

@@ -24,8 +24,11 @@ async def gh(settings, fake_github):
         yield gh
 
 
-def comment_event(fake, body="/fix-and-relaunch", delivery="d-1", **kw):
-    return sansio.Event(pr_comment(fake.url, body, **kw), event="issue_comment", delivery_id=delivery)
+def comment_event(fake, body="/fix-and-relaunch", delivery="d-1", comment_id=None, **kw):
+    data = pr_comment(fake.url, body, **kw)
+    if comment_id is not None:  # another comment on the same PR
+        data["comment"]["id"] = comment_id
+    return sansio.Event(data, event="issue_comment", delivery_id=delivery)
 
 
 async def dispatch(event, gh, queue, **kw):
@@ -142,10 +145,20 @@ async def test_pushable_fork_queues_a_job_on_the_fork(gh, fake_github, queue, pu
 async def test_busy_branch_gets_a_reply_not_a_second_job(gh, fake_github, queue):
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
     await dispatch(comment_event(fake_github, delivery="d-1"), gh, queue)
-    await dispatch(comment_event(fake_github, delivery="d-2"), gh, queue)
+    await dispatch(comment_event(fake_github, delivery="d-2", comment_id=2), gh, queue)
     [reply] = replies(fake_github)
     assert "<!-- fix-and-relaunch:busy -->" in reply and "queued" in reply
     assert len(queue.jobs()) == 1 and len(fake_github.find("POST", "/reactions")) == 2
+
+
+async def test_replayed_comment_under_a_new_delivery_id_is_ignored(gh, fake_github, queue):
+    fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
+    await dispatch(comment_event(fake_github, delivery="d-1"), gh, queue)
+    calls = len(fake_github.calls)
+    await dispatch(comment_event(fake_github, delivery="d-replayed"), gh, queue)
+    assert len(fake_github.calls) == calls  # no second 👀, no busy reply
+    [job] = queue.jobs()
+    assert job["comment_id"] == 492700400
 
 
 async def test_closed_pull_request_drops_queued_jobs_and_cleans_up(gh, fake_github, queue):

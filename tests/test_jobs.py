@@ -45,6 +45,17 @@ def test_wandb_run_dedupe_and_branch_free_after_done(db):
     assert q.enqueue(fix(delivery="d-10")).outcome == "queued"
 
 
+def test_same_comment_under_a_new_delivery_id_is_a_duplicate(db):
+    """The delivery id is not signed; the comment id is in the signed body."""
+    q = Queue(db)
+    first = q.enqueue(fix(delivery="d-1", comment_id=77))
+    q.finish(q.claim().id)
+    assert q.enqueue(fix(delivery="d-replayed", comment_id=77)).outcome == "duplicate"
+    assert q.seen("comment:77")
+    assert q.enqueue(fix(delivery="d-3", comment_id=78)).outcome == "queued"
+    assert [j.id for j in q.jobs()][0] == first.job_id and len(q.jobs()) == 2
+
+
 def test_alerts_coalesce_while_one_waits_but_not_while_one_runs(db):
     q = Queue(db)
     alert = {"kind": "wandb_alert", "entity": "team", "project": "proj", "run_path": None}

@@ -25,9 +25,12 @@ async def client(aiohttp_client, settings, queue):
     return await aiohttp_client(make_app(settings, queue=queue))
 
 
-def command(fake, body="/fix-and-relaunch", **kw) -> bytes:
+def command(fake, body="/fix-and-relaunch", comment_id=None, **kw) -> bytes:
     fake.add_pull("Codertocat/Hello-World", 1, head_ref="exp-a", head_sha="a" * 40)
-    return json.dumps(pr_comment(fake.url, body, **kw)).encode()
+    data = pr_comment(fake.url, body, **kw)
+    if comment_id is not None:  # another comment on the same PR
+        data["comment"]["id"] = comment_id
+    return json.dumps(data).encode()
 
 
 async def post_github(client, body: bytes, event="issue_comment", delivery=None, secret=WEBHOOK_SECRET):
@@ -53,7 +56,7 @@ async def test_signed_pr_command_reacts_and_queues_fast(client, fake_github, que
         "clone_url": "https://github.com/Codertocat/Hello-World.git", "installation_id": INSTALLATION_ID,
         "pr": 1, "pr_url": f"{fake_github.url}/repos/Codertocat/Hello-World/pulls/1",
         "comments_url": f"{fake_github.url}/repos/Codertocat/Hello-World/issues/1/comments",
-        "branch": "exp-a", "head_sha": "a" * 40, "delivery_id": "delivery-1", "dry_run": True,
+        "branch": "exp-a", "head_sha": "a" * 40, "delivery_id": "delivery-1", "comment_id": 492700400, "dry_run": True,
         "hint": "the loss explodes after warmup", "requested_by": "Codertocat",
     }
     assert not any(str(v).startswith("ghs_") for v in job.payload.values())  # never a stored token
@@ -92,6 +95,18 @@ async def test_duplicate_delivery_makes_one_job_and_one_reaction(client, fake_gi
     assert len(fake_github.find("POST", "/reactions")) == 1
 
 
+async def test_replayed_comment_with_a_new_delivery_id_is_a_duplicate(client, fake_github, queue):
+    """X-GitHub-Delivery is not signed: a replay of the same signed body under new ids does nothing."""
+    body = command(fake_github)
+    assert (await post_github(client, body, delivery="first")).status == 200
+    [job] = queue.jobs()
+    queue.finish(queue.claim().id)  # even after the job is done, the comment is not acted on again
+    for delivery in ("replay-1", "replay-2"):
+        assert (await post_github(client, body, delivery=delivery)).status == 200
+    assert [j.id for j in queue.jobs()] == [job.id]
+    assert len(fake_github.find("POST", "/reactions")) == 1 and fake_github.find("POST", "/issues/1/comments") == []
+
+
 async def test_one_token_per_installation_for_many_webhooks(client, fake_github, queue):
     body = command(fake_github)
     for _ in range(3):
@@ -103,7 +118,7 @@ async def test_one_token_per_installation_for_many_webhooks(client, fake_github,
 async def test_second_trigger_while_job_runs_answers_busy(client, fake_github, queue):
     await post_github(client, command(fake_github))
     running = queue.claim()
-    resp = await post_github(client, command(fake_github, "/fix-and-relaunch please"))
+    resp = await post_github(client, command(fake_github, "/fix-and-relaunch please", comment_id=2))
     assert resp.status == 200
     [reply] = fake_github.find("POST", "/issues/1/comments")
     assert "<!-- fix-and-relaunch:busy -->" in reply.body["body"]

@@ -10,8 +10,7 @@ from typing import Any, Callable
 
 from bot.config import Settings
 from bot.errors import OperationFailed
-
-FAILED = ("failed", "crashed")
+from bot.runs.model import FAILED_STATES
 LOOKUP_LIMIT = 20
 
 
@@ -29,7 +28,7 @@ def failed_runs(settings: Settings, entity: str, project: str, *, limit: int = L
 
     overrides = {"entity": entity, **({"base_url": settings.wandb_base_url} if settings.wandb_base_url else {})}
     api = wandb.Api(api_key=settings.wandb_api_key, overrides=overrides, timeout=30)
-    runs = api.runs(f"{entity}/{project}", filters={"state": {"$in": list(FAILED)}},
+    runs = api.runs(f"{entity}/{project}", filters={"state": {"$in": list(FAILED_STATES)}},
                     order="-created_at", per_page=limit)
     return [_describe(run) for run in itertools.islice(runs, limit)]
 

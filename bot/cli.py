@@ -78,15 +78,17 @@ def print_json(data: object) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = Settings.from_env()
-    from bot import commands  # deferred: keeps `--help` fast and import-time work nil
-
+    settings = None
     try:
+        settings = Settings.from_env()
+        from bot import commands  # deferred: keeps `--help` fast and import-time work nil
+
         return commands.COMMANDS[args.command](args, settings)
     except BotError as exc:
         from bot.diagnosis.redact import redact
 
-        print(f"fix-and-relaunch: {redact(str(exc), settings.secrets())}", file=sys.stderr)
+        secrets = settings.secrets() if settings else []
+        print(f"fix-and-relaunch: {redact(str(exc), secrets)}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

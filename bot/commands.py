@@ -8,6 +8,7 @@ from bot.cli import print_json
 from bot.config import Settings
 from bot.context import RepoContext
 from bot.errors import BadInput
+from bot.runs.model import FAILED_STATES
 from bot import render
 
 
@@ -56,7 +57,7 @@ def runs(args: argparse.Namespace, settings: Settings) -> int:
 def delete_run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = RepoContext.open(settings, args.repo)
     runs = ctx.runs(args.branch)
-    failed = [run for run in runs.runs(args.branch) if run.state in ("failed", "crashed")]
+    failed = [run for run in runs.runs(args.branch) if run.state in FAILED_STATES]
     if not failed:
         raise BadInput(f"branch '{args.branch}' has no failed run to delete")
     runs.delete(failed[0])

@@ -10,11 +10,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from bot.errors import BadInput
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """XDG state dir, the place for data that outlives a process but is not the user's."""
     base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
     return Path(base) / "fix-and-relaunch"
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the GitHub App's private key file {path} ({exc.strerror or exc}); "
+                       "check GITHUB_PRIVATE_KEY_PATH") from None
 
 
 @dataclass(frozen=True)
@@ -44,7 +54,7 @@ class Settings:
 
         private_key = get("GITHUB_PRIVATE_KEY")
         if private_key is None and get("GITHUB_PRIVATE_KEY_PATH"):
-            private_key = Path(get("GITHUB_PRIVATE_KEY_PATH")).read_text()
+            private_key = _read_key(Path(get("GITHUB_PRIVATE_KEY_PATH")))
         return cls(
             wandb_api_key=get("WANDB_API_KEY"),
             wandb_base_url=get("WANDB_BASE_URL"),

@@ -18,6 +18,7 @@ class RepoContext:
     repo: Path
     auth_url: str | None = None     # server mode: the clone URL carrying the installation token
     _configs: dict[str, dict] = field(default_factory=dict)
+    _bases: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings, repo: Path, *, auth_url: str | None = None) -> "RepoContext":
@@ -44,7 +45,7 @@ class RepoContext:
     def config(self, branch: str) -> dict:
         """The branch's repo config, read from the branch itself (its worktree when it has one)."""
         if branch not in self._configs:
-            worktree = self.repo / ".worktrees" / branch
+            worktree = self.workspace.worktree_path(branch)
             if (worktree / ".git").exists():
                 self._configs[branch] = repo_config.load(worktree)
             else:
@@ -76,7 +77,7 @@ class RepoContext:
         from bot.runs.offline import OfflineRunStore
 
         return OfflineRunStore(self._offline_roots, branch_key=branch_key,
-                               commits_on_branch=self.workspace.is_ancestor)
+                               commits_on_branch=self.commit_on_branch)
 
     def _wandb_store(self, config: dict, branch_key: str):
         from bot.runs.wandb_api import WandbApiRunStore
@@ -88,7 +89,18 @@ class RepoContext:
                            "wandb.project in .github/fix-and-relaunch.yml (or WANDB_ENTITY/WANDB_PROJECT)")
         return WandbApiRunStore(api_key=self.settings.wandb_api_key, base_url=self.settings.wandb_base_url,
                                 entity=entity, project=project, branch_key=branch_key,
-                                commits_on_branch=self.workspace.is_ancestor)
+                                commits_on_branch=self.commit_on_branch)
+
+    def commit_on_branch(self, commit: str, branch: str) -> bool:
+        """A run made at `commit` is the branch's: on the branch, and not already on its base
+        (a run of `main` at the fork point is main's, not every experiment's)."""
+        ws = self.workspace
+        if not ws.is_ancestor(commit, branch):
+            return False
+        if branch not in self._bases:
+            self._bases[branch] = ws.base_branch(branch)
+        base = self._bases[branch]
+        return base is None or base == branch or not ws.is_ancestor(commit, base)
 
     def _offline_roots(self, branch: str | None) -> list[Path]:
         """Where offline runs of a branch live: its worktree, the repo itself, and the
@@ -99,7 +111,7 @@ class RepoContext:
             # Branch names may hold one or two slashes; a deeper glob would walk data folders.
             roots += [*worktrees.glob("*/wandb"), *worktrees.glob("*/*/wandb"), *worktrees.glob("*/*/*/wandb")]
         else:
-            roots.append(worktrees / branch / "wandb")
+            roots.append(self.workspace.worktree_path(branch) / "wandb")
         for record in self.state.list_runs(repo=self.key, branch=branch):
             if record.wandb_run_path:
                 roots.append(Path(record.wandb_run_path).parent)

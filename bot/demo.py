@@ -9,6 +9,7 @@ from pathlib import Path
 from bot import render, sample_repo
 from bot.config import Settings
 from bot.context import RepoContext
+from bot.errors import BadInput
 
 
 def say(line: str) -> None:
@@ -17,6 +18,8 @@ def say(line: str) -> None:
 
 def run_demo(settings: Settings, where: Path | None) -> int:
     root = Path(where or tempfile.mkdtemp(prefix="fix-and-relaunch-demo-")).resolve()
+    if root.exists() and any(root.iterdir()):
+        raise BadInput(f"{root} is not empty: give demo a new or empty --dir")
     root.mkdir(parents=True, exist_ok=True)
     # Offline on purpose, with its state beside the sample repo so the demo leaves nothing else.
     settings = dataclasses.replace(settings, wandb_api_key=None, anthropic_api_key=None,

@@ -39,7 +39,7 @@ class Inspection:
 
 def inspect_latest_failed(ctx, branch: str) -> Inspection:
     from bot.diagnosis import diagnose_lines
-    from bot.diagnosis.redact import redact, redact_lines
+    from bot.diagnosis.redact import redact_lines, redact_value
 
     runs = ctx.runs(branch)
     candidates = runs.runs(branch)
@@ -51,11 +51,11 @@ def inspect_latest_failed(ctx, branch: str) -> Inspection:
     secrets = ctx.settings.secrets()
     history = runs.history(run, HISTORY_ROWS)
     tail = runs.log_tail(run, TAIL_LINES)
-    worktree = ctx.repo / ".worktrees" / branch
+    worktree = ctx.workspace.worktree_path(branch)
     result = diagnose_lines(tail, repo_root=worktree if worktree.exists() else ctx.repo,
                             history=history, extra_secrets=secrets)
-    run.config = json.loads(redact(json.dumps(run.config, default=str), secrets))
-    return Inspection(run, history, redact_lines(tail, secrets), result)
+    run.config, run.summary = redact_value(run.config, secrets), redact_value(run.summary, secrets)
+    return Inspection(run, redact_value(history, secrets), redact_lines(tail, secrets), result)
 
 
 def section(title: str, body: str) -> str:

@@ -252,3 +252,31 @@ def test_a_closed_pipe_ends_quietly(repo, tmp_path):
                           shell=True, capture_output=True, text=True, env=env)
     assert proc.stdout == "["
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
+
+
+def test_an_unreadable_private_key_file_is_bad_input(capsys, monkeypatch):
+    monkeypatch.setenv("GITHUB_PRIVATE_KEY_PATH", "/nonexistent/app.pem")
+    code, out, err = run(capsys, "diagnose", "--log", LOGS / "oom_chained.log")
+    assert code == 2 and "cannot read the GitHub App's private key file /nonexistent/app.pem" in err
+
+
+def test_demo_refuses_a_folder_that_is_not_empty(capsys, tmp_path):
+    (tmp_path / "something").write_text("mine")
+    code, _, err = run(capsys, "demo", "--dir", tmp_path)
+    assert code == 2 and "is not empty" in err
+    assert (tmp_path / "something").read_text() == "mine"
+
+
+def test_diagnose_redacts_secret_named_config_values(capsys, tmp_path):
+    from tests.wandb_runs import make_offline_run
+    from tests.git_repos import make_origin
+
+    _, clone = make_origin(tmp_path, branches={"exp-s": {"x.txt": "x"}})
+    make_offline_run(clone, config={"branch": "exp-s", "db_password": 'p"w0rd', "lr": 0.1},
+                     steps=[{"loss": 1.0, "api_key": "sk-proj-abcdefghijklmnopqrstuvwx"}],
+                     crash="raise ValueError('boom')")
+    code, out, _ = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-s", "--json")
+    assert code == 0, out
+    result = json.loads(out)
+    assert result["config"]["db_password"] == "[REDACTED]" and result["config"]["lr"] == 0.1
+    assert "abcdefghijklmnop" not in out and 'p\\"w0rd' not in out

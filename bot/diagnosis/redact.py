@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Any
 
 REDACTED = "[REDACTED]"
 
@@ -75,3 +76,17 @@ def _is_secret(name: str, value: str) -> bool:
     if _STRONG.search(name):
         return True
     return bool(_WEAK.search(name) and _TOKENISH.match(value))
+
+
+def redact_value(value: Any, extra_secrets: Iterable[str] = ()) -> Any:
+    """Decoded JSON (a run's config, summary, history) with every string redacted, and the
+    values of secret-named keys (`db_password`, `api_key`, …) replaced outright."""
+    secrets = list(extra_secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, list):
+        return [redact_value(v, secrets) for v in value]
+    if isinstance(value, dict):
+        return {k: REDACTED if isinstance(v, str) and _is_secret(str(k), v) else redact_value(v, secrets)
+                for k, v in value.items()}
+    return value

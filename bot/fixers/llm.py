@@ -246,14 +246,8 @@ def _block_param(block: Any, secrets: list[str]) -> dict:
 
 
 def _redacted(value: Any, secrets: list[str]) -> Any:
-    from bot.diagnosis.redact import redact
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, list):
-        return [_redacted(v, secrets) for v in value]
-    if isinstance(value, dict):
-        return {k: _redacted(v, secrets) for k, v in value.items()}
-    return value
+    from bot.diagnosis.redact import redact_value
+    return redact_value(value, secrets)
 
 
 def api_error_message(exc: Exception, tries: int) -> str:

@@ -368,6 +368,18 @@ def test_refresh_records_a_crash_the_supervisor_could_not(settings, store, workt
     assert store.get_run(record.id).state == "crashed"
 
 
+def test_a_record_left_without_a_handle_by_a_crash_stops_blocking_the_branch(settings, store):
+    # What a bot killed between add_run and update_handle leaves behind: queued, no handle.
+    lost = store.add_run(repo="o/r", branch="exp-a", backend="local", created_at=time.time() - 3600)
+    recent = store.add_run(repo="o/r", branch="exp-b", backend="local")   # its launch may be under way
+    assert [r.id for r in active_runs(store, settings, repo="o/r")] == [recent.id]
+    record = store.get_run(lost.id)
+    assert record.state == "crashed" and record.ended_at is not None
+    assert "launch was lost" in record.handle["end_reason"]
+    assert refresh_run(store, settings, store.get_run(recent.id)).state == "queued"
+    assert active_runs(store, settings, repo="o/r", branch="exp-a") == []
+
+
 def test_a_launch_that_cannot_start_is_recorded_as_failed(settings, store, tmp_path):
     with pytest.raises(BadInput):
         start_run(store, settings, config_with(), repo="o/r", branch="b", commit="1",

@@ -90,9 +90,16 @@ def start_run(store: StateStore, settings: Settings, config: Mapping[str, Any], 
 
 
 def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
-    """Ask the run's backend where it stands and record the answer."""
-    if record.state not in ACTIVE_STATES or not record.handle:
+    """Ask the run's backend where it stands and record the answer.
+
+    A run recorded without a handle for longer than its backend's launch can take lost its
+    launch (the bot died between `add_run` and `update_handle`): it is marked crashed, so it
+    no longer blocks the branch's next launch.
+    """
+    if record.state not in ACTIVE_STATES:
         return record
+    if not record.handle:
+        return _end_if_launch_lost(store, settings, record)
     status = get_launcher(record.backend, settings).status(record.handle)
     if status.job_id and record.handle.get("job_id") != status.job_id:
         record = store.update_handle(record.id, job_id=status.job_id)
@@ -102,6 +109,20 @@ def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> Run
         store.update_handle(record.id, end_reason=status.reason)
     return store.update_run(record.id, if_state=ACTIVE_STATES, state=status.state,
                             exit_code=status.exit_code, ended_at=status.ended_at)
+
+
+def _end_if_launch_lost(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
+    try:
+        timeout = float(get_launcher(record.backend, settings).launch_timeout_s)
+    except BadInput:   # a backend no longer available: its launch is long over
+        timeout = Launcher.launch_timeout_s
+    if time.time() - record.created_at <= timeout:
+        return record   # its launch may still be under way
+    ended = store.update_run(record.id, if_state=ACTIVE_STATES, state="crashed", ended_at=time.time())
+    if ended.state == "crashed" and not ended.handle:
+        ended = store.update_handle(record.id, end_reason=f"no handle recorded within {timeout:g}s: "
+                                                          "the launch was lost (the bot stopped mid-launch)")
+    return ended
 
 
 def active_runs(store: StateStore, settings: Settings, *, repo: str | None = None,

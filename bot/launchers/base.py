@@ -51,6 +51,9 @@ class LaunchStatus:
 
 class Launcher(ABC):
     name: str
+    # The longest `launch` may take. A recorded run still without a handle after this long
+    # lost its launch (the bot died between recording the run and storing its handle).
+    launch_timeout_s: float = 60.0
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:

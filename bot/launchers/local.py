@@ -63,6 +63,8 @@ class LocalLauncher(Launcher):
         self.base_env = base_env     # None: the bot's own environment at launch time
         self.grace_s = grace_s
         self.start_timeout_s = start_timeout_s
+        # Up to start_timeout_s for the supervisor to detach, as long again for the job to start.
+        self.launch_timeout_s = max(60.0, 2 * start_timeout_s + 30.0)
 
     # -- launch -----------------------------------------------------------------------
 

@@ -66,6 +66,7 @@ class RayLauncher(Launcher):
         self.base_env = base_env     # None: the bot's own environment at launch time
         self.stop_timeout_s = stop_timeout_s
         self.live_log_interval_s = live_log_interval_s
+        self.launch_timeout_s = 900.0   # submit_job zips and uploads the worktree first
         self._clients: dict[str, JobSubmissionClient] = {}
 
     # -- launch -----------------------------------------------------------------------

@@ -60,6 +60,7 @@ class SlurmLauncher(Launcher):
         self.base_env = base_env     # None: the bot's own environment when a command runs
         self.command_timeout_s = command_timeout_s
         self.cancel_timeout_s = cancel_timeout_s
+        self.launch_timeout_s = max(60.0, 2 * command_timeout_s + 30.0)   # sbatch, then scontrol
 
     # -- launch -----------------------------------------------------------------------
 

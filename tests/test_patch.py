@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -164,11 +165,27 @@ def test_symlink_pointing_out_is_refused(tree, tmp_path):
     assert (outside / "victim.py").read_text() == "v = 1\n"
 
 
-def test_symlink_inside_is_judged_by_its_target(tree):
+def test_symlink_inside_to_a_denied_file_is_refused(tree):
     os.symlink("../.github/workflows/ci.yml", tree / "src" / "ci_link.py")
-    with pytest.raises(PatchError, match=r"\.github/workflows/ci\.yml is denied"):
+    with pytest.raises(PatchError, match=r"symlink src/ci_link\.py \(to \.github/workflows/ci\.yml"):
         apply_and_validate(tree, [Edit("src/ci_link.py", "on: push", "on: pull_request")], config())
     assert (tree / ".github/workflows/ci.yml").read_text() == "on: push\n"
+
+
+@pytest.mark.parametrize("link, target, edit_path", [
+    ("src/config_link.py", "config.py", "src/config_link.py"),   # a link to an allowed file
+    ("lib", "src", "lib/config.py"),                              # a linked folder on the way
+])
+def test_an_edit_through_a_symlink_inside_the_repo_is_refused(tree, link, target, edit_path):
+    os.symlink(target, tree / link)
+    subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=tree, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init"], cwd=tree, check=True)
+    with pytest.raises(PatchError, match="symlink"):
+        apply_and_validate(tree, [Edit(edit_path, '"lr": 25.0,', '"lr": 0.25,')], config())
+    assert (tree / "src/config.py").read_text() == CONFIG
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=tree, capture_output=True, text=True, check=True)
+    assert status.stdout == ""
 
 
 # --- validate ----------------------------------------------------------------------------------

@@ -50,6 +50,15 @@ def safe_path(worktree: Path, rel: str) -> Path:
     target = (root / pure).resolve()  # follows symlinks, so a link pointing out is caught here
     if target != root and root not in target.parents:
         raise PatchError(f"path {rel} escapes the repository through a symlink")
+    # A write through a link inside the repo changes its target while git stages the link:
+    # the commit would not hold the change. Refuse the link itself and any linked folder on the way.
+    here = root
+    for part in pure.parts:
+        here = here / part
+        if here.is_symlink():   # lstat
+            shown = here.relative_to(root).as_posix()
+            raise PatchError(f"path {rel} goes through the symlink {shown} (to {target.relative_to(root).as_posix()}"
+                             f" once resolved); edit the file itself, not a link to it")
     if target.is_dir():
         raise PatchError(f"path {rel} is a directory")
     return target

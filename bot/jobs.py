@@ -240,6 +240,13 @@ class Queue:
             db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE lane = ? AND status = 'running'", (now, lane))
         return queued
 
+    def active_job(self, repo: str, branch: str) -> Job | None:
+        """The branch's queued or running fix job, if any."""
+        lane = lane_of({"kind": "fix", "repo": repo, "branch": branch})
+        row = self._one(f"SELECT * FROM jobs WHERE lane = ? AND status IN ({','.join('?' * len(ACTIVE))}) "
+                        "ORDER BY id LIMIT 1", (lane, *ACTIVE))
+        return _job(row) if row else None
+
     def cancel_requested(self, job_id: int) -> bool:
         row = self._one("SELECT cancel_requested, status FROM jobs WHERE id = ?", (job_id,))
         return row is not None and (bool(row["cancel_requested"]) or row["status"] == "cancelled")

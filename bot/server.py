@@ -168,9 +168,22 @@ def production_app(settings: Settings, *, workers: int = 2) -> web.Application:
 
 
 def remove_worktree(settings: Settings, repo: str, branch: str) -> None:
-    """A closed PR's worktree in the bot's clone goes; the branch itself is kept."""
+    """A closed PR's worktree in the bot's clone goes, unless a run still uses it; the branch is kept.
+
+    Blocking (git, SQLite): the handler runs it in a thread.
+    """
+    from bot.state import StateStore
     from bot.workspace import Workspace
 
     clone = settings.state_dir / "repos" / repo
-    if (clone / ".git").exists():
-        Workspace(clone).remove_worktree(branch)
+    if not (clone / ".git").exists():
+        return
+    store = StateStore.open(settings.state_dir)
+    try:  # runs in server mode are keyed by the clone's path
+        active = store.list_runs(repo=str(clone.resolve()), branch=branch, state=("queued", "running"))
+    finally:
+        store.close()
+    if active:
+        log.info("%s#%s keeps its worktree: run %s is still %s", repo, branch, active[0].id, active[0].state)
+        return
+    Workspace(clone).remove_worktree(branch)

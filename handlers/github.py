@@ -1,10 +1,12 @@
 """GitHub webhook handlers: check, authorize, enqueue, answer. The slow work runs in the pipeline.
 
 Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.jobs.Queue) and, for
-closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree.
+closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
+plain function runs in a thread, off the event loop).
 """
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 import re
@@ -144,9 +146,23 @@ async def drop_jobs(event, gh, *args, queue, cleanup=None, **kwargs):
     dropped = queue.cancel_branch(repo, branch)
     log.info("PR %s closed: dropped jobs %s of %s#%s", pr["number"], dropped, repo, branch)
     if cleanup is not None:
-        outcome = cleanup(repo, branch)
-        if inspect.isawaitable(outcome):
-            await outcome
+        await remove_worktree(cleanup, queue, repo, branch)
+
+
+async def remove_worktree(cleanup, queue, repo: str, branch: str) -> None:
+    """Run the clean-up hook off the event loop, unless a job still works on the branch; errors are logged."""
+    active = queue.active_job(repo, branch)
+    if active is not None:
+        log.info("%s#%s keeps its worktree: job %s is still %s (it stops at its next step)",
+                 repo, branch, active.id, active.status)
+        return
+    try:
+        if inspect.iscoroutinefunction(cleanup):
+            await cleanup(repo, branch)
+        else:
+            await asyncio.to_thread(cleanup, repo, branch)
+    except Exception:
+        log.exception("clean-up of %s#%s failed; the worktree stays", repo, branch)
 
 
 @router.register("installation", action="created")

@@ -180,6 +180,41 @@ async def test_closed_pull_request_drops_queued_jobs_and_cleans_up(gh, fake_gith
     assert len(cleaned) == 1
 
 
+def closed_event(fake, branch="changes"):
+    data = example("pull_request/opened.payload.json", fake.url)
+    data["action"] = "closed"
+    data["pull_request"]["head"]["ref"] = branch
+    return sansio.Event(data, event="pull_request", delivery_id="closed")
+
+
+async def test_closed_pull_request_keeps_the_worktree_of_a_running_job(gh, fake_github, queue, caplog):
+    running = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "changes", "delivery_id": "y"}).job_id
+    queue.claim()
+    cleaned = []
+    with caplog.at_level(logging.INFO, logger="handlers.github"):
+        await dispatch(closed_event(fake_github), gh, queue, cleanup=lambda repo, branch: cleaned.append(branch))
+    assert cleaned == [] and queue.cancel_requested(running)
+    assert f"job {running} is still running" in caplog.text
+    queue.finish(running)
+    await dispatch(closed_event(fake_github), gh, queue, cleanup=lambda repo, branch: cleaned.append(branch))
+    assert cleaned == ["changes"]
+
+
+async def test_closed_pull_request_cleans_up_off_the_loop_and_survives_errors(gh, fake_github, queue, caplog):
+    import threading
+
+    threads = []
+
+    def cleanup(repo, branch):  # blocking git work
+        threads.append(threading.get_ident())
+        raise RuntimeError("worktree is dirty")
+
+    with caplog.at_level(logging.INFO, logger="handlers.github"):
+        await dispatch(closed_event(fake_github), gh, queue, cleanup=cleanup)
+    assert threads and threads[0] != threading.get_ident()
+    assert "clean-up of Codertocat/Hello-World#changes failed" in caplog.text and "worktree is dirty" in caplog.text
+
+
 async def test_installation_events_are_logged(gh, fake_github, queue, caplog):
     data = example("installation/created.payload.json", fake_github.url)
     with caplog.at_level(logging.INFO, logger="handlers.github"):

@@ -139,6 +139,39 @@ async def test_closed_pull_request_over_http_drops_queued_jobs(aiohttp_client, s
     assert cleaned == [("Codertocat/Hello-World", "exp-a")]
 
 
+async def test_cleanup_error_on_closed_pull_request_is_logged_not_a_500(aiohttp_client, settings, fake_github,
+                                                                          queue, caplog):
+    def cleanup(repo, branch):
+        raise OSError("disk on fire")
+
+    client = await aiohttp_client(make_app(settings, queue=queue, cleanup=cleanup))
+    closed = example("pull_request/opened.payload.json", fake_github.url)
+    closed["action"] = "closed"
+    closed["installation"] = {"id": INSTALLATION_ID}
+    resp = await post_github(client, json.dumps(closed).encode(), event="pull_request")
+    assert resp.status == 200 and "disk on fire" in caplog.text
+
+
+def test_remove_worktree_waits_for_the_branch_runs_to_end(settings, tmp_path):
+    from bot.server import remove_worktree
+    from bot.state import StateStore
+    from bot.workspace import Workspace, clone_for_server
+    from tests.git_repos import experiment_branch, make_origin
+
+    origin, _ = make_origin(tmp_path, branches={"exp-a": experiment_branch("exp-a")})
+    clone = clone_for_server(settings.state_dir, "Codertocat/Hello-World", f"file://{origin}")
+    worktree = Workspace(clone).worktree("exp-a")
+    store = StateStore.open(settings.state_dir)
+    run = store.add_run(repo=str(clone.resolve()), branch="exp-a", backend="local", state="running")
+    remove_worktree(settings, "Codertocat/Hello-World", "exp-a")
+    assert worktree.exists(), "a running run keeps its worktree"
+    store.update_run(run.id, state="failed")
+    remove_worktree(settings, "Codertocat/Hello-World", "exp-a")
+    assert not worktree.exists()
+    remove_worktree(settings, "Some/Other-Repo", "exp-a")  # no clone: nothing to do
+    store.close()
+
+
 async def test_refuses_to_start_without_secret_or_app_credentials(settings, queue):
     for missing, env in (("github_webhook_secret", "GITHUB_WEBHOOK_SECRET"), ("github_app_id", "GITHUB_APP_ID"),
                          ("github_private_key", "GITHUB_PRIVATE_KEY")):

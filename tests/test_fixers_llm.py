@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import copy
+import os
 import json
 import subprocess
 from pathlib import Path
@@ -367,3 +368,31 @@ def test_traceback_paths_from_another_machine_map_into_the_repo(repo):
     assert repo_path(repo, "/usr/lib/python3.11/site-packages/src/train.py") is None
     assert repo_path(repo, "<frozen runpy>") is None
     assert repo_path(repo, "/somewhere/else.py") is None
+
+
+def test_context_reads_only_files_inside_the_repo_and_the_branch_doc_by_its_name(tmp_path, settings):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "id_rsa").write_text("OUTSIDE-PRIVATE-KEY\n")
+    (outside / "helper.py").write_text("x = 'OUTSIDE-CODE'\n" * 30)
+    root = tmp_path / "linked"
+    (root / "src").mkdir(parents=True)
+    (root / "docs" / "feat").mkdir(parents=True)
+    (root / "src/train.py").write_text(TRAIN_PY)
+    os.symlink(outside / "id_rsa", root / "requirements.txt")
+    os.symlink(outside / "id_rsa", root / "config.yaml")
+    os.symlink(outside / "helper.py", root / "src/helper.py")
+    (root / "docs/feat-x.md").write_text("# feat/x\n\nTHE-RIGHT-BRANCH-DOC\n")
+    (root / "docs/feat/x.md").write_text("THE-WRONG-BRANCH-DOC\n")
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    log = ["Traceback (most recent call last):",
+           '  File "/job/src/helper.py", line 10, in <module>',
+           '  File "/job/src/train.py", line 10, in train',
+           "FloatingPointError: Loss is inf at step 131"]
+    text = build_context(context(root, branch="feat/x", log_tail=log, base_branch=None), settings).render()
+    assert "OUTSIDE-PRIVATE-KEY" not in text and "OUTSIDE-CODE" not in text
+    assert "THE-RIGHT-BRANCH-DOC" in text and "THE-WRONG-BRANCH-DOC" not in text
+    assert "Branch doc docs/feat-x.md" in text
+    assert repo_path(root, "/job/src/helper.py") is None and repo_path(root, "/job/src/train.py") == "src/train.py"

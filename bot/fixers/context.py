@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from bot.branch_doc import doc_path
 from bot.fixers.model import FixContext
 
 CHARS_PER_TOKEN = 4               # a rough estimate for English and code; good enough for budgeting
@@ -170,11 +171,12 @@ def _gather(ctx: FixContext, feedback: str | None) -> list[Section]:
     sections.append(Section("branch_diff", f"Diff of `{ctx.branch}` against `{ctx.base_branch}`",
                             branch_diff(root, ctx.branch, ctx.base_branch)))
     for rel in config_files(root):
-        sections.append(Section(f"config_file:{rel}", f"Config file {rel}", _read(root / rel)))
-    sections.append(Section("branch_doc", f"Branch doc docs/{ctx.branch}.md", _read(root / "docs" / f"{ctx.branch}.md")))
+        sections.append(Section(f"config_file:{rel}", f"Config file {rel}", read_in_repo(root, rel)))
+    doc = doc_path(ctx.branch)
+    sections.append(Section("branch_doc", f"Branch doc {doc}", read_in_repo(root, doc)))
     if ctx.run_config:
         sections.append(Section("run_config", "Config of the failed run", _json(ctx.run_config)))
-    sections.append(Section("requirements", "requirements.txt", _read(root / "requirements.txt")))
+    sections.append(Section("requirements", "requirements.txt", read_in_repo(root, "requirements.txt")))
     if ctx.pr_text:
         sections.append(Section("pr_text", "Pull request title and body", ctx.pr_text, untrusted=True))
     return sections
@@ -205,7 +207,7 @@ def _code_sections(root: Path, ctx: FixContext) -> list[Section]:
             spans.append([lo, hi])
     sections = []
     for path, spans in windows.items():
-        lines = _read(root / path).splitlines(keepends=True)
+        lines = read_in_repo(root, path).splitlines(keepends=True)
         for lo, hi in spans:
             hi = min(hi, len(lines))
             sections.append(Section(f"code:{path}:{lo}-{hi}", f"{path}, lines {lo}-{hi} (exact text)",
@@ -235,13 +237,11 @@ def repo_path(root: Path, file: str) -> str | None:
     if file.startswith("<") or "site-packages" in file or "dist-packages" in file:
         return None
     parts = [p for p in PurePosixPath(file.replace("\\", "/")).parts if p not in ("/", "")]
-    resolved_root = root.resolve()
     for start in range(len(parts)):  # the longest tail of the path that exists in the repo
         tail = parts[start:]
         if ".." in tail or tail[0] == ".git":
             continue
-        candidate = root.joinpath(*tail)
-        if candidate.is_file() and resolved_root in candidate.resolve().parents:
+        if in_repo(root, "/".join(tail)) is not None:
             return "/".join(tail)
     return None
 
@@ -259,13 +259,37 @@ def branch_diff(root: Path, branch: str, base: str | None) -> str:
 
 def config_files(root: Path) -> list[str]:
     """The experiment's config/DEFAULTS files: the usual names, else a module defining DEFAULTS."""
-    found = [rel for rel in CONFIG_CANDIDATES if (root / rel).is_file()]
+    found = [rel for rel in CONFIG_CANDIDATES if in_repo(root, rel) is not None]
     if found:
         return found[:2]
     for path in sorted(root.glob("*.py")) + sorted(root.glob("*/*.py")):
-        if ".git" not in path.parts and _DEFAULTS_ASSIGN.search(_read(path)):
-            return [path.relative_to(root).as_posix()]
+        rel = path.relative_to(root).as_posix()
+        if ".git" not in path.parts and _DEFAULTS_ASSIGN.search(read_in_repo(root, rel)):
+            return [rel]
     return []
+
+
+def in_repo(root: Path, rel: str) -> Path | None:
+    """The file `rel` names in the repo, or None: absent, not a regular file, inside .git, or
+    resolving outside the repo (a symlink to ~/.ssh/id_rsa, /proc/self/environ, …). The one
+    check every file read for the prompt goes through."""
+    pure = PurePosixPath(rel)
+    if not rel or pure.is_absolute() or ".." in pure.parts or (pure.parts and pure.parts[0] == ".git"):
+        return None
+    resolved_root = Path(root).resolve()
+    try:
+        target = (resolved_root / pure).resolve()
+    except (OSError, RuntimeError):   # a symlink loop
+        return None
+    if resolved_root not in target.parents or ".git" in target.relative_to(resolved_root).parts[:1]:
+        return None
+    return target if target.is_file() else None
+
+
+def read_in_repo(root: Path, rel: str) -> str:
+    """The text of `rel` if `in_repo` allows it, else ""."""
+    target = in_repo(root, rel)
+    return _read(target) if target is not None else ""
 
 
 def _git(root: Path, *args: str) -> str | None:

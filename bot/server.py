@@ -83,7 +83,7 @@ async def execute_job(app: web.Application, job: Job, *, executor: Executor, run
         if runs_lookup is None:
             raise RuntimeError("a W&B alert arrived but the server has no W&B run lookup configured")
         await wandb_handlers.resolve_wandb_alert(job, runs_lookup=runs_lookup, gh_factory=app[GITHUB_APP].for_repo,
-                                                 jobs=app[QUEUE])
+                                                 jobs=app[QUEUE], github_api_url=app[SETTINGS].github_api_url)
         return
     await executor(job, github_app=app[GITHUB_APP])
 

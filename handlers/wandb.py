@@ -14,6 +14,10 @@ an `X-Wandb-Signature` (hex HMAC-SHA256 of the body with the same secret) is che
 in a worker: it lists the project's failed runs, skips those already handled, maps each to
 its repo (git remote), branch (config key, else the PR of its commit) and PR, and enqueues
 one fix job per run.
+
+A run's git remote is written by whoever ran it, so it only names a repo: a run whose remote
+is not on the GitHub the App talks to is skipped, and the URL the bot clones and pushes to
+(with its installation token) is always the one GitHub gives.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ import inspect
 import logging
 import re
 from typing import Any, Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 import gidgethub
 
@@ -79,12 +84,34 @@ def repo_from_remote(remote: str | None) -> tuple[str, str] | None:
     return match["host"], match["repo"]
 
 
-async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFactory, jobs,
+def git_host(api_url: str) -> str:
+    """The git host of the GitHub behind an API URL.
+
+    https://api.github.com -> github.com; https://api.octo.ghe.com -> octo.ghe.com;
+    https://ghe.example.com/api/v3 (GitHub Enterprise Server) -> ghe.example.com;
+    anything else (a local test server) -> its own host.
+    """
+    parts = urlsplit(api_url)
+    host = (parts.hostname or "").lower()
+    if parts.path.rstrip("/").startswith("/api/"):
+        return host
+    return host.removeprefix("api.")
+
+
+def on_github(host: str, api_url: str, repo: dict[str, Any]) -> bool:
+    """Whether a run's remote host is the GitHub the App talks to: the host of its API URL, or the
+    host of the `clone_url` that GitHub itself gives for the repo."""
+    host = host.lower()
+    return host == git_host(api_url) or host == (urlsplit(repo.get("clone_url") or "").hostname or "").lower()
+
+
+async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFactory, jobs, github_api_url: str,
                               branch_key: str = DEFAULT_BRANCH_KEY) -> list[dict[str, Any]]:
     """Enqueue a fix job for each failed, not yet handled run of the alert's project.
 
     `runs_lookup(entity, project)` returns dicts with id, path, state, commit, remote, config
     (a plain or async function). `gh_factory("owner/repo")` returns `(gh, installation_id)`.
+    `github_api_url` (settings.github_api_url) says which git host a run's remote must name.
     Returns the fix jobs that were queued. Runs that cannot be placed are skipped with a log line.
     """
     runs = await _call(runs_lookup, job["entity"], job["project"])
@@ -96,7 +123,7 @@ async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFac
     for run in failed:
         if jobs.seen_run(run["path"]):
             continue
-        fix = await place_run(run, gh_factory=gh_factory, branch_key=branch_key)
+        fix = await place_run(run, gh_factory=gh_factory, github_api_url=github_api_url, branch_key=branch_key)
         if fix is None:
             continue
         result = jobs.enqueue(fix)
@@ -106,7 +133,8 @@ async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFac
     return queued
 
 
-async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, branch_key: str) -> dict[str, Any] | None:
+async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, github_api_url: str,
+                    branch_key: str) -> dict[str, Any] | None:
     """The fix job for a failed run, or None (logged) when its repo or branch is unknown."""
     where = repo_from_remote(run.get("remote"))
     if where is None:
@@ -115,8 +143,14 @@ async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, branch_key: s
     host, repo = where
     try:
         gh, installation_id = await gh_factory(repo)
+        owner, name = repo.split("/", 1)
+        github_repo = await gh.getitem("/repos/{owner}/{repo}", {"owner": owner, "repo": name})
     except gidgethub.HTTPException as exc:
         log.info("W&B run %s: the app is not installed on %s (%s), skipped", run["path"], repo, exc)
+        return None
+    if not on_github(host, github_api_url, github_repo):
+        log.info("W&B run %s: its remote is on %s, not on the GitHub at %s, skipped",
+                 run["path"], host, github_api_url)
         return None
     branch = (run.get("config") or {}).get(branch_key)
     pr = await find_pr(gh, repo, branch, run.get("commit"))
@@ -125,11 +159,11 @@ async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, branch_key: s
         log.info("W&B run %s: no '%s' in its config and no PR for commit %s, skipped",
                  run["path"], branch_key, run.get("commit"))
         return None
-    head_repo = (pr["head"].get("repo") if pr else None) or {"full_name": repo, "clone_url": f"https://{host}/{repo}.git"}
+    head_repo = (pr["head"].get("repo") if pr else None) or github_repo
     return {
         "kind": "fix",
         "repo": head_repo["full_name"],
-        "base_repo": pr["base"]["repo"]["full_name"] if pr else repo,
+        "base_repo": pr["base"]["repo"]["full_name"] if pr else github_repo["full_name"],
         "clone_url": head_repo["clone_url"],
         "installation_id": installation_id,
         "pr": pr["number"] if pr else None,

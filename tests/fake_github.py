@@ -3,8 +3,8 @@
 It records every call (method, path, query, body, authorization) and answers like GitHub
 for what the bot uses: App installation tokens (checking the App's JWT against its public
 key), the installation of a repo, reactions, issue comments (create, list, edit),
-collaborator permission, check runs (create, update), pulls (get, list by head) and the
-pulls of a commit. Repo endpoints require an installation token it issued and that has not
+collaborator permission, check runs (create, update), pulls (get, list by head), the
+pulls of a commit and a repo (clone_url, default_branch). Repo endpoints require an installation token it issued and that has not
 expired. Reach it through real gidgethub with `base_url=fake.url`.
 """
 from __future__ import annotations
@@ -56,6 +56,7 @@ class FakeGitHub:
     permissions: dict[str, str] = field(default_factory=dict)  # login -> admin/write/read/…
     pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
     commit_pulls: dict[str, list[int]] = field(default_factory=dict)  # sha -> PR numbers
+    default_branches: dict[str, str] = field(default_factory=dict)  # "owner/repo" -> its default branch (main)
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
@@ -105,6 +106,7 @@ class FakeGitHub:
         r = app.router
         r.add_post("/app/installations/{id}/access_tokens", self.access_token)
         r.add_get("/repos/{owner}/{repo}/installation", self.repo_installation)
+        r.add_get("/repos/{owner}/{repo}", self.get_repo)
         r.add_post("/repos/{owner}/{repo}/issues/comments/{id}/reactions", self.reaction)
         r.add_get("/repos/{owner}/{repo}/issues/{number}/comments", self.list_comments)
         r.add_post("/repos/{owner}/{repo}/issues/{number}/comments", self.create_comment)
@@ -171,6 +173,17 @@ class FakeGitHub:
         if repo not in self.installations:
             return self._error(404, "Not Found")
         return web.json_response({"id": self.installations[repo], "app_id": int(self.app_id)})
+
+    async def get_repo(self, request: web.Request) -> web.Response:
+        """A repo the fake knows: one the App is installed on, or the base or head of a pull."""
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        known = set(self.installations) | {p[side]["repo"]["full_name"] for p in self.pulls.values()
+                                           for side in ("base", "head") if p[side].get("repo")}
+        if repo not in known:
+            return self._error(404, "Not Found")
+        return web.json_response({**self._repo(repo), "default_branch": self.default_branches.get(repo, "main")})
 
     async def reaction(self, request: web.Request) -> web.Response:
         if (denied := self._installation_auth(request)) is not None:

@@ -10,7 +10,8 @@ import pytest
 from bot.github_app import GitHubApp
 from bot.jobs import Job
 from bot.server import make_app
-from handlers.wandb import WANDB_PAYLOAD_TEMPLATE, BadPayload, alert_job, repo_from_remote, resolve_wandb_alert
+from handlers.wandb import (WANDB_PAYLOAD_TEMPLATE, BadPayload, alert_job, git_host, repo_from_remote,
+                            resolve_wandb_alert)
 from tests.fake_github import WANDB_SECRET, app_key, fake_github, queue, settings  # noqa: F401
 
 REPO = "Codertocat/Hello-World"
@@ -59,6 +60,17 @@ def test_repo_from_remote(remote, expected):
     assert repo_from_remote(remote) == expected
 
 
+@pytest.mark.parametrize("api_url, host", [
+    ("https://api.github.com", "github.com"),
+    ("https://ghe.example.com/api/v3", "ghe.example.com"),
+    ("https://GHE.example.com/api/v3/", "ghe.example.com"),
+    ("https://api.octo.ghe.com", "octo.ghe.com"),
+    ("http://127.0.0.1:8123", "127.0.0.1"),
+])
+def test_git_host_of_the_github_the_app_talks_to(api_url, host):
+    assert git_host(api_url) == host
+
+
 @pytest.fixture
 async def gh_factory(settings):
     async with aiohttp.ClientSession() as session:
@@ -86,7 +98,8 @@ async def test_alert_maps_runs_to_branches_and_prs_and_dedupes(fake_github, gh_f
         return runs
 
     with caplog.at_level(logging.INFO, logger="handlers.wandb"):
-        fixes = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue)
+        fixes = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue,
+                                    github_api_url=fake_github.url)
     assert lookups == [("team", "proj")]
     by_run = {f["run_id"]: f for f in fixes}
     assert sorted(by_run) == ["r1", "r2", "r7"]
@@ -106,11 +119,39 @@ async def test_alert_maps_runs_to_branches_and_prs_and_dedupes(fake_github, gh_f
 
     # The same alert again (W&B retries, or another run fails later): handled runs are not redone.
     calls_before = len(fake_github.calls)
-    again = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue)
+    again = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue,
+                                    github_api_url=fake_github.url)
     assert again == [] and len(queue.jobs()) == 3
     handled = {"r1", "r2", "r7"}
     assert not any(f"commits/{SHA_A}" in c.path for c in fake_github.calls[calls_before:])
     assert handled <= {j["run_id"] for j in queue.jobs()}
+
+
+async def test_runs_on_another_host_are_skipped_and_the_clone_url_comes_from_github(fake_github, gh_factory, queue,
+                                                                                     caplog):
+    """A run's remote is written by whoever ran it: the token must never go to the host it names."""
+    fake_github.add_pull(REPO, 5, head_ref="exp-a", head_sha=SHA_A)
+    fake_github.add_pull(REPO, 6, head_ref="exp-b", head_sha=SHA_B)
+    fake_github.add_pull(REPO, 7, head_ref="exp-d", head_sha=SHA_C)
+    fake_github.commit_pulls = {SHA_A: [5], SHA_B: [6], SHA_C: [7]}
+    local = fake_github.url.split("://", 1)[1]
+    runs = [
+        run("evil", commit=SHA_A, remote=f"https://evil.example/{REPO}.git"),
+        run("evil-ssh", commit=SHA_A, remote=f"git@evil.example:{REPO}.git"),
+        run("evil-no-pr", commit="e" * 40, remote=f"https://evil.example/{REPO}.git", branch="exp-z"),
+        run("ssh", commit=SHA_B, remote=f"git@github.com:{REPO}.git"),    # GitHub's own clone host
+        run("local", commit=SHA_C, remote=f"http://{local}/{REPO}.git"),  # the API's host
+    ]
+    with caplog.at_level(logging.INFO, logger="handlers.wandb"):
+        fixes = await resolve_wandb_alert(alert(), runs_lookup=lambda e, p: runs, gh_factory=gh_factory, jobs=queue,
+                                          github_api_url=fake_github.url)
+    assert sorted(f["run_id"] for f in fixes) == ["local", "ssh"]
+    assert {f["clone_url"] for f in fixes} == {f"https://github.com/{REPO}.git"}
+    assert "team/proj/evil: its remote is on evil.example" in caplog.text
+    assert "team/proj/evil-ssh: its remote is on evil.example" in caplog.text
+    assert "team/proj/evil-no-pr: its remote is on evil.example" in caplog.text
+    assert [j["clone_url"] for j in queue.jobs()] == [f"https://github.com/{REPO}.git"] * 2
+    assert fake_github.find("GET", f"/repos/{REPO}")
 
 
 async def test_async_lookup_and_a_new_failure_on_a_busy_branch(fake_github, gh_factory, queue):
@@ -121,7 +162,7 @@ async def test_async_lookup_and_a_new_failure_on_a_busy_branch(fake_github, gh_f
         return [run("r1", branch="exp-a"), run("r2", branch="exp-a")]
 
     fixes = await resolve_wandb_alert(alert("team/proj/r2"), runs_lookup=runs_lookup, gh_factory=gh_factory,
-                                      jobs=queue)
+                                      jobs=queue, github_api_url=fake_github.url)
     assert [f["run_id"] for f in fixes] == ["r1"]  # r2 is on the same branch: "busy", not a second job
     assert queue.seen_run("team/proj/r2")
 

@@ -388,6 +388,31 @@ def test_nan_loss_prefers_the_value_the_run_logged(tmp_path):
     assert proposal.edits == [Edit("configs/b.yaml", "lr: 3e-4", "lr: 3e-5")]
 
 
+def test_nan_loss_with_a_logged_lr_no_site_holds_is_left_alone(tmp_path):
+    # The run used lr=0.05 (a command-line override, say): neither literal is the one in use.
+    root = make_repo(tmp_path, {"configs/a.yaml": "lr: 1e-3\n", "src/config.py": CONFIG_PY})
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": {"value": 0.05}})) is None
+    assert propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM, run_config={"batch_size": 64})) is None
+
+
+def test_nan_loss_without_a_logged_lr_needs_one_candidate_or_the_traceback_file(tmp_path):
+    root = make_repo(tmp_path, {"src/train.py": "OPTIM = dict(lr=0.5)\nprint(OPTIM)\n",
+                                "src/finetune.py": "OPTIM = dict(lr=0.01)\nprint(OPTIM)\n"})
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN")) is None
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN",
+                                        file="/job/src/finetune.py", line=2))
+    assert proposal.edits == [Edit("src/finetune.py", "OPTIM = dict(lr=0.01)", "OPTIM = dict(lr=0.001)")]
+
+
+def test_vendored_code_is_never_edited(tmp_path):
+    root = make_repo(tmp_path, {"third_party/optim/config.py": "DEFAULTS = {'lr': 1.0}\n",
+                                "vendor/lib/config.yaml": "lr: 2.0\n",
+                                "train.py": "OPTIM = dict(lr=0.5)\n"})
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN"))
+    assert proposal.edits == [Edit("train.py", "OPTIM = dict(lr=0.5)", "OPTIM = dict(lr=0.05)")]
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": 1.0})) is None
+
+
 def test_nan_loss_without_a_learning_rate_has_no_rule(tmp_path):
     root = make_repo(tmp_path, {"train.py": "steps = 10\n"})
     assert propose_rule_fix(ctx_for(root, "nan_loss", "", "")) is None

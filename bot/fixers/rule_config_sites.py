@@ -11,6 +11,9 @@ from bot.fixers.rule_text import char_col, read_text, repo_files
 
 # How much a kind of site looks like "the config": a dict or YAML beats a call's keyword.
 _RANK = {"entry": 3, "yaml": 3, "assign": 3, "argparse": 2, "keyword": 1}
+# Folders of someone else's code: a value there is never the experiment's to change.
+VENDORED_DIRS = frozenset({"site-packages", "dist-packages", "third_party", "third-party", "thirdparty",
+                           "vendor", "vendored", "_vendor", ".venv", "venv", "node_modules"})
 
 
 @dataclass
@@ -34,6 +37,8 @@ def find_sites(root: Path, keys: tuple[str, ...]) -> list[Site]:
     """Every literal value of one of `keys` in the repo's Python and YAML files (tests skipped)."""
     sites: list[Site] = []
     for rel in repo_files(root, (".py", ".yaml", ".yml"), skip_tests=True):
+        if is_vendored(rel):
+            continue
         text = read_text(root, rel)
         if text is None:
             continue
@@ -42,19 +47,38 @@ def find_sites(root: Path, keys: tuple[str, ...]) -> list[Site]:
     return sites
 
 
-def best_site(sites: list[Site], run_config: dict | None = None) -> Site | None:
-    """The site most likely to be the run's config: its value matches what the run logged, it
-    lives in a config file, it is a dict/YAML entry rather than a call's keyword."""
+def is_vendored(rel: str) -> bool:
+    return any(part in VENDORED_DIRS for part in rel.split("/")[:-1])
+
+
+def best_site(sites: list[Site], run_config: dict | None = None,
+              preferred: list[set[str]] | tuple = ()) -> Site | None:
+    """The site that holds the value the run used, or None rather than a guess.
+
+    When the run logged one of the sites' keys, only a site whose literal equals the logged
+    value will do (the likeliest config among several). When it logged none of them: the only
+    candidate, else the only one in the first group of `preferred` paths that has exactly one
+    (the traceback's files, then the config files). Vendored code is never a candidate.
+    """
+    sites = [s for s in sites if not is_vendored(s.path)]
     if not sites:
         return None
     run_config = run_config or {}
+    logged = {s.key: _unwrap(run_config[s.key]) for s in sites if s.key in run_config}
+    if logged:
+        matching = [s for s in sites if s.key in logged and _same_number(s.text, logged[s.key])]
+        return min(matching, key=_likeliest) if matching else None
+    if len(sites) == 1:
+        return sites[0]
+    for paths in preferred:
+        within = [s for s in sites if s.path in paths]
+        if len(within) == 1:
+            return within[0]
+    return None
 
-    def score(site: Site) -> tuple:
-        logged = _unwrap(run_config.get(site.key))
-        matches = logged is not None and _same_number(site.text, logged)
-        return (-matches, -("config" in site.path.lower()), -_RANK[site.kind], site.path, site.line)
 
-    return min(sites, key=score)
+def _likeliest(site: Site) -> tuple:
+    return (-("config" in site.path.lower()), -_RANK[site.kind], site.path, site.line)
 
 
 def number(text: str) -> int | float | None:
@@ -141,4 +165,6 @@ def _unwrap(value):
 
 def _same_number(text: str, value) -> bool:
     parsed = number(text)
+    if isinstance(value, str):   # a value logged as text, e.g. from argparse without a type
+        value = number(value.strip())
     return parsed is not None and isinstance(value, (int, float)) and abs(parsed - value) <= 1e-12 * max(1, abs(value))

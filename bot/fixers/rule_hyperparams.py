@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
+from bot.fixers.context import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.rule_config_sites import Site, best_site, find_sites, number
 from bot.fixers.rule_text import line_edit, read_text
@@ -15,7 +16,7 @@ LR_KEYS = ("lr", "learning_rate")
 
 def lower_batch_size(ctx: FixContext) -> FixProposal | None:
     sites = [s for s in find_sites(ctx.worktree, BATCH_KEYS) if isinstance(number(s.text), int)]
-    batch = best_site(sites, ctx.run_config)
+    batch = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
     if batch is None or number(batch.text) <= 1:
         return None
     old = number(batch.text)
@@ -39,6 +40,13 @@ def lower_batch_size(ctx: FixContext) -> FixProposal | None:
     )
 
 
+def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:
+    """Where to look when the run did not log the key: the traceback's files, then the config files."""
+    traceback_files = {path for path, _ in frames_in_repo(ctx.worktree, ctx)}
+    configs = set(config_files(ctx.worktree)) | {s.path for s in sites if "config" in s.path.lower()}
+    return [traceback_files, configs]
+
+
 def _accum_beside(ctx: FixContext, batch: Site) -> Site | None:
     """Gradient accumulation set beside the batch size (same dict, call, parser or YAML file)."""
     sites = [s for s in find_sites(ctx.worktree, ACCUM_KEYS) if s.path == batch.path and s.scope == batch.scope
@@ -48,7 +56,7 @@ def _accum_beside(ctx: FixContext, batch: Site) -> Site | None:
 
 def lower_lr(ctx: FixContext) -> FixProposal | None:
     sites = [s for s in find_sites(ctx.worktree, LR_KEYS) if (number(s.text) or 0) > 0]
-    site = best_site(sites, ctx.run_config)
+    site = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
     if site is None:
         return None
     new = divide_by_ten(site.text)

@@ -33,6 +33,8 @@ _EXC_NAME = (r"(?:[A-Za-z_]\w*\.)*(?:_?[A-Z]\w*(?:Error|Exception|Exit|Interrupt
              r"|Exception|KeyboardInterrupt|StopIteration|SystemExit|GeneratorExit)")
 EXC = re.compile(rf"^\s*(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))?$")
 _ORPHAN = re.compile(rf"^\s*(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))$")
+# After a traceback's frames, any unindented `pkg.Name: message` is the exception (VersionConflict, ServiceUnavailable).
+_AFTER_FRAMES = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*)(?::\s?(?P<msg>.*))?$")
 _FLAT_EXC = re.compile(rf"(?<![\w.])(?P<type>{_EXC_NAME}): (?P<msg>.*)$")
 _SKIP = re.compile(r"^\s*(?:[~^]+\s*|\.\.\.|<\s*truncated.*>|\"\"\"|\d+ frames)\s*$")
 _ROOT_CAUSE = re.compile(r"Root Cause \(first observed failure\)")
@@ -167,7 +169,8 @@ class _Parser:
             self.close()
             self.chain = "cause" if chain["cause"] else "context"
             return i + 1
-        exc = EXC.match(line) if self.cur else _ORPHAN.match(line)
+        exc = (EXC.match(line) or (_AFTER_FRAMES.match(line) if self.cur.frames else None)) if self.cur \
+            else _ORPHAN.match(line)
         if exc and not (self.cur is None and exc["type"].endswith("Warning")):
             if self.cur is None:
                 self.open()
@@ -270,6 +273,11 @@ def _kind(tb: ParsedTraceback) -> str:
 
 _LIBRARY = re.compile(r"(?i)site-packages|dist-packages|[/\\]lib[/\\]python[\d.]*[/\\]|^<frozen|^<string>|"
                       r"[/\\]lib[/\\][^/\\]+\.py$|importlib[/\\]_bootstrap|\.egg[/\\]|[/\\]bin[/\\][^/\\.]+$")
+
+
+def is_library_file(file: str) -> bool:
+    """An installed package's or the standard library's file, not the user's code."""
+    return bool(_LIBRARY.search(file))
 
 
 def find_location(tracebacks: list[ParsedTraceback], repo_root: Path | None = None) -> dict | None:

@@ -12,8 +12,8 @@ an `X-Wandb-Signature` (hex HMAC-SHA256 of the body with the same secret) is che
 
 `handle` runs in the request and only enqueues a `wandb_alert` job. `resolve_wandb_alert` runs
 in a worker: it lists the project's failed runs, skips those already handled, maps each to
-its repo (git remote), branch (config key, else the PR of its commit) and PR, and enqueues
-one fix job per run.
+its repo (git remote), branch (config key, else the PR of its commit) and open PR, and enqueues
+one fix job per run. Runs without an open PR are skipped: the bot only fixes PR branches.
 
 A run's git remote is written by whoever ran it, so it only names a repo: a run whose remote
 is not on the GitHub the App talks to is skipped, and the URL the bot clones and pushes to
@@ -29,6 +29,8 @@ from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
 import gidgethub
+
+from handlers.github import can_push
 
 log = logging.getLogger(__name__)
 
@@ -135,7 +137,11 @@ async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFac
 
 async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, github_api_url: str,
                     branch_key: str) -> dict[str, Any] | None:
-    """The fix job for a failed run, or None (logged) when its repo or branch is unknown."""
+    """The fix job for a failed run, or None (logged) when it cannot or may not be fixed.
+
+    Only the head branch of an open PR is fixed, never the repo's default branch or the PR's
+    base, and a fork only when the installation may push to it (the comment handler's rule).
+    """
     where = repo_from_remote(run.get("remote"))
     if where is None:
         log.info("W&B run %s: no usable git remote (%r), skipped", run["path"], run.get("remote"))
@@ -153,23 +159,40 @@ async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, github_api_ur
                  run["path"], host, github_api_url)
         return None
     branch = (run.get("config") or {}).get(branch_key)
-    pr = await find_pr(gh, repo, branch, run.get("commit"))
-    branch = branch or (pr and pr["head"]["ref"])
-    if not branch:
-        log.info("W&B run %s: no '%s' in its config and no PR for commit %s, skipped",
-                 run["path"], branch_key, run.get("commit"))
+    pr = await find_pr(gh, repo, branch if isinstance(branch, str) else None, run.get("commit"))
+    if pr is None:
+        log.info("W&B run %s: no open PR for branch %r or commit %s; the bot only fixes PR branches, skipped",
+                 run["path"], branch, run.get("commit"))
         return None
-    head_repo = (pr["head"].get("repo") if pr else None) or github_repo
+    if pr["head"]["ref"] in protected_branches(github_repo, pr):
+        log.info("W&B run %s: %s is the default or base branch of %s, skipped",
+                 run["path"], pr["head"]["ref"], repo)
+        return None
+    if not can_push(pr):
+        log.info("W&B run %s: PR #%s comes from %s, which the app may not push to, skipped",
+                 run["path"], pr["number"], pr["head"]["label"])
+        return None
+    return fix_job(run, pr, installation_id)
+
+
+def protected_branches(repo: dict[str, Any], pr: dict[str, Any]) -> set[str]:
+    """Branches an alert never fixes: the repo's default branch and the PR's base (and the head repo's default)."""
+    head_repo = pr["head"].get("repo") or {}
+    return {b for b in (repo.get("default_branch"), pr["base"]["ref"], head_repo.get("default_branch")) if b}
+
+
+def fix_job(run: dict[str, Any], pr: dict[str, Any], installation_id: int) -> dict[str, Any]:
+    head = pr["head"]
     return {
         "kind": "fix",
-        "repo": head_repo["full_name"],
-        "base_repo": pr["base"]["repo"]["full_name"] if pr else github_repo["full_name"],
-        "clone_url": head_repo["clone_url"],
+        "repo": head["repo"]["full_name"],
+        "base_repo": pr["base"]["repo"]["full_name"],
+        "clone_url": head["repo"]["clone_url"],
         "installation_id": installation_id,
-        "pr": pr["number"] if pr else None,
-        "pr_url": pr["url"] if pr else None,
-        "comments_url": pr["comments_url"] if pr else None,
-        "branch": branch,
+        "pr": pr["number"],
+        "pr_url": pr["url"],
+        "comments_url": pr["comments_url"],
+        "branch": head["ref"],
         "head_sha": run.get("commit"),
         "run_id": run.get("id"),
         "run_path": run["path"],
@@ -192,8 +215,9 @@ async def find_pr(gh, repo: str, branch: str | None, commit: str | None) -> dict
     if branch:
         pulls = await gh.getitem("/repos/{owner}/{repo}/pulls{?state,head}",
                                  {"owner": owner, "repo": name, "state": "open", "head": f"{owner}:{branch}"})
-        if pulls:
-            return pulls[0]
+        open_pulls = [p for p in pulls if p.get("state") == "open" and p["head"]["ref"] == branch]
+        if open_pulls:
+            return open_pulls[0]
     return None
 
 

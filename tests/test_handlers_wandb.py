@@ -89,7 +89,7 @@ async def test_alert_maps_runs_to_branches_and_prs_and_dedupes(fake_github, gh_f
         run("r4", remote="/home/me/exp", branch="x"),            # cannot place: no remote
         run("r5", remote="https://github.com/else/where.git", branch="x"),  # app not installed there
         run("r6", commit=SHA_C),                                 # no branch, no PR
-        run("r7", state="crashed", commit=SHA_C, branch="exp-d"),  # branch known, no PR
+        run("r7", state="crashed", commit=SHA_C, branch="exp-d"),  # branch known, no PR: not a PR branch
     ]
     lookups = []
 
@@ -102,15 +102,14 @@ async def test_alert_maps_runs_to_branches_and_prs_and_dedupes(fake_github, gh_f
                                     github_api_url=fake_github.url)
     assert lookups == [("team", "proj")]
     by_run = {f["run_id"]: f for f in fixes}
-    assert sorted(by_run) == ["r1", "r2", "r7"]
+    assert sorted(by_run) == ["r1", "r2"]
     assert (by_run["r1"]["branch"], by_run["r1"]["pr"]) == ("exp-a", 5)
     assert (by_run["r2"]["branch"], by_run["r2"]["pr"]) == ("exp-b", 6)
     assert by_run["r2"]["comments_url"] == f"{fake_github.url}/repos/{REPO}/issues/6/comments"
-    assert (by_run["r7"]["branch"], by_run["r7"]["pr"], by_run["r7"]["comments_url"]) == ("exp-d", None, None)
     assert by_run["r1"]["installation_id"] == 1 and by_run["r1"]["repo"] == REPO
     assert by_run["r1"]["run_path"] == "team/proj/r1" and by_run["r1"]["head_sha"] == SHA_A
-    assert {j.branch for j in queue.jobs("queued")} == {"exp-a", "exp-b", "exp-d"}
-    for skipped in ("r4", "r5", "r6"):
+    assert {j.branch for j in queue.jobs("queued")} == {"exp-a", "exp-b"}
+    for skipped in ("r4", "r5", "r6", "r7"):
         assert f"team/proj/{skipped}" in caplog.text
     assert [c.path for c in fake_github.find("GET", "/pulls") if "commits" in c.path] == [
         f"/repos/{REPO}/commits/{SHA_A}/pulls", f"/repos/{REPO}/commits/{SHA_B}/pulls",
@@ -121,8 +120,8 @@ async def test_alert_maps_runs_to_branches_and_prs_and_dedupes(fake_github, gh_f
     calls_before = len(fake_github.calls)
     again = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue,
                                     github_api_url=fake_github.url)
-    assert again == [] and len(queue.jobs()) == 3
-    handled = {"r1", "r2", "r7"}
+    assert again == [] and len(queue.jobs()) == 2
+    handled = {"r1", "r2"}
     assert not any(f"commits/{SHA_A}" in c.path for c in fake_github.calls[calls_before:])
     assert handled <= {j["run_id"] for j in queue.jobs()}
 
@@ -152,6 +151,39 @@ async def test_runs_on_another_host_are_skipped_and_the_clone_url_comes_from_git
     assert "team/proj/evil-no-pr: its remote is on evil.example" in caplog.text
     assert [j["clone_url"] for j in queue.jobs()] == [f"https://github.com/{REPO}.git"] * 2
     assert fake_github.find("GET", f"/repos/{REPO}")
+
+
+async def test_only_pushable_pr_branches_are_fixed(fake_github, gh_factory, queue, caplog):
+    """An alert job is as authorized as a comment: an open PR's head, not main, not an unpushable fork."""
+    shas = {name: str(i) * 40 for i, name in enumerate(("develop", "main", "fork", "open-fork", "ok"))}
+    fake_github.default_branches[REPO] = "develop"
+    fake_github.add_pull(REPO, 10, head_ref="develop", head_sha=shas["develop"])          # the default branch
+    fake_github.add_pull(REPO, 11, head_ref="main", head_sha=shas["main"], head_repo="alice/Hello-World",
+                         maintainer_can_modify=True)                                     # the PR's base
+    fake_github.add_pull(REPO, 12, head_ref="exp-f", head_sha=shas["fork"], head_repo="bob/Hello-World")
+    fake_github.add_pull(REPO, 13, head_ref="exp-o", head_sha=shas["open-fork"], head_repo="carol/Hello-World",
+                         maintainer_can_modify=True)
+    fake_github.add_pull(REPO, 14, head_ref="exp-ok", head_sha=shas["ok"])
+    fake_github.commit_pulls = {sha: [10 + i] for i, sha in enumerate(shas.values())}
+    runs = [run(name, commit=sha) for name, sha in shas.items()]
+    runs += [run("no-pr", commit="9" * 40, branch="exp-x"),                  # a branch without a PR
+             run("main-by-config", commit="9" * 40, branch="main"),           # main itself
+             run("wrong-branch", commit=shas["ok"], branch="exp-other")]      # the PR's head is another branch
+    with caplog.at_level(logging.INFO, logger="handlers.wandb"):
+        fixes = await resolve_wandb_alert(alert(), runs_lookup=lambda e, p: runs, gh_factory=gh_factory, jobs=queue,
+                                          github_api_url=fake_github.url)
+    by_run = {f["run_id"]: f for f in fixes}
+    assert sorted(by_run) == ["ok", "open-fork"]
+    assert by_run["ok"]["comments_url"] == f"{fake_github.url}/repos/{REPO}/issues/14/comments"
+    assert by_run["ok"]["pr_url"] == f"{fake_github.url}/repos/{REPO}/pulls/14" and by_run["ok"]["pr"] == 14
+    fork = by_run["open-fork"]
+    assert (fork["repo"], fork["base_repo"], fork["clone_url"], fork["branch"]) == (
+        "carol/Hello-World", REPO, "https://github.com/carol/Hello-World.git", "exp-o")
+    assert "team/proj/develop: develop is the default or base branch" in caplog.text
+    assert "team/proj/main: main is the default or base branch" in caplog.text
+    assert "team/proj/fork: PR #12 comes from bob:exp-f, which the app may not push to" in caplog.text
+    for name in ("no-pr", "main-by-config", "wrong-branch"):
+        assert f"team/proj/{name}: no open PR" in caplog.text and "only fixes PR branches" in caplog.text
 
 
 async def test_async_lookup_and_a_new_failure_on_a_busy_branch(fake_github, gh_factory, queue):

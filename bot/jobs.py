@@ -147,12 +147,13 @@ class Queue:
 
         `payload` must carry `kind`; fix jobs carry `repo` and `branch`. Dedupe keys are
         `delivery_id` (X-GitHub-Delivery), `comment_id` (the PR comment) and, for fix jobs,
-        `run_path` (the W&B run). Keys are remembered for "busy" outcomes too, so a redelivery is
-        not answered twice.
+        `run_path` (the W&B run). GitHub keys are remembered for "busy" outcomes too, so a
+        redelivery is not answered twice; a W&B run is not: the next alert tries it again.
         """
-        keys = [k for k in (payload.get("delivery_id"),) if k]
+        github_keys = [k for k in (payload.get("delivery_id"),) if k]
         if payload.get("comment_id") is not None:
-            keys.append(comment_key(payload["comment_id"]))
+            github_keys.append(comment_key(payload["comment_id"]))
+        keys = list(github_keys)
         if payload.get("run_path") and payload.get("kind") == "fix":
             keys.append(run_key(payload["run_path"]))
         lane = lane_of(payload)
@@ -167,7 +168,7 @@ class Queue:
                 (lane, *statuses),
             ).fetchone()
             if row is not None:
-                self._remember(db, keys, row["id"], "busy", now)
+                self._remember(db, github_keys, row["id"], "busy", now)
                 return Enqueued("busy", active=_job(row))
             cursor = db.execute(
                 "INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -185,8 +186,13 @@ class Queue:
     def seen_run(self, run_path: str) -> bool:
         return self.seen(run_key(run_path))
 
+    def mark_run(self, run_path: str, outcome: str = "skipped") -> None:
+        """Remember a W&B run that will never be fixed (e.g. it ran on main), so alerts stop retrying it."""
+        with self._transaction() as db:
+            self._remember(db, [run_key(run_path)], None, outcome, time.time())
+
     @staticmethod
-    def _remember(db: sqlite3.Connection, keys: list[str], job_id: int, outcome: str, now: float) -> None:
+    def _remember(db: sqlite3.Connection, keys: list[str], job_id: int | None, outcome: str, now: float) -> None:
         db.executemany(
             "INSERT OR IGNORE INTO deliveries (delivery_id, job_id, outcome, received_at) VALUES (?, ?, ?, ?)",
             [(k, job_id, outcome, now) for k in keys],

@@ -25,6 +25,7 @@ import asyncio
 import inspect
 import logging
 import re
+from dataclasses import dataclass
 from typing import Any, Awaitable, Callable, Iterable
 from urllib.parse import urlsplit
 
@@ -49,6 +50,20 @@ GhFactory = Callable[[str], Awaitable[tuple[Any, int]]]
 
 class BadPayload(ValueError):
     """The body is JSON but not a usable W&B alert; the server answers 400."""
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A run that gets no fix job. A permanent reason (it is not on GitHub, it ran on main) is
+    remembered so later alerts pass it by; otherwise (no PR yet, app not installed) the next
+    alert looks again."""
+
+    permanent: bool = False
+
+
+def skip(run: dict[str, Any], message: str, *args: Any, permanent: bool = False) -> Skipped:
+    log.info("W&B run %s: " + message + ", skipped", run["path"], *args)
+    return Skipped(permanent)
 
 
 def alert_job(payload: Any) -> dict[str, Any] | None:
@@ -126,9 +141,11 @@ async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFac
         if jobs.seen_run(run["path"]):
             continue
         fix = await place_run(run, gh_factory=gh_factory, github_api_url=github_api_url, branch_key=branch_key)
-        if fix is None:
+        if isinstance(fix, Skipped):
+            if fix.permanent:
+                jobs.mark_run(run["path"])
             continue
-        result = jobs.enqueue(fix)
+        result = jobs.enqueue(fix)  # "busy": the run is not marked handled; the next alert tries again
         log.info("W&B run %s -> %s#%s: %s", run["path"], fix["repo"], fix["branch"], result.outcome)
         if result.outcome == "queued":
             queued.append({**fix, "job_id": result.job_id})
@@ -136,42 +153,33 @@ async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFac
 
 
 async def place_run(run: dict[str, Any], *, gh_factory: GhFactory, github_api_url: str,
-                    branch_key: str) -> dict[str, Any] | None:
-    """The fix job for a failed run, or None (logged) when it cannot or may not be fixed.
+                    branch_key: str) -> dict[str, Any] | Skipped:
+    """The fix job for a failed run, or Skipped (logged) when it cannot or may not be fixed.
 
     Only the head branch of an open PR is fixed, never the repo's default branch or the PR's
     base, and a fork only when the installation may push to it (the comment handler's rule).
     """
     where = repo_from_remote(run.get("remote"))
     if where is None:
-        log.info("W&B run %s: no usable git remote (%r), skipped", run["path"], run.get("remote"))
-        return None
+        return skip(run, "no usable git remote (%r)", run.get("remote"), permanent=True)
     host, repo = where
     try:
         gh, installation_id = await gh_factory(repo)
         owner, name = repo.split("/", 1)
         github_repo = await gh.getitem("/repos/{owner}/{repo}", {"owner": owner, "repo": name})
     except gidgethub.HTTPException as exc:
-        log.info("W&B run %s: the app is not installed on %s (%s), skipped", run["path"], repo, exc)
-        return None
+        return skip(run, "the app is not installed on %s (%s)", repo, exc)
     if not on_github(host, github_api_url, github_repo):
-        log.info("W&B run %s: its remote is on %s, not on the GitHub at %s, skipped",
-                 run["path"], host, github_api_url)
-        return None
+        return skip(run, "its remote is on %s, not on the GitHub at %s", host, github_api_url, permanent=True)
     branch = (run.get("config") or {}).get(branch_key)
     pr = await find_pr(gh, repo, branch if isinstance(branch, str) else None, run.get("commit"))
     if pr is None:
-        log.info("W&B run %s: no open PR for branch %r or commit %s; the bot only fixes PR branches, skipped",
-                 run["path"], branch, run.get("commit"))
-        return None
+        return skip(run, "no open PR for branch %r or commit %s; the bot only fixes PR branches",
+                    branch, run.get("commit"))
     if pr["head"]["ref"] in protected_branches(github_repo, pr):
-        log.info("W&B run %s: %s is the default or base branch of %s, skipped",
-                 run["path"], pr["head"]["ref"], repo)
-        return None
+        return skip(run, "%s is the default or base branch of %s", pr["head"]["ref"], repo, permanent=True)
     if not can_push(pr):
-        log.info("W&B run %s: PR #%s comes from %s, which the app may not push to, skipped",
-                 run["path"], pr["number"], pr["head"]["label"])
-        return None
+        return skip(run, "PR #%s comes from %s, which the app may not push to", pr["number"], pr["head"]["label"])
     return fix_job(run, pr, installation_id)
 
 

@@ -111,6 +111,8 @@ async def test_alert_maps_runs_to_branches_and_prs_and_dedupes(fake_github, gh_f
     assert {j.branch for j in queue.jobs("queued")} == {"exp-a", "exp-b"}
     for skipped in ("r4", "r5", "r6", "r7"):
         assert f"team/proj/{skipped}" in caplog.text
+    # no remote will never change; the app may be installed and a PR opened later
+    assert [queue.seen_run(f"team/proj/{r}") for r in ("r4", "r5", "r6", "r7")] == [True, False, False, False]
     assert [c.path for c in fake_github.find("GET", "/pulls") if "commits" in c.path] == [
         f"/repos/{REPO}/commits/{SHA_A}/pulls", f"/repos/{REPO}/commits/{SHA_B}/pulls",
         f"/repos/{REPO}/commits/{SHA_C}/pulls", f"/repos/{REPO}/commits/{SHA_C}/pulls"]
@@ -145,6 +147,7 @@ async def test_runs_on_another_host_are_skipped_and_the_clone_url_comes_from_git
         fixes = await resolve_wandb_alert(alert(), runs_lookup=lambda e, p: runs, gh_factory=gh_factory, jobs=queue,
                                           github_api_url=fake_github.url)
     assert sorted(f["run_id"] for f in fixes) == ["local", "ssh"]
+    assert all(queue.seen_run(r["path"]) for r in runs)  # a foreign host is a permanent reason
     assert {f["clone_url"] for f in fixes} == {f"https://github.com/{REPO}.git"}
     assert "team/proj/evil: its remote is on evil.example" in caplog.text
     assert "team/proj/evil-ssh: its remote is on evil.example" in caplog.text
@@ -184,6 +187,7 @@ async def test_only_pushable_pr_branches_are_fixed(fake_github, gh_factory, queu
     assert "team/proj/fork: PR #12 comes from bob:exp-f, which the app may not push to" in caplog.text
     for name in ("no-pr", "main-by-config", "wrong-branch"):
         assert f"team/proj/{name}: no open PR" in caplog.text and "only fixes PR branches" in caplog.text
+    assert {r["id"] for r in runs if queue.seen_run(r["path"])} == {"ok", "open-fork", "develop", "main"}
 
 
 async def test_async_lookup_and_a_new_failure_on_a_busy_branch(fake_github, gh_factory, queue):
@@ -196,7 +200,15 @@ async def test_async_lookup_and_a_new_failure_on_a_busy_branch(fake_github, gh_f
     fixes = await resolve_wandb_alert(alert("team/proj/r2"), runs_lookup=runs_lookup, gh_factory=gh_factory,
                                       jobs=queue, github_api_url=fake_github.url)
     assert [f["run_id"] for f in fixes] == ["r1"]  # r2 is on the same branch: "busy", not a second job
-    assert queue.seen_run("team/proj/r2")
+    assert queue.seen_run("team/proj/r1") and not queue.seen_run("team/proj/r2")  # r2 waits for the next alert
+
+    again = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue,
+                                      github_api_url=fake_github.url)
+    assert again == [] and not queue.seen_run("team/proj/r2")  # still busy
+    queue.finish(queue.claim().id)
+    later = await resolve_wandb_alert(alert(), runs_lookup=runs_lookup, gh_factory=gh_factory, jobs=queue,
+                                      github_api_url=fake_github.url)
+    assert [f["run_id"] for f in later] == ["r2"] and queue.seen_run("team/proj/r2")
 
 
 async def test_server_worker_resolves_alerts_into_fix_jobs(aiohttp_client, settings, queue, fake_github):

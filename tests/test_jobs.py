@@ -56,6 +56,18 @@ def test_same_comment_under_a_new_delivery_id_is_a_duplicate(db):
     assert [j.id for j in q.jobs()][0] == first.job_id and len(q.jobs()) == 2
 
 
+def test_a_wandb_run_on_a_busy_branch_is_not_marked_handled(db):
+    q = Queue(db)
+    q.enqueue(fix(delivery="d-1"))
+    assert q.enqueue(fix(delivery="d-2", run_path="team/proj/r2")).outcome == "busy"
+    assert not q.seen_run("team/proj/r2") and q.seen("d-2")
+    q.finish(q.claim().id)
+    assert q.enqueue(fix(delivery=None, run_path="team/proj/r2")).outcome == "queued"
+    q.mark_run("team/proj/r3")  # skipped for good
+    assert q.seen_run("team/proj/r3")
+    assert q.enqueue(fix(branch="b", delivery=None, run_path="team/proj/r3")).outcome == "duplicate"
+
+
 def test_alerts_coalesce_while_one_waits_but_not_while_one_runs(db):
     q = Queue(db)
     alert = {"kind": "wandb_alert", "entity": "team", "project": "proj", "run_path": None}

@@ -43,6 +43,9 @@ def parse_expiry(expires_at: str) -> float:
     return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
 
 
+INSTALLATION_TTL = 15 * 60   # seconds a repo's installation id is trusted without asking again
+
+
 class GitHubApp:
     def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, clock: Callable[[], float] = time.time):
         check_app_settings(settings)
@@ -51,7 +54,7 @@ class GitHubApp:
         self.clock = clock
         self._tokens: dict[int, tuple[str, float]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        self._installations: dict[str, int] = {}
+        self._installations: dict[str, tuple[int, float]] = {}   # repo -> (installation id, fetched at)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _gh(self, token: str | None = None) -> GitHubAPI:
@@ -94,14 +97,17 @@ class GitHubApp:
         return future.result(timeout)
 
     async def installation_for_repo(self, full_name: str) -> int:
-        """The id of this App's installation on `owner/repo` (GET /repos/{owner}/{repo}/installation)."""
-        if full_name not in self._installations:
-            owner, repo = full_name.split("/", 1)
-            data = await self.anonymous().getitem(
-                "/repos/{owner}/{repo}/installation", {"owner": owner, "repo": repo}, jwt=self.jwt()
-            )
-            self._installations[full_name] = int(data["id"])
-        return self._installations[full_name]
+        """The id of this App's installation on `owner/repo` (GET /repos/{owner}/{repo}/installation),
+        cached for a while: an App reinstalled or a repo transferred gets a new id."""
+        cached = self._installations.get(full_name)
+        if cached and self.clock() < cached[1] + INSTALLATION_TTL:
+            return cached[0]
+        owner, repo = full_name.split("/", 1)
+        data = await self.anonymous().getitem(
+            "/repos/{owner}/{repo}/installation", {"owner": owner, "repo": repo}, jwt=self.jwt()
+        )
+        self._installations[full_name] = (int(data["id"]), self.clock())
+        return int(data["id"])
 
     async def for_repo(self, full_name: str) -> tuple[GitHubAPI, int]:
         """A `gh_factory` for `resolve_wandb_alert`: the repo's GitHubAPI and installation id."""

@@ -303,3 +303,18 @@ def test_app_manifest_subscribes_to_what_the_handlers_need():
     assert routed - APP_EVENTS == set(manifest["default_events"])  # installation events come to every App
     assert manifest["default_permissions"] == {"contents": "write", "issues": "write", "pull_requests": "write",
                                                "checks": "write", "metadata": "read"}
+
+
+async def test_a_repos_installation_is_asked_again_after_a_while(settings, fake_github):
+    """An App reinstalled (or a repo transferred) gets a new installation id."""
+    from bot.github_app import INSTALLATION_TTL
+
+    now = [1_000_000.0]
+    async with aiohttp.ClientSession() as session:
+        app = GitHubApp(settings, session, clock=lambda: now[0])
+        assert await app.installation_for_repo("Codertocat/Hello-World") == INSTALLATION_ID
+        fake_github.installations["Codertocat/Hello-World"] = 99
+        assert await app.installation_for_repo("Codertocat/Hello-World") == INSTALLATION_ID   # cached
+        now[0] += INSTALLATION_TTL + 1
+        assert await app.installation_for_repo("Codertocat/Hello-World") == 99
+    assert len(fake_github.find("GET", "/installation")) == 2

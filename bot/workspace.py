@@ -7,7 +7,8 @@ with the same layout.
 
 Safety rules this module keeps:
 - a dirty worktree (uncommitted changes to tracked files) or a diverged branch is reported
-  (OperationFailed), never reset; untracked files (run outputs such as `wandb/`) are not "dirty";
+  (OperationFailed), never reset; untracked files (run outputs such as `wandb/`) are not "dirty".
+  The one exception, `discard_unpushed`, works only in the bot's own server clone;
 - only the branch asked for is ever changed, locally and on the remote; pushes are fast-forward
   only (no `+` refspec, no `--force`);
 - an installation token in a clone URL is never written to `.git/config` nor put on a command
@@ -18,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +37,7 @@ BOT_EMAIL = "fix-and-relaunch[bot]@users.noreply.github.com"
 NETWORK_TIMEOUT_S = 300
 DEFAULT_MAX_DIFF_BYTES = 60_000
 LOCK_NAME = "fix-and-relaunch.lock"   # in the common git dir
+SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"   # set in the bot's own clones (clone_for_server)
 
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -71,6 +73,8 @@ class _Remote:
     def parse(cls, url: str | None) -> "_Remote":
         if not url:
             return cls(None, {}, ())
+        if not isinstance(url, str):
+            raise BadInput("a remote URL must be a string")
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
             return cls(strip_credentials(url), {}, ())
@@ -163,6 +167,7 @@ def _clone_or_fetch(dest: Path, remote: _Remote) -> Path:
             _run(dest, "fetch", "--quiet", "--prune", "origin", env=remote.env, secrets=remote.secrets,
                  timeout=NETWORK_TIMEOUT_S)
             _run(dest, "worktree", "prune")
+            _run(dest, "config", SERVER_CLONE_KEY, "true")
         return dest
     if dest.exists() and any(dest.iterdir()):
         raise OperationFailed(f"{dest} exists and is not a git clone; move it away")
@@ -170,6 +175,7 @@ def _clone_or_fetch(dest: Path, remote: _Remote) -> Path:
     _run(dest.parent, "clone", "--quiet", "--no-checkout", "--", remote.url, dest.name,
          env=remote.env, secrets=remote.secrets, timeout=NETWORK_TIMEOUT_S)
     _detach_and_drop_local_branch(dest)
+    _run(dest, "config", SERVER_CLONE_KEY, "true")
     Workspace(dest).exclude_worktrees()
     return dest
 
@@ -187,12 +193,18 @@ class Workspace:
     """The branches of one repository, each in its own worktree under `<repo>/.worktrees/`.
 
     `auth_url` (server mode) is the clone URL carrying the installation token; it authenticates
-    fetch and push for this object's lifetime without being stored anywhere.
+    fetch and push without being stored anywhere. A callable is called for each fetch and push
+    and returns the URL to use then: an installation token expires after an hour, and a long
+    job needs a fresh one for its last push.
     """
 
-    def __init__(self, repo: Path, remote: str = "origin", auth_url: str | None = None) -> None:
+    def __init__(self, repo: Path, remote: str = "origin",
+                 auth_url: str | Callable[[], str] | None = None) -> None:
         self.remote = remote
-        self._auth = _Remote.parse(auth_url)
+        self._auth_source = auth_url
+        self._seen_secrets: tuple[str, ...] = ()   # every token used so far, kept out of errors
+        if not callable(auth_url):
+            self._fresh_auth()   # parsed once; a callable is asked at each fetch and push
         self.root = self._main_worktree(Path(repo))
         common = Path(self._git("rev-parse", "--git-common-dir").strip())
         self.git_dir = common if common.is_absolute() else (self.root / common).resolve()
@@ -315,6 +327,19 @@ class Workspace:
                 result.append(sha)
         return result
 
+    def commits_since(self, base: str, branch: str) -> list[tuple[str, str]]:
+        """(sha, subject) of the commits at the branch's worktree HEAD not reachable from `base`
+        (a commit or ref), oldest first; BadInput when `base` is not a commit here."""
+        path = self._existing_worktree(branch)
+        if not base or base.startswith("-"):
+            raise BadInput(f"invalid base commit: {base!r}")
+        sha = _run(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}",
+                   check=False).out.strip()
+        if not sha:
+            raise BadInput(f"unknown commit {base!r} in {self.root}")
+        out = _run(path, "log", "--reverse", "--format=%H%x00%s", f"{sha}..HEAD", "--").out
+        return [tuple(line.split("\0", 1)) for line in out.splitlines() if "\0" in line]
+
     # -- writing ---------------------------------------------------------------------------
 
     def commit(self, branch: str, paths: list[str], message: str, author: str | None = None) -> str:
@@ -338,13 +363,15 @@ class Workspace:
         """Update `<remote>/<branch>` from the remote; False when the remote has no such branch."""
         check_branch_name(branch)
         refspec = f"+refs/heads/{branch}:refs/remotes/{self.remote}/{branch}"
+        auth = self._fresh_auth()
         with self._lock():
-            result = self._remote_git("fetch", "--quiet", "--no-tags", self._remote_target(), refspec, check=False)
+            result = self._remote_git(auth, "fetch", "--quiet", "--no-tags", self._remote_target(auth), refspec,
+                                      check=False)
         if result.code == 0:
             return True
         if "couldn't find remote ref" in result.err:
             return False
-        raise OperationFailed(f"git fetch failed: {_one_line(result.err, self._auth.secrets)}")
+        raise OperationFailed(f"git fetch failed: {_one_line(result.err, self._seen_secrets)}")
 
     def push(self, branch: str) -> None:
         """Fast-forward the remote branch to the local one; PushRejected if the remote moved on."""
@@ -352,16 +379,38 @@ class Workspace:
         refspec = f"refs/heads/{branch}:refs/heads/{branch}"
         if refspec.startswith("+"):  # a leading '+' would make it a forced update
             raise BadInput(f"refusing to force-push {branch!r}")
+        auth = self._fresh_auth()
         with self._lock():
-            result = self._remote_git("push", "--porcelain", self._remote_target(), refspec, check=False)
-        text = _one_line(f"{result.out}\n{result.err}", self._auth.secrets)
+            result = self._remote_git(auth, "push", "--porcelain", self._remote_target(auth), refspec, check=False)
+        text = _one_line(f"{result.out}\n{result.err}", self._seen_secrets)
         if result.code == 0:
-            if self._remote_target() != self.remote:
+            if self._remote_target(auth) != self.remote:
                 self._fetch_quietly(branch)
             return
         if any(marker in text for marker in _REJECTED):
             raise PushRejected(f"push of {branch} rejected, the remote branch moved on: {text}")
         raise OperationFailed(f"git push of {branch} failed: {text}")
+
+    def discard_unpushed(self, branch: str) -> list[str]:
+        """Reset the branch's worktree to `<remote>/<branch>` (fetched first): local commits that
+        were never pushed and uncommitted changes to tracked files are dropped; untracked files
+        stay. Returns the dropped commits' shas, oldest first. The remote is never written.
+
+        Only for the bot's OWN server clone (made by `clone_for_server`, which marks it): it
+        throws work away, so it must never be used on a user's checkout, and refuses to run in
+        a clone without that mark.
+        """
+        if _run(self.root, "config", "--bool", "--get", SERVER_CLONE_KEY, check=False).out.strip() != "true":
+            raise OperationFailed(f"{self.root} is not the bot's own server clone; refusing to discard "
+                                  f"work on {branch}")
+        path = self._existing_worktree(branch)
+        if not self.fetch(branch):
+            raise OperationFailed(f"{branch} does not exist on {self.remote}; nothing to reset to")
+        upstream = f"refs/remotes/{self.remote}/{branch}"
+        with self._lock():
+            dropped = _run(path, "rev-list", "--reverse", f"{upstream}..HEAD", "--").out.split()
+            _run(path, "reset", "--quiet", "--hard", upstream, "--")
+        return dropped
 
     def rebase_onto_remote(self, branch: str, paths_that_must_be_unchanged: list[str]) -> bool:
         """After a rejected push: replay our commits onto `<remote>/<branch>` and return True,
@@ -396,14 +445,26 @@ class Workspace:
     def _git(self, *args: str, check: bool = True) -> str:
         return _run(self.root, *args, check=check).out
 
-    def _remote_git(self, *args: str, check: bool = True) -> _Result:
-        return _run(self.root, *args, env=self._auth.env, check=check, secrets=self._auth.secrets,
+    def _fresh_auth(self) -> _Remote:
+        """The remote's authentication now: `auth_url` parsed, or called first when callable."""
+        source = self._auth_source
+        try:
+            auth = _Remote.parse(source() if callable(source) else source)
+        except BadInput:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the token source failed: say so, without its text
+            raise OperationFailed(f"could not get credentials for {self.remote}: {type(exc).__name__}") from None
+        self._seen_secrets = tuple(dict.fromkeys(self._seen_secrets + auth.secrets))
+        return auth
+
+    def _remote_git(self, auth: _Remote, *args: str, check: bool = True) -> _Result:
+        return _run(self.root, *args, env=auth.env, check=check, secrets=self._seen_secrets,
                     timeout=NETWORK_TIMEOUT_S)
 
-    def _remote_target(self) -> str:
+    def _remote_target(self, auth: _Remote) -> str:
         # The remote's name keeps its configured URL; a token URL is used as its clean form.
-        if self._auth.url and self._auth.url != self._configured_url():
-            return self._auth.url
+        if auth.url and auth.url != self._configured_url():
+            return auth.url
         return self.remote
 
     def _configured_url(self) -> str:

@@ -452,3 +452,89 @@ def test_branch_doc_section_added_at_the_end_when_missing(tmp_path):
     add_fix_entry(tmp_path, "exp-a", ENTRY)
     text = (tmp_path / "docs/exp-a.md").read_text()
     assert text.startswith("# exp-a\n\nNotes without newline\n\n## Fixes\n\n### 2025")
+
+
+# -- for the server's executor ----------------------------------------------------------------
+
+def test_a_callable_auth_url_is_asked_for_a_fresh_token_at_each_fetch_and_push(repo, tmp_path):
+    origin, clone = repo
+    server = HTTPServer(("127.0.0.1", 0), _Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _Recorder.headers_seen = []
+    tokens = iter(f"ghs_TOKEN{i}" for i in range(1, 10))
+    issued: list[str] = []
+
+    def auth_url() -> str:
+        issued.append(next(tokens))
+        return f"http://x-access-token:{issued[-1]}@127.0.0.1:{server.server_port}/acme/exp.git"
+
+    ws = Workspace(clone, auth_url=auth_url)
+    errors = []
+    try:
+        for _ in range(2):
+            with pytest.raises(OperationFailed) as err:
+                ws.fetch("exp-a")
+            errors.append(str(err.value))
+        git(clone, "branch", "exp-a", "origin/exp-a")
+        with pytest.raises(OperationFailed) as err:
+            ws.push("exp-a")
+        errors.append(str(err.value))
+    finally:
+        server.shutdown()
+    assert issued == ["ghs_TOKEN1", "ghs_TOKEN2", "ghs_TOKEN3"]
+    sent = [base64.b64decode(h.split()[1]).decode() for h in _Recorder.headers_seen if h]
+    assert [s for s in dict.fromkeys(sent)] == [f"x-access-token:{t}" for t in issued]
+    for message in errors:
+        assert "ghs_TOKEN" not in message and "x-access-token" not in message
+    assert "ghs_TOKEN" not in (clone / ".git/config").read_text()
+
+
+def test_commits_since_lists_the_branchs_new_commits_oldest_first(repo):
+    _, clone = repo
+    ws = Workspace(clone)
+    path = ws.worktree("exp-a")
+    base = ws.head("exp-a")
+    assert ws.commits_since(base, "exp-a") == []
+    shas = []
+    for i in (1, 2):
+        write_files(path, {f"n{i}.txt": f"{i}\n"})
+        shas.append(ws.commit("exp-a", [f"n{i}.txt"], f"Fix: note {i}"))
+    assert ws.commits_since(base, "exp-a") == [(shas[0], "Fix: note 1"), (shas[1], "Fix: note 2")]
+    assert ws.commits_since(shas[0], "exp-a") == [(shas[1], "Fix: note 2")]
+    for unknown in ("0" * 40, "no-such-ref", "--all"):
+        with pytest.raises(BadInput):
+            ws.commits_since(unknown, "exp-a")
+
+
+def test_discard_unpushed_resets_the_server_clone_to_the_remote(repo, tmp_path):
+    origin, clone = repo
+    dest = clone_for_server(tmp_path / "state", "acme/exp", origin.as_uri())
+    ws = Workspace(dest)
+    path = ws.worktree("exp-a")
+    pushed = ws.head("exp-a")
+    remote_before = remote_refs(origin)
+    write_files(path, {"n.txt": "1\n"})
+    unpushed = [ws.commit("exp-a", ["n.txt"], "Fix: never pushed")]
+    write_files(path, {"n2.txt": "2\n"})
+    unpushed.append(ws.commit("exp-a", ["n2.txt"], "Fix: never pushed either"))
+    (path / "src/config.py").write_text("half an edit\n")
+    (path / "run-output.log").write_text("untracked\n")
+    moved = commit_on_origin(origin, "exp-a", {"human.txt": "h\n"}, "A human pushed meanwhile")
+
+    assert ws.discard_unpushed("exp-a") == unpushed
+    assert ws.head("exp-a") == moved and git(path, "status", "--porcelain", "--untracked-files=no") == ""
+    assert (path / "src/config.py").read_text() == git(origin, "show", f"{moved}:src/config.py") + "\n"
+    assert (path / "run-output.log").exists() and not (path / "n.txt").exists()
+    assert remote_refs(origin) == {**remote_before, "refs/heads/exp-a": moved}
+    assert pushed != moved and ws.discard_unpushed("exp-a") == []
+
+
+def test_discard_unpushed_refuses_a_users_checkout(repo):
+    _, clone = repo
+    ws = Workspace(clone)
+    path = ws.worktree("exp-a")
+    write_files(path, {"n.txt": "1\n"})
+    sha = ws.commit("exp-a", ["n.txt"], "My own work")
+    with pytest.raises(OperationFailed, match="not the bot's own server clone"):
+        ws.discard_unpushed("exp-a")
+    assert ws.head("exp-a") == sha

@@ -1,7 +1,7 @@
 """The server's fix job: clone, run the pipeline in a thread, report on the PR as it moves.
 
-The worker gets the installation id, never a stored token: a fresh token (from the App's
-cache) authenticates the clone's fetch and push for this job only.
+The worker gets the installation id, never a stored token: each fetch and push asks the
+App's token cache for a token, so a job that outlives one token gets the next.
 """
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from bot.config import Settings
 from bot.context import RepoContext
+from bot.diagnosis.redact import redact
+from bot.errors import BotError
 from bot.forge import DIAGNOSING, GitHubForge, job_marker
 from bot.jobs import Job, Queue
 from bot.pipeline import FixRequest, Outcome, Pipeline, StepLog
+from bot.report import stopped_body
 
 log = logging.getLogger(__name__)
 
@@ -45,38 +48,63 @@ class FixJobExecutor:
         gh = await github_app.gh_for_installation(job["installation_id"])
         forge = GitHubForge(gh)
         marker = job_marker(job.id)
-        if job.get("comments_url"):
-            await forge.upsert_comment(job["comments_url"], marker,
-                                       DIAGNOSING.format(marker=marker, branch=job["branch"]))
+        await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job["branch"]))
         pr_text = await self._pr_text(gh, job)
-        token = await github_app.installation_token(job["installation_id"])
         loop = asyncio.get_running_loop()
 
         def report(stage: str, body: str) -> None:
-            if job.get("comments_url"):
-                future = asyncio.run_coroutine_threadsafe(
-                    forge.upsert_comment(job["comments_url"], marker, body), loop)
-                future.result(timeout=REPORT_TIMEOUT_S)
+            future = asyncio.run_coroutine_threadsafe(self._comment(forge, job, marker, body), loop)
+            future.result(timeout=REPORT_TIMEOUT_S)
 
-        outcome = await asyncio.to_thread(self._run, job, self._clone_url(job, token), pr_text, report)
+        def clone_url() -> str:   # called for each fetch and push, from the pipeline's thread
+            return self._clone_url(job, github_app.token_from_thread(job["installation_id"]))
+
+        try:
+            outcome = await asyncio.to_thread(self._run, job, clone_url, pr_text, report)
+        except BotError as exc:
+            await self._stopped(forge, job, marker, exc)
+            raise
         await self._conclude(forge, job, outcome, marker)
 
-    def _run(self, job: Job, auth_url: str, pr_text: str | None, report) -> Outcome:
+    def _run(self, job: Job, clone_url, pr_text: str | None, report) -> Outcome:
         from bot.workspace import clone_for_server
 
-        clone = clone_for_server(self.settings.state_dir, job["repo"], auth_url)
-        ctx = RepoContext.open(self.settings, clone, auth_url=auth_url)
+        clone = clone_for_server(self.settings.state_dir, job["repo"], clone_url())
+        ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
         steps = StepLog(load=lambda: self.queue.steps(job.id),
                         save=lambda key, value: self.queue.record_step(job.id, key, value))
         repo, branch = job["repo"], job["branch"]
         used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
         request = FixRequest(branch=branch, dry_run=bool(job.get("dry_run")), hint=job.get("hint"),
-                             pr_text=pr_text, attempts_used=used)
+                             pr_text=pr_text, attempts_used=used, expected_head=self._expected_head(job))
         pipeline = Pipeline(ctx, steps=steps, reporter=report,
                             cancelled=lambda: self.queue.cancel_requested(job.id))
-        outcome = pipeline.run(request)
+        try:
+            outcome = pipeline.run(request)
+        except BotError:
+            self._discard_unpushed(ctx, branch)
+            raise
+        if outcome.action == "gave_up":
+            self._discard_unpushed(ctx, branch)   # e.g. a fix committed, then the push was refused
         steps.once("attempts_counted", lambda: self._count(repo, branch, outcome))
         return outcome
+
+    @staticmethod
+    def _expected_head(job: Job) -> str | None:
+        """A comment asks about the code its author saw; an alert about whatever the branch holds."""
+        return None if job.get("requested_by") == "wandb" else job.get("head_sha")
+
+    @staticmethod
+    def _discard_unpushed(ctx: RepoContext, branch: str) -> None:
+        """The bot's own clone must not keep a commit or an edit that never reached the remote:
+        the next job would push it unseen, or find the branch dirty or diverged."""
+        try:
+            dropped = ctx.workspace.discard_unpushed(branch)
+        except BotError as exc:
+            log.warning("could not reset the bot's clone of %s: %s", branch, exc)
+            return
+        if dropped:
+            log.info("dropped unpushed commits %s of %s", dropped, branch)
 
     def _count(self, repo: str, branch: str, outcome: Outcome) -> int:
         """The budget spans triggers: spent attempts stay spent until a fix is verified."""
@@ -98,9 +126,24 @@ class FixJobExecutor:
         pr = await gh.getitem(job["pr_url"])
         return f"{pr.get('title') or ''}\n\n{pr.get('body') or ''}".strip() or None
 
+    async def _comment(self, forge: GitHubForge, job: Job, marker: str, body: str) -> None:
+        """A failed comment edit is logged, never allowed to stop the fix itself."""
+        if not job.get("comments_url"):
+            return
+        try:
+            await forge.upsert_comment(job["comments_url"], marker, body)
+        except Exception as exc:   # noqa: BLE001 - GitHub down, rate limited, …
+            log.warning("job %s: could not update the PR comment: %s", job.id, exc)
+
+    async def _stopped(self, forge: GitHubForge, job: Job, marker: str, exc: BotError) -> None:
+        reason = redact(str(exc), self.settings.secrets())
+        await self._comment(forge, job, marker, stopped_body(reason))
+        if job.get("head_sha"):
+            await forge.create_check_run(job.get("base_repo") or job["repo"], job["head_sha"],
+                                         conclusion="failure", title="Stopped", summary=reason)
+
     async def _conclude(self, forge: GitHubForge, job: Job, outcome: Outcome, marker: str) -> None:
-        if job.get("comments_url") and outcome.comment:
-            await forge.upsert_comment(job["comments_url"], marker, outcome.comment)
+        await self._comment(forge, job, marker, outcome.comment)
         head = outcome.commits[-1] if outcome.commits else job.get("head_sha")
         if not head:
             return

@@ -19,7 +19,7 @@ from typing import Any, Callable
 from bot import report
 from bot.context import RepoContext
 from bot.diagnosis.model import Diagnosis
-from bot.errors import OperationFailed
+from bot.errors import BotError, OperationFailed
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.launchers.base import ACTIVE_STATES
 from bot.metrics import loss_problem
@@ -192,7 +192,7 @@ class Pipeline:
             return True
         try:
             newer = ws.commits_since(expected, self.branch)
-        except OperationFailed:
+        except BotError:   # an unknown commit: not the branch the requester saw
             return False
         return ws.is_ancestor(expected, self.branch) and all(s.startswith("Fix: ") for _, s in newer)
 

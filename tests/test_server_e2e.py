@@ -200,3 +200,44 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+async def run_one_job(aiohttp_client, fake_github, settings) -> Queue:
+    queue = Queue.from_settings(settings)
+    client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
+                                           workers=1))
+    body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
+    response = await client.post("/webhooks/github", data=body,
+                                 headers=signed(body, "issue_comment", str(uuid.uuid4())))
+    assert response.status == 200
+    await wait_done(queue)
+    return queue
+
+
+async def test_a_broken_repo_config_is_reported_on_the_pr(aiohttp_client, fake_github, world):
+    settings, origin = world
+    fake_github.add_pull(REPO, 1, head_ref="exp-badconfig", head_sha=git(origin, "rev-parse", "exp-badconfig"))
+    before = git(origin, "rev-parse", "exp-badconfig")
+
+    queue = await run_one_job(aiohttp_client, fake_github, settings)
+
+    assert queue.jobs("failed")
+    last = (fake_github.find("PATCH") or fake_github.find("POST", "/issues/1/comments"))[-1].body["body"]
+    assert "**Stopped:**" in last and "verify.min\\_stepz" in last
+    [check] = fake_github.find("POST", "/check-runs")
+    assert check.body["conclusion"] == "failure" and check.body["head_sha"] == before
+    assert git(origin, "rev-parse", "exp-badconfig") == before
+
+
+async def test_a_branch_that_moved_since_the_comment_is_not_fixed(aiohttp_client, fake_github, world):
+    settings, origin = world
+    failed_run_on_bot_clone(settings, "exp-oom")
+    seen = git(origin, "rev-parse", "main")          # what the commenter saw: not what the branch holds
+    fake_github.add_pull(REPO, 1, head_ref="exp-oom", head_sha=seen)
+    before = git(origin, "rev-parse", "exp-oom")
+
+    await run_one_job(aiohttp_client, fake_github, settings)
+
+    last = fake_github.find("PATCH")[-1].body["body"]
+    assert "**Gave up:** the branch moved since the request" in last
+    assert git(origin, "rev-parse", "exp-oom") == before

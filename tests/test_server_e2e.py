@@ -56,19 +56,24 @@ async def wait_done(queue: Queue, timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-async def test_pr_command_fixes_pushes_reports_and_verifies(aiohttp_client, fake_github, world):
-    settings, origin = world
-    failed_run_on_bot_clone(settings, "exp-oom")
-    fake_github.add_pull(REPO, 1, head_ref="exp-oom", head_sha=git(origin, "rev-parse", "exp-oom"))
+async def run_one_job(aiohttp_client, fake_github, settings) -> Queue:
     queue = Queue.from_settings(settings)
     client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
                                            workers=1))
     body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
-
     response = await client.post("/webhooks/github", data=body,
                                  headers=signed(body, "issue_comment", str(uuid.uuid4())))
     assert response.status == 200
     await wait_done(queue)
+    return queue
+
+
+async def test_pr_command_fixes_pushes_reports_and_verifies(aiohttp_client, fake_github, world):
+    settings, origin = world
+    failed_run_on_bot_clone(settings, "exp-oom")
+    fake_github.add_pull(REPO, 1, head_ref="exp-oom", head_sha=git(origin, "rev-parse", "exp-oom"))
+
+    queue = await run_one_job(aiohttp_client, fake_github, settings)
 
     assert [c.body for c in fake_github.find("POST", "/reactions")] == [{"content": "eyes"}]
     created = fake_github.find("POST", "/issues/1/comments")
@@ -200,18 +205,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-async def run_one_job(aiohttp_client, fake_github, settings) -> Queue:
-    queue = Queue.from_settings(settings)
-    client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
-                                           workers=1))
-    body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
-    response = await client.post("/webhooks/github", data=body,
-                                 headers=signed(body, "issue_comment", str(uuid.uuid4())))
-    assert response.status == 200
-    await wait_done(queue)
-    return queue
 
 
 async def test_a_broken_repo_config_is_reported_on_the_pr(aiohttp_client, fake_github, world):

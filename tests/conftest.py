@@ -35,3 +35,29 @@ def shared_path(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent")
     return path
+
+
+# The cluster fixtures, shared by every test module. Imported here, below _CREDENTIALS, which
+# tests/ray_cluster.py reads from this module.
+from tests.ray_cluster import ray_address  # noqa: E402,F401 - a session fixture: one Ray head
+from tests.slurm_cluster import SlurmCluster, slurm_or_skip  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster(tmp_path_factory):
+    """One real single-node Slurm cluster for the whole session (see tests/slurm_cluster.py)."""
+    slurm_or_skip()
+    cluster = SlurmCluster.start(tmp_path_factory.mktemp("slurm"))
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture
+def slurm(slurm_cluster: SlurmCluster, monkeypatch) -> SlurmCluster:
+    """The cluster, with SLURM_CONF set for the bot; whatever a test left queued is cancelled."""
+    for name, value in slurm_cluster.env.items():
+        monkeypatch.setenv(name, value)
+    yield slurm_cluster
+    slurm_cluster.cancel_all()

@@ -22,7 +22,7 @@ from bot.pipeline import FixRequest, Pipeline
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git
-from tests.ray_cluster import free_port, ray_address  # noqa: F401 - the session fixture
+from tests.ray_cluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)

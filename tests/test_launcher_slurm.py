@@ -28,25 +28,6 @@ from tests.slurm_cluster import SlurmCluster, slurm_or_skip
 PY = shlex.quote(sys.executable)
 
 
-@pytest.fixture(scope="session")
-def slurm_cluster(tmp_path_factory):
-    slurm_or_skip()
-    cluster = SlurmCluster.start(tmp_path_factory.mktemp("slurm"))
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
-
-
-@pytest.fixture
-def slurm(slurm_cluster: SlurmCluster, monkeypatch) -> SlurmCluster:
-    """The cluster, with SLURM_CONF set for the bot; whatever a test left queued is cancelled."""
-    for name, value in slurm_cluster.env.items():
-        monkeypatch.setenv(name, value)
-    yield slurm_cluster
-    slurm_cluster.cancel_all()
-
-
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
     return Settings(state_dir=tmp_path / "state")

@@ -56,7 +56,7 @@ async def wait_done(queue: Queue, timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-async def run_one_job(aiohttp_client, fake_github, settings) -> Queue:
+async def run_one_job(aiohttp_client, fake_github, settings, timeout: float = 60) -> Queue:
     queue = Queue.from_settings(settings)
     client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
                                            workers=1))
@@ -64,7 +64,7 @@ async def run_one_job(aiohttp_client, fake_github, settings) -> Queue:
     response = await client.post("/webhooks/github", data=body,
                                  headers=signed(body, "issue_comment", str(uuid.uuid4())))
     assert response.status == 200
-    await wait_done(queue)
+    await wait_done(queue, timeout)
     return queue
 
 
@@ -234,3 +234,44 @@ async def test_a_branch_that_moved_since_the_comment_is_not_fixed(aiohttp_client
     last = fake_github.find("PATCH")[-1].body["body"]
     assert "**Gave up:** the branch moved since the request" in last
     assert git(origin, "rev-parse", "exp-oom") == before
+
+
+# -- the server relaunching on a cluster --------------------------------------------------
+
+@pytest.mark.parametrize("backend", ["slurm", "ray"])
+async def test_the_server_fixes_and_relaunches_on_a_cluster(request, backend, aiohttp_client, fake_github,
+                                                            app_key, tmp_path):
+    """A NaN run on Slurm or Ray: diagnosed from the scheduler's log, fixed, relaunched there."""
+    from bot import sample_repo
+
+    if backend == "slurm":
+        request.getfixturevalue("slurm")   # the real cluster, with SLURM_CONF set for the bot
+        options = "  slurm: {partition: low}\n"
+    else:
+        options = f"  ray: {{address: '{request.getfixturevalue('ray_address')}'}}\n"
+    work = sample_repo.build(tmp_path / "sample", python=sys.executable)
+    git(work, "checkout", "-q", sample_repo.BRANCH)
+    (work / ".github" / "fix-and-relaunch.yml").write_text(
+        f"launch:\n  backend: {backend}\n  command: {sys.executable} main.py\n{options}"
+        "verify:\n  min_steps: 20\n  timeout: 120\nfix:\n  max_attempts: 3\n")
+    git(work, "commit", "-q", "-am", f"Run on {backend}")
+    git(work, "push", "-q", "origin", sample_repo.BRANCH)
+    owner = tmp_path / "git" / "Codertocat"
+    owner.mkdir(parents=True)
+    (owner / "Hello-World.git").symlink_to(tmp_path / "sample" / "origin.git")
+    settings = replace(make_settings(fake_github, app_key, tmp_path / "state"),
+                       github_git_url=f"file://{tmp_path}/git/{{repo}}.git")
+    failed_run_on_bot_clone(settings, sample_repo.BRANCH)
+    origin = tmp_path / "sample" / "origin.git"
+    fake_github.add_pull(REPO, 1, head_ref=sample_repo.BRANCH,
+                         head_sha=git(origin, "rev-parse", sample_repo.BRANCH))
+
+    queue = await run_one_job(aiohttp_client, fake_github, settings, timeout=240)
+
+    assert queue.jobs("done"), queue.jobs("failed")
+    assert "Verified" in fake_github.find("PATCH")[-1].body["body"]
+    [check] = fake_github.find("POST", "/check-runs")
+    assert check.body["conclusion"] == "success"
+    ctx = RepoContext.open(settings, settings.state_dir / "repos" / REPO)
+    runs = ctx.state.list_runs(repo=ctx.key, branch=sample_repo.BRANCH)
+    assert {r.backend for r in runs} == {backend} and len(runs) >= 2

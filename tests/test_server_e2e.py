@@ -11,7 +11,6 @@ import sys
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -23,7 +22,7 @@ from bot.launch import launch_branch, wait_for
 from bot.server import make_app
 from bot.workspace import clone_for_server
 from tests import experiment
-from tests.fake_github import app_key, example, fake_github, make_settings, pr_comment, signed  # noqa: F401
+from tests.fake_github import app_key, fake_github, make_settings, pr_comment, signed  # noqa: F401
 from tests.fake_wandb import FakeWandb
 from tests.git_repos import git
 

@@ -2,12 +2,17 @@
 from __future__ import annotations
 
 import argparse
+import fcntl
+import hashlib
 import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
 
 from bot.cli import print_json
 from bot.config import Settings
 from bot.context import RepoContext
-from bot.errors import BadInput
+from bot.errors import BadInput, BotError, OperationFailed
 from bot.runs.model import FAILED_STATES
 from bot import render
 
@@ -82,18 +87,40 @@ def launch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fix(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.pipeline import FixRequest, Pipeline
+    from bot.pipeline import FixRequest, Pipeline, StepLog
 
     ctx = RepoContext.open(settings, args.repo)
     progress = (lambda line: print(f"· {line}", file=sys.stderr)) if not args.json else None
-    pipeline = Pipeline(ctx, progress=progress)
-    outcome = pipeline.run(FixRequest(branch=args.branch, dry_run=args.dry_run,
-                                      relaunch=not args.no_relaunch, hint=args.hint))
+    request = FixRequest(branch=args.branch, dry_run=args.dry_run, relaunch=not args.no_relaunch, hint=args.hint)
+    with fix_lock(settings, ctx, args.branch) as steps_path:
+        # An interrupted `fix` of this branch is resumed from its step log: the next run of the
+        # command never commits, pushes or launches again what the last one already did.
+        steps = StepLog() if args.dry_run else StepLog.in_file(steps_path)
+        try:
+            outcome = Pipeline(ctx, steps=steps, progress=progress).run(request)
+        except BotError:
+            steps_path.unlink(missing_ok=True)   # it ended, with an error: nothing to resume
+            raise
+        steps_path.unlink(missing_ok=True)
     if args.json:
         print_json(outcome.to_json())
     else:
         print(outcome.comment)
     return 1 if outcome.action == "gave_up" else 0
+
+
+@contextmanager
+def fix_lock(settings: Settings, ctx: RepoContext, branch: str) -> Iterator[Path]:
+    """One `fix` of a repo+branch at a time; yields where its step log lives."""
+    name = hashlib.sha256(f"{ctx.key}\0{branch}".encode()).hexdigest()[:16]
+    folder = settings.state_dir / "fix-steps"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / f"{name}.lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OperationFailed(f"another fix of branch '{branch}' is running") from None
+        yield folder / f"{name}.json"
 
 
 def demo(args: argparse.Namespace, settings: Settings) -> int:

@@ -10,10 +10,13 @@ pushes or launches twice.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import time
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from bot import report
@@ -91,6 +94,16 @@ class StepLog:
         self._done: dict[str, Any] = load() if load else {}
         self._save = save
 
+    @classmethod
+    def in_file(cls, path: Path) -> "StepLog":
+        """A step log kept in a JSON file, rewritten whole (atomically) after each step."""
+        def load() -> dict:
+            return json.loads(path.read_text()) if path.exists() else {}
+
+        log = cls(load=load)
+        log._save = lambda key, value: _write_json(path, log._done)
+        return log
+
     def done(self, key: str) -> bool:
         return key in self._done
 
@@ -123,6 +136,7 @@ class Pipeline:
         self.poll = poll
         self.cancelled = cancelled or (lambda: False)
         self._commits: dict[int, dict] = {}     # attempt number -> what its commit step recorded
+        self._why: dict[int, str] = {}          # attempt number -> why it relaunched unchanged
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -245,6 +259,10 @@ class Pipeline:
 
     def _decide(self, found: Diagnosed, fix_ctx: FixContext) -> FixProposal | None:
         diagnosis = found.diagnosis
+        untested = self._untested_fix(found.run)
+        if untested:
+            return FixProposal(fixer="relaunch", description=f"test the pushed fix {untested[:8]}",
+                               root_cause=f"the fix {untested[:8]} is already on the branch but never ran")
         if diagnosis.retryable:
             return FixProposal(fixer="relaunch", description="relaunch unchanged", root_cause=diagnosis.summary)
         from bot.fixers.rules import propose_rule_fix
@@ -255,14 +273,30 @@ class Pipeline:
                          "(set ANTHROPIC_API_KEY)")
         return proposal   # None: the LLM decides at patch time
 
+    def _untested_fix(self, run: RunInfo) -> str | None:
+        """A bot fix pushed after this run's commit that no run has tried yet (say, a relaunch
+        that failed to start): the next step is to run it, not to fix the same failure again."""
+        ws = self.ctx.workspace
+        if not run.commit or ws.head(self.branch) == run.commit:
+            return None
+        try:
+            newer = ws.commits_since(run.commit, self.branch)
+        except BotError:
+            return None
+        fixes = [sha for sha, subject in newer if subject.startswith("Fix: ")]
+        return fixes[-1] if fixes and len(fixes) == len(newer) else None
+
     def _apply(self, req, found, proposal, fix_ctx, attempt, outcome) -> None:
         number = attempt.number
         if proposal is not None and proposal.fixer == "relaunch":
             attempt.fixer = "relaunch"
-            next_step = "Re-launching job." if req.relaunch else "Transient: not relaunching (--no-relaunch)."
+            why = (f"the bot's fix is on the branch but has not run yet ({proposal.root_cause})"
+                   if proposal.description.startswith("test the pushed fix") else "the failure looks transient")
+            next_step = "Re-launching job." if req.relaunch else "Not relaunching (--no-relaunch)."
+            self._why[number] = why
             outcome.comment = self._safe(report.relaunch_body(
                 diagnosis=found.diagnosis, next_step=next_step, attempt=number, max_attempts=self.max_attempts,
-                failed_run=_run_json(found.run), new_run=None))
+                failed_run=_run_json(found.run), new_run=None, why=why))
             self.steps.once(f"{number}:report", lambda: self.reporter("relaunching", outcome.comment) or True)
             return
         base = self.steps.once(f"{number}:base", lambda: self.ctx.workspace.head(req.branch))
@@ -426,7 +460,8 @@ class Pipeline:
         else:
             outcome.comment = self._safe(report.relaunch_body(
                 diagnosis=found.diagnosis, next_step=next_step, attempt=attempt.number,
-                max_attempts=self.max_attempts, failed_run=_run_json(found.run), new_run=run))
+                max_attempts=self.max_attempts, failed_run=_run_json(found.run), new_run=run,
+                why=self._why[attempt.number]))
         self.reporter("verified" if outcome.verified else "unverified", outcome.comment)
         self.progress(f"{'verified' if outcome.verified else 'not verified'}: run {run['id']} is "
                       f"{run['state']} after {run['steps']} steps")
@@ -476,3 +511,10 @@ def _proposal_from_json(data: dict) -> FixProposal:
     data = dict(data)
     data["edits"] = [Edit(**e) for e in data.get("edits", [])]
     return FixProposal(**data)
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, default=str))
+    os.replace(tmp, path)

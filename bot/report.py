@@ -36,7 +36,7 @@ Root cause: {root_cause}
 {cost}"""
 
 RELAUNCH_TEMPLATE = """{marker}
-**Relaunched without a code change:** the failure looks transient.
+**Relaunched without a code change:** {why}.
 
 Diagnosis: {diagnosis}
 
@@ -169,9 +169,9 @@ def fix_body(*, proposal: FixProposal, diagnosis: Diagnosis, next_step: str, dif
 
 
 def relaunch_body(*, diagnosis: Diagnosis, next_step: str, attempt: int, max_attempts: int,
-                  failed_run: dict, new_run: dict | None) -> str:
+                  failed_run: dict, new_run: dict | None, why: str = "the failure looks transient") -> str:
     return RELAUNCH_TEMPLATE.format(
-        marker=MARKER, diagnosis=describe(diagnosis), next_step=next_step, log=log_block(diagnosis.evidence),
+        marker=MARKER, why=why, diagnosis=describe(diagnosis), next_step=next_step, log=log_block(diagnosis.evidence),
         attempt=attempt, max_attempts=max_attempts, failed_run=run_link(failed_run), new_run=run_link(new_run))
 
 

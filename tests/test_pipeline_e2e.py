@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -314,3 +315,42 @@ def test_a_cancelled_job_stops_before_changing_anything(capsys, repo):
     assert outcome.action == "gave_up" and "cancelled" in outcome.reason
     assert remote_refs(origin) == before
     assert len(ctx.state.list_runs(repo=ctx.key, branch="exp-cancel")) == 1, "nothing relaunched"
+
+
+def test_a_pushed_fix_that_never_ran_is_relaunched_not_fixed_again(capsys, repo):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-norelaunch")
+    code, first = fix(capsys, clone, "exp-norelaunch", "--no-relaunch")
+    assert code == 0 and first["action"] == "patched" and first["new_run"] is None
+
+    code, second = fix(capsys, clone, "exp-norelaunch")
+
+    assert code == 0, second["comment"]
+    assert (second["action"], second["verified"], second["commits"]) == ("relaunched", True, [])
+    assert "has not run yet" in second["comment"]
+    fixes = git(origin, "log", "--format=%s", "main..exp-norelaunch").splitlines()
+    assert sum(s.startswith("Fix: ") for s in fixes) == 1, "the batch size was halved once"
+
+
+def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo, tmp_path):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-cli-resume")
+    from bot.state import StateStore
+
+    state = StateStore.open(Path(os.environ["FIX_AND_RELAUNCH_STATE_DIR"]))
+    bot = subprocess.Popen([sys.executable, "-m", "bot", "fix", "--repo", str(clone), "--branch", "exp-cli-resume"],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while len(state.list_runs(branch="exp-cli-resume")) < 2:   # relaunched: now watching it
+        assert time.monotonic() < deadline and bot.poll() is None, "the fix never relaunched"
+        time.sleep(0.05)
+    bot.kill()
+    bot.wait(timeout=10)
+
+    code, result = fix(capsys, clone, "exp-cli-resume")
+
+    assert code == 0, result["comment"]
+    assert (result["action"], result["verified"]) == ("patched", True)
+    assert len(state.list_runs(branch="exp-cli-resume")) == 2, "the failed run and one relaunch"
+    fixes = git(origin, "log", "--format=%s", "main..exp-cli-resume").splitlines()
+    assert sum(s.startswith("Fix: ") for s in fixes) == 1

@@ -349,7 +349,7 @@ class Pipeline:
         try:
             proposal = fix_with_llm(fix_ctx, self.ctx.settings)
         except OperationFailed as exc:
-            raise GiveUp(f"the LLM fixer gave up: {exc}") from None
+            raise GiveUp(f"the LLM fixer gave up: {exc}{_spent(exc)}") from None
         return proposal, sorted({e.path for e in proposal.edits})
 
     def _add_doc_entry(self, found: Diagnosed, proposal: FixProposal, files: list[str], number: int) -> str:
@@ -501,6 +501,15 @@ def _signature(diagnosis: Diagnosis) -> tuple:
     exc = diagnosis.exception or {}
     message = re.sub(r"\d+(\.\d+)?(e[-+]?\d+)?", "N", exc.get("message") or diagnosis.summary or "")
     return (diagnosis.category, exc.get("type"), message[:200])
+
+
+def _spent(exc: Exception) -> str:
+    """What a failed LLM fix cost, when the fixer says."""
+    tokens, cost = getattr(exc, "tokens", None), getattr(exc, "cost_usd", None)
+    if not tokens:
+        return ""
+    total = sum(v for v in tokens.values() if isinstance(v, int))
+    return f" ({total} tokens{f', ${cost:.4f}' if cost is not None else ''})"
 
 
 def _run_json(run: RunInfo) -> dict:

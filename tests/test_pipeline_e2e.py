@@ -354,3 +354,19 @@ def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo
     assert len(state.list_runs(branch="exp-cli-resume")) == 2, "the failed run and one relaunch"
     fixes = git(origin, "log", "--format=%s", "main..exp-cli-resume").splitlines()
     assert sum(s.startswith("Fix: ") for s in fixes) == 1
+
+
+def test_llm_that_never_gets_it_right_gives_up_after_two_repairs(capsys, repo, anthropic):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-llm-hopeless")
+    anthropic.always(tool_answer(NO_MATCH))
+    before = remote_refs(origin)
+
+    code, result = fix(capsys, clone, "exp-llm-hopeless")
+
+    assert code == 1 and result["action"] == "gave_up"
+    assert len(anthropic.requests) == 3, "one proposal and two repair rounds"
+    assert "the LLM fixer gave up" in result["reason"] and " tokens, $" in result["reason"]
+    assert remote_refs(origin) == before
+    worktree = clone / ".worktrees" / "exp-llm-hopeless"
+    assert git(worktree, "status", "--porcelain", "--untracked-files=no") == "", "nothing half-applied"

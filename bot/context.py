@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Callable
 
 from bot import repo_config
 from bot.config import Settings
@@ -16,12 +17,14 @@ from bot.state import StateStore
 class RepoContext:
     settings: Settings
     repo: Path
-    auth_url: str | None = None     # server mode: the clone URL carrying the installation token
+    # Server mode: the clone URL carrying an installation token, or a function giving a fresh one.
+    auth_url: str | Callable[[], str] | None = None
     _configs: dict[str, dict] = field(default_factory=dict)
     _bases: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, repo: Path, *, auth_url: str | None = None) -> "RepoContext":
+    def open(cls, settings: Settings, repo: Path, *,
+             auth_url: str | Callable[[], str] | None = None) -> "RepoContext":
         repo = Path(repo).expanduser().resolve()
         if not (repo / ".git").exists():
             raise BadInput(f"{repo} is not a git repository")

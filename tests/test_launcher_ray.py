@@ -14,7 +14,7 @@ import pytest
 from bot import sample_repo
 from bot.config import Settings
 from bot.context import RepoContext
-from bot.errors import BadInput, OperationFailed
+from bot.errors import OperationFailed
 from bot.launch import launch_branch, wait_for
 from bot.launchers import LaunchSpec, get_launcher, refresh_run, start_run
 from bot.launchers.ray import LOG_LIMIT_BYTES, RayLauncher, excludes_for, write_tail
@@ -22,6 +22,7 @@ from bot.pipeline import FixRequest, Pipeline
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git
+from tests.launcher_support import alive, wait_for_end, wait_until
 from tests.ray_cluster import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,29 +55,10 @@ def make_spec(worktree: Path, command: str, *, setup: str | None = None, env: di
                       run_id=run_id)
 
 
-def wait_for_end(launcher: RayLauncher, handle: dict, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = launcher.status(handle)
-        if status.ended:
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"job still {launcher.status(handle).state} after {timeout}s")
 
 
-def wait_until(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.2)
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 # -- without a cluster ------------------------------------------------------------------

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from bot.launchers.slurm import SlurmLauncher, map_state, parse_exit_code, statu
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git, remote_refs
-from tests.slurm_cluster import SlurmCluster, slurm_or_skip
+from tests.launcher_support import wait_for_end, wait_until
 
 PY = shlex.quote(sys.executable)
 
@@ -53,16 +52,8 @@ def make_spec(worktree: Path, command: str, *, branch: str = "exp-a", run_id: st
                       command=command, setup=setup, log_path=log_dir / "output.log", run_id=run_id)
 
 
-def wait_until(predicate, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return value
 
 
-def wait_for_end(launcher: SlurmLauncher, handle: dict, timeout: float = 60.0):
-    return wait_until(lambda: (s := launcher.status(handle)).ended and s, timeout, f"job {handle['job_id']} to end")
 
 
 def scontrol_job(job_id: str) -> str:

@@ -21,6 +21,7 @@ from bot.launchers.command import CommandLauncher, find_job_id, render_command
 from bot.launchers.local import LocalLauncher
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
+from tests.launcher_support import alive, wait_for_end, wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
@@ -62,29 +63,10 @@ def make_spec(worktree: Path, command: str, *, setup: str | None = None, branch:
                       log_path=worktree.parent / "runs" / run_id / "output.log", run_id=run_id)
 
 
-def wait_for_end(launcher, handle, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = launcher.status(handle)
-        if status.ended:
-            return status
-        time.sleep(0.05)
-    raise AssertionError(f"run still {launcher.status(handle).state} after {timeout}s")
 
 
-def wait_for(predicate, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.05)
 
 
-def alive(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] not in "ZX"
 
 
 def config_with(**launch) -> dict:
@@ -125,7 +107,7 @@ def test_output_reaches_the_log_while_the_job_runs(settings, worktree):
     spec = make_spec(worktree, f"{PY} train.py")
     handle = launcher.launch(spec)
 
-    wait_for(lambda: "step 1 loss 2.3" in spec.log_path.read_text())
+    wait_until(lambda: "step 1 loss 2.3" in spec.log_path.read_text())
     assert launcher.status(handle).state == "running"
     assert "step 2" not in spec.log_path.read_text()
     (worktree / "go").touch()
@@ -215,12 +197,12 @@ def test_job_is_detached_from_the_launcher(settings, worktree):
 def test_cancel_kills_the_whole_process_group(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     handle = launcher.launch(make_spec(worktree, "sleep 300 & echo $! > child.pid; sleep 300"))
-    wait_for(lambda: (worktree / "child.pid").exists() and (worktree / "child.pid").read_text().strip())
+    wait_until(lambda: (worktree / "child.pid").exists() and (worktree / "child.pid").read_text().strip())
     grandchild = int((worktree / "child.pid").read_text())
     assert alive(grandchild)
 
     launcher.cancel(handle)
-    wait_for(lambda: not alive(grandchild), timeout=5)
+    wait_until(lambda: not alive(grandchild), timeout=5)
     assert not alive(handle["pid"])
     status = launcher.status(handle)
     assert status.state == "killed"
@@ -231,7 +213,7 @@ def test_cancel_kills_the_whole_process_group(settings, worktree):
 def test_cancel_escalates_to_sigkill_after_the_grace_period(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV, grace_s=0.5)
     handle = launcher.launch(make_spec(worktree, "trap '' TERM; touch ready; sleep 300 & wait; sleep 300"))
-    wait_for(lambda: (worktree / "ready").exists())   # SIGTERM is ignored from here on
+    wait_until(lambda: (worktree / "ready").exists())   # SIGTERM is ignored from here on
     started = time.monotonic()
     launcher.cancel(handle)
     assert time.monotonic() - started >= 0.5
@@ -244,11 +226,11 @@ def test_a_vanished_supervisor_without_status_means_crashed(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     handle = launcher.launch(make_spec(worktree, "sleep 300"))
     os.kill(handle["supervisor_pid"], signal.SIGKILL)
-    wait_for(lambda: not alive(handle["supervisor_pid"]))
+    wait_until(lambda: not alive(handle["supervisor_pid"]))
     # The job itself still runs, orphaned: that is running, not crashed.
     assert launcher.status(handle).state == "running"
     os.killpg(handle["pgid"], signal.SIGKILL)
-    wait_for(lambda: not alive(handle["pid"]))
+    wait_until(lambda: not alive(handle["pid"]))
     status = launcher.status(handle)
     assert (status.state, status.exit_code) == ("crashed", None)
 
@@ -324,13 +306,13 @@ def test_run_outlives_a_killed_launcher_and_is_found_again(settings, worktree):
     store = StateStore.open(settings.state_dir)   # the restarted bot's view
     record = store.get_run(run_id)
     assert record.state == "running" and record.branch == "exp-a"
-    wait_for(lambda: "started" in Path(record.log_path).read_text())
+    wait_until(lambda: "started" in Path(record.log_path).read_text())
     assert [r.id for r in active_runs(store, settings, branch="exp-a")] == [run_id]
     assert alive(record.handle["pid"])
 
     (worktree / "go").touch()
     # The supervisor records the end in the store itself; nobody has to ask.
-    wait_for(lambda: store.get_run(run_id).state != "running")
+    wait_until(lambda: store.get_run(run_id).state != "running")
     record = store.get_run(run_id)
     assert (record.state, record.exit_code) == ("finished", 0)
     assert record.ended_at >= record.started_at
@@ -346,7 +328,7 @@ def test_start_refresh_and_cancel_through_the_store(settings, store, worktree):
     quick = start_run(store, settings, config_with(command="exit 4"), repo="o/r", branch="quick",
                       commit="2", worktree=worktree)
     assert slow.state == "running" and slow.handle["pid"]
-    wait_for(lambda: refresh_run(store, settings, store.get_run(quick.id)).state == "failed")
+    wait_until(lambda: refresh_run(store, settings, store.get_run(quick.id)).state == "failed")
     assert store.get_run(quick.id).exit_code == 4
     assert [r.id for r in active_runs(store, settings, repo="o/r")] == [slow.id]
 
@@ -362,7 +344,7 @@ def test_refresh_records_a_crash_the_supervisor_could_not(settings, store, workt
                        commit="1", worktree=worktree)
     os.kill(record.handle["supervisor_pid"], signal.SIGKILL)
     os.killpg(record.handle["pgid"], signal.SIGKILL)
-    wait_for(lambda: not alive(record.handle["pid"]) and not alive(record.handle["supervisor_pid"]))
+    wait_until(lambda: not alive(record.handle["pid"]) and not alive(record.handle["supervisor_pid"]))
     refreshed = refresh_run(store, settings, store.get_run(record.id))
     assert refreshed.state == "crashed" and refreshed.ended_at is not None
     assert store.get_run(record.id).state == "crashed"
@@ -427,7 +409,7 @@ def test_command_backend_reports_the_scripts_exit_code_and_job_id(settings, stor
                              command=f"{PY} launch_job.py --code {code} --worktree {{worktree}} --repo {{repo}}")
         record = start_run(store, settings, config, repo="o/r", branch="b", commit="1", worktree=worktree)
         assert record.backend == "command"
-        wait_for(lambda: refresh_run(store, settings, store.get_run(record.id)).state != "running")
+        wait_until(lambda: refresh_run(store, settings, store.get_run(record.id)).state != "running")
         record = store.get_run(record.id)
         assert (record.state, record.exit_code) == (state, code)
         assert record.handle["job_id"] == "4242"

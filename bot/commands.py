@@ -12,7 +12,7 @@ from typing import Iterator
 from bot.cli import print_json
 from bot.config import Settings
 from bot.context import RepoContext
-from bot.errors import BadInput, BotError, OperationFailed
+from bot.errors import BadInput, OperationFailed
 from bot.runs.model import FAILED_STATES
 from bot import render
 
@@ -87,26 +87,40 @@ def launch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fix(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.pipeline import FixRequest, Pipeline, StepLog
+    from bot.pipeline import FixRequest, Pipeline
 
     ctx = RepoContext.open(settings, args.repo)
     progress = (lambda line: print(f"· {line}", file=sys.stderr)) if not args.json else None
     request = FixRequest(branch=args.branch, dry_run=args.dry_run, relaunch=not args.no_relaunch, hint=args.hint)
     with fix_lock(settings, ctx, args.branch) as steps_path:
-        # An interrupted `fix` of this branch is resumed from its step log: the next run of the
-        # command never commits, pushes or launches again what the last one already did.
-        steps = StepLog() if args.dry_run else StepLog.in_file(steps_path)
-        try:
-            outcome = Pipeline(ctx, steps=steps, progress=progress).run(request)
-        except BotError:
-            steps_path.unlink(missing_ok=True)   # it ended, with an error: nothing to resume
-            raise
-        steps_path.unlink(missing_ok=True)
+        if args.dry_run:
+            outcome = Pipeline(ctx, progress=progress).run(request)
+        else:
+            outcome = _resumable_fix(ctx, request, steps_path, progress)
     if args.json:
         print_json(outcome.to_json())
     else:
         print(outcome.comment)
     return 1 if outcome.action == "gave_up" else 0
+
+
+def _resumable_fix(ctx: RepoContext, request, steps_path: Path, progress):
+    """A `fix` that was killed resumes from its step log, so running the command again never
+    commits, pushes or launches twice what the last run did. A log that records nothing begun
+    (stopped while diagnosing) is stale: the latest run may have changed. A fix that ended with
+    an error starts afresh next time; a fix it committed but could not push is found on the
+    branch and pushed then, not made twice."""
+    from bot.pipeline import Pipeline, StepLog
+
+    steps = StepLog.in_file(steps_path)
+    if not steps.started():
+        steps_path.unlink(missing_ok=True)
+        steps = StepLog.in_file(steps_path)
+    try:
+        return Pipeline(ctx, steps=steps, progress=progress).run(request)
+    finally:
+        if not isinstance(sys.exc_info()[1], KeyboardInterrupt):
+            steps_path.unlink(missing_ok=True)
 
 
 @contextmanager

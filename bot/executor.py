@@ -54,14 +54,17 @@ class FixJobExecutor:
 
         def report(stage: str, body: str) -> None:
             future = asyncio.run_coroutine_threadsafe(self._comment(forge, job, marker, body), loop)
-            future.result(timeout=REPORT_TIMEOUT_S)
+            try:
+                future.result(timeout=REPORT_TIMEOUT_S)
+            except Exception as exc:   # noqa: BLE001 - a slow GitHub must not stop a pushed fix
+                log.warning("job %s: the PR comment was not updated in time: %s", job.id, exc)
 
         def clone_url() -> str:   # called for each fetch and push, from the pipeline's thread
             return self._clone_url(job, github_app.token_from_thread(job["installation_id"]))
 
         try:
             outcome = await asyncio.to_thread(self._run, job, clone_url, pr_text, report)
-        except BotError as exc:
+        except Exception as exc:
             await self._stopped(forge, job, marker, exc)
             raise
         await self._conclude(forge, job, outcome, marker)
@@ -81,7 +84,7 @@ class FixJobExecutor:
                             cancelled=lambda: self.queue.cancel_requested(job.id))
         try:
             outcome = pipeline.run(request)
-        except BotError:
+        except Exception:
             self._discard_unpushed(ctx, branch)
             raise
         if outcome.action == "gave_up":
@@ -135,8 +138,10 @@ class FixJobExecutor:
         except Exception as exc:   # noqa: BLE001 - GitHub down, rate limited, …
             log.warning("job %s: could not update the PR comment: %s", job.id, exc)
 
-    async def _stopped(self, forge: GitHubForge, job: Job, marker: str, exc: BotError) -> None:
-        reason = redact(str(exc), self.settings.secrets())
+    async def _stopped(self, forge: GitHubForge, job: Job, marker: str, exc: Exception) -> None:
+        # A bot error says what is wrong; anything else is the bot's own bug, named but not detailed.
+        reason = str(exc) if isinstance(exc, BotError) else f"an internal error ({type(exc).__name__}); see the bot's log"
+        reason = redact(reason, self.settings.secrets())
         await self._comment(forge, job, marker, stopped_body(reason))
         if job.get("head_sha"):
             await forge.create_check_run(job.get("base_repo") or job["repo"], job["head_sha"],

@@ -107,6 +107,10 @@ class StepLog:
     def done(self, key: str) -> bool:
         return key in self._done
 
+    def started(self) -> bool:
+        """Whether anything with an effect outside the process was begun (a patch, a launch)."""
+        return any(re.fullmatch(r"\d+:(base|commit|push|run_id|launch)", key) for key in self._done)
+
     def once(self, key: str, action: Callable[[], Any]) -> Any:
         if key in self._done:
             return self._done[key]
@@ -137,6 +141,7 @@ class Pipeline:
         self.cancelled = cancelled or (lambda: False)
         self._commits: dict[int, dict] = {}     # attempt number -> what its commit step recorded
         self._why: dict[int, str] = {}          # attempt number -> why it relaunched unchanged
+        self._relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -152,9 +157,11 @@ class Pipeline:
         outcome = Outcome(action="gave_up")
         try:
             self._check_branch(req)
-            return self._loop(req, failed, outcome)
+            outcome = self._loop(req, failed, outcome)
         except GiveUp as stop:
-            return self._gave_up(outcome, str(stop))
+            outcome = self._gave_up(outcome, str(stop))
+        self._delete_failed_runs()
+        return outcome
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:
         diverged: str | None = None
@@ -168,8 +175,7 @@ class Pipeline:
             self._check_progress(outcome.attempts, attempt)
             outcome.attempts.append(attempt)
             fix_ctx = self._fix_context(req, found, outcome.attempts[:-1])
-            # A resumed attempt whose fix is already committed has nothing left to decide.
-            proposal = None if self.steps.done(f"{number}:commit") else self._decide(found, fix_ctx)
+            proposal = self._decision(req, number, found, fix_ctx)
             if req.dry_run:
                 return self._dry_run(outcome, found, proposal, fix_ctx)
             self._apply(req, found, proposal, fix_ctx, attempt, outcome)
@@ -196,7 +202,9 @@ class Pipeline:
         if reverted:
             raise GiveUp(f"a human reverted an earlier bot fix ({reverted[0][:8]}); "
                          "automatic fixing of this branch is off")
-        if req.expected_head and not self._only_bot_commits_since(req.expected_head):
+        # Checked once per job: a resumed job may meet its own rebased fix on a moved branch.
+        if req.expected_head and not self.steps.once("pinned", lambda: self._only_bot_commits_since(
+                req.expected_head)):
             raise GiveUp(f"the branch moved since the request (expected {req.expected_head[:10]}, "
                          f"found {self.ctx.workspace.head(req.branch)[:10]}); comment again to fix the new code")
 
@@ -259,10 +267,6 @@ class Pipeline:
 
     def _decide(self, found: Diagnosed, fix_ctx: FixContext) -> FixProposal | None:
         diagnosis = found.diagnosis
-        untested = self._untested_fix(found.run)
-        if untested:
-            return FixProposal(fixer="relaunch", description=f"test the pushed fix {untested[:8]}",
-                               root_cause=f"the fix {untested[:8]} is already on the branch but never ran")
         if diagnosis.retryable:
             return FixProposal(fixer="relaunch", description="relaunch unchanged", root_cause=diagnosis.summary)
         from bot.fixers.rules import propose_rule_fix
@@ -273,24 +277,54 @@ class Pipeline:
                          "(set ANTHROPIC_API_KEY)")
         return proposal   # None: the LLM decides at patch time
 
-    def _untested_fix(self, run: RunInfo) -> str | None:
-        """A bot fix pushed after this run's commit that no run has tried yet (say, a relaunch
-        that failed to start): the next step is to run it, not to fix the same failure again."""
-        ws = self.ctx.workspace
-        if not run.commit or ws.head(self.branch) == run.commit:
+    def _decision(self, req: FixRequest, number: int, found: Diagnosed, fix_ctx: FixContext) -> FixProposal | None:
+        """What this attempt does, recorded so a resumed attempt does the same. None: the fix
+        is committed already, or the LLM writes it at patch time."""
+        if req.dry_run:
+            return self._decide(found, fix_ctx)
+        if self.steps.done(f"{number}:commit"):
             return None
+        if not self.steps.done(f"{number}:decision"):
+            pending = self._pending_fix(found.run)
+            if pending and not self._on_remote(pending[-1]):
+                # A bot fix committed here but never pushed (a crash, a refused push): push it.
+                self.steps.once(f"{number}:commit", lambda: self._adopt_commit(found.run.commit))
+                return None
+            if pending:
+                sha = pending[-1][:8]
+                return self._record_decision(number, FixProposal(
+                    fixer="relaunch", description=f"test the pushed fix {sha}",
+                    root_cause=f"the fix {sha} is already on the branch but never ran"))
+        return self._record_decision(number, None, lambda: self._decide(found, fix_ctx))
+
+    def _record_decision(self, number: int, proposal: FixProposal | None,
+                         decide: Callable[[], FixProposal | None] | None = None) -> FixProposal | None:
+        data = self.steps.once(f"{number}:decision",
+                               lambda: _proposal_data(decide() if decide else proposal))
+        return _proposal_from_json(data) if data else None
+
+    def _pending_fix(self, run: RunInfo) -> list[str]:
+        """Bot fixes on the branch after this run's commit, oldest first: a fix that no run has
+        tried yet. Empty when a human changed the branch since, or nothing did."""
+        if not run.commit or self.ctx.workspace.head(self.branch) == run.commit:
+            return []
         try:
-            newer = ws.commits_since(run.commit, self.branch)
+            newer = self.ctx.workspace.commits_since(run.commit, self.branch)
         except BotError:
-            return None
-        fixes = [sha for sha, subject in newer if subject.startswith("Fix: ")]
-        return fixes[-1] if fixes and len(fixes) == len(newer) else None
+            return []
+        if not newer or not all(subject.startswith("Fix: ") for _, subject in newer):
+            return []
+        return [sha for sha, _ in newer]
+
+    def _on_remote(self, sha: str) -> bool:
+        return subprocess.run(["git", "merge-base", "--is-ancestor", sha, f"refs/remotes/origin/{self.branch}"],
+                              cwd=self.worktree, capture_output=True).returncode == 0
 
     def _apply(self, req, found, proposal, fix_ctx, attempt, outcome) -> None:
         number = attempt.number
         if proposal is not None and proposal.fixer == "relaunch":
             attempt.fixer = "relaunch"
-            why = (f"the bot's fix is on the branch but has not run yet ({proposal.root_cause})"
+            why = ("the bot's fix is on the branch but has not run yet"
                    if proposal.description.startswith("test the pushed fix") else "the failure looks transient")
             next_step = "Re-launching job." if req.relaunch else "Not relaunching (--no-relaunch)."
             self._why[number] = why
@@ -316,15 +350,19 @@ class Pipeline:
 
     def _patch_and_commit(self, found: Diagnosed, proposal, fix_ctx: FixContext, number: int, base: str) -> dict:
         ws = self.ctx.workspace
-        if ws.head(self.branch) != base:   # committed before a crash, not yet recorded: adopt it
-            return self._adopt_commit(base)
+        if ws.head(self.branch) != base:
+            newer = ws.commits_since(base, self.branch)
+            if len(newer) == 1 and newer[0][1].startswith("Fix: ") and not self._on_remote(newer[0][0]):
+                return self._adopt_commit(base)   # committed just before a crash, never recorded
+            base = ws.head(self.branch)           # someone else's commits came in: fix on top of them
         chosen, files = self._patch(fix_ctx, proposal)
         doc = self._add_doc_entry(found, chosen, files, number)
         sha = ws.commit(self.branch, files + [doc], f"Fix: {chosen.description}")
         return {"sha": sha, "files": files + [doc], "proposal": asdict(chosen), "diff": self._commit_diff(base)}
 
     def _adopt_commit(self, base: str) -> dict:
-        [(sha, subject)] = self.ctx.workspace.commits_since(base, self.branch)[-1:]
+        """The bot's own commits since `base`, taken as this attempt's fix."""
+        sha, subject = self.ctx.workspace.commits_since(base, self.branch)[-1]
         files = self._git("diff", "--name-only", base, sha).split()
         proposal = FixProposal(fixer="resumed", description=subject.removeprefix("Fix: "), root_cause="")
         return {"sha": sha, "files": files, "proposal": asdict(proposal), "diff": self._commit_diff(base)}
@@ -394,8 +432,7 @@ class Pipeline:
         run_id = self.steps.once(f"{number}:run_id", new_run_id)
         self.steps.once(f"{number}:launch", lambda: self._launch(run_id))
         self.progress(f"relaunched: run {run_id}")
-        if self.config["fix"]["delete_failed_run"]:
-            self.steps.once(f"{number}:delete", lambda: self._delete(failed))
+        self._relaunched_from.append(failed)
         return run_id
 
     def _launch(self, run_id: str) -> str:
@@ -408,10 +445,20 @@ class Pipeline:
         except OperationFailed as exc:
             raise GiveUp(f"could not relaunch: {exc}") from None
 
-    def _delete(self, run: RunInfo) -> bool:
-        self.runs.delete(run)
-        self.progress(f"deleted failed run {run.id}")
-        return True
+    def _delete_failed_runs(self) -> None:
+        """With `fix.delete_failed_run`, the runs that were relaunched go once the loop ends (not
+        before: a resumed job still needs to read them)."""
+        if not self.config["fix"]["delete_failed_run"]:
+            return
+        for run in self._relaunched_from:
+            if self.steps.done(f"deleted:{run.id}"):
+                continue
+            try:
+                self.runs.delete(self.runs.get(run.id))
+            except BotError as exc:
+                self.progress(f"could not delete failed run {run.id}: {exc}")
+            self.steps.once(f"deleted:{run.id}", lambda: True)
+            self.progress(f"deleted failed run {run.id}")
 
     def _verify(self, record_id: str) -> tuple[RunInfo, str | None]:
         """Wait for the new run's first `verify.min_steps` steps (or its end), then judge them."""
@@ -514,6 +561,10 @@ def _spent(exc: Exception) -> str:
 
 def _run_json(run: RunInfo) -> dict:
     return {"id": run.id, "state": run.state, "steps": run.steps, "url": run.url}
+
+
+def _proposal_data(proposal: FixProposal | None) -> dict | None:
+    return asdict(proposal) if proposal else None
 
 
 def _proposal_from_json(data: dict) -> FixProposal:

@@ -67,7 +67,7 @@ def parse(text: str, source: str = CONFIG_PATH) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
-        raise BadInput(f"{source}: not valid YAML: {_one_line(exc)}") from None
+        raise BadInput(f"{source}: not valid YAML{_where(exc)}") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -90,8 +90,10 @@ def parse(text: str, source: str = CONFIG_PATH) -> dict[str, Any]:
 def load(repo: Path) -> dict[str, Any]:
     """The config of the checkout at `repo`; defaults when it has none."""
     path = Path(repo) / CONFIG_PATH
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         return parse("")
+    if path.is_symlink() or not path.resolve().is_relative_to(Path(repo).resolve()):
+        raise BadInput(f"{CONFIG_PATH}: must be a file of the repository, not a link")
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -123,5 +125,10 @@ def _check(key: str, value: Any, source: str) -> Any:
     return value
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def _where(exc: yaml.YAMLError) -> str:
+    """Where the YAML is broken and why, without quoting the file (it may not be ours to show)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or "cannot be parsed"
+    if mark is None:
+        return f": {problem}"
+    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"

@@ -29,7 +29,7 @@ Root cause: {root_cause}
 {diff}{log}| | |
 |---|---|
 | Attempt | {attempt} of {max_attempts} |
-| Fixer | `{fixer}` |
+| Fixer | {fixer} |
 | Failed run | {failed_run} |
 | Commit | {commit} |
 | New run | {new_run} |
@@ -64,12 +64,12 @@ DRY_RUN_TEMPLATE = """{marker}
 
 Diagnosis: {diagnosis}
 Root cause: {root_cause}
-Fixer: `{fixer}`
+Fixer: {fixer}
 
 {diff}{log}"""
 
 NONE_TEMPLATE = """{marker}
-Nothing to fix: the latest run of `{branch}` ({run}) is {state}.
+Nothing to fix: the latest run of {branch} ({run}) is {state}.
 """
 
 STOPPED_TEMPLATE = """{marker}
@@ -86,6 +86,15 @@ def inline(text: str) -> str:
     text = " ".join(str(text).split())
     text = _INLINE_SPECIAL.sub(r"\\\1", text)
     return text.replace("@", "@\u200b")   # a zero-width space: no notification
+
+
+def code(text: str) -> str:
+    """Untrusted text as one inline code span, whatever backticks it holds."""
+    text = " ".join(str(text).split()).replace("@", "@\u200b")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def fenced(body: str, info: str = "") -> str:
@@ -164,7 +173,7 @@ def fix_body(*, proposal: FixProposal, diagnosis: Diagnosis, next_step: str, dif
         marker=MARKER, description=inline(proposal.description), diagnosis=describe(diagnosis),
         root_cause=inline(proposal.root_cause), next_step=next_step, diff=diff_block(diff),
         log=log_block(diagnosis.evidence or log[-10:]), attempt=attempt, max_attempts=max_attempts,
-        fixer=inline(proposal.fixer), failed_run=run_link(failed_run),
+        fixer=code(proposal.fixer), failed_run=run_link(failed_run),
         commit=f"`{commit[:10]}`" if commit else "—", new_run=run_link(new_run), cost=cost_line(proposal))
 
 
@@ -188,12 +197,12 @@ def gave_up_body(*, reason: str, diagnosis: dict | None, attempts: list[dict]) -
 def dry_run_body(*, proposal: FixProposal, diagnosis: Diagnosis, diff: str) -> str:
     return DRY_RUN_TEMPLATE.format(
         marker=MARKER, description=inline(proposal.description), diagnosis=describe(diagnosis),
-        root_cause=inline(proposal.root_cause), fixer=inline(proposal.fixer), diff=diff_block(diff),
+        root_cause=inline(proposal.root_cause), fixer=code(proposal.fixer), diff=diff_block(diff),
         log=log_block(diagnosis.evidence))
 
 
 def none_body(*, branch: str, run: dict) -> str:
-    return NONE_TEMPLATE.format(marker=MARKER, branch=inline(branch), run=run["id"], state=run["state"])
+    return NONE_TEMPLATE.format(marker=MARKER, branch=code(branch), run=code(run["id"]), state=run["state"])
 
 
 def stopped_body(reason: str) -> str:
@@ -202,7 +211,7 @@ def stopped_body(reason: str) -> str:
 
 def _tried_line(attempt: dict) -> str:
     line = (f"- attempt {attempt['number']}: `{attempt['category']}` in run `{attempt['failed_run']}` → "
-            f"{inline(attempt['fixer'] or 'no fix')}")
+            f"{code(attempt['fixer']) if attempt['fixer'] else 'no fix'}")
     if attempt.get("commit"):
         line += f" ({attempt['commit'][:8]})"
     if attempt.get("problem"):

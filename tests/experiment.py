@@ -167,6 +167,8 @@ def extra_branches() -> dict[str, dict[str, str]]:
                            **doc("exp-norelaunch", "Bigger batches, fixed now, run later.")},
         "exp-cli-resume": {"src/config.py": slow.replace('"batch_size": 32', '"batch_size": 128'),
                            **doc("exp-cli-resume", "Bigger, slower batches; the fixer is stopped.")},
+        "exp-unpushed": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+                         **doc("exp-unpushed", "Bigger batches; the remote refuses the first push.")},
         "exp-cancel": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
                        **doc("exp-cancel", "Bigger batches; the PR gets closed.")},
         "exp-revert": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),

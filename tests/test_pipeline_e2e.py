@@ -370,3 +370,25 @@ def test_llm_that_never_gets_it_right_gives_up_after_two_repairs(capsys, repo, a
     assert remote_refs(origin) == before
     worktree = clone / ".worktrees" / "exp-llm-hopeless"
     assert git(worktree, "status", "--porcelain", "--untracked-files=no") == "", "nothing half-applied"
+
+
+def test_a_fix_committed_but_never_pushed_is_pushed_next_time_not_made_twice(capsys, repo):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-unpushed")
+    hook = origin / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'the remote is read-only today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    try:
+        code, out, err = run_cli(capsys, "fix", "--repo", str(clone), "--branch", "exp-unpushed")
+    finally:
+        hook.unlink()
+    assert code == 1 and "read-only" in err
+    assert "Fix: " not in git(origin, "log", "-1", "--format=%s", "exp-unpushed")
+
+    code, result = fix(capsys, clone, "exp-unpushed")
+
+    assert code == 0, result["comment"]
+    assert (result["action"], result["verified"]) == ("patched", True)
+    assert '"batch_size": 64,' in on_origin(origin, "exp-unpushed", "src/config.py"), "halved once, not twice"
+    fixes = git(origin, "log", "--format=%s", "main..exp-unpushed").splitlines()
+    assert sum(s.startswith("Fix: ") for s in fixes) == 1

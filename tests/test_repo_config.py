@@ -53,3 +53,16 @@ def test_the_deny_list_cannot_be_narrowed_below_its_floor():
     assert config["fix"]["denied_paths"][:len(repo_config.ALWAYS_DENIED)] == list(repo_config.ALWAYS_DENIED)
     assert "secrets/**" in config["fix"]["denied_paths"]
     assert repo_config.parse("fix:\n  denied_paths: []\n")["fix"]["denied_paths"] == list(repo_config.ALWAYS_DENIED)
+
+
+def test_a_linked_config_is_refused_and_broken_yaml_is_not_quoted(tmp_path):
+    secret = tmp_path / "elsewhere.yml"
+    secret.write_text("db:\n  password: hunter2: [oops\n")
+    repo = tmp_path / "repo"
+    (repo / ".github").mkdir(parents=True)
+    (repo / ".github" / "fix-and-relaunch.yml").symlink_to(secret)
+    with pytest.raises(BadInput, match="must be a file of the repository"):
+        repo_config.load(repo)
+    with pytest.raises(BadInput) as err:
+        repo_config.parse(secret.read_text())
+    assert "line 2, column" in str(err.value) and "hunter2" not in str(err.value)

@@ -24,7 +24,10 @@ def _repo_branch(p: argparse.ArgumentParser, *, branch_required: bool = True) ->
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fix-and-relaunch", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="fix-and-relaunch",
+        description="Diagnose a branch's failed training run, fix the branch, relaunch the job and "
+                    "watch its first steps. Exit status: 0 success, 1 the operation failed, 2 bad input.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser("serve", help="run the webhook server")

@@ -71,6 +71,16 @@ def _mentions_config(m: re.Match, tb: ParsedTraceback) -> bool:
     return bool(re.search(r"(?i)config|settings|hparams|\.(?:ya?ml|toml|ini)\b", text))
 
 
+_DISTRIBUTED_CODE = re.compile(r"[/\\](?:torch[/\\]distributed[/\\](?!elastic[/\\]|launcher[/\\]|run\.py|launch\.py)|"
+                               r"torch[/\\]nn[/\\]parallel[/\\]|deepspeed[/\\](?:runtime[/\\]zero|comm)[/\\])")
+
+
+def _raised_in_distributed_code(m: re.Match, tb: ParsedTraceback) -> bool:
+    """Raised by the sharding/parallel wrappers themselves (FSDP, DDP, ZeRO), not by a launcher's summary."""
+    launcher = re.search(r"ChildFailedError|SignalException|Process(?:Raised|Exited)Exception", tb.exc_type or "")
+    return bool(tb.frames) and not launcher and bool(_DISTRIBUTED_CODE.search(tb.frames[-1][0]))
+
+
 def R(category: str, pattern: str, weight: float, retryable: bool | None = None, when=None,
       wrapper: bool = False) -> Rule:
     return Rule(category, re.compile(pattern), weight, retryable, when, wrapper)
@@ -134,6 +144,8 @@ RULES: tuple[Rule, ...] = (
                      r"failed to pass monitoredBarrier|Default process group has not been initialized|"
                      r"environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected", 7),
     R("distributed", r"NCCL WARN", 4),
+    # any other exception raised inside FSDP/DDP/ZeRO code: a sharding or wrapping problem
+    R("distributed", r".", 4, when=_raised_in_distributed_code),
     R("distributed", r"ChildFailedError|Root Cause \(first observed failure\)|ProcessRaisedException|ProcessExitedException", 5,
       wrapper=True),
     R("distributed", r"torch\.distributed\.elastic.{0,80}failed \(exitcode|SignalException", 3, wrapper=True),
@@ -171,6 +183,12 @@ RULES: tuple[Rule, ...] = (
                       r"Could not override '|Key '[^']+' (?:is )?not in struct|Could not find '[^']+' in the config|"
                       r"omegaconf\.errors\.\w+|yaml\.(?:scanner|parser|constructor)\.\w+Error|"
                       r"(?:Arguments|Config)\.__init__\(\) got an unexpected keyword argument", 8),
+    # Lightning's verdict on the Trainer/module set-up; a tokenizer set up without a pad token
+    R("config_error", r"MisconfigurationException|tokenizer does not have a padding token|"
+                      r"no padding token is defined", 8),
+    # cloud/tracker credentials missing or invalid on the job: set-up, a relaunch as is fails again
+    R("config_error", r"NoCredentialsError|PartialCredentialsError|Unable to locate credentials|DefaultCredentialsError|"
+                      r"Could not automatically determine credentials|InvalidAccessKeyId|api_key not configured", 8),
     R("config_error", r"KeyError: .*", 6, when=_config_lookup),
     # validation raised by a config/arguments module, or a config file that does not parse/validate
     R("config_error", r"^(?:\w+\.)*(?:ValueError|AssertionError|TypeError|KeyError|\w*Config\w*Error):", 6, when=_raised_in_config_code),
@@ -189,8 +207,11 @@ RULES: tuple[Rule, ...] = (
     R("infra", r"JOB_SUPERVISOR_ACTOR_(?:DIED|UNKNOWN_FAILURE|START_TIMEOUT|START_FAILURE|UNSCHEDULABLE)|"
                r"RaySystemError|NodeDiedError|ActorDiedError: .*(?:node|raylet)|(?i:\b(?:its|the) (?:node|raylet) (?:has )?died\b|node .{0,60}marked (?:as )?dead)", 8),
     R("infra", r"(?i)Bus error|SIGBUS|insufficient shared memory|out of shared memory|/dev/shm", 8),
+    # a lock on a shared cache (HF datasets/hub, NFS) held by another job or left stale
+    R("infra", r"(?i)file lock .{1,300} could not be acquired|filelock\.(?:\w+\.)*Timeout", 6),
     R("infra", r"DataLoader worker \(pid\(?s?\)? [\d, ]+\) exited unexpectedly", 6),  # usually /dev/shm
-    R("infra", r"(?i)Segmentation fault|SIGSEGV|segfault|core dumped", 7),
+    # (not "Illegal instruction (core dumped)": a binary built for another CPU fails the same way every time)
+    R("infra", r"(?i)Segmentation fault|SIGSEGV|segfault|(?<!Illegal instruction \()core dumped", 7),
     R("infra", r"(?i)Network error|ReadTimeout|ConnectTimeout|ConnectionError|Connection (?:reset|refused|aborted)|"
                r"Temporary failure in name resolution|Name or service not known|Max retries exceeded|"
                r"\b50[234] (?:Server Error|Service Unavailable|Bad Gateway|Gateway Time-?out)|RemoteDisconnected|"

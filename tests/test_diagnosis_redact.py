@@ -81,3 +81,16 @@ def test_ordinary_text_is_untouched(text):
 
 def test_redact_lines_empty():
     assert redact_lines([]) == []
+
+
+def test_a_token_after_a_secret_name_is_redacted_once():
+    assert redact("GITHUB_TOKEN=ghp_abcdefghijklmnopqrstuvwxyz0123456789 next") == "GITHUB_TOKEN=[REDACTED] next"
+
+
+def test_code_that_names_a_token_is_not_a_secret():
+    line = ("ValueError: Asking to pad but the tokenizer does not have a padding token. Please select a token "
+            "to use as `pad_token` `(tokenizer.pad_token = tokenizer.eos_token e.g.)` or add a new pad token via "
+            "`tokenizer.add_special_tokens({'pad_token': '[PAD]'})`.")
+    assert redact(line) == line
+    assert redact("pad_token=None") == "pad_token=None"
+    assert redact("password = hunter2") == "password = [REDACTED]"

@@ -42,6 +42,9 @@ _PAIR = re.compile(
 )
 _STRONG = re.compile(r"(?i)secret|passw(?:or)?d|api[_-]?key|apikey|credential|token$|(?:^|[_.-])pwd$|private[_-]?key")
 _WEAK = re.compile(r"(?i)key$")
+# A dotted name without digits, a literal, or a tokenizer's special token (`[PAD]`, `<|endoftext|>`):
+# code that refers to a value, not a secret itself.
+_CODE_VALUE = re.compile(r"[A-Za-z_]+(?:\.[A-Za-z_]+)+|None|True|False|null|none|\[[A-Z]+\]|<\|?[a-z_]+\|?>")
 _TOKENISH = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_+/=.\-]{16,}$")
 
 
@@ -65,7 +68,8 @@ def redact_lines(lines: Iterable[str], extra_secrets: Iterable[str] = ()) -> lis
 def _redact_pair(m: re.Match) -> str:
     name = m.group("name")
     value = m.group("qval") if m.group("q") else m.group("val")
-    if not value or value == REDACTED or not _is_secret(name, value):
+    # An already-redacted value is cut at its "]" by the value pattern: leave it whole.
+    if not value or value.startswith(REDACTED[:-1]) or not _is_secret(name, value):
         return m.group(0)
     start, end = m.span("qval") if m.group("q") else m.span("val")
     whole = m.group(0)
@@ -73,6 +77,8 @@ def _redact_pair(m: re.Match) -> str:
 
 
 def _is_secret(name: str, value: str) -> bool:
+    if _CODE_VALUE.fullmatch(value):   # `pad_token = tokenizer.eos_token` names a value, holds none
+        return False
     if _STRONG.search(name):
         return True
     return bool(_WEAK.search(name) and _TOKENISH.match(value))

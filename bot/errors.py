@@ -17,3 +17,18 @@ class OperationFailed(BotError):
     """The operation ran and failed: the run failed, the fix gave up."""
 
     exit_code = 1
+
+
+def first_line(text: str, secrets=()) -> str:
+    """What a one-line error may quote of a client library's message: its first non-empty line,
+    at most 300 characters, with any of `secrets` masked."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return first[:300]
+
+
+def exception_line(exc: BaseException, secrets=()) -> str:
+    """`first_line` of an exception, or its type name when it says nothing."""
+    return first_line(str(exc) or type(exc).__name__, secrets)

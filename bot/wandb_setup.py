@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Iterator
 
 from bot.config import Settings
-from bot.errors import BadInput, BotError, OperationFailed
+from bot.errors import BadInput, BotError, OperationFailed, first_line
 from handlers.wandb import WANDB_PAYLOAD_TEMPLATE
 
 if TYPE_CHECKING:
@@ -158,12 +158,5 @@ def _calling(settings: Settings, what: str) -> Iterator[None]:
     except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "W&B said no"
         # Some client errors wrap the server's answer: show both, the wrapper alone says little.
         text = "; ".join(str(e) for e in (exc, exc.__cause__) if e is not None and str(e))
-        detail = _one_line(text or type(exc).__name__, settings.secrets())
+        detail = first_line(text or type(exc).__name__, settings.secrets())
         raise OperationFailed(f"W&B failed while {what}: {detail}") from None
-
-
-def _one_line(text: str, secrets: list[str]) -> str:
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first[:300]

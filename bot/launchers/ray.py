@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.config import Settings
-from bot.errors import BadInput, OperationFailed
+from bot.errors import BadInput, OperationFailed, exception_line, first_line
 from bot.launchers.base import QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
 from bot.launchers.local import compose_script
 
@@ -89,7 +89,7 @@ class RayLauncher(Launcher):
         except BadInput:
             raise
         except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "Ray refused"
-            raise OperationFailed(f"Ray at {address} did not take the job: {_one_line(exc)}") from None
+            raise OperationFailed(f"Ray at {address} did not take the job: {exception_line(exc)}") from None
         return {"backend": self.name, "address": address, "submission_id": spec.run_id,
                 "run_id": spec.run_id, "log_path": str(log_path), "started_at": time.time()}
 
@@ -168,7 +168,7 @@ class RayLauncher(Launcher):
             client.stop_job(handle["submission_id"])
         except Exception as exc:  # noqa: BLE001
             raise OperationFailed(f"Ray at {handle['address']} did not stop job "
-                                  f"{handle['submission_id']}: {_one_line(exc)}") from None
+                                  f"{handle['submission_id']}: {exception_line(exc)}") from None
         deadline = time.monotonic() + self.stop_timeout_s
         while not self.status(handle).ended and time.monotonic() < deadline:
             time.sleep(0.2)
@@ -181,7 +181,7 @@ class RayLauncher(Launcher):
             try:
                 self._clients[address] = jobs.JobSubmissionClient(address)
             except Exception as exc:  # noqa: BLE001
-                raise OperationFailed(f"no Ray job server answers at {address}: {_one_line(exc)}") from None
+                raise OperationFailed(f"no Ray job server answers at {address}: {exception_line(exc)}") from None
         return self._clients[address]
 
 
@@ -202,7 +202,7 @@ def from_job_info(info: Any) -> LaunchStatus:
         exit_code = getattr(info, "driver_exit_code", None) if state == "finished" else None
         return LaunchStatus(state, exit_code=exit_code, **times)
     error_type = str(getattr(info, "error_type", None) or "")
-    message = _one_line(getattr(info, "message", None) or "")
+    message = first_line(getattr(info, "message", None) or "")
     exit_code = getattr(info, "driver_exit_code", None)
     if error_type in INFRA_ERRORS:
         return LaunchStatus("crashed", exit_code=exit_code, **times,
@@ -233,9 +233,3 @@ def _age(path: Path) -> float:
 
 def _seconds(millis: int | None) -> float | None:
     return millis / 1000 if millis else None
-
-
-def _one_line(exc: object) -> str:
-    text = str(exc) or type(exc).__name__
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first[:300]

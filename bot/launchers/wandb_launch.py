@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 from bot.config import Settings
-from bot.errors import BadInput, BotError, OperationFailed
+from bot.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher
 from bot.launchers.local import compose_script
 
@@ -166,7 +166,7 @@ class WandbLaunchLauncher(Launcher):
         except BotError:
             raise
         except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "W&B failed"
-            detail = _one_line(str(exc) or type(exc).__name__, self.settings.wandb_api_key)
+            detail = exception_line(exc, [self.settings.wandb_api_key])
             raise OperationFailed(f"W&B Launch failed while {what}: {detail}") from None
 
 
@@ -175,10 +175,3 @@ def entry_point(spec: LaunchSpec) -> list[str]:
     if script == spec.command:
         return shlex.split(spec.command)
     return ["sh", "-c", script]
-
-
-def _one_line(text: str, secret: str | None) -> str:
-    if secret:
-        text = text.replace(secret, "***")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first[:300]

@@ -13,7 +13,7 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from bot.errors import BadInput, BotError, OperationFailed
+from bot.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.runs.model import RunInfo
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ def _is_timeout(exc: Exception) -> bool:
 
 def _translate(exc: Exception, what: str, where: str, api_key: str) -> BotError:
     """One clean line for a client failure; 'not found' and rejected keys are bad input."""
-    detail = _one_line(str(exc) or type(exc).__name__, api_key)
+    detail = exception_line(exc, [api_key])
     lowered = detail.lower()
     if _is_timeout(exc):
         return OperationFailed(f"W&B at {where} did not answer in time while {what}")
@@ -208,10 +208,3 @@ def _translate(exc: Exception, what: str, where: str, api_key: str) -> BotError:
     if type(exc).__name__ == "AuthenticationError":
         return BadInput(f"W&B at {where} rejected the API key while {what}: {detail}")
     return OperationFailed(f"W&B request failed while {what}: {detail}")
-
-
-def _one_line(text: str, api_key: str) -> str:
-    if api_key:
-        text = text.replace(api_key, "***")
-    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
-    return first[:300]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import _CREDENTIALS
+from tests.net import free_port
 
 ENABLE_HINT = "ray is not installed; run `bash .ci/install-ray.sh` to enable the Ray launcher tests"
 START_TIMEOUT_S = 60.0
@@ -36,12 +36,6 @@ def require_ray() -> None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(ENABLE_HINT, pytrace=False)
         pytest.skip(ENABLE_HINT)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _ray_cli() -> str:

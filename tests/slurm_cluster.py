@@ -25,6 +25,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.net import free_port
+
 DAEMONS = ("munged", "mungekey", "slurmctld", "slurmd", "sbatch", "scontrol", "scancel", "sinfo", "squeue")
 SBIN_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
 INSTALL_HINT = "bash .ci/install-slurm.sh (installs slurmctld, slurmd, slurm-client and munge)"
@@ -95,12 +97,6 @@ def usable_cpus() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:
         return os.cpu_count() or 1
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

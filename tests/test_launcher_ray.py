@@ -23,7 +23,7 @@ from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git
 from tests.launcher_support import alive, wait_for_end, wait_until
-from tests.ray_cluster import free_port
+from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)

@@ -1,7 +1,6 @@
 """WandbApiRunStore through the real wandb client, against the local fake W&B server."""
 from __future__ import annotations
 
-import socket
 import time
 
 import pytest
@@ -9,6 +8,7 @@ import pytest
 from bot.errors import BadInput, OperationFailed
 from bot.runs.wandb_api import WandbApiRunStore
 from tests.fake_wandb import FakeWandb, GraphQLError
+from tests.net import free_port
 
 KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"   # 40 characters, like a real key
 PROJECT = "exp"
@@ -30,12 +30,6 @@ def server():
 def make_store(server: FakeWandb, **kwargs) -> WandbApiRunStore:
     options = {"api_key": KEY, "base_url": server.url, "entity": server.entity, "project": PROJECT, "timeout": 10}
     return WandbApiRunStore(**{**options, **kwargs})
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_runs_of_a_branch_come_from_a_config_filter_newest_first(server):

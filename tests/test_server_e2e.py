@@ -25,6 +25,7 @@ from tests import experiment
 from tests.fake_github import app_key, fake_github, make_settings, pr_comment, signed  # noqa: F401
 from tests.fake_wandb import FakeWandb
 from tests.git_repos import git
+from tests.net import free_port
 
 REPO = "Codertocat/Hello-World"
 
@@ -197,13 +198,6 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
     [check] = fake_github.find("POST", "/check-runs")
     assert check.body["conclusion"] == "success" and check.body["head_sha"] == pushed
 
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 async def test_a_broken_repo_config_is_reported_on_the_pr(aiohttp_client, fake_github, world):

@@ -82,7 +82,7 @@ class RunRecord:
         return RunInfo(id=self.id, state=self.state, branch=self.branch, commit=self.commit,
                        exit_code=self.exit_code, created_at=self.created_at,
                        updated_at=self.ended_at or self.started_at, path=self.wandb_run_path,
-                       source="launcher")
+                       source="launcher", record_id=self.id, log_path=self.log_path)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> "RunRecord":

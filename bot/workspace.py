@@ -35,7 +35,6 @@ EXCLUDE_LINE = "/.worktrees/"
 BOT_NAME = "fix-and-relaunch[bot]"
 BOT_EMAIL = "fix-and-relaunch[bot]@users.noreply.github.com"
 NETWORK_TIMEOUT_S = 300
-DEFAULT_MAX_DIFF_BYTES = 60_000
 LOCK_NAME = "fix-and-relaunch.lock"   # in the common git dir
 SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"   # set in the bot's own clones (clone_for_server)
 
@@ -286,18 +285,6 @@ class Workspace:
                 return name
         return None
 
-    def diff_against_base(self, branch: str, max_bytes: int = DEFAULT_MAX_DIFF_BYTES) -> str:
-        """The experiment's own change, `git diff base...branch`, cut at `max_bytes`."""
-        base = self.base_branch(branch)
-        if base is None:
-            return ""
-        diff = self._git("diff", "--no-color", "--no-ext-diff", f"{self._ref(base)}...{self._ref(branch)}")
-        data = diff.encode("utf-8", "surrogateescape")
-        if len(data) <= max_bytes:
-            return diff
-        cut = data[:max_bytes].decode("utf-8", "ignore")
-        return f"{cut}\n[diff truncated: {max_bytes} of {len(data)} bytes shown]\n"
-
     def file_at(self, ref: str, path: str) -> str | None:
         """The content of `path` at `ref` (a branch, local or remote-only, or a commit); None if absent."""
         if not ref or ref.startswith("-") or not path or path.startswith(("/", "-")):
@@ -307,10 +294,6 @@ class Workspace:
         if result.code != 0:
             return None
         return result.out.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-    def commits_by_bot(self, branch: str, marker: str = "Fix: ") -> list[str]:
-        """The branch's own commits (not on its base) whose subject starts with `marker`, newest first."""
-        return [sha for sha, subject, _ in self._own_commits(branch) if subject.startswith(marker)]
 
     def reverted_bot_fixes(self, branch: str, marker: str = "Fix: ") -> list[str]:
         """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file

@@ -3,7 +3,7 @@
 It records every call (method, path, query, body, authorization) and answers like GitHub
 for what the bot uses: App installation tokens (checking the App's JWT against its public
 key), the installation of a repo, reactions, issue comments (create, list, edit),
-collaborator permission, check runs (create, update), pulls (get, list by head), the
+collaborator permission, check runs (create), pulls (get, list by head), the
 pulls of a commit and a repo (clone_url, default_branch). Repo endpoints require an installation token it issued and that has not
 expired. Reach it through real gidgethub with `base_url=fake.url`.
 """
@@ -113,7 +113,6 @@ class FakeGitHub:
         r.add_patch("/repos/{owner}/{repo}/issues/comments/{id}", self.edit_comment)
         r.add_get("/repos/{owner}/{repo}/collaborators/{user}/permission", self.permission)
         r.add_post("/repos/{owner}/{repo}/check-runs", self.create_check_run)
-        r.add_patch("/repos/{owner}/{repo}/check-runs/{id}", self.update_check_run)
         r.add_get("/repos/{owner}/{repo}/pulls/{number}", self.get_pull)
         r.add_get("/repos/{owner}/{repo}/pulls", self.list_pulls)
         r.add_get("/repos/{owner}/{repo}/commits/{sha}/pulls", self.commit_pulls_handler)
@@ -241,15 +240,6 @@ class FakeGitHub:
         run = {"id": run_id, "url": f"{self.url}/repos/{repo}/check-runs/{run_id}", **body}
         self.check_runs[run_id] = run
         return web.json_response(run, status=201)
-
-    async def update_check_run(self, request: web.Request) -> web.Response:
-        if (denied := self._installation_auth(request)) is not None:
-            return denied
-        run = self.check_runs.get(int(request.match_info["id"]))
-        if run is None:
-            return self._error(404, "Not Found")
-        run.update(await request.json())
-        return web.json_response(run)
 
     async def get_pull(self, request: web.Request) -> web.Response:
         if (denied := self._installation_auth(request)) is not None:

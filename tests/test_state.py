@@ -177,3 +177,4 @@ def test_record_as_run_info(store: StateStore):
     info = record.to_run_info()
     assert (info.id, info.state, info.branch, info.commit, info.exit_code) == (record.id, "failed", "b", "abc", 2)
     assert (info.updated_at, info.path, info.source) == (20.0, "/w/run-x", "launcher")
+    assert (info.record_id, info.log_path) == (record.id, record.log_path)

@@ -97,12 +97,7 @@ def _try_get(store: RunStore, run_id: str) -> RunInfo | None:
 def _join(record: RunRecord, found: RunInfo | None) -> RunInfo:
     """The record's process state wins: a W&B run killed hard still says 'running'."""
     if found is None:
-        return RunInfo(
-            id=record.id, state=record.state, branch=record.branch, commit=record.commit,
-            exit_code=record.exit_code, created_at=record.created_at,
-            updated_at=record.ended_at or record.started_at, source="launcher",
-            record_id=record.id, log_path=record.log_path,
-        )
+        return record.to_run_info()
     found.record_id, found.log_path = record.id, record.log_path
     found.branch = found.branch or record.branch
     if record.state not in ACTIVE_STATES:

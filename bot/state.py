@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from bot.errors import BadInput
+from bot.locks import exclusive
 from bot.runs.model import STATES, RunInfo
 
 DB_NAME = "state.db"
@@ -98,7 +99,12 @@ class StateStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
-        self._migrate()
+        # Switching a new file to WAL needs the only lock on it, and SQLite answers
+        # "database is locked" at once rather than waiting when processes race for that:
+        # setting up takes turns, and later connections find WAL already on.
+        with exclusive(self.path.with_name(self.path.name + ".lock")):
+            self.connection.execute("PRAGMA journal_mode = WAL")
+            self._migrate()
 
     @classmethod
     def open(cls, state_dir: Path) -> "StateStore":
@@ -124,7 +130,6 @@ class StateStore:
                                check_same_thread=False)
         conn.row_factory = sqlite3.Row
         conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -29,6 +29,7 @@ import git
 
 from bot.branch_doc import doc_path
 from bot.errors import BadInput, OperationFailed
+from bot.locks import exclusive
 
 WORKTREES_DIR = ".worktrees"
 EXCLUDE_LINE = "/.worktrees/"
@@ -118,21 +119,6 @@ def _one_line(text: str, secrets: tuple[str, ...] = ()) -> str:
     return " ".join(strip_credentials(text, secrets).split()) or "no output"
 
 
-@contextmanager
-def _locked(lock_file: Path) -> Iterator[None]:
-    """Serialise, across threads and processes, git commands that write shared refs or
-    worktree metadata: jobs on two branches of one server clone run side by side."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no lock, as with plain git
-        yield
-        return
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
-
-
 def check_branch_name(branch: str) -> str:
     """Return `branch` if git accepts it as a branch name and it stays under `.worktrees/`."""
     if not isinstance(branch, str) or not branch or branch.startswith(("-", "+")) or "@{" in branch \
@@ -154,13 +140,13 @@ def clone_for_server(state_dir: Path, owner_repo: str, clone_url: str) -> Path:
     if not _OWNER_REPO.match(owner_repo) or any(p in (".", "..") for p in owner_repo.split("/")):
         raise BadInput(f"invalid repository name: {owner_repo!r}")
     dest = Path(state_dir) / "repos" / owner_repo
-    with _locked(dest.parent / f".{dest.name}.lock"):
+    with exclusive(dest.parent / f".{dest.name}.lock"):
         return _clone_or_fetch(dest, _Remote.parse(clone_url))
 
 
 def _clone_or_fetch(dest: Path, remote: _Remote) -> Path:
     if (dest / ".git").exists():
-        with _locked(dest / ".git" / LOCK_NAME):
+        with exclusive(dest / ".git" / LOCK_NAME):
             if _run(dest, "config", "--get", "remote.origin.url", check=False).out.strip() != remote.url:
                 _run(dest, "remote", "set-url", "origin", remote.url)
             _run(dest, "fetch", "--quiet", "--prune", "origin", env=remote.env, secrets=remote.secrets,
@@ -490,7 +476,9 @@ class Workspace:
         return bool(self._git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", check=False).strip())
 
     def _lock(self) -> AbstractContextManager[None]:
-        return _locked(self.git_dir / LOCK_NAME)
+        # Jobs on two branches of one server clone run side by side; git commands that
+        # write shared refs or worktree metadata take turns.
+        return exclusive(self.git_dir / LOCK_NAME)
 
     def _create_worktree(self, branch: str, path: Path) -> None:
         with self._lock():

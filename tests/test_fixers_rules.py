@@ -436,7 +436,7 @@ def test_missing_data_file_is_replaced_by_the_closest_existing_path(tmp_path):
 def test_missing_path_from_a_joined_absolute_path_in_yaml(tmp_path):
     root = make_repo(tmp_path, {"data/imagenet/train/x.bin": "", "configs/data.yaml": "root: data/imagenet\nsplit: trian\n",
                                 "main.py": "import os\n"})
-    message = f"[Errno 2] No such file or directory: '/scratch/job/data/imagenet/trian'"
+    message = "[Errno 2] No such file or directory: '/scratch/job/data/imagenet/trian'"
     proposal = propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError", message))
 
     apply(root, proposal.edits)

@@ -216,7 +216,7 @@ class Pipeline:
             newer = ws.commits_since(expected, self.branch)
         except BotError:   # an unknown commit: not the branch the requester saw
             return False
-        return ws.is_ancestor(expected, self.branch) and all(s.startswith("Fix: ") for _, s in newer)
+        return ws.is_ancestor(expected, self.branch) and all(c.by_bot for c in newer)
 
     def _check_cancelled(self) -> None:
         if self.cancelled():
@@ -312,9 +312,9 @@ class Pipeline:
             newer = self.ctx.workspace.commits_since(run.commit, self.branch)
         except BotError:
             return []
-        if not newer or not all(subject.startswith("Fix: ") for _, subject in newer):
+        if not newer or not all(c.by_bot for c in newer):
             return []
-        return [sha for sha, _ in newer]
+        return [c.sha for c in newer]
 
     def _on_remote(self, sha: str) -> bool:
         return subprocess.run(["git", "merge-base", "--is-ancestor", sha, f"refs/remotes/origin/{self.branch}"],
@@ -349,20 +349,22 @@ class Pipeline:
         self.steps.once(f"{number}:report", lambda: self.reporter("fix_pushed", outcome.comment) or True)
 
     def _patch_and_commit(self, found: Diagnosed, proposal, fix_ctx: FixContext, number: int, base: str) -> dict:
+        from bot.workspace import fix_message
+
         ws = self.ctx.workspace
         if ws.head(self.branch) != base:
             newer = ws.commits_since(base, self.branch)
-            if len(newer) == 1 and newer[0][1].startswith("Fix: ") and not self._on_remote(newer[0][0]):
+            if len(newer) == 1 and newer[0].by_bot and not self._on_remote(newer[0].sha):
                 return self._adopt_commit(base)   # committed just before a crash, never recorded
             base = ws.head(self.branch)           # someone else's commits came in: fix on top of them
         chosen, files = self._patch(fix_ctx, proposal)
         doc = self._add_doc_entry(found, chosen, files, number)
-        sha = ws.commit(self.branch, files + [doc], f"Fix: {chosen.description}")
+        sha = ws.commit(self.branch, files + [doc], fix_message(chosen.description, found.run.id))
         return {"sha": sha, "files": files + [doc], "proposal": asdict(chosen), "diff": self._commit_diff(base)}
 
     def _adopt_commit(self, base: str) -> dict:
         """The bot's own commits since `base`, taken as this attempt's fix."""
-        sha, subject = self.ctx.workspace.commits_since(base, self.branch)[-1]
+        sha, subject, _ = self.ctx.workspace.commits_since(base, self.branch)[-1]
         files = self._git("diff", "--name-only", base, sha).split()
         proposal = FixProposal(fixer="resumed", description=subject.removeprefix("Fix: "), root_cause="")
         return {"sha": sha, "files": files, "proposal": asdict(proposal), "diff": self._commit_diff(base)}

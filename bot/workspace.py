@@ -23,6 +23,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import git
@@ -35,6 +36,9 @@ WORKTREES_DIR = ".worktrees"
 EXCLUDE_LINE = "/.worktrees/"
 BOT_NAME = "fix-and-relaunch[bot]"
 BOT_EMAIL = "fix-and-relaunch[bot]@users.noreply.github.com"
+# The trailer on the bot's fix commits. A subject alone would not do: a human's
+# "Fix: typo" must not count as the bot's work (reverted fixes, untested fixes, moved branch).
+BOT_TRAILER = "Fix-and-relaunch"
 NETWORK_TIMEOUT_S = 300
 LOCK_NAME = "fix-and-relaunch.lock"   # in the common git dir
 SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"   # set in the bot's own clones (clone_for_server)
@@ -42,6 +46,7 @@ SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"   # set in the bot's own clone
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
+_BOT_TRAILER = re.compile(rf"^{BOT_TRAILER}: ", re.MULTILINE)
 _REJECTED = ("[rejected]", "(fetch first)", "(non-fast-forward)", "(stale info)")
 
 
@@ -117,6 +122,21 @@ def _run(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool =
 
 def _one_line(text: str, secrets: tuple[str, ...] = ()) -> str:
     return " ".join(strip_credentials(text, secrets).split()) or "no output"
+
+
+class Commit(NamedTuple):
+    sha: str
+    subject: str
+    by_bot: bool   # carries the bot's trailer
+
+
+def fix_message(description: str, run_id: str) -> str:
+    """The bot's commit message: `Fix: <what>`, and a trailer naming the run it fixes."""
+    return f"Fix: {description}\n\n{BOT_TRAILER}: fixes run {' '.join(run_id.split())}\n"
+
+
+def is_bot_fix(body: str) -> bool:
+    return bool(_BOT_TRAILER.search(body))
 
 
 def check_branch_name(branch: str) -> str:
@@ -281,7 +301,7 @@ class Workspace:
             return None
         return result.out.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
-    def reverted_bot_fixes(self, branch: str, marker: str = "Fix: ") -> list[str]:
+    def reverted_bot_fixes(self, branch: str) -> list[str]:
         """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file
         the fix changed (its docs page aside) is back to its content before the fix."""
         commits = self._own_commits(branch)
@@ -289,16 +309,16 @@ class Workspace:
                     for m in _REVERTS.finditer(body)}
         tip = self._ref(branch)
         result = []
-        for sha, subject, _ in commits:
-            if not subject.startswith(marker):
+        for sha, _, body in commits:
+            if not is_bot_fix(body):
                 continue
             if any(sha.startswith(r) for r in reverted) or self._undone(sha, tip, branch):
                 result.append(sha)
         return result
 
-    def commits_since(self, base: str, branch: str) -> list[tuple[str, str]]:
-        """(sha, subject) of the commits at the branch's worktree HEAD not reachable from `base`
-        (a commit or ref), oldest first; BadInput when `base` is not a commit here."""
+    def commits_since(self, base: str, branch: str) -> list[Commit]:
+        """The commits at the branch's worktree HEAD not reachable from `base` (a commit or
+        ref), oldest first; BadInput when `base` is not a commit here."""
         path = self._existing_worktree(branch)
         if not base or base.startswith("-"):
             raise BadInput(f"invalid base commit: {base!r}")
@@ -306,8 +326,13 @@ class Workspace:
                    check=False).out.strip()
         if not sha:
             raise BadInput(f"unknown commit {base!r} in {self.root}")
-        out = _run(path, "log", "--reverse", "--format=%H%x00%s", f"{sha}..HEAD", "--").out
-        return [tuple(line.split("\0", 1)) for line in out.splitlines() if "\0" in line]
+        out = _run(path, "log", "--reverse", "--format=%H%x00%s%x00%b%x1e", f"{sha}..HEAD", "--").out
+        commits = []
+        for record in out.split("\x1e"):
+            fields = record.strip("\n").split("\0")
+            if len(fields) == 3:
+                commits.append(Commit(fields[0], fields[1], is_bot_fix(fields[2])))
+        return commits
 
     # -- writing ---------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from bot.workspace import clone_for_server
 from tests import experiment
 from tests.fake_github import app_key, fake_github, make_settings, pr_comment, signed  # noqa: F401
 from tests.fake_wandb import FakeWandb
-from tests.git_repos import git
+from tests.git_repos import commit_on_origin, git
 from tests.net import free_port
 
 REPO = "Codertocat/Hello-World"
@@ -227,6 +227,22 @@ async def test_a_branch_that_moved_since_the_comment_is_not_fixed(aiohttp_client
     last = fake_github.find("PATCH")[-1].body["body"]
     assert "**Gave up:** the branch moved since the request" in last
     assert git(origin, "rev-parse", "exp-oom") == before
+
+
+
+async def test_a_human_commit_titled_like_a_fix_still_counts_as_the_branch_moving(aiohttp_client, fake_github,
+                                                                                  world):
+    settings, origin = world
+    failed_run_on_bot_clone(settings, "exp-oom")
+    seen = git(origin, "rev-parse", "exp-oom")
+    fake_github.add_pull(REPO, 1, head_ref="exp-oom", head_sha=seen)
+    human = commit_on_origin(origin, "exp-oom", {"NOTES.md": "typo\n"}, "Fix: typo in notes")
+
+    await run_one_job(aiohttp_client, fake_github, settings)
+
+    last = fake_github.find("PATCH")[-1].body["body"]
+    assert "**Gave up:** the branch moved since the request" in last
+    assert git(origin, "rev-parse", "exp-oom") == human
 
 
 # -- the server relaunching on a cluster --------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 
 from bot.branch_doc import FixEntry, add_fix_entry, doc_path
 from bot.errors import BadInput, OperationFailed
-from bot.workspace import (BOT_NAME, NothingToCommit, PushRejected, Workspace, clone_for_server,
+from bot.workspace import (BOT_NAME, NothingToCommit, PushRejected, Workspace, clone_for_server, fix_message,
                            strip_credentials)
 from tests.git_repos import (commit_on_origin, config_py, experiment_branch, git, isolate_git_config,
                              make_origin, remote_refs, write_files)
@@ -373,15 +373,19 @@ def test_reverted_bot_fixes(repo):
     ws = Workspace(clone)
     path = ws.worktree("exp-a")
     write_files(path, {"src/config.py": config_py(lr=0.01)})
-    ws.commit("exp-a", ["src/config.py"], "Fix: lower lr")
+    ws.commit("exp-a", ["src/config.py"], fix_message("lower lr", "r1"))
     write_files(path, {"src/train.py": "# fixed\n"})
-    second = ws.commit("exp-a", ["src/train.py"], "Fix: train loop")
+    second = ws.commit("exp-a", ["src/train.py"], fix_message("train loop", "r2"))
     assert ws.reverted_bot_fixes("exp-a") == []
     git(path, "revert", "--no-edit", second)
     assert ws.reverted_bot_fixes("exp-a") == [second]
     write_files(path, {"src/train.py": "# the human's own version\n"})
     git(path, "commit", "-qam", "Rewrite train.py")
     assert ws.reverted_bot_fixes("exp-a") == [second]  # still known from the revert commit
+    write_files(path, {"README.md": "typo fixed\n"})
+    human = ws.commit("exp-a", ["README.md"], "Fix: typo")   # titled like the bot's, but a human's
+    git(path, "revert", "--no-edit", human)
+    assert ws.reverted_bot_fixes("exp-a") == [second]
 
 
 def test_fix_undone_by_hand_counts_as_reverted(repo):
@@ -391,7 +395,7 @@ def test_fix_undone_by_hand_counts_as_reverted(repo):
     write_files(path, {"src/config.py": config_py(lr=0.01)})
     entry = FixEntry(1, "nan_loss", "Loss is NaN", "lr too high", "rule:lower-lr", ["src/config.py"], "r1")
     doc = add_fix_entry(path, "exp-a", entry)
-    fix = ws.commit("exp-a", ["src/config.py", doc], "Fix: lower lr")
+    fix = ws.commit("exp-a", ["src/config.py", doc], fix_message("lower lr", "r1"))
     write_files(path, {"src/config.py": config_py(lr=10.0)})  # a human puts the old lr back
     git(path, "commit", "-qam", "I want lr 10")
     assert ws.reverted_bot_fixes("exp-a") == [fix]
@@ -493,9 +497,12 @@ def test_commits_since_lists_the_branchs_new_commits_oldest_first(repo):
     shas = []
     for i in (1, 2):
         write_files(path, {f"n{i}.txt": f"{i}\n"})
-        shas.append(ws.commit("exp-a", [f"n{i}.txt"], f"Fix: note {i}"))
-    assert ws.commits_since(base, "exp-a") == [(shas[0], "Fix: note 1"), (shas[1], "Fix: note 2")]
-    assert ws.commits_since(shas[0], "exp-a") == [(shas[1], "Fix: note 2")]
+        shas.append(ws.commit("exp-a", [f"n{i}.txt"], fix_message(f"note {i}", "r1")))
+    write_files(path, {"n3.txt": "3\n"})
+    shas.append(ws.commit("exp-a", ["n3.txt"], "Fix: typo"))   # a human's, though titled like ours
+    assert ws.commits_since(base, "exp-a") == [(shas[0], "Fix: note 1", True), (shas[1], "Fix: note 2", True),
+                                               (shas[2], "Fix: typo", False)]
+    assert ws.commits_since(shas[1], "exp-a") == [(shas[2], "Fix: typo", False)]
     for unknown in ("0" * 40, "no-such-ref", "--all"):
         with pytest.raises(BadInput):
             ws.commits_since(unknown, "exp-a")

@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import sys
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -13,6 +12,7 @@ from bot.cli import print_json
 from bot.config import Settings
 from bot.context import RepoContext
 from bot.errors import BadInput, OperationFailed
+from bot.locks import exclusive
 from bot.runs.model import FAILED_STATES
 from bot import render
 
@@ -129,9 +129,9 @@ def fix_lock(settings: Settings, ctx: RepoContext, branch: str) -> Iterator[Path
     name = hashlib.sha256(f"{ctx.key}\0{branch}".encode()).hexdigest()[:16]
     folder = settings.state_dir / "fix-steps"
     folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / f"{name}.lock", "w") as lock:
+    with ExitStack() as held:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held.enter_context(exclusive(folder / f"{name}.lock", wait=False))
         except BlockingIOError:
             raise OperationFailed(f"another fix of branch '{branch}' is running") from None
         yield folder / f"{name}.json"

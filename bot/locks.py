@@ -1,4 +1,4 @@
-"""A file lock shared by threads and processes (git metadata, the state database's setup)."""
+"""A file lock shared by threads and processes (git metadata, the state database, servers)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -7,8 +7,9 @@ from typing import Iterator
 
 
 @contextmanager
-def exclusive(lock_file: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `lock_file` (created if missing) for the block."""
+def exclusive(lock_file: Path, *, wait: bool = True) -> Iterator[None]:
+    """Hold an exclusive flock on `lock_file` (created if missing) for the block. With
+    wait=False, raise BlockingIOError at once when another holder has it."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, as with plain git
@@ -16,5 +17,5 @@ def exclusive(lock_file: Path) -> Iterator[None]:
         return
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         yield  # closing the file releases the lock

@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import logging
+from contextlib import ExitStack
 from typing import Any, Awaitable, Callable
 
 import aiohttp
@@ -25,8 +26,10 @@ from gidgethub import sansio
 
 import handlers
 from bot.config import Settings
+from bot.errors import OperationFailed
 from bot.github_app import GitHubApp, check_app_settings
 from bot.jobs import Job, Queue, start_workers
+from bot.locks import exclusive
 from handlers import wandb as wandb_handlers
 
 log = logging.getLogger(__name__)
@@ -153,7 +156,15 @@ async def healthz(request: web.Request) -> web.Response:
 def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, workers: int = 2) -> None:
     """Serve until interrupted; the queue lives in `settings.state_dir / "state.db"`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    web.run_app(production_app(settings, workers=workers), host=host, port=port)
+    with ExitStack() as held:
+        # Start-up requeues every job left 'running': a second server on the same state
+        # would take over the first one's live jobs.
+        try:
+            held.enter_context(exclusive(settings.state_dir / "server.lock", wait=False))
+        except BlockingIOError:
+            raise OperationFailed(f"another fix-and-relaunch server is using {settings.state_dir}; "
+                                  "run one server per state directory") from None
+        web.run_app(production_app(settings, workers=workers), host=host, port=port)
 
 
 def production_app(settings: Settings, *, workers: int = 2) -> web.Application:

@@ -344,6 +344,8 @@ def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo
     while len(state.list_runs(branch="exp-cli-resume")) < 2:   # relaunched: now watching it
         assert time.monotonic() < deadline and bot.poll() is None, "the fix never relaunched"
         time.sleep(0.05)
+    code, out, err = run_cli(capsys, "fix", "--repo", str(clone), "--branch", "exp-cli-resume")
+    assert (code, out) == (1, "") and "another fix of branch 'exp-cli-resume' is running" in err
     bot.kill()
     bot.wait(timeout=10)
 

@@ -128,13 +128,13 @@ async def test_wandb_alert_places_the_run_and_fixes_its_branch(aiohttp_client, f
 
 # -- a restart in the middle of a job ------------------------------------------------------
 
-def serve(settings, port: int, app_pem: str) -> "subprocess.Popen":
+def serve(settings, port: int, app_pem: str, stderr=subprocess.DEVNULL) -> "subprocess.Popen":
     env = {**os.environ, "GITHUB_APP_ID": settings.github_app_id, "GITHUB_PRIVATE_KEY": app_pem,
            "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
            "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret, "GITHUB_API_URL": settings.github_api_url,
            "GITHUB_GIT_URL": settings.github_git_url, "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir)}
     return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
 async def until(predicate, timeout: float = 60, what: str = "condition") -> None:
@@ -155,6 +155,25 @@ async def healthy(session, url: str) -> None:
             pass
         assert time.monotonic() < deadline, "the server never came up"
         await asyncio.sleep(0.2)
+
+
+async def test_a_second_server_on_the_same_state_dir_refuses_to_start(world, app_key):
+    from tests.fake_github import pem
+
+    settings, _ = world
+    port = free_port()
+    first = serve(settings, port, pem(app_key))
+    try:
+        async with aiohttp.ClientSession() as session:
+            await healthy(session, f"http://127.0.0.1:{port}")
+        second = serve(settings, free_port(), pem(app_key), stderr=subprocess.PIPE)
+        _, err = second.communicate(timeout=30)
+        assert second.returncode != 0
+        assert f"another fix-and-relaunch server is using {settings.state_dir}" in err
+        assert first.poll() is None, "the first server runs on"
+    finally:
+        first.kill()
+        first.wait(timeout=10)
 
 
 async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twice(fake_github, world, app_key):

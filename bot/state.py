@@ -18,7 +18,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from bot.errors import BadInput
 from bot.locks import exclusive
@@ -95,16 +95,37 @@ class RunRecord:
 RUN_COLUMNS = tuple(f.name for f in fields(RunRecord))
 
 
+def connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:
+    """A connection to the state database, shared by several processes."""
+    # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing opens a
+    # transaction behind our back and holds the lock.
+    conn = sqlite3.connect(path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def prepare(conn: sqlite3.Connection, path: Path, set_up: Callable[[], None],
+            ready: Callable[[], bool] = lambda: False) -> None:
+    """Turn WAL on and run `set_up`, unless both are done already (`ready`).
+
+    Switching a new file to WAL needs the only lock on it, and SQLite answers "database is
+    locked" at once, without waiting, when processes race for that: setting up takes turns.
+    """
+    if conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal" and ready():
+        return
+    with exclusive(path.with_name(path.name + ".lock")):
+        conn.execute("PRAGMA journal_mode = WAL")
+        set_up()
+
+
 class StateStore:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._local = threading.local()
-        # Switching a new file to WAL needs the only lock on it, and SQLite answers
-        # "database is locked" at once rather than waiting when processes race for that:
-        # setting up takes turns, and later connections find WAL already on.
-        with exclusive(self.path.with_name(self.path.name + ".lock")):
-            self.connection.execute("PRAGMA journal_mode = WAL")
-            self._migrate()
+        prepare(self.connection, self.path, self._migrate,
+                ready=lambda: self.schema_version == len(MIGRATIONS))
 
     @classmethod
     def open(cls, state_dir: Path) -> "StateStore":
@@ -119,18 +140,8 @@ class StateStore:
         """This thread's connection; a forked child gets its own rather than its parent's."""
         conn = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
-            conn = self._connect()
+            conn = connect(self.path)
             self._local.conn, self._local.pid = conn, os.getpid()
-        return conn
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing opens a
-        # transaction behind our back and holds the lock.
-        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
-                               check_same_thread=False)
-        conn.row_factory = sqlite3.Row
-        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        conn.execute("PRAGMA synchronous = NORMAL")
         return conn
 
     @contextmanager

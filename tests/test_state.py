@@ -4,6 +4,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,33 @@ def test_record_as_run_info(store: StateStore):
     assert (info.id, info.state, info.branch, info.commit, info.exit_code) == (record.id, "failed", "b", "abc", 2)
     assert (info.updated_at, info.path, info.source) == (20.0, "/w/run-x", "launcher")
     assert (info.record_id, info.log_path) == (record.id, record.log_path)
+
+
+OPENER = """
+import sys, time
+from pathlib import Path
+from bot.jobs import Queue
+from bot.state import StateStore
+kind, state_dir, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.001)
+if kind == "queue":
+    Queue(state_dir / "state.db").enqueue({"kind": "fix", "repo": "r", "branch": sys.argv[4]})
+else:
+    StateStore.open(state_dir).add_run(repo="r", branch=sys.argv[4], backend="local")
+"""
+
+
+def test_the_queue_and_the_run_store_create_one_database_together(tmp_path: Path):
+    """The server's queue and a command's run store share state.db; both may be first."""
+    for n_round in range(3):
+        state_dir, go = tmp_path / f"fresh{n_round}", tmp_path / f"go{n_round}"
+        state_dir.mkdir()
+        procs = [subprocess.Popen([sys.executable, "-c", OPENER, kind, str(state_dir), str(go), f"b{n}"],
+                                  cwd=ROOT, stderr=subprocess.PIPE, text=True)
+                 for n, kind in enumerate(["queue", "store"] * 3)]
+        time.sleep(0.5)   # all started and waiting: then they open the new file at once
+        go.touch()
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert all(code == 0 for code, _ in results), [err for _, err in results]
+        assert len(StateStore.open(state_dir).list_runs()) == 3

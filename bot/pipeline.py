@@ -364,7 +364,7 @@ class Pipeline:
 
     def _adopt_commit(self, base: str) -> dict:
         """The bot's own commits since `base`, taken as this attempt's fix."""
-        sha, subject, _ = self.ctx.workspace.commits_since(base, self.branch)[-1]
+        sha, subject, *_ = self.ctx.workspace.commits_since(base, self.branch)[-1]
         files = self._git("diff", "--name-only", base, sha).split()
         proposal = FixProposal(fixer="resumed", description=subject.removeprefix("Fix: "), root_cause="")
         return {"sha": sha, "files": files, "proposal": asdict(proposal), "diff": self._commit_diff(base)}

@@ -46,7 +46,9 @@ SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"   # set in the bot's own clone
 _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _REVERTS = re.compile(r"This reverts commit ([0-9a-f]{7,40})")
-_BOT_TRAILER = re.compile(rf"^{BOT_TRAILER}: ", re.MULTILINE)
+# One commit per NUL-ended record: sha, subject, the bot trailer's value (empty on other
+# commits; git reads only the closing trailer block), then the body.
+_LOG_FORMAT = f"--format=%H%n%s%n%(trailers:key={BOT_TRAILER},valueonly,separator=%x20)%n%b"
 _REJECTED = ("[rejected]", "(fetch first)", "(non-fast-forward)", "(stale info)")
 
 
@@ -128,6 +130,7 @@ class Commit(NamedTuple):
     sha: str
     subject: str
     by_bot: bool   # carries the bot's trailer
+    body: str = ""
 
 
 def fix_message(description: str, run_id: str) -> str:
@@ -135,8 +138,15 @@ def fix_message(description: str, run_id: str) -> str:
     return f"Fix: {description}\n\n{BOT_TRAILER}: fixes run {' '.join(run_id.split())}\n"
 
 
-def is_bot_fix(body: str) -> bool:
-    return bool(_BOT_TRAILER.search(body))
+def _parse_log(out: str) -> list[Commit]:
+    """Commits from `git log -z` in `_LOG_FORMAT`."""
+    commits = []
+    for record in out.split("\0"):
+        fields = record.lstrip("\n").split("\n", 3)
+        if len(fields) >= 3 and fields[0]:
+            commits.append(Commit(fields[0], fields[1], bool(fields[2].strip()),
+                                  fields[3] if len(fields) == 4 else ""))
+    return commits
 
 
 def check_branch_name(branch: str) -> str:
@@ -305,16 +315,11 @@ class Workspace:
         """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file
         the fix changed (its docs page aside) is back to its content before the fix."""
         commits = self._own_commits(branch)
-        reverted = {m.group(1) for _, subject, body in commits if subject.startswith("Revert ")
-                    for m in _REVERTS.finditer(body)}
+        reverted = {m.group(1) for c in commits if c.subject.startswith("Revert ")
+                    for m in _REVERTS.finditer(c.body)}
         tip = self._ref(branch)
-        result = []
-        for sha, _, body in commits:
-            if not is_bot_fix(body):
-                continue
-            if any(sha.startswith(r) for r in reverted) or self._undone(sha, tip, branch):
-                result.append(sha)
-        return result
+        return [c.sha for c in commits if c.by_bot and (any(c.sha.startswith(r) for r in reverted)
+                                                        or self._undone(c.sha, tip, branch))]
 
     def commits_since(self, base: str, branch: str) -> list[Commit]:
         """The commits at the branch's worktree HEAD not reachable from `base` (a commit or
@@ -326,13 +331,7 @@ class Workspace:
                    check=False).out.strip()
         if not sha:
             raise BadInput(f"unknown commit {base!r} in {self.root}")
-        out = _run(path, "log", "--reverse", "--format=%H%x00%s%x00%b%x1e", f"{sha}..HEAD", "--").out
-        commits = []
-        for record in out.split("\x1e"):
-            fields = record.strip("\n").split("\0")
-            if len(fields) == 3:
-                commits.append(Commit(fields[0], fields[1], is_bot_fix(fields[2])))
-        return commits
+        return _parse_log(_run(path, "log", "-z", "--reverse", _LOG_FORMAT, f"{sha}..HEAD", "--").out)
 
     # -- writing ---------------------------------------------------------------------------
 
@@ -597,18 +596,12 @@ class Workspace:
     def _back_to(self, branch: str, path: Path) -> None:
         _run(path, "checkout", "--quiet", branch, "--")
 
-    def _own_commits(self, branch: str) -> list[tuple[str, str, str]]:
-        """(sha, subject, body) of the branch's commits not on its base, newest first."""
+    def _own_commits(self, branch: str) -> list[Commit]:
+        """The branch's commits not on its base, newest first."""
         tip = self._ref(branch)
         base = self.base_branch(branch)
         span = f"{self._ref(base)}..{tip}" if base else tip
-        out = self._git("log", "--max-count=500", "--format=%H%x00%s%x00%b%x1e", span)
-        commits = []
-        for record in out.split("\x1e"):
-            fields = record.strip("\n").split("\0")
-            if len(fields) == 3:
-                commits.append((fields[0], fields[1], fields[2]))
-        return commits
+        return _parse_log(self._git("log", "-z", "--max-count=500", _LOG_FORMAT, span))
 
     def _undone(self, sha: str, tip: str, branch: str) -> bool:
         parents = self._git("rev-list", "--parents", "-n", "1", sha).split()

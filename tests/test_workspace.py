@@ -499,10 +499,13 @@ def test_commits_since_lists_the_branchs_new_commits_oldest_first(repo):
         write_files(path, {f"n{i}.txt": f"{i}\n"})
         shas.append(ws.commit("exp-a", [f"n{i}.txt"], fix_message(f"note {i}", "r1")))
     write_files(path, {"n3.txt": "3\n"})
-    shas.append(ws.commit("exp-a", ["n3.txt"], "Fix: typo"))   # a human's, though titled like ours
-    assert ws.commits_since(base, "exp-a") == [(shas[0], "Fix: note 1", True), (shas[1], "Fix: note 2", True),
-                                               (shas[2], "Fix: typo", False)]
-    assert ws.commits_since(shas[1], "exp-a") == [(shas[2], "Fix: typo", False)]
+    # A human's, though titled like ours and quoting our trailer (not in its closing block),
+    # with a record separator in the text that must not split the listing.
+    shas.append(ws.commit("exp-a", ["n3.txt"], "Fix: typo\n\nAs the bot says:\nFix-and-relaunch: fixes run r1\n\n"
+                                               "odd \x1e bytes"))
+    listed = [(c.sha, c.subject, c.by_bot) for c in ws.commits_since(base, "exp-a")]
+    assert listed == [(shas[0], "Fix: note 1", True), (shas[1], "Fix: note 2", True), (shas[2], "Fix: typo", False)]
+    assert [c.sha for c in ws.commits_since(shas[1], "exp-a")] == [shas[2]]
     for unknown in ("0" * 40, "no-such-ref", "--all"):
         with pytest.raises(BadInput):
             ws.commits_since(unknown, "exp-a")

@@ -13,6 +13,7 @@ from bot.server import make_app
 from handlers.wandb import (WANDB_PAYLOAD_TEMPLATE, BadPayload, alert_job, git_host, repo_from_remote,
                             resolve_wandb_alert)
 from tests.fake_github import WANDB_SECRET, app_key, fake_github, queue, settings  # noqa: F401
+from tests.waiting import until
 
 REPO = "Codertocat/Hello-World"
 SHA_A, SHA_B, SHA_C = "a" * 40, "b" * 40, "c" * 40
@@ -212,7 +213,6 @@ async def test_async_lookup_and_a_new_failure_on_a_busy_branch(fake_github, gh_f
 
 
 async def test_server_worker_resolves_alerts_into_fix_jobs(aiohttp_client, settings, queue, fake_github):
-    import asyncio
     import hashlib
     import hmac
 
@@ -229,10 +229,7 @@ async def test_server_worker_resolves_alerts_into_fix_jobs(aiohttp_client, setti
     headers = {"Authorization": f"Bearer {WANDB_SECRET}",
                "X-Wandb-Signature": hmac.new(WANDB_SECRET.encode(), body, hashlib.sha256).hexdigest()}
     assert (await client.post("/webhooks/wandb", data=body, headers=headers)).status == 200
-    for _ in range(300):
-        if executed:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: executed, what="the fix job")
     [fix] = executed
     assert fix.kind == "fix" and fix["run_path"] == "team/proj/r1" and fix["pr"] == 5
     assert [j.status for j in queue.jobs()][0] == "done"

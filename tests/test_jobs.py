@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from bot.jobs import Queue, start_workers
+from tests.waiting import until
 
 
 def fix(branch="exp-a", delivery="d-1", **more):
@@ -150,10 +151,7 @@ async def test_workers_run_jobs_and_survive_exceptions(db):
     workers = start_workers(q, execute, n=2)
     try:
         ids = [q.enqueue(fix(branch=b, delivery=b)).job_id for b in ("boom", "ok-1", "ok-2")]
-        for _ in range(200):
-            if all(q.get(i).status in ("done", "failed") for i in ids):
-                break
-            await asyncio.sleep(0.01)
+        await until(lambda: all(q.get(i).status in ("done", "failed") for i in ids), what="the jobs")
     finally:
         await workers.stop()
     assert sorted(seen) == ["boom", "ok-1", "ok-2"]

@@ -22,7 +22,8 @@ from bot.pipeline import FixRequest, Pipeline
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git
-from tests.launcher_support import alive, wait_for_end, wait_until
+from tests.launcher_support import alive, wait_for_end
+from tests.waiting import wait_until
 from tests.net import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,8 @@ from bot.launchers.slurm import SlurmLauncher, map_state, parse_exit_code, statu
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git, remote_refs
-from tests.launcher_support import wait_for_end, wait_until
+from tests.launcher_support import wait_for_end
+from tests.waiting import wait_until
 
 PY = shlex.quote(sys.executable)
 

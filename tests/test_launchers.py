@@ -21,7 +21,8 @@ from bot.launchers.command import CommandLauncher, find_job_id, render_command
 from bot.launchers.local import LocalLauncher
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
-from tests.launcher_support import alive, wait_for_end, wait_until
+from tests.launcher_support import alive, wait_for_end
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)

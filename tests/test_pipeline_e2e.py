@@ -332,6 +332,20 @@ def test_a_pushed_fix_that_never_ran_is_relaunched_not_fixed_again(capsys, repo)
     assert sum(s.startswith("Fix: ") for s in fixes) == 1, "the batch size was halved once"
 
 
+def test_a_second_fix_of_a_branch_is_refused_while_one_runs(capsys, repo):
+    from bot.commands import fix_lock
+    from bot.config import Settings
+    from bot.context import RepoContext
+
+    origin, clone = repo
+    settings = Settings.from_env()
+    before = remote_refs(origin)
+    with fix_lock(settings, RepoContext.open(settings, clone), "exp-oom"):   # as a running `fix` holds it
+        code, out, err = run_cli(capsys, "fix", "--repo", str(clone), "--branch", "exp-oom")
+    assert (code, out) == (1, "") and "another fix of branch 'exp-oom' is running" in err
+    assert remote_refs(origin) == before
+
+
 def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo, tmp_path):
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-cli-resume")
@@ -344,8 +358,6 @@ def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo
     while len(state.list_runs(branch="exp-cli-resume")) < 2:   # relaunched: now watching it
         assert time.monotonic() < deadline and bot.poll() is None, "the fix never relaunched"
         time.sleep(0.05)
-    code, out, err = run_cli(capsys, "fix", "--repo", str(clone), "--branch", "exp-cli-resume")
-    assert (code, out) == (1, "") and "another fix of branch 'exp-cli-resume' is running" in err
     bot.kill()
     bot.wait(timeout=10)
 

@@ -1,7 +1,6 @@
 """The webhook server end to end: real aiohttp app, real gidgethub, a local fake GitHub."""
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
@@ -18,6 +17,7 @@ from bot.github_app import GitHubApp
 from bot.server import make_app
 from tests.fake_github import (INSTALLATION_ID, WANDB_SECRET, WEBHOOK_SECRET, app_key, example,  # noqa: F401
                                fake_github, pr_comment, queue, settings, signed)
+from tests.waiting import until
 
 
 @pytest.fixture
@@ -201,11 +201,8 @@ async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, sett
 
     client = await aiohttp_client(make_app(settings, queue=queue, executor=executor))
     await post_github(client, command(fake_github))
-    for _ in range(200):
-        if seen:
-            break
-        await asyncio.sleep(0.01)
-    assert seen and seen[0][0] == "exp-a" and seen[0][1].startswith("ghs_")
+    await until(lambda: seen, what="the worker")
+    assert seen[0][0] == "exp-a" and seen[0][1].startswith("ghs_")
     assert len(fake_github.token_requests()) == 1  # the webhook's token was reused
 
 

@@ -26,6 +26,7 @@ from tests.fake_github import app_key, fake_github, make_settings, pr_comment, s
 from tests.fake_wandb import FakeWandb
 from tests.git_repos import commit_on_origin, git
 from tests.net import free_port
+from tests.waiting import until
 
 REPO = "Codertocat/Hello-World"
 
@@ -137,13 +138,6 @@ def serve(settings, port: int, app_pem: str, stderr=subprocess.DEVNULL) -> "subp
                             stdout=subprocess.DEVNULL, stderr=stderr, text=True)
 
 
-async def until(predicate, timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.1)
-
-
 async def healthy(session, url: str) -> None:
     deadline = time.monotonic() + 30
     while True:
@@ -193,7 +187,7 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
             async with session.post(f"{url}/webhooks/github", data=body,
                                     headers=signed(body, "issue_comment", str(uuid.uuid4()))) as response:
                 assert response.status == 200
-            await until(lambda: any("**Fix applied:**" in json.dumps(c.body) for c in fake_github.find("PATCH")),
+            await until(lambda: any("**Fix applied:**" in json.dumps(c.body) for c in fake_github.find("PATCH")), 60,
                         what="the fix report")
             server.kill()                        # …because the bot is killed right then
             server.wait(timeout=10)
@@ -204,7 +198,7 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
             server = serve(settings, port, pem(app_key))
             await healthy(session, url)
             queue = Queue.from_settings(settings)
-            await until(lambda: queue.jobs("done"), what="the resumed job")
+            await until(lambda: queue.jobs("done"), 60, what="the resumed job")
 
     finally:
         server.kill()

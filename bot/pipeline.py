@@ -11,7 +11,6 @@ pushes or launches twice.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
 import time
@@ -23,6 +22,7 @@ from bot import report
 from bot.context import RepoContext
 from bot.diagnosis.model import Diagnosis
 from bot.errors import BotError, OperationFailed
+from bot.files import write_atomic
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.launchers.base import ACTIVE_STATES
 from bot.metrics import loss_problem
@@ -576,7 +576,4 @@ def _proposal_from_json(data: dict) -> FixProposal:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, default=str))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(data, default=str))

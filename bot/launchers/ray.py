@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed, exception_line, first_line
+from bot.files import write_atomic
 from bot.launchers.base import QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
 from bot.launchers.local import compose_script
 
@@ -218,10 +219,7 @@ def write_tail(path: Path, text: str, limit: int) -> None:
     if len(data) > limit:
         data = data[-limit:]
         data = data[data.find(b"\n") + 1:]   # drop the line the cut went through
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    partial.write_bytes(data)
-    partial.replace(path)
+    write_atomic(path, data)
 
 
 def _age(path: Path) -> float:

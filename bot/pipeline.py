@@ -24,9 +24,8 @@ from bot.diagnosis.model import Diagnosis
 from bot.errors import BotError, OperationFailed
 from bot.files import write_atomic
 from bot.fixers.model import Edit, FixContext, FixProposal
-from bot.launchers.base import ACTIVE_STATES
 from bot.metrics import loss_problem
-from bot.runs.model import FAILED_STATES, RunInfo
+from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 
 Reporter = Callable[[str, str], None]   # (stage, markdown body)
 STOP_WAIT_S = 30                         # how long a cancelled run may take to end

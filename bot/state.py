@@ -20,9 +20,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bot.errors import BadInput
+from bot.errors import BadInput, OperationFailed
 from bot.locks import exclusive
-from bot.runs.model import STATES, RunInfo
+from bot.runs.model import ACTIVE_STATES, STATES, RunInfo
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 30_000
@@ -176,9 +176,11 @@ class StateStore:
 
     # -- runs -------------------------------------------------------------------------
 
-    def add_run(self, **values: Any) -> RunRecord:
+    def add_run(self, *, unless_active: bool = False, **values: Any) -> RunRecord:
         """Record a new run. `repo`, `branch` and `backend` are required; id, state
-        ("queued") and created_at have defaults."""
+        ("queued") and created_at have defaults. With `unless_active`, refuse (OperationFailed)
+        when the branch has a queued or running run: checked and added in one transaction, so
+        two launches of a branch at once cannot both go ahead."""
         values.setdefault("id", new_run_id())
         values.setdefault("state", "queued")
         values.setdefault("created_at", time.time())
@@ -188,6 +190,13 @@ class StateStore:
         names = ", ".join(_quote(name) for name in row)
         marks = ", ".join("?" for _ in row)
         with self.transaction() as conn:
+            active = unless_active and conn.execute(
+                f"SELECT id, state FROM runs WHERE repo = ? AND branch = ? AND state IN "
+                f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1",
+                (record.repo, record.branch, *ACTIVE_STATES)).fetchone()
+            if active:
+                raise OperationFailed(f"a run of branch '{record.branch}' is already {active['state']}: "
+                                      f"{active['id']}")
             conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(row.values()))
         return record
 

@@ -164,6 +164,24 @@ def test_a_second_launch_while_one_runs_is_refused(capsys, repo):
     cancel_run(StateStore.open(settings.state_dir), settings, json.loads(out)["id"])
 
 
+def test_launches_of_one_branch_at_once_start_one_run(repo):
+    _, clone = repo
+    from bot.config import Settings
+    from bot.launchers import cancel_run
+    from bot.state import StateStore
+
+    store = StateStore.open(Settings.from_env().state_dir)
+    before = {r.id for r in store.list_runs(branch="exp-slow")}
+    launches = [subprocess.Popen([sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch", "exp-slow"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [(p.wait(timeout=120), p.stderr.read()) for p in launches]
+
+    started = [r for r in store.list_runs(branch="exp-slow") if r.id not in before]
+    assert len(started) == 1 and sorted(code for code, _ in results) == [0, 1, 1], results
+    assert all("is already" in err for code, err in results if code)
+    cancel_run(store, Settings.from_env(), started[0].id)
+
+
 def test_killing_the_bot_leaves_the_run_going_and_findable(capsys, repo):
     _, clone = repo
     bot = subprocess.Popen([sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch",

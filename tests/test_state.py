@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.errors import BadInput
+from bot.errors import BadInput, OperationFailed
 from bot.state import MIGRATIONS, RunRecord, StateStore
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -209,3 +209,13 @@ def test_the_queue_and_the_run_store_create_one_database_together(tmp_path: Path
         results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
         assert all(code == 0 for code, _ in results), [err for _, err in results]
         assert len(StateStore.open(state_dir).list_runs()) == 3
+
+
+def test_add_run_unless_active_refuses_a_second_active_run_of_the_branch(store: StateStore):
+    first = store.add_run(repo="r", branch="b", backend="local", unless_active=True)
+    with pytest.raises(OperationFailed, match=f"a run of branch 'b' is already queued: {first.id}"):
+        store.add_run(repo="r", branch="b", backend="local", unless_active=True)
+    store.add_run(repo="r", branch="other", backend="local", unless_active=True)
+    store.add_run(repo="r2", branch="b", backend="local", unless_active=True)
+    store.update_run(first.id, state="failed")
+    store.add_run(repo="r", branch="b", backend="local", unless_active=True)

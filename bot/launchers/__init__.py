@@ -12,9 +12,10 @@ from typing import Any, Callable, Mapping
 
 from bot.config import Settings
 from bot.errors import BadInput
-from bot.launchers.base import ACTIVE_STATES, END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
+from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
 from bot.launchers.command import CommandLauncher
 from bot.launchers.local import LocalLauncher
+from bot.runs.model import ACTIVE_STATES
 from bot.state import RunRecord, StateStore, new_run_id
 
 __all__ = [
@@ -74,7 +75,7 @@ def start_run(store: StateStore, settings: Settings, config: Mapping[str, Any], 
     run_id = run_id or new_run_id()
     log_path = run_dir(settings, run_id) / "output.log"
     store.add_run(id=run_id, repo=str(repo), branch=branch, commit=commit, backend=launcher.name,
-                  log_path=str(log_path))
+                  log_path=str(log_path), unless_active=True)
     spec = LaunchSpec(repo=str(repo), branch=branch, commit=commit, worktree=Path(worktree),
                       command=launch["command"], setup=launch.get("setup"), env=dict(env or {}),
                       log_path=log_path, run_id=run_id)

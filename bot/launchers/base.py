@@ -17,7 +17,6 @@ Handle = dict[str, Any]
 QUIET_WANDB_MODES = ("offline", "disabled", "dryrun")
 
 # States a launcher reports; a subset of bot.runs.model.STATES.
-ACTIVE_STATES = ("queued", "running")
 END_STATES = ("finished", "failed", "crashed", "killed")
 
 

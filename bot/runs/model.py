@@ -7,6 +7,7 @@ from typing import Protocol
 # Run states, as W&B names them, plus "crashed" for a run that stopped without saying so.
 STATES = ("running", "finished", "failed", "crashed", "killed", "queued")
 FAILED_STATES = ("failed", "crashed")
+ACTIVE_STATES = ("queued", "running")
 
 
 @dataclass

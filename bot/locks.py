@@ -9,7 +9,10 @@ from typing import Iterator
 @contextmanager
 def exclusive(lock_file: Path, *, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive flock on `lock_file` (created if missing) for the block. With
-    wait=False, raise BlockingIOError at once when another holder has it."""
+    wait=False, raise BlockingIOError at once when another holder has it.
+
+    The lock belongs to the open file: a child made by exec (subprocess) does not keep it,
+    but a bare os.fork() inside the block would hold it after this process is gone."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no lock, as with plain git

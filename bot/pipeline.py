@@ -363,10 +363,10 @@ class Pipeline:
 
     def _adopt_commit(self, base: str) -> dict:
         """The bot's own commits since `base`, taken as this attempt's fix."""
-        sha, subject, *_ = self.ctx.workspace.commits_since(base, self.branch)[-1]
-        files = self._git("diff", "--name-only", base, sha).split()
-        proposal = FixProposal(fixer="resumed", description=subject.removeprefix("Fix: "), root_cause="")
-        return {"sha": sha, "files": files, "proposal": asdict(proposal), "diff": self._commit_diff(base)}
+        last = self.ctx.workspace.commits_since(base, self.branch)[-1]
+        files = self._git("diff", "--name-only", base, last.sha).split()
+        proposal = FixProposal(fixer="resumed", description=last.subject.removeprefix("Fix: "), root_cause="")
+        return {"sha": last.sha, "files": files, "proposal": asdict(proposal), "diff": self._commit_diff(base)}
 
     def _patch(self, fix_ctx: FixContext, proposal: FixProposal | None) -> tuple[FixProposal, list[str]]:
         """The validated change on disk (not committed) and the files it changed."""

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from bot import report
+from bot.branch_doc import doc_path
 from bot.context import RepoContext
 from bot.diagnosis.model import Diagnosis
 from bot.errors import BotError, OperationFailed
@@ -29,6 +30,7 @@ from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 
 Reporter = Callable[[str, str], None]   # (stage, markdown body)
 STOP_WAIT_S = 30                         # how long a cancelled run may take to end
+NEWER_CODE = "relaunch:newer-code"       # the fixer of a relaunch that tests others' newer commits
 DIFF_LIMIT = 20_000
 
 
@@ -248,6 +250,8 @@ class Pipeline:
         if not earlier:
             return
         last = earlier[-1]
+        if last.fixer == NEWER_CODE:   # it tested someone else's change, not a fix of ours
+            return
         if last.fixer and last.signature == attempt.signature and attempt.failed_steps <= last.failed_steps:
             raise GiveUp(f"the same failure came back after `{last.fixer}` with no progress "
                          f"({attempt.category}, step {attempt.failed_steps} again)")
@@ -271,6 +275,11 @@ class Pipeline:
         from bot.fixers.rules import propose_rule_fix
 
         proposal = propose_rule_fix(fix_ctx)
+        untested = self._untested_changes(found.run, proposal)
+        if untested:
+            return FixProposal(fixer=NEWER_CODE, description="test the branch's newer code", root_cause=(
+                f"the branch changed since run {found.run.id} failed ({', '.join(untested[:5])}"
+                f"{', …' if len(untested) > 5 else ''}): that code has not run yet"))
         if proposal is None and not self.ctx.settings.anthropic_api_key:
             raise GiveUp(f"no rule fixes this `{diagnosis.category}` failure and no LLM is configured "
                          "(set ANTHROPIC_API_KEY)")
@@ -315,16 +324,35 @@ class Pipeline:
             return []
         return [c.sha for c in newer]
 
+    def _untested_changes(self, run: RunInfo, proposal: FixProposal | None) -> list[str]:
+        """Files others changed on the branch since the failed run's commit that the fix would
+        touch (any, for an LLM fix, which reads all the code): the failure may be gone already,
+        or a fix made for the old code could undo theirs or go too far."""
+        ws = self.ctx.workspace
+        if not run.commit or ws.head(self.branch) == run.commit:
+            return []
+        try:
+            newer = ws.commits_since(run.commit, self.branch)
+        except BotError:   # the run's commit is not in this repository
+            return []
+        changed = {name for c in newer if not c.by_bot
+                   for name in self._git("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", c.sha).split("\0")}
+        changed -= {"", doc_path(self.branch)}
+        if proposal is not None:
+            changed &= {edit.path for edit in proposal.edits}
+        return sorted(changed)
+
     def _on_remote(self, sha: str) -> bool:
         return subprocess.run(["git", "merge-base", "--is-ancestor", sha, f"refs/remotes/origin/{self.branch}"],
                               cwd=self.worktree, capture_output=True).returncode == 0
 
     def _apply(self, req, found, proposal, fix_ctx, attempt, outcome) -> None:
         number = attempt.number
-        if proposal is not None and proposal.fixer == "relaunch":
-            attempt.fixer = "relaunch"
+        if proposal is not None and proposal.fixer in ("relaunch", NEWER_CODE):
+            attempt.fixer = proposal.fixer
             why = ("the bot's fix is on the branch but has not run yet"
-                   if proposal.description.startswith("test the pushed fix") else "the failure looks transient")
+                   if proposal.description.startswith("test the pushed fix")
+                   else proposal.root_cause if proposal.fixer == NEWER_CODE else "the failure looks transient")
             next_step = "Re-launching job." if req.relaunch else "Not relaunching (--no-relaunch)."
             self._why[number] = why
             outcome.comment = self._safe(report.relaunch_body(

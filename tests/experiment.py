@@ -173,6 +173,10 @@ def extra_branches() -> dict[str, dict[str, str]]:
                        **doc("exp-cancel", "Bigger batches; the PR gets closed.")},
         "exp-revert": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
                        **doc("exp-revert", "Bigger batches, and a human who disagrees with the bot.")},
+        "exp-human-config": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+                             **doc("exp-human-config", "Bigger batches; a human tries a fix after the crash.")},
+        "exp-human-readme": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+                             **doc("exp-human-readme", "Bigger batches; a human edits the notes after the crash.")},
     }
     for case in LLM_CASES:
         out[f"exp-llm-{case}"] = {"src/train.py": BUGGY_TRAIN_PY, **doc(f"exp-llm-{case}", "A new feature.")}

@@ -17,7 +17,7 @@ from bot import sample_repo
 from bot.cli import main as cli
 from tests import experiment
 from tests.fake_anthropic import FakeAnthropic, overloaded, tool_answer
-from tests.git_repos import git, remote_refs
+from tests.git_repos import commit_on_origin, git, remote_refs
 
 
 @pytest.fixture(scope="module")
@@ -202,6 +202,35 @@ def test_resumed_job_never_commits_pushes_or_launches_twice(capsys, repo):
     assert [s for s in fixes if s.startswith("Fix: ")] == ["Fix: " + fixes[0][5:]]
     launches = ctx.state.list_runs(repo=ctx.key, branch="exp-resume")
     assert len(launches) == 2, "the failed run and exactly one relaunch"
+
+
+def test_a_human_change_to_the_file_since_the_failed_run_is_tested_before_fixing(capsys, repo):
+    origin, clone = repo
+    failed = launch_and_fail(capsys, clone, "exp-human-config")
+    from tests.experiment import CONFIG_PY   # batch size 96: the human's try, not enough
+    commit_on_origin(origin, "exp-human-config",
+                     {"src/config.py": CONFIG_PY.format(batch_size=96, data_path="data/train.csv")}, "Try batch 96")
+
+    code, result = fix(capsys, clone, "exp-human-config")
+
+    assert code == 0, result["comment"]
+    fixers = [a["fixer"] for a in result["attempts"]]
+    assert fixers == ["relaunch:newer-code", "rule:lower-batch-size"], result["attempts"]
+    assert result["attempts"][0]["failed_run"] == failed["id"]
+    assert '"batch_size": 48,' in on_origin(origin, "exp-human-config", "src/config.py"), "halved the human's 96"
+    assert result["verified"] is True
+
+
+def test_a_human_change_elsewhere_does_not_delay_the_fix(capsys, repo):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-human-readme")
+    commit_on_origin(origin, "exp-human-readme", {"NOTES.md": "batch 128 crashed\n"}, "Notes on the crash")
+
+    code, result = fix(capsys, clone, "exp-human-readme")
+
+    assert code == 0, result["comment"]
+    assert [a["fixer"] for a in result["attempts"]] == ["rule:lower-batch-size"]
+    assert '"batch_size": 64,' in on_origin(origin, "exp-human-readme", "src/config.py")
 
 
 def test_a_human_revert_of_a_bot_fix_stops_automatic_fixing(capsys, repo):

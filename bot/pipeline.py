@@ -326,8 +326,10 @@ class Pipeline:
 
     def _untested_changes(self, run: RunInfo, proposal: FixProposal | None) -> list[str]:
         """Files others changed on the branch since the failed run's commit that the fix would
-        touch (any, for an LLM fix, which reads all the code): the failure may be gone already,
-        or a fix made for the old code could undo theirs or go too far."""
+        touch (for an LLM fix, any it may edit): the failure may be gone already, or a fix made
+        for the old code could undo theirs or go too far."""
+        from bot.fixers.patch import editable
+
         ws = self.ctx.workspace
         if not run.commit or ws.head(self.branch) == run.commit:
             return []
@@ -339,8 +341,8 @@ class Pipeline:
                    for name in self._git("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", c.sha).split("\0")}
         changed -= {"", doc_path(self.branch)}
         if proposal is not None:
-            changed &= {edit.path for edit in proposal.edits}
-        return sorted(changed)
+            return sorted(changed & {edit.path for edit in proposal.edits})
+        return sorted(name for name in changed if editable(name, self.config))
 
     def _on_remote(self, sha: str) -> bool:
         return subprocess.run(["git", "merge-base", "--is-ancestor", sha, f"refs/remotes/origin/{self.branch}"],

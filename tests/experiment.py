@@ -148,7 +148,7 @@ BUGGY_TRAIN_PY = TRAIN_PY.replace(
     "    print(\"debug env:\", {k: v for k, v in __import__('os').environ.items() if 'TOKEN' in k})\n"
     "    width = len(5)\n")
 
-LLM_CASES = ("good", "denied", "nomatch", "malformed", "overloaded", "secret", "hopeless")
+LLM_CASES = ("good", "denied", "nomatch", "malformed", "overloaded", "secret", "hopeless", "human")
 
 
 def extra_branches() -> dict[str, dict[str, str]]:

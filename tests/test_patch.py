@@ -13,7 +13,7 @@ import pytest
 from bot.errors import OperationFailed
 from bot.fixers.model import Edit
 from bot.fixers.patch import (
-    PatchError, apply_and_validate, apply_edits, changed_lines, glob_match, validate,
+    PatchError, apply_and_validate, apply_edits, changed_lines, editable, glob_match, validate,
 )
 from bot.repo_config import DEFAULTS
 
@@ -286,3 +286,13 @@ def test_created_files_and_directories_are_removed_on_rollback(tree):
 def test_apply_and_validate_returns_changed_paths(tree):
     edits = [LOWER_LR, Edit("docs/exp.md", "", "Lowered lr.\n")]
     assert apply_and_validate(tree, edits, config()) == ["src/config.py", "docs/exp.md"]
+
+
+def test_editable_follows_the_allowed_and_denied_globs():
+    from bot.repo_config import parse
+
+    config = parse("fix:\n  allowed_paths: ['**/*.py', 'configs/**']\n  denied_paths: ['src/secret/**']\n")
+    assert editable("src/train.py", config) and editable("configs/a.yaml", config)
+    assert not editable("NOTES.md", config)
+    assert not editable("src/secret/keys.py", config)
+    assert not editable(".github/ci.py", config), "the floor of the deny list holds"

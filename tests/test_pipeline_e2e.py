@@ -300,6 +300,22 @@ def test_llm_patch_is_validated_repaired_and_pushed(capsys, repo, anthropic, cas
         assert error_text in anthropic.requests[-1].text
 
 
+def test_an_llm_fix_waits_for_a_run_of_code_changed_since_the_failure(capsys, repo, anthropic):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-llm-human")
+    commit_on_origin(origin, "exp-llm-human", {"src/model.py": experiment.MODEL_PY + "# tidied\n",
+                                               "NOTES.md": "width bug?\n"}, "Tidy the model")
+    anthropic.script(tool_answer(GOOD))
+
+    code, result = fix(capsys, clone, "exp-llm-human")
+
+    assert code == 0, result["comment"]
+    fixers = [a["fixer"] for a in result["attempts"]]
+    assert fixers[0] == "relaunch:newer-code" and fixers[1].startswith("llm:") and len(fixers) == 2
+    assert len(anthropic.requests) == 1, "the LLM saw only the failure of the current code"
+    assert "width = len(rows)" in on_origin(origin, "exp-llm-human", "src/train.py")
+
+
 def test_llm_overloaded_gives_up_cleanly(capsys, repo, anthropic):
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-llm-overloaded")

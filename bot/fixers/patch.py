@@ -102,6 +102,13 @@ def glob_match(path: str, pattern: str) -> bool:
     return _glob_regex(normalize(pattern)).match(normalize(path)) is not None
 
 
+def editable(rel: str, config: dict[str, Any]) -> bool:
+    """Whether a fix may edit `rel`, by its name alone (`check_paths` also follows symlinks)."""
+    fix = config.get("fix", {})
+    return (any(glob_match(rel, p) for p in fix.get("allowed_paths") or [])
+            and not any(glob_match(rel, p) for p in fix.get("denied_paths") or []))
+
+
 def check_paths(worktree: Path, paths: Iterable[str], config: dict[str, Any]) -> None:
     fix = config.get("fix", {})
     allowed, denied = fix.get("allowed_paths") or [], fix.get("denied_paths") or []

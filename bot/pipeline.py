@@ -352,9 +352,7 @@ class Pipeline:
         number = attempt.number
         if proposal is not None and proposal.fixer in ("relaunch", NEWER_CODE):
             attempt.fixer = proposal.fixer
-            why = ("the bot's fix is on the branch but has not run yet"
-                   if proposal.description.startswith("test the pushed fix")
-                   else proposal.root_cause if proposal.fixer == NEWER_CODE else "the failure looks transient")
+            why = _relaunch_why(proposal)
             next_step = "Re-launching job." if req.relaunch else "Not relaunching (--no-relaunch)."
             self._why[number] = why
             outcome.comment = self._safe(report.relaunch_body(
@@ -602,6 +600,14 @@ def _proposal_from_json(data: dict) -> FixProposal:
     data = dict(data)
     data["edits"] = [Edit(**e) for e in data.get("edits", [])]
     return FixProposal(**data)
+
+
+def _relaunch_why(proposal: FixProposal) -> str:
+    if proposal.fixer == NEWER_CODE:
+        return proposal.root_cause   # names the files that changed
+    if proposal.description.startswith("test the pushed fix"):
+        return "the bot's fix is on the branch but has not run yet"
+    return "the failure looks transient"
 
 
 def _write_json(path: Path, data: dict) -> None:

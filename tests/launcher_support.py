@@ -1,9 +1,28 @@
-"""Waiting on launched jobs, shared by the launcher tests of every backend."""
+"""Fixtures and waits shared by the launcher tests of every backend."""
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bot.config import Settings
 from tests.waiting import wait_until
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(state_dir=tmp_path / "state")
+
+
+def make_worktree(tmp_path: Path) -> Path:
+    path = tmp_path / "work tree"   # a space, to keep the quoting honest
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def worktree(tmp_path: Path) -> Path:
+    return make_worktree(tmp_path)
 
 
 def wait_for_end(launcher, handle: dict, timeout: float = 60.0, poll: float = 0.1):

@@ -22,23 +22,17 @@ from bot.pipeline import FixRequest, Pipeline
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git
-from tests.launcher_support import alive, wait_for_end
-from tests.waiting import wait_until
+from tests.launcher_support import alive, make_worktree, settings, wait_for_end  # noqa: F401
 from tests.net import free_port
+from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = shlex.quote(sys.executable)
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state")
-
-
-@pytest.fixture
 def worktree(tmp_path: Path) -> Path:
-    path = tmp_path / "work tree"   # a space, to keep the quoting honest
-    path.mkdir()
+    path = make_worktree(tmp_path)
     (path / "wandb").mkdir()
     (path / "wandb" / "big.bin").write_bytes(b"x" * 1024)   # must not be uploaded
     return path

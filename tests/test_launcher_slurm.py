@@ -22,22 +22,10 @@ from bot.launchers.slurm import SlurmLauncher, map_state, parse_exit_code, statu
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
 from tests.git_repos import git, remote_refs
-from tests.launcher_support import wait_for_end
+from tests.launcher_support import settings, wait_for_end, worktree  # noqa: F401
 from tests.waiting import wait_until
 
 PY = shlex.quote(sys.executable)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state")
-
-
-@pytest.fixture
-def worktree(tmp_path: Path) -> Path:
-    path = tmp_path / "work tree"   # a space, to keep the quoting honest
-    path.mkdir()
-    return path
 
 
 def config_with(**slurm) -> dict:

@@ -21,7 +21,7 @@ from bot.launchers.command import CommandLauncher, find_job_id, render_command
 from bot.launchers.local import LocalLauncher
 from bot.repo_config import DEFAULTS
 from bot.state import StateStore
-from tests.launcher_support import alive, wait_for_end
+from tests.launcher_support import alive, settings, wait_for_end, worktree  # noqa: F401
 from tests.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,18 +38,6 @@ def no_leftover_jobs(tmp_path: Path):
         pgid = json.loads(status_file.read_text()).get("pgid")
         if pgid and alive(pgid):
             os.killpg(pgid, signal.SIGKILL)
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state")
-
-
-@pytest.fixture
-def worktree(tmp_path: Path) -> Path:
-    path = tmp_path / "work tree"   # a space, to keep the quoting honest
-    path.mkdir()
-    return path
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from bot.errors import BadInput
-from bot.runs.offline import OfflineRunStore, _tail_fallback, read_run
+from bot.diagnosis.tail import tail_lines
+from bot.runs.offline import OfflineRunStore, read_run
 from bot.runs.wandb_file import BLOCK_LEN, RecordReader
 from tests.git_repos import experiment_branch, git, make_origin
 from tests.wandb_runs import make_offline_run
@@ -229,12 +230,11 @@ def test_a_root_may_be_a_run_folder_itself(repo):
 
 
 @pytest.mark.parametrize("ending", ["\n", ""])
-def test_tail_fallback_reads_whole_lines_across_blocks(tmp_path, ending):
-    # the private fallback stands in for bot.diagnosis.tail when that module is absent
+def test_the_tail_reads_whole_lines_across_blocks(tmp_path, ending):
     log = tmp_path / "output.log"
     log.write_text("\n".join(f"line {i} " + "x" * 100 for i in range(1000)) + ending)
-    assert _tail_fallback(log, 3) == [f"line {i} " + "x" * 100 for i in (997, 998, 999)]
-    assert len(_tail_fallback(log, 5000)) == 1000
+    assert tail_lines(log, 3) == [f"line {i} " + "x" * 100 for i in (997, 998, 999)]
+    assert len(tail_lines(log, 5000)) == 1000
 
 
 def _copy_run(run_dir: Path, parent: Path) -> Path:

@@ -36,7 +36,6 @@ _ORPHAN = re.compile(rf"^\s*(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))$")
 # After a traceback's frames, any unindented `pkg.Name: message` is the exception (VersionConflict, ServiceUnavailable).
 _AFTER_FRAMES = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*)(?::\s?(?P<msg>.*))?$")
 _FLAT_EXC = re.compile(rf"(?<![\w.])(?P<type>{_EXC_NAME}): (?P<msg>.*)$")
-_SKIP = re.compile(r"^\s*(?:[~^]+\s*|\.\.\.|<\s*truncated.*>|\"\"\"|\d+ frames)\s*$")
 _ROOT_CAUSE = re.compile(r"Root Cause \(first observed failure\)")
 _TR_KEY = re.compile(r"^\s*(?P<key>time|host|rank|exitcode|error_file|traceback)\s*:\s?(?P<val>.*)$")
 _TF_NAMES = re.compile(r"^(?:tensorflow\.|tf\.)|errors_impl|^(?:ResourceExhausted|InvalidArgument|FailedPrecondition|"

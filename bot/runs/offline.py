@@ -21,17 +21,10 @@ from bot.errors import BadInput
 from bot.runs.model import RunInfo
 from bot.runs.wandb_file import RecordReader
 
-try:
-    from bot.diagnosis.tail import clean_line, tail_lines
-except ImportError:  # written alongside this module; the fallbacks keep it usable meanwhile
-    tail_lines = None
-
-    def clean_line(line: str) -> str:
-        return line.rstrip("\r").rsplit("\r", 1)[-1]
+from bot.diagnosis.tail import clean_line, tail_lines
 
 RUNNING_WINDOW = 300.0  # seconds since the last write within which a run without an exit is "running"
 _FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9_-]+)$")  # ids may hold - and _
-_TAIL_BLOCK = 8192
 
 Roots = Callable[[str | None], list[Path]] | list[Path]
 
@@ -114,7 +107,7 @@ def read_log_tail(run_dir: Path, lines: int = 200) -> list[str]:
     facts = _facts(log, log.stat())
     if facts.exit_code is None and facts.console_bytes > size:
         return _console_tail(log, lines)
-    return _tail(output, lines) if size else []
+    return tail_lines(output, lines) if size else []
 
 
 class OfflineRunStore:
@@ -348,29 +341,3 @@ def _console_tail(log: Path, lines: int) -> list[str]:
     if partial:
         last.append(clean_line(partial))
     return list(last)
-
-
-def _tail(path: Path, lines: int) -> list[str]:
-    if tail_lines is not None:
-        return list(tail_lines(path, lines))
-    return _tail_fallback(path, lines)
-
-
-def _tail_fallback(path: Path, lines: int) -> list[str]:
-    """Read blocks backwards from the end until `lines` newlines are in hand."""
-    with path.open("rb") as fp:
-        end = fp.seek(0, 2)
-        chunks: list[bytes] = []
-        newlines = 0
-        while end > 0 and newlines <= lines:
-            start = max(0, end - _TAIL_BLOCK)
-            fp.seek(start)
-            chunk = fp.read(end - start)
-            chunks.append(chunk)
-            newlines += chunk.count(b"\n")
-            end = start
-    text = b"".join(reversed(chunks)).decode("utf-8", errors="replace")
-    found = text.split("\n")
-    if found[-1] == "":
-        found.pop()  # the file ended with a newline
-    return [clean_line(line) for line in found[-lines:]]

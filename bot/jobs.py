@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from bot.state import connect, prepare
+from bot.state import DB_NAME, connect, prepare
 
 log = logging.getLogger(__name__)
 
-DB_NAME = "state.db"
 ACTIVE = ("queued", "running")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 POLL_SECONDS = 2.0  # also picks up jobs another process enqueued

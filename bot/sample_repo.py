@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bot.branch_doc import doc_path
+
 MAIN_PY = '''"""Train a toy model and log it to W&B."""
 import subprocess
 
@@ -112,10 +114,10 @@ def build(root: Path, *, python: str = sys.executable, branch: str = BRANCH, lr:
     _git(work, "checkout", "-q", "-b", branch)
     _write(work, {
         "src/config.py": CONFIG_PY.format(lr=lr),
-        f"docs/{branch}.md": DOC.format(branch=branch, what=f"Does a {lr} learning rate train faster?"),
+        doc_path(branch): DOC.format(branch=branch, what=f"Does a {lr} learning rate train faster?"),
     })
     _git(work, "commit", "-q", "-am", f"Experiment: learning rate {lr}")
-    _git(work, "add", f"docs/{branch}.md")
+    _git(work, "add", doc_path(branch))
     _git(work, "commit", "-q", "-m", f"Describe {branch}")
     _git(work, "push", "-q", "-u", "origin", branch)
     _git(work, "checkout", "-q", "main")

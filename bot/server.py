@@ -30,6 +30,7 @@ from bot.errors import OperationFailed
 from bot.github_app import GitHubApp, check_app_settings
 from bot.jobs import Job, Queue, start_workers
 from bot.locks import exclusive
+from bot.runs.model import ACTIVE_STATES
 from handlers import wandb as wandb_handlers
 
 log = logging.getLogger(__name__)
@@ -191,7 +192,7 @@ def remove_worktree(settings: Settings, repo: str, branch: str) -> None:
         return
     store = StateStore.open(settings.state_dir)
     try:  # runs in server mode are keyed by the clone's path
-        active = store.list_runs(repo=str(clone.resolve()), branch=branch, state=("queued", "running"))
+        active = store.list_runs(repo=str(clone.resolve()), branch=branch, state=ACTIVE_STATES)
     finally:
         store.close()
     if active:

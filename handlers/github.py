@@ -11,7 +11,7 @@ import inspect
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 import gidgethub
 from gidgethub import routing
@@ -149,6 +149,13 @@ async def drop_jobs(event, gh, *args, queue, cleanup=None, **kwargs):
         await remove_worktree(cleanup, queue, repo, branch)
 
 
+async def call_hook(func: Callable, *args: Any) -> Any:
+    """Await an async hook; run a plain (blocking) one in a thread, off the event loop."""
+    if inspect.iscoroutinefunction(func):
+        return await func(*args)
+    return await asyncio.to_thread(func, *args)
+
+
 async def remove_worktree(cleanup, queue, repo: str, branch: str) -> None:
     """Run the clean-up hook off the event loop, unless a job still works on the branch; errors are logged."""
     active = queue.active_job(repo, branch)
@@ -157,10 +164,7 @@ async def remove_worktree(cleanup, queue, repo: str, branch: str) -> None:
                  repo, branch, active.id, active.status)
         return
     try:
-        if inspect.iscoroutinefunction(cleanup):
-            await cleanup(repo, branch)
-        else:
-            await asyncio.to_thread(cleanup, repo, branch)
+        await call_hook(cleanup, repo, branch)
     except Exception:
         log.exception("clean-up of %s#%s failed; the worktree stays", repo, branch)
 

@@ -21,8 +21,6 @@ is not on the GitHub the App talks to is skipped, and the URL the bot clones and
 """
 from __future__ import annotations
 
-import asyncio
-import inspect
 import logging
 import re
 from dataclasses import dataclass
@@ -31,7 +29,8 @@ from urllib.parse import urlsplit
 
 import gidgethub
 
-from handlers.github import can_push
+from bot.runs.model import FAILED_STATES
+from handlers.github import call_hook, can_push
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +39,6 @@ WANDB_PAYLOAD_TEMPLATE = (
     '"project": "${project_name}", "author": "${event_author}"}'
 )
 RUN_EVENTS = frozenset({"RUN_STATE", "RUN_STATE_CHANGED", "RUN_FAILED"})
-FAILED_STATES = frozenset({"failed", "crashed"})
 DEFAULT_BRANCH_KEY = "branch"
 _REMOTE = re.compile(r"^(?:(?P<scheme>[a-z+]+)://)?(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?[:/](?P<repo>[^/]+/[^/]+?)(?:\.git)?/?$")
 
@@ -131,7 +129,7 @@ async def resolve_wandb_alert(job, *, runs_lookup: RunsLookup, gh_factory: GhFac
     `github_api_url` (settings.github_api_url) says which git host a run's remote must name.
     Returns the fix jobs that were queued. Runs that cannot be placed are skipped with a log line.
     """
-    runs = await _call(runs_lookup, job["entity"], job["project"])
+    runs = await call_hook(runs_lookup, job["entity"], job["project"])
     failed = [r for r in runs if str(r.get("state", "")).lower() in FAILED_STATES]
     if job.get("run_path") and not any(r.get("path") == job["run_path"] for r in failed):
         log.info("alert names %s, which is not among the failed runs of %s/%s",
@@ -227,10 +225,3 @@ async def find_pr(gh, repo: str, branch: str | None, commit: str | None) -> dict
         if open_pulls:
             return open_pulls[0]
     return None
-
-
-async def _call(func: Callable, *args: Any) -> Any:
-    """Await an async function; run a plain (blocking) one in a thread."""
-    if inspect.iscoroutinefunction(func):
-        return await func(*args)
-    return await asyncio.to_thread(func, *args)

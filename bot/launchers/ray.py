@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Mapping
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed, exception_line, first_line
 from bot.files import write_atomic
+from bot.launchers import procs
 from bot.launchers.base import QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
 from bot.launchers.local import compose_script
 
@@ -170,9 +171,7 @@ class RayLauncher(Launcher):
         except Exception as exc:  # noqa: BLE001
             raise OperationFailed(f"Ray at {handle['address']} did not stop job "
                                   f"{handle['submission_id']}: {exception_line(exc)}") from None
-        deadline = time.monotonic() + self.stop_timeout_s
-        while not self.status(handle).ended and time.monotonic() < deadline:
-            time.sleep(0.2)
+        procs.wait_until(lambda: self.status(handle).ended, self.stop_timeout_s, interval=0.2)
 
     # -- the client -------------------------------------------------------------------
 

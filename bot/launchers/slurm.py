@@ -30,6 +30,7 @@ from typing import Any, Mapping
 
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed
+from bot.launchers import procs
 from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
 from bot.launchers.local import compose_script
 
@@ -139,9 +140,7 @@ class SlurmLauncher(Launcher):
         proc = self._call(["scancel", *_cluster_args(handle), str(handle["job_id"])])
         if proc.returncode != 0 and "already completing or completed" not in proc.stderr:
             raise OperationFailed(f"scancel {handle['job_id']} failed: {proc.stderr.strip()}")
-        deadline = time.monotonic() + self.cancel_timeout_s
-        while not self.status(handle).ended and time.monotonic() < deadline:
-            time.sleep(0.1)
+        procs.wait_until(lambda: self.status(handle).ended, self.cancel_timeout_s, interval=0.1)
 
     # -- running Slurm's commands -----------------------------------------------------
 

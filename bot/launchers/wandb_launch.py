@@ -22,7 +22,7 @@ from typing import Any, Iterator, Mapping
 
 from bot.config import Settings
 from bot.errors import BadInput, BotError, OperationFailed, exception_line
-from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher
+from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher
 from bot.launchers.local import compose_script
 
 NEEDS_KEY = "launch.backend wandb-launch needs a W&B API key: set WANDB_API_KEY"
@@ -90,7 +90,7 @@ class WandbLaunchLauncher(Launcher):
             state = _RUN_STATES.get(run.state, "running")
             reason = "W&B marked the run preempted" if run.state == "preempted" else None
             return LaunchStatus(state, started_at=handle.get("started_at"), reason=reason,
-                                ended_at=time.time() if state in ("finished", "failed", "crashed", "killed") else None)
+                                ended_at=time.time() if state in END_STATES else None)
         item_state = self._queue_item_state(handle)
         if item_state == "failed":
             return LaunchStatus("failed", started_at=handle.get("started_at"), ended_at=time.time(),
@@ -119,7 +119,7 @@ class WandbLaunchLauncher(Launcher):
     def cancel(self, handle: Handle) -> None:
         run = self._find_run(handle)
         if run is not None:
-            if _RUN_STATES.get(run.state) in ("finished", "failed", "crashed", "killed"):
+            if _RUN_STATES.get(run.state) in END_STATES:
                 return
             with self._calling(f"stopping run {handle['run_id']}"):
                 run.stop()   # the run's process sees the stop request and exits as killed

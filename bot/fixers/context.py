@@ -251,7 +251,7 @@ def branch_diff(root: Path, branch: str, base: str | None) -> str:
     if not base or base.startswith("-") or branch.startswith("-"):
         return ""
     for ref in (base, f"origin/{base}"):
-        result = _git(root, "diff", "--no-color", "--no-ext-diff", f"{ref}...{branch}", "--")
+        result = git_output(root, "diff", "--no-color", "--no-ext-diff", f"{ref}...{branch}", "--")
         if result is not None:
             return result
     return ""
@@ -292,7 +292,8 @@ def read_in_repo(root: Path, rel: str) -> str:
     return _read(target) if target is not None else ""
 
 
-def _git(root: Path, *args: str) -> str | None:
+def git_output(root: Path, *args: str) -> str | None:
+    """git's stdout, or None when git fails or takes too long."""
     try:
         result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
                                 errors="replace", timeout=GIT_TIMEOUT_S)

@@ -126,8 +126,8 @@ def _targets(ctx: FixContext, missing: MissingKey) -> list[Target]:
             continue
         if rel.endswith(".py"):
             targets += _python_targets(rel, text, missing, reader_file, reader_text or "")
-        elif _yaml_score(rel, text, missing) > 0:
-            targets.append(Target(rel, _yaml_score(rel, text, missing)))
+        elif (score := _yaml_score(rel, text, missing)) > 0:
+            targets.append(Target(rel, score))
     return targets
 
 

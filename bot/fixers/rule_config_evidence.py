@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import ast
 import re
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import yaml
 
+from bot.fixers.context import git_output
 from bot.fixers.model import FixContext
 from bot.fixers.rule_config_sites import Site, find_sites, python_sites, yaml_sites
 from bot.fixers.rule_text import read_text
@@ -42,7 +41,7 @@ def _from_base_branch(ctx: FixContext, key: str, target: str) -> Value | None:
     if not ctx.base_branch:
         return None
     for ref in (ctx.base_branch, f"origin/{ctx.base_branch}"):
-        text = _git_show(ctx.worktree, f"{ref}:{target}")
+        text = git_output(ctx.worktree, "show", f"{ref}:{target}")
         if text is None:
             continue
         finder = python_sites if target.endswith(".py") else yaml_sites
@@ -50,14 +49,6 @@ def _from_base_branch(ctx: FixContext, key: str, target: str) -> Value | None:
         if site is not None:
             return _site_value(site, f"{ref}:{target}:{site.line}: {site.line_text.strip()}")
     return None
-
-
-def _git_show(worktree: Path, spec: str) -> str | None:
-    try:
-        done = subprocess.run(["git", "show", spec], cwd=worktree, capture_output=True, text=True, timeout=30)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout if done.returncode == 0 else None
 
 
 def _from_other_configs(ctx: FixContext, key: str, target: str) -> Value | None:

@@ -37,14 +37,18 @@ def find_sites(root: Path, keys: tuple[str, ...]) -> list[Site]:
     """Every literal value of one of `keys` in the repo's Python and YAML files (tests skipped)."""
     sites: list[Site] = []
     for rel in repo_files(root, (".py", ".yaml", ".yml"), skip_tests=True):
-        if is_vendored(rel):
-            continue
-        text = read_text(root, rel)
-        if text is None:
-            continue
-        finder = python_sites if rel.endswith(".py") else yaml_sites
-        sites.extend(finder(rel, text, keys))
+        if not is_vendored(rel):
+            sites.extend(file_sites(root, rel, keys))
     return sites
+
+
+def file_sites(root: Path, rel: str, keys: tuple[str, ...]) -> list[Site]:
+    """The literal values of `keys` in one Python or YAML file."""
+    text = read_text(root, rel)
+    if text is None:
+        return []
+    finder = python_sites if rel.endswith(".py") else yaml_sites
+    return finder(rel, text, keys)
 
 
 def is_vendored(rel: str) -> bool:

@@ -6,7 +6,7 @@ from decimal import Decimal, InvalidOperation
 
 from bot.fixers.context import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.rule_config_sites import Site, best_site, find_sites, number
+from bot.fixers.rule_config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.rule_text import line_edit, read_text
 
 BATCH_KEYS = ("batch_size", "train_batch_size", "per_device_train_batch_size")
@@ -49,7 +49,7 @@ def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:
 
 def _accum_beside(ctx: FixContext, batch: Site) -> Site | None:
     """Gradient accumulation set beside the batch size (same dict, call, parser or YAML file)."""
-    sites = [s for s in find_sites(ctx.worktree, ACCUM_KEYS) if s.path == batch.path and s.scope == batch.scope
+    sites = [s for s in file_sites(ctx.worktree, batch.path, ACCUM_KEYS) if s.scope == batch.scope
              and isinstance(number(s.text), int) and number(s.text) >= 1]
     return best_site(sites, ctx.run_config)
 

@@ -102,11 +102,14 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str]) -> tuple[str, s
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
     where = repo_path(ctx.worktree, (ctx.diagnosis.location or {}).get("file"))
     files = ([where] if where else []) + [f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f != where]
+    texts: dict[str, str | None] = {}   # each file read once, when first needed
     for tail in dict.fromkeys(tails):
         for variant in (tail, f"./{tail}"):
+            pattern = _quoted_pattern(variant)
             for rel_file in files:
-                text = read_text(ctx.worktree, rel_file)
-                if text and _quoted_pattern(variant).search(text):
+                if rel_file not in texts:
+                    texts[rel_file] = read_text(ctx.worktree, rel_file)
+                if texts[rel_file] and pattern.search(texts[rel_file]):
                     return rel_file, variant
     return None
 

@@ -11,7 +11,7 @@ import yaml
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.rule_config_evidence import Value, as_python, as_yaml, find_value
-from bot.fixers.rule_text import char_col, line_edit, quoted, read_text, repo_files, repo_path
+from bot.fixers.rule_text import char_col, failing_file, line_edit, quoted, read_text, repo_files, repo_path
 
 _OMEGACONF = ("ConfigAttributeError", "ConfigKeyError", "MissingMandatoryValue")
 _OMEGACONF_KEY = (
@@ -117,7 +117,7 @@ def _candidate_lines(diagnosis: Diagnosis, ctx: FixContext) -> list[str]:
 # --- where the config lives -------------------------------------------------------------------
 
 def _targets(ctx: FixContext, missing: MissingKey) -> list[Target]:
-    reader_file = repo_path(ctx.worktree, (ctx.diagnosis.location or {}).get("file"))
+    reader_file = failing_file(ctx)
     reader_text = read_text(ctx.worktree, reader_file) if reader_file else ""
     targets = []
     for rel in repo_files(ctx.worktree, (".py", ".yaml", ".yml"), skip_tests=True):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.diagnosis.model import Diagnosis
-from bot.fixers.rule_text import repo_files
+from bot.fixers.rule_text import failure_texts, repo_files
 
 _NO_MODULE = re.compile(r"No module named ['\"]([\w.]+)['\"]")
 _NO_NAME = re.compile(r"cannot import name ['\"](\w+)['\"] from ['\"]([\w.]+)['\"]")
@@ -22,7 +22,7 @@ class MissingImport:
 
 def missing_import(diagnosis: Diagnosis) -> MissingImport | None:
     """The module (or module + name) that an ImportError/ModuleNotFoundError could not find."""
-    for text in _texts(diagnosis):
+    for text in failure_texts(diagnosis):
         found = _NO_MODULE.search(text)
         if found:
             return MissingImport(found.group(1), None, text.strip())
@@ -30,13 +30,6 @@ def missing_import(diagnosis: Diagnosis) -> MissingImport | None:
         if found:
             return MissingImport(found.group(2), found.group(1), text.strip())
     return None
-
-
-def _texts(diagnosis: Diagnosis) -> list[str]:
-    exc = diagnosis.exception or {}
-    head = f"{exc.get('type', '')}: {exc.get('message', '')}"
-    # Evidence is read bottom-up: the last error in a log is the one that killed the run.
-    return [head, *reversed(diagnosis.evidence)]
 
 
 CUTOFF = 0.8   # difflib ratio: "modles"/"models" 0.83, "Nett"/"Net" 0.86, "einops"/"einops_utils" 0.67

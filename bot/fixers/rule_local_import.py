@@ -10,14 +10,14 @@ from pathlib import Path
 from bot.fixers.distributions import distribution_for
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.rule_imports import CUTOFF, MissingImport, local_package_dir, missing_import, modules_in
-from bot.fixers.rule_text import char_col, line_edit, read_text, repo_files, repo_path
+from bot.fixers.rule_text import char_col, failing_file, line_edit, read_text, repo_files
 
 
 def fix_local_import(ctx: FixContext) -> FixProposal | None:
     missing = missing_import(ctx.diagnosis)
     if missing is None:
         return None
-    beside = repo_path(ctx.worktree, (ctx.diagnosis.location or {}).get("file"))
+    beside = failing_file(ctx)
     top = missing.module.split(".")[0]
     base = local_package_dir(ctx.worktree, top, beside)
     if base is None or (top not in modules_in(base) and distribution_for(top, guess=False)):

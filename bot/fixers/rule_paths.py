@@ -8,7 +8,7 @@ import re
 from pathlib import Path, PurePath
 
 from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.rule_text import line_edit, read_text, repo_files, repo_path
+from bot.fixers.rule_text import failing_file, failure_texts, line_edit, read_text, repo_files
 
 CUTOFF = 0.8
 _MAX_SIBLINGS = 20_000
@@ -48,9 +48,7 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
 
 
 def _missing_path(ctx: FixContext) -> tuple[str, str] | None:
-    exc = ctx.diagnosis.exception or {}
-    texts = [f"{exc.get('type', '')}: {exc.get('message', '')}", *reversed(ctx.diagnosis.evidence)]
-    for text in texts:
+    for text in failure_texts(ctx.diagnosis):
         if "artifact" in text.lower():
             continue   # a W&B artifact name: the repo's files cannot tell which ones exist
         for pattern in _MISSING:
@@ -100,7 +98,7 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str]) -> tuple[str, s
     """(file, literal) of the string in the repo that names the missing path: the whole path,
     or its tail (code that joins a folder and a file name), the traceback's file first."""
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
-    where = repo_path(ctx.worktree, (ctx.diagnosis.location or {}).get("file"))
+    where = failing_file(ctx)
     files = ([where] if where else []) + [f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f != where]
     texts: dict[str, str | None] = {}   # each file read once, when first needed
     for tail in dict.fromkeys(tails):

@@ -6,7 +6,7 @@ import re
 from bot.fixers.distributions import canonical, distribution_for, is_stdlib, top_level
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.rule_imports import local_package_dir, missing_import, repo_defines
-from bot.fixers.rule_text import read_text, repo_path
+from bot.fixers.rule_text import failing_file, read_text
 
 DEFAULT_FILE = "requirements.txt"
 
@@ -19,7 +19,7 @@ def add_requirement(ctx: FixContext) -> FixProposal | None:
     if is_stdlib(top) or repo_defines(ctx.worktree, top):
         return None
     dist = distribution_for(top, guess=False)
-    if dist is None and local_package_dir(ctx.worktree, top, repo_path(ctx.worktree, _location_file(ctx))):
+    if dist is None and local_package_dir(ctx.worktree, top, failing_file(ctx)):
         return None   # an unknown name close to one of the repo's modules: a typo, fix-local-import's case
     dist = dist or distribution_for(top)
     if dist is None:
@@ -62,7 +62,3 @@ def _append(path: str, text: str | None, dist: str) -> Edit:
         return Edit(path=path, search="", replace=f"{dist}\n", append=True)
     # The file has no final newline: keep it that way.
     return Edit(path=path, search="", replace=f"\n{dist}", append=True)
-
-
-def _location_file(ctx: FixContext) -> str | None:
-    return (ctx.diagnosis.location or {}).get("file")

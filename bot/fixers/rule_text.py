@@ -6,7 +6,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from bot.fixers.model import Edit
+from bot.diagnosis.model import Diagnosis
+from bot.fixers.model import Edit, FixContext
 
 # Folders that are never the user's source or config.
 _SKIP_DIRS = {"node_modules", "__pycache__", "venv", "site-packages", "wandb", "outputs"}
@@ -92,6 +93,18 @@ def char_col(line: str, byte_col: int) -> int:
 def quoted(text: str) -> list[str]:
     """The single- or double-quoted strings in `text`, in order."""
     return [a or b for a, b in re.findall(r"'([^']*)'|\"([^\"]*)\"", text)]
+
+
+def failure_texts(diagnosis: Diagnosis) -> list[str]:
+    """The exception line, then the evidence bottom-up: the last error in a log is the one
+    that killed the run."""
+    exc = diagnosis.exception or {}
+    return [f"{exc.get('type', '')}: {exc.get('message', '')}", *reversed(diagnosis.evidence)]
+
+
+def failing_file(ctx: FixContext) -> str | None:
+    """The repo file of the traceback's innermost frame, when it is one of the repo's files."""
+    return repo_path(ctx.worktree, (ctx.diagnosis.location or {}).get("file"))
 
 
 def repo_path(root: Path, file: str | None) -> str | None:

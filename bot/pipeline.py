@@ -16,10 +16,9 @@ import subprocess
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from bot import report
-from bot.branch_doc import doc_path
 from bot.context import RepoContext
 from bot.diagnosis.model import Diagnosis
 from bot.errors import BotError, OperationFailed
@@ -27,6 +26,9 @@ from bot.files import write_atomic
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.metrics import loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
+
+if TYPE_CHECKING:
+    from bot.workspace import Commit
 
 Reporter = Callable[[str, str], None]   # (stage, markdown body)
 STOP_WAIT_S = 30                         # how long a cancelled run may take to end
@@ -210,14 +212,18 @@ class Pipeline:
                          f"found {self.ctx.workspace.head(req.branch)[:10]}); comment again to fix the new code")
 
     def _only_bot_commits_since(self, expected: str) -> bool:
-        ws = self.ctx.workspace
-        if ws.head(self.branch) == expected:
-            return True
+        newer = self._since(expected)   # None: an unknown commit, not the branch the requester saw
+        return newer is not None and self.ctx.workspace.is_ancestor(expected, self.branch) \
+            and all(c.by_bot for c in newer)
+
+    def _since(self, base: str | None) -> list[Commit] | None:
+        """The branch's commits after `base`, oldest first; None when `base` is unknown here."""
+        if not base:
+            return None
         try:
-            newer = ws.commits_since(expected, self.branch)
-        except BotError:   # an unknown commit: not the branch the requester saw
-            return False
-        return ws.is_ancestor(expected, self.branch) and all(c.by_bot for c in newer)
+            return self.ctx.workspace.commits_since(base, self.branch)
+        except BotError:
+            return None
 
     def _check_cancelled(self) -> None:
         if self.cancelled():
@@ -314,12 +320,7 @@ class Pipeline:
     def _pending_fix(self, run: RunInfo) -> list[str]:
         """Bot fixes on the branch after this run's commit, oldest first: a fix that no run has
         tried yet. Empty when a human changed the branch since, or nothing did."""
-        if not run.commit or self.ctx.workspace.head(self.branch) == run.commit:
-            return []
-        try:
-            newer = self.ctx.workspace.commits_since(run.commit, self.branch)
-        except BotError:
-            return []
+        newer = self._since(run.commit)
         if not newer or not all(c.by_bot for c in newer):
             return []
         return [c.sha for c in newer]
@@ -331,22 +332,14 @@ class Pipeline:
         from bot.fixers.patch import editable
 
         ws = self.ctx.workspace
-        if not run.commit or ws.head(self.branch) == run.commit:
-            return []
-        try:
-            newer = ws.commits_since(run.commit, self.branch)
-        except BotError:   # the run's commit is not in this repository
-            return []
-        changed = {name for c in newer if not c.by_bot
-                   for name in self._git("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", c.sha).split("\0")}
-        changed -= {"", doc_path(self.branch)}
+        changed = {name for c in self._since(run.commit) or [] if not c.by_bot
+                   for name in ws.files_changed(c.sha, self.branch)}
         if proposal is not None:
             return sorted(changed & {edit.path for edit in proposal.edits})
         return sorted(name for name in changed if editable(name, self.config))
 
     def _on_remote(self, sha: str) -> bool:
-        return subprocess.run(["git", "merge-base", "--is-ancestor", sha, f"refs/remotes/origin/{self.branch}"],
-                              cwd=self.worktree, capture_output=True).returncode == 0
+        return self.ctx.workspace.on_remote(sha, self.branch)
 
     def _apply(self, req, found, proposal, fix_ctx, attempt, outcome) -> None:
         number = attempt.number

@@ -321,6 +321,16 @@ class Workspace:
         return [c.sha for c in commits if c.by_bot and (any(c.sha.startswith(r) for r in reverted)
                                                         or self._undone(c.sha, tip, branch))]
 
+    def files_changed(self, sha: str, branch: str) -> list[str]:
+        """The files a (non-merge) commit changed, the branch's docs page aside."""
+        out = self._git("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", sha)
+        return [f for f in out.split("\0") if f and f != doc_path(branch)]
+
+    def on_remote(self, sha: str, branch: str) -> bool:
+        """Whether `sha` is in the remote-tracking branch, as last fetched."""
+        return _run(self.root, "merge-base", "--is-ancestor", sha, f"refs/remotes/{self.remote}/{branch}",
+                    check=False).code == 0
+
     def commits_since(self, base: str, branch: str) -> list[Commit]:
         """The commits at the branch's worktree HEAD not reachable from `base` (a commit or
         ref), oldest first; BadInput when `base` is not a commit here."""
@@ -607,8 +617,7 @@ class Workspace:
         parents = self._git("rev-list", "--parents", "-n", "1", sha).split()
         if len(parents) != 2:
             return False  # root or merge commit: not a bot fix
-        files = [f for f in self._git("diff-tree", "--no-commit-id", "--name-only", "-r", sha).splitlines()
-                 if f and f != doc_path(branch)]
+        files = self.files_changed(sha, branch)
         if not files:
             return False
         return _run(self.root, "--literal-pathspecs", "diff", "--quiet", parents[1], tip, "--", *files,

@@ -6,10 +6,13 @@ work from the handle alone.
 """
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
+
+from bot.errors import BadInput
 
 Handle = dict[str, Any]
 
@@ -53,6 +56,15 @@ class Launcher(ABC):
     # The longest `launch` may take. A recorded run still without a handle after this long
     # lost its launch (the bot died between recording the run and storing its handle).
     launch_timeout_s: float = 60.0
+    settings: Any
+    base_env: Mapping[str, str] | None = None   # None: the bot's own environment when used
+
+    def inherited_env(self) -> Mapping[str, str]:
+        return os.environ if self.base_env is None else self.base_env
+
+    def environment(self, spec: LaunchSpec) -> dict[str, str]:
+        """What the job runs with (see `job_environment`)."""
+        return job_environment(self.settings, spec, self.inherited_env())
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:
@@ -86,6 +98,14 @@ def without_bot_secrets(settings: Any, env: Mapping[str, str]) -> dict[str, str]
     return {name: value for name, value in env.items()
             if name not in BOT_SECRET_VARS
             and (name == "WANDB_API_KEY" or value.strip() not in secrets)}
+
+
+def existing_worktree(spec: LaunchSpec) -> Path:
+    """The job's worktree, resolved; BadInput when it is not a folder."""
+    worktree = Path(spec.worktree).resolve()
+    if not worktree.is_dir():
+        raise BadInput(f"worktree {spec.worktree} is not a directory")
+    return worktree
 
 
 def job_environment(settings: Any, spec: LaunchSpec, base: Mapping[str, str]) -> dict[str, str]:

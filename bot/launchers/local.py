@@ -7,7 +7,6 @@ its start time, and the status file the supervisor keeps next to the log.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import socket
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.config import Settings
-from bot.errors import BadInput, OperationFailed
+from bot.errors import OperationFailed
 from bot.launchers import procs
-from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
+from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree
 from bot.state import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the `bot` package
@@ -69,8 +68,7 @@ class LocalLauncher(Launcher):
     # -- launch -----------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> Handle:
-        if not Path(spec.worktree).is_dir():
-            raise BadInput(f"worktree {spec.worktree} is not a directory")
+        existing_worktree(spec)
         log_path = Path(spec.log_path).resolve()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         status_path, cancel_path = status_paths(log_path)
@@ -98,9 +96,6 @@ class LocalLauncher(Launcher):
     def supervisor_options(self) -> dict[str, Any]:
         """Extra settings a subclass passes to the supervisor (see supervise.py)."""
         return {}
-
-    def environment(self, spec: LaunchSpec) -> dict[str, str]:
-        return job_environment(self.settings, spec, os.environ if self.base_env is None else self.base_env)
 
     def _state_db(self) -> Path:
         return Path(self.settings.state_dir).resolve() / DB_NAME

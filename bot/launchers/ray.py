@@ -18,7 +18,6 @@ reason: `git rev-parse` in the job (and wandb's own commit lookup) then works.
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
@@ -27,7 +26,8 @@ from bot.config import Settings
 from bot.errors import BadInput, OperationFailed, exception_line, first_line
 from bot.files import write_atomic
 from bot.launchers import procs
-from bot.launchers.base import QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
+from bot.launchers.base import (QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree,
+                               job_environment)
 from bot.launchers.local import compose_script
 
 if TYPE_CHECKING:
@@ -74,9 +74,7 @@ class RayLauncher(Launcher):
     # -- launch -----------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> Handle:
-        worktree = Path(spec.worktree).resolve()
-        if not worktree.is_dir():
-            raise BadInput(f"worktree {spec.worktree} is not a directory")
+        worktree = existing_worktree(spec)
         address = str(self.options.get("address") or DEFAULT_ADDRESS)
         client = self._client(address)
         log_path = Path(spec.log_path).resolve()
@@ -110,7 +108,7 @@ class RayLauncher(Launcher):
         return {**extra, "working_dir": str(worktree), "excludes": excludes, "env_vars": env_vars}
 
     def environment(self, spec: LaunchSpec) -> dict[str, str]:
-        base = os.environ if self.base_env is None else self.base_env
+        base = self.inherited_env()
         env = job_environment(self.settings, spec, {key: base[key] for key in PASSED_ENV if base.get(key)})
         if env.get("WANDB_MODE") in QUIET_WANDB_MODES:
             # The bot reads offline runs from the worktree, not from Ray's copy of it.

@@ -18,7 +18,6 @@ secrets (see `bot.launchers.base.without_bot_secrets`; sbatch itself runs withou
 """
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
@@ -31,7 +30,7 @@ from typing import Any, Mapping
 from bot.config import Settings
 from bot.errors import BadInput, OperationFailed
 from bot.launchers import procs
-from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher, job_environment
+from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree
 from bot.launchers.local import compose_script
 
 # Values that go on an `#SBATCH` line: sbatch splits them at spaces and reads quotes itself.
@@ -66,10 +65,8 @@ class SlurmLauncher(Launcher):
     # -- launch -----------------------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> Handle:
-        if not Path(spec.worktree).is_dir():
-            raise BadInput(f"worktree {spec.worktree} is not a directory")
+        worktree = existing_worktree(spec)
         options = slurm_options((self.config or {}).get("launch", {}).get("slurm"))
-        worktree = Path(spec.worktree).resolve()
         log_path = Path(spec.log_path).resolve()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         script_path = log_path.with_suffix(".sbatch")
@@ -83,10 +80,6 @@ class SlurmLauncher(Launcher):
         return {"backend": self.name, "job_id": job_id.strip(), "cluster": cluster or self._cluster_name(),
                 "via_clusters": bool(cluster), "log_path": str(log_path), "script_path": str(script_path),
                 "run_id": spec.run_id, "submitted_at": time.time()}
-
-    def environment(self, spec: LaunchSpec) -> dict[str, str]:
-        """What sbatch runs with, and (`--export=ALL`) what the job gets."""
-        return job_environment(self.settings, spec, os.environ if self.base_env is None else self.base_env)
 
     def _cluster_name(self) -> str | None:
         try:
@@ -145,7 +138,7 @@ class SlurmLauncher(Launcher):
     # -- running Slurm's commands -----------------------------------------------------
 
     def _call(self, argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
-        env = dict(env if env is not None else (os.environ if self.base_env is None else self.base_env))
+        env = dict(env if env is not None else self.inherited_env())
         try:
             return subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
                                   timeout=self.command_timeout_s)

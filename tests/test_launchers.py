@@ -146,6 +146,13 @@ def test_environment_with_a_wandb_key_stays_online(tmp_path, worktree):
     assert spec.log_path.read_text().startswith(f"mode=unset key={'k' * 40} ")
 
 
+def test_a_job_starts_its_own_wandb_service_not_the_bots(settings, worktree):
+    launcher = LocalLauncher(settings, base_env={**BASE_ENV, "WANDB_SERVICE": "3-7331-unix-/tmp/wandb/socket"})
+    spec = make_spec(worktree, 'echo "service=${WANDB_SERVICE-unset}"')
+    wait_for_end(launcher, launcher.launch(spec))
+    assert spec.log_path.read_text().strip() == "service=unset"
+
+
 BOT_SECRETS = {"GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----xyz", "GITHUB_PRIVATE_KEY_PATH": "/srv/app.pem",
                "GITHUB_WEBHOOK_SECRET": "hook-secret-1", "WANDB_WEBHOOK_SECRET": "wandb-hook-secret",
                "ANTHROPIC_API_KEY": "sk-ant-secret", "GITHUB_TOKEN": "ghs_installationtoken",

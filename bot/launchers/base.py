@@ -112,6 +112,10 @@ def job_environment(settings: Any, spec: LaunchSpec, base: Mapping[str, str]) ->
     """What a job runs with: `base`, the run's own variables, and W&B told where to log; never
     the bot's own secrets (see `without_bot_secrets`)."""
     env = without_bot_secrets(settings, {**base, **spec.env})
+    # Set in the bot's environment once it used wandb in-process (the API, Launch): a job
+    # that inherits it logs through the bot's wandb-core, and loses its run's last records
+    # when the bot stops. Each job starts its own.
+    env.pop("WANDB_SERVICE", None)
     if settings.wandb_api_key and not env.get("WANDB_API_KEY"):
         env["WANDB_API_KEY"] = settings.wandb_api_key
     if settings.wandb_base_url and not env.get("WANDB_BASE_URL"):

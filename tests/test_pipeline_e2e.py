@@ -233,6 +233,34 @@ def test_a_human_change_elsewhere_does_not_delay_the_fix(capsys, repo):
     assert '"batch_size": 64,' in on_origin(origin, "exp-human-readme", "src/config.py")
 
 
+def test_the_same_failure_after_a_fix_with_no_progress_stops_the_loop(capsys, repo):
+    origin, clone = repo
+    launch_and_fail(capsys, clone, "exp-oom-stuck")
+
+    code, result = fix(capsys, clone, "exp-oom-stuck")
+
+    assert code == 1 and result["action"] == "gave_up"
+    assert "the same failure came back after `rule:lower-batch-size` with no progress" in result["reason"]
+    assert [a["fixer"] for a in result["attempts"]] == ["rule:lower-batch-size"]
+    fixes = git(origin, "log", "--format=%s", "main..exp-oom-stuck").splitlines()
+    assert sum(s.startswith("Fix: ") for s in fixes) == 1, "no second halving after the first did nothing"
+
+
+def test_delete_failed_run_removes_the_relaunched_run_once_the_fix_is_verified(capsys, repo):
+    _, clone = repo
+    failed = launch_and_fail(capsys, clone, "exp-cleanup")
+    from bot.state import StateStore
+
+    state = StateStore.open(Path(os.environ["FIX_AND_RELAUNCH_STATE_DIR"]))
+    assert state.get_run(failed["id"]) is not None and Path(failed["log_path"]).exists()
+
+    code, result = fix(capsys, clone, "exp-cleanup")
+
+    assert code == 0 and result["verified"] is True
+    assert state.get_run(failed["id"]) is None and not Path(failed["log_path"]).exists()
+    assert [r.id for r in state.list_runs(branch="exp-cleanup")] == [result["new_run"]["id"]]
+
+
 def test_a_human_revert_of_a_bot_fix_stops_automatic_fixing(capsys, repo):
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-revert")

@@ -113,6 +113,24 @@ def test_the_job_environment_carries_wandb_settings_but_no_other_secret(settings
     assert env["WANDB_API_KEY"] == "k" * 40 and "WANDB_MODE" not in env and "WANDB_DIR" not in env
 
 
+def test_a_lost_job_supervisor_is_an_infrastructure_crash_and_diagnosed_retryable():
+    job_submission = pytest.importorskip("ray.job_submission", reason="ray is not installed")
+    from bot.diagnosis import diagnose_lines
+    from bot.launchers.ray import from_job_info
+
+    info = job_submission.JobDetails(
+        type=job_submission.JobType.SUBMISSION, entrypoint="python main.py", status=job_submission.JobStatus.FAILED,
+        error_type="JOB_SUPERVISOR_ACTOR_DIED", message="The actor died unexpectedly before finishing this task.",
+        start_time=1_000, end_time=2_000)
+
+    status = from_job_info(info)
+
+    assert (status.state, status.started_at, status.ended_at) == ("crashed", 1.0, 2.0)
+    assert status.reason.startswith("JOB_SUPERVISOR_ACTOR_DIED: infrastructure failure")
+    diagnosis = diagnose_lines([f"[ray] job raysubmit_1 ended: {status.reason}"])   # as the run's log ends
+    assert (diagnosis.category, diagnosis.retryable) == ("infra", True)
+
+
 def test_launch_to_an_address_where_nothing_answers_fails_cleanly(settings, worktree):
     address = f"http://127.0.0.1:{free_port()}"
     pytest.importorskip("ray.job_submission", reason="ray is not installed")

@@ -18,6 +18,7 @@ Safety rules this module keeps:
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -154,12 +155,16 @@ def check_branch_name(branch: str) -> str:
     if not isinstance(branch, str) or not branch or branch.startswith(("-", "+")) or "@{" in branch \
             or branch == "HEAD" or "\\" in branch or any(ord(c) < 32 for c in branch):
         raise BadInput(f"invalid branch name: {branch!r}")
-    result = _run(Path("/"), "check-ref-format", "--branch", branch, check=False)
-    if result.code != 0 or result.out.strip() != branch:
-        raise BadInput(f"invalid branch name: {branch!r}")
-    if any(part in ("", ".", "..") for part in branch.split("/")):
+    if not _git_accepts(branch) or any(part in ("", ".", "..") for part in branch.split("/")):
         raise BadInput(f"invalid branch name: {branch!r}")
     return branch
+
+
+@functools.lru_cache(maxsize=1024)
+def _git_accepts(branch: str) -> bool:
+    """git's own verdict on a branch name; asked once per name (every git step checks it)."""
+    result = _run(Path("/"), "check-ref-format", "--branch", branch, check=False)
+    return result.code == 0 and result.out.strip() == branch
 
 
 def clone_for_server(state_dir: Path, owner_repo: str, clone_url: str) -> Path:
@@ -383,11 +388,12 @@ class Workspace:
         if refspec.startswith("+"):  # a leading '+' would make it a forced update
             raise BadInput(f"refusing to force-push {branch!r}")
         auth = self._fresh_auth()
+        target = self._remote_target(auth)
         with self._lock():
-            result = self._remote_git(auth, "push", "--porcelain", self._remote_target(auth), refspec, check=False)
+            result = self._remote_git(auth, "push", "--porcelain", target, refspec, check=False)
         text = _one_line(f"{result.out}\n{result.err}", self._seen_secrets)
         if result.code == 0:
-            if self._remote_target(auth) != self.remote:
+            if target != self.remote:
                 self._fetch_quietly(branch)
             return
         if any(marker in text for marker in _REJECTED):

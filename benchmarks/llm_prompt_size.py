@@ -20,13 +20,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot import sample_repo  # noqa: E402
-from bot.config import Settings  # noqa: E402
+from bot.demo import sample_repo  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
 from bot.diagnosis.model import Diagnosis  # noqa: E402
-from bot.fixers.context import DEFAULT_BUDGET_TOKENS, estimate_tokens  # noqa: E402
-from bot.fixers.llm import Conversation, system_blocks, tool_definition  # noqa: E402
+from bot.fixers.llm.prompt import DEFAULT_BUDGET_TOKENS, estimate_tokens  # noqa: E402
+from bot.fixers.llm.client import Conversation, system_blocks, tool_definition  # noqa: E402
 from bot.fixers.model import FixContext  # noqa: E402
-from bot.repo_config import DEFAULTS  # noqa: E402
+from bot.repo.config import DEFAULTS  # noqa: E402
 
 
 def failure_log(workdir: str, steps: int) -> list[str]:

@@ -15,11 +15,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot import sample_repo  # noqa: E402
-from bot.config import Settings  # noqa: E402
-from bot.context import RepoContext  # noqa: E402
-from bot.launch import launch_branch, wait_for  # noqa: E402
-from bot.pipeline import FixRequest, Pipeline  # noqa: E402
+from bot.demo import sample_repo  # noqa: E402
+from bot.core.settings import Settings  # noqa: E402
+from bot.loop.repo_context import RepoContext  # noqa: E402
+from bot.loop.launch import launch_branch, wait_for  # noqa: E402
+from bot.loop.pipeline import FixRequest, Pipeline  # noqa: E402
 
 
 def failed_repo(root: Path, settings: Settings) -> RepoContext:

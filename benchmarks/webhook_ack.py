@@ -2,7 +2,7 @@
 
     python benchmarks/webhook_ack.py [--requests 2000] [--concurrency 8]
 
-A child process serves, on 127.0.0.1: the real app (`bot.server.make_app`, its SQLite queue in
+A child process serves, on 127.0.0.1: the real app (`bot.app.server.make_app`, its SQLite queue in
 a temporary directory), a bare aiohttp handler that only answers 200, and the local fake
 GitHub the real app talks to. This process sends signed requests with a few concurrent
 clients and prints p50/p95/p99 latency, throughput, and the ratio real/bare, for:
@@ -32,7 +32,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.fake_github import (EXAMPLES, FakeGitHub, WEBHOOK_SECRET, make_settings, pr_comment,  # noqa: E402
+from tests.support.fake_github import (EXAMPLES, FakeGitHub, WEBHOOK_SECRET, make_settings, pr_comment,  # noqa: E402
                                rsa_private_key, signed)
 
 REPO = "Codertocat/Hello-World"
@@ -41,8 +41,8 @@ REPO = "Codertocat/Hello-World"
 async def serve(prs: int) -> None:
     from aiohttp import web
 
-    from bot.jobs import Queue
-    from bot.server import make_app
+    from bot.app.queue import Queue
+    from bot.app.server import make_app
 
     key = rsa_private_key()
     fake = FakeGitHub(app_id="4242", public_key=key.public_key())

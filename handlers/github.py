@@ -1,6 +1,6 @@
 """GitHub webhook handlers: check, authorize, enqueue, answer. The slow work runs in the pipeline.
 
-Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.jobs.Queue) and, for
+Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue) and, for
 closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
 plain function runs in a thread, off the event loop).
 """
@@ -16,8 +16,8 @@ from typing import Any, Callable
 import gidgethub
 from gidgethub import routing
 
-from bot.forge import GitHubForge
-from bot.jobs import comment_key
+from bot.app.forge import GitHubForge
+from bot.app.queue import comment_key
 
 log = logging.getLogger(__name__)
 router = routing.Router()

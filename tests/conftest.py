@@ -5,8 +5,7 @@ from pathlib import Path
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED = REPO_ROOT.parent / "shared"
+from tests.support.paths import REPO_ROOT, SHARED  # noqa: F401 - REPO_ROOT is read by tests
 
 _CREDENTIALS = (
     "WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "ANTHROPIC_API_KEY",
@@ -39,8 +38,8 @@ def shared_path(*parts: str) -> Path:
 
 # The cluster fixtures, shared by every test module. Imported here, below _CREDENTIALS, which
 # tests/ray_cluster.py reads from this module.
-from tests.ray_cluster import ray_address  # noqa: E402,F401 - a session fixture: one Ray head
-from tests.slurm_cluster import SlurmCluster, slurm_or_skip  # noqa: E402
+from tests.support.ray_cluster import ray_address  # noqa: E402,F401 - a session fixture: one Ray head
+from tests.support.slurm_cluster import SlurmCluster, slurm_or_skip  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from bot.diagnosis.classify import diagnose_lines, diagnose_text
 from bot.diagnosis.model import CATEGORIES, Diagnosis
-from bot.diagnosis.redact import redact, redact_lines
+from bot.core.secrets import redact, redact_lines
 from bot.diagnosis.tail import tail_lines
 from bot.diagnosis.tracebacks import ParsedTraceback, parse_tracebacks
 

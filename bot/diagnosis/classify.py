@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.diagnosis.model import Diagnosis
-from bot.diagnosis.redact import redact, redact_lines
+from bot.core.secrets import redact, redact_lines
 from bot.diagnosis.tail import clean_line
 from bot.diagnosis.tracebacks import (ParsedTraceback, find_location, frame_line_indices, is_library_file,
                                       normalize_lines, parse_normalized)

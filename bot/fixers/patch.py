@@ -15,7 +15,7 @@ from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any, Iterable
 
-from bot.errors import OperationFailed
+from bot.core.errors import OperationFailed
 from bot.fixers.model import Edit
 
 OUTPUT_TAIL_CHARS = 2000

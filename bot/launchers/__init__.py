@@ -10,13 +10,13 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-from bot.config import Settings
-from bot.errors import BadInput
+from bot.core.settings import Settings
+from bot.core.errors import BadInput
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
 from bot.launchers.command import CommandLauncher
 from bot.launchers.local import LocalLauncher
 from bot.runs.model import ACTIVE_STATES
-from bot.state import RunRecord, StateStore, new_run_id
+from bot.store.runs import RunRecord, StateStore, new_run_id
 
 __all__ = [
     "ACTIVE_STATES", "END_STATES", "Handle", "Launcher", "LaunchSpec", "LaunchStatus",

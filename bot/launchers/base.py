@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.errors import BadInput
+from bot.core.errors import BadInput
 
 Handle = dict[str, Any]
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from string import Formatter
 from typing import Any
 
-from bot.errors import BadInput
+from bot.core.errors import BadInput
 from bot.launchers.base import Handle, LaunchSpec, LaunchStatus
 from bot.launchers.local import LocalLauncher
 

@@ -16,11 +16,11 @@ import time
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.config import Settings
-from bot.errors import OperationFailed
+from bot.core.settings import Settings
+from bot.core.errors import OperationFailed
 from bot.launchers import procs
 from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree
-from bot.state import DB_NAME
+from bot.store.runs import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the `bot` package
 

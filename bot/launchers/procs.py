@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from bot.files import write_atomic
+from bot.core.files import write_atomic
 
 PROC = Path("/proc")
 

@@ -22,9 +22,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping
 
-from bot.config import Settings
-from bot.errors import BadInput, OperationFailed, exception_line, first_line
-from bot.files import write_atomic
+from bot.core.settings import Settings
+from bot.core.errors import BadInput, OperationFailed, exception_line, first_line
+from bot.core.files import write_atomic
 from bot.launchers import procs
 from bot.launchers.base import (QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree,
                                job_environment)

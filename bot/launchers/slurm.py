@@ -27,8 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Mapping
 
-from bot.config import Settings
-from bot.errors import BadInput, OperationFailed
+from bot.core.settings import Settings
+from bot.core.errors import BadInput, OperationFailed
 from bot.launchers import procs
 from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree
 from bot.launchers.local import compose_script

@@ -83,7 +83,7 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
     db = spec.get("state_db")
     if not db or not Path(db).exists():
         return
-    from bot.state import StateStore   # only now: keeps the supervisor's start-up light
+    from bot.store.runs import StateStore   # only now: keeps the supervisor's start-up light
     try:
         store = StateStore(Path(db))
         if status.get("job_id"):

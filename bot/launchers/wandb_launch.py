@@ -20,8 +20,8 @@ import time
 from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
-from bot.config import Settings
-from bot.errors import BadInput, BotError, OperationFailed, exception_line
+from bot.core.settings import Settings
+from bot.core.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher
 from bot.launchers.local import compose_script
 

@@ -8,11 +8,11 @@ still a failed run to diagnose. Runs started by hand appear through the run stor
 from __future__ import annotations
 
 from pathlib import Path
-from bot.errors import BadInput
-from bot.config import Settings
+from bot.core.errors import BadInput
+from bot.core.settings import Settings
 from bot.launchers import ACTIVE_STATES, refresh_run
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
-from bot.state import RunRecord, StateStore
+from bot.store.runs import RunRecord, StateStore
 
 
 class BranchRuns:

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Callable, Iterable
 
-from bot.errors import BadInput
+from bot.core.errors import BadInput
 from bot.runs.model import RunInfo
 from bot.runs.wandb_file import RecordReader
 

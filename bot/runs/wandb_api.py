@@ -13,7 +13,7 @@ import urllib.request
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
-from bot.errors import BadInput, BotError, OperationFailed, exception_line
+from bot.core.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.runs.model import RunInfo
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from typing import BinaryIO, Iterator
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
 
-from bot.errors import BadInput
+from bot.core.errors import BadInput
 
 BLOCK_LEN = 32768
 HEADER_LEN = 7

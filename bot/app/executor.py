@@ -1,0 +1,161 @@
+"""The server's fix job: clone, run the pipeline in a thread, report on the PR as it moves.
+
+The worker gets the installation id, never a stored token: each fetch and push asks the
+App's token cache for a token, so a job that outlives one token gets the next.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from bot.core.settings import Settings
+from bot.loop.repo_context import RepoContext
+from bot.core.secrets import redact
+from bot.core.errors import BotError
+from bot.app.forge import DIAGNOSING, GitHubForge, job_marker
+from bot.app.queue import Job, Queue
+from bot.loop.pipeline import FixRequest, Outcome, Pipeline, StepLog
+from bot.loop.report import stopped_body
+
+log = logging.getLogger(__name__)
+
+REPORT_TIMEOUT_S = 60
+CONCLUSIONS = {"patched": "success", "relaunched": "success", "gave_up": "failure", "none": "neutral"}
+TITLES = {"patched": "Fixed and relaunched", "relaunched": "Relaunched", "gave_up": "Gave up",
+          "none": "Nothing changed"}
+
+
+def authenticated_url(clone_url: str, token: str) -> str:
+    """The clone URL with the installation token as userinfo (https only)."""
+    parts = urlsplit(clone_url)
+    if parts.scheme != "https":
+        return clone_url
+    netloc = f"x-access-token:{quote(token, safe='')}@{parts.hostname}{f':{parts.port}' if parts.port else ''}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class FixJobExecutor:
+    """`await executor(job, github_app=...)`: what a worker runs for each fix job."""
+
+    def __init__(self, settings: Settings, queue: Queue):
+        self.settings = settings
+        self.queue = queue
+
+    async def __call__(self, job: Job, *, github_app) -> None:
+        if self.queue.cancel_requested(job.id):
+            return
+        gh = await github_app.gh_for_installation(job["installation_id"])
+        forge = GitHubForge(gh)
+        marker = job_marker(job.id)
+        await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job["branch"]))
+        pr_text = await self._pr_text(gh, job)
+        loop = asyncio.get_running_loop()
+
+        def report(stage: str, body: str) -> None:
+            future = asyncio.run_coroutine_threadsafe(self._comment(forge, job, marker, body), loop)
+            try:
+                future.result(timeout=REPORT_TIMEOUT_S)
+            except Exception as exc:   # noqa: BLE001 - a slow GitHub must not stop a pushed fix
+                log.warning("job %s: the PR comment was not updated in time: %s", job.id, exc)
+
+        def clone_url() -> str:   # called for each fetch and push, from the pipeline's thread
+            return self._clone_url(job, github_app.token_from_thread(job["installation_id"]))
+
+        try:
+            outcome = await asyncio.to_thread(self._run, job, clone_url, pr_text, report)
+        except Exception as exc:
+            await self._stopped(forge, job, marker, exc)
+            raise
+        await self._conclude(forge, job, outcome, marker)
+
+    def _run(self, job: Job, clone_url, pr_text: str | None, report) -> Outcome:
+        from bot.repo.workspace import clone_for_server
+
+        clone = clone_for_server(self.settings.state_dir, job["repo"], clone_url())
+        ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
+        steps = StepLog(load=lambda: self.queue.steps(job.id),
+                        save=lambda key, value: self.queue.record_step(job.id, key, value))
+        repo, branch = job["repo"], job["branch"]
+        used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
+        request = FixRequest(branch=branch, dry_run=bool(job.get("dry_run")), hint=job.get("hint"),
+                             pr_text=pr_text, attempts_used=used, expected_head=self._expected_head(job))
+        pipeline = Pipeline(ctx, steps=steps, reporter=report,
+                            cancelled=lambda: self.queue.cancel_requested(job.id))
+        try:
+            outcome = pipeline.run(request)
+        except Exception:
+            self._discard_unpushed(ctx, branch)
+            raise
+        if outcome.action == "gave_up":
+            self._discard_unpushed(ctx, branch)   # e.g. a fix committed, then the push was refused
+        steps.once("attempts_counted", lambda: self._count(repo, branch, outcome))
+        return outcome
+
+    @staticmethod
+    def _expected_head(job: Job) -> str | None:
+        """A comment asks about the code its author saw; an alert about whatever the branch holds."""
+        return None if job.get("requested_by") == "wandb" else job.get("head_sha")
+
+    @staticmethod
+    def _discard_unpushed(ctx: RepoContext, branch: str) -> None:
+        """The bot's own clone must not keep a commit or an edit that never reached the remote:
+        the next job would push it unseen, or find the branch dirty or diverged."""
+        try:
+            dropped = ctx.workspace.discard_unpushed(branch)
+        except BotError as exc:
+            log.warning("could not reset the bot's clone of %s: %s", branch, exc)
+            return
+        if dropped:
+            log.info("dropped unpushed commits %s of %s", dropped, branch)
+
+    def _count(self, repo: str, branch: str, outcome: Outcome) -> int:
+        """The budget spans triggers: spent attempts stay spent until a fix is verified."""
+        if outcome.verified:
+            self.queue.reset_attempts(repo, branch)
+            return 0
+        for _ in outcome.attempts:
+            self.queue.add_attempt(repo, branch)
+        return len(outcome.attempts)
+
+    def _clone_url(self, job: Job, token: str) -> str:
+        template = self.settings.github_git_url
+        url = template.format(repo=job["repo"]) if template else job["clone_url"]
+        return authenticated_url(url, token)
+
+    async def _pr_text(self, gh, job: Job) -> str | None:
+        if not job.get("pr_url"):
+            return None
+        pr = await gh.getitem(job["pr_url"])
+        return f"{pr.get('title') or ''}\n\n{pr.get('body') or ''}".strip() or None
+
+    async def _comment(self, forge: GitHubForge, job: Job, marker: str, body: str) -> None:
+        """A failed comment edit is logged, never allowed to stop the fix itself."""
+        if not job.get("comments_url"):
+            return
+        try:
+            await forge.upsert_comment(job["comments_url"], marker, body)
+        except Exception as exc:   # noqa: BLE001 - GitHub down, rate limited, …
+            log.warning("job %s: could not update the PR comment: %s", job.id, exc)
+
+    async def _stopped(self, forge: GitHubForge, job: Job, marker: str, exc: Exception) -> None:
+        # A bot error says what is wrong; anything else is the bot's own bug, named but not detailed.
+        reason = str(exc) if isinstance(exc, BotError) else f"an internal error ({type(exc).__name__}); see the bot's log"
+        reason = redact(reason, self.settings.secrets())
+        await self._comment(forge, job, marker, stopped_body(reason))
+        if job.get("head_sha"):
+            await forge.create_check_run(job.get("base_repo") or job["repo"], job["head_sha"],
+                                         conclusion="failure", title="Stopped", summary=reason)
+
+    async def _conclude(self, forge: GitHubForge, job: Job, outcome: Outcome, marker: str) -> None:
+        await self._comment(forge, job, marker, outcome.comment)
+        head = outcome.commits[-1] if outcome.commits else job.get("head_sha")
+        if not head:
+            return
+        conclusion = CONCLUSIONS[outcome.action]
+        if outcome.action in ("patched", "relaunched") and not outcome.verified:
+            conclusion = "neutral"
+        await forge.create_check_run(job.get("base_repo") or job["repo"], head, conclusion=conclusion,
+                                     title=TITLES[outcome.action], summary=outcome.comment[:60000])
+        log.info("job %s on %s#%s: %s (verified: %s)", job.id, job["repo"], job["branch"],
+                 outcome.action, outcome.verified)

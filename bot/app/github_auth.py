@@ -1,0 +1,115 @@
+"""GitHub App authentication: a JWT for the App, installation tokens cached until near expiry.
+
+One `GitHubApp` lives as long as the server, with the server's one `ClientSession`. Workers
+get the installation id with their job, never a stored token, and ask this object for a
+`GitHubAPI` when they need one.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime
+from typing import Callable
+
+import aiohttp
+from gidgethub import apps
+from gidgethub.aiohttp import GitHubAPI
+
+from bot.core.settings import Settings
+from bot.core.errors import BadInput
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = "fix-and-relaunch"
+REFRESH_MARGIN = 5 * 60  # seconds before `expires_at` at which a cached token is replaced
+
+
+def check_app_settings(settings: Settings) -> None:
+    """Refuse to run a GitHub App without its id, private key and webhook secret."""
+    missing = [
+        name for name, value in (
+            ("GITHUB_APP_ID", settings.github_app_id),
+            ("GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH)", settings.github_private_key),
+            ("GITHUB_WEBHOOK_SECRET", settings.github_webhook_secret),
+        ) if not value
+    ]
+    if missing:
+        raise BadInput(f"the webhook server needs {', '.join(missing)}; refusing to start without them")
+
+
+def parse_expiry(expires_at: str) -> float:
+    """GitHub's `2016-07-11T22:14:10Z` as epoch seconds."""
+    return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
+
+
+INSTALLATION_TTL = 15 * 60   # seconds a repo's installation id is trusted without asking again
+
+
+class GitHubApp:
+    def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, clock: Callable[[], float] = time.time):
+        check_app_settings(settings)
+        self.settings = settings
+        self.session = session
+        self.clock = clock
+        self._tokens: dict[int, tuple[str, float]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._installations: dict[str, tuple[int, float]] = {}   # repo -> (installation id, fetched at)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _gh(self, token: str | None = None) -> GitHubAPI:
+        return GitHubAPI(self.session, USER_AGENT, oauth_token=token, base_url=self.settings.github_api_url)
+
+    def anonymous(self) -> GitHubAPI:
+        """A GitHubAPI without a token (pass `jwt=self.jwt()` per call to act as the App)."""
+        return self._gh()
+
+    def jwt(self) -> str:
+        return apps.get_jwt(app_id=self.settings.github_app_id, private_key=self.settings.github_private_key)
+
+    async def installation_token(self, installation_id: int) -> str:
+        """A token for the installation, from the cache while it has over 5 minutes left."""
+        self._loop = asyncio.get_running_loop()
+        installation_id = int(installation_id)
+        lock = self._locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached and self.clock() < cached[1] - REFRESH_MARGIN:
+                return cached[0]
+            data = await apps.get_installation_access_token(
+                self.anonymous(),
+                installation_id=str(installation_id),
+                app_id=self.settings.github_app_id,
+                private_key=self.settings.github_private_key,
+            )
+            self._tokens[installation_id] = (data["token"], parse_expiry(data["expires_at"]))
+            log.info("new access token for installation %s, expires %s", installation_id, data["expires_at"])
+            return data["token"]
+
+    async def gh_for_installation(self, installation_id: int) -> GitHubAPI:
+        return self._gh(await self.installation_token(installation_id))
+
+    def token_from_thread(self, installation_id: int, timeout: float = 30) -> str:
+        """`installation_token` for code running in a worker thread (e.g. a git push URL)."""
+        if self._loop is None:
+            raise RuntimeError("the GitHub App has not been used from its event loop yet")
+        future = asyncio.run_coroutine_threadsafe(self.installation_token(installation_id), self._loop)
+        return future.result(timeout)
+
+    async def installation_for_repo(self, full_name: str) -> int:
+        """The id of this App's installation on `owner/repo` (GET /repos/{owner}/{repo}/installation),
+        cached for a while: an App reinstalled or a repo transferred gets a new id."""
+        cached = self._installations.get(full_name)
+        if cached and self.clock() < cached[1] + INSTALLATION_TTL:
+            return cached[0]
+        owner, repo = full_name.split("/", 1)
+        data = await self.anonymous().getitem(
+            "/repos/{owner}/{repo}/installation", {"owner": owner, "repo": repo}, jwt=self.jwt()
+        )
+        self._installations[full_name] = (int(data["id"]), self.clock())
+        return int(data["id"])
+
+    async def for_repo(self, full_name: str) -> tuple[GitHubAPI, int]:
+        """A `gh_factory` for `resolve_wandb_alert`: the repo's GitHubAPI and installation id."""
+        installation_id = await self.installation_for_repo(full_name)
+        return await self.gh_for_installation(installation_id), installation_id

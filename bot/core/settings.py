@@ -1,0 +1,83 @@
+"""Process settings, read once at start-up from the environment.
+
+Nothing here runs at import time: `Settings.from_env()` is called by the command line
+and the server when they start, and the result is passed down.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from bot.core.errors import BadInput
+
+
+def default_state_dir(env: Mapping[str, str]) -> Path:
+    """XDG state dir, the place for data that outlives a process but is not the user's."""
+    base = env.get("XDG_STATE_HOME") or str(Path(env.get("HOME", "~")).expanduser() / ".local" / "state")
+    return Path(base) / "fix-and-relaunch"
+
+
+def _read_key(path: Path) -> str:
+    try:
+        return path.expanduser().read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(f"cannot read the GitHub App's private key file {path} ({exc.strerror or exc}); "
+                       "check GITHUB_PRIVATE_KEY_PATH") from None
+
+
+@dataclass(frozen=True)
+class Settings:
+    wandb_api_key: str | None = None
+    wandb_base_url: str | None = None
+    wandb_entity: str | None = None
+    wandb_project: str | None = None
+    anthropic_api_key: str | None = None
+    anthropic_base_url: str | None = None
+    anthropic_model: str = "claude-sonnet-4-6"
+    github_app_id: str | None = None
+    github_private_key: str | None = None
+    github_webhook_secret: str | None = None
+    github_api_url: str = "https://api.github.com"
+    github_git_url: str | None = None   # e.g. "file:///srv/git/{repo}.git"; default: the payload's clone_url
+    wandb_webhook_secret: str | None = None
+    state_dir: Path = field(default_factory=lambda: Path("."))
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        private_key = get("GITHUB_PRIVATE_KEY")
+        if private_key is None and get("GITHUB_PRIVATE_KEY_PATH"):
+            private_key = _read_key(Path(get("GITHUB_PRIVATE_KEY_PATH")))
+        return cls(
+            wandb_api_key=get("WANDB_API_KEY"),
+            wandb_base_url=get("WANDB_BASE_URL"),
+            wandb_entity=get("WANDB_ENTITY"),
+            wandb_project=get("WANDB_PROJECT"),
+            anthropic_api_key=get("ANTHROPIC_API_KEY"),
+            anthropic_base_url=get("ANTHROPIC_BASE_URL"),
+            anthropic_model=get("ANTHROPIC_MODEL") or cls.anthropic_model,
+            github_app_id=get("GITHUB_APP_ID"),
+            github_private_key=private_key,
+            github_webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
+            github_api_url=(get("GITHUB_API_URL") or cls.github_api_url).rstrip("/"),
+            github_git_url=get("GITHUB_GIT_URL"),
+            wandb_webhook_secret=get("WANDB_WEBHOOK_SECRET"),
+            state_dir=Path(get("FIX_AND_RELAUNCH_STATE_DIR") or default_state_dir(env)).expanduser(),
+        )
+
+    @property
+    def online_wandb(self) -> bool:
+        return self.wandb_api_key is not None
+
+    def secrets(self) -> list[str]:
+        """Every configured secret value, so redaction can remove them verbatim too."""
+        values = [self.wandb_api_key, self.anthropic_api_key, self.github_private_key,
+                  self.github_webhook_secret, self.wandb_webhook_secret]
+        return [v for v in values if v]

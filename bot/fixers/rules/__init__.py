@@ -1,0 +1,37 @@
+"""Deterministic fixers: small rules, each acting only on evidence it can point to.
+
+`propose_rule_fix` tries the rules registered for the diagnosis' category, in order, and
+returns the first proposal. A rule that finds no evidence returns None and the next one runs;
+when none fits, the pipeline moves on to the LLM fixer or gives up.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.rules.config_default import add_config_default
+from bot.fixers.rules.hyperparams import lower_batch_size, lower_lr
+from bot.fixers.rules.local_import import fix_local_import
+from bot.fixers.rules.paths import closest_path
+from bot.fixers.rules.requirements import add_requirement
+
+Rule = Callable[[FixContext], "FixProposal | None"]
+
+# category → rules, most specific first. A KeyError on the config may be classified either way.
+RULES: dict[str, tuple[Rule, ...]] = {
+    "import_error": (add_requirement, fix_local_import),
+    "config_error": (add_config_default,),
+    "code_error": (add_config_default,),
+    "oom": (lower_batch_size,),
+    "nan_loss": (lower_lr,),
+    "data_not_found": (closest_path,),
+}
+
+
+def propose_rule_fix(ctx: FixContext) -> FixProposal | None:
+    """The first proposal of the rules that fit `ctx.diagnosis.category`; None when none has evidence."""
+    for rule in RULES.get(ctx.diagnosis.category, ()):
+        proposal = rule(ctx)
+        if proposal is not None:
+            return proposal
+    return None

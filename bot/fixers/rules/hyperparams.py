@@ -1,0 +1,94 @@
+"""OOM → halve the batch size (doubling gradient accumulation); NaN loss → lower the learning rate."""
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from bot.fixers.llm.prompt import config_files, frames_in_repo
+from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
+from bot.fixers.text import line_edit, read_text
+
+BATCH_KEYS = ("batch_size", "train_batch_size", "per_device_train_batch_size")
+ACCUM_KEYS = ("grad_accum", "grad_accum_steps", "gradient_accumulation_steps", "accumulate_grad_batches")
+LR_KEYS = ("lr", "learning_rate")
+
+
+def lower_batch_size(ctx: FixContext) -> FixProposal | None:
+    sites = [s for s in find_sites(ctx.worktree, BATCH_KEYS) if isinstance(number(s.text), int)]
+    batch = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
+    if batch is None or number(batch.text) <= 1:
+        return None
+    old = number(batch.text)
+    changes = {batch.line: batch.with_value(str(old // 2))}
+    accum = _accum_beside(ctx, batch)
+    if accum is not None:
+        line = changes.get(accum.line, accum.line_text)
+        shift = len(line) - len(accum.line_text)   # same line as batch_size: columns moved
+        col = accum.col + (shift if accum.col > batch.col else 0)
+        changes[accum.line] = line[:col] + str(number(accum.text) * 2) + line[col + len(accum.text):]
+    text = read_text(ctx.worktree, batch.path)
+    description = f"halve batch size {old} → {old // 2} in {batch.path}"
+    if accum is not None:
+        description += f" and double {accum.key} to keep the effective batch"
+    return FixProposal(
+        fixer="rule:lower-batch-size",
+        description=description,
+        root_cause=f"The run ran out of accelerator memory with {batch.key}={old}.",
+        edits=line_edit(batch.path, text, changes),
+        evidence=_evidence(ctx, [batch] + ([accum] if accum else [])),
+    )
+
+
+def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:
+    """Where to look when the run did not log the key: the traceback's files, then the config files."""
+    traceback_files = {path for path, _ in frames_in_repo(ctx.worktree, ctx)}
+    configs = set(config_files(ctx.worktree)) | {s.path for s in sites if "config" in s.path.lower()}
+    return [traceback_files, configs]
+
+
+def _accum_beside(ctx: FixContext, batch: Site) -> Site | None:
+    """Gradient accumulation set beside the batch size (same dict, call, parser or YAML file)."""
+    sites = [s for s in file_sites(ctx.worktree, batch.path, ACCUM_KEYS) if s.scope == batch.scope
+             and isinstance(number(s.text), int) and number(s.text) >= 1]
+    return best_site(sites, ctx.run_config)
+
+
+def lower_lr(ctx: FixContext) -> FixProposal | None:
+    sites = [s for s in find_sites(ctx.worktree, LR_KEYS) if (number(s.text) or 0) > 0]
+    site = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
+    if site is None:
+        return None
+    new = divide_by_ten(site.text)
+    if new is None:
+        return None
+    return FixProposal(
+        fixer="rule:lower-lr",
+        description=f"lower learning rate {site.text} → {new} in {site.path}",
+        root_cause=f"The loss diverged to NaN/inf with {site.key}={site.text}; a 10x smaller step keeps it finite.",
+        edits=line_edit(site.path, read_text(ctx.worktree, site.path), {site.line: site.with_value(new)}),
+        evidence=_evidence(ctx, [site]),
+    )
+
+
+def divide_by_ten(literal: str) -> str | None:
+    """A tenth of a numeric literal, written the same way: 0.1 → 0.01, 3e-4 → 3e-5, 1E-03 → 1E-04."""
+    match = re.fullmatch(r"([+]?[\d.]+)([eE])([+-]?)(\d+)", literal)
+    if match:
+        mantissa, e, sign, digits = match.groups()
+        exponent = int(sign + digits) - 1
+        written = str(abs(exponent)).zfill(len(digits))
+        return f"{mantissa}{e}{'-' if exponent < 0 else sign}{written}"
+    try:
+        value = Decimal(literal.replace("_", ""))
+    except InvalidOperation:
+        return None
+    tenth = value.scaleb(-1).normalize()
+    # Keep as many decimals as the original had (10.0 → 1.0, not 1.00 or 1), more only if needed.
+    places = max(-value.as_tuple().exponent, -tenth.as_tuple().exponent, 0)
+    return f"{tenth:.{places}f}"
+
+
+def _evidence(ctx: FixContext, sites: list[Site]) -> list[str]:
+    lines = [f"{s.path}:{s.line}: {s.line_text.strip()}" for s in sites]
+    return list(ctx.diagnosis.evidence[-3:]) + lines

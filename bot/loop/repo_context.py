@@ -1,0 +1,122 @@
+"""What a command needs about one repository, built once: settings, git, state, config, runs."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from bot.repo import config as repo_config
+from bot.core.settings import Settings
+from bot.core.errors import BadInput
+from bot.runs.branch import BranchRuns
+from bot.store.runs import StateStore
+
+
+@dataclass
+class RepoContext:
+    settings: Settings
+    repo: Path
+    # Server mode: the clone URL carrying an installation token, or a function giving a fresh one.
+    auth_url: str | Callable[[], str] | None = None
+    _configs: dict[str, dict] = field(default_factory=dict)
+    _bases: dict[str, str | None] = field(default_factory=dict)
+
+    @classmethod
+    def open(cls, settings: Settings, repo: Path, *,
+             auth_url: str | Callable[[], str] | None = None) -> "RepoContext":
+        repo = Path(repo).expanduser().resolve()
+        if not (repo / ".git").exists():
+            raise BadInput(f"{repo} is not a git repository")
+        return cls(settings, repo, auth_url)
+
+    @property
+    def key(self) -> str:
+        """How the state store names this repository."""
+        return str(self.repo)
+
+    @cached_property
+    def state(self) -> StateStore:
+        return StateStore.open(self.settings.state_dir)
+
+    @cached_property
+    def workspace(self):
+        from bot.repo.workspace import Workspace
+
+        return Workspace(self.repo, auth_url=self.auth_url)
+
+    def config(self, branch: str) -> dict:
+        """The branch's repo config, read from the branch itself (its worktree when it has one)."""
+        if branch not in self._configs:
+            worktree = self.workspace.worktree_path(branch)
+            if (worktree / ".git").exists():
+                self._configs[branch] = repo_config.load(worktree)
+            else:
+                text = self.workspace.file_at(branch, repo_config.CONFIG_PATH)
+                if text is None:
+                    text = self.workspace.file_at(f"origin/{branch}", repo_config.CONFIG_PATH)
+                self._configs[branch] = repo_config.parse(text or "")
+        return self._configs[branch]
+
+    def reload_config(self, branch: str) -> dict:
+        self._configs.pop(branch, None)
+        return self.config(branch)
+
+    def launcher(self, backend: str, config: dict):
+        from bot.launchers import get_launcher
+
+        return get_launcher(backend, self.settings, config)
+
+    def runs(self, branch: str | None) -> BranchRuns:
+        """The branch's runs (all runs of the repo when `branch` is None)."""
+        config = self.config(branch) if branch else repo_config.parse("")
+        return BranchRuns(repo=self.key, store=self._store(config), state=self.state,
+                          settings=self.settings)
+
+    def _store(self, config: dict):
+        branch_key = config["wandb"]["branch_key"]
+        if self.settings.online_wandb:
+            return self._wandb_store(config, branch_key)
+        from bot.runs.offline import OfflineRunStore
+
+        return OfflineRunStore(self._offline_roots, branch_key=branch_key,
+                               commits_on_branch=self.commit_on_branch)
+
+    def _wandb_store(self, config: dict, branch_key: str):
+        from bot.runs.wandb_api import WandbApiRunStore
+
+        entity = config["wandb"]["entity"] or self.settings.wandb_entity
+        project = config["wandb"]["project"] or self.settings.wandb_project
+        if not entity or not project:
+            raise BadInput("WANDB_API_KEY is set but no W&B project is known: set wandb.entity and "
+                           "wandb.project in .github/fix-and-relaunch.yml (or WANDB_ENTITY/WANDB_PROJECT)")
+        return WandbApiRunStore(api_key=self.settings.wandb_api_key, base_url=self.settings.wandb_base_url,
+                                entity=entity, project=project, branch_key=branch_key,
+                                commits_on_branch=self.commit_on_branch)
+
+    def commit_on_branch(self, commit: str, branch: str) -> bool:
+        """A run made at `commit` is the branch's: on the branch, and not already on its base
+        (a run of `main` at the fork point is main's, not every experiment's)."""
+        ws = self.workspace
+        if not ws.is_ancestor(commit, branch):
+            return False
+        if branch not in self._bases:
+            self._bases[branch] = ws.base_branch(branch)
+        base = self._bases[branch]
+        return base is None or base == branch or not ws.is_ancestor(commit, base)
+
+    def _offline_roots(self, branch: str | None) -> list[Path]:
+        """Where offline runs of a branch live: its worktree, the repo itself, and the
+        folders the launcher recorded."""
+        worktrees = self.repo / ".worktrees"
+        roots = [self.repo / "wandb"]
+        if branch is None:
+            # Branch names may hold one or two slashes; a deeper glob would walk data folders.
+            roots += [*worktrees.glob("*/wandb"), *worktrees.glob("*/*/wandb"), *worktrees.glob("*/*/*/wandb")]
+        else:
+            roots.append(self.workspace.worktree_path(branch) / "wandb")
+        for record in self.state.list_runs(repo=self.key, branch=branch):
+            if record.wandb_run_path:
+                roots.append(Path(record.wandb_run_path).parent)
+        unique = dict.fromkeys(p for p in roots if p.is_dir())
+        return list(unique)

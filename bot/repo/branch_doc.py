@@ -1,0 +1,115 @@
+"""The branch's docs page, `docs/<branch>.md`, and its "Fixes" log.
+
+Naming: a `/` in the branch name becomes `-` (`feat/lr` → `docs/feat-lr.md`), keeping `docs/`
+flat. Each fix appends one entry at the end of the page's `## Fixes` section (created at the end
+of the page when missing, the page itself with a `# <branch>` title when missing). Everything
+else in the page is kept byte for byte, line endings included.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bot.core.errors import BadInput
+
+SECTION = "## Fixes"
+
+
+@dataclass
+class FixEntry:
+    attempt: int
+    category: str              # the failure category, e.g. "nan_loss"
+    summary: str               # one line: what failed
+    root_cause: str
+    fixer: str                 # "rule:lower-lr", "llm:<model>", "relaunch"
+    files: list[str] = field(default_factory=list)   # what the fix changed
+    run_id: str | None = None  # the failed run
+    when: datetime | None = None                     # defaults to now (UTC)
+
+
+def doc_path(branch: str) -> str:
+    """`docs/<branch>.md`, with `/` as `-`."""
+    return f"docs/{branch.replace('/', '-')}.md"
+
+
+def add_fix_entry(worktree: Path, branch: str, entry: FixEntry) -> str:
+    """Append `entry` to the branch's docs page in `worktree`; return the page's relative path."""
+    rel = doc_path(branch)
+    root = Path(worktree).resolve()
+    path = root / rel
+    if path.is_symlink() or (path.exists() and not path.is_file()) or root not in path.resolve().parents:
+        raise BadInput(f"{rel} is not a regular file inside the worktree")
+    text = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else ""
+    text = text or f"# {branch}\n"  # a missing or empty page starts with its title
+    newline = "\r\n" if "\r\n" in text else "\n"
+    updated = insert_entry(text, render_entry(entry, newline), newline)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(updated.encode("utf-8", "surrogateescape"))
+    return rel
+
+
+def render_entry(entry: FixEntry, newline: str = "\n") -> str:
+    when = (entry.when or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    files = ", ".join(f"`{_one_line(f)}`" for f in entry.files) or "no files"
+    lines = [
+        f"### {when:%Y-%m-%d %H:%M} UTC — attempt {entry.attempt}",
+        "",
+        f"- **Failed:** `{_one_line(entry.category)}` — {_one_line(entry.summary)}",
+        f"- **Root cause:** {_one_line(entry.root_cause)}",
+        f"- **Changed:** {files} ({_one_line(entry.fixer)})",
+        f"- **Failed run:** `{_one_line(entry.run_id)}`" if entry.run_id else "- **Failed run:** unknown",
+    ]
+    return newline.join(lines) + newline
+
+
+def insert_entry(text: str, entry: str, newline: str = "\n") -> str:
+    """`text` with `entry` added at the end of its Fixes section (the section added if missing)."""
+    lines = text.splitlines(keepends=True)
+    start = _section_start(lines)
+    if start is None:
+        return _append_block(text, f"{SECTION}{newline}{newline}{entry}", newline)
+    end = _section_end(lines, start)
+    head, tail = "".join(lines[:end]), "".join(lines[end:])
+    block = _append_block(head, entry, newline)
+    return block + (newline if tail else "") + tail
+
+
+def _append_block(text: str, block: str, newline: str) -> str:
+    """`text` + a blank line + `block`, adding only the newlines that are missing."""
+    if not text.strip():
+        return text + block
+    if not text.endswith(("\n", "\r")):
+        text += newline
+    if not text.endswith(newline + newline) and not text.endswith("\n\n"):
+        text += newline
+    return text + block
+
+
+def _headings(lines: list[str]):
+    """(index, stripped line) of every heading outside fenced code blocks."""
+    fenced = False
+    for i, line in enumerate(lines):
+        stripped = line.rstrip("\r\n")
+        if stripped.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and stripped.startswith("#"):
+            yield i, stripped.rstrip()
+
+
+def _section_start(lines: list[str]) -> int | None:
+    for i, heading in _headings(lines):
+        if heading == SECTION:
+            return i
+    return None
+
+
+def _section_end(lines: list[str], start: int) -> int:
+    for i, heading in _headings(lines):
+        if i > start and (heading.startswith("# ") or heading.startswith("## ")):
+            return i
+    return len(lines)
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())

@@ -1,0 +1,358 @@
+"""A local GitHub that speaks the REST wire format, for tests and benchmarks.
+
+It records every call (method, path, query, body, authorization) and answers like GitHub
+for what the bot uses: App installation tokens (checking the App's JWT against its public
+key), the installation of a repo, reactions, issue comments (create, list, edit),
+collaborator permission, check runs (create), pulls (get, list by head), the
+pulls of a commit and a repo (clone_url, default_branch). Repo endpoints require an installation token it issued and that has not
+expired. Reach it through real gidgethub with `base_url=fake.url`.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import jwt
+from aiohttp import web
+
+from bot.core.settings import Settings
+from bot.app.queue import Queue
+from tests.support.paths import SHARED
+
+try:  # the benchmark imports this module without pytest
+    from pytest import fixture as pytest_fixture
+except ImportError:  # pragma: no cover
+    def pytest_fixture(*args, **kwargs):
+        return (lambda f: f) if not args or not callable(args[0]) else args[0]
+
+
+@dataclass
+class Call:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+    authorization: str | None
+
+
+def iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class FakeGitHub:
+    app_id: str
+    public_key: Any  # the App's RSA public key; JWTs are verified with it
+    url: str = ""
+    token_ttl: float = 3600.0
+    installations: dict[str, int] = field(default_factory=dict)  # "owner/repo" -> installation id
+    permissions: dict[str, str] = field(default_factory=dict)  # login -> admin/write/read/…
+    pulls: dict[tuple[str, int], dict[str, Any]] = field(default_factory=dict)
+    commit_pulls: dict[str, list[int]] = field(default_factory=dict)  # sha -> PR numbers
+    default_branches: dict[str, str] = field(default_factory=dict)  # "owner/repo" -> its default branch (main)
+    comments: dict[int, dict[str, Any]] = field(default_factory=dict)
+    check_runs: dict[int, dict[str, Any]] = field(default_factory=dict)
+    calls: list[Call] = field(default_factory=list)
+    tokens: dict[str, tuple[int, float]] = field(default_factory=dict)  # token -> (installation, expiry)
+    record: bool = True  # the benchmark turns recording off
+    stall: str | None = None  # a request whose body holds this text never gets an answer
+
+    def __post_init__(self):
+        self._ids = itertools.count(1000)
+
+    # -- what tests ask -----------------------------------------------------------
+
+    def find(self, method: str, suffix: str = "") -> list[Call]:
+        return [c for c in self.calls if c.method == method and c.path.endswith(suffix)]
+
+    def token_requests(self) -> list[Call]:
+        return [c for c in self.calls if c.path.endswith("/access_tokens")]
+
+    def add_pull(self, repo: str, number: int, *, head_ref: str, head_sha: str, head_repo: str | None = None,
+                 maintainer_can_modify: bool = False, push: bool | None = None, state: str = "open") -> dict[str, Any]:
+        head_repo = head_repo or repo
+        head_repo_obj = self._repo(head_repo)
+        if push is not None:
+            head_repo_obj["permissions"] = {"admin": False, "push": push, "pull": True}
+        pr = {
+            "url": f"{self.url}/repos/{repo}/pulls/{number}",
+            "html_url": f"https://github.com/{repo}/pull/{number}",
+            "comments_url": f"{self.url}/repos/{repo}/issues/{number}/comments",
+            "number": number,
+            "state": state,
+            "maintainer_can_modify": maintainer_can_modify,
+            "head": {"label": f"{head_repo.split('/')[0]}:{head_ref}", "ref": head_ref, "sha": head_sha,
+                     "repo": head_repo_obj},
+            "base": {"label": f"{repo.split('/')[0]}:main", "ref": "main", "sha": "0" * 40, "repo": self._repo(repo)},
+        }
+        self.pulls[(repo, number)] = pr
+        return pr
+
+    def _repo(self, full_name: str) -> dict[str, Any]:
+        return {"full_name": full_name, "name": full_name.split("/")[1],
+                "url": f"{self.url}/repos/{full_name}", "clone_url": f"https://github.com/{full_name}.git"}
+
+    # -- the server ------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        r = app.router
+        r.add_post("/app/installations/{id}/access_tokens", self.access_token)
+        r.add_get("/repos/{owner}/{repo}/installation", self.repo_installation)
+        r.add_get("/repos/{owner}/{repo}", self.get_repo)
+        r.add_post("/repos/{owner}/{repo}/issues/comments/{id}/reactions", self.reaction)
+        r.add_get("/repos/{owner}/{repo}/issues/{number}/comments", self.list_comments)
+        r.add_post("/repos/{owner}/{repo}/issues/{number}/comments", self.create_comment)
+        r.add_patch("/repos/{owner}/{repo}/issues/comments/{id}", self.edit_comment)
+        r.add_get("/repos/{owner}/{repo}/collaborators/{user}/permission", self.permission)
+        r.add_post("/repos/{owner}/{repo}/check-runs", self.create_check_run)
+        r.add_get("/repos/{owner}/{repo}/pulls/{number}", self.get_pull)
+        r.add_get("/repos/{owner}/{repo}/pulls", self.list_pulls)
+        r.add_get("/repos/{owner}/{repo}/commits/{sha}/pulls", self.commit_pulls_handler)
+        app.middlewares.append(self._record)
+        return app
+
+    @web.middleware
+    async def _record(self, request: web.Request, handler):
+        if not self.record:
+            return await handler(request)
+        raw = await request.read()
+        body = json.loads(raw) if raw else None
+        self.calls.append(Call(request.method, request.path, dict(request.query), body,
+                               request.headers.get("Authorization")))
+        if self.stall and self.stall in raw.decode("utf-8", "replace"):
+            await asyncio.sleep(3600)   # the bot is stopped while it waits (a restart test)
+        return await handler(request)
+
+    @staticmethod
+    def _error(status: int, message: str) -> web.Response:
+        return web.json_response({"message": message, "documentation_url": "https://docs.github.com/rest"},
+                                 status=status)
+
+    def _app_auth(self, request: web.Request) -> web.Response | None:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer":
+            return self._error(401, "A JSON web token could not be decoded")
+        try:
+            claims = jwt.decode(credentials, self.public_key, algorithms=["RS256"])
+        except jwt.PyJWTError as exc:
+            return self._error(401, f"A JSON web token could not be decoded: {exc}")
+        if str(claims.get("iss")) != str(self.app_id):
+            return self._error(401, "Integration not found")
+        return None
+
+    def _installation_auth(self, request: web.Request) -> web.Response | None:
+        scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+        token = credentials if scheme.lower() in ("token", "bearer") else None
+        if token not in self.tokens or self.tokens[token][1] <= time.time():
+            return self._error(401, "Bad credentials")
+        return None
+
+    async def access_token(self, request: web.Request) -> web.Response:
+        if (denied := self._app_auth(request)) is not None:
+            return denied
+        installation_id = int(request.match_info["id"])
+        token = f"ghs_fake{next(self._ids)}"
+        expires = time.time() + self.token_ttl
+        self.tokens[token] = (installation_id, expires)
+        return web.json_response({"token": token, "expires_at": iso(expires),
+                                  "permissions": {"contents": "write"}, "repository_selection": "all"}, status=201)
+
+    async def repo_installation(self, request: web.Request) -> web.Response:
+        if (denied := self._app_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        if repo not in self.installations:
+            return self._error(404, "Not Found")
+        return web.json_response({"id": self.installations[repo], "app_id": int(self.app_id)})
+
+    async def get_repo(self, request: web.Request) -> web.Response:
+        """A repo the fake knows: one the App is installed on, or the base or head of a pull."""
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        known = set(self.installations) | {p[side]["repo"]["full_name"] for p in self.pulls.values()
+                                           for side in ("base", "head") if p[side].get("repo")}
+        if repo not in known:
+            return self._error(404, "Not Found")
+        return web.json_response({**self._repo(repo), "default_branch": self.default_branches.get(repo, "main")})
+
+    async def reaction(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        body = await request.json()
+        return web.json_response({"id": next(self._ids), "content": body["content"]}, status=201)
+
+    async def list_comments(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        issue_url = self._issue_url(request)
+        return web.json_response([c for c in self.comments.values() if c["issue_url"] == issue_url])
+
+    async def create_comment(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        body = await request.json()
+        comment_id = next(self._ids)
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        comment = {"id": comment_id, "url": f"{self.url}/repos/{repo}/issues/comments/{comment_id}",
+                   "issue_url": self._issue_url(request), "body": body["body"],
+                   "user": {"login": "fix-and-relaunch[bot]", "type": "Bot"}}
+        self.comments[comment_id] = comment
+        return web.json_response(comment, status=201)
+
+    async def edit_comment(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        comment = self.comments.get(int(request.match_info["id"]))
+        if comment is None:
+            return self._error(404, "Not Found")
+        comment["body"] = (await request.json())["body"]
+        return web.json_response(comment)
+
+    def _issue_url(self, request: web.Request) -> str:
+        m = request.match_info
+        return f"{self.url}/repos/{m['owner']}/{m['repo']}/issues/{m['number']}"
+
+    async def permission(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        user = request.match_info["user"]
+        if user not in self.permissions:
+            return self._error(404, f"{user} is not a user")
+        return web.json_response({"permission": self.permissions[user], "user": {"login": user}})
+
+    async def create_check_run(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        body = await request.json()
+        if not body.get("name") or not body.get("head_sha"):
+            return self._error(422, "Invalid request: name and head_sha are required")
+        run_id = next(self._ids)
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        run = {"id": run_id, "url": f"{self.url}/repos/{repo}/check-runs/{run_id}", **body}
+        self.check_runs[run_id] = run
+        return web.json_response(run, status=201)
+
+    async def get_pull(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        pr = self.pulls.get((repo, int(request.match_info["number"])))
+        return web.json_response(pr) if pr else self._error(404, "Not Found")
+
+    async def list_pulls(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        state, head = request.query.get("state", "open"), request.query.get("head")
+        found = [p for (r, _), p in self.pulls.items() if r == repo and (state == "all" or p["state"] == state)
+                 and (head is None or p["head"]["label"] == head)]
+        return web.json_response(found)
+
+    async def commit_pulls_handler(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        numbers = self.commit_pulls.get(request.match_info["sha"], [])
+        return web.json_response([self.pulls[(repo, n)] for n in numbers if (repo, n) in self.pulls])
+
+
+# -- helpers and fixtures shared by the server, handler and benchmark code -------------------
+
+APP_ID = "4242"
+WEBHOOK_SECRET = "webhook-secret-for-tests"
+WANDB_SECRET = "wandb-secret-for-tests"
+INSTALLATION_ID = 1  # what GitHub's example payload `issue_comment/created.with-installation` carries
+EXAMPLES = SHARED / "data" / "github-webhooks"
+
+
+def rsa_private_key():
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pem(private_key) -> str:
+    from cryptography.hazmat.primitives import serialization
+
+    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()).decode()
+
+
+def example(relative: str, api_url: str) -> dict[str, Any]:
+    """One of GitHub's payload examples from ../shared, its API URLs pointed at `api_url`.
+
+    Skips the test when ../shared is absent. (GitHub Enterprise payloads carry their own API
+    URL the same way.)
+    """
+    import pytest
+
+    path = EXAMPLES / relative
+    if not path.exists():
+        pytest.skip(f"{path} is absent")
+    return json.loads(path.read_text().replace("https://api.github.com", api_url))
+
+
+def pr_comment(api_url: str, body: str, *, association: str = "OWNER", login: str = "Codertocat",
+               user_type: str = "User") -> dict[str, Any]:
+    """GitHub's issue_comment example, turned into a comment on pull request #1."""
+    data = example("issue_comment/created.with-installation.payload.json", api_url)
+    issue = data["issue"]
+    repo = data["repository"]["full_name"]
+    issue["pull_request"] = {
+        "url": f"{api_url}/repos/{repo}/pulls/{issue['number']}",
+        "html_url": f"https://github.com/{repo}/pull/{issue['number']}",
+        "diff_url": f"https://github.com/{repo}/pull/{issue['number']}.diff",
+        "patch_url": f"https://github.com/{repo}/pull/{issue['number']}.patch",
+        "merged_at": None,
+    }
+    comment = data["comment"]
+    comment.update(body=body, author_association=association)
+    comment["user"].update(login=login, type=user_type)
+    return data
+
+
+def signed(body: bytes, event: str, delivery: str, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json",
+            "X-Hub-Signature-256": f"sha256={digest}"}
+
+
+def make_settings(fake: FakeGitHub, private_key, state_dir: Path) -> Settings:
+    return Settings(github_app_id=APP_ID, github_private_key=pem(private_key), github_webhook_secret=WEBHOOK_SECRET,
+                    wandb_webhook_secret=WANDB_SECRET, github_api_url=fake.url, state_dir=state_dir)
+
+
+@pytest_fixture(scope="session")
+def app_key():
+    return rsa_private_key()
+
+
+@pytest_fixture
+async def fake_github(aiohttp_server, app_key):
+    fake = FakeGitHub(app_id=APP_ID, public_key=app_key.public_key())
+    server = await aiohttp_server(fake.app())
+    fake.url = str(server.make_url("")).rstrip("/")
+    fake.installations["Codertocat/Hello-World"] = INSTALLATION_ID
+    return fake
+
+
+@pytest_fixture
+def settings(fake_github, app_key, tmp_path):
+    return make_settings(fake_github, app_key, tmp_path / "state")
+
+
+@pytest_fixture
+def queue(settings):
+    q = Queue.from_settings(settings)
+    yield q
+    q.close()

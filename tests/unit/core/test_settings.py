@@ -1,0 +1,68 @@
+"""Settings are read from the environment once, by name, and nothing reads it at import time."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from bot.core.settings import Settings
+from tests.support.paths import REPO_ROOT
+
+ROOT = REPO_ROOT
+
+
+def test_every_documented_name_is_read(tmp_path: Path):
+    key_file = tmp_path / "app.pem"
+    key_file.write_text("-----BEGIN RSA PRIVATE KEY-----abc")
+    env = {"WANDB_API_KEY": "w" * 40, "WANDB_BASE_URL": "http://wandb.local", "WANDB_ENTITY": "team",
+           "WANDB_PROJECT": "vision", "ANTHROPIC_API_KEY": " sk-ant-x ", "ANTHROPIC_BASE_URL": "http://llm.local",
+           "ANTHROPIC_MODEL": "claude-test", "GITHUB_APP_ID": "42", "GITHUB_PRIVATE_KEY_PATH": str(key_file),
+           "GITHUB_WEBHOOK_SECRET": "hook", "GITHUB_API_URL": "http://gh.local/api/", "WANDB_WEBHOOK_SECRET": "wb",
+           "GITHUB_GIT_URL": "http://git.local/{repo}.git", "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "s")}
+
+    settings = Settings.from_env(env)
+
+    assert (settings.wandb_api_key, settings.wandb_base_url, settings.wandb_entity, settings.wandb_project) == (
+        "w" * 40, "http://wandb.local", "team", "vision")
+    assert (settings.anthropic_api_key, settings.anthropic_base_url, settings.anthropic_model) == (
+        "sk-ant-x", "http://llm.local", "claude-test")
+    assert settings.github_app_id == "42" and settings.github_private_key == "-----BEGIN RSA PRIVATE KEY-----abc"
+    assert settings.github_api_url == "http://gh.local/api" and settings.github_git_url == "http://git.local/{repo}.git"
+    assert (settings.github_webhook_secret, settings.wandb_webhook_secret) == ("hook", "wb")
+    assert settings.state_dir == tmp_path / "s" and settings.online_wandb
+
+
+def test_no_credentials_means_the_embedded_defaults(tmp_path: Path):
+    settings = Settings.from_env({"HOME": str(tmp_path)})
+    assert settings.state_dir == tmp_path / ".local" / "state" / "fix-and-relaunch"
+    assert not settings.online_wandb and settings.anthropic_api_key is None and settings.secrets() == []
+    assert settings.anthropic_model == Settings.anthropic_model
+    assert Settings.from_env({"XDG_STATE_HOME": str(tmp_path / "x")}).state_dir == tmp_path / "x" / "fix-and-relaunch"
+
+
+def test_importing_every_module_reads_no_environment():
+    # Libraries may read their own variables; only reads from our code, at import, fail.
+    probe = """
+import os, sys, pkgutil, importlib
+OURS = (os.path.abspath("bot") + os.sep, os.path.abspath("handlers") + os.sep)
+class Watched(dict):
+    def _check(self, k):
+        for depth in (2, 3):   # the reader, or the caller of os.getenv
+            if sys._getframe(depth).f_code.co_filename.startswith(OURS):
+                raise SystemExit(f"read {k} at import")
+    def __getitem__(self, k):
+        self._check(k)
+        return dict.__getitem__(self, k)
+    def get(self, k, d=None):
+        self._check(k)
+        return dict.get(self, k, d)
+os.environ = Watched(os.environ)
+import bot, handlers
+for pkg in (bot, handlers):
+    for info in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+        if info.name not in ("bot.__main__",):
+            importlib.import_module(info.name)
+print("ok")
+"""
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

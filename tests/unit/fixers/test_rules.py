@@ -1,0 +1,486 @@
+"""The deterministic rule fixers, each on a small realistic repo in a tmp dir."""
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bot.diagnosis.model import Diagnosis
+from bot.fixers.distributions import distribution_for
+from bot.fixers.model import Edit, FixContext
+from bot.fixers.rules.hyperparams import divide_by_ten
+from bot.fixers.rules import propose_rule_fix
+
+CONFIG_PY = '''\
+"""Training defaults."""
+
+DEFAULTS = {
+    "lr": 0.1,  # tuned on the small model
+    "batch_size": 256,
+    "epochs": 3,
+}
+'''
+
+
+def make_repo(root: Path, files: dict[str, str]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return root
+
+
+def ctx_for(root: Path, category: str, exc_type: str = "", message: str = "", *, file: str | None = None,
+            line: int | None = None, evidence: list[str] | None = None, **kwargs) -> FixContext:
+    diagnosis = Diagnosis(
+        category=category, retryable=False,
+        exception={"type": exc_type, "message": message} if exc_type else None,
+        location={"file": file, "line": line, "function": "main"} if file else None,
+        evidence=evidence if evidence is not None else [f"{exc_type}: {message}"],
+        summary="test",
+    )
+    return FixContext(worktree=root, branch=kwargs.pop("branch", "exp-a"), diagnosis=diagnosis,
+                      config=kwargs.pop("config", {}), **kwargs)
+
+
+def apply(root: Path, edits: list[Edit]) -> None:
+    """Apply edits the way the contract says: exact, unique search text; empty search creates or appends."""
+    for edit in edits:
+        path = root / edit.path
+        if edit.search == "" and edit.append:
+            path.write_text(path.read_text() + edit.replace)
+            continue
+        if edit.search == "":
+            assert not path.exists()
+            path.write_text(edit.replace)
+            continue
+        text = path.read_text()
+        assert text.count(edit.search) == 1, f"search text not unique in {edit.path}: {edit.search!r}"
+        path.write_text(text.replace(edit.search, edit.replace))
+
+
+def git(root: Path, *args: str) -> None:
+    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True)
+
+
+# --- distributions -------------------------------------------------------------------------------
+
+has_pipreqs = pytest.mark.skipif(importlib.util.find_spec("pipreqs") is None,
+                                 reason="pipreqs (the import→distribution mapping) is not installed")
+
+
+@has_pipreqs
+@pytest.mark.parametrize("module, dist", [
+    ("sklearn.utils", "scikit-learn"), ("PIL", "Pillow"), ("PIL.Image", "Pillow"), ("bs4", "beautifulsoup4"),
+])
+def test_distribution_from_the_maintained_mapping(module, dist):
+    assert distribution_for(module) == dist
+
+
+@pytest.mark.parametrize("module, dist", [
+    ("yaml", "PyYAML"),          # installed here: read from the environment's metadata
+    ("cv2", "opencv-python"),    # a gap in pipreqs's mapping
+    ("einops", "einops"),        # unknown to every mapping: its own name
+])
+def test_distribution_lookup(module, dist):
+    assert distribution_for(module) == dist
+
+
+@has_pipreqs
+def test_no_distribution_for_a_shared_namespace():
+    assert distribution_for("plone.app") is None
+
+
+def test_no_distribution_for_stdlib_or_private_names():
+    assert distribution_for("json.decoder") is None
+    assert distribution_for("_secret") is None
+    assert distribution_for("_secret", guess=False) is None
+
+
+# --- rule: add-requirement -----------------------------------------------------------------------
+
+def test_missing_module_is_appended_to_requirements(tmp_path):
+    root = make_repo(tmp_path, {"requirements.txt": "torch>=2.0\nnumpy  # arrays\n", "train.py": "import einops\n"})
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'"))
+
+    assert proposal.fixer == "rule:add-requirement"
+    assert proposal.description == "add missing dependency einops to requirements.txt"
+    assert proposal.edits == [Edit("requirements.txt", "", "einops\n", append=True)]
+    apply(root, proposal.edits)
+    assert (root / "requirements.txt").read_text() == "torch>=2.0\nnumpy  # arrays\neinops\n"
+    assert "ModuleNotFoundError: No module named 'einops'" in proposal.evidence
+
+
+def test_submodule_maps_to_distribution_and_file_without_final_newline_keeps_it(tmp_path):
+    root = make_repo(tmp_path, {"requirements.txt": "torch"})
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'cv2.data'"))
+
+    apply(root, proposal.edits)
+    assert (root / "requirements.txt").read_text() == "torch\nopencv-python"
+
+
+def test_requirements_file_is_created_when_missing(tmp_path):
+    root = make_repo(tmp_path, {"main.py": "import einops\n"})
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'"))
+
+    assert proposal.edits == [Edit("requirements.txt", "", "einops\n")]
+
+
+def test_requirements_file_named_by_the_launch_setup_is_used(tmp_path):
+    root = make_repo(tmp_path, {"requirements/train.txt": "torch\n"})
+    config = {"launch": {"setup": "pip install -r requirements/train.txt"}}
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'",
+                                        config=config))
+
+    assert proposal.edits[0].path == "requirements/train.txt"
+
+
+def test_already_listed_distribution_is_not_added_twice(tmp_path):
+    root = make_repo(tmp_path, {"requirements.txt": "PyYAML==6.0.1\n"})
+    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'yaml'")) is None
+
+
+@has_pipreqs
+def test_already_listed_under_another_spelling(tmp_path):
+    root = make_repo(tmp_path, {"requirements.txt": "scikit_learn>=1.3 ; python_version >= '3.9'\n"})
+    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError",
+                                    "No module named 'sklearn.utils'")) is None
+
+
+def test_stdlib_module_is_not_a_requirement(tmp_path):
+    root = make_repo(tmp_path, {"requirements.txt": "torch\n"})
+    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'tomllib'")) is None
+
+
+def test_no_import_message_no_proposal(tmp_path):
+    root = make_repo(tmp_path, {"requirements.txt": "torch\n"})
+    assert propose_rule_fix(ctx_for(root, "import_error", "ImportError", "libcudart.so.12: cannot open shared object")) is None
+
+
+# --- rule: fix-local-import -----------------------------------------------------------------------
+
+LOCAL_REPO = {
+    "src/__init__.py": "",
+    "src/models.py": "class Net:\n    pass\n\n\ndef build():\n    return Net()\n",
+    "src/train.py": "import os\n\nfrom src.modles import Net  # the model\n\n\ndef main():\n    return Net()\n",
+    "requirements.txt": "torch\n",
+}
+
+
+def test_misspelt_local_module_is_corrected_in_the_failing_file(tmp_path):
+    root = make_repo(tmp_path, LOCAL_REPO)
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'src.modles'",
+                                        file="/home/me/proj/src/train.py", line=3))
+
+    assert proposal.fixer == "rule:fix-local-import"
+    assert proposal.edits == [Edit("src/train.py", "from src.modles import Net  # the model",
+                                   "from src.models import Net  # the model")]
+    assert (root / "requirements.txt").read_text() == "torch\n"
+
+
+def test_misspelt_name_is_corrected_in_the_import_and_its_uses(tmp_path):
+    files = dict(LOCAL_REPO)
+    files["src/train.py"] = "from .models import Nett, build\n\n\ndef main():\n    return Nett()\n"
+    root = make_repo(tmp_path, files)
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ImportError",
+                                        "cannot import name 'Nett' from 'src.models' (/x/src/models.py)"))
+
+    apply(root, proposal.edits)
+    assert (root / "src/train.py").read_text() == "from .models import Net, build\n\n\ndef main():\n    return Net()\n"
+    assert "Net instead of the missing Nett" in proposal.description
+
+
+def test_local_import_without_close_match_is_left_alone(tmp_path):
+    files = dict(LOCAL_REPO)
+    files["src/train.py"] = "from src.transformer import Net\n"
+    root = make_repo(tmp_path, files)
+    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError",
+                                    "No module named 'src.transformer'", file="src/train.py", line=1)) is None
+
+
+def test_typo_of_a_top_level_local_module_is_not_sent_to_pypi(tmp_path):
+    root = make_repo(tmp_path, {"utils.py": "def seed():\n    pass\n", "main.py": "from utilz import seed\n"})
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'utilz'",
+                                        file="main.py", line=1))
+
+    assert proposal.fixer == "rule:fix-local-import"
+    apply(root, proposal.edits)
+    assert (root / "main.py").read_text() == "from utils import seed\n"
+
+
+# --- rule: config-default -------------------------------------------------------------------------
+
+TRAIN_PY = 'from src.config import DEFAULTS\n\n\ndef main(cfg=DEFAULTS):\n    steps = cfg["warmup_steps"]\n'
+
+
+def config_repo(root: Path) -> Path:
+    return make_repo(root, {"src/__init__.py": "", "src/config.py": CONFIG_PY, "src/train.py": TRAIN_PY})
+
+
+def key_error_ctx(root: Path, **kwargs) -> FixContext:
+    return ctx_for(root, "config_error", "KeyError", "'warmup_steps'", file="src/train.py", line=5, **kwargs)
+
+
+def test_missing_key_takes_its_value_from_the_base_branch_before_the_docs(tmp_path):
+    root = config_repo(tmp_path)
+    base = CONFIG_PY.replace('    "epochs": 3,\n', '    "epochs": 3,\n    "warmup_steps": 500,\n')
+    (root / "src/config.py").write_text(base)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
+    git(root, "checkout", "-q", "-b", "exp-a")
+    (root / "src/config.py").write_text(CONFIG_PY)
+    make_repo(root, {"docs/exp-a.md": "# exp-a\nWe use warmup_steps=100 here.\n"})
+
+    proposal = propose_rule_fix(key_error_ctx(root, base_branch="main"))
+
+    assert proposal.fixer == "rule:config-default"
+    assert proposal.description == "add missing config key warmup_steps to src/config.py"
+    assert proposal.edits == [Edit("src/config.py", '    "epochs": 3,', '    "epochs": 3,\n    "warmup_steps": 500,')]
+    assert 'main:src/config.py:7: "warmup_steps": 500,' in proposal.evidence
+    apply(root, proposal.edits)
+    assert (root / "src/config.py").read_text() == base
+
+
+def test_missing_key_from_the_branch_doc(tmp_path):
+    root = config_repo(tmp_path)
+    make_repo(root, {"docs/exp-a.md": "# exp-a\nLinear warmup with a warmup_steps of 100.\n"})
+    proposal = propose_rule_fix(key_error_ctx(root))
+
+    apply(root, proposal.edits)
+    assert '    "epochs": 3,\n    "warmup_steps": 100,\n}' in (root / "src/config.py").read_text()
+    assert "docs/exp-a.md: Linear warmup with a warmup_steps of 100." in proposal.evidence
+
+
+def test_missing_key_from_another_config_file_in_yaml(tmp_path):
+    root = config_repo(tmp_path)
+    make_repo(root, {"configs/big.yaml": "lr: 0.05\nwarmup_steps: 2000  # long warmup\n"})
+    proposal = propose_rule_fix(key_error_ctx(root, hint="warmup_steps=5"))
+
+    apply(root, proposal.edits)
+    assert '"warmup_steps": 2000,' in (root / "src/config.py").read_text()
+
+
+def test_missing_key_from_earlier_run_config_inline_dict_keeps_quote_style(tmp_path):
+    root = make_repo(tmp_path, {
+        "train.py": "CONFIG = {'lr': 0.1,  # tuned\n          'batch_size': 256}\n\n\ndef main():\n"
+                    "    return CONFIG['warmup_steps']\n",
+    })
+    proposal = propose_rule_fix(ctx_for(root, "code_error", "KeyError", "'warmup_steps'", file="train.py", line=6,
+                                        earlier_run_configs=[{"lr": {"value": 0.1}}, {"warmup_steps": {"value": 50}}]))
+
+    assert proposal.edits == [Edit("train.py", "          'batch_size': 256}", "          'batch_size': 256, 'warmup_steps': 50}")]
+    assert "earlier run config #2: warmup_steps=50" in proposal.evidence
+
+
+def test_missing_key_without_evidence_is_not_guessed(tmp_path):
+    root = config_repo(tmp_path)
+    make_repo(root, {"docs/exp-a.md": "# exp-a\nWarmup matters.\n"})
+    assert propose_rule_fix(key_error_ctx(root, pr_text="please fix", hint="warmup")) is None
+
+
+def test_key_error_outside_a_config_is_not_a_config_default(tmp_path):
+    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY,
+                                "train.py": "def step(batch):\n    return batch['labels']\n"})
+    ctx = ctx_for(root, "code_error", "KeyError", "'labels'", file="train.py", line=2, hint="labels=1")
+    assert propose_rule_fix(ctx) is None
+
+
+def test_omegaconf_missing_key_is_added_to_the_yaml_section(tmp_path):
+    root = make_repo(tmp_path, {
+        "configs/config.yaml": "model:\n  width: 128\ntrain:\n  lr: 1e-3  # adam\n  epochs: 3\n\nseed: 0\n",
+        "main.py": "import hydra\n",
+    })
+    message = "Key 'warmup_steps' is not in struct\n    full_key: train.warmup_steps\n    object_type=dict"
+    proposal = propose_rule_fix(ctx_for(root, "config_error", "ConfigAttributeError", message,
+                                        pr_text="Adds warmup (`warmup_steps: 1e-2` was a typo; use warmup_steps: 200)"))
+    apply(root, proposal.edits)
+    assert (root / "configs/config.yaml").read_text() == (
+        "model:\n  width: 128\ntrain:\n  lr: 1e-3  # adam\n  epochs: 3\n  warmup_steps: 1e-2\n\nseed: 0\n")
+
+
+def test_omegaconf_mandatory_value_fills_the_placeholder(tmp_path):
+    root = make_repo(tmp_path, {"configs/config.yaml": "lr: 0.1\nwarmup_steps: ???\n"})
+    proposal = propose_rule_fix(ctx_for(root, "config_error", "MissingMandatoryValue",
+                                        "Missing mandatory value: warmup_steps", hint="set warmup_steps to 300"))
+    apply(root, proposal.edits)
+    assert (root / "configs/config.yaml").read_text() == "lr: 0.1\nwarmup_steps: 300\n"
+
+
+# --- rule: lower-batch-size -----------------------------------------------------------------------
+
+OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"
+
+
+def test_oom_halves_the_batch_size_keeping_the_comment(tmp_path):
+    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY.replace('"batch_size": 256,', '"batch_size": 256,  # per GPU')})
+    proposal = propose_rule_fix(ctx_for(root, "oom", "torch.OutOfMemoryError", OOM))
+
+    assert proposal.fixer == "rule:lower-batch-size"
+    assert proposal.description == "halve batch size 256 → 128 in src/config.py"
+    assert proposal.edits == [Edit("src/config.py", '    "batch_size": 256,  # per GPU', '    "batch_size": 128,  # per GPU')]
+
+
+def test_oom_doubles_gradient_accumulation_to_keep_the_effective_batch(tmp_path):
+    root = make_repo(tmp_path, {"configs/train.yaml": "data:\n  batch_size: 64 # fits a 40GB card\n"
+                                                      "optim:\n  lr: 3e-4\n  gradient_accumulation_steps: 2\n"})
+    proposal = propose_rule_fix(ctx_for(root, "oom", "torch.OutOfMemoryError", OOM))
+
+    apply(root, proposal.edits)
+    assert (root / "configs/train.yaml").read_text() == (
+        "data:\n  batch_size: 32 # fits a 40GB card\noptim:\n  lr: 3e-4\n  gradient_accumulation_steps: 4\n")
+    assert "gradient_accumulation_steps" in proposal.description
+
+
+def test_oom_with_argparse_default_and_accumulation_on_one_line(tmp_path):
+    root = make_repo(tmp_path, {"train.py": (
+        "import argparse\n\np = argparse.ArgumentParser()\n"
+        "p.add_argument('--batch-size', type=int, default=32)\n"
+        "trainer = dict(batch_size=8, accumulate_grad_batches=1)\n")})
+    # The run logged batch_size=32: that is the value to lower.
+    proposal = propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM, run_config={"batch_size": 32}))
+    assert proposal.edits == [Edit("train.py", "p.add_argument('--batch-size', type=int, default=32)",
+                                   "p.add_argument('--batch-size', type=int, default=16)")]
+
+    proposal = propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM, run_config={"batch_size": 8}))
+    apply(root, proposal.edits)
+    assert "trainer = dict(batch_size=4, accumulate_grad_batches=2)\n" in (root / "train.py").read_text()
+
+
+def test_oom_with_batch_size_one_is_not_lowered(tmp_path):
+    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY.replace("256", "1")})
+    assert propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM)) is None
+
+
+def test_oom_without_a_batch_size_has_no_rule(tmp_path):
+    root = make_repo(tmp_path, {"train.py": "x = 1\n"})
+    assert propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM)) is None
+
+
+# --- rule: lower-lr ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("literal, tenth", [
+    ("0.1", "0.01"), ("1e-3", "1e-4"), ("3e-4", "3e-5"), ("1E-03", "1E-04"), ("5e-05", "5e-06"),
+    ("2.5e-4", "2.5e-5"), ("1", "0.1"), ("0.0003", "0.00003"), ("1e0", "1e-1"), ("10.0", "1.0"),
+    ("100", "10"), ("0.10", "0.01"), ("1_0.0", "1.0"),
+])
+def test_divide_by_ten_keeps_the_style(literal, tenth):
+    assert divide_by_ten(literal) == tenth
+
+
+def test_nan_loss_lowers_the_learning_rate_keeping_the_comment(tmp_path):
+    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY, "tests/test_x.py": "CFG = {'lr': 5.0}\n"})
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN at step 131"))
+
+    assert proposal.fixer == "rule:lower-lr"
+    assert proposal.description == "lower learning rate 0.1 → 0.01 in src/config.py"
+    apply(root, proposal.edits)
+    assert (root / "src/config.py").read_text() == CONFIG_PY.replace('"lr": 0.1,', '"lr": 0.01,')
+    assert 'src/config.py:4: "lr": 0.1,  # tuned on the small model' in proposal.evidence
+
+
+def test_nan_loss_prefers_the_value_the_run_logged(tmp_path):
+    root = make_repo(tmp_path, {"configs/a.yaml": "lr: 1e-3\n", "configs/b.yaml": "lr: 3e-4\n"})
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": {"value": 0.0003}}))
+
+    assert proposal.edits == [Edit("configs/b.yaml", "lr: 3e-4", "lr: 3e-5")]
+
+
+def test_nan_loss_with_a_logged_lr_no_site_holds_is_left_alone(tmp_path):
+    # The run used lr=0.05 (a command-line override, say): neither literal is the one in use.
+    root = make_repo(tmp_path, {"configs/a.yaml": "lr: 1e-3\n", "src/config.py": CONFIG_PY})
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": {"value": 0.05}})) is None
+    assert propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM, run_config={"batch_size": 64})) is None
+
+
+def test_nan_loss_without_a_logged_lr_needs_one_candidate_or_the_traceback_file(tmp_path):
+    root = make_repo(tmp_path, {"src/train.py": "OPTIM = dict(lr=0.5)\nprint(OPTIM)\n",
+                                "src/finetune.py": "OPTIM = dict(lr=0.01)\nprint(OPTIM)\n"})
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN")) is None
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN",
+                                        file="/job/src/finetune.py", line=2))
+    assert proposal.edits == [Edit("src/finetune.py", "OPTIM = dict(lr=0.01)", "OPTIM = dict(lr=0.001)")]
+
+
+def test_vendored_code_is_never_edited(tmp_path):
+    root = make_repo(tmp_path, {"third_party/optim/config.py": "DEFAULTS = {'lr': 1.0}\n",
+                                "vendor/lib/config.yaml": "lr: 2.0\n",
+                                "train.py": "OPTIM = dict(lr=0.5)\n"})
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN"))
+    assert proposal.edits == [Edit("train.py", "OPTIM = dict(lr=0.5)", "OPTIM = dict(lr=0.05)")]
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": 1.0})) is None
+
+
+def test_nan_loss_without_a_learning_rate_has_no_rule(tmp_path):
+    root = make_repo(tmp_path, {"train.py": "steps = 10\n"})
+    assert propose_rule_fix(ctx_for(root, "nan_loss", "", "")) is None
+
+
+# --- rule: closest-path --------------------------------------------------------------------------
+
+def test_missing_data_file_is_replaced_by_the_closest_existing_path(tmp_path):
+    root = make_repo(tmp_path, {
+        "data/train.csv": "a,b\n", "data/test.csv": "a,b\n",
+        "src/config.py": 'DATA = {\n    "train": "data/trian.csv",  # 80%\n    "test": "data/test.csv",\n}\n',
+    })
+    proposal = propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
+                                        "[Errno 2] No such file or directory: 'data/trian.csv'"))
+
+    assert proposal.fixer == "rule:closest-path"
+    assert proposal.edits == [Edit("src/config.py", '    "train": "data/trian.csv",  # 80%',
+                                   '    "train": "data/train.csv",  # 80%')]
+
+
+def test_missing_path_from_a_joined_absolute_path_in_yaml(tmp_path):
+    root = make_repo(tmp_path, {"data/imagenet/train/x.bin": "", "configs/data.yaml": "root: data/imagenet\nsplit: trian\n",
+                                "main.py": "import os\n"})
+    message = "[Errno 2] No such file or directory: '/scratch/job/data/imagenet/trian'"
+    proposal = propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError", message))
+
+    apply(root, proposal.edits)
+    assert (root / "configs/data.yaml").read_text() == "root: data/imagenet\nsplit: train\n"
+
+
+def test_missing_path_without_a_close_one_is_left_alone(tmp_path):
+    root = make_repo(tmp_path, {"data/train.csv": "", "train.py": "open('data/validation.csv')\n"})
+    assert propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
+                                    "[Errno 2] No such file or directory: 'data/validation.csv'")) is None
+
+
+def test_missing_wandb_artifact_is_not_guessed(tmp_path):
+    root = make_repo(tmp_path, {"train.py": "run.use_artifact('team/proj/dataset:v3')\n"})
+    assert propose_rule_fix(ctx_for(root, "data_not_found", "CommError",
+                                    "artifact 'team/proj/dataset:v3' not found")) is None
+
+
+def test_category_without_rules_has_no_proposal(tmp_path):
+    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY})
+    assert propose_rule_fix(ctx_for(root, "infra", "", "")) is None
+
+
+@has_pipreqs
+def test_the_mapping_is_read_without_importing_pipreqs():
+    import sys
+    from bot.fixers.distributions import _pipreqs_mapping
+    mapping = _pipreqs_mapping()
+    assert len(mapping) > 800 and mapping["sklearn"] == "scikit_learn"
+    assert mapping["azure"] is None   # a namespace many distributions share: no single answer
+    assert "pipreqs.pipreqs" not in sys.modules
+
+
+def test_missing_key_prefers_the_docs_over_earlier_runs_and_reads_the_hint(tmp_path):
+    root = config_repo(tmp_path)
+    runs = [{"warmup_steps": 7}]
+    proposal = propose_rule_fix(key_error_ctx(root, pr_text="Adds warmup: `warmup_steps = 1_000`", earlier_run_configs=runs))
+    assert '"warmup_steps": 1_000,' in proposal.edits[0].replace
+
+    proposal = propose_rule_fix(key_error_ctx(root, earlier_run_configs=runs))
+    assert '"warmup_steps": 7,' in proposal.edits[0].replace
+
+
+def test_missing_path_outside_the_repo_is_left_alone(tmp_path):
+    root = make_repo(tmp_path, {"data/train.csv": "", "train.py": "open('../data/trian.csv')\n"})
+    assert propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
+                                    "[Errno 2] No such file or directory: '../data/trian.csv'")) is None

@@ -3,8 +3,8 @@
 Sources, first hit wins:
 1. `importlib.metadata.packages_distributions()`: what is installed next to the bot, exact.
 2. The import→distribution mapping that pipreqs maintains (~1,150 pairs: `PIL` → Pillow,
-   `sklearn` → scikit-learn, `yaml` → PyYAML). It is a plain data file inside the `pipreqs`
-   package; we read it without importing pipreqs, whose own dependencies are heavy.
+   `sklearn` → scikit-learn, `yaml` → PyYAML), shipped as `data/distributions.txt` (see
+   `data/SOURCE.md` for its origin and license).
 3. A few pairs that mapping lacks but ML repos import all the time.
 4. The import name itself when it is a plausible PyPI name (most packages: torch, einops).
 
@@ -13,11 +13,10 @@ Everything loads lazily, once, and is cached.
 from __future__ import annotations
 
 import importlib.metadata
-import importlib.util
 import re
 import sys
 from functools import cache
-from pathlib import Path
+from importlib import resources
 
 # Gaps in pipreqs 0.5.0's mapping, each verified by hand; keep this short.
 _GAPS = {"cv2": "opencv-python"}
@@ -41,7 +40,7 @@ def distribution_for(module: str, *, guess: bool = True) -> str | None:
     name = top_level(module)
     if not name or is_stdlib(name):
         return None
-    for lookup in (_installed, _pipreqs_mapping, lambda: _GAPS):
+    for lookup in (_installed, _shipped_mapping, lambda: _GAPS):
         if name in lookup():
             dist = lookup()[name]
             return _pretty(dist) if dist else None   # None: a namespace shared by many (azure, plone)
@@ -68,16 +67,10 @@ def _installed() -> dict[str, str]:
 
 
 @cache
-def _pipreqs_mapping() -> dict[str, str | None]:
-    """pipreqs's `mapping` data file (`import:dist` lines); empty when pipreqs is not installed."""
-    spec = importlib.util.find_spec("pipreqs")  # locates the package without importing it
-    if spec is None or not spec.submodule_search_locations:
-        return {}
-    for folder in spec.submodule_search_locations:
-        path = Path(folder) / "mapping"
-        if path.is_file():
-            return _parse_mapping(path.read_text(encoding="utf-8"))
-    return {}
+def _shipped_mapping() -> dict[str, str | None]:
+    """pipreqs' mapping, shipped with the bot as `data/distributions.txt`."""
+    text = resources.files("bot.fixers").joinpath("data/distributions.txt").read_text(encoding="utf-8")
+    return _parse_mapping(text)
 
 
 def _parse_mapping(text: str) -> dict[str, str | None]:

@@ -25,7 +25,7 @@ from aiohttp import web
 
 from bot.core.settings import Settings
 from bot.app.queue import Queue
-from tests.support.paths import SHARED
+from tests.support.paths import FIXTURES
 
 try:  # the benchmark imports this module without pytest
     from pytest import fixture as pytest_fixture
@@ -272,7 +272,7 @@ APP_ID = "4242"
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 WANDB_SECRET = "wandb-secret-for-tests"
 INSTALLATION_ID = 1  # what GitHub's example payload `issue_comment/created.with-installation` carries
-EXAMPLES = SHARED / "data" / "github-webhooks"
+EXAMPLES = FIXTURES / "github-webhooks"   # GitHub's published examples (see SOURCE.md there)
 
 
 def rsa_private_key():
@@ -289,16 +289,11 @@ def pem(private_key) -> str:
 
 
 def example(relative: str, api_url: str) -> dict[str, Any]:
-    """One of GitHub's payload examples from ../shared, its API URLs pointed at `api_url`.
+    """One of GitHub's payload examples kept in tests/fixtures, its API URLs pointed at `api_url`.
 
-    Skips the test when ../shared is absent. (GitHub Enterprise payloads carry their own API
-    URL the same way.)
+    (GitHub Enterprise payloads carry their own API URL the same way.)
     """
-    import pytest
-
     path = EXAMPLES / relative
-    if not path.exists():
-        pytest.skip(f"{path} is absent")
     return json.loads(path.read_text().replace("https://api.github.com", api_url))
 
 

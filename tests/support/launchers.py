@@ -1,28 +1,15 @@
-"""Fixtures and waits shared by the launcher tests of every backend."""
+"""Helpers shared by the launcher tests of every backend (their fixtures: tests/unit/launchers/conftest.py)."""
 from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
-from bot.core.settings import Settings
 from tests.support.waiting import wait_until
-
-
-@pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state")
 
 
 def make_worktree(tmp_path: Path) -> Path:
     path = tmp_path / "work tree"   # a space, to keep the quoting honest
     path.mkdir()
     return path
-
-
-@pytest.fixture
-def worktree(tmp_path: Path) -> Path:
-    return make_worktree(tmp_path)
 
 
 def wait_for_end(launcher, handle: dict, timeout: float = 60.0, poll: float = 0.1):

@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from tests.conftest import _CREDENTIALS
+from tests.support.env import CREDENTIALS
 from tests.support.net import free_port
 
 ENABLE_HINT = "ray is not installed; run `bash .ci/install-ray.sh` to enable the Ray launcher tests"
@@ -45,7 +45,7 @@ def _ray_cli() -> str:
 
 def _head_env() -> dict[str, str]:
     # Jobs inherit the head's environment: keep real credentials out of it.
-    env = {k: v for k, v in os.environ.items() if k not in _CREDENTIALS and not k.startswith("RAY_")}
+    env = {k: v for k, v in os.environ.items() if k not in CREDENTIALS and not k.startswith("RAY_")}
     env.update({"RAY_USAGE_STATS_ENABLED": "0", "WANDB_MODE": "offline", "WANDB_SILENT": "true"})
     return env
 

@@ -21,7 +21,7 @@ from bot.launchers.command import CommandLauncher, find_job_id, render_command
 from bot.launchers.local import LocalLauncher
 from bot.repo.config import DEFAULTS
 from bot.store.runs import StateStore
-from tests.support.launchers import alive, settings, wait_for_end, worktree  # noqa: F401
+from tests.support.launchers import alive, wait_for_end
 from tests.support.waiting import wait_until
 from tests.support.paths import REPO_ROOT
 

@@ -22,7 +22,7 @@ from bot.loop.pipeline import FixRequest, Pipeline
 from bot.repo.config import DEFAULTS
 from bot.store.runs import StateStore
 from tests.support.git_repos import git
-from tests.support.launchers import alive, make_worktree, settings, wait_for_end  # noqa: F401
+from tests.support.launchers import alive, make_worktree, wait_for_end
 from tests.support.net import free_port
 from tests.support.waiting import wait_until
 from tests.support.paths import REPO_ROOT

@@ -22,7 +22,7 @@ from bot.launchers.slurm import SlurmLauncher, map_state, parse_exit_code, statu
 from bot.repo.config import DEFAULTS
 from bot.store.runs import StateStore
 from tests.support.git_repos import git, remote_refs
-from tests.support.launchers import settings, wait_for_end, worktree  # noqa: F401
+from tests.support.launchers import wait_for_end
 from tests.support.waiting import wait_until
 
 PY = shlex.quote(sys.executable)

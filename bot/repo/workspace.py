@@ -46,7 +46,7 @@ class Workspace:
 
     def worktree(self, branch: str, *, pull: bool = True) -> Path:
         """The branch's worktree: created (or recreated) if missing, fast-forwarded if `pull`."""
-        self.worktrees.path(branch)
+        self.worktrees.path(branch)   # a bad name is refused before anything is written or fetched
         self.worktrees.exclude()
         if pull or not self.local.has_local(branch):
             self.remote_repo.fetch(branch)

@@ -26,7 +26,7 @@ def test_reading_helpers(repo):
 
 
 def test_base_branch_follows_origin_head(tmp_path):
-    origin, clone = make_origin(tmp_path, branches={"develop": {"x.txt": "1\n"}, "exp": {"y.txt": "2\n"}})
+    _origin, clone = make_origin(tmp_path, branches={"develop": {"x.txt": "1\n"}, "exp": {"y.txt": "2\n"}})
     git(clone, "remote", "set-head", "origin", "develop")
     assert Workspace(clone).base_branch("exp") == "develop"
 

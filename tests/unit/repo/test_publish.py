@@ -24,7 +24,7 @@ def _others(refs: dict[str, str], branch: str) -> dict[str, str]:
 # -- commit and push ------------------------------------------------------------------------
 
 def test_commit_stages_only_the_given_paths(repo):
-    origin, clone = repo
+    _origin, clone = repo
     ws = Workspace(clone)
     path = ws.worktree("exp-a")
     write_files(path, {"src/config.py": config_py(lr=0.01), "junk.txt": "junk\n", "new/file.py": "x = 1\n"})
@@ -177,7 +177,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
 
 def test_token_goes_as_a_header_and_never_into_config_or_errors(repo, tmp_path):
-    origin, clone = repo
+    _origin, clone = repo
     server = HTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     token = "ghs_SECRETTOKEN123"
@@ -199,7 +199,7 @@ def test_token_goes_as_a_header_and_never_into_config_or_errors(repo, tmp_path):
 # -- for the server's executor ----------------------------------------------------------------
 
 def test_a_callable_auth_url_is_asked_for_a_fresh_token_at_each_fetch_and_push(repo, tmp_path):
-    origin, clone = repo
+    _origin, clone = repo
     server = HTTPServer(("127.0.0.1", 0), _Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     _Recorder.headers_seen = []
@@ -232,7 +232,7 @@ def test_a_callable_auth_url_is_asked_for_a_fresh_token_at_each_fetch_and_push(r
 
 
 def test_discard_unpushed_resets_the_server_clone_to_the_remote(repo, tmp_path):
-    origin, clone = repo
+    origin, _clone = repo
     dest = clone_for_server(tmp_path / "state", "acme/exp", origin.as_uri())
     ws = Workspace(dest)
     path = ws.worktree("exp-a")

@@ -11,7 +11,7 @@ from tests.support.git_repos import commit_on_origin, git, write_files
 
 
 def test_worktree_is_created_from_the_remote_branch_and_tracks_it(repo):
-    origin, clone = repo
+    _origin, clone = repo
     path = Workspace(clone).worktree("team/exp-b")
     assert path == (clone / ".worktrees" / "team" / "exp-b").resolve()
     assert "'lr': 0.05" in (path / "src/config.py").read_text()

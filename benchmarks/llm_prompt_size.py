@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -27,6 +26,7 @@ from bot.fixers.llm.prompt import DEFAULT_BUDGET_TOKENS, estimate_tokens  # noqa
 from bot.fixers.llm.client import Conversation, system_blocks, tool_definition  # noqa: E402
 from bot.fixers.model import FixContext  # noqa: E402
 from bot.repo.config import DEFAULTS  # noqa: E402
+from bot.repo.git import git  # noqa: E402
 
 
 def failure_log(workdir: str, steps: int) -> list[str]:
@@ -53,7 +53,7 @@ def failure_log(workdir: str, steps: int) -> list[str]:
 
 def build(root: Path, steps: int) -> FixContext:
     work = sample_repo.build(root)
-    subprocess.run(["git", "checkout", "-q", sample_repo.BRANCH], cwd=work, check=True)
+    git(work, "checkout", "-q", sample_repo.BRANCH)
     workdir = "/scratch/researcher/jobs/12345/fix-and-relaunch-demo"
     diagnosis = Diagnosis(
         category="nan_loss", retryable=False,

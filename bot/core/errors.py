@@ -1,4 +1,9 @@
 """Errors that map onto the command line's exit codes (DESIGN.md: 1 failed, 2 bad input)."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from bot.core.secrets import mask
 
 
 class BotError(Exception):
@@ -19,16 +24,14 @@ class OperationFailed(BotError):
     exit_code = 1
 
 
-def first_line(text: str, secrets=()) -> str:
+def first_line(text: str, secrets: Iterable[str] = ()) -> str:
     """What a one-line error may quote of a client library's message: its first non-empty line,
     at most 300 characters, with any of `secrets` masked."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    text = mask(text, secrets)
     first = next((line.strip() for line in text.splitlines() if line.strip()), "")
     return first[:300]
 
 
-def exception_line(exc: BaseException, secrets=()) -> str:
+def exception_line(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     """`first_line` of an exception, or its type name when it says nothing."""
     return first_line(str(exc) or type(exc).__name__, secrets)

@@ -1,4 +1,10 @@
-"""Remove secrets from text before it is printed, posted or returned.
+"""Remove secrets from text before it is printed, posted or returned: the one place that does.
+
+Two strengths:
+- `redact` (and `redact_lines`, `redact_value`) for text written by others (logs, run configs,
+  proposals): known token shapes, secret-named values and the given secrets become `[REDACTED]`;
+- `mask` and `strip_credentials` for a client library's or git's own error text, where only the
+  secrets the caller knows (and URL userinfo) need to go: they become `***`.
 
 Bare 40-hex strings are NOT redacted: they are almost always git SHAs (`commit 3f2a…`), which
 reports need. A W&B API key has the same shape, so a 40-hex value is redacted only where it is
@@ -8,13 +14,17 @@ as a netrc `password`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
+MASK = "***"
+
+# `scheme://userinfo@`: the credentials part of a URL.
+_USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 
 # Token shapes that are secrets wherever they appear.
-_TOKENS = [
+_TOKENS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # PEM private keys, also a block cut off by the end of a log tail.
     (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
                 re.S), "[REDACTED PRIVATE KEY]"),
@@ -65,7 +75,7 @@ def redact_lines(lines: Iterable[str], extra_secrets: Iterable[str] = ()) -> lis
     return redact("\n".join(lines), extra_secrets).split("\n")
 
 
-def _redact_pair(m: re.Match) -> str:
+def _redact_pair(m: re.Match[str]) -> str:
     name = m.group("name")
     value = m.group("qval") if m.group("q") else m.group("val")
     # An already-redacted value is cut at its "]" by the value pattern: leave it whole.
@@ -96,3 +106,16 @@ def redact_value(value: Any, extra_secrets: Iterable[str] = ()) -> Any:
         return {k: REDACTED if isinstance(v, str) and _is_secret(str(k), v) else redact_value(v, secrets)
                 for k, v in value.items()}
     return value
+
+
+def mask(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` with each of the known `secrets` replaced by `***`; nothing else changes."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
+
+def strip_credentials(text: str, secrets: Iterable[str] = ()) -> str:
+    """`https://user:token@host` → `https://host`, and any known secret value → `***`."""
+    return mask(_USERINFO.sub(r"\1", text), secrets)

@@ -23,7 +23,8 @@ def _read_key(path: Path) -> str:
     try:
         return path.expanduser().read_text()
     except (OSError, UnicodeDecodeError) as exc:
-        raise BadInput(f"cannot read the GitHub App's private key file {path} ({exc.strerror or exc}); "
+        reason = exc.strerror if isinstance(exc, OSError) else None
+        raise BadInput(f"cannot read the GitHub App's private key file {path} ({reason or exc}); "
                        "check GITHUB_PRIVATE_KEY_PATH") from None
 
 
@@ -53,8 +54,9 @@ class Settings:
             return value or None
 
         private_key = get("GITHUB_PRIVATE_KEY")
-        if private_key is None and get("GITHUB_PRIVATE_KEY_PATH"):
-            private_key = _read_key(Path(get("GITHUB_PRIVATE_KEY_PATH")))
+        key_path = get("GITHUB_PRIVATE_KEY_PATH")
+        if private_key is None and key_path:
+            private_key = _read_key(Path(key_path))
         return cls(
             wandb_api_key=get("WANDB_API_KEY"),
             wandb_base_url=get("WANDB_BASE_URL"),

@@ -6,11 +6,11 @@ the run crashes with a FloatingPointError after a few dozen steps.
 """
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
 from bot.repo.branch_doc import doc_path
+from bot.repo.git import git
 
 MAIN_PY = '''"""Train a toy model and log it to W&B."""
 import subprocess
@@ -86,10 +86,6 @@ def _write(root: Path, files: dict[str, str]) -> None:
         path.write_text(text)
 
 
-def _git(root: Path, *args: str) -> None:
-    subprocess.run(["git", *args], cwd=root, check=True, capture_output=True, text=True)
-
-
 def build(root: Path, *, python: str = sys.executable, branch: str = BRANCH, lr: str = "25.0") -> Path:
     """Create the sample experiment repo at `root/work`, with a bare origin at `root/origin.git`.
 
@@ -97,8 +93,8 @@ def build(root: Path, *, python: str = sys.executable, branch: str = BRANCH, lr:
     """
     origin, work = root / "origin.git", root / "work"
     root.mkdir(parents=True, exist_ok=True)
-    _git(root, "init", "-q", "--bare", "-b", "main", str(origin))
-    _git(root, "clone", "-q", str(origin), str(work))
+    git(root, "init", "-q", "--bare", "-b", "main", str(origin))
+    git(root, "clone", "-q", str(origin), str(work))
     _write(work, {
         "main.py": MAIN_PY,
         "src/__init__.py": "",
@@ -108,17 +104,17 @@ def build(root: Path, *, python: str = sys.executable, branch: str = BRANCH, lr:
         ".gitignore": "wandb/\n__pycache__/\n",
         ".github/fix-and-relaunch.yml": REPO_CONFIG.format(python=python),
     })
-    _git(work, "add", "-A")
-    _git(work, "commit", "-q", "-m", "Baseline toy model")
-    _git(work, "push", "-q", "-u", "origin", "main")
-    _git(work, "checkout", "-q", "-b", branch)
+    git(work, "add", "-A")
+    git(work, "commit", "-q", "-m", "Baseline toy model")
+    git(work, "push", "-q", "-u", "origin", "main")
+    git(work, "checkout", "-q", "-b", branch)
     _write(work, {
         "src/config.py": CONFIG_PY.format(lr=lr),
         doc_path(branch): DOC.format(branch=branch, what=f"Does a {lr} learning rate train faster?"),
     })
-    _git(work, "commit", "-q", "-am", f"Experiment: learning rate {lr}")
-    _git(work, "add", doc_path(branch))
-    _git(work, "commit", "-q", "-m", f"Describe {branch}")
-    _git(work, "push", "-q", "-u", "origin", branch)
-    _git(work, "checkout", "-q", "main")
+    git(work, "commit", "-q", "-am", f"Experiment: learning rate {lr}")
+    git(work, "add", doc_path(branch))
+    git(work, "commit", "-q", "-m", f"Describe {branch}")
+    git(work, "push", "-q", "-u", "origin", branch)
+    git(work, "checkout", "-q", "main")
     return work

@@ -101,6 +101,11 @@ def load(repo: Path) -> dict[str, Any]:
     return parse(text)
 
 
+def _has_type(value: Any, types: tuple[type, ...]) -> bool:
+    # bool is an int in Python; a `true` where a number belongs is still a mistake.
+    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
+
+
 def _check(key: str, value: Any, source: str) -> Any:
     types = _TYPES.get(key)
     if types is None:
@@ -110,8 +115,7 @@ def _check(key: str, value: Any, source: str) -> Any:
         if DEFAULTS[section][name] is not None:
             raise BadInput(f"{source}: '{key}' must not be empty")
         return value
-    # bool is an int in Python; a `true` where a number belongs is still a mistake.
-    if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+    if not _has_type(value, types):
         names = " or ".join(t.__name__ for t in types)
         raise BadInput(f"{source}: '{key}' must be {names}, got {type(value).__name__} {value!r}")
     if key == "launch.backend" and value not in BACKENDS:

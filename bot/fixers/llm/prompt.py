@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from bot.repo.branch_doc import doc_path
+from bot.core.errors import OperationFailed
 from bot.fixers.model import FixContext
+from bot.repo.branch_doc import doc_path
+from bot.repo.git import git
 
 CHARS_PER_TOKEN = 4               # a rough estimate for English and code; good enough for budgeting
 DEFAULT_BUDGET_TOKENS = 24_000    # the user message; system prompt and tool come on top
@@ -295,11 +296,10 @@ def read_in_repo(root: Path, rel: str) -> str:
 def git_output(root: Path, *args: str) -> str | None:
     """git's stdout, or None when git fails or takes too long."""
     try:
-        result = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                                errors="replace", timeout=GIT_TIMEOUT_S)
-    except (OSError, subprocess.TimeoutExpired):
+        result = git(root, *args, check=False, timeout=GIT_TIMEOUT_S)
+    except OperationFailed:   # git could not start there
         return None
-    return result.stdout if result.returncode == 0 else None
+    return result.text() if result.ok else None
 
 
 def _read(path: Path) -> str:

@@ -1,9 +1,11 @@
-"""Redaction of each secret kind; ordinary text stays as it was."""
+"""Secret handling in one place: redaction of each secret kind (ordinary text stays as it was),
+masking of known secrets and URL credentials in error text."""
 from __future__ import annotations
 
 import pytest
 
-from bot.diagnosis import redact, redact_lines
+from bot.core.errors import exception_line, first_line
+from bot.core.secrets import mask, redact, redact_lines, redact_value, strip_credentials
 
 WANDB_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 
@@ -94,3 +96,33 @@ def test_code_that_names_a_token_is_not_a_secret():
     assert redact(line) == line
     assert redact("pad_token=None") == "pad_token=None"
     assert redact("password = hunter2") == "password = [REDACTED]"
+
+
+def test_redact_value_redacts_strings_and_secret_named_keys_throughout():
+    config = {"lr": 0.1, "db_password": "hunter2", "nested": [{"note": "token ghp_16C7e42F292c6912E7710c838347Ae178B4a"}],
+              "user": "alice-42", "steps": 3}
+    assert redact_value(config, ["alice-42"]) == {
+        "lr": 0.1, "db_password": "[REDACTED]", "nested": [{"note": "token [REDACTED]"}],
+        "user": "[REDACTED]", "steps": 3}
+
+
+# -- masking in error text --------------------------------------------------------------------
+
+def test_strip_credentials():
+    text = "fatal: unable to access 'https://x-access-token:abc@github.com/o/r.git/': 403"
+    assert strip_credentials(text) == "fatal: unable to access 'https://github.com/o/r.git/': 403"
+    assert strip_credentials("https://ghp_abc@github.com/o/r and ghp_abc", ("ghp_abc",)) == \
+        "https://github.com/o/r and ***"
+
+
+def test_mask_replaces_only_the_known_secrets():
+    assert mask("key s3cr3t, again s3cr3t; WANDB_API_KEY=other", ["s3cr3t", ""]) == \
+        "key ***, again ***; WANDB_API_KEY=other"
+    assert mask("nothing to hide") == "nothing to hide"
+
+
+def test_first_line_of_a_client_error_masks_the_given_secrets():
+    assert first_line("\n  401: bad key k-123 for user\nsecond line k-123", ["k-123"]) == "401: bad key *** for user"
+    assert first_line("x" * 400) == "x" * 300
+    assert exception_line(ValueError("")) == "ValueError"
+    assert exception_line(RuntimeError("token k-123 refused"), ["k-123"]) == "token *** refused"

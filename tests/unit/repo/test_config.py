@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.repo import config as repo_config
 from bot.core.errors import BadInput
+from bot.repo import config as repo_config
 
 
 def test_an_absent_or_empty_file_means_the_defaults(tmp_path):

@@ -1,6 +1,6 @@
 """The one way the project runs git, and what every git call needs to know about names and remotes.
 
-`git(cwd, *args)` runs every git command the bot issues: English messages whatever the locale
+`git(cwd, *args)` runs every git command the bot issues, through GitPython's `Git.execute`: English messages whatever the locale
 (callers match git's text, e.g. `[rejected]`), no stdin, an optional time limit, and on failure
 an OperationFailed that quotes git's stderr on one line with URL credentials and the given
 secrets masked.
@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import base64
 import functools
-import os
-import subprocess
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+import git as gitpython
+
 from bot.core.errors import BadInput, OperationFailed
 from bot.core.secrets import strip_credentials
 
 NETWORK_TIMEOUT_S = 300   # fetch, push, clone
-_DRAIN_S = 5   # after killing git, how long to wait for what it had written (a helper may hold the pipes)
-_ENGLISH = {"LANGUAGE": "C", "LC_ALL": "C"}
 
 
 @dataclass(frozen=True)
@@ -53,15 +51,20 @@ def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None, check: bool
     credentials and `secrets` masked. Past `timeout` seconds git is killed: the result has a
     negative code and says so in `err` (and raises like any failure under `check`).
     """
+    if not Path(cwd).is_dir():   # GitPython would quietly run git in the current folder instead
+        raise OperationFailed(f"git {_command(args)} could not start in {cwd}: no such folder")
+    # GitPython's execute already runs git in English (LANGUAGE=C, LC_ALL=C) with no stdin
+    # and kills it (and its children) past the time limit.
     try:
-        proc = subprocess.Popen(["git", *args], cwd=cwd, env={**os.environ, **_ENGLISH, **(env or {})},
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    except OSError as exc:   # no git, or no such folder
+        code, out, err = gitpython.Git(str(cwd)).execute(
+            ["git", *args], with_extended_output=True, with_exceptions=False, env=dict(env or {}),
+            stdout_as_string=False, strip_newline_in_stdout=False, kill_after_timeout=timeout)
+    except gitpython.GitCommandNotFound as exc:   # no git, or no such folder
         raise OperationFailed(f"git {_command(args)} could not start in {cwd}: "
-                              f"{exc.strerror or type(exc).__name__}") from None
-    with proc:
-        out, err = _communicate(proc, timeout)
-    result = GitResult(proc.returncode, _decode(out), _decode(err))
+                              f"{getattr(exc.status, 'strerror', None) or type(exc).__name__}") from None
+    result = GitResult(code, _decode(out), _decode(err))
+    if timeout is not None and code < 0:
+        result = GitResult(code, result.out, f"timed out after {timeout:g} seconds; stopped")
     if check and not result.ok:
         raise OperationFailed(f"git {_command(args)} failed: {one_line(result.err or result.out, secrets)}")
     return result
@@ -72,22 +75,9 @@ def one_line(text: str, secrets: Iterable[str] = ()) -> str:
     return " ".join(strip_credentials(text, secrets).split()) or "no output"
 
 
-def _communicate(proc: subprocess.Popen[bytes], timeout: float | None) -> tuple[bytes, bytes]:
-    try:
-        return proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        try:
-            out = proc.communicate(timeout=_DRAIN_S)[0]
-        except subprocess.TimeoutExpired:   # a helper git started still holds the pipes
-            out = b""
-        return out, f"timed out after {timeout:g} seconds; stopped".encode()
-    except BaseException:   # interrupted: leave no git running
-        proc.kill()
-        raise
-
-
-def _decode(data: bytes | None) -> str:
+def _decode(data: bytes | str | None) -> str:
+    if isinstance(data, str):
+        return data
     return (data or b"").decode("utf-8", "surrogateescape")
 
 

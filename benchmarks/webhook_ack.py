@@ -41,6 +41,7 @@ REPO = "Codertocat/Hello-World"
 async def serve(prs: int) -> None:
     from aiohttp import web
 
+    import handlers
     from bot.app.queue import Queue
     from bot.app.server import make_app
 
@@ -63,7 +64,8 @@ async def serve(prs: int) -> None:
     fake.record = False
     state = tempfile.mkdtemp(prefix="ack-bench-")
     queue = Queue.from_settings(make_settings(fake, key, Path(state)))
-    real = await start(make_app(make_settings(fake, key, Path(state)), queue=queue))
+    real = await start(make_app(make_settings(fake, key, Path(state)), queue=queue, router=handlers.router,
+                                wandb_handler=handlers.wandb.handle))
 
     async def bare_handler(request):
         await request.read()

@@ -4,7 +4,7 @@ Everything goes through wandb's own automations API (wandb 0.31):
 event `OnRunState` on the project with `RunEvent.state.eq("failed")` (W&B's run-state
 automations know RUNNING, FINISHED and FAILED; "crashed" is the same state to them), action
 `SendWebhook` through the team's webhook integration for the bot's URL, with
-`handlers.wandb.WANDB_PAYLOAD_TEMPLATE` as the payload.
+`bot.app.alerts.WANDB_PAYLOAD_TEMPLATE` as the payload.
 
 W&B keeps the bearer token of a webhook integration as a *team secret*, referenced by name.
 The SDK can neither create team secrets nor (publicly) webhook integrations, and only team
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from bot.core.settings import Settings
 from bot.core.errors import BadInput, BotError, OperationFailed, first_line
-from handlers.wandb import WANDB_PAYLOAD_TEMPLATE
+from bot.app.alerts import WANDB_PAYLOAD_TEMPLATE
 
 if TYPE_CHECKING:
     import wandb

@@ -4,6 +4,7 @@ fix, one bot comment edited as the job moves, a check run and a verified relaunc
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -15,6 +16,7 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
+import handlers
 from bot.loop.repo_context import RepoContext
 from bot.app.executor import FixJobExecutor
 from bot.app.queue import Queue
@@ -29,6 +31,9 @@ from tests.support.net import free_port
 from tests.support.waiting import until
 
 REPO = "Codertocat/Hello-World"
+
+# The composer's part: the app gets the request side of each webhook handed in.
+webhook_app = functools.partial(make_app, router=handlers.router, wandb_handler=handlers.wandb.handle)
 
 
 @pytest.fixture
@@ -59,8 +64,8 @@ async def wait_done(queue: Queue, timeout: float = 60) -> None:
 
 async def run_one_job(aiohttp_client, fake_github, settings, timeout: float = 60) -> Queue:
     queue = Queue.from_settings(settings)
-    client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
-                                           workers=1))
+    client = await aiohttp_client(webhook_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
+                                              workers=1))
     body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
     response = await client.post("/webhooks/github", data=body,
                                  headers=signed(body, "issue_comment", str(uuid.uuid4())))
@@ -109,8 +114,8 @@ async def test_wandb_alert_places_the_run_and_fixes_its_branch(aiohttp_client, f
         online = replace(settings, wandb_api_key="k" * 40, wandb_base_url=wandb_server.url)
         queue = Queue.from_settings(settings)
         # The alert is resolved through W&B; the fix itself runs on the offline runs the bot launched.
-        client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
-                                               runs_lookup=runs_lookup(online), workers=1))
+        client = await aiohttp_client(webhook_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
+                                                  runs_lookup=runs_lookup(online), workers=1))
         payload = json.dumps({"event_type": "RUN_FAILED", "entity": wandb_server.entity,
                               "project": "vision"}).encode()
 

@@ -16,7 +16,7 @@ from bot.cli import main as cli
 from bot.core.settings import Settings
 from bot.core.errors import BadInput, OperationFailed
 from bot.app.wandb_setup import INTEGRATION_NAME, SECRET_NAME, automation_name, create_automation
-from handlers.wandb import WANDB_PAYLOAD_TEMPLATE
+from bot.app.alerts import WANDB_PAYLOAD_TEMPLATE
 from tests.support.fake_wandb import FakeWandb, GraphQLError
 
 KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"   # 40 characters, like a real key

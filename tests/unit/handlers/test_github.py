@@ -8,8 +8,10 @@ import pytest
 from gidgethub import sansio
 
 import handlers
-from bot.app.forge import DIAGNOSING, GitHubForge, job_marker
+from bot.app.forge import GitHubForge
 from bot.app.github_auth import GitHubApp
+from bot.app.jobs import FixJob
+from bot.app.messages import DIAGNOSING, job_marker
 from handlers.github import parse_command
 from tests.support.fake_github import INSTALLATION_ID, app_key, example, fake_github, pr_comment, queue, settings  # noqa: F401
 
@@ -33,6 +35,11 @@ def comment_event(fake, body="/fix-and-relaunch", delivery="d-1", comment_id=Non
 
 async def dispatch(event, gh, queue, **kw):
     await handlers.router.dispatch(event, gh, queue=queue, **kw)
+
+
+def fix_job(branch: str, delivery: str) -> FixJob:
+    return FixJob(repo=REPO, branch=branch, clone_url=f"https://github.com/{REPO}.git", installation_id=1,
+                  delivery_id=delivery)
 
 
 def replies(fake):
@@ -79,7 +86,7 @@ async def test_contributor_with_write_permission_is_allowed(gh, fake_github, que
     fake_github.permissions["ada"] = "maintain"
     await dispatch(comment_event(fake_github, association="CONTRIBUTOR", login="ada"), gh, queue)
     [job] = queue.jobs()
-    assert job["requested_by"] == "ada" and replies(fake_github) == []
+    assert job.fix.requested_by == "ada" and replies(fake_github) == []
 
 
 @pytest.mark.parametrize("association", ["MEMBER", "COLLABORATOR"])
@@ -138,7 +145,7 @@ async def test_pushable_fork_queues_a_job_on_the_fork(gh, fake_github, queue, pu
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="b" * 40, head_repo="alice/Hello-World", **pull)
     await dispatch(comment_event(fake_github), gh, queue)
     [job] = queue.jobs()
-    assert (job.repo, job["base_repo"], job["clone_url"]) == (
+    assert (job.repo, job.fix.base_repo, job.fix.clone_url) == (
         "alice/Hello-World", REPO, "https://github.com/alice/Hello-World.git")
 
 
@@ -158,12 +165,12 @@ async def test_replayed_comment_under_a_new_delivery_id_is_ignored(gh, fake_gith
     await dispatch(comment_event(fake_github, delivery="d-replayed"), gh, queue)
     assert len(fake_github.calls) == calls  # no second 👀, no busy reply
     [job] = queue.jobs()
-    assert job["comment_id"] == 492700400
+    assert job.fix.comment_id == 492700400
 
 
 async def test_closed_pull_request_drops_queued_jobs_and_cleans_up(gh, fake_github, queue):
-    other = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "other", "delivery_id": "x"}).job_id
-    mine = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "changes", "delivery_id": "y"}).job_id
+    other = queue.enqueue(fix_job("other", delivery="x")).job_id
+    mine = queue.enqueue(fix_job("changes", delivery="y")).job_id
     cleaned = []
 
     async def cleanup(repo, branch):
@@ -188,7 +195,7 @@ def closed_event(fake, branch="changes"):
 
 
 async def test_closed_pull_request_keeps_the_worktree_of_a_running_job(gh, fake_github, queue, caplog):
-    running = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "changes", "delivery_id": "y"}).job_id
+    running = queue.enqueue(fix_job("changes", delivery="y")).job_id
     queue.claim()
     cleaned = []
     with caplog.at_level(logging.INFO, logger="handlers.github"):

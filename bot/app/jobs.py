@@ -25,19 +25,19 @@ RUN_EVENTS = frozenset({"RUN_STATE", "RUN_STATE_CHANGED", "RUN_FAILED"})
 ALERT_REQUESTER = "wandb"   # `requested_by` of a fix job an alert made
 
 
-class _StrEnum(str, Enum):
-    """Compares, formats and serialises as its value (what the database stores)."""
+class TextEnum(str, Enum):
+    """An enum that compares, formats and serialises as its value: the text the database stores."""
 
     def __str__(self) -> str:
         return str(self.value)
 
 
-class JobKind(_StrEnum):
+class JobKind(TextEnum):
     FIX = "fix"
     WANDB_ALERT = "wandb_alert"
 
 
-class JobStatus(_StrEnum):
+class JobStatus(TextEnum):
     QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"

@@ -21,11 +21,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import Any
 
-from bot.app.jobs import ACTIVE, AlertJob, FixJob, Job, JobStatus, Payload, branch_lane, payload_from_json
+from bot.app.jobs import (ACTIVE, AlertJob, FixJob, Job, JobStatus, Payload, TextEnum, branch_lane,
+                          payload_from_json)
 from bot.core.settings import Settings
 from bot.store import jobs as tables
 from bot.store.db import DB_NAME, Database
@@ -37,13 +37,10 @@ BUSY_TIMEOUT_MS = 10_000
 SKIPPED = "skipped"  # the delivery outcome of a W&B run that will never be fixed
 
 
-class EnqueueOutcome(str, Enum):
+class EnqueueOutcome(TextEnum):
     QUEUED = "queued"
     DUPLICATE = "duplicate"
     BUSY = "busy"
-
-    def __str__(self) -> str:
-        return str(self.value)
 
 
 @dataclass(frozen=True)

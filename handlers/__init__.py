@@ -2,6 +2,7 @@
 
 `router`: every GitHub route, combined in one router. `wandb.handle`: the W&B alert handler.
 """
+
 from gidgethub import routing
 
 from handlers import github, wandb

@@ -4,11 +4,13 @@ Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Q
 closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
 plain function runs in a thread, off the event loop).
 """
+
 from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
@@ -32,7 +34,7 @@ def parse_command(body: str | None) -> Command | None:
     text = (body or "").lstrip()
     if not text.startswith(COMMAND):
         return None
-    rest = text[len(COMMAND):]
+    rest = text[len(COMMAND) :]
     if rest and not rest[0].isspace():
         return None
     hint, flags = DRY_RUN.subn("", rest)
@@ -64,13 +66,20 @@ async def fix_command(event: sansio.Event, gh: GitHubAPI, *args: Any, queue: Que
     result = queue.enqueue(FixJob.for_comment(event, pr, command))
     if result.outcome == EnqueueOutcome.BUSY and result.active is not None:
         active = result.active
-        await forge.reply(issue["comments_url"], BUSY.format(user=user, branch=active.branch,
-                                                             status=active.status, job_id=active.id))
+        await forge.reply(
+            issue["comments_url"], BUSY.format(user=user, branch=active.branch, status=active.status, job_id=active.id)
+        )
 
 
 @router.register("pull_request", action="closed")
-async def drop_jobs(event: sansio.Event, gh: GitHubAPI, *args: Any, queue: Queue,
-                    cleanup: Callable[[str, str], Any] | None = None, **kwargs: Any) -> None:
+async def drop_jobs(
+    event: sansio.Event,
+    gh: GitHubAPI,
+    *args: Any,
+    queue: Queue,
+    cleanup: Callable[[str, str], Any] | None = None,
+    **kwargs: Any,
+) -> None:
     """A closed pull request: its branch's queued jobs are dropped and its worktree removed."""
     pr = event.data["pull_request"]
     head_repo = pr["head"].get("repo") or event.data["repository"]
@@ -85,8 +94,13 @@ async def remove_worktree(cleanup: Callable[[str, str], Any], queue: Queue, repo
     """Run the clean-up hook off the event loop, unless a job still works on the branch; errors are logged."""
     active = queue.active_job(repo, branch)
     if active is not None:
-        log.info("%s#%s keeps its worktree: job %s is still %s (it stops at its next step)",
-                 repo, branch, active.id, active.status)
+        log.info(
+            "%s#%s keeps its worktree: job %s is still %s (it stops at its next step)",
+            repo,
+            branch,
+            active.id,
+            active.status,
+        )
         return
     try:
         await call_hook(cleanup, repo, branch)
@@ -104,4 +118,6 @@ async def log_installation(event: sansio.Event, gh: GitHubAPI, *args: Any, **kwa
     installation = event.data["installation"]
     account = (installation.get("account") or {}).get("login")
     repos = [r["full_name"] for r in event.data.get("repositories") or event.data.get("repositories_added") or []]
-    log.info("%s %s: installation %s on %s %s", event.event, event.data.get("action"), installation["id"], account, repos)
+    log.info(
+        "%s %s: installation %s on %s %s", event.event, event.data.get("action"), installation["id"], account, repos
+    )

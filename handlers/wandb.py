@@ -3,6 +3,7 @@
 The server has checked the bearer token (and the body's HMAC, when sent). A worker later
 resolves the alert into fix jobs: bot.app.alerts.resolve_wandb_alert.
 """
+
 from __future__ import annotations
 
 from typing import Any

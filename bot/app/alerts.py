@@ -14,13 +14,15 @@ A run's git remote is written by whoever ran it, so it only names a repo: a run 
 is not on the GitHub the App talks to is skipped, and the URL the bot clones and pushes to
 (with its installation token) is always the one GitHub gives.
 """
+
 from __future__ import annotations
 
 import itertools
 import logging
 import re
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any
 from urllib.parse import urlsplit
 
 import gidgethub
@@ -35,15 +37,27 @@ from bot.core.settings import Settings
 from bot.runs.model import FAILED_STATES
 
 __all__ = [
-    "RUN_EVENTS", "WANDB_PAYLOAD_TEMPLATE", "Skipped", "failed_runs", "find_pr", "git_host", "on_github",
-    "place_run", "protected_branches", "repo_from_remote", "resolve_wandb_alert", "runs_lookup",
+    "RUN_EVENTS",
+    "WANDB_PAYLOAD_TEMPLATE",
+    "Skipped",
+    "failed_runs",
+    "find_pr",
+    "git_host",
+    "on_github",
+    "place_run",
+    "protected_branches",
+    "repo_from_remote",
+    "resolve_wandb_alert",
+    "runs_lookup",
 ]
 
 log = logging.getLogger(__name__)
 
 LOOKUP_LIMIT = 20
 DEFAULT_BRANCH_KEY = "branch"
-_REMOTE = re.compile(r"^(?:(?P<scheme>[a-z+]+)://)?(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?[:/](?P<repo>[^/]+/[^/]+?)(?:\.git)?/?$")
+_REMOTE = re.compile(
+    r"^(?:(?P<scheme>[a-z+]+)://)?(?:[^@/]+@)?(?P<host>[^/:]+)(?::\d+)?[:/](?P<repo>[^/]+/[^/]+?)(?:\.git)?/?$"
+)
 
 # A failed run, as the lookup describes it: id, path, state, commit, remote, config.
 RunDescription = dict[str, Any]
@@ -56,8 +70,10 @@ GhFactory = Callable[[str], Awaitable[tuple[GitHubAPI, int]]]
 
 def runs_lookup(settings: Settings) -> Callable[[str, str], list[RunDescription]]:
     """`lookup(entity, project)` for resolve_wandb_alert (blocking; run in a thread)."""
+
     def lookup(entity: str, project: str) -> list[RunDescription]:
         return failed_runs(settings, entity, project)
+
     return lookup
 
 
@@ -68,8 +84,9 @@ def failed_runs(settings: Settings, entity: str, project: str, *, limit: int = L
 
     overrides = {"entity": entity, **({"base_url": settings.wandb_base_url} if settings.wandb_base_url else {})}
     api = wandb.Api(api_key=settings.wandb_api_key, overrides=overrides, timeout=30)
-    runs = api.runs(f"{entity}/{project}", filters={"state": {"$in": list(FAILED_STATES)}},
-                    order="-created_at", per_page=limit)
+    runs = api.runs(
+        f"{entity}/{project}", filters={"state": {"$in": list(FAILED_STATES)}}, order="-created_at", per_page=limit
+    )
     return [_describe(run) for run in itertools.islice(runs, limit)]
 
 
@@ -77,8 +94,11 @@ def _describe(run: Any) -> RunDescription:
     meta = run.metadata or {}
     git = meta.get("git") or {}
     return {
-        "id": run.id, "path": "/".join(run.path), "state": run.state,
-        "commit": run.commit or git.get("commit"), "remote": git.get("remote") or meta.get("remote"),
+        "id": run.id,
+        "path": "/".join(run.path),
+        "state": run.state,
+        "commit": run.commit or git.get("commit"),
+        "remote": git.get("remote") or meta.get("remote"),
         "config": {k: v for k, v in run.config.items() if not k.startswith("_")},
     }
 
@@ -100,8 +120,15 @@ def skip(run: RunDescription, message: str, *args: Any, permanent: bool = False)
     return Skipped(permanent)
 
 
-async def resolve_wandb_alert(alert: AlertJob, *, runs_lookup: RunsLookup, gh_factory: GhFactory, jobs: Queue,
-                              github_api_url: str, branch_key: str = DEFAULT_BRANCH_KEY) -> list[Job]:
+async def resolve_wandb_alert(
+    alert: AlertJob,
+    *,
+    runs_lookup: RunsLookup,
+    gh_factory: GhFactory,
+    jobs: Queue,
+    github_api_url: str,
+    branch_key: str = DEFAULT_BRANCH_KEY,
+) -> list[Job]:
     """Enqueue a fix job for each failed, not yet handled run of the alert's project.
 
     `runs_lookup(entity, project)` returns run descriptions (a plain or async function).
@@ -112,8 +139,9 @@ async def resolve_wandb_alert(alert: AlertJob, *, runs_lookup: RunsLookup, gh_fa
     runs = await call_hook(runs_lookup, alert.entity, alert.project)
     failed = [r for r in runs if str(r.get("state", "")).lower() in FAILED_STATES]
     if alert.run_path and not any(r.get("path") == alert.run_path for r in failed):
-        log.info("alert names %s, which is not among the failed runs of %s/%s",
-                 alert.run_path, alert.entity, alert.project)
+        log.info(
+            "alert names %s, which is not among the failed runs of %s/%s", alert.run_path, alert.entity, alert.project
+        )
     queued = []
     for run in failed:
         if jobs.seen_run(run["path"]):
@@ -130,8 +158,9 @@ async def resolve_wandb_alert(alert: AlertJob, *, runs_lookup: RunsLookup, gh_fa
     return queued
 
 
-async def place_run(run: RunDescription, *, gh_factory: GhFactory, github_api_url: str,
-                    branch_key: str) -> FixJob | Skipped:
+async def place_run(
+    run: RunDescription, *, gh_factory: GhFactory, github_api_url: str, branch_key: str
+) -> FixJob | Skipped:
     """The fix job for a failed run, or Skipped (logged) when it cannot or may not be fixed.
 
     Only the head branch of an open PR is fixed, never the repo's default branch or the PR's
@@ -152,8 +181,9 @@ async def place_run(run: RunDescription, *, gh_factory: GhFactory, github_api_ur
     branch = (run.get("config") or {}).get(branch_key)
     pr = await find_pr(gh, repo, branch if isinstance(branch, str) else None, run.get("commit"))
     if pr is None:
-        return skip(run, "no open PR for branch %r or commit %s; the bot only fixes PR branches",
-                    branch, run.get("commit"))
+        return skip(
+            run, "no open PR for branch %r or commit %s; the bot only fixes PR branches", branch, run.get("commit")
+        )
     if pr["head"]["ref"] in protected_branches(github_repo, pr):
         return skip(run, "%s is the default or base branch of %s", pr["head"]["ref"], repo, permanent=True)
     if not can_push(pr):
@@ -171,14 +201,17 @@ async def find_pr(gh: GitHubAPI, repo: str, branch: str | None, commit: str | No
     """The open PR of the run: by its commit (commits/{sha}/pulls), else by its branch."""
     owner, name = repo.split("/", 1)
     if commit:
-        pulls: list[dict[str, Any]] = await gh.getitem("/repos/{owner}/{repo}/commits/{sha}/pulls",
-                                                        {"owner": owner, "repo": name, "sha": commit})
+        pulls: list[dict[str, Any]] = await gh.getitem(
+            "/repos/{owner}/{repo}/commits/{sha}/pulls", {"owner": owner, "repo": name, "sha": commit}
+        )
         open_pulls = [p for p in pulls if p.get("state") == "open" and (branch is None or p["head"]["ref"] == branch)]
         if open_pulls:
             return open_pulls[0]
     if branch:
-        pulls = await gh.getitem("/repos/{owner}/{repo}/pulls{?state,head}",
-                                 {"owner": owner, "repo": name, "state": "open", "head": f"{owner}:{branch}"})
+        pulls = await gh.getitem(
+            "/repos/{owner}/{repo}/pulls{?state,head}",
+            {"owner": owner, "repo": name, "state": "open", "head": f"{owner}:{branch}"},
+        )
         open_pulls = [p for p in pulls if p.get("state") == "open" and p["head"]["ref"] == branch]
         if open_pulls:
             return open_pulls[0]

@@ -4,6 +4,7 @@
 (`comments_url`, a comment's `url`, `reactions.url`); the messages themselves are in
 `bot.app.messages`. Offline, the command line prints the report instead.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -22,8 +23,12 @@ def repo_url_vars(repo: str) -> tuple[str, dict[str, str]]:
 
 
 def check_run_body(head_sha: str, status: str, conclusion: str | None, title: str, summary: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": CHECK_NAME, "head_sha": head_sha, "status": status,
-                            "output": {"title": title, "summary": summary}}
+    body: dict[str, Any] = {
+        "name": CHECK_NAME,
+        "head_sha": head_sha,
+        "status": status,
+        "output": {"title": title, "summary": summary},
+    }
     if status == "completed":
         body["conclusion"] = conclusion or "neutral"
     return body
@@ -52,8 +57,15 @@ class GitHubForge:
                 return comment["url"]
         return None
 
-    async def create_check_run(self, repo: str, head_sha: str, status: str = "completed",
-                               conclusion: str | None = None, title: str = "", summary: str = "") -> dict[str, Any]:
+    async def create_check_run(
+        self,
+        repo: str,
+        head_sha: str,
+        status: str = "completed",
+        conclusion: str | None = None,
+        title: str = "",
+        summary: str = "",
+    ) -> dict[str, Any]:
         url, url_vars = repo_url_vars(repo)
         return await self.gh.post(url, url_vars, data=check_run_body(head_sha, status, conclusion, title, summary))
 

@@ -1,9 +1,11 @@
 """Calling a dependency the composer handed in, whether it is async or blocking."""
+
 from __future__ import annotations
 
 import asyncio
 import inspect
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 async def call_hook(func: Callable[..., Any], *args: Any) -> Any:

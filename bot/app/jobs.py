@@ -8,6 +8,7 @@ before an upgrade still runs after it; code reads the payload by attribute.
 - `AlertJob`: a W&B run-failure alert, resolved by a worker into fix jobs. Built by
   `AlertJob.from_payload` from the webhook's body.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ WANDB_PAYLOAD_TEMPLATE = (
     '"project": "${project_name}", "author": "${event_author}"}'
 )
 RUN_EVENTS = frozenset({"RUN_STATE", "RUN_STATE_CHANGED", "RUN_FAILED"})
-ALERT_REQUESTER = "wandb"   # `requested_by` of a fix job an alert made
+ALERT_REQUESTER = "wandb"  # `requested_by` of a fix job an alert made
 
 
 class TextEnum(str, Enum):
@@ -71,16 +72,16 @@ class FixJob:
 
     kind: ClassVar[JobKind] = JobKind.FIX
 
-    repo: str                       # the head repository, where the branch lives and is pushed
+    repo: str  # the head repository, where the branch lives and is pushed
     branch: str
-    clone_url: str                  # used unless settings.github_git_url says otherwise
-    installation_id: int            # a worker asks for a token with it; never a stored token
-    base_repo: str | None = None    # where the PR, its comments and check runs live
+    clone_url: str  # used unless settings.github_git_url says otherwise
+    installation_id: int  # a worker asks for a token with it; never a stored token
+    base_repo: str | None = None  # where the PR, its comments and check runs live
     pr: int | None = None
     pr_url: str | None = None
     comments_url: str | None = None
-    head_sha: str | None = None     # the commit the requester saw
-    run_id: str | None = None       # the failed W&B run an alert placed on the PR
+    head_sha: str | None = None  # the commit the requester saw
+    run_id: str | None = None  # the failed W&B run an alert placed on the PR
     run_path: str | None = None
     delivery_id: str | None = None
     comment_id: int | None = None
@@ -89,25 +90,44 @@ class FixJob:
     requested_by: str | None = None
 
     @classmethod
-    def for_comment(cls, event: sansio.Event, pr: dict[str, Any], command: Command) -> "FixJob":
+    def for_comment(cls, event: sansio.Event, pr: dict[str, Any], command: Command) -> FixJob:
         """The job of a `/fix-and-relaunch` comment on `pr` (the pull request as GitHub gives it)."""
         data, head = event.data, pr["head"]
-        return cls(repo=head["repo"]["full_name"], base_repo=data["repository"]["full_name"],
-                   clone_url=head["repo"]["clone_url"], installation_id=data["installation"]["id"],
-                   pr=pr["number"], pr_url=pr["url"], comments_url=data["issue"]["comments_url"],
-                   branch=head["ref"], head_sha=head["sha"], delivery_id=event.delivery_id,
-                   comment_id=data["comment"]["id"], dry_run=command.dry_run, hint=command.hint,
-                   requested_by=data["comment"]["user"]["login"])
+        return cls(
+            repo=head["repo"]["full_name"],
+            base_repo=data["repository"]["full_name"],
+            clone_url=head["repo"]["clone_url"],
+            installation_id=data["installation"]["id"],
+            pr=pr["number"],
+            pr_url=pr["url"],
+            comments_url=data["issue"]["comments_url"],
+            branch=head["ref"],
+            head_sha=head["sha"],
+            delivery_id=event.delivery_id,
+            comment_id=data["comment"]["id"],
+            dry_run=command.dry_run,
+            hint=command.hint,
+            requested_by=data["comment"]["user"]["login"],
+        )
 
     @classmethod
-    def for_failed_run(cls, run: dict[str, Any], pr: dict[str, Any], installation_id: int) -> "FixJob":
+    def for_failed_run(cls, run: dict[str, Any], pr: dict[str, Any], installation_id: int) -> FixJob:
         """The job of a failed W&B run (id, path, commit) placed on the open pull request `pr`."""
         head = pr["head"]
-        return cls(repo=head["repo"]["full_name"], base_repo=pr["base"]["repo"]["full_name"],
-                   clone_url=head["repo"]["clone_url"], installation_id=installation_id, pr=pr["number"],
-                   pr_url=pr["url"], comments_url=pr["comments_url"], branch=head["ref"],
-                   head_sha=run.get("commit"), run_id=run.get("id"), run_path=run["path"],
-                   requested_by=ALERT_REQUESTER)
+        return cls(
+            repo=head["repo"]["full_name"],
+            base_repo=pr["base"]["repo"]["full_name"],
+            clone_url=head["repo"]["clone_url"],
+            installation_id=installation_id,
+            pr=pr["number"],
+            pr_url=pr["url"],
+            comments_url=pr["comments_url"],
+            branch=head["ref"],
+            head_sha=run.get("commit"),
+            run_id=run.get("id"),
+            run_path=run["path"],
+            requested_by=ALERT_REQUESTER,
+        )
 
     @property
     def from_alert(self) -> bool:
@@ -125,9 +145,16 @@ class FixJob:
     def to_json(self) -> dict[str, Any]:
         """The payload as earlier releases wrote it: trigger-specific keys only when set."""
         data: dict[str, Any] = {
-            "kind": self.kind.value, "repo": self.repo, "base_repo": self.base_repo, "clone_url": self.clone_url,
-            "installation_id": self.installation_id, "pr": self.pr, "pr_url": self.pr_url,
-            "comments_url": self.comments_url, "branch": self.branch, "head_sha": self.head_sha,
+            "kind": self.kind.value,
+            "repo": self.repo,
+            "base_repo": self.base_repo,
+            "clone_url": self.clone_url,
+            "installation_id": self.installation_id,
+            "pr": self.pr,
+            "pr_url": self.pr_url,
+            "comments_url": self.comments_url,
+            "branch": self.branch,
+            "head_sha": self.head_sha,
         }
         if self.run_path is not None:
             data.update(run_id=self.run_id, run_path=self.run_path)
@@ -138,13 +165,25 @@ class FixJob:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "FixJob":
-        return cls(repo=data["repo"], branch=data["branch"], clone_url=data["clone_url"],
-                   installation_id=data["installation_id"], base_repo=data.get("base_repo"), pr=data.get("pr"),
-                   pr_url=data.get("pr_url"), comments_url=data.get("comments_url"),
-                   head_sha=data.get("head_sha"), run_id=data.get("run_id"), run_path=data.get("run_path"),
-                   delivery_id=data.get("delivery_id"), comment_id=data.get("comment_id"),
-                   dry_run=bool(data.get("dry_run")), hint=data.get("hint"), requested_by=data.get("requested_by"))
+    def from_json(cls, data: dict[str, Any]) -> FixJob:
+        return cls(
+            repo=data["repo"],
+            branch=data["branch"],
+            clone_url=data["clone_url"],
+            installation_id=data["installation_id"],
+            base_repo=data.get("base_repo"),
+            pr=data.get("pr"),
+            pr_url=data.get("pr_url"),
+            comments_url=data.get("comments_url"),
+            head_sha=data.get("head_sha"),
+            run_id=data.get("run_id"),
+            run_path=data.get("run_path"),
+            delivery_id=data.get("delivery_id"),
+            comment_id=data.get("comment_id"),
+            dry_run=bool(data.get("dry_run")),
+            hint=data.get("hint"),
+            requested_by=data.get("requested_by"),
+        )
 
 
 @dataclass(frozen=True)
@@ -159,7 +198,7 @@ class AlertJob:
     author: str | None = None
 
     @classmethod
-    def from_payload(cls, payload: Any) -> "AlertJob | None":
+    def from_payload(cls, payload: Any) -> AlertJob | None:
         """The job of a W&B webhook body; None for events the bot does not act on.
 
         Raises BadPayload when the body cannot be an alert (e.g. the template's variables
@@ -189,13 +228,19 @@ class AlertJob:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind.value, "entity": self.entity, "project": self.project,
-                "run_path": self.run_path, "author": self.author}
+        return {
+            "kind": self.kind.value,
+            "entity": self.entity,
+            "project": self.project,
+            "run_path": self.run_path,
+            "author": self.author,
+        }
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "AlertJob":
-        return cls(entity=data["entity"], project=data["project"], run_path=data.get("run_path"),
-                   author=data.get("author"))
+    def from_json(cls, data: dict[str, Any]) -> AlertJob:
+        return cls(
+            entity=data["entity"], project=data["project"], run_path=data.get("run_path"), author=data.get("author")
+        )
 
 
 def _name(what: str, value: Any) -> str:

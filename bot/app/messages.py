@@ -5,6 +5,7 @@ The job comment's first body is DIAGNOSING, posted when a worker picks the job u
 bodies (fix pushed, relaunched, verified, gave up) are rendered by bot.loop.report and
 delivered under the same job marker, so the one comment is edited in place.
 """
+
 from __future__ import annotations
 
 MARKER = "<!-- fix-and-relaunch:"  # every message of the bot carries one

@@ -1,4 +1,5 @@
 """Who may ask the bot to act, and which pull request branches it may push to."""
+
 from __future__ import annotations
 
 from typing import Any

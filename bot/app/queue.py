@@ -16,6 +16,7 @@ queue guarantees:
 The event loop and the pipeline's threads each use their own connection; every statement
 is short, so calling the queue from the loop costs microseconds.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,8 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app.jobs import (ACTIVE, AlertJob, FixJob, Job, JobStatus, Payload, TextEnum, branch_lane,
-                          payload_from_json)
+from bot.app.jobs import ACTIVE, AlertJob, FixJob, Job, JobStatus, Payload, TextEnum, branch_lane, payload_from_json
 from bot.core.settings import Settings
 from bot.store import jobs as tables
 from bot.store.db import DB_NAME, Database
@@ -93,7 +93,7 @@ class Queue:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Queue":
+    def from_settings(cls, settings: Settings) -> Queue:
         return cls(Path(settings.state_dir) / DB_NAME)
 
     def close(self) -> None:
@@ -116,8 +116,14 @@ class Queue:
             if row is not None:
                 tables.remember(conn, github, row.id, EnqueueOutcome.BUSY)
                 return Enqueued(EnqueueOutcome.BUSY, active=_job(row))
-            job_id = tables.insert_job(conn, kind=payload.kind, repo=payload.repo, branch=payload.branch,
-                                       lane=payload.lane, payload=payload.to_json())
+            job_id = tables.insert_job(
+                conn,
+                kind=payload.kind,
+                repo=payload.repo,
+                branch=payload.branch,
+                lane=payload.lane,
+                payload=payload.to_json(),
+            )
             tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
         self._notify()
         return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
@@ -246,5 +252,10 @@ class Queue:
 
 
 def _job(row: tables.JobRow) -> Job:
-    return Job(id=row.id, status=JobStatus(row.status), payload=payload_from_json(row.kind, row.payload),
-               tries=row.tries, error=row.error)
+    return Job(
+        id=row.id,
+        status=JobStatus(row.status),
+        payload=payload_from_json(row.kind, row.payload),
+        tries=row.tries,
+        error=row.error,
+    )

@@ -14,6 +14,7 @@ start-up and closed on clean-up. When an `executor` is given, worker tasks run t
 jobs: W&B alert jobs are resolved here into fix jobs, fix jobs go to
 `executor(job, github_app=...)`.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,8 +22,9 @@ import hashlib
 import hmac
 import json
 import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import ExitStack
-from typing import Any, AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
 
 import aiohttp
 import gidgethub
@@ -52,9 +54,9 @@ SETTINGS = web.AppKey("settings", Settings)
 QUEUE = web.AppKey("queue", Queue)
 GITHUB_APP = web.AppKey("github_app", GitHubApp)
 SESSION = web.AppKey("session", aiohttp.ClientSession)
-Executor = Callable[..., Awaitable[None]]   # executor(job, github_app=...)
-WandbHandler = Callable[..., str]          # wandb_handler(payload, queue=...) -> outcome
-Cleanup = Callable[[str, str], Any]        # cleanup(repo, branch), async or blocking
+Executor = Callable[..., Awaitable[None]]  # executor(job, github_app=...)
+WandbHandler = Callable[..., str]  # wandb_handler(payload, queue=...) -> outcome
+Cleanup = Callable[[str, str], Any]  # cleanup(repo, branch), async or blocking
 
 WORKERS = web.AppKey("workers", Workers)
 ROUTER = web.AppKey("router", routing.Router)
@@ -62,10 +64,18 @@ CLEANUP: web.AppKey[Cleanup | None] = web.AppKey("cleanup")
 WANDB_HANDLER: web.AppKey[WandbHandler] = web.AppKey("wandb_handler")
 
 
-def make_app(settings: Settings, *, queue: Queue, router: routing.Router, wandb_handler: WandbHandler,
-             executor: Executor | None = None, session: aiohttp.ClientSession | None = None,
-             runs_lookup: RunsLookup | None = None, cleanup: Cleanup | None = None,
-             workers: int = 2) -> web.Application:
+def make_app(
+    settings: Settings,
+    *,
+    queue: Queue,
+    router: routing.Router,
+    wandb_handler: WandbHandler,
+    executor: Executor | None = None,
+    session: aiohttp.ClientSession | None = None,
+    runs_lookup: RunsLookup | None = None,
+    cleanup: Cleanup | None = None,
+    workers: int = 2,
+) -> web.Application:
     """The aiohttp application. Raises BadInput when the App's credentials or secret are missing."""
     check_app_settings(settings)
     if not settings.wandb_webhook_secret:
@@ -98,13 +108,17 @@ async def _workers_context(app: web.Application, *, execute: Execute, n: int) ->
     await app[WORKERS].stop()
 
 
-async def execute_job(app: web.Application, job: Job, *, executor: Executor,
-                      runs_lookup: RunsLookup | None) -> None:
+async def execute_job(app: web.Application, job: Job, *, executor: Executor, runs_lookup: RunsLookup | None) -> None:
     if isinstance(job.payload, AlertJob):
         if runs_lookup is None:
             raise RuntimeError("a W&B alert arrived but the server has no W&B run lookup configured")
-        await resolve_wandb_alert(job.payload, runs_lookup=runs_lookup, gh_factory=app[GITHUB_APP].for_repo,
-                                  jobs=app[QUEUE], github_api_url=app[SETTINGS].github_api_url)
+        await resolve_wandb_alert(
+            job.payload,
+            runs_lookup=runs_lookup,
+            gh_factory=app[GITHUB_APP].for_repo,
+            jobs=app[QUEUE],
+            github_api_url=app[SETTINGS].github_api_url,
+        )
         return
     await executor(job, github_app=app[GITHUB_APP])
 
@@ -127,7 +141,11 @@ async def github_webhook(request: web.Request) -> web.Response:
     github_app = request.app[GITHUB_APP]
     try:
         # An installation being deleted has no token to give; its handlers only log.
-        gh = github_app.anonymous() if event.event in APP_EVENTS else await github_app.gh_for_installation(installation_id)
+        gh = (
+            github_app.anonymous()
+            if event.event in APP_EVENTS
+            else await github_app.gh_for_installation(installation_id)
+        )
         await router.dispatch(event, gh, queue=request.app[QUEUE], cleanup=request.app[CLEANUP])
     except gidgethub.HTTPException as exc:
         log.exception("delivery %s (%s): GitHub answered %s", event.delivery_id, event.event, exc)
@@ -172,8 +190,15 @@ async def healthz(request: web.Request) -> web.Response:
     return web.json_response(body)
 
 
-def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, router: routing.Router,
-        wandb_handler: WandbHandler, workers: int = 2) -> None:
+def run(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    *,
+    router: routing.Router,
+    wandb_handler: WandbHandler,
+    workers: int = 2,
+) -> None:
     """Serve until interrupted; the queue lives in `settings.state_dir / "state.db"`."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     with ExitStack() as held:
@@ -182,19 +207,28 @@ def run(settings: Settings, host: str = "127.0.0.1", port: int = 8080, *, router
         try:
             held.enter_context(exclusive(settings.state_dir / "server.lock", wait=False))
         except BlockingIOError:
-            raise OperationFailed(f"another fix-and-relaunch server is using {settings.state_dir}; "
-                                  "run one server per state directory") from None
+            raise OperationFailed(
+                f"another fix-and-relaunch server is using {settings.state_dir}; run one server per state directory"
+            ) from None
         app = production_app(settings, router=router, wandb_handler=wandb_handler, workers=workers)
         web.run_app(app, host=host, port=port)
 
 
-def production_app(settings: Settings, *, router: routing.Router, wandb_handler: WandbHandler,
-                   workers: int = 2) -> web.Application:
+def production_app(
+    settings: Settings, *, router: routing.Router, wandb_handler: WandbHandler, workers: int = 2
+) -> web.Application:
     """The app with its real parts: the pipeline executor, W&B run lookup, worktree clean-up."""
     queue = Queue.from_settings(settings)
-    return make_app(settings, queue=queue, router=router, wandb_handler=wandb_handler,
-                    executor=FixJobExecutor(settings, queue), runs_lookup=alerts.runs_lookup(settings),
-                    cleanup=functools.partial(remove_worktree, settings), workers=workers)
+    return make_app(
+        settings,
+        queue=queue,
+        router=router,
+        wandb_handler=wandb_handler,
+        executor=FixJobExecutor(settings, queue),
+        runs_lookup=alerts.runs_lookup(settings),
+        cleanup=functools.partial(remove_worktree, settings),
+        workers=workers,
+    )
 
 
 def remove_worktree(settings: Settings, repo: str, branch: str) -> None:

@@ -1,10 +1,11 @@
 """Worker tasks: claim a job from the queue, run it, record how it ended."""
+
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 from bot.app.jobs import Job
 from bot.app.queue import Queue

@@ -8,21 +8,22 @@ The schema is versioned with `PRAGMA user_version`: migration n takes the databa
 version n-1 to n. To change the schema, append a migration to `MIGRATIONS`; never edit one
 that has shipped.
 """
+
 from __future__ import annotations
 
 import os
 import sqlite3
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from bot.core.locks import exclusive
 
 DB_NAME = "state.db"
 BUSY_TIMEOUT_MS = 30_000
 
-Migration = tuple[str, ...]   # SQL statements, run in one transaction
+Migration = tuple[str, ...]  # SQL statements, run in one transaction
 
 # Version 1: the run records.
 RUNS: Migration = (
@@ -41,7 +42,7 @@ RUNS: Migration = (
             wandb_run_id TEXT,
             wandb_run_path TEXT,
             created_at REAL NOT NULL
-        )""",   # indented as shipped: the text is kept in sqlite_master
+        )""",  # indented as shipped: the text is kept in sqlite_master
     "CREATE INDEX runs_repo_branch ON runs (repo, branch, created_at)",
     "CREATE INDEX runs_state ON runs (state)",
 )
@@ -156,7 +157,7 @@ class Database:
         prepare(self.connection, self.path)
 
     @classmethod
-    def in_dir(cls, state_dir: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> "Database":
+    def in_dir(cls, state_dir: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> Database:
         return cls(Path(state_dir) / DB_NAME, busy_timeout_ms=busy_timeout_ms)
 
     @property

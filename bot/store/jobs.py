@@ -4,13 +4,15 @@ SQL only: each function runs its statements on the connection it is given, so a 
 combines several in one transaction (`Database.transaction()`). What the rows mean — dedupe,
 lanes, statuses — is `bot.app.queue`'s business. Payloads and step data are JSON.
 """
+
 from __future__ import annotations
 
 import json
 import sqlite3
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -27,10 +29,19 @@ class JobRow:
     error: str | None
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "JobRow":
-        return cls(id=row["id"], kind=row["kind"], repo=row["repo"], branch=row["branch"], lane=row["lane"],
-                   status=row["status"], payload=json.loads(row["payload"]), tries=row["tries"],
-                   cancel_requested=bool(row["cancel_requested"]), error=row["error"])
+    def from_row(cls, row: sqlite3.Row) -> JobRow:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            repo=row["repo"],
+            branch=row["branch"],
+            lane=row["lane"],
+            status=row["status"],
+            payload=json.loads(row["payload"]),
+            tries=row["tries"],
+            cancel_requested=bool(row["cancel_requested"]),
+            error=row["error"],
+        )
 
 
 def _marks(values: tuple[Any, ...]) -> str:
@@ -40,8 +51,9 @@ def _marks(values: tuple[Any, ...]) -> str:
 # -- jobs ------------------------------------------------------------------------------
 
 
-def insert_job(conn: sqlite3.Connection, *, kind: str, repo: str | None, branch: str | None, lane: str,
-               payload: dict[str, Any]) -> int:
+def insert_job(
+    conn: sqlite3.Connection, *, kind: str, repo: str | None, branch: str | None, lane: str, payload: dict[str, Any]
+) -> int:
     now = time.time()
     cursor = conn.execute(
         "INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -83,14 +95,17 @@ def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
 
 def start_job(conn: sqlite3.Connection, job_id: int, status: str) -> None:
     """Move a claimed job to `status` and count the try."""
-    conn.execute("UPDATE jobs SET status = ?, tries = tries + 1, updated_at = ? WHERE id = ?",
-                 (status, time.time(), job_id))
+    conn.execute(
+        "UPDATE jobs SET status = ?, tries = tries + 1, updated_at = ? WHERE id = ?", (status, time.time(), job_id)
+    )
 
 
 def set_status(conn: sqlite3.Connection, job_id: int, status: str, error: str | None, *, unless: str) -> None:
     """Set a job's status and error, unless it is in status `unless`."""
-    conn.execute("UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
-                 (status, error, time.time(), job_id, unless))
+    conn.execute(
+        "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
+        (status, error, time.time(), job_id, unless),
+    )
 
 
 def move_jobs(conn: sqlite3.Connection, from_status: str, to_status: str, lane: str | None = None) -> None:
@@ -101,8 +116,10 @@ def move_jobs(conn: sqlite3.Connection, from_status: str, to_status: str, lane: 
 
 def request_cancel(conn: sqlite3.Connection, lane: str, status: str) -> None:
     """Flag the lane's jobs in `status`: they stop at their next step."""
-    conn.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE lane = ? AND status = ?",
-                 (time.time(), lane, status))
+    conn.execute(
+        "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE lane = ? AND status = ?",
+        (time.time(), lane, status),
+    )
 
 
 def _where(statuses: tuple[str, ...], lane: str | None) -> tuple[str, tuple[Any, ...]]:
@@ -117,8 +134,7 @@ def _where(statuses: tuple[str, ...], lane: str | None) -> tuple[str, tuple[Any,
 
 def seen_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> list[str]:
     """Those of `keys` already recorded."""
-    return [key for key in keys
-            if conn.execute("SELECT 1 FROM deliveries WHERE delivery_id = ?", (key,)).fetchone()]
+    return [key for key in keys if conn.execute("SELECT 1 FROM deliveries WHERE delivery_id = ?", (key,)).fetchone()]
 
 
 def remember(conn: sqlite3.Connection, keys: Iterable[str], job_id: int | None, outcome: str) -> None:
@@ -134,14 +150,17 @@ def remember(conn: sqlite3.Connection, keys: Iterable[str], job_id: int | None, 
 
 
 def save_step(conn: sqlite3.Connection, job_id: int, step: str, data: Any) -> None:
-    conn.execute("INSERT OR REPLACE INTO job_steps (job_id, step, data, recorded_at) VALUES (?, ?, ?, ?)",
-                 (job_id, step, json.dumps(data), time.time()))
+    conn.execute(
+        "INSERT OR REPLACE INTO job_steps (job_id, step, data, recorded_at) VALUES (?, ?, ?, ?)",
+        (job_id, step, json.dumps(data), time.time()),
+    )
 
 
 def load_steps(conn: sqlite3.Connection, job_id: int) -> dict[str, Any]:
     """A job's steps in the order they were recorded."""
-    rows = conn.execute("SELECT step, data FROM job_steps WHERE job_id = ? ORDER BY recorded_at, rowid",
-                        (job_id,)).fetchall()
+    rows = conn.execute(
+        "SELECT step, data FROM job_steps WHERE job_id = ? ORDER BY recorded_at, rowid", (job_id,)
+    ).fetchall()
     return {row["step"]: json.loads(row["data"]) for row in rows}
 
 
@@ -149,8 +168,7 @@ def load_steps(conn: sqlite3.Connection, job_id: int) -> dict[str, Any]:
 
 
 def attempts(conn: sqlite3.Connection, repo: str, branch: str) -> int:
-    row = conn.execute("SELECT attempts FROM branch_attempts WHERE repo = ? AND branch = ?",
-                       (repo, branch)).fetchone()
+    row = conn.execute("SELECT attempts FROM branch_attempts WHERE repo = ? AND branch = ?", (repo, branch)).fetchone()
     return int(row["attempts"]) if row else 0
 
 

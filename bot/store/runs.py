@@ -2,16 +2,18 @@
 
 The database itself (connections, transactions, migrations) is `bot.store.db`.
 """
+
 from __future__ import annotations
 
 import json
 import secrets
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bot.core.errors import BadInput, OperationFailed
 from bot.runs.model import ACTIVE_STATES, STATES, RunInfo
@@ -48,13 +50,22 @@ class RunRecord:
 
     def to_run_info(self) -> RunInfo:
         """The run as run stores report runs, for listings that mix it with W&B's."""
-        return RunInfo(id=self.id, state=self.state, branch=self.branch, commit=self.commit,
-                       exit_code=self.exit_code, created_at=self.created_at,
-                       updated_at=self.ended_at or self.started_at, path=self.wandb_run_path,
-                       source="launcher", record_id=self.id, log_path=self.log_path)
+        return RunInfo(
+            id=self.id,
+            state=self.state,
+            branch=self.branch,
+            commit=self.commit,
+            exit_code=self.exit_code,
+            created_at=self.created_at,
+            updated_at=self.ended_at or self.started_at,
+            path=self.wandb_run_path,
+            source="launcher",
+            record_id=self.id,
+            log_path=self.log_path,
+        )
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> "RunRecord":
+    def from_row(cls, row: sqlite3.Row) -> RunRecord:
         values = dict(row)
         values["handle"] = json.loads(values["handle"] or "{}")
         return cls(**values)
@@ -69,7 +80,7 @@ class StateStore:
         self.db = Database(self.path)
 
     @classmethod
-    def open(cls, state_dir: Path) -> "StateStore":
+    def open(cls, state_dir: Path) -> StateStore:
         return cls(Path(state_dir) / DB_NAME)
 
     # -- connections and transactions -------------------------------------------------
@@ -106,18 +117,20 @@ class StateStore:
         names = ", ".join(_quote(name) for name in row)
         marks = ", ".join("?" for _ in row)
         with self.transaction() as conn:
-            active = unless_active and conn.execute(
-                f"SELECT id, state FROM runs WHERE repo = ? AND branch = ? AND state IN "
-                f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1",
-                (record.repo, record.branch, *ACTIVE_STATES)).fetchone()
+            active = (
+                unless_active
+                and conn.execute(
+                    f"SELECT id, state FROM runs WHERE repo = ? AND branch = ? AND state IN "
+                    f"({', '.join('?' * len(ACTIVE_STATES))}) LIMIT 1",
+                    (record.repo, record.branch, *ACTIVE_STATES),
+                ).fetchone()
+            )
             if active:
-                raise OperationFailed(f"a run of branch '{record.branch}' is already {active['state']}: "
-                                      f"{active['id']}")
+                raise OperationFailed(f"a run of branch '{record.branch}' is already {active['state']}: {active['id']}")
             conn.execute(f"INSERT INTO runs ({names}) VALUES ({marks})", tuple(row.values()))
         return record
 
-    def update_run(self, run_id: str, *, if_state: str | tuple[str, ...] | None = None,
-                   **values: Any) -> RunRecord:
+    def update_run(self, run_id: str, *, if_state: str | tuple[str, ...] | None = None, **values: Any) -> RunRecord:
         """Set fields of a run and return it. With `if_state`, change nothing unless the run
         is in that state (or one of those states); the current record is returned either way."""
         unknown = set(values) - set(RUN_COLUMNS) | ({"id"} & set(values))
@@ -147,8 +160,14 @@ class StateStore:
         row = self.connection.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
         return RunRecord.from_row(row) if row else None
 
-    def list_runs(self, *, repo: str | None = None, branch: str | None = None,
-                  state: str | tuple[str, ...] | None = None, limit: int | None = None) -> list[RunRecord]:
+    def list_runs(
+        self,
+        *,
+        repo: str | None = None,
+        branch: str | None = None,
+        state: str | tuple[str, ...] | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
         """Runs matching every filter given, newest first."""
         clauses, params = [], []
         if repo is not None:
@@ -190,7 +209,7 @@ def _to_row(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _quote(name: str) -> str:
-    return f'"{name}"'   # "commit" is an SQL keyword
+    return f'"{name}"'  # "commit" is an SQL keyword
 
 
 def _check_state(state: str) -> None:

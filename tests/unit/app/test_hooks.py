@@ -1,4 +1,5 @@
 """call_hook: an async hook is awaited on the loop, a blocking one runs in a thread."""
+
 from __future__ import annotations
 
 import threading

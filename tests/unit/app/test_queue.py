@@ -1,4 +1,5 @@
 """The persistent queue: dedupe, one job per branch, restart and resume, attempts."""
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,14 @@ from tests.support.paths import REPO_ROOT
 
 
 def fix(branch="exp-a", delivery="d-1", **more) -> FixJob:
-    return FixJob(repo="team/exp", branch=branch, clone_url="https://github.com/team/exp.git", installation_id=1,
-                  delivery_id=delivery, **more)
+    return FixJob(
+        repo="team/exp",
+        branch=branch,
+        clone_url="https://github.com/team/exp.git",
+        installation_id=1,
+        delivery_id=delivery,
+        **more,
+    )
 
 
 @pytest.fixture
@@ -146,8 +153,6 @@ def test_record_step_from_another_thread(db):
     assert q.steps(job_id) == {"launched": {"run": "r2"}}
 
 
-
-
 def test_jobs_come_back_typed(db):
     q = Queue(db)
     fix_id = q.enqueue(fix(comment_id=5, hint="lower the lr")).job_id
@@ -163,21 +168,36 @@ def test_jobs_come_back_typed(db):
 def test_a_job_queued_by_the_previous_release_is_claimed_and_read_by_attribute(db):
     """The previous release wrote the payload dict by hand; its rows must still run after an upgrade."""
     Queue(db).close()
-    payload = {"kind": "fix", "repo": "team/exp", "base_repo": "team/exp", "clone_url": "https://github.com/team/exp.git",
-               "installation_id": 7, "pr": 3, "pr_url": "https://api.github.com/repos/team/exp/pulls/3",
-               "comments_url": "https://api.github.com/repos/team/exp/issues/3/comments", "branch": "exp-a",
-               "head_sha": "a" * 40, "delivery_id": "d-old", "comment_id": 11, "dry_run": True, "hint": None,
-               "requested_by": "ada"}
+    payload = {
+        "kind": "fix",
+        "repo": "team/exp",
+        "base_repo": "team/exp",
+        "clone_url": "https://github.com/team/exp.git",
+        "installation_id": 7,
+        "pr": 3,
+        "pr_url": "https://api.github.com/repos/team/exp/pulls/3",
+        "comments_url": "https://api.github.com/repos/team/exp/issues/3/comments",
+        "branch": "exp-a",
+        "head_sha": "a" * 40,
+        "delivery_id": "d-old",
+        "comment_id": 11,
+        "dry_run": True,
+        "hint": None,
+        "requested_by": "ada",
+    }
     con = sqlite3.connect(db)
-    con.execute("INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) "
-                "VALUES ('fix', 'team/exp', 'exp-a', 'branch:team/exp#exp-a', ?, 1, 1)", (json.dumps(payload),))
+    con.execute(
+        "INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) "
+        "VALUES ('fix', 'team/exp', 'exp-a', 'branch:team/exp#exp-a', ?, 1, 1)",
+        (json.dumps(payload),),
+    )
     con.commit()
     con.close()
     q = Queue(db)
     job = q.claim()
     assert (job.fix.installation_id, job.fix.pr, job.fix.dry_run, job.fix.requested_by) == (7, 3, True, "ada")
     assert job.payload.to_json() == payload
-    assert q.enqueue(fix(delivery="d-new")).outcome == "busy"   # its lane is the one new jobs use
+    assert q.enqueue(fix(delivery="d-new")).outcome == "busy"  # its lane is the one new jobs use
 
 
 OPENER = """
@@ -201,10 +221,16 @@ def test_the_queue_and_the_run_store_create_one_database_together(tmp_path: Path
     for n_round in range(3):
         state_dir, go = tmp_path / f"fresh{n_round}", tmp_path / f"go{n_round}"
         state_dir.mkdir()
-        procs = [subprocess.Popen([sys.executable, "-c", OPENER, kind, str(state_dir), str(go), f"b{n}"],
-                                  cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True)
-                 for n, kind in enumerate(["queue", "store"] * 3)]
-        time.sleep(0.5)   # all started and waiting: then they open the new file at once
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPENER, kind, str(state_dir), str(go), f"b{n}"],
+                cwd=REPO_ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n, kind in enumerate(["queue", "store"] * 3)
+        ]
+        time.sleep(0.5)  # all started and waiting: then they open the new file at once
         go.touch()
         results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
         assert all(code == 0 for code, _ in results), [err for _, err in results]

@@ -1,4 +1,5 @@
 """Workers: claim jobs, run them, survive a failing one, leave a job cut off for recovery."""
+
 from __future__ import annotations
 
 import asyncio
@@ -12,8 +13,13 @@ from tests.support.waiting import until
 
 
 def fix(branch: str) -> FixJob:
-    return FixJob(repo="team/exp", branch=branch, clone_url="https://github.com/team/exp.git", installation_id=1,
-                  delivery_id=branch)
+    return FixJob(
+        repo="team/exp",
+        branch=branch,
+        clone_url="https://github.com/team/exp.git",
+        installation_id=1,
+        delivery_id=branch,
+    )
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
 """The W&B webhook's request side: a valid alert is enqueued, one per project while it waits."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,7 +23,7 @@ def test_an_alert_is_queued_then_coalesced_while_it_waits(queue):
     [job] = queue.jobs()
     assert job.payload == AlertJob(entity="team", project="proj", author="ada")
     queue.claim()
-    assert handle(payload, queue=queue) == "queued"   # one waits again while the first runs
+    assert handle(payload, queue=queue) == "queued"  # one waits again while the first runs
 
 
 def test_other_events_are_ignored_and_bad_payloads_refused(queue):

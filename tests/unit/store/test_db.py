@@ -1,4 +1,5 @@
 """The one state database: set-up, versioned migrations, the upgrade of a file an earlier release made."""
+
 from __future__ import annotations
 
 import json
@@ -74,11 +75,23 @@ CREATE TABLE IF NOT EXISTS branch_attempts (
     PRIMARY KEY (repo, branch)
 );
 """
-OLD_JOB = {"kind": "fix", "repo": "team/exp", "base_repo": "team/exp", "clone_url": "https://github.com/team/exp.git",
-           "installation_id": 7, "pr": 3, "pr_url": "https://api.github.com/repos/team/exp/pulls/3",
-           "comments_url": "https://api.github.com/repos/team/exp/issues/3/comments", "branch": "exp-a",
-           "head_sha": "a" * 40, "delivery_id": "d-1", "comment_id": 11, "dry_run": False, "hint": None,
-           "requested_by": "ada"}
+OLD_JOB = {
+    "kind": "fix",
+    "repo": "team/exp",
+    "base_repo": "team/exp",
+    "clone_url": "https://github.com/team/exp.git",
+    "installation_id": 7,
+    "pr": 3,
+    "pr_url": "https://api.github.com/repos/team/exp/pulls/3",
+    "comments_url": "https://api.github.com/repos/team/exp/issues/3/comments",
+    "branch": "exp-a",
+    "head_sha": "a" * 40,
+    "delivery_id": "d-1",
+    "comment_id": 11,
+    "dry_run": False,
+    "hint": None,
+    "requested_by": "ada",
+}
 
 
 def old_release_db(path: Path, *, runs: bool = True, queue: bool = True) -> None:
@@ -90,13 +103,17 @@ def old_release_db(path: Path, *, runs: bool = True, queue: bool = True) -> None
         for statement in OLD_RUNS:
             con.execute(statement)
         con.execute("PRAGMA user_version = 1")
-        con.execute("INSERT INTO runs (id, repo, branch, backend, state, created_at) "
-                    "VALUES ('r-00000001', '/src/exp', 'exp-a', 'local', 'failed', 1.0)")
+        con.execute(
+            "INSERT INTO runs (id, repo, branch, backend, state, created_at) "
+            "VALUES ('r-00000001', '/src/exp', 'exp-a', 'local', 'failed', 1.0)"
+        )
     if queue:
         con.executescript(OLD_QUEUE_SCHEMA)
-        con.execute("INSERT INTO jobs (kind, repo, branch, lane, status, payload, tries, created_at, updated_at) "
-                    "VALUES ('fix', 'team/exp', 'exp-a', 'branch:team/exp#exp-a', 'running', ?, 1, 1, 1)",
-                    (json.dumps(OLD_JOB),))
+        con.execute(
+            "INSERT INTO jobs (kind, repo, branch, lane, status, payload, tries, created_at, updated_at) "
+            "VALUES ('fix', 'team/exp', 'exp-a', 'branch:team/exp#exp-a', 'running', ?, 1, 1, 1)",
+            (json.dumps(OLD_JOB),),
+        )
         con.execute("INSERT INTO deliveries VALUES ('d-1', 1, 'queued', 1), ('comment:11', 1, 'queued', 1)")
         con.execute("INSERT INTO job_steps VALUES (1, 'pushed', '{\"commit\": \"abc\"}', 1)")
         con.execute("INSERT INTO branch_attempts VALUES ('team/exp', 'exp-a', 2, 1)")
@@ -157,7 +174,7 @@ def test_a_new_migration_is_applied_once_to_an_existing_db(tmp_path: Path, monke
     monkeypatch.setattr(db_module, "MIGRATIONS", [*MIGRATIONS, ("CREATE TABLE extra (id INTEGER PRIMARY KEY)",)])
     store = StateStore.open(tmp_path)
     assert store.schema_version == len(MIGRATIONS) + 1
-    StateStore.open(tmp_path)   # would fail with "table extra already exists" if re-run
+    StateStore.open(tmp_path)  # would fail with "table extra already exists" if re-run
     assert len(store.list_runs()) == 1
     assert store.connection.execute("SELECT count(*) FROM extra").fetchone()[0] == 0
 

@@ -1,4 +1,5 @@
 """The job tables' SQL, on a real state database; the queue's rules are tested in tests/unit/app."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,14 @@ def add(db: Database, lane: str = "branch:r#b", **payload) -> int:
 def test_insert_get_and_list(db: Database):
     first, second = add(db, x=1), add(db, lane="branch:r#c", x=2)
     row = tables.get_job(db.connection, first)
-    assert (row.kind, row.repo, row.lane, row.status, row.payload, row.tries) == ("fix", "r", "branch:r#b",
-                                                                                   "queued", {"x": 1}, 0)
+    assert (row.kind, row.repo, row.lane, row.status, row.payload, row.tries) == (
+        "fix",
+        "r",
+        "branch:r#b",
+        "queued",
+        {"x": 1},
+        0,
+    )
     assert not row.cancel_requested and row.error is None
     assert [r.id for r in tables.list_jobs(db.connection)] == [first, second]
     assert tables.list_jobs(db.connection, "running") == [] and tables.get_job(db.connection, 99) is None
@@ -44,7 +51,7 @@ def test_status_changes(db: Database):
     with db.transaction() as conn:
         tables.request_cancel(conn, "branch:r#b", "running")
         tables.set_status(conn, job, "cancelled", None, unless="done")
-        tables.set_status(conn, job, "done", None, unless="cancelled")   # kept: it is cancelled
+        tables.set_status(conn, job, "done", None, unless="cancelled")  # kept: it is cancelled
     row = tables.get_job(db.connection, job)
     assert (row.status, row.cancel_requested) == ("cancelled", True)
     with db.transaction() as conn:
@@ -68,8 +75,7 @@ def test_steps_in_the_order_recorded_and_replaced_in_place(db: Database):
         tables.save_step(conn, 1, "diagnosed", {"category": "oom"})
         tables.save_step(conn, 1, "pushed", "abc")
         tables.save_step(conn, 2, "other", None)
-    assert list(tables.load_steps(db.connection, 1).items()) == [("diagnosed", {"category": "oom"}),
-                                                                  ("pushed", "abc")]
+    assert list(tables.load_steps(db.connection, 1).items()) == [("diagnosed", {"category": "oom"}), ("pushed", "abc")]
 
 
 def test_attempts(db: Database):

@@ -29,8 +29,14 @@ def test_open_creates_dir_db_in_wal_mode_at_latest_version(tmp_path: Path):
 
 
 def test_add_get_update_roundtrip(store: StateStore):
-    record = store.add_run(repo="/src/exp", branch="exp-a", commit="abc123", backend="local",
-                           handle={"pid": 12, "start_time": 99}, log_path=Path("/tmp/x/output.log"))
+    record = store.add_run(
+        repo="/src/exp",
+        branch="exp-a",
+        commit="abc123",
+        backend="local",
+        handle={"pid": 12, "start_time": 99},
+        log_path=Path("/tmp/x/output.log"),
+    )
     assert record.id.startswith("r-") and len(record.id) == 10
     assert record.state == "queued" and record.created_at > 0
 
@@ -109,12 +115,16 @@ def test_records_persist_across_store_instances(tmp_path: Path):
 def test_failed_transaction_rolls_back(store: StateStore):
     with pytest.raises(sqlite3.IntegrityError):
         with store.transaction() as conn:
-            conn.execute("INSERT INTO runs (id, repo, branch, backend, state, created_at) "
-                         "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)")
-            conn.execute("INSERT INTO runs (id, repo, branch, backend, state, created_at) "
-                         "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)")
+            conn.execute(
+                "INSERT INTO runs (id, repo, branch, backend, state, created_at) "
+                "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)"
+            )
+            conn.execute(
+                "INSERT INTO runs (id, repo, branch, backend, state, created_at) "
+                "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)"
+            )
     assert store.list_runs() == []
-    store.add_run(repo="r", branch="b", backend="local")   # the connection is usable again
+    store.add_run(repo="r", branch="b", backend="local")  # the connection is usable again
 
 
 WRITER = """
@@ -135,12 +145,15 @@ for i in range(50):
 
 
 def test_concurrent_writers_in_several_processes_lose_nothing(tmp_path: Path):
-    state_dir = tmp_path / "fresh"   # every process races to create the db and its schema too
+    state_dir = tmp_path / "fresh"  # every process races to create the db and its schema too
     shared_id = "r-shared00"
-    bootstrap = ("import sys; from bot.store.runs import StateStore; from pathlib import Path; "
-                 "StateStore.open(Path(sys.argv[1])).add_run(id=sys.argv[2], repo='r', branch='s', backend='local')")
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(state_dir), str(w), shared_id], cwd=ROOT)
-               for w in range(4)]
+    bootstrap = (
+        "import sys; from bot.store.runs import StateStore; from pathlib import Path; "
+        "StateStore.open(Path(sys.argv[1])).add_run(id=sys.argv[2], repo='r', branch='s', backend='local')"
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(state_dir), str(w), shared_id], cwd=ROOT) for w in range(4)
+    ]
     # Writers wait for the shared run before merging into it; create it while they start up.
     subprocess.run([sys.executable, "-c", bootstrap, str(state_dir), shared_id], cwd=ROOT, check=True)
     assert [p.wait(timeout=120) for p in writers] == [0, 0, 0, 0]
@@ -163,8 +176,17 @@ def test_record_to_json_is_plain(store: StateStore):
 
 
 def test_record_as_run_info(store: StateStore):
-    record = store.add_run(repo="r", branch="b", commit="abc", backend="local", state="failed",
-                           exit_code=2, started_at=10.0, ended_at=20.0, wandb_run_path="/w/run-x")
+    record = store.add_run(
+        repo="r",
+        branch="b",
+        commit="abc",
+        backend="local",
+        state="failed",
+        exit_code=2,
+        started_at=10.0,
+        ended_at=20.0,
+        wandb_run_path="/w/run-x",
+    )
     info = record.to_run_info()
     assert (info.id, info.state, info.branch, info.commit, info.exit_code) == (record.id, "failed", "b", "abc", 2)
     assert (info.updated_at, info.path, info.source) == (20.0, "/w/run-x", "launcher")

@@ -14,6 +14,7 @@ clients and prints p50/p95/p99 latency, throughput, and the ratio real/bare, for
 The fake GitHub answers in well under a millisecond; against api.github.com each API call of
 the `command` path adds its network round trip. Uses GitHub's payload examples in ../shared.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,15 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.support.fake_github import (EXAMPLES, FakeGitHub, WEBHOOK_SECRET, make_settings, pr_comment,  # noqa: E402
-                               rsa_private_key, signed)
+from tests.support.fake_github import (  # noqa: E402
+    EXAMPLES,
+    WEBHOOK_SECRET,
+    FakeGitHub,
+    make_settings,
+    pr_comment,
+    rsa_private_key,
+    signed,
+)
 
 REPO = "Codertocat/Hello-World"
 
@@ -41,6 +49,7 @@ REPO = "Codertocat/Hello-World"
 async def serve(prs: int) -> None:
     from aiohttp import web
 
+    import handlers
     from bot.app.queue import Queue
     from bot.app.server import make_app
 
@@ -63,7 +72,14 @@ async def serve(prs: int) -> None:
     fake.record = False
     state = tempfile.mkdtemp(prefix="ack-bench-")
     queue = Queue.from_settings(make_settings(fake, key, Path(state)))
-    real = await start(make_app(make_settings(fake, key, Path(state)), queue=queue))
+    real = await start(
+        make_app(
+            make_settings(fake, key, Path(state)),
+            queue=queue,
+            router=handlers.router,
+            wandb_handler=handlers.wandb.handle,
+        )
+    )
 
     async def bare_handler(request):
         await request.read()
@@ -107,8 +123,13 @@ async def hammer(url: str, requests: list[tuple[bytes, dict[str, str]]], concurr
         await asyncio.gather(*(client() for _ in range(concurrency)))
         wall = time.perf_counter() - wall
     q = statistics.quantiles(latencies, n=100)
-    return {"p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000,
-            "rps": len(latencies) / wall, "n": len(latencies)}
+    return {
+        "p50_ms": q[49] * 1000,
+        "p95_ms": q[94] * 1000,
+        "p99_ms": q[98] * 1000,
+        "rps": len(latencies) / wall,
+        "n": len(latencies),
+    }
 
 
 async def bench(urls: dict[str, str], n: int, concurrency: int) -> dict[str, dict[str, float]]:
@@ -136,8 +157,13 @@ def main() -> None:
         return
     if not EXAMPLES.exists():
         raise SystemExit(f"{EXAMPLES} is absent: the benchmark sends GitHub's payload examples")
-    child = subprocess.Popen([sys.executable, __file__, "--serve", str(args.requests)], stdout=subprocess.PIPE,
-                             text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(args.requests)],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
     try:
         urls = json.loads(child.stdout.readline())
         results = asyncio.run(bench(urls, args.requests, args.concurrency))
@@ -151,8 +177,10 @@ def main() -> None:
     bare = results["bare"]
     for name in ("comment", "command"):
         r = results[name]
-        print(f"{name}/bare: p50 x{r['p50_ms'] / bare['p50_ms']:.1f}, p95 x{r['p95_ms'] / bare['p95_ms']:.1f}, "
-              f"throughput x{r['rps'] / bare['rps']:.2f}")
+        print(
+            f"{name}/bare: p50 x{r['p50_ms'] / bare['p50_ms']:.1f}, p95 x{r['p95_ms'] / bare['p95_ms']:.1f}, "
+            f"throughput x{r['rps'] / bare['rps']:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -13,8 +13,10 @@ from bot.core.settings import Settings
 from bot.loop.repo_context import RepoContext
 from bot.core.secrets import redact
 from bot.core.errors import BotError
-from bot.app.forge import DIAGNOSING, GitHubForge, job_marker
-from bot.app.queue import Job, Queue
+from bot.app.forge import GitHubForge
+from bot.app.jobs import Job
+from bot.app.messages import DIAGNOSING, job_marker
+from bot.app.queue import Queue
 from bot.loop.pipeline import FixRequest, Outcome, Pipeline, StepLog
 from bot.loop.report import stopped_body
 
@@ -45,10 +47,10 @@ class FixJobExecutor:
     async def __call__(self, job: Job, *, github_app) -> None:
         if self.queue.cancel_requested(job.id):
             return
-        gh = await github_app.gh_for_installation(job["installation_id"])
+        gh = await github_app.gh_for_installation(job.fix.installation_id)
         forge = GitHubForge(gh)
         marker = job_marker(job.id)
-        await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job["branch"]))
+        await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job.fix.branch))
         pr_text = await self._pr_text(gh, job)
         loop = asyncio.get_running_loop()
 
@@ -60,7 +62,7 @@ class FixJobExecutor:
                 log.warning("job %s: the PR comment was not updated in time: %s", job.id, exc)
 
         def clone_url() -> str:   # called for each fetch and push, from the pipeline's thread
-            return self._clone_url(job, github_app.token_from_thread(job["installation_id"]))
+            return self._clone_url(job, github_app.token_from_thread(job.fix.installation_id))
 
         try:
             outcome = await asyncio.to_thread(self._run, job, clone_url, pr_text, report)
@@ -72,13 +74,13 @@ class FixJobExecutor:
     def _run(self, job: Job, clone_url, pr_text: str | None, report) -> Outcome:
         from bot.repo.workspace import clone_for_server
 
-        clone = clone_for_server(self.settings.state_dir, job["repo"], clone_url())
+        clone = clone_for_server(self.settings.state_dir, job.fix.repo, clone_url())
         ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
         steps = StepLog(load=lambda: self.queue.steps(job.id),
                         save=lambda key, value: self.queue.record_step(job.id, key, value))
-        repo, branch = job["repo"], job["branch"]
+        repo, branch = job.fix.repo, job.fix.branch
         used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
-        request = FixRequest(branch=branch, dry_run=bool(job.get("dry_run")), hint=job.get("hint"),
+        request = FixRequest(branch=branch, dry_run=job.fix.dry_run, hint=job.fix.hint,
                              pr_text=pr_text, attempts_used=used, expected_head=self._expected_head(job))
         pipeline = Pipeline(ctx, steps=steps, reporter=report,
                             cancelled=lambda: self.queue.cancel_requested(job.id))
@@ -95,7 +97,7 @@ class FixJobExecutor:
     @staticmethod
     def _expected_head(job: Job) -> str | None:
         """A comment asks about the code its author saw; an alert about whatever the branch holds."""
-        return None if job.get("requested_by") == "wandb" else job.get("head_sha")
+        return None if job.fix.from_alert else job.fix.head_sha
 
     @staticmethod
     def _discard_unpushed(ctx: RepoContext, branch: str) -> None:
@@ -120,21 +122,21 @@ class FixJobExecutor:
 
     def _clone_url(self, job: Job, token: str) -> str:
         template = self.settings.github_git_url
-        url = template.format(repo=job["repo"]) if template else job["clone_url"]
+        url = template.format(repo=job.fix.repo) if template else job.fix.clone_url
         return authenticated_url(url, token)
 
     async def _pr_text(self, gh, job: Job) -> str | None:
-        if not job.get("pr_url"):
+        if not job.fix.pr_url:
             return None
-        pr = await gh.getitem(job["pr_url"])
+        pr = await gh.getitem(job.fix.pr_url)
         return f"{pr.get('title') or ''}\n\n{pr.get('body') or ''}".strip() or None
 
     async def _comment(self, forge: GitHubForge, job: Job, marker: str, body: str) -> None:
         """A failed comment edit is logged, never allowed to stop the fix itself."""
-        if not job.get("comments_url"):
+        if not job.fix.comments_url:
             return
         try:
-            await forge.upsert_comment(job["comments_url"], marker, body)
+            await forge.upsert_comment(job.fix.comments_url, marker, body)
         except Exception as exc:   # noqa: BLE001 - GitHub down, rate limited, …
             log.warning("job %s: could not update the PR comment: %s", job.id, exc)
 
@@ -143,19 +145,19 @@ class FixJobExecutor:
         reason = str(exc) if isinstance(exc, BotError) else f"an internal error ({type(exc).__name__}); see the bot's log"
         reason = redact(reason, self.settings.secrets())
         await self._comment(forge, job, marker, stopped_body(reason))
-        if job.get("head_sha"):
-            await forge.create_check_run(job.get("base_repo") or job["repo"], job["head_sha"],
+        if job.fix.head_sha:
+            await forge.create_check_run(job.fix.check_repo, job.fix.head_sha,
                                          conclusion="failure", title="Stopped", summary=reason)
 
     async def _conclude(self, forge: GitHubForge, job: Job, outcome: Outcome, marker: str) -> None:
         await self._comment(forge, job, marker, outcome.comment)
-        head = outcome.commits[-1] if outcome.commits else job.get("head_sha")
+        head = outcome.commits[-1] if outcome.commits else job.fix.head_sha
         if not head:
             return
         conclusion = CONCLUSIONS[outcome.action]
         if outcome.action in ("patched", "relaunched") and not outcome.verified:
             conclusion = "neutral"
-        await forge.create_check_run(job.get("base_repo") or job["repo"], head, conclusion=conclusion,
+        await forge.create_check_run(job.fix.check_repo, head, conclusion=conclusion,
                                      title=TITLES[outcome.action], summary=outcome.comment[:60000])
-        log.info("job %s on %s#%s: %s (verified: %s)", job.id, job["repo"], job["branch"],
+        log.info("job %s on %s#%s: %s (verified: %s)", job.id, job.fix.repo, job.fix.branch,
                  outcome.action, outcome.verified)

@@ -1,27 +1,17 @@
 """Reporting on the forge: one comment per job, edited as the job moves; a check run per pushed commit.
 
 `GitHubForge` speaks to GitHub through gidgethub with the URLs found in payloads
-(`comments_url`, a comment's `url`, `reactions.url`). Offline, the command line prints the
-report instead.
+(`comments_url`, a comment's `url`, `reactions.url`); the messages themselves are in
+`bot.app.messages`. Offline, the command line prints the report instead.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
+from gidgethub.abc import GitHubAPI
+
 CHECK_NAME = "fix-and-relaunch"
-JOB_MARKER = "<!-- fix-and-relaunch:job={job_id} -->"
-
-# The job comment's first body, posted when a worker picks the job up. Later bodies (fix
-# pushed, relaunched, verified, gave up) are rendered by bot.loop.report and delivered through
-# `upsert_comment` under the same job marker, so the one comment is edited in place.
-DIAGNOSING = """\
-{marker}
-🔎 **fix-and-relaunch** is diagnosing the latest failed run of `{branch}`…
-"""
-
-
-def job_marker(job_id: int | str) -> str:
-    return JOB_MARKER.format(job_id=job_id)
 
 
 def repo_url_vars(repo: str) -> tuple[str, dict[str, str]]:
@@ -33,15 +23,19 @@ def repo_url_vars(repo: str) -> tuple[str, dict[str, str]]:
 
 
 def check_run_body(head_sha: str, status: str, conclusion: str | None, title: str, summary: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"name": CHECK_NAME, "head_sha": head_sha, "status": status,
-                            "output": {"title": title, "summary": summary}}
+    body: dict[str, Any] = {
+        "name": CHECK_NAME,
+        "head_sha": head_sha,
+        "status": status,
+        "output": {"title": title, "summary": summary},
+    }
     if status == "completed":
         body["conclusion"] = conclusion or "neutral"
     return body
 
 
 class GitHubForge:
-    def __init__(self, gh):
+    def __init__(self, gh: GitHubAPI) -> None:
         self.gh = gh
         self._comment_urls: dict[str, str] = {}
 
@@ -63,8 +57,15 @@ class GitHubForge:
                 return comment["url"]
         return None
 
-    async def create_check_run(self, repo: str, head_sha: str, status: str = "completed",
-                               conclusion: str | None = None, title: str = "", summary: str = "") -> dict[str, Any]:
+    async def create_check_run(
+        self,
+        repo: str,
+        head_sha: str,
+        status: str = "completed",
+        conclusion: str | None = None,
+        title: str = "",
+        summary: str = "",
+    ) -> dict[str, Any]:
         url, url_vars = repo_url_vars(repo)
         return await self.gh.post(url, url_vars, data=check_run_body(head_sha, status, conclusion, title, summary))
 

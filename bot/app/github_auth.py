@@ -4,20 +4,21 @@ One `GitHubApp` lives as long as the server, with the server's one `ClientSessio
 get the installation id with their job, never a stored token, and ask this object for a
 `GitHubAPI` when they need one.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Callable
 
 import aiohttp
 from gidgethub import apps
 from gidgethub.aiohttp import GitHubAPI
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput
+from bot.core.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,13 @@ REFRESH_MARGIN = 5 * 60  # seconds before `expires_at` at which a cached token i
 def check_app_settings(settings: Settings) -> None:
     """Refuse to run a GitHub App without its id, private key and webhook secret."""
     missing = [
-        name for name, value in (
+        name
+        for name, value in (
             ("GITHUB_APP_ID", settings.github_app_id),
             ("GITHUB_PRIVATE_KEY (or GITHUB_PRIVATE_KEY_PATH)", settings.github_private_key),
             ("GITHUB_WEBHOOK_SECRET", settings.github_webhook_secret),
-        ) if not value
+        )
+        if not value
     ]
     if missing:
         raise BadInput(f"the webhook server needs {', '.join(missing)}; refusing to start without them")
@@ -43,7 +46,7 @@ def parse_expiry(expires_at: str) -> float:
     return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
 
 
-INSTALLATION_TTL = 15 * 60   # seconds a repo's installation id is trusted without asking again
+INSTALLATION_TTL = 15 * 60  # seconds a repo's installation id is trusted without asking again
 
 
 class GitHubApp:
@@ -54,7 +57,7 @@ class GitHubApp:
         self.clock = clock
         self._tokens: dict[int, tuple[str, float]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
-        self._installations: dict[str, tuple[int, float]] = {}   # repo -> (installation id, fetched at)
+        self._installations: dict[str, tuple[int, float]] = {}  # repo -> (installation id, fetched at)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def _gh(self, token: str | None = None) -> GitHubAPI:

@@ -1,105 +1,55 @@
-"""The persistent job queue: SQLite tables `jobs`, `deliveries`, `job_steps`, `branch_attempts`.
+"""The persistent job queue, in the state database (`bot.store.db`, tables in `bot.store.jobs`).
 
-They live in `settings.state_dir / "state.db"`, next to the run records. A webhook handler
-only enqueues; workers claim jobs and run the pipeline. The queue guarantees:
+A webhook handler only enqueues; workers (`bot.app.workers`) claim jobs and run them. The
+queue guarantees:
 
-- one active (queued or running) job per repo+branch: `enqueue` answers "busy" otherwise;
+- one active job per lane (a fix job's repo+branch: queued or running; a W&B project: one
+  alert waiting): `enqueue` answers BUSY otherwise;
 - a GitHub delivery id, a PR comment or a W&B run path is acted on once: `enqueue` answers
-  "duplicate" (the delivery id is not covered by the signature, so a replayed comment with a
+  DUPLICATE (the delivery id is not covered by the signature, so a replayed comment with a
   new delivery id is caught by its comment id);
-- a job left 'running' by a stopped process is requeued by `recover()`, and the steps it
+- a job left running by a stopped process is requeued by `recover()`, and the steps it
   recorded (`record_step`) are still there, so the pipeline resumes without pushing or
   launching twice;
 - the attempt budget of a branch persists across triggers (`attempts_used`, `add_attempt`).
 
-One connection, shared by the event loop and the pipeline thread, behind a lock; every
-statement is short, so calling it from the loop costs microseconds.
+The event loop and the pipeline's threads each use their own connection; every statement
+is short, so calling the queue from the loop costs microseconds.
 """
+
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import sqlite3
-import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any
 
-from bot.store.runs import DB_NAME, connect, prepare
+from bot.app.jobs import ACTIVE, AlertJob, FixJob, Job, JobStatus, Payload, TextEnum, branch_lane, payload_from_json
+from bot.core.settings import Settings
+from bot.store import jobs as tables
+from bot.store.db import DB_NAME, Database
 
 log = logging.getLogger(__name__)
 
-ACTIVE = ("queued", "running")
-STATUSES = ("queued", "running", "done", "failed", "cancelled")
 POLL_SECONDS = 2.0  # also picks up jobs another process enqueued
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS jobs (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind TEXT NOT NULL,
-    repo TEXT,
-    branch TEXT,
-    lane TEXT NOT NULL,
-    status TEXT NOT NULL DEFAULT 'queued',
-    payload TEXT NOT NULL,
-    tries INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id);
-CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (lane, status);
-CREATE TABLE IF NOT EXISTS deliveries (
-    delivery_id TEXT PRIMARY KEY,
-    job_id INTEGER,
-    outcome TEXT NOT NULL,
-    received_at REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS job_steps (
-    job_id INTEGER NOT NULL,
-    step TEXT NOT NULL,
-    data TEXT NOT NULL,
-    recorded_at REAL NOT NULL,
-    PRIMARY KEY (job_id, step)
-);
-CREATE TABLE IF NOT EXISTS branch_attempts (
-    repo TEXT NOT NULL,
-    branch TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    updated_at REAL NOT NULL,
-    PRIMARY KEY (repo, branch)
-);
-"""
+BUSY_TIMEOUT_MS = 10_000
+SKIPPED = "skipped"  # the delivery outcome of a W&B run that will never be fixed
 
 
-@dataclass(frozen=True)
-class Job:
-    id: int
-    kind: str
-    repo: str | None
-    branch: str | None
-    status: str
-    payload: dict[str, Any]
-    tries: int = 0
-    error: str | None = None
-
-    def __getitem__(self, key: str) -> Any:
-        return self.payload[key]
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.payload.get(key, default)
+class EnqueueOutcome(TextEnum):
+    QUEUED = "queued"
+    DUPLICATE = "duplicate"
+    BUSY = "busy"
 
 
 @dataclass(frozen=True)
 class Enqueued:
-    """What `enqueue` did: outcome is "queued", "duplicate" or "busy"."""
+    """What `enqueue` did."""
 
-    outcome: str
+    outcome: EnqueueOutcome
     job_id: int | None = None
-    active: Job | None = None  # for "busy": the job already queued or running
+    active: Job | None = None  # for BUSY: the job already queued or running
 
 
 def run_key(run_path: str) -> str:
@@ -112,122 +62,114 @@ def comment_key(comment_id: int | str) -> str:
     return f"comment:{comment_id}"
 
 
-def lane_of(payload: dict[str, Any]) -> str:
-    """The serialisation lane: one active job per lane."""
-    if payload.get("kind") == "wandb_alert":
-        return f"wandb:{payload.get('entity')}/{payload.get('project')}"
-    return f"branch:{payload.get('repo')}#{payload.get('branch')}"
+def github_keys(payload: Payload) -> list[str]:
+    """The dedupe keys of the GitHub delivery behind a job: remembered even when it is not queued."""
+    if not isinstance(payload, FixJob):
+        return []
+    keys = [payload.delivery_id] if payload.delivery_id else []
+    if payload.comment_id is not None:
+        keys.append(comment_key(payload.comment_id))
+    return keys
+
+
+def dedupe_keys(payload: Payload) -> list[str]:
+    """Every dedupe key of a job: its GitHub keys and, for a fix job, its W&B run."""
+    keys = github_keys(payload)
+    if isinstance(payload, FixJob) and payload.run_path:
+        keys.append(run_key(payload.run_path))
+    return keys
+
+
+def blocking_statuses(payload: Payload) -> tuple[JobStatus, ...]:
+    """A fix job waits for no other job of its branch; an alert only for one not yet started."""
+    return (JobStatus.QUEUED,) if isinstance(payload, AlertJob) else ACTIVE
 
 
 class Queue:
     def __init__(self, path: Path | str):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.RLock()
-        self._db = connect(self.path, busy_timeout_ms=10_000)
-        prepare(self._db, self.path, lambda: self._db.executescript(SCHEMA))
+        self.db = Database(self.path, busy_timeout_ms=BUSY_TIMEOUT_MS)
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> "Queue":
+    def from_settings(cls, settings: Settings) -> Queue:
         return cls(Path(settings.state_dir) / DB_NAME)
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
-    # -- enqueue, dedupe, one active job per branch -------------------------------------
+    # -- enqueue, dedupe, one active job per lane -------------------------------------
 
-    def enqueue(self, payload: dict[str, Any]) -> Enqueued:
-        """Add a job unless its delivery / W&B run was seen or its branch already has one.
+    def enqueue(self, payload: Payload) -> Enqueued:
+        """Add a job unless its delivery / W&B run was seen or its lane already has one.
 
-        `payload` must carry `kind`; fix jobs carry `repo` and `branch`. Dedupe keys are
-        `delivery_id` (X-GitHub-Delivery), `comment_id` (the PR comment) and, for fix jobs,
-        `run_path` (the W&B run). GitHub keys are remembered for "busy" outcomes too, so a
-        redelivery is not answered twice; a W&B run is not: the next alert tries it again.
+        Dedupe keys are the delivery id (X-GitHub-Delivery), the PR comment and, for fix jobs,
+        the W&B run. GitHub keys are remembered for BUSY outcomes too, so a redelivery is not
+        answered twice; a W&B run is not: the next alert tries it again.
         """
-        github_keys = [k for k in (payload.get("delivery_id"),) if k]
-        if payload.get("comment_id") is not None:
-            github_keys.append(comment_key(payload["comment_id"]))
-        keys = list(github_keys)
-        if payload.get("run_path") and payload.get("kind") == "fix":
-            keys.append(run_key(payload["run_path"]))
-        lane = lane_of(payload)
-        now = time.time()
-        with self._transaction() as db:
-            seen = [k for k in keys if db.execute("SELECT 1 FROM deliveries WHERE delivery_id = ?", (k,)).fetchone()]
-            if seen:
-                return Enqueued("duplicate")
-            statuses = ("queued",) if payload.get("kind") == "wandb_alert" else ACTIVE
-            row = db.execute(
-                f"SELECT * FROM jobs WHERE lane = ? AND status IN ({','.join('?' * len(statuses))}) ORDER BY id LIMIT 1",
-                (lane, *statuses),
-            ).fetchone()
+        github, keys = github_keys(payload), dedupe_keys(payload)
+        with self.db.transaction() as conn:
+            if tables.seen_keys(conn, keys):
+                return Enqueued(EnqueueOutcome.DUPLICATE)
+            row = tables.first_job(conn, blocking_statuses(payload), lane=payload.lane)
             if row is not None:
-                self._remember(db, github_keys, row["id"], "busy", now)
-                return Enqueued("busy", active=_job(row))
-            cursor = db.execute(
-                "INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (payload["kind"], payload.get("repo"), payload.get("branch"), lane, json.dumps(payload), now, now),
+                tables.remember(conn, github, row.id, EnqueueOutcome.BUSY)
+                return Enqueued(EnqueueOutcome.BUSY, active=_job(row))
+            job_id = tables.insert_job(
+                conn,
+                kind=payload.kind,
+                repo=payload.repo,
+                branch=payload.branch,
+                lane=payload.lane,
+                payload=payload.to_json(),
             )
-            job_id = cursor.lastrowid
-            self._remember(db, keys, job_id, "queued", now)
+            tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
         self._notify()
-        return Enqueued("queued", job_id=job_id)
+        return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
 
     def seen(self, delivery_id: str | None) -> bool:
-        """Whether this GitHub delivery id was already handled."""
-        return bool(delivery_id) and self._one("SELECT 1 FROM deliveries WHERE delivery_id = ?", (delivery_id,)) is not None
+        """Whether this GitHub delivery id (or other dedupe key) was already handled."""
+        if not delivery_id:
+            return False
+        return bool(tables.seen_keys(self.db.connection, [delivery_id]))
 
     def seen_run(self, run_path: str) -> bool:
         return self.seen(run_key(run_path))
 
-    def mark_run(self, run_path: str, outcome: str = "skipped") -> None:
+    def mark_run(self, run_path: str, outcome: str = SKIPPED) -> None:
         """Remember a W&B run that will never be fixed (e.g. it ran on main), so alerts stop retrying it."""
-        with self._transaction() as db:
-            self._remember(db, [run_key(run_path)], None, outcome, time.time())
-
-    @staticmethod
-    def _remember(db: sqlite3.Connection, keys: list[str], job_id: int | None, outcome: str, now: float) -> None:
-        db.executemany(
-            "INSERT OR IGNORE INTO deliveries (delivery_id, job_id, outcome, received_at) VALUES (?, ?, ?, ?)",
-            [(k, job_id, outcome, now) for k in keys],
-        )
+        with self.db.transaction() as conn:
+            tables.remember(conn, [run_key(run_path)], None, outcome)
 
     # -- claiming and finishing ------------------------------------------------------
 
     def claim(self) -> Job | None:
         """Take the oldest queued job and mark it running."""
-        with self._transaction() as db:
-            row = db.execute("SELECT * FROM jobs WHERE status = 'queued' ORDER BY id LIMIT 1").fetchone()
+        with self.db.transaction() as conn:
+            row = tables.first_job(conn, (JobStatus.QUEUED,))
             if row is None:
                 return None
-            db.execute(
-                "UPDATE jobs SET status = 'running', tries = tries + 1, updated_at = ? WHERE id = ?",
-                (time.time(), row["id"]),
-            )
-            return _job(db.execute("SELECT * FROM jobs WHERE id = ?", (row["id"],)).fetchone())
+            tables.start_job(conn, row.id, JobStatus.RUNNING)
+            claimed = tables.get_job(conn, row.id)
+        return _job(claimed) if claimed else None
 
     def finish(self, job_id: int) -> None:
-        self._set_status(job_id, "done")
+        self._set_status(job_id, JobStatus.DONE)
 
     def fail(self, job_id: int, error: str) -> None:
-        self._set_status(job_id, "failed", error)
+        self._set_status(job_id, JobStatus.FAILED, error)
 
-    def _set_status(self, job_id: int, status: str, error: str | None = None) -> None:
+    def _set_status(self, job_id: int, status: JobStatus, error: str | None = None) -> None:
         # A job cancelled while it ran stays cancelled.
-        with self._transaction() as db:
-            db.execute(
-                "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != 'cancelled'",
-                (status, error, time.time(), job_id),
-            )
+        with self.db.transaction() as conn:
+            tables.set_status(conn, job_id, status, error, unless=JobStatus.CANCELLED)
 
     def recover(self) -> list[int]:
         """Requeue the jobs a stopped process left running; call once at start-up."""
-        with self._transaction() as db:
-            ids = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE status = 'running' ORDER BY id")]
-            db.execute("UPDATE jobs SET status = 'queued', updated_at = ? WHERE status = 'running'", (time.time(),))
+        with self.db.transaction() as conn:
+            ids = tables.job_ids(conn, JobStatus.RUNNING)
+            tables.move_jobs(conn, JobStatus.RUNNING, JobStatus.QUEUED)
         if ids:
             log.info("requeued %d interrupted job(s): %s", len(ids), ids)
             self._notify()
@@ -235,84 +177,60 @@ class Queue:
 
     def cancel_branch(self, repo: str, branch: str) -> list[int]:
         """Drop the branch's queued jobs; ask its running job to stop at its next step."""
-        lane = lane_of({"kind": "fix", "repo": repo, "branch": branch})
-        with self._transaction() as db:
-            queued = [r["id"] for r in db.execute("SELECT id FROM jobs WHERE lane = ? AND status = 'queued'", (lane,))]
-            now = time.time()
-            db.execute("UPDATE jobs SET status = 'cancelled', updated_at = ? WHERE lane = ? AND status = 'queued'", (now, lane))
-            db.execute("UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE lane = ? AND status = 'running'", (now, lane))
+        lane = branch_lane(repo, branch)
+        with self.db.transaction() as conn:
+            queued = tables.job_ids(conn, JobStatus.QUEUED, lane)
+            tables.move_jobs(conn, JobStatus.QUEUED, JobStatus.CANCELLED, lane)
+            tables.request_cancel(conn, lane, JobStatus.RUNNING)
         return queued
 
     def active_job(self, repo: str, branch: str) -> Job | None:
         """The branch's queued or running fix job, if any."""
-        lane = lane_of({"kind": "fix", "repo": repo, "branch": branch})
-        row = self._one(f"SELECT * FROM jobs WHERE lane = ? AND status IN ({','.join('?' * len(ACTIVE))}) "
-                        "ORDER BY id LIMIT 1", (lane, *ACTIVE))
+        row = tables.first_job(self.db.connection, ACTIVE, lane=branch_lane(repo, branch))
         return _job(row) if row else None
 
     def cancel_requested(self, job_id: int) -> bool:
-        row = self._one("SELECT cancel_requested, status FROM jobs WHERE id = ?", (job_id,))
-        return row is not None and (bool(row["cancel_requested"]) or row["status"] == "cancelled")
+        row = tables.get_job(self.db.connection, job_id)
+        return row is not None and (row.cancel_requested or row.status == JobStatus.CANCELLED)
 
     # -- reading ---------------------------------------------------------------------
 
     def get(self, job_id: int) -> Job | None:
-        row = self._one("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        row = tables.get_job(self.db.connection, job_id)
         return _job(row) if row else None
 
-    def jobs(self, status: str | None = None) -> list[Job]:
-        with self._lock:
-            if status is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY id").fetchall()
-            else:
-                rows = self._db.execute("SELECT * FROM jobs WHERE status = ? ORDER BY id", (status,)).fetchall()
-        return [_job(r) for r in rows]
+    def jobs(self, status: JobStatus | str | None = None) -> list[Job]:
+        return [_job(row) for row in tables.list_jobs(self.db.connection, status)]
 
     def depth(self) -> dict[str, int]:
-        with self._lock:
-            rows = self._db.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
-        counts = {status: 0 for status in STATUSES}
-        counts.update({r["status"]: r["n"] for r in rows})
-        return counts
+        """The number of jobs in each status, every status named."""
+        counts = tables.count_by_status(self.db.connection)
+        return {status.value: counts.get(status.value, 0) for status in JobStatus}
 
     # -- steps: what a job already did -----------------------------------------------
 
     def record_step(self, job_id: int, step: str, data: Any = None) -> None:
         """Remember that `step` finished, with what it produced (JSON-serialisable)."""
-        with self._transaction() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO job_steps (job_id, step, data, recorded_at) VALUES (?, ?, ?, ?)",
-                (job_id, step, json.dumps(data), time.time()),
-            )
+        with self.db.transaction() as conn:
+            tables.save_step(conn, job_id, step, data)
 
     def steps(self, job_id: int) -> dict[str, Any]:
         """The finished steps of a job, in the order they were recorded."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT step, data FROM job_steps WHERE job_id = ? ORDER BY recorded_at, rowid", (job_id,)
-            ).fetchall()
-        return {r["step"]: json.loads(r["data"]) for r in rows}
+        return tables.load_steps(self.db.connection, job_id)
 
     # -- attempt budget per branch, across triggers ----------------------------------
 
     def attempts_used(self, repo: str, branch: str) -> int:
-        row = self._one("SELECT attempts FROM branch_attempts WHERE repo = ? AND branch = ?", (repo, branch))
-        return row["attempts"] if row else 0
+        return tables.attempts(self.db.connection, repo, branch)
 
     def add_attempt(self, repo: str, branch: str) -> int:
-        with self._transaction() as db:
-            db.execute(
-                "INSERT INTO branch_attempts (repo, branch, attempts, updated_at) VALUES (?, ?, 1, ?) "
-                "ON CONFLICT (repo, branch) DO UPDATE SET attempts = attempts + 1, updated_at = excluded.updated_at",
-                (repo, branch, time.time()),
-            )
-            return db.execute(
-                "SELECT attempts FROM branch_attempts WHERE repo = ? AND branch = ?", (repo, branch)
-            ).fetchone()["attempts"]
+        with self.db.transaction() as conn:
+            tables.add_attempt(conn, repo, branch)
+            return tables.attempts(conn, repo, branch)
 
     def reset_attempts(self, repo: str, branch: str) -> None:
-        with self._transaction() as db:
-            db.execute("DELETE FROM branch_attempts WHERE repo = ? AND branch = ?", (repo, branch))
+        with self.db.transaction() as conn:
+            tables.reset_attempts(conn, repo, branch)
 
     # -- waiting for work --------------------------------------------------------------
 
@@ -332,99 +250,12 @@ class Queue:
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
 
-    # -- plumbing ----------------------------------------------------------------------
 
-    def _one(self, sql: str, params: tuple) -> sqlite3.Row | None:
-        with self._lock:
-            return self._db.execute(sql, params).fetchone()
-
-    def _transaction(self) -> "_Transaction":
-        return _Transaction(self)
-
-
-class _Transaction:
-    def __init__(self, queue: Queue):
-        self.queue = queue
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.queue._lock.acquire()
-        try:
-            self.queue._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self.queue._lock.release()
-            raise
-        return self.queue._db
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            self.queue._db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.queue._lock.release()
-
-
-def _job(row: sqlite3.Row) -> Job:
+def _job(row: tables.JobRow) -> Job:
     return Job(
-        id=row["id"], kind=row["kind"], repo=row["repo"], branch=row["branch"], status=row["status"],
-        payload=json.loads(row["payload"]), tries=row["tries"], error=row["error"],
+        id=row.id,
+        status=JobStatus(row.status),
+        payload=payload_from_json(row.kind, row.payload),
+        tries=row.tries,
+        error=row.error,
     )
-
-
-# -- workers -----------------------------------------------------------------------------
-
-Execute = Callable[[Job], Awaitable[None]]
-
-
-@dataclass
-class Workers:
-    """The running worker tasks; `busy` counts jobs in progress."""
-
-    tasks: list[asyncio.Task] = field(default_factory=list)
-    busy: int = 0
-
-    def __len__(self) -> int:
-        return len(self.tasks)
-
-    async def stop(self) -> None:
-        """Cancel the workers. A job cut off stays 'running' and `recover()` requeues it."""
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
-        self.tasks.clear()
-
-
-def start_workers(queue: Queue, execute: Execute, n: int = 2, *, recover: bool = True) -> Workers:
-    """Start `n` asyncio tasks that claim jobs and run `execute(job)` on each."""
-    if recover:
-        queue.recover()
-    workers = Workers()
-    workers.tasks = [asyncio.create_task(_work(queue, execute, workers), name=f"worker-{i}") for i in range(n)]
-    return workers
-
-
-async def _work(queue: Queue, execute: Execute, workers: Workers) -> None:
-    while True:
-        job = queue.claim()
-        if job is None:
-            await queue.wait()
-            continue
-        workers.busy += 1
-        try:
-            await run_job(queue, execute, job)
-        finally:
-            workers.busy -= 1
-
-
-async def run_job(queue: Queue, execute: Execute, job: Job) -> None:
-    """Run one claimed job and record how it ended; an exception fails the job, not the worker."""
-    log.info("job %d (%s %s %s) started, try %d", job.id, job.kind, job.repo, job.branch, job.tries)
-    try:
-        await execute(job)
-    except asyncio.CancelledError:
-        raise  # shutting down: the job stays 'running' and is requeued at the next start
-    except Exception as exc:
-        log.exception("job %d failed", job.id)
-        queue.fail(job.id, f"{type(exc).__name__}: {exc}")
-    else:
-        queue.finish(job.id)
-        log.info("job %d done", job.id)
-

@@ -4,7 +4,7 @@ Everything goes through wandb's own automations API (wandb 0.31):
 event `OnRunState` on the project with `RunEvent.state.eq("failed")` (W&B's run-state
 automations know RUNNING, FINISHED and FAILED; "crashed" is the same state to them), action
 `SendWebhook` through the team's webhook integration for the bot's URL, with
-`handlers.wandb.WANDB_PAYLOAD_TEMPLATE` as the payload.
+`bot.app.alerts.WANDB_PAYLOAD_TEMPLATE` as the payload.
 
 W&B keeps the bearer token of a webhook integration as a *team secret*, referenced by name.
 The SDK can neither create team secrets nor (publicly) webhook integrations, and only team
@@ -14,15 +14,17 @@ clicks that create it. W&B then sends `Authorization: Bearer <the secret's value
 Idempotent: the automation has a fixed name per project; a second run reports it unchanged,
 or updates it in place when it differs (another integration, payload, filter, disabled).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
-from bot.core.settings import Settings
+from bot.app.alerts import WANDB_PAYLOAD_TEMPLATE
 from bot.core.errors import BadInput, BotError, OperationFailed, first_line
-from handlers.wandb import WANDB_PAYLOAD_TEMPLATE
+from bot.core.settings import Settings
 
 if TYPE_CHECKING:
     import wandb
@@ -73,7 +75,8 @@ def find_integration(api: wandb.Api, entity: str, url: str) -> WebhookIntegratio
         f"no W&B webhook points at {url} in '{entity}'; W&B only lets team admins create one: in W&B "
         f"Team Settings of '{entity}', under Team secrets click New secret, name it {SECRET_NAME} and paste "
         f"the value of WANDB_WEBHOOK_SECRET; then under Webhooks click New webhook, name {INTEGRATION_NAME}, "
-        f"URL {url}, Access token {SECRET_NAME}, Create webhook; then re-run wandb-setup")
+        f"URL {url}, Access token {SECRET_NAME}, Create webhook; then re-run wandb-setup"
+    )
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -86,8 +89,7 @@ def _api(settings: Settings) -> wandb.Api:
     return wandb.Api(api_key=settings.wandb_api_key, overrides=overrides, timeout=_TIMEOUT)
 
 
-def _wanted(api: wandb.Api, entity: str, project: str,
-            hook: WebhookIntegration) -> tuple[OnRunState, SendWebhook]:
+def _wanted(api: wandb.Api, entity: str, project: str, hook: WebhookIntegration) -> tuple[OnRunState, SendWebhook]:
     from wandb.automations import OnRunState, RunEvent, SendWebhook
 
     scope = _project(api, entity, project)
@@ -100,7 +102,7 @@ def _project(api: wandb.Api, entity: str, project: str) -> Any:
     """The loaded project: the automation's scope needs its id."""
     scope = api.project(project, entity=entity)
     try:
-        scope.id
+        _ = scope.id  # reading the id is what asks W&B
     except ValueError as exc:
         if exc.__cause__ is not None:  # the request itself failed, not "no such project"
             raise
@@ -155,7 +157,7 @@ def _calling(settings: Settings, what: str) -> Iterator[None]:
         yield
     except BotError:
         raise
-    except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "W&B said no"
+    except Exception as exc:
         # Some client errors wrap the server's answer: show both, the wrapper alone says little.
         text = "; ".join(str(e) for e in (exc, exc.__cause__) if e is not None and str(e))
         detail = first_line(text or type(exc).__name__, settings.secrets())

@@ -144,9 +144,11 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def serve(args: argparse.Namespace, settings: Settings) -> int:
+    """The composer: the server gets the request side of each webhook from `handlers`."""
+    import handlers
     from bot.app.server import run
 
-    run(settings, args.host, args.port)
+    run(settings, args.host, args.port, router=handlers.router, wandb_handler=handlers.wandb.handle)
     return 0
 
 

@@ -1,0 +1,1 @@
+"""The bot's persistent state: one SQLite file (db), its run records (runs) and job tables (jobs)."""

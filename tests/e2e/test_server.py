@@ -1,9 +1,11 @@
 """The GitHub App end to end: a real server, a local GitHub speaking its REST API, a bare git
 repository as the remote, real launches. A `/fix-and-relaunch` comment ends in 👀, a pushed
 fix, one bot comment edited as the job moves, a check run and a verified relaunch."""
+
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import subprocess
@@ -15,11 +17,12 @@ from dataclasses import replace
 import aiohttp
 import pytest
 
-from bot.loop.repo_context import RepoContext
+import handlers
 from bot.app.executor import FixJobExecutor
 from bot.app.queue import Queue
-from bot.loop.launch import launch_branch, wait_for
 from bot.app.server import make_app
+from bot.loop.launch import launch_branch, wait_for
+from bot.loop.repo_context import RepoContext
 from bot.repo.workspace import clone_for_server
 from tests.support import experiment
 from tests.support.fake_github import app_key, fake_github, make_settings, pr_comment, signed  # noqa: F401
@@ -30,6 +33,9 @@ from tests.support.waiting import until
 
 REPO = "Codertocat/Hello-World"
 
+# The composer's part: the app gets the request side of each webhook handed in.
+webhook_app = functools.partial(make_app, router=handlers.router, wandb_handler=handlers.wandb.handle)
+
 
 @pytest.fixture
 def world(tmp_path, fake_github, app_key):
@@ -38,8 +44,9 @@ def world(tmp_path, fake_github, app_key):
     owner = tmp_path / "git" / "Codertocat"
     owner.mkdir(parents=True)
     (owner / "Hello-World.git").symlink_to(origin)
-    settings = replace(make_settings(fake_github, app_key, tmp_path / "state"),
-                       github_git_url=f"file://{tmp_path}/git/{{repo}}.git")
+    settings = replace(
+        make_settings(fake_github, app_key, tmp_path / "state"), github_git_url=f"file://{tmp_path}/git/{{repo}}.git"
+    )
     return settings, origin
 
 
@@ -59,11 +66,13 @@ async def wait_done(queue: Queue, timeout: float = 60) -> None:
 
 async def run_one_job(aiohttp_client, fake_github, settings, timeout: float = 60) -> Queue:
     queue = Queue.from_settings(settings)
-    client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
-                                           workers=1))
+    client = await aiohttp_client(
+        webhook_app(settings, queue=queue, executor=FixJobExecutor(settings, queue), workers=1)
+    )
     body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
-    response = await client.post("/webhooks/github", data=body,
-                                 headers=signed(body, "issue_comment", str(uuid.uuid4())))
+    response = await client.post(
+        "/webhooks/github", data=body, headers=signed(body, "issue_comment", str(uuid.uuid4()))
+    )
     assert response.status == 200
     await wait_done(queue, timeout)
     return queue
@@ -103,20 +112,34 @@ async def test_wandb_alert_places_the_run_and_fixes_its_branch(aiohttp_client, f
     fake_github.add_pull(REPO, 1, head_ref="exp-data", head_sha=sha)
     fake_github.commit_pulls[sha] = [1]
     with FakeWandb(api_key="k" * 40) as wandb_server:
-        wandb_server.add_run("w1", project="vision", state="failed", commit=sha, config={"lr": 0.1},
-                             metadata={"git": {"remote": f"https://github.com/{REPO}.git", "commit": sha}})
+        wandb_server.add_run(
+            "w1",
+            project="vision",
+            state="failed",
+            commit=sha,
+            config={"lr": 0.1},
+            metadata={"git": {"remote": f"https://github.com/{REPO}.git", "commit": sha}},
+        )
         wandb_server.add_run("w0", project="vision", state="finished", commit=sha)
         online = replace(settings, wandb_api_key="k" * 40, wandb_base_url=wandb_server.url)
         queue = Queue.from_settings(settings)
         # The alert is resolved through W&B; the fix itself runs on the offline runs the bot launched.
-        client = await aiohttp_client(make_app(settings, queue=queue, executor=FixJobExecutor(settings, queue),
-                                               runs_lookup=runs_lookup(online), workers=1))
-        payload = json.dumps({"event_type": "RUN_FAILED", "entity": wandb_server.entity,
-                              "project": "vision"}).encode()
+        client = await aiohttp_client(
+            webhook_app(
+                settings,
+                queue=queue,
+                executor=FixJobExecutor(settings, queue),
+                runs_lookup=runs_lookup(online),
+                workers=1,
+            )
+        )
+        payload = json.dumps({"event_type": "RUN_FAILED", "entity": wandb_server.entity, "project": "vision"}).encode()
 
-        response = await client.post("/webhooks/wandb", data=payload,
-                                     headers={"Authorization": f"Bearer {WANDB_SECRET}",
-                                              "Content-Type": "application/json"})
+        response = await client.post(
+            "/webhooks/wandb",
+            data=payload,
+            headers={"Authorization": f"Bearer {WANDB_SECRET}", "Content-Type": "application/json"},
+        )
         assert response.status in (200, 202)
         await wait_done(queue)
 
@@ -129,13 +152,25 @@ async def test_wandb_alert_places_the_run_and_fixes_its_branch(aiohttp_client, f
 
 # -- a restart in the middle of a job ------------------------------------------------------
 
-def serve(settings, port: int, app_pem: str, stderr=subprocess.DEVNULL) -> "subprocess.Popen":
-    env = {**os.environ, "GITHUB_APP_ID": settings.github_app_id, "GITHUB_PRIVATE_KEY": app_pem,
-           "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
-           "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret, "GITHUB_API_URL": settings.github_api_url,
-           "GITHUB_GIT_URL": settings.github_git_url, "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir)}
-    return subprocess.Popen([sys.executable, "-m", "bot", "serve", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+def serve(settings, port: int, app_pem: str, stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    env = {
+        **os.environ,
+        "GITHUB_APP_ID": settings.github_app_id,
+        "GITHUB_PRIVATE_KEY": app_pem,
+        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
+        "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret,
+        "GITHUB_API_URL": settings.github_api_url,
+        "GITHUB_GIT_URL": settings.github_git_url,
+        "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        text=True,
+    )
 
 
 async def healthy(session, url: str) -> None:
@@ -176,7 +211,7 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
     settings, origin = world
     failed_run_on_bot_clone(settings, "exp-resume")
     fake_github.add_pull(REPO, 1, head_ref="exp-resume", head_sha=git(origin, "rev-parse", "exp-resume"))
-    fake_github.stall = "**Fix applied:**"      # the report after the push never gets an answer…
+    fake_github.stall = "**Fix applied:**"  # the report after the push never gets an answer…
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     server = serve(settings, port, pem(app_key))
@@ -184,12 +219,16 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
         async with aiohttp.ClientSession() as session:
             await healthy(session, url)
             body = json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()
-            async with session.post(f"{url}/webhooks/github", data=body,
-                                    headers=signed(body, "issue_comment", str(uuid.uuid4()))) as response:
+            async with session.post(
+                f"{url}/webhooks/github", data=body, headers=signed(body, "issue_comment", str(uuid.uuid4()))
+            ) as response:
                 assert response.status == 200
-            await until(lambda: any("**Fix applied:**" in json.dumps(c.body) for c in fake_github.find("PATCH")), 60,
-                        what="the fix report")
-            server.kill()                        # …because the bot is killed right then
+            await until(
+                lambda: any("**Fix applied:**" in json.dumps(c.body) for c in fake_github.find("PATCH")),
+                60,
+                what="the fix report",
+            )
+            server.kill()  # …because the bot is killed right then
             server.wait(timeout=10)
             pushed = git(origin, "rev-parse", "exp-resume")
             assert git(origin, "log", "-1", "--format=%s", "exp-resume").startswith("Fix: ")
@@ -212,7 +251,6 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
     assert check.body["conclusion"] == "success" and check.body["head_sha"] == pushed
 
 
-
 async def test_a_broken_repo_config_is_reported_on_the_pr(aiohttp_client, fake_github, world):
     settings, origin = world
     fake_github.add_pull(REPO, 1, head_ref="exp-badconfig", head_sha=git(origin, "rev-parse", "exp-badconfig"))
@@ -231,7 +269,7 @@ async def test_a_broken_repo_config_is_reported_on_the_pr(aiohttp_client, fake_g
 async def test_a_branch_that_moved_since_the_comment_is_not_fixed(aiohttp_client, fake_github, world):
     settings, origin = world
     failed_run_on_bot_clone(settings, "exp-oom")
-    seen = git(origin, "rev-parse", "main")          # what the commenter saw: not what the branch holds
+    seen = git(origin, "rev-parse", "main")  # what the commenter saw: not what the branch holds
     fake_github.add_pull(REPO, 1, head_ref="exp-oom", head_sha=seen)
     before = git(origin, "rev-parse", "exp-oom")
 
@@ -242,9 +280,7 @@ async def test_a_branch_that_moved_since_the_comment_is_not_fixed(aiohttp_client
     assert git(origin, "rev-parse", "exp-oom") == before
 
 
-
-async def test_a_human_commit_titled_like_a_fix_still_counts_as_the_branch_moving(aiohttp_client, fake_github,
-                                                                                  world):
+async def test_a_human_commit_titled_like_a_fix_still_counts_as_the_branch_moving(aiohttp_client, fake_github, world):
     settings, origin = world
     failed_run_on_bot_clone(settings, "exp-oom")
     seen = git(origin, "rev-parse", "exp-oom")
@@ -260,14 +296,16 @@ async def test_a_human_commit_titled_like_a_fix_still_counts_as_the_branch_movin
 
 # -- the server relaunching on a cluster --------------------------------------------------
 
+
 @pytest.mark.parametrize("backend", ["slurm", "ray"])
-async def test_the_server_fixes_and_relaunches_on_a_cluster(request, backend, aiohttp_client, fake_github,
-                                                            app_key, tmp_path):
+async def test_the_server_fixes_and_relaunches_on_a_cluster(
+    request, backend, aiohttp_client, fake_github, app_key, tmp_path
+):
     """A NaN run on Slurm or Ray: diagnosed from the scheduler's log, fixed, relaunched there."""
     from bot.demo import sample_repo
 
     if backend == "slurm":
-        request.getfixturevalue("slurm")   # the real cluster, with SLURM_CONF set for the bot
+        request.getfixturevalue("slurm")  # the real cluster, with SLURM_CONF set for the bot
         options = "  slurm: {partition: low}\n"
     else:
         options = f"  ray: {{address: '{request.getfixturevalue('ray_address')}'}}\n"
@@ -275,18 +313,19 @@ async def test_the_server_fixes_and_relaunches_on_a_cluster(request, backend, ai
     git(work, "checkout", "-q", sample_repo.BRANCH)
     (work / ".github" / "fix-and-relaunch.yml").write_text(
         f"launch:\n  backend: {backend}\n  command: {sys.executable} main.py\n{options}"
-        "verify:\n  min_steps: 20\n  timeout: 120\nfix:\n  max_attempts: 3\n")
+        "verify:\n  min_steps: 20\n  timeout: 120\nfix:\n  max_attempts: 3\n"
+    )
     git(work, "commit", "-q", "-am", f"Run on {backend}")
     git(work, "push", "-q", "origin", sample_repo.BRANCH)
     owner = tmp_path / "git" / "Codertocat"
     owner.mkdir(parents=True)
     (owner / "Hello-World.git").symlink_to(tmp_path / "sample" / "origin.git")
-    settings = replace(make_settings(fake_github, app_key, tmp_path / "state"),
-                       github_git_url=f"file://{tmp_path}/git/{{repo}}.git")
+    settings = replace(
+        make_settings(fake_github, app_key, tmp_path / "state"), github_git_url=f"file://{tmp_path}/git/{{repo}}.git"
+    )
     failed_run_on_bot_clone(settings, sample_repo.BRANCH)
     origin = tmp_path / "sample" / "origin.git"
-    fake_github.add_pull(REPO, 1, head_ref=sample_repo.BRANCH,
-                         head_sha=git(origin, "rev-parse", sample_repo.BRANCH))
+    fake_github.add_pull(REPO, 1, head_ref=sample_repo.BRANCH, head_sha=git(origin, "rev-parse", sample_repo.BRANCH))
 
     queue = await run_one_job(aiohttp_client, fake_github, settings, timeout=240)
 

@@ -1,18 +1,32 @@
-"""The persistent queue: dedupe, one job per branch, restart and resume, attempts, workers."""
+"""The persistent queue: dedupe, one job per branch, restart and resume, attempts."""
+
 from __future__ import annotations
 
-import asyncio
+import json
 import sqlite3
+import subprocess
+import sys
 import threading
+import time
+from pathlib import Path
 
 import pytest
 
-from bot.app.queue import Queue, start_workers
-from tests.support.waiting import until
+from bot.app.jobs import AlertJob, FixJob, JobKind, JobStatus
+from bot.app.queue import EnqueueOutcome, Queue
+from bot.store.runs import StateStore
+from tests.support.paths import REPO_ROOT
 
 
-def fix(branch="exp-a", delivery="d-1", **more):
-    return {"kind": "fix", "repo": "team/exp", "branch": branch, "delivery_id": delivery, **more}
+def fix(branch="exp-a", delivery="d-1", **more) -> FixJob:
+    return FixJob(
+        repo="team/exp",
+        branch=branch,
+        clone_url="https://github.com/team/exp.git",
+        installation_id=1,
+        delivery_id=delivery,
+        **more,
+    )
 
 
 @pytest.fixture
@@ -71,7 +85,7 @@ def test_a_wandb_run_on_a_busy_branch_is_not_marked_handled(db):
 
 def test_alerts_coalesce_while_one_waits_but_not_while_one_runs(db):
     q = Queue(db)
-    alert = {"kind": "wandb_alert", "entity": "team", "project": "proj", "run_path": None}
+    alert = AlertJob(entity="team", project="proj")
     assert q.enqueue(alert).outcome == "queued"
     assert q.enqueue(alert).outcome == "busy"
     q.claim()
@@ -139,48 +153,86 @@ def test_record_step_from_another_thread(db):
     assert q.steps(job_id) == {"launched": {"run": "r2"}}
 
 
-async def test_workers_run_jobs_and_survive_exceptions(db):
+def test_jobs_come_back_typed(db):
     q = Queue(db)
-    seen = []
-
-    async def execute(job):
-        seen.append(job["branch"])
-        if job["branch"] == "boom":
-            raise RuntimeError("launcher exploded")
-
-    workers = start_workers(q, execute, n=2)
-    try:
-        ids = [q.enqueue(fix(branch=b, delivery=b)).job_id for b in ("boom", "ok-1", "ok-2")]
-        await until(lambda: all(q.get(i).status in ("done", "failed") for i in ids), what="the jobs")
-    finally:
-        await workers.stop()
-    assert sorted(seen) == ["boom", "ok-1", "ok-2"]
-    assert q.get(ids[0]).status == "failed" and "launcher exploded" in q.get(ids[0]).error
-    assert [q.get(i).status for i in ids[1:]] == ["done", "done"]
-    assert all(not t.done() or t.cancelled() for t in workers.tasks)
+    fix_id = q.enqueue(fix(comment_id=5, hint="lower the lr")).job_id
+    alert_id = q.enqueue(AlertJob(entity="team", project="proj")).job_id
+    job, alert = q.get(fix_id), q.get(alert_id)
+    assert (job.kind, job.status, job.repo, job.branch) == (JobKind.FIX, JobStatus.QUEUED, "team/exp", "exp-a")
+    assert job.payload == fix(comment_id=5, hint="lower the lr") and job.fix.hint == "lower the lr"
+    assert (alert.kind, alert.repo, alert.branch, alert.alert.project) == (JobKind.WANDB_ALERT, None, None, "proj")
+    assert q.depth() == {"queued": 2, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
+    assert isinstance(q.enqueue(fix(delivery="d-2")).outcome, EnqueueOutcome)
 
 
-async def test_stopping_mid_job_leaves_it_for_recovery(db):
+def test_a_job_queued_by_the_previous_release_is_claimed_and_read_by_attribute(db):
+    """The previous release wrote the payload dict by hand; its rows must still run after an upgrade."""
+    Queue(db).close()
+    payload = {
+        "kind": "fix",
+        "repo": "team/exp",
+        "base_repo": "team/exp",
+        "clone_url": "https://github.com/team/exp.git",
+        "installation_id": 7,
+        "pr": 3,
+        "pr_url": "https://api.github.com/repos/team/exp/pulls/3",
+        "comments_url": "https://api.github.com/repos/team/exp/issues/3/comments",
+        "branch": "exp-a",
+        "head_sha": "a" * 40,
+        "delivery_id": "d-old",
+        "comment_id": 11,
+        "dry_run": True,
+        "hint": None,
+        "requested_by": "ada",
+    }
+    con = sqlite3.connect(db)
+    con.execute(
+        "INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) "
+        "VALUES ('fix', 'team/exp', 'exp-a', 'branch:team/exp#exp-a', ?, 1, 1)",
+        (json.dumps(payload),),
+    )
+    con.commit()
+    con.close()
     q = Queue(db)
-    started = asyncio.Event()
+    job = q.claim()
+    assert (job.fix.installation_id, job.fix.pr, job.fix.dry_run, job.fix.requested_by) == (7, 3, True, "ada")
+    assert job.payload.to_json() == payload
+    assert q.enqueue(fix(delivery="d-new")).outcome == "busy"  # its lane is the one new jobs use
 
-    async def slow(job):
-        started.set()
-        await asyncio.sleep(60)
 
-    workers = start_workers(q, slow, n=1)
-    job_id = q.enqueue(fix()).job_id
-    await asyncio.wait_for(started.wait(), 5)
-    await workers.stop()
-    assert q.get(job_id).status == "running"
+OPENER = """
+import sys, time
+from pathlib import Path
+from bot.app.jobs import FixJob
+from bot.app.queue import Queue
+from bot.store.runs import StateStore
+kind, state_dir, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+while not go.exists():
+    time.sleep(0.001)
+if kind == "queue":
+    Queue(state_dir / "state.db").enqueue(FixJob(repo="r", branch=sys.argv[4], clone_url="u", installation_id=1))
+else:
+    StateStore.open(state_dir).add_run(repo="r", branch=sys.argv[4], backend="local")
+"""
 
-    done = asyncio.Event()
 
-    async def quick(job):
-        done.set()
-
-    workers = start_workers(Queue(db), quick, n=1)  # start_workers recovers first
-    try:
-        await asyncio.wait_for(done.wait(), 5)
-    finally:
-        await workers.stop()
+def test_the_queue_and_the_run_store_create_one_database_together(tmp_path: Path):
+    """The server's queue and a command's run store share state.db; both may be first."""
+    for n_round in range(3):
+        state_dir, go = tmp_path / f"fresh{n_round}", tmp_path / f"go{n_round}"
+        state_dir.mkdir()
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", OPENER, kind, str(state_dir), str(go), f"b{n}"],
+                cwd=REPO_ROOT,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for n, kind in enumerate(["queue", "store"] * 3)
+        ]
+        time.sleep(0.5)  # all started and waiting: then they open the new file at once
+        go.touch()
+        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
+        assert all(code == 0 for code, _ in results), [err for _, err in results]
+        assert len(StateStore.open(state_dir).list_runs()) == 3
+        assert len(Queue(state_dir / "state.db").jobs()) == 3

@@ -1,29 +1,47 @@
 """The webhook server end to end: real aiohttp app, real gidgethub, a local fake GitHub."""
+
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
 import aiohttp
 import pytest
 
-from bot.core.errors import BadInput
+import handlers
 from bot.app.github_auth import GitHubApp
+from bot.app.jobs import FixJob
 from bot.app.server import make_app
-from tests.support.fake_github import (INSTALLATION_ID, WANDB_SECRET, WEBHOOK_SECRET, app_key, example,  # noqa: F401
-                               fake_github, pr_comment, queue, settings, signed)
-from tests.support.waiting import until
+from bot.core.errors import BadInput
+from tests.support.fake_github import (  # noqa: F401
+    INSTALLATION_ID,
+    WANDB_SECRET,
+    WEBHOOK_SECRET,
+    app_key,
+    example,
+    fake_github,
+    pr_comment,
+    queue,
+    settings,
+    signed,
+)
 from tests.support.paths import REPO_ROOT
+from tests.support.waiting import until
+
+# The composer's part: the app gets the request side of each webhook handed in.
+webhook_app = functools.partial(make_app, router=handlers.router, wandb_handler=handlers.wandb.handle)
 
 
 @pytest.fixture
 async def client(aiohttp_client, settings, queue):
-    return await aiohttp_client(make_app(settings, queue=queue))
+    return await aiohttp_client(webhook_app(settings, queue=queue))
 
 
 def command(fake, body="/fix-and-relaunch", comment_id=None, **kw) -> bytes:
@@ -52,15 +70,24 @@ async def test_signed_pr_command_reacts_and_queues_fast(client, fake_github, que
     assert reactions[0].authorization.startswith("token ghs_")
     [job] = queue.jobs("queued")
     assert job.kind == "fix" and job.repo == "Codertocat/Hello-World" and job.branch == "exp-a"
-    assert job.payload == {
-        "kind": "fix", "repo": "Codertocat/Hello-World", "base_repo": "Codertocat/Hello-World",
-        "clone_url": "https://github.com/Codertocat/Hello-World.git", "installation_id": INSTALLATION_ID,
-        "pr": 1, "pr_url": f"{fake_github.url}/repos/Codertocat/Hello-World/pulls/1",
+    assert job.payload.to_json() == {
+        "kind": "fix",
+        "repo": "Codertocat/Hello-World",
+        "base_repo": "Codertocat/Hello-World",
+        "clone_url": "https://github.com/Codertocat/Hello-World.git",
+        "installation_id": INSTALLATION_ID,
+        "pr": 1,
+        "pr_url": f"{fake_github.url}/repos/Codertocat/Hello-World/pulls/1",
         "comments_url": f"{fake_github.url}/repos/Codertocat/Hello-World/issues/1/comments",
-        "branch": "exp-a", "head_sha": "a" * 40, "delivery_id": "delivery-1", "comment_id": 492700400, "dry_run": True,
-        "hint": "the loss explodes after warmup", "requested_by": "Codertocat",
+        "branch": "exp-a",
+        "head_sha": "a" * 40,
+        "delivery_id": "delivery-1",
+        "comment_id": 492700400,
+        "dry_run": True,
+        "hint": "the loss explodes after warmup",
+        "requested_by": "Codertocat",
     }
-    assert not any(str(v).startswith("ghs_") for v in job.payload.values())  # never a stored token
+    assert not any(str(v).startswith("ghs_") for v in job.payload.to_json().values())  # never a stored token
 
 
 async def test_unsigned_missigned_garbage_and_oversized(client, fake_github, queue):
@@ -69,7 +96,9 @@ async def test_unsigned_missigned_garbage_and_oversized(client, fake_github, que
     assert (await client.post("/webhooks/github", data=body, headers=unsigned)).status == 401
     assert (await post_github(client, body, secret="not-the-secret")).status == 401
     tampered = signed(body, "issue_comment", "d2")
-    assert (await client.post("/webhooks/github", data=body.replace(b"Codertocat", b"Mallory"), headers=tampered)).status == 401
+    assert (
+        await client.post("/webhooks/github", data=body.replace(b"Codertocat", b"Mallory"), headers=tampered)
+    ).status == 401
     assert (await post_github(client, b"{not json")).status == 400
     no_event = signed(body, "issue_comment", "d3")
     del no_event["X-GitHub-Event"]
@@ -129,7 +158,9 @@ async def test_second_trigger_while_job_runs_answers_busy(client, fake_github, q
 
 async def test_closed_pull_request_over_http_drops_queued_jobs(aiohttp_client, settings, fake_github, queue):
     cleaned = []
-    client = await aiohttp_client(make_app(settings, queue=queue, cleanup=lambda repo, branch: cleaned.append((repo, branch))))
+    client = await aiohttp_client(
+        webhook_app(settings, queue=queue, cleanup=lambda repo, branch: cleaned.append((repo, branch)))
+    )
     await post_github(client, command(fake_github))
     closed = example("pull_request/opened.payload.json", fake_github.url)
     closed["action"] = "closed"
@@ -140,12 +171,13 @@ async def test_closed_pull_request_over_http_drops_queued_jobs(aiohttp_client, s
     assert cleaned == [("Codertocat/Hello-World", "exp-a")]
 
 
-async def test_cleanup_error_on_closed_pull_request_is_logged_not_a_500(aiohttp_client, settings, fake_github,
-                                                                          queue, caplog):
+async def test_cleanup_error_on_closed_pull_request_is_logged_not_a_500(
+    aiohttp_client, settings, fake_github, queue, caplog
+):
     def cleanup(repo, branch):
         raise OSError("disk on fire")
 
-    client = await aiohttp_client(make_app(settings, queue=queue, cleanup=cleanup))
+    client = await aiohttp_client(webhook_app(settings, queue=queue, cleanup=cleanup))
     closed = example("pull_request/opened.payload.json", fake_github.url)
     closed["action"] = "closed"
     closed["installation"] = {"id": INSTALLATION_ID}
@@ -155,8 +187,8 @@ async def test_cleanup_error_on_closed_pull_request_is_logged_not_a_500(aiohttp_
 
 def test_remove_worktree_waits_for_the_branch_runs_to_end(settings, tmp_path):
     from bot.app.server import remove_worktree
-    from bot.store.runs import StateStore
     from bot.repo.workspace import Workspace, clone_for_server
+    from bot.store.runs import StateStore
     from tests.support.git_repos import experiment_branch, make_origin
 
     origin, _ = make_origin(tmp_path, branches={"exp-a": experiment_branch("exp-a")})
@@ -174,18 +206,23 @@ def test_remove_worktree_waits_for_the_branch_runs_to_end(settings, tmp_path):
 
 
 async def test_refuses_to_start_without_secret_or_app_credentials(settings, queue):
-    for missing, env in (("github_webhook_secret", "GITHUB_WEBHOOK_SECRET"), ("github_app_id", "GITHUB_APP_ID"),
-                         ("github_private_key", "GITHUB_PRIVATE_KEY")):
+    for missing, env in (
+        ("github_webhook_secret", "GITHUB_WEBHOOK_SECRET"),
+        ("github_app_id", "GITHUB_APP_ID"),
+        ("github_private_key", "GITHUB_PRIVATE_KEY"),
+    ):
         with pytest.raises(BadInput, match=env):
-            make_app(replace(settings, **{missing: None}), queue=queue)
+            webhook_app(replace(settings, **{missing: None}), queue=queue)
 
 
 async def test_healthz_reports_queue_and_workers(aiohttp_client, settings, queue, fake_github):
     async def executor(job, *, github_app):
         pass
 
-    queue.enqueue({"kind": "fix", "repo": "a/b", "branch": "x", "delivery_id": "h1"})
-    client = await aiohttp_client(make_app(settings, queue=queue, executor=executor, workers=3))
+    queue.enqueue(
+        FixJob(repo="a/b", branch="x", clone_url="https://github.com/a/b.git", installation_id=1, delivery_id="h1")
+    )
+    client = await aiohttp_client(webhook_app(settings, queue=queue, executor=executor, workers=3))
     resp = await client.get("/healthz")
     data = await resp.json()
     assert resp.status == 200 and data["status"] == "ok" and data["workers"] == 3
@@ -197,10 +234,10 @@ async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, sett
     seen = []
 
     async def executor(job, *, github_app):
-        gh = await github_app.gh_for_installation(job["installation_id"])
+        gh = await github_app.gh_for_installation(job.fix.installation_id)
         seen.append((job.branch, gh.oauth_token))
 
-    client = await aiohttp_client(make_app(settings, queue=queue, executor=executor))
+    client = await aiohttp_client(webhook_app(settings, queue=queue, executor=executor))
     await post_github(client, command(fake_github))
     await until(lambda: seen, what="the worker")
     assert seen[0][0] == "exp-a" and seen[0][1].startswith("ghs_")
@@ -221,7 +258,9 @@ def wandb_headers(secret=WANDB_SECRET, body=WANDB_BODY, sign=True):
 
 async def test_wandb_webhook_auth_and_enqueue(client, queue):
     post = client.post
-    assert (await post("/webhooks/wandb", data=WANDB_BODY, headers=wandb_headers(secret="wrong", sign=False))).status == 401
+    assert (
+        await post("/webhooks/wandb", data=WANDB_BODY, headers=wandb_headers(secret="wrong", sign=False))
+    ).status == 401
     assert (await post("/webhooks/wandb", data=WANDB_BODY, headers={"Content-Type": "application/json"})).status == 401
     bad_hmac = wandb_headers()
     bad_hmac["X-Wandb-Signature"] = hmac.new(b"other", WANDB_BODY, hashlib.sha256).hexdigest()
@@ -231,7 +270,13 @@ async def test_wandb_webhook_auth_and_enqueue(client, queue):
     resp = await post("/webhooks/wandb", data=WANDB_BODY, headers=wandb_headers())
     assert resp.status == 200 and (await resp.json()) == {"outcome": "queued"}
     [job] = queue.jobs()
-    assert job.payload == {"kind": "wandb_alert", "entity": "team", "project": "proj", "run_path": None, "author": "ada"}
+    assert job.payload.to_json() == {
+        "kind": "wandb_alert",
+        "entity": "team",
+        "project": "proj",
+        "run_path": None,
+        "author": "ada",
+    }
     # bearer only (no signature header) is accepted; a second alert while one waits coalesces
     resp = await post("/webhooks/wandb", data=WANDB_BODY, headers=wandb_headers(sign=False))
     assert (await resp.json()) == {"outcome": "busy"} and len(queue.jobs()) == 1
@@ -249,7 +294,7 @@ async def test_wandb_webhook_input_rules(client, aiohttp_client, settings, queue
     assert (await client.post("/webhooks/wandb", data=huge, headers=wandb_headers(sign=False))).status == 413
     assert queue.jobs() == []
 
-    unconfigured = await aiohttp_client(make_app(replace(settings, wandb_webhook_secret=None), queue=queue))
+    unconfigured = await aiohttp_client(webhook_app(replace(settings, wandb_webhook_secret=None), queue=queue))
     resp = await unconfigured.post("/webhooks/wandb", data=WANDB_BODY, headers=wandb_headers())
     assert resp.status == 503
 
@@ -292,15 +337,19 @@ async def test_app_jwt_is_signed_with_the_private_key(settings, fake_github, app
 def test_app_manifest_subscribes_to_what_the_handlers_need():
     import yaml
 
-    import handlers
     from bot.app.server import APP_EVENTS
 
     manifest = yaml.safe_load((REPO_ROOT / "app.yml").read_text())
     assert manifest["public"] is False and manifest["hook_attributes"]["url"].endswith("/webhooks/github")
     routed = set(handlers.router._deep_routes) | set(handlers.router._shallow_routes)
     assert routed - APP_EVENTS == set(manifest["default_events"])  # installation events come to every App
-    assert manifest["default_permissions"] == {"contents": "write", "issues": "write", "pull_requests": "write",
-                                               "checks": "write", "metadata": "read"}
+    assert manifest["default_permissions"] == {
+        "contents": "write",
+        "issues": "write",
+        "pull_requests": "write",
+        "checks": "write",
+        "metadata": "read",
+    }
 
 
 async def test_a_repos_installation_is_asked_again_after_a_while(settings, fake_github):
@@ -312,7 +361,17 @@ async def test_a_repos_installation_is_asked_again_after_a_while(settings, fake_
         app = GitHubApp(settings, session, clock=lambda: now[0])
         assert await app.installation_for_repo("Codertocat/Hello-World") == INSTALLATION_ID
         fake_github.installations["Codertocat/Hello-World"] = 99
-        assert await app.installation_for_repo("Codertocat/Hello-World") == INSTALLATION_ID   # cached
+        assert await app.installation_for_repo("Codertocat/Hello-World") == INSTALLATION_ID  # cached
         now[0] += INSTALLATION_TTL + 1
         assert await app.installation_for_repo("Codertocat/Hello-World") == 99
     assert len(fake_github.find("GET", "/installation")) == 2
+
+
+def test_the_app_never_imports_the_handlers():
+    """handlers/ sits beside bot.app: only the composer (the serve command, the tests) brings them in."""
+    code = (
+        "import sys, bot.app.server, bot.app.alerts, bot.app.executor; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'handlers'))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -5,6 +5,7 @@ IntegrationsByEntity (webhook integrations), ServerFeaturesQuery, GetEntityAutom
 (automations by name; GetEntityAutomations on servers with QUERY_AUTOMATIONS_ON_ENTITY),
 then CreateAutomation or UpdateAutomation. `FakeAutomations` answers them as W&B does.
 """
+
 from __future__ import annotations
 
 import base64
@@ -12,14 +13,14 @@ import json
 
 import pytest
 
-from bot.cli import main as cli
-from bot.core.settings import Settings
-from bot.core.errors import BadInput, OperationFailed
+from bot.app.alerts import WANDB_PAYLOAD_TEMPLATE
 from bot.app.wandb_setup import INTEGRATION_NAME, SECRET_NAME, automation_name, create_automation
-from handlers.wandb import WANDB_PAYLOAD_TEMPLATE
+from bot.cli import main as cli
+from bot.core.errors import BadInput, OperationFailed
+from bot.core.settings import Settings
 from tests.support.fake_wandb import FakeWandb, GraphQLError
 
-KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"   # 40 characters, like a real key
+KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"  # 40 characters, like a real key
 SECRET = "webhook-s3cret-value"
 PROJECT = "vision"
 URL = "https://bot.example.com/webhooks/wandb"
@@ -37,15 +38,23 @@ class FakeAutomations:
         self.server = server
         self.integrations: list[dict] = []
         self.triggers: list[dict] = []
-        server.extra_operations.update({
-            "GetProject": self._project, "IntegrationsByEntity": self._integrations,
-            "GetEntityAutomationsLegacy": self._automations, "CreateAutomation": self._create,
-            "UpdateAutomation": self._update,
-        })
+        server.extra_operations.update(
+            {
+                "GetProject": self._project,
+                "IntegrationsByEntity": self._integrations,
+                "GetEntityAutomationsLegacy": self._automations,
+                "CreateAutomation": self._create,
+                "UpdateAutomation": self._update,
+            }
+        )
 
     def add_integration(self, name: str, url: str) -> dict:
-        node = {"__typename": "GenericWebhookIntegration", "id": _gid("Integration", len(self.integrations) + 1),
-                "name": name, "urlEndpoint": url}
+        node = {
+            "__typename": "GenericWebhookIntegration",
+            "id": _gid("Integration", len(self.integrations) + 1),
+            "name": name,
+            "urlEndpoint": url,
+        }
         self.integrations.append(node)
         return node
 
@@ -56,9 +65,17 @@ class FakeAutomations:
     def _project(self, variables: dict) -> dict:
         if (variables["entity"], variables["name"]) not in self.server.projects:
             return {"project": None}
-        return {"project": {"__typename": "Project", "id": self.project_id(variables["name"]),
-                            "name": variables["name"], "entityName": variables["entity"],
-                            "createdAt": "2024-01-01T00:00:00", "isBenchmark": False, "user": None}}
+        return {
+            "project": {
+                "__typename": "Project",
+                "id": self.project_id(variables["name"]),
+                "name": variables["name"],
+                "entityName": variables["entity"],
+                "createdAt": "2024-01-01T00:00:00",
+                "isBenchmark": False,
+                "user": None,
+            }
+        }
 
     def _integrations(self, variables: dict) -> dict:
         edges = [{"node": node} for node in self.integrations] if variables["entity"] == self.server.entity else []
@@ -66,16 +83,22 @@ class FakeAutomations:
 
     def _automations(self, variables: dict) -> dict:
         projects = sorted(p for e, p in self.server.projects if e == variables["entity"])
-        nodes = [{"__typename": "Project", "triggers": [t for t in self.triggers if t["scope"]["name"] == p]}
-                 for p in projects]
+        nodes = [
+            {"__typename": "Project", "triggers": [t for t in self.triggers if t["scope"]["name"] == p]}
+            for p in projects
+        ]
         return {"scope": {"projects": {"pageInfo": _PAGE, "edges": [{"node": n} for n in nodes]}}}
 
     def _create(self, variables: dict) -> dict:
         given = variables["input"]
         if any(t["name"] == given["name"] for t in self.triggers):
             raise GraphQLError(f"trigger {given['name']} already exists")
-        trigger = {"__typename": "Trigger", "id": _gid("Trigger", len(self.triggers) + 1),
-                   "createdAt": "2024-01-01T00:00:00", "updatedAt": None}
+        trigger = {
+            "__typename": "Trigger",
+            "id": _gid("Trigger", len(self.triggers) + 1),
+            "createdAt": "2024-01-01T00:00:00",
+            "updatedAt": None,
+        }
         self.triggers.append(self._apply(trigger, given))
         return {"result": {"trigger": trigger}}
 
@@ -91,15 +114,25 @@ class FakeAutomations:
         scope_name = next(p for e, p in self.server.projects if self.project_id(p) == given["scopeID"])
         hook_input = given["triggeredActionConfig"]["genericWebhookActionInput"]
         hook = next(h for h in self.integrations if h["id"] == hook_input["integrationID"])
-        trigger.update({
-            "name": given.get("name") or trigger["name"], "description": given.get("description"),
-            "enabled": given.get("enabled", True), "updatedAt": given.get("updatedAt"),
-            "scope": {"__typename": "Project", "id": given["scopeID"], "name": scope_name},
-            "event": {"__typename": "FilterEventTriggeringCondition", "eventType": given["triggeringEventType"],
-                      "filter": given["eventFilter"]},
-            "action": {"__typename": "GenericWebhookTriggeredAction", "integration": hook,
-                       "requestPayload": hook_input["requestPayload"]},
-        })
+        trigger.update(
+            {
+                "name": given.get("name") or trigger["name"],
+                "description": given.get("description"),
+                "enabled": given.get("enabled", True),
+                "updatedAt": given.get("updatedAt"),
+                "scope": {"__typename": "Project", "id": given["scopeID"], "name": scope_name},
+                "event": {
+                    "__typename": "FilterEventTriggeringCondition",
+                    "eventType": given["triggeringEventType"],
+                    "filter": given["eventFilter"],
+                },
+                "action": {
+                    "__typename": "GenericWebhookTriggeredAction",
+                    "integration": hook,
+                    "requestPayload": hook_input["requestPayload"],
+                },
+            }
+        )
         return trigger
 
 
@@ -123,8 +156,7 @@ def automations(server) -> FakeAutomations:
 
 
 def settings_for(server: FakeWandb, **overrides) -> Settings:
-    return Settings(**{"wandb_api_key": KEY, "wandb_base_url": server.url, "wandb_webhook_secret": SECRET,
-                       **overrides})
+    return Settings(**{"wandb_api_key": KEY, "wandb_base_url": server.url, "wandb_webhook_secret": SECRET, **overrides})
 
 
 def setup(server: FakeWandb, url: str = URL) -> str:
@@ -153,7 +185,7 @@ def test_creates_a_failed_run_automation_that_sends_the_payload_template(server,
 
 
 def test_a_second_run_reuses_the_integration_and_creates_no_duplicate(server, automations):
-    automations.add_integration(INTEGRATION_NAME, URL + "/")   # the same endpoint, written with a slash
+    automations.add_integration(INTEGRATION_NAME, URL + "/")  # the same endpoint, written with a slash
 
     setup(server)
     again = setup(server)
@@ -200,8 +232,9 @@ def test_an_unknown_project_is_bad_input(server, automations):
         create_automation(settings_for(server), entity=server.entity, project="nope", url=URL)
 
 
-@pytest.mark.parametrize("missing, variable", [("wandb_api_key", "WANDB_API_KEY"),
-                                               ("wandb_webhook_secret", "WANDB_WEBHOOK_SECRET")])
+@pytest.mark.parametrize(
+    "missing, variable", [("wandb_api_key", "WANDB_API_KEY"), ("wandb_webhook_secret", "WANDB_WEBHOOK_SECRET")]
+)
 def test_the_command_needs_the_key_and_the_secret(server, monkeypatch, capsys, missing, variable):
     env = {"WANDB_API_KEY": KEY, "WANDB_BASE_URL": server.url, "WANDB_WEBHOOK_SECRET": SECRET}
     for name, value in env.items():

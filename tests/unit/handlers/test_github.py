@@ -1,4 +1,5 @@
 """GitHub handlers dispatched through the real router, with real gidgethub against the fake GitHub."""
+
 from __future__ import annotations
 
 import logging
@@ -8,8 +9,10 @@ import pytest
 from gidgethub import sansio
 
 import handlers
-from bot.app.forge import DIAGNOSING, GitHubForge, job_marker
+from bot.app.forge import GitHubForge
 from bot.app.github_auth import GitHubApp
+from bot.app.jobs import FixJob
+from bot.app.messages import DIAGNOSING, job_marker
 from handlers.github import parse_command
 from tests.support.fake_github import INSTALLATION_ID, app_key, example, fake_github, pr_comment, queue, settings  # noqa: F401
 
@@ -35,17 +38,26 @@ async def dispatch(event, gh, queue, **kw):
     await handlers.router.dispatch(event, gh, queue=queue, **kw)
 
 
+def fix_job(branch: str, delivery: str) -> FixJob:
+    return FixJob(
+        repo=REPO, branch=branch, clone_url=f"https://github.com/{REPO}.git", installation_id=1, delivery_id=delivery
+    )
+
+
 def replies(fake):
     return [c.body["body"] for c in fake.find("POST", "/issues/1/comments")]
 
 
-@pytest.mark.parametrize("body, expected", [
-    ("/fix-and-relaunch", (False, None)),
-    ("  /fix-and-relaunch --dry-run", (True, None)),
-    ("/fix-and-relaunch lower the lr --dry-run please", (True, "lower the lr  please")),
-    ("/fix-and-relaunch\nthe data path moved to /mnt/data", (False, "the data path moved to /mnt/data")),
-    ("/fix-and-relaunch --dry-runner", (False, "--dry-runner")),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ("/fix-and-relaunch", (False, None)),
+        ("  /fix-and-relaunch --dry-run", (True, None)),
+        ("/fix-and-relaunch lower the lr --dry-run please", (True, "lower the lr  please")),
+        ("/fix-and-relaunch\nthe data path moved to /mnt/data", (False, "the data path moved to /mnt/data")),
+        ("/fix-and-relaunch --dry-runner", (False, "--dry-runner")),
+    ],
+)
 def test_parse_command(body, expected):
     command = parse_command(body)
     assert (command.dry_run, command.hint) == expected
@@ -79,14 +91,16 @@ async def test_contributor_with_write_permission_is_allowed(gh, fake_github, que
     fake_github.permissions["ada"] = "maintain"
     await dispatch(comment_event(fake_github, association="CONTRIBUTOR", login="ada"), gh, queue)
     [job] = queue.jobs()
-    assert job["requested_by"] == "ada" and replies(fake_github) == []
+    assert job.fix.requested_by == "ada" and replies(fake_github) == []
 
 
 @pytest.mark.parametrize("association", ["MEMBER", "COLLABORATOR"])
-@pytest.mark.parametrize("permission, allowed", [("read", False), ("triage", False), (None, False),
-                                                 ("write", True), ("admin", True)])
-async def test_member_and_collaborator_are_checked_not_trusted(gh, fake_github, queue, association, permission,
-                                                               allowed):
+@pytest.mark.parametrize(
+    "permission, allowed", [("read", False), ("triage", False), (None, False), ("write", True), ("admin", True)]
+)
+async def test_member_and_collaborator_are_checked_not_trusted(
+    gh, fake_github, queue, association, permission, allowed
+):
     """MEMBER is any org member, COLLABORATOR includes read and triage: the permission decides."""
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
     if permission:
@@ -104,10 +118,13 @@ async def test_owner_needs_no_permission_lookup(gh, fake_github, queue):
     assert fake_github.find("GET", "/permission") == [] and len(queue.jobs()) == 1
 
 
-@pytest.mark.parametrize("kw", [
-    {"user_type": "Bot", "login": "some-app[bot]"},
-    {"body": "/fix-and-relaunch\n<!-- fix-and-relaunch:job=3 -->"},
-])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        {"user_type": "Bot", "login": "some-app[bot]"},
+        {"body": "/fix-and-relaunch\n<!-- fix-and-relaunch:job=3 -->"},
+    ],
+)
 async def test_bots_and_own_comments_are_ignored(gh, fake_github, queue, kw):
     await dispatch(comment_event(fake_github, **kw), gh, queue)
     assert fake_github.calls == [] and queue.jobs() == []
@@ -125,8 +142,9 @@ async def test_plain_issue_and_plain_comment_are_ignored(gh, fake_github, queue)
 
 
 async def test_fork_without_maintainer_edits_is_explained(gh, fake_github, queue):
-    fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="b" * 40, head_repo="alice/Hello-World",
-                         maintainer_can_modify=False)
+    fake_github.add_pull(
+        REPO, 1, head_ref="exp-a", head_sha="b" * 40, head_repo="alice/Hello-World", maintainer_can_modify=False
+    )
     await dispatch(comment_event(fake_github), gh, queue)
     [reply] = replies(fake_github)
     assert "<!-- fix-and-relaunch:fork -->" in reply and "alice:exp-a" in reply
@@ -138,8 +156,11 @@ async def test_pushable_fork_queues_a_job_on_the_fork(gh, fake_github, queue, pu
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="b" * 40, head_repo="alice/Hello-World", **pull)
     await dispatch(comment_event(fake_github), gh, queue)
     [job] = queue.jobs()
-    assert (job.repo, job["base_repo"], job["clone_url"]) == (
-        "alice/Hello-World", REPO, "https://github.com/alice/Hello-World.git")
+    assert (job.repo, job.fix.base_repo, job.fix.clone_url) == (
+        "alice/Hello-World",
+        REPO,
+        "https://github.com/alice/Hello-World.git",
+    )
 
 
 async def test_busy_branch_gets_a_reply_not_a_second_job(gh, fake_github, queue):
@@ -158,12 +179,12 @@ async def test_replayed_comment_under_a_new_delivery_id_is_ignored(gh, fake_gith
     await dispatch(comment_event(fake_github, delivery="d-replayed"), gh, queue)
     assert len(fake_github.calls) == calls  # no second 👀, no busy reply
     [job] = queue.jobs()
-    assert job["comment_id"] == 492700400
+    assert job.fix.comment_id == 492700400
 
 
 async def test_closed_pull_request_drops_queued_jobs_and_cleans_up(gh, fake_github, queue):
-    other = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "other", "delivery_id": "x"}).job_id
-    mine = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "changes", "delivery_id": "y"}).job_id
+    other = queue.enqueue(fix_job("other", delivery="x")).job_id
+    mine = queue.enqueue(fix_job("changes", delivery="y")).job_id
     cleaned = []
 
     async def cleanup(repo, branch):
@@ -174,8 +195,9 @@ async def test_closed_pull_request_drops_queued_jobs_and_cleans_up(gh, fake_gith
     await dispatch(sansio.Event(data, event="pull_request", delivery_id="d"), gh, queue, cleanup=cleanup)
     assert queue.get(mine).status == "cancelled" and queue.get(other).status == "queued"
     assert cleaned == [(REPO, "changes")]
-    opened = sansio.Event(example("pull_request/opened.payload.json", fake_github.url), event="pull_request",
-                          delivery_id="e")
+    opened = sansio.Event(
+        example("pull_request/opened.payload.json", fake_github.url), event="pull_request", delivery_id="e"
+    )
     await dispatch(opened, gh, queue, cleanup=cleanup)
     assert len(cleaned) == 1
 
@@ -188,7 +210,7 @@ def closed_event(fake, branch="changes"):
 
 
 async def test_closed_pull_request_keeps_the_worktree_of_a_running_job(gh, fake_github, queue, caplog):
-    running = queue.enqueue({"kind": "fix", "repo": REPO, "branch": "changes", "delivery_id": "y"}).job_id
+    running = queue.enqueue(fix_job("changes", delivery="y")).job_id
     queue.claim()
     cleaned = []
     with caplog.at_level(logging.INFO, logger="handlers.github"):
@@ -247,10 +269,15 @@ async def test_check_run_react_and_reply(gh, fake_github):
     forge = GitHubForge(gh)
     await forge.create_check_run(REPO, "c" * 40, "in_progress", title="Relaunched", summary="waiting")
     [created] = fake_github.find("POST", f"/repos/{REPO}/check-runs")
-    assert created.body == {"name": "fix-and-relaunch", "head_sha": "c" * 40, "status": "in_progress",
-                            "output": {"title": "Relaunched", "summary": "waiting"}}
-    by_url = await forge.create_check_run(f"{fake_github.url}/repos/{REPO}", "d" * 40, conclusion="failure",
-                                          title="Gave up")
+    assert created.body == {
+        "name": "fix-and-relaunch",
+        "head_sha": "c" * 40,
+        "status": "in_progress",
+        "output": {"title": "Relaunched", "summary": "waiting"},
+    }
+    by_url = await forge.create_check_run(
+        f"{fake_github.url}/repos/{REPO}", "d" * 40, conclusion="failure", title="Gave up"
+    )
     assert by_url["conclusion"] == "failure" and by_url["status"] == "completed"
     await forge.react(f"{fake_github.url}/repos/{REPO}/issues/comments/5/reactions", "rocket")
     await forge.reply(f"{fake_github.url}/repos/{REPO}/issues/1/comments", "hello")

@@ -4,13 +4,13 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from bot.core.errors import BadInput, OperationFailed
-from bot.store.runs import MIGRATIONS, RunRecord, StateStore
+from bot.store.db import MIGRATIONS
+from bot.store.runs import RunRecord, StateStore
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -29,8 +29,14 @@ def test_open_creates_dir_db_in_wal_mode_at_latest_version(tmp_path: Path):
 
 
 def test_add_get_update_roundtrip(store: StateStore):
-    record = store.add_run(repo="/src/exp", branch="exp-a", commit="abc123", backend="local",
-                           handle={"pid": 12, "start_time": 99}, log_path=Path("/tmp/x/output.log"))
+    record = store.add_run(
+        repo="/src/exp",
+        branch="exp-a",
+        commit="abc123",
+        backend="local",
+        handle={"pid": 12, "start_time": 99},
+        log_path=Path("/tmp/x/output.log"),
+    )
     assert record.id.startswith("r-") and len(record.id) == 10
     assert record.state == "queued" and record.created_at > 0
 
@@ -106,26 +112,19 @@ def test_records_persist_across_store_instances(tmp_path: Path):
     assert StateStore.open(tmp_path).get_run(record.id) == record
 
 
-def test_a_new_migration_is_applied_once_to_an_existing_db(tmp_path: Path, monkeypatch):
-    StateStore.open(tmp_path).add_run(repo="r", branch="b", backend="local")
-    monkeypatch.setattr("bot.store.runs.MIGRATIONS",
-                        [*MIGRATIONS, ("CREATE TABLE extra (id INTEGER PRIMARY KEY)",)])
-    store = StateStore.open(tmp_path)
-    assert store.schema_version == len(MIGRATIONS) + 1
-    StateStore.open(tmp_path)   # would fail with "table extra already exists" if re-run
-    assert len(store.list_runs()) == 1
-    assert store.connection.execute("SELECT count(*) FROM extra").fetchone()[0] == 0
-
-
 def test_failed_transaction_rolls_back(store: StateStore):
     with pytest.raises(sqlite3.IntegrityError):
         with store.transaction() as conn:
-            conn.execute("INSERT INTO runs (id, repo, branch, backend, state, created_at) "
-                         "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)")
-            conn.execute("INSERT INTO runs (id, repo, branch, backend, state, created_at) "
-                         "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)")
+            conn.execute(
+                "INSERT INTO runs (id, repo, branch, backend, state, created_at) "
+                "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)"
+            )
+            conn.execute(
+                "INSERT INTO runs (id, repo, branch, backend, state, created_at) "
+                "VALUES ('r-1', 'r', 'b', 'local', 'queued', 1)"
+            )
     assert store.list_runs() == []
-    store.add_run(repo="r", branch="b", backend="local")   # the connection is usable again
+    store.add_run(repo="r", branch="b", backend="local")  # the connection is usable again
 
 
 WRITER = """
@@ -146,12 +145,15 @@ for i in range(50):
 
 
 def test_concurrent_writers_in_several_processes_lose_nothing(tmp_path: Path):
-    state_dir = tmp_path / "fresh"   # every process races to create the db and its schema too
+    state_dir = tmp_path / "fresh"  # every process races to create the db and its schema too
     shared_id = "r-shared00"
-    bootstrap = ("import sys; from bot.store.runs import StateStore; from pathlib import Path; "
-                 "StateStore.open(Path(sys.argv[1])).add_run(id=sys.argv[2], repo='r', branch='s', backend='local')")
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(state_dir), str(w), shared_id], cwd=ROOT)
-               for w in range(4)]
+    bootstrap = (
+        "import sys; from bot.store.runs import StateStore; from pathlib import Path; "
+        "StateStore.open(Path(sys.argv[1])).add_run(id=sys.argv[2], repo='r', branch='s', backend='local')"
+    )
+    writers = [
+        subprocess.Popen([sys.executable, "-c", WRITER, str(state_dir), str(w), shared_id], cwd=ROOT) for w in range(4)
+    ]
     # Writers wait for the shared run before merging into it; create it while they start up.
     subprocess.run([sys.executable, "-c", bootstrap, str(state_dir), shared_id], cwd=ROOT, check=True)
     assert [p.wait(timeout=120) for p in writers] == [0, 0, 0, 0]
@@ -174,42 +176,21 @@ def test_record_to_json_is_plain(store: StateStore):
 
 
 def test_record_as_run_info(store: StateStore):
-    record = store.add_run(repo="r", branch="b", commit="abc", backend="local", state="failed",
-                           exit_code=2, started_at=10.0, ended_at=20.0, wandb_run_path="/w/run-x")
+    record = store.add_run(
+        repo="r",
+        branch="b",
+        commit="abc",
+        backend="local",
+        state="failed",
+        exit_code=2,
+        started_at=10.0,
+        ended_at=20.0,
+        wandb_run_path="/w/run-x",
+    )
     info = record.to_run_info()
     assert (info.id, info.state, info.branch, info.commit, info.exit_code) == (record.id, "failed", "b", "abc", 2)
     assert (info.updated_at, info.path, info.source) == (20.0, "/w/run-x", "launcher")
     assert (info.record_id, info.log_path) == (record.id, record.log_path)
-
-
-OPENER = """
-import sys, time
-from pathlib import Path
-from bot.app.queue import Queue
-from bot.store.runs import StateStore
-kind, state_dir, go = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-while not go.exists():
-    time.sleep(0.001)
-if kind == "queue":
-    Queue(state_dir / "state.db").enqueue({"kind": "fix", "repo": "r", "branch": sys.argv[4]})
-else:
-    StateStore.open(state_dir).add_run(repo="r", branch=sys.argv[4], backend="local")
-"""
-
-
-def test_the_queue_and_the_run_store_create_one_database_together(tmp_path: Path):
-    """The server's queue and a command's run store share state.db; both may be first."""
-    for n_round in range(3):
-        state_dir, go = tmp_path / f"fresh{n_round}", tmp_path / f"go{n_round}"
-        state_dir.mkdir()
-        procs = [subprocess.Popen([sys.executable, "-c", OPENER, kind, str(state_dir), str(go), f"b{n}"],
-                                  cwd=ROOT, stderr=subprocess.PIPE, text=True)
-                 for n, kind in enumerate(["queue", "store"] * 3)]
-        time.sleep(0.5)   # all started and waiting: then they open the new file at once
-        go.touch()
-        results = [(p.wait(timeout=120), p.stderr.read()) for p in procs]
-        assert all(code == 0 for code, _ in results), [err for _, err in results]
-        assert len(StateStore.open(state_dir).list_runs()) == 3
 
 
 def test_add_run_unless_active_refuses_a_second_active_run_of_the_branch(store: StateStore):

@@ -1,0 +1,295 @@
+"""The server's jobs as typed objects: what each trigger asks for, and a job as the queue holds it.
+
+A job's payload is stored as JSON. The keys are those of earlier releases, so a job queued
+before an upgrade still runs after it; code reads the payload by attribute.
+
+- `FixJob`: fix one PR branch. Built by `FixJob.for_comment` (a `/fix-and-relaunch` comment)
+  or `FixJob.for_failed_run` (a failed W&B run placed on a PR by an alert).
+- `AlertJob`: a W&B run-failure alert, resolved by a worker into fix jobs. Built by
+  `AlertJob.from_payload` from the webhook's body.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any, ClassVar
+
+from gidgethub import sansio
+
+# The body a W&B webhook automation must send; `${…}` are W&B's payload variables.
+WANDB_PAYLOAD_TEMPLATE = (
+    '{"event_type": "${event_type}", "entity": "${entity_name}", '
+    '"project": "${project_name}", "author": "${event_author}"}'
+)
+RUN_EVENTS = frozenset({"RUN_STATE", "RUN_STATE_CHANGED", "RUN_FAILED"})
+ALERT_REQUESTER = "wandb"  # `requested_by` of a fix job an alert made
+
+
+class TextEnum(str, Enum):
+    """An enum that compares, formats and serialises as its value: the text the database stores."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+
+class JobKind(TextEnum):
+    FIX = "fix"
+    WANDB_ALERT = "wandb_alert"
+
+
+class JobStatus(TextEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def branch_lane(repo: str, branch: str) -> str:
+    """The lane of a branch's fix jobs: one active job per repo and branch."""
+    return f"branch:{repo}#{branch}"
+
+
+class BadPayload(ValueError):
+    """The body is JSON but not a usable W&B alert; the server answers 400."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """What a `/fix-and-relaunch` comment asks for."""
+
+    dry_run: bool = False
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class FixJob:
+    """Fix the head branch of a pull request. Optional fields are those a trigger may not know."""
+
+    kind: ClassVar[JobKind] = JobKind.FIX
+
+    repo: str  # the head repository, where the branch lives and is pushed
+    branch: str
+    clone_url: str  # used unless settings.github_git_url says otherwise
+    installation_id: int  # a worker asks for a token with it; never a stored token
+    base_repo: str | None = None  # where the PR, its comments and check runs live
+    pr: int | None = None
+    pr_url: str | None = None
+    comments_url: str | None = None
+    head_sha: str | None = None  # the commit the requester saw
+    run_id: str | None = None  # the failed W&B run an alert placed on the PR
+    run_path: str | None = None
+    delivery_id: str | None = None
+    comment_id: int | None = None
+    dry_run: bool = False
+    hint: str | None = None
+    requested_by: str | None = None
+
+    @classmethod
+    def for_comment(cls, event: sansio.Event, pr: dict[str, Any], command: Command) -> FixJob:
+        """The job of a `/fix-and-relaunch` comment on `pr` (the pull request as GitHub gives it)."""
+        data, head = event.data, pr["head"]
+        return cls(
+            repo=head["repo"]["full_name"],
+            base_repo=data["repository"]["full_name"],
+            clone_url=head["repo"]["clone_url"],
+            installation_id=data["installation"]["id"],
+            pr=pr["number"],
+            pr_url=pr["url"],
+            comments_url=data["issue"]["comments_url"],
+            branch=head["ref"],
+            head_sha=head["sha"],
+            delivery_id=event.delivery_id,
+            comment_id=data["comment"]["id"],
+            dry_run=command.dry_run,
+            hint=command.hint,
+            requested_by=data["comment"]["user"]["login"],
+        )
+
+    @classmethod
+    def for_failed_run(cls, run: dict[str, Any], pr: dict[str, Any], installation_id: int) -> FixJob:
+        """The job of a failed W&B run (id, path, commit) placed on the open pull request `pr`."""
+        head = pr["head"]
+        return cls(
+            repo=head["repo"]["full_name"],
+            base_repo=pr["base"]["repo"]["full_name"],
+            clone_url=head["repo"]["clone_url"],
+            installation_id=installation_id,
+            pr=pr["number"],
+            pr_url=pr["url"],
+            comments_url=pr["comments_url"],
+            branch=head["ref"],
+            head_sha=run.get("commit"),
+            run_id=run.get("id"),
+            run_path=run["path"],
+            requested_by=ALERT_REQUESTER,
+        )
+
+    @property
+    def from_alert(self) -> bool:
+        return self.requested_by == ALERT_REQUESTER
+
+    @property
+    def check_repo(self) -> str:
+        """Where check runs go: the PR's repository."""
+        return self.base_repo or self.repo
+
+    @property
+    def lane(self) -> str:
+        return branch_lane(self.repo, self.branch)
+
+    def to_json(self) -> dict[str, Any]:
+        """The payload as earlier releases wrote it: trigger-specific keys only when set."""
+        data: dict[str, Any] = {
+            "kind": self.kind.value,
+            "repo": self.repo,
+            "base_repo": self.base_repo,
+            "clone_url": self.clone_url,
+            "installation_id": self.installation_id,
+            "pr": self.pr,
+            "pr_url": self.pr_url,
+            "comments_url": self.comments_url,
+            "branch": self.branch,
+            "head_sha": self.head_sha,
+        }
+        if self.run_path is not None:
+            data.update(run_id=self.run_id, run_path=self.run_path)
+        data["delivery_id"] = self.delivery_id
+        if self.comment_id is not None:
+            data["comment_id"] = self.comment_id
+        data.update(dry_run=self.dry_run, hint=self.hint, requested_by=self.requested_by)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> FixJob:
+        return cls(
+            repo=data["repo"],
+            branch=data["branch"],
+            clone_url=data["clone_url"],
+            installation_id=data["installation_id"],
+            base_repo=data.get("base_repo"),
+            pr=data.get("pr"),
+            pr_url=data.get("pr_url"),
+            comments_url=data.get("comments_url"),
+            head_sha=data.get("head_sha"),
+            run_id=data.get("run_id"),
+            run_path=data.get("run_path"),
+            delivery_id=data.get("delivery_id"),
+            comment_id=data.get("comment_id"),
+            dry_run=bool(data.get("dry_run")),
+            hint=data.get("hint"),
+            requested_by=data.get("requested_by"),
+        )
+
+
+@dataclass(frozen=True)
+class AlertJob:
+    """A W&B alert: the failed runs of `entity/project` (maybe naming one) await placing on PRs."""
+
+    kind: ClassVar[JobKind] = JobKind.WANDB_ALERT
+
+    entity: str
+    project: str
+    run_path: str | None = None
+    author: str | None = None
+
+    @classmethod
+    def from_payload(cls, payload: Any) -> AlertJob | None:
+        """The job of a W&B webhook body; None for events the bot does not act on.
+
+        Raises BadPayload when the body cannot be an alert (e.g. the template's variables
+        were left unfilled)."""
+        if not isinstance(payload, dict):
+            raise BadPayload("the payload must be a JSON object")
+        if payload.get("event_type") not in RUN_EVENTS:
+            return None
+        entity, project, run_path = payload.get("entity"), payload.get("project"), payload.get("run_path")
+        entity, project = _name("entity", entity), _name("project", project)
+        if run_path is not None and (not isinstance(run_path, str) or run_path.count("/") != 2):
+            raise BadPayload("'run_path' must look like entity/project/runid")
+        return cls(entity=entity, project=project, run_path=run_path, author=payload.get("author"))
+
+    @property
+    def lane(self) -> str:
+        """One waiting alert per W&B project."""
+        return f"wandb:{self.entity}/{self.project}"
+
+    @property
+    def repo(self) -> None:
+        """An alert names no repository until a worker places its runs."""
+        return None
+
+    @property
+    def branch(self) -> None:
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "entity": self.entity,
+            "project": self.project,
+            "run_path": self.run_path,
+            "author": self.author,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AlertJob:
+        return cls(
+            entity=data["entity"], project=data["project"], run_path=data.get("run_path"), author=data.get("author")
+        )
+
+
+def _name(what: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip() or "$" in value:
+        raise BadPayload(f"'{what}' must name the W&B {what} (payload template: {WANDB_PAYLOAD_TEMPLATE})")
+    return value.strip()
+
+
+Payload = FixJob | AlertJob
+PAYLOADS: dict[JobKind, type[FixJob] | type[AlertJob]] = {JobKind.FIX: FixJob, JobKind.WANDB_ALERT: AlertJob}
+
+
+def payload_from_json(kind: str, data: dict[str, Any]) -> Payload:
+    """A stored payload as its typed object; `kind` is the job's kind column."""
+    return PAYLOADS[JobKind(kind)].from_json(data)
+
+
+@dataclass(frozen=True)
+class Job:
+    """A job as the queue holds it: its id and status, and what it was asked to do."""
+
+    id: int
+    status: JobStatus
+    payload: Payload
+    tries: int = 0
+    error: str | None = None
+
+    @property
+    def kind(self) -> JobKind:
+        return self.payload.kind
+
+    @property
+    def repo(self) -> str | None:
+        return self.payload.repo
+
+    @property
+    def branch(self) -> str | None:
+        return self.payload.branch
+
+    @property
+    def fix(self) -> FixJob:
+        """The payload of a fix job; TypeError for an alert."""
+        if not isinstance(self.payload, FixJob):
+            raise TypeError(f"job {self.id} is a {self.kind} job, not a fix job")
+        return self.payload
+
+    @property
+    def alert(self) -> AlertJob:
+        """The payload of an alert job; TypeError for a fix job."""
+        if not isinstance(self.payload, AlertJob):
+            raise TypeError(f"job {self.id} is a {self.kind} job, not an alert job")
+        return self.payload

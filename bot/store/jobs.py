@@ -1,0 +1,184 @@
+"""The job queue's tables, in the state database: `jobs`, `deliveries`, `job_steps`, `branch_attempts`.
+
+SQL only: each function runs its statements on the connection it is given, so a caller
+combines several in one transaction (`Database.transaction()`). What the rows mean — dedupe,
+lanes, statuses — is `bot.app.queue`'s business. Payloads and step data are JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class JobRow:
+    id: int
+    kind: str
+    repo: str | None
+    branch: str | None
+    lane: str
+    status: str
+    payload: dict[str, Any]
+    tries: int
+    cancel_requested: bool
+    error: str | None
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRow:
+        return cls(
+            id=row["id"],
+            kind=row["kind"],
+            repo=row["repo"],
+            branch=row["branch"],
+            lane=row["lane"],
+            status=row["status"],
+            payload=json.loads(row["payload"]),
+            tries=row["tries"],
+            cancel_requested=bool(row["cancel_requested"]),
+            error=row["error"],
+        )
+
+
+def _marks(values: tuple[Any, ...]) -> str:
+    return ",".join("?" * len(values))
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+def insert_job(
+    conn: sqlite3.Connection, *, kind: str, repo: str | None, branch: str | None, lane: str, payload: dict[str, Any]
+) -> int:
+    now = time.time()
+    cursor = conn.execute(
+        "INSERT INTO jobs (kind, repo, branch, lane, payload, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (kind, repo, branch, lane, json.dumps(payload), now, now),
+    )
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def get_job(conn: sqlite3.Connection, job_id: int) -> JobRow | None:
+    row = conn.execute("SELECT * FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    return JobRow.from_row(row) if row else None
+
+
+def first_job(conn: sqlite3.Connection, statuses: tuple[str, ...], lane: str | None = None) -> JobRow | None:
+    """The oldest job in one of `statuses` (in `lane`, when given)."""
+    where, params = _where(statuses, lane)
+    row = conn.execute(f"SELECT * FROM jobs WHERE {where} ORDER BY id LIMIT 1", params).fetchone()
+    return JobRow.from_row(row) if row else None
+
+
+def job_ids(conn: sqlite3.Connection, status: str, lane: str | None = None) -> list[int]:
+    where, params = _where((status,), lane)
+    return [row["id"] for row in conn.execute(f"SELECT id FROM jobs WHERE {where} ORDER BY id", params)]
+
+
+def list_jobs(conn: sqlite3.Connection, status: str | None = None) -> list[JobRow]:
+    if status is None:
+        rows = conn.execute("SELECT * FROM jobs ORDER BY id").fetchall()
+    else:
+        rows = conn.execute("SELECT * FROM jobs WHERE status = ? ORDER BY id", (status,)).fetchall()
+    return [JobRow.from_row(row) for row in rows]
+
+
+def count_by_status(conn: sqlite3.Connection) -> dict[str, int]:
+    rows = conn.execute("SELECT status, COUNT(*) AS n FROM jobs GROUP BY status").fetchall()
+    return {row["status"]: row["n"] for row in rows}
+
+
+def start_job(conn: sqlite3.Connection, job_id: int, status: str) -> None:
+    """Move a claimed job to `status` and count the try."""
+    conn.execute(
+        "UPDATE jobs SET status = ?, tries = tries + 1, updated_at = ? WHERE id = ?", (status, time.time(), job_id)
+    )
+
+
+def set_status(conn: sqlite3.Connection, job_id: int, status: str, error: str | None, *, unless: str) -> None:
+    """Set a job's status and error, unless it is in status `unless`."""
+    conn.execute(
+        "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
+        (status, error, time.time(), job_id, unless),
+    )
+
+
+def move_jobs(conn: sqlite3.Connection, from_status: str, to_status: str, lane: str | None = None) -> None:
+    """Every job in `from_status` (in `lane`, when given) goes to `to_status`."""
+    where, params = _where((from_status,), lane)
+    conn.execute(f"UPDATE jobs SET status = ?, updated_at = ? WHERE {where}", (to_status, time.time(), *params))
+
+
+def request_cancel(conn: sqlite3.Connection, lane: str, status: str) -> None:
+    """Flag the lane's jobs in `status`: they stop at their next step."""
+    conn.execute(
+        "UPDATE jobs SET cancel_requested = 1, updated_at = ? WHERE lane = ? AND status = ?",
+        (time.time(), lane, status),
+    )
+
+
+def _where(statuses: tuple[str, ...], lane: str | None) -> tuple[str, tuple[Any, ...]]:
+    where, params = f"status IN ({_marks(statuses)})", tuple(statuses)
+    if lane is None:
+        return where, params
+    return f"lane = ? AND {where}", (lane, *params)
+
+
+# -- deliveries: what was already acted on ---------------------------------------------
+
+
+def seen_keys(conn: sqlite3.Connection, keys: Iterable[str]) -> list[str]:
+    """Those of `keys` already recorded."""
+    return [key for key in keys if conn.execute("SELECT 1 FROM deliveries WHERE delivery_id = ?", (key,)).fetchone()]
+
+
+def remember(conn: sqlite3.Connection, keys: Iterable[str], job_id: int | None, outcome: str) -> None:
+    """Record `keys` with what became of them; a key already recorded keeps its first record."""
+    now = time.time()
+    conn.executemany(
+        "INSERT OR IGNORE INTO deliveries (delivery_id, job_id, outcome, received_at) VALUES (?, ?, ?, ?)",
+        [(key, job_id, outcome, now) for key in keys],
+    )
+
+
+# -- steps: what a job already did -----------------------------------------------------
+
+
+def save_step(conn: sqlite3.Connection, job_id: int, step: str, data: Any) -> None:
+    conn.execute(
+        "INSERT OR REPLACE INTO job_steps (job_id, step, data, recorded_at) VALUES (?, ?, ?, ?)",
+        (job_id, step, json.dumps(data), time.time()),
+    )
+
+
+def load_steps(conn: sqlite3.Connection, job_id: int) -> dict[str, Any]:
+    """A job's steps in the order they were recorded."""
+    rows = conn.execute(
+        "SELECT step, data FROM job_steps WHERE job_id = ? ORDER BY recorded_at, rowid", (job_id,)
+    ).fetchall()
+    return {row["step"]: json.loads(row["data"]) for row in rows}
+
+
+# -- the attempt budget of a branch ------------------------------------------------------
+
+
+def attempts(conn: sqlite3.Connection, repo: str, branch: str) -> int:
+    row = conn.execute("SELECT attempts FROM branch_attempts WHERE repo = ? AND branch = ?", (repo, branch)).fetchone()
+    return int(row["attempts"]) if row else 0
+
+
+def add_attempt(conn: sqlite3.Connection, repo: str, branch: str) -> None:
+    conn.execute(
+        "INSERT INTO branch_attempts (repo, branch, attempts, updated_at) VALUES (?, ?, 1, ?) "
+        "ON CONFLICT (repo, branch) DO UPDATE SET attempts = attempts + 1, updated_at = excluded.updated_at",
+        (repo, branch, time.time()),
+    )
+
+
+def reset_attempts(conn: sqlite3.Connection, repo: str, branch: str) -> None:
+    conn.execute("DELETE FROM branch_attempts WHERE repo = ? AND branch = ?", (repo, branch))

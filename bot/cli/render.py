@@ -12,8 +12,8 @@ def inspection(found: Inspection) -> str:
     """What `diagnose --repo --branch` prints."""
     run = found.run
     parts = [
-        f"Run {run.id} on {run.branch or '?'} — {run.state}"
-        f"{f' (exit code {run.exit_code})' if run.exit_code is not None else ''}",
+        (f"Run {run.id} on {run.branch or '?'} — {run.state}"
+         f"{f' (exit code {run.exit_code})' if run.exit_code is not None else ''}"),
         section("Config", json.dumps(run.config, indent=2, default=str)),
         section("Summary", json.dumps(run.summary, indent=2, default=str)),
         section(f"Last {len(found.history)} history steps", table(found.history)),

@@ -19,7 +19,15 @@ from bot.fixers.patch import PatchError, apply_and_validate
 from bot.loop.comments import Comments, next_step
 from bot.loop.decide import Decision, relaunch_why, unrecorded_commit
 from bot.loop.journal import StepKey, StepLog
-from bot.loop.model import Attempt, Committed, Diagnosed, FixRequest, GiveUp, Outcome, Step
+from bot.loop.model import (
+    Attempt,
+    Committed,
+    Diagnosed,
+    FixRequest,
+    GiveUp,
+    Outcome,
+    Step,
+)
 from bot.loop.ports import LlmSettings, Publisher
 from bot.repo.branch_doc import FixEntry, add_fix_entry
 from bot.repo.workspace import PushRejected, fix_message

@@ -24,9 +24,19 @@ from bot.diagnosis.model import Diagnosis
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.patch import editable
 from bot.fixers.rules import propose_rule_fix
-from bot.loop.journal import StepLog, StepKey
-from bot.loop.model import (NEWER_CODE, RELAUNCH, RELAUNCH_FIXERS, Attempt, Diagnosed, FixRequest, GiveUp, Step,
-                            proposal_from_json, proposal_to_json)
+from bot.loop.journal import StepKey, StepLog
+from bot.loop.model import (
+    NEWER_CODE,
+    RELAUNCH,
+    RELAUNCH_FIXERS,
+    Attempt,
+    Diagnosed,
+    FixRequest,
+    GiveUp,
+    Step,
+    proposal_from_json,
+    proposal_to_json,
+)
 from bot.loop.ports import CommitInfo, History, LlmSettings, Runs
 from bot.runs.model import RunInfo
 

@@ -8,9 +8,10 @@ server's `job_steps` rows and the CLI's `fix-steps/*.json` files keep resuming.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from bot.core.files import write_atomic
 from bot.loop.model import ATTEMPT_STEPS, EFFECT_STEPS, RUN_STEPS, Step

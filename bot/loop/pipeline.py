@@ -21,7 +21,16 @@ from bot.loop.comments import Comments
 from bot.loop.decide import Decider
 from bot.loop.inspect import diagnose_run
 from bot.loop.journal import StepLog
-from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
+from bot.loop.model import (
+    Action,
+    Attempt,
+    Diagnosed,
+    FixRequest,
+    GiveUp,
+    Outcome,
+    Step,
+    run_json,
+)
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier, judge
 from bot.runs.model import FAILED_STATES, RunInfo

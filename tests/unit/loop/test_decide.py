@@ -13,7 +13,13 @@ from bot.loop.journal import StepKey, StepLog
 from bot.loop.model import NEWER_CODE, RELAUNCH, Attempt, FixRequest, GiveUp, Step
 from bot.repo import config as repo_config
 from bot.runs.model import RunInfo
-from tests.unit.loop.fakes import FakeCommit, FakeHistory, FakeRuns, FakeSettings, diagnosed
+from tests.unit.loop.fakes import (
+    FakeCommit,
+    FakeHistory,
+    FakeRuns,
+    FakeSettings,
+    diagnosed,
+)
 
 BRANCH = "exp-a"
 LOWER_LR = FixProposal(fixer="rule:lower-lr", description="lower learning rate", root_cause="lr too high",

@@ -1,9 +1,9 @@
 """What the PR comment does with untrusted text: no mentions, HTML, links or broken code blocks."""
 from __future__ import annotations
 
-from bot.loop import report
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.model import FixProposal
+from bot.loop import report
 
 
 def test_inline_text_cannot_mention_link_or_render_html():

@@ -112,7 +112,7 @@ def test_a_nan_loss_in_a_run_that_already_ended_needs_no_stop():
     runs = FakeRuns()
     runs.add("new-1", ("failed", 2), history=[{"_step": 0, "loss": 1.0}, {"_step": 1, "loss": "NaN"}])
     launcher = FakeLauncher()
-    run, problem = verifier(runs, launcher)[0].watch("new-1")
+    _, problem = verifier(runs, launcher)[0].watch("new-1")
     assert launcher.stopped == [] and problem == "loss is nan at step 1"
 
 

@@ -5,6 +5,7 @@ once the training script called `wandb.init`, a W&B run with the same id (the la
 WANDB_RUN_ID). A script that dies before `wandb.init` leaves only the record, and that is
 still a failed run to diagnose. Runs started by hand appear through the run store alone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """The PR comment at each stage of the loop: report.py's templates filled in from the loop's
 records, and redacted last, just before the text leaves the process."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -18,8 +19,10 @@ def final_step(verified: bool, run: dict[str, Any], verify: dict[str, Any]) -> s
     """What the final comment says about the relaunched run."""
     if verified:
         return f"Verified: the relaunched run logged {run['steps']} steps with a sane loss ({run['state']})."
-    return (f"Not verified yet: the relaunched run logged {run['steps']} of {verify['min_steps']} "
-            f"steps within {verify['timeout']} s and is still {run['state']}.")
+    return (
+        f"Not verified yet: the relaunched run logged {run['steps']} of {verify['min_steps']} "
+        f"steps within {verify['timeout']} s and is still {run['state']}."
+    )
 
 
 def nothing_to_fix(branch: str, run: RunInfo) -> str:
@@ -34,22 +37,43 @@ class Comments:
     def safe(self, text: str) -> str:
         return report.safe(text, self.secrets)
 
-    def fix(self, found: Diagnosed, committed: Committed, attempt: Attempt, step: str,
-            new_run: dict[str, Any] | None) -> str:
-        return self.safe(report.fix_body(
-            proposal=committed.proposal, diagnosis=found.diagnosis, next_step=step, diff=committed.diff,
-            log=found.log_tail, attempt=attempt.number, max_attempts=self.max_attempts,
-            failed_run=run_json(found.run), commit=attempt.commit, new_run=new_run))
+    def fix(
+        self, found: Diagnosed, committed: Committed, attempt: Attempt, step: str, new_run: dict[str, Any] | None
+    ) -> str:
+        return self.safe(
+            report.fix_body(
+                proposal=committed.proposal,
+                diagnosis=found.diagnosis,
+                next_step=step,
+                diff=committed.diff,
+                log=found.log_tail,
+                attempt=attempt.number,
+                max_attempts=self.max_attempts,
+                failed_run=run_json(found.run),
+                commit=attempt.commit,
+                new_run=new_run,
+            )
+        )
 
-    def relaunch(self, found: Diagnosed, number: int, step: str, new_run: dict[str, Any] | None,
-                 why: str) -> str:
-        return self.safe(report.relaunch_body(
-            diagnosis=found.diagnosis, next_step=step, attempt=number, max_attempts=self.max_attempts,
-            failed_run=run_json(found.run), new_run=new_run, why=why))
+    def relaunch(self, found: Diagnosed, number: int, step: str, new_run: dict[str, Any] | None, why: str) -> str:
+        return self.safe(
+            report.relaunch_body(
+                diagnosis=found.diagnosis,
+                next_step=step,
+                attempt=number,
+                max_attempts=self.max_attempts,
+                failed_run=run_json(found.run),
+                new_run=new_run,
+                why=why,
+            )
+        )
 
     def gave_up(self, reason: str, outcome: Outcome) -> str:
-        return self.safe(report.gave_up_body(
-            reason=reason, diagnosis=outcome.diagnosis, attempts=[a.to_json() for a in outcome.attempts]))
+        return self.safe(
+            report.gave_up_body(
+                reason=reason, diagnosis=outcome.diagnosis, attempts=[a.to_json() for a in outcome.attempts]
+            )
+        )
 
     def dry_run(self, proposal: FixProposal, found: Diagnosed, diff: str) -> str:
         return self.safe(report.dry_run_body(proposal=proposal, diagnosis=found.diagnosis, diff=diff))

@@ -5,6 +5,7 @@ Keys are typed (`StepKey`: a `Step`, scoped to the job, one attempt or one run).
 as the strings earlier versions wrote — "target", "3:commit", "deleted:<run id>" — so the
 server's `job_steps` rows and the CLI's `fix-steps/*.json` files keep resuming.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,8 @@ Save = Callable[[str, Any], None]
 @dataclass(frozen=True)
 class StepKey:
     step: Step
-    attempt: int | None = None   # for a per-attempt step
-    run: str | None = None       # for a per-run step: the run it is about
+    attempt: int | None = None  # for a per-attempt step
+    run: str | None = None  # for a per-run step: the run it is about
 
     def __post_init__(self) -> None:
         if (self.attempt is not None) != (self.step in ATTEMPT_STEPS):
@@ -58,7 +59,7 @@ class StepKey:
         return self.attempt is not None and self.step in EFFECT_STEPS
 
 
-Key = StepKey | Step | str   # a plain string must name a known step ("attempts_used")
+Key = StepKey | Step | str  # a plain string must name a known step ("attempts_used")
 
 
 class StepLog:
@@ -66,7 +67,7 @@ class StepLog:
 
     def __init__(self, load: Callable[[], dict[str, Any]] | None = None, save: Save | None = None):
         self._done: dict[StepKey, Any] = {}
-        self._unknown: dict[str, Any] = {}   # rows of steps this version does not know, kept as they are
+        self._unknown: dict[str, Any] = {}  # rows of steps this version does not know, kept as they are
         for name, value in (load() if load else {}).items():
             key = StepKey.parse(name)
             if key is None:
@@ -78,6 +79,7 @@ class StepLog:
     @classmethod
     def in_file(cls, path: Path) -> StepLog:
         """A step log kept in a JSON file, rewritten whole (atomically) after each step."""
+
         def load() -> dict[str, Any]:
             return json.loads(path.read_text()) if path.exists() else {}
 

@@ -9,6 +9,7 @@ them together. Each step with an effect outside the process (commit, push, comme
 is journaled under (job, attempt, step), so a resumed job skips what it already did: it never
 commits, pushes or launches twice.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -16,30 +17,28 @@ from collections.abc import Callable
 from bot.fixers.llm.client import propose_llm_fix
 from bot.fixers.model import FixContext, FixProposal
 from bot.loop import comments, decide, report
-from bot.loop.apply import Applied, Applier, Reporter
+from bot.loop.apply import Applier, Reporter
 from bot.loop.comments import Comments
 from bot.loop.decide import Decider
 from bot.loop.inspect import diagnose_run
 from bot.loop.journal import StepLog
-from bot.loop.model import (
-    Action,
-    Attempt,
-    Diagnosed,
-    FixRequest,
-    GiveUp,
-    Outcome,
-    Step,
-    run_json,
-)
+from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier, judge
 from bot.runs.model import FAILED_STATES, RunInfo
 
 
 class Pipeline:
-    def __init__(self, ctx: RepoContext, *, steps: StepLog | None = None,
-                 reporter: Reporter | None = None, progress: Callable[[str], None] | None = None,
-                 poll: float = 1.0, cancelled: Callable[[], bool] | None = None):
+    def __init__(
+        self,
+        ctx: RepoContext,
+        *,
+        steps: StepLog | None = None,
+        reporter: Reporter | None = None,
+        progress: Callable[[str], None] | None = None,
+        poll: float = 1.0,
+        cancelled: Callable[[], bool] | None = None,
+    ):
         self.ctx = ctx
         self.steps = steps or StepLog()
         self.reporter: Reporter = reporter or (lambda stage, body: None)
@@ -52,8 +51,11 @@ class Pipeline:
         # A resumed job works on the run it started with, not whatever is newest now.
         failed = self.runs.get(self.steps.once(Step.TARGET, lambda: self.runs.latest(req.branch).id))
         if failed.state not in FAILED_STATES:
-            return Outcome(action=Action.NONE, comment=comments.nothing_to_fix(req.branch, failed),
-                           reason=f"the latest run ({failed.id}) is {failed.state}")
+            return Outcome(
+                action=Action.NONE,
+                comment=comments.nothing_to_fix(req.branch, failed),
+                reason=f"the latest run ({failed.id}) is {failed.state}",
+            )
         outcome = Outcome(action=Action.GAVE_UP)
         try:
             decide.check_not_reverted(self.ctx.workspace, req.branch)
@@ -71,11 +73,25 @@ class Pipeline:
         self.runs = ctx.runs(branch)
         self.comments = Comments(ctx.settings.secrets(), self.config["fix"]["max_attempts"])
         self.decider = Decider(ctx.workspace, ctx.settings, self.config, branch)
-        self.applier = Applier(workspace=ctx.workspace, settings=ctx.settings, config=self.config,
-                               worktree=self.worktree, branch=branch, steps=self.steps, comments=self.comments,
-                               reporter=self.reporter, progress=self.progress)
-        self.verifier = Verifier(runs=self.runs, launcher=BranchLauncher(ctx, branch, self.config, self.runs),
-                                 steps=self.steps, config=self.config, progress=self.progress, poll=self.poll)
+        self.applier = Applier(
+            workspace=ctx.workspace,
+            settings=ctx.settings,
+            config=self.config,
+            worktree=self.worktree,
+            branch=branch,
+            steps=self.steps,
+            comments=self.comments,
+            reporter=self.reporter,
+            progress=self.progress,
+        )
+        self.verifier = Verifier(
+            runs=self.runs,
+            launcher=BranchLauncher(ctx, branch, self.config, self.runs),
+            steps=self.steps,
+            config=self.config,
+            progress=self.progress,
+            poll=self.poll,
+        )
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:
         diverged: str | None = None
@@ -83,14 +99,8 @@ class Pipeline:
         for number in range(req.attempts_used + 1, max_attempts + 1):
             self._check_cancelled()
             found = self._diagnose(failed, diverged)
-            outcome.category = outcome.category or found.diagnosis.category
-            outcome.diagnosis = outcome.diagnosis or found.diagnosis.to_json()
-            attempt = Attempt(number, found.diagnosis.category, failed.id, failed.steps,
-                              signature=decide.signature(found.diagnosis))
-            decide.check_progress(outcome.attempts, attempt)
-            outcome.attempts.append(attempt)
-            fix_ctx = decide.fix_context(req, found, outcome.attempts[:-1], worktree=self.worktree,
-                                         config=self.config, runs=self.runs, history=self.ctx.workspace)
+            attempt = self._begin(outcome, number, found)
+            fix_ctx = self._fix_context(req, found, outcome.attempts[:-1])
             if req.dry_run:
                 return self._dry_run(outcome, found, self.decider.decide(found, fix_ctx), fix_ctx)
             decision = self.decider.decision(self.steps, number, found, fix_ctx)
@@ -99,17 +109,37 @@ class Pipeline:
                 outcome.action = Action.PATCHED if attempt.commit else Action.NONE
                 return outcome
             self._check_cancelled()
-            run, attempt.problem = self.verifier.watch(self.verifier.relaunch(number, failed))
-            attempt.run = outcome.new_run = run_json(run)
-            outcome.action = Action.PATCHED if outcome.commits else Action.RELAUNCHED
+            run = self._relaunch(attempt, failed, outcome)
             verdict = judge(run, attempt.problem, self.verifier.min_steps)
             if verdict is not Judgement.FAILED:
                 outcome.verified = verdict is Judgement.VERIFIED
-                self._report_final(outcome, found, attempt, applied)
+                self.applier.report_verdict(outcome, found, attempt, applied)
                 return outcome
             self.progress(f"attempt {number}: the relaunched run failed too ({attempt.problem or run.state})")
             failed, diverged = run, attempt.problem
         raise GiveUp(f"the attempt budget is spent ({max_attempts} attempts)")
+
+    def _begin(self, outcome: Outcome, number: int, found: Diagnosed) -> Attempt:
+        """The attempt's record. The same failure again, no further after a fix, stops the loop."""
+        outcome.category = outcome.category or found.diagnosis.category
+        outcome.diagnosis = outcome.diagnosis or found.diagnosis.to_json()
+        signature = decide.signature(found.diagnosis)
+        attempt = Attempt(number, found.diagnosis.category, found.run.id, found.run.steps, signature=signature)
+        decide.check_progress(outcome.attempts, attempt)
+        outcome.attempts.append(attempt)
+        return attempt
+
+    def _fix_context(self, req: FixRequest, found: Diagnosed, earlier: list[Attempt]) -> FixContext:
+        return decide.fix_context(
+            req, found, earlier, worktree=self.worktree, config=self.config, runs=self.runs, history=self.ctx.workspace
+        )
+
+    def _relaunch(self, attempt: Attempt, failed: RunInfo, outcome: Outcome) -> RunInfo:
+        """The relaunched run, watched until it is judged."""
+        run, attempt.problem = self.verifier.watch(self.verifier.relaunch(attempt.number, failed))
+        attempt.run = outcome.new_run = run_json(run)
+        outcome.action = Action.PATCHED if outcome.commits else Action.RELAUNCHED
+        return run
 
     def _check_cancelled(self) -> None:
         if self.cancelled():
@@ -117,21 +147,11 @@ class Pipeline:
 
     def _diagnose(self, run: RunInfo, diverged: str | None) -> Diagnosed:
         self.progress(f"diagnosing run {run.id} ({run.state})")
-        found = diagnose_run(self.runs, run, worktree=self.worktree, secrets=self.ctx.settings.secrets(),
-                             diverged=diverged)
+        found = diagnose_run(
+            self.runs, run, worktree=self.worktree, secrets=self.ctx.settings.secrets(), diverged=diverged
+        )
         self.progress(f"diagnosis: {found.diagnosis.category}: {found.diagnosis.summary}")
         return found
-
-    def _report_final(self, outcome: Outcome, found: Diagnosed, attempt: Attempt, applied: Applied) -> None:
-        run = attempt.run or {}
-        step = comments.final_step(outcome.verified, run, self.config["verify"])
-        if applied.committed is not None:
-            outcome.comment = self.comments.fix(found, applied.committed, attempt, step, run)
-        else:
-            outcome.comment = self.comments.relaunch(found, attempt.number, step, run, applied.why or "")
-        self.reporter("verified" if outcome.verified else "unverified", outcome.comment)
-        self.progress(f"{'verified' if outcome.verified else 'not verified'}: run {run['id']} is "
-                      f"{run['state']} after {run['steps']} steps")
 
     def _gave_up(self, outcome: Outcome, reason: str) -> Outcome:
         outcome.action, outcome.reason = Action.GAVE_UP, reason
@@ -140,8 +160,9 @@ class Pipeline:
         self.progress(f"gave up: {reason}")
         return outcome
 
-    def _dry_run(self, outcome: Outcome, found: Diagnosed, proposal: FixProposal | None,
-                 fix_ctx: FixContext) -> Outcome:
+    def _dry_run(
+        self, outcome: Outcome, found: Diagnosed, proposal: FixProposal | None, fix_ctx: FixContext
+    ) -> Outcome:
         """Nothing is changed: `action` stays `none` and the proposed diff is shown."""
         if proposal is None:
             proposal = propose_llm_fix(fix_ctx, self.ctx.settings)

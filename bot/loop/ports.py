@@ -1,6 +1,7 @@
 """What the fix loop needs from the world, as narrow protocols: the branch's git history, its
 runs, a launcher, and a few settings. The real ones are the Workspace, BranchRuns and the
 launchers; unit tests pass small fakes."""
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ class CommitInfo(Protocol):
     @property
     def subject(self) -> str: ...
     @property
-    def by_bot(self) -> bool: ...   # carries the bot's trailer
+    def by_bot(self) -> bool: ...  # carries the bot's trailer
 
 
 class History(Protocol):

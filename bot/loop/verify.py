@@ -2,6 +2,7 @@
 (so a crash in between is adopted, not launched again), the run is watched for
 `verify.min_steps` steps, its end or the timeout, a diverging run is stopped, and the failed
 runs that were relaunched are deleted once the loop ends (`fix.delete_failed_run`)."""
+
 from __future__ import annotations
 
 import time
@@ -20,13 +21,13 @@ from bot.runs.loss import loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 from bot.store.runs import new_run_id
 
-STOP_WAIT_S = 30   # how long a cancelled run may take to end
+STOP_WAIT_S = 30  # how long a cancelled run may take to end
 
 
 class Judgement(Enum):
-    VERIFIED = "verified"        # enough sane steps, or it finished
-    UNVERIFIED = "unverified"    # still running and sane, but short of min_steps at the timeout
-    FAILED = "failed"            # failed, or diverged and was stopped: the next attempt starts from it
+    VERIFIED = "verified"  # enough sane steps, or it finished
+    UNVERIFIED = "unverified"  # still running and sane, but short of min_steps at the timeout
+    FAILED = "failed"  # failed, or diverged and was stopped: the next attempt starts from it
 
 
 def judge(run: RunInfo, problem: str | None, min_steps: int) -> Judgement:
@@ -39,10 +40,19 @@ def judge(run: RunInfo, problem: str | None, min_steps: int) -> Judgement:
 
 
 class Verifier:
-    def __init__(self, *, runs: Runs, launcher: Launcher, steps: StepLog, config: dict[str, Any],
-                 progress: Callable[[str], None], poll: float = 1.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep,
-                 new_id: Callable[[], str] = new_run_id):
+    def __init__(
+        self,
+        *,
+        runs: Runs,
+        launcher: Launcher,
+        steps: StepLog,
+        config: dict[str, Any],
+        progress: Callable[[str], None],
+        poll: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+        new_id: Callable[[], str] = new_run_id,
+    ):
         self.runs = runs
         self.launcher = launcher
         self.steps = steps
@@ -52,7 +62,7 @@ class Verifier:
         self.clock = clock
         self.sleep = sleep
         self.new_id = new_id
-        self.relaunched_from: list[RunInfo] = []   # failed runs a relaunch replaced
+        self.relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
 
     @property
     def min_steps(self) -> int:

@@ -1,5 +1,6 @@
 """Small in-memory fakes of the fix loop's ports (bot/loop/ports.py): a branch's git history,
 its runs, and a launcher. No git, no subprocess, no clock."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -21,8 +22,14 @@ class FakeCommit:
 class FakeHistory:
     """One linear branch: `commits` oldest first; `pushed` is what the remote has."""
 
-    def __init__(self, commits: list[FakeCommit], *, pushed: set[str] | None = None,
-                 files: dict[str, list[str]] | None = None, reverted: list[str] | None = None):
+    def __init__(
+        self,
+        commits: list[FakeCommit],
+        *,
+        pushed: set[str] | None = None,
+        files: dict[str, list[str]] | None = None,
+        reverted: list[str] | None = None,
+    ):
         self.commits = list(commits)
         self.pushed = set(pushed if pushed is not None else (c.sha for c in commits))
         self.files = files or {}
@@ -48,7 +55,7 @@ class FakeHistory:
         return any(c.sha == commit for c in self.commits)
 
     def commits_since(self, base: str, branch: str) -> list[FakeCommit]:
-        return self.commits[self._index(base) + 1:]
+        return self.commits[self._index(base) + 1 :]
 
     def files_changed(self, sha: str, branch: str) -> list[str]:
         return self.files.get(sha, [])
@@ -81,10 +88,16 @@ class FakeRuns:
         self.deleted: list[str] = []
         self.refuse_delete: set[str] = set()
 
-    def add(self, run_id: str, *snapshots: tuple[str, int], history: list[dict[str, Any]] | None = None,
-            commit: str | None = None) -> RunInfo:
-        self.timeline[run_id] = [RunInfo(id=run_id, state=state, steps=steps, commit=commit)
-                                 for state, steps in snapshots]
+    def add(
+        self,
+        run_id: str,
+        *snapshots: tuple[str, int],
+        history: list[dict[str, Any]] | None = None,
+        commit: str | None = None,
+    ) -> RunInfo:
+        self.timeline[run_id] = [
+            RunInfo(id=run_id, state=state, steps=steps, commit=commit) for state, steps in snapshots
+        ]
         self.histories[run_id] = history or []
         return self.timeline[run_id][0]
 
@@ -133,7 +146,13 @@ class FakeLauncher:
         self.stopped.append(run_id)
 
 
-def diagnosed(run: RunInfo, category: str = "nan_loss", *, retryable: bool = False,
-              summary: str = "Loss is NaN at step 131", exception: dict[str, Any] | None = None) -> Diagnosed:
+def diagnosed(
+    run: RunInfo,
+    category: str = "nan_loss",
+    *,
+    retryable: bool = False,
+    summary: str = "Loss is NaN at step 131",
+    exception: dict[str, Any] | None = None,
+) -> Diagnosed:
     diagnosis = Diagnosis(category=category, retryable=retryable, summary=summary, exception=exception)
     return Diagnosed(run=run, diagnosis=diagnosis, log_tail=[], history=[])

@@ -1,5 +1,6 @@
 """Every decision of the fix loop, including every resume decision, against small fakes of
 its ports: no git, no runs, no subprocess."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,8 +23,12 @@ from tests.unit.loop.fakes import (
 )
 
 BRANCH = "exp-a"
-LOWER_LR = FixProposal(fixer="rule:lower-lr", description="lower learning rate", root_cause="lr too high",
-                       edits=[Edit(path="src/config.py", search="lr = 1.0", replace="lr = 0.01")])
+LOWER_LR = FixProposal(
+    fixer="rule:lower-lr",
+    description="lower learning rate",
+    root_cause="lr too high",
+    edits=[Edit(path="src/config.py", search="lr = 1.0", replace="lr = 0.01")],
+)
 
 
 def history(*later: FakeCommit, pushed: set[str] | None = None) -> FakeHistory:
@@ -56,14 +61,22 @@ def fix_ctx(run: RunInfo) -> FixContext:
     return FixContext(worktree=Path("/nowhere"), branch=BRANCH, diagnosis=diagnosed(run).diagnosis, config={})
 
 
-def decide_fresh(hist: FakeHistory, rules: Rules, found_category: str = "nan_loss", *, retryable: bool = False,
-                 llm_key: str | None = None) -> FixProposal | None:
+def decide_fresh(
+    hist: FakeHistory,
+    rules: Rules,
+    found_category: str = "nan_loss",
+    *,
+    retryable: bool = False,
+    llm_key: str | None = None,
+) -> FixProposal | None:
     run = failed_run()
-    return decider(hist, rules, llm_key=llm_key).decide(diagnosed(run, found_category, retryable=retryable),
-                                                        fix_ctx(run))
+    return decider(hist, rules, llm_key=llm_key).decide(
+        diagnosed(run, found_category, retryable=retryable), fix_ctx(run)
+    )
 
 
 # -- a fresh decision -------------------------------------------------------------------------
+
 
 def test_a_retryable_failure_is_relaunched_unchanged_without_asking_the_rules():
     rules = Rules()
@@ -135,6 +148,7 @@ def test_an_unknown_failed_commit_counts_no_changes_as_others():
 
 # -- resuming an attempt ----------------------------------------------------------------------
 
+
 def resume(hist: FakeHistory, steps: StepLog, rules: Rules, *, number: int = 1) -> decide.Decision:
     run = failed_run()
     return decider(hist, rules).decision(steps, number, diagnosed(run), fix_ctx(run))
@@ -148,15 +162,23 @@ def test_a_fresh_decision_is_journaled_as_the_attempts_decision():
 
 
 def test_a_recorded_decision_is_replayed_not_made_again():
-    recorded = {"1:decision": {"fixer": "rule:lower-batch-size", "description": "halve the batch",
-                               "root_cause": "oom", "edits": [{"path": "cfg.py", "search": "a", "replace": "b",
-                                                               "append": False}],
-                               "evidence": [], "tokens": None, "cost_usd": None}}
+    recorded = {
+        "1:decision": {
+            "fixer": "rule:lower-batch-size",
+            "description": "halve the batch",
+            "root_cause": "oom",
+            "edits": [{"path": "cfg.py", "search": "a", "replace": "b", "append": False}],
+            "evidence": [],
+            "tokens": None,
+            "cost_usd": None,
+        }
+    }
     rules = Rules()
     decision = resume(history(), StepLog(load=lambda: recorded), rules)
     assert decision.resume is Resume.REPLAY
-    assert decision.proposal == FixProposal(fixer="rule:lower-batch-size", description="halve the batch",
-                                            root_cause="oom", edits=[Edit("cfg.py", "a", "b")])
+    assert decision.proposal == FixProposal(
+        fixer="rule:lower-batch-size", description="halve the batch", root_cause="oom", edits=[Edit("cfg.py", "a", "b")]
+    )
     assert rules.calls == 0
 
 
@@ -232,16 +254,20 @@ def test_the_one_unpushed_bot_commit_after_the_base_was_committed_just_before_a_
 
 # -- when the loop stops ----------------------------------------------------------------------
 
+
 def attempt(number: int, *, fixer: str | None, steps: int, message: str = "Loss is NaN at step 131") -> Attempt:
-    sig = decide.signature(diagnosed(failed_run(), exception={"type": "FloatingPointError",
-                                                                "message": message}).diagnosis)
+    sig = decide.signature(
+        diagnosed(failed_run(), exception={"type": "FloatingPointError", "message": message}).diagnosis
+    )
     return Attempt(number, "nan_loss", f"run-{number}", steps, fixer=fixer, signature=sig)
 
 
 def test_the_same_failure_after_a_fix_with_no_progress_stops_the_loop():
     with pytest.raises(GiveUp, match="the same failure came back after `rule:lower-lr` with no progress"):
-        decide.check_progress([attempt(1, fixer="rule:lower-lr", steps=131)],
-                              attempt(2, fixer=None, steps=131, message="Loss is NaN at step 131"))
+        decide.check_progress(
+            [attempt(1, fixer="rule:lower-lr", steps=131)],
+            attempt(2, fixer=None, steps=131, message="Loss is NaN at step 131"),
+        )
 
 
 def test_the_failure_signature_ignores_numbers():
@@ -250,14 +276,19 @@ def test_the_failure_signature_ignores_numbers():
     assert first.signature == second.signature
 
 
-@pytest.mark.parametrize("earlier, later", [
-    ([], attempt(1, fixer=None, steps=3)),                                         # the first attempt
-    ([attempt(1, fixer="rule:lower-lr", steps=131)], attempt(2, fixer=None, steps=200)),   # got further
-    ([attempt(1, fixer=NEWER_CODE, steps=131)], attempt(2, fixer=None, steps=131)),    # tested others' code
-    ([attempt(1, fixer=None, steps=131)], attempt(2, fixer=None, steps=131)),          # nothing was tried
-    ([attempt(1, fixer="rule:lower-lr", steps=131)],
-     attempt(2, fixer=None, steps=131, message="CUDA out of memory")),                 # a different failure
-])
+@pytest.mark.parametrize(
+    "earlier, later",
+    [
+        ([], attempt(1, fixer=None, steps=3)),  # the first attempt
+        ([attempt(1, fixer="rule:lower-lr", steps=131)], attempt(2, fixer=None, steps=200)),  # got further
+        ([attempt(1, fixer=NEWER_CODE, steps=131)], attempt(2, fixer=None, steps=131)),  # tested others' code
+        ([attempt(1, fixer=None, steps=131)], attempt(2, fixer=None, steps=131)),  # nothing was tried
+        (
+            [attempt(1, fixer="rule:lower-lr", steps=131)],
+            attempt(2, fixer=None, steps=131, message="CUDA out of memory"),
+        ),  # a different failure
+    ],
+)
 def test_progress_or_a_different_failure_goes_on(earlier, later):
     decide.check_progress(earlier, later)
 
@@ -300,11 +331,12 @@ def test_an_expected_head_unknown_here_is_not_the_branch_the_requester_saw():
 
 def test_a_resumed_job_keeps_its_pin_when_it_meets_its_own_rebased_fix():
     hist = history()
-    hist.add(FakeCommit("h1"), "a.py")   # the branch moved, but the job had checked it before
+    hist.add(FakeCommit("h1"), "a.py")  # the branch moved, but the job had checked it before
     decide.check_pinned(hist, StepLog(load=lambda: {"pinned": True}), BRANCH, "c0")
 
 
 # -- what a fixer is given --------------------------------------------------------------------------
+
 
 def test_a_fixer_sees_earlier_runs_configs_and_the_attempts_so_far():
     runs = FakeRuns()
@@ -314,9 +346,14 @@ def test_a_fixer_sees_earlier_runs_configs_and_the_attempts_so_far():
     run.config = {"lr": 0.5}
     earlier = attempt(1, fixer="rule:lower-lr", steps=12)
     req = FixRequest(branch=BRANCH, hint="try a smaller lr", pr_text="PR body")
-    ctx = decide.fix_context(req, diagnosed(run), [earlier], worktree=Path("/w"), config={"fix": {}},
-                             runs=runs, history=history())
+    ctx = decide.fix_context(
+        req, diagnosed(run), [earlier], worktree=Path("/w"), config={"fix": {}}, runs=runs, history=history()
+    )
     assert ctx.earlier_run_configs == [{"lr": 1.0}], "the failed run itself is not an earlier one"
-    assert (ctx.run_config, ctx.base_branch, ctx.hint, ctx.pr_text) == ({"lr": 0.5}, "main", "try a smaller lr",
-                                                                        "PR body")
+    assert (ctx.run_config, ctx.base_branch, ctx.hint, ctx.pr_text) == (
+        {"lr": 0.5},
+        "main",
+        "try a smaller lr",
+        "PR body",
+    )
     assert ctx.previous_attempts == [earlier.to_json()] and "signature" not in ctx.previous_attempts[0]

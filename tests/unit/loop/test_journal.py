@@ -1,5 +1,6 @@
 """The step journal: typed keys, persisted under the names earlier versions wrote, so a job
 stopped by the previous version resumes in this one."""
+
 from __future__ import annotations
 
 import json
@@ -11,20 +12,30 @@ from bot.loop.model import Step
 
 # Step rows as the previous version wrote them (server `job_steps`, CLI `fix-steps/*.json`).
 EARLIER_ROWS = {
-    "attempts_used": 1, "target": "run-1", "pinned": True, "2:decision": None, "2:base": "c0",
-    "2:commit": {"sha": "b1", "files": ["a.py"], "proposal": {}, "diff": ""}, "2:push": "b1",
-    "2:report": True, "2:run_id": "run-2", "deleted:run-1": True,
+    "attempts_used": 1,
+    "target": "run-1",
+    "pinned": True,
+    "2:decision": None,
+    "2:base": "c0",
+    "2:commit": {"sha": "b1", "files": ["a.py"], "proposal": {}, "diff": ""},
+    "2:push": "b1",
+    "2:report": True,
+    "2:run_id": "run-2",
+    "deleted:run-1": True,
 }
 
 
-@pytest.mark.parametrize("key, name", [
-    (StepKey(Step.TARGET), "target"),
-    (StepKey(Step.ATTEMPTS_COUNTED), "attempts_counted"),
-    (StepKey(Step.COMMIT, attempt=3), "3:commit"),
-    (StepKey(Step.RUN_ID, attempt=12), "12:run_id"),
-    (StepKey(Step.DELETED, run="abc123"), "deleted:abc123"),
-    (StepKey(Step.DELETED, run="team/project:run"), "deleted:team/project:run"),
-])
+@pytest.mark.parametrize(
+    "key, name",
+    [
+        (StepKey(Step.TARGET), "target"),
+        (StepKey(Step.ATTEMPTS_COUNTED), "attempts_counted"),
+        (StepKey(Step.COMMIT, attempt=3), "3:commit"),
+        (StepKey(Step.RUN_ID, attempt=12), "12:run_id"),
+        (StepKey(Step.DELETED, run="abc123"), "deleted:abc123"),
+        (StepKey(Step.DELETED, run="team/project:run"), "deleted:team/project:run"),
+    ],
+)
 def test_a_key_persists_under_the_earlier_name_and_reads_back(key, name):
     assert str(key) == name
     assert StepKey.parse(name) == key
@@ -35,9 +46,15 @@ def test_a_name_this_version_does_not_know_parses_to_nothing(name):
     assert StepKey.parse(name) is None
 
 
-@pytest.mark.parametrize("step, kwargs", [
-    (Step.COMMIT, {}), (Step.TARGET, {"attempt": 1}), (Step.DELETED, {}), (Step.PUSH, {"run": "r"}),
-])
+@pytest.mark.parametrize(
+    "step, kwargs",
+    [
+        (Step.COMMIT, {}),
+        (Step.TARGET, {"attempt": 1}),
+        (Step.DELETED, {}),
+        (Step.PUSH, {"run": "r"}),
+    ],
+)
 def test_a_key_in_the_wrong_scope_is_refused(step, kwargs):
     with pytest.raises(ValueError):
         StepKey(step, **kwargs)
@@ -78,8 +95,17 @@ def test_an_attempt_step_with_an_outside_effect_means_the_job_has_started(step):
 
 
 def test_diagnosing_deciding_and_reporting_alone_is_not_a_start():
-    log = StepLog(load=lambda: {"target": "run-1", "pinned": True, "attempts_used": 0, "1:decision": None,
-                                "1:report": True, "deleted:run-1": True, "someday:step": 1})
+    log = StepLog(
+        load=lambda: {
+            "target": "run-1",
+            "pinned": True,
+            "attempts_used": 0,
+            "1:decision": None,
+            "1:report": True,
+            "deleted:run-1": True,
+            "someday:step": 1,
+        }
+    )
     assert not log.started()
 
 

@@ -1,4 +1,5 @@
 """Relaunch and verify against fakes of the runs and the launcher, on a fake clock."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,17 +25,32 @@ class Clock:
         self.now += seconds
 
 
-def verifier(runs: FakeRuns, launcher: FakeLauncher | None = None, steps: StepLog | None = None, *,
-             min_steps: int = 20, timeout: float = 60, delete: bool = False,
-             ids: list[str] | None = None) -> tuple[Verifier, list[str]]:
+def verifier(
+    runs: FakeRuns,
+    launcher: FakeLauncher | None = None,
+    steps: StepLog | None = None,
+    *,
+    min_steps: int = 20,
+    timeout: float = 60,
+    delete: bool = False,
+    ids: list[str] | None = None,
+) -> tuple[Verifier, list[str]]:
     config = repo_config.parse("")
     config["verify"].update(min_steps=min_steps, timeout=timeout)
     config["fix"]["delete_failed_run"] = delete
     clock, said = Clock(), []
     fresh = iter(ids or ["new-1", "new-2"])
-    return Verifier(runs=runs, launcher=launcher or FakeLauncher(), steps=steps or StepLog(), config=config,
-                    progress=said.append, poll=1.0, clock=clock, sleep=clock.sleep,
-                    new_id=lambda: next(fresh)), said
+    return Verifier(
+        runs=runs,
+        launcher=launcher or FakeLauncher(),
+        steps=steps or StepLog(),
+        config=config,
+        progress=said.append,
+        poll=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+        new_id=lambda: next(fresh),
+    ), said
 
 
 FAILED = RunInfo(id="run-1", state="failed", steps=131)
@@ -81,10 +97,17 @@ def test_a_launch_that_fails_gives_up_with_the_reason():
 
 # -- watch --------------------------------------------------------------------------------------
 
+
 def test_watching_ends_once_the_run_logged_min_steps():
     runs = FakeRuns()
-    runs.add("new-1", ("queued", 0), ("running", 5), ("running", 20), ("running", 40),
-             history=[{"_step": i, "loss": 1.0 / (i + 1)} for i in range(20)])
+    runs.add(
+        "new-1",
+        ("queued", 0),
+        ("running", 5),
+        ("running", 20),
+        ("running", 40),
+        history=[{"_step": i, "loss": 1.0 / (i + 1)} for i in range(20)],
+    )
     check, said = verifier(runs)
     run, problem = check.watch("new-1")
     assert (run.state, run.steps, problem) == ("running", 20, None)
@@ -100,8 +123,12 @@ def test_watching_ends_when_the_run_ends():
 
 def test_a_diverging_run_is_stopped_and_the_loss_is_the_problem():
     runs = FakeRuns()
-    runs.add("new-1", ("running", 6), ("killed", 6),
-             history=[{"_step": i, "loss": v} for i, v in enumerate([1.0, 0.9, 0.8, 5.0, 20.0, 90.0])])
+    runs.add(
+        "new-1",
+        ("running", 6),
+        ("killed", 6),
+        history=[{"_step": i, "loss": v} for i, v in enumerate([1.0, 0.9, 0.8, 5.0, 20.0, 90.0])],
+    )
     launcher = FakeLauncher()
     run, problem = verifier(runs, launcher)[0].watch("new-1")
     assert launcher.stopped == ["new-1"] and run.state == "killed"
@@ -127,15 +154,19 @@ def test_a_slow_run_is_judged_at_the_timeout():
 
 # -- judge -----------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("state, steps, problem, expected", [
-    ("running", 20, None, Judgement.VERIFIED),
-    ("finished", 3, None, Judgement.VERIFIED),      # a short job that ended well
-    ("running", 3, None, Judgement.UNVERIFIED),     # sane, but short of min_steps at the timeout
-    ("failed", 30, None, Judgement.FAILED),
-    ("crashed", 0, None, Judgement.FAILED),
-    ("killed", 6, "loss is diverging", Judgement.FAILED),   # the bot stopped it
-    ("running", 25, "loss is nan at step 3", Judgement.FAILED),
-])
+
+@pytest.mark.parametrize(
+    "state, steps, problem, expected",
+    [
+        ("running", 20, None, Judgement.VERIFIED),
+        ("finished", 3, None, Judgement.VERIFIED),  # a short job that ended well
+        ("running", 3, None, Judgement.UNVERIFIED),  # sane, but short of min_steps at the timeout
+        ("failed", 30, None, Judgement.FAILED),
+        ("crashed", 0, None, Judgement.FAILED),
+        ("killed", 6, "loss is diverging", Judgement.FAILED),  # the bot stopped it
+        ("running", 25, "loss is nan at step 3", Judgement.FAILED),
+    ],
+)
 def test_the_watched_run_is_judged(state, steps, problem, expected):
     assert judge(RunInfo(id="new-1", state=state, steps=steps), problem, 20) is expected
 
@@ -146,6 +177,7 @@ def test_a_relaunched_run_stopped_by_someone_else_ends_the_loop():
 
 
 # -- delete the failed runs at the end -----------------------------------------------------------
+
 
 def relaunched(runs: FakeRuns, steps: StepLog | None = None, *, delete: bool = False) -> tuple[Verifier, list[str]]:
     runs.add("run-1", ("failed", 131))

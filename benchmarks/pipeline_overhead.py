@@ -19,7 +19,8 @@ from bot.demo import sample_repo  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
 from bot.loop.repo_context import RepoContext  # noqa: E402
 from bot.loop.launch import launch_branch, wait_for  # noqa: E402
-from bot.loop.pipeline import FixRequest, Pipeline  # noqa: E402
+from bot.loop.model import FixRequest  # noqa: E402
+from bot.loop.pipeline import Pipeline  # noqa: E402
 
 
 def failed_repo(root: Path, settings: Settings) -> RepoContext:

@@ -17,7 +17,9 @@ from bot.app.forge import GitHubForge
 from bot.app.jobs import Job
 from bot.app.messages import DIAGNOSING, job_marker
 from bot.app.queue import Queue
-from bot.loop.pipeline import FixRequest, Outcome, Pipeline, StepLog
+from bot.loop.journal import StepLog
+from bot.loop.model import FixRequest, Outcome
+from bot.loop.pipeline import Pipeline
 from bot.loop.report import stopped_body
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from bot.core.errors import BadInput, OperationFailed
 from bot.core.locks import exclusive
 from bot.runs.model import FAILED_STATES
 from bot.cli import render
+from bot.loop.inspect import inspect_latest_failed
 
 
 def diagnose(args: argparse.Namespace, settings: Settings) -> int:
@@ -29,8 +30,8 @@ def diagnose(args: argparse.Namespace, settings: Settings) -> int:
     if not args.branch:
         raise BadInput("diagnose needs --branch (or --log FILE)")
     ctx = RepoContext.open(settings, args.repo)
-    report = render.inspect_latest_failed(ctx, args.branch)
-    print_json(report.to_json()) if args.json else print(report.text())
+    report = inspect_latest_failed(ctx, args.branch)
+    print_json(report.to_json()) if args.json else print(render.inspection(report))
     return 0
 
 
@@ -87,7 +88,8 @@ def launch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def fix(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.loop.pipeline import FixRequest, Pipeline
+    from bot.loop.model import FixRequest
+    from bot.loop.pipeline import Pipeline
 
     ctx = RepoContext.open(settings, args.repo)
     progress = (lambda line: print(f"· {line}", file=sys.stderr)) if not args.json else None
@@ -110,7 +112,8 @@ def _resumable_fix(ctx: RepoContext, request, steps_path: Path, progress):
     (stopped while diagnosing) is stale: the latest run may have changed. A fix that ended with
     an error starts afresh next time; a fix it committed but could not push is found on the
     branch and pushed then, not made twice."""
-    from bot.loop.pipeline import Pipeline, StepLog
+    from bot.loop.journal import StepLog
+    from bot.loop.pipeline import Pipeline
 
     steps = StepLog.in_file(steps_path)
     if not steps.started():

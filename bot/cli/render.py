@@ -2,60 +2,25 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
 from bot.diagnosis.model import Diagnosis
-from bot.runs.model import FAILED_STATES, RunInfo
-
-TAIL_LINES = 200
-HISTORY_ROWS = 10
+from bot.loop.inspect import Inspection
+from bot.runs.model import RunInfo
 
 
-@dataclass
-class Inspection:
-    """What `diagnose --repo --branch` shows: the run, its numbers, its log, and the verdict."""
-    run: RunInfo
-    history: list[dict]
-    log_tail: list[str]
-    diagnosis: Diagnosis
-
-    def to_json(self) -> dict:
-        # The diagnosis keys stay at the top level: that is the DESIGN.md contract.
-        return {**self.diagnosis.to_json(), "run": self.run.to_json(), "config": self.run.config,
-                "summary_metrics": self.run.summary, "history": self.history, "log_tail": self.log_tail}
-
-    def text(self) -> str:
-        parts = [
-            f"Run {self.run.id} on {self.run.branch or '?'} — {self.run.state}"
-            f"{f' (exit code {self.run.exit_code})' if self.run.exit_code is not None else ''}",
-            section("Config", json.dumps(self.run.config, indent=2, default=str)),
-            section("Summary", json.dumps(self.run.summary, indent=2, default=str)),
-            section(f"Last {len(self.history)} history steps", table(self.history)),
-            section(f"Log tail ({len(self.log_tail)} lines)", "\n".join(self.log_tail[-60:])),
-            section("Diagnosis", diagnosis(self.diagnosis)),
-        ]
-        return "\n\n".join(parts)
-
-
-def inspect_latest_failed(ctx, branch: str) -> Inspection:
-    from bot.diagnosis import diagnose_lines
-    from bot.core.secrets import redact_lines, redact_value
-
-    runs = ctx.runs(branch)
-    candidates = runs.runs(branch)
-    if not candidates:
-        from bot.core.errors import BadInput
-
-        raise BadInput(f"no run found for branch '{branch}'")
-    run = next((r for r in candidates if r.state in FAILED_STATES), candidates[0])
-    secrets = ctx.settings.secrets()
-    history = runs.history(run, HISTORY_ROWS)
-    tail = runs.log_tail(run, TAIL_LINES)
-    worktree = ctx.workspace.worktree_path(branch)
-    result = diagnose_lines(tail, repo_root=worktree if worktree.exists() else ctx.repo,
-                            history=history, extra_secrets=secrets)
-    run.config, run.summary = redact_value(run.config, secrets), redact_value(run.summary, secrets)
-    return Inspection(run, redact_value(history, secrets), redact_lines(tail, secrets), result)
+def inspection(found: Inspection) -> str:
+    """What `diagnose --repo --branch` prints."""
+    run = found.run
+    parts = [
+        (f"Run {run.id} on {run.branch or '?'} — {run.state}"
+         f"{f' (exit code {run.exit_code})' if run.exit_code is not None else ''}"),
+        section("Config", json.dumps(run.config, indent=2, default=str)),
+        section("Summary", json.dumps(run.summary, indent=2, default=str)),
+        section(f"Last {len(found.history)} history steps", table(found.history)),
+        section(f"Log tail ({len(found.log_tail)} lines)", "\n".join(found.log_tail[-60:])),
+        section("Diagnosis", diagnosis(found.diagnosis)),
+    ]
+    return "\n\n".join(parts)
 
 
 def section(title: str, body: str) -> str:

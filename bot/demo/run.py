@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 from bot.cli import render
+from bot.loop.inspect import inspect_latest_failed
 from bot.demo import sample_repo
 from bot.core.settings import Settings
 from bot.loop.repo_context import RepoContext
@@ -37,10 +38,11 @@ def run_demo(settings: Settings, where: Path | None) -> int:
     say(f"   run {record.id} ended: {record.state} (exit code {record.exit_code})")
 
     say("3. Diagnosing it")
-    inspection = render.inspect_latest_failed(ctx, branch)
+    inspection = inspect_latest_failed(ctx, branch)
     say(_indent(render.diagnosis(inspection.diagnosis)))
 
-    from bot.loop.pipeline import FixRequest, Pipeline
+    from bot.loop.model import FixRequest
+    from bot.loop.pipeline import Pipeline
 
     say("4. Fixing, pushing, relaunching and verifying")
     outcome = Pipeline(ctx, progress=lambda line: say(f"   · {line}"), poll=0.5).run(FixRequest(branch=branch))

@@ -9,7 +9,7 @@ from typing import Callable
 from bot.repo import config as repo_config
 from bot.core.settings import Settings
 from bot.core.errors import BadInput
-from bot.runs.branch import BranchRuns
+from bot.loop.branch_runs import BranchRuns
 from bot.store.runs import StateStore
 
 

@@ -176,7 +176,9 @@ def test_demo_command_ends_on_a_verified_run(capsys, tmp_path):
 def test_resumed_job_never_commits_pushes_or_launches_twice(capsys, repo):
     from bot.core.settings import Settings
     from bot.loop.repo_context import RepoContext
-    from bot.loop.pipeline import FixRequest, Pipeline, StepLog
+    from bot.loop.journal import StepLog
+    from bot.loop.model import FixRequest
+    from bot.loop.pipeline import Pipeline
 
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-resume")
@@ -376,7 +378,8 @@ def test_no_secret_from_the_log_reaches_a_prompt_a_comment_or_a_commit(capsys, r
 def test_a_cancelled_job_stops_before_changing_anything(capsys, repo):
     from bot.core.settings import Settings
     from bot.loop.repo_context import RepoContext
-    from bot.loop.pipeline import FixRequest, Pipeline
+    from bot.loop.model import FixRequest
+    from bot.loop.pipeline import Pipeline
 
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-cancel")

@@ -18,7 +18,8 @@ from bot.core.errors import OperationFailed
 from bot.loop.launch import launch_branch, wait_for
 from bot.launchers import LaunchSpec, get_launcher, refresh_run, start_run
 from bot.launchers.ray import LOG_LIMIT_BYTES, RayLauncher, excludes_for, write_tail
-from bot.loop.pipeline import FixRequest, Pipeline
+from bot.loop.model import FixRequest
+from bot.loop.pipeline import Pipeline
 from bot.repo.config import DEFAULTS
 from bot.store.runs import StateStore
 from tests.support.git_repos import git

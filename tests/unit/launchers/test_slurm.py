@@ -259,7 +259,8 @@ def sample_repo_on_slurm(tmp_path: Path, *, branch: str, lr: str, steps: int = 1
 def test_the_pipeline_fixes_a_nan_loss_run_on_slurm_and_relaunches_it_there(slurm, tmp_path):
     from bot.loop.repo_context import RepoContext
     from bot.loop.launch import launch_branch, wait_for
-    from bot.loop.pipeline import FixRequest, Pipeline
+    from bot.loop.model import FixRequest
+    from bot.loop.pipeline import Pipeline
 
     branch = "exp-slurm-nan"
     work = sample_repo_on_slurm(tmp_path, branch=branch, lr="25.0")
@@ -278,7 +279,8 @@ def test_the_pipeline_fixes_a_nan_loss_run_on_slurm_and_relaunches_it_there(slur
 def test_the_pipeline_relaunches_a_preempted_run_unchanged(slurm, tmp_path):
     from bot.loop.repo_context import RepoContext
     from bot.loop.launch import launch_branch
-    from bot.loop.pipeline import FixRequest, Pipeline
+    from bot.loop.model import FixRequest
+    from bot.loop.pipeline import Pipeline
 
     branch = "exp-slurm-preempted"
     work = sample_repo_on_slurm(tmp_path, branch=branch, lr="0.3", steps=3000,

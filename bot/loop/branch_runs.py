@@ -5,11 +5,14 @@ once the training script called `wandb.init`, a W&B run with the same id (the la
 WANDB_RUN_ID). A script that dies before `wandb.init` leaves only the record, and that is
 still a failed run to diagnose. Runs started by hand appear through the run store alone.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
+
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
+from bot.diagnosis.tail import tail_lines
 from bot.launchers import ACTIVE_STATES, refresh_run
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
 from bot.store.runs import RunRecord, StateStore
@@ -56,8 +59,6 @@ class BranchRuns:
     def _console_tail(self, run: RunInfo, lines: int) -> list[str]:
         # The launcher's log also holds what came before wandb.init (setup, import errors).
         if run.log_path and Path(run.log_path).exists():
-            from bot.diagnosis.tail import tail_lines
-
             return tail_lines(Path(run.log_path), lines)
         if run.source == "launcher":
             return []

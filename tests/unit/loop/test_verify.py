@@ -1,0 +1,214 @@
+"""Relaunch and verify against fakes of the runs and the launcher, on a fake clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.loop.journal import StepKey, StepLog
+from bot.loop.model import GiveUp, Step
+from bot.loop.verify import Judgement, Verifier, judge
+from bot.repo import config as repo_config
+from bot.runs.model import RunInfo
+from tests.unit.loop.fakes import FakeLauncher, FakeRuns
+
+
+class Clock:
+    """Time moves only when the verifier sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def verifier(
+    runs: FakeRuns,
+    launcher: FakeLauncher | None = None,
+    steps: StepLog | None = None,
+    *,
+    min_steps: int = 20,
+    timeout: float = 60,
+    delete: bool = False,
+    ids: list[str] | None = None,
+) -> tuple[Verifier, list[str]]:
+    config = repo_config.parse("")
+    config["verify"].update(min_steps=min_steps, timeout=timeout)
+    config["fix"]["delete_failed_run"] = delete
+    clock, said = Clock(), []
+    fresh = iter(ids or ["new-1", "new-2"])
+    return Verifier(
+        runs=runs,
+        launcher=launcher or FakeLauncher(),
+        steps=steps or StepLog(),
+        config=config,
+        progress=said.append,
+        poll=1.0,
+        clock=clock,
+        sleep=clock.sleep,
+        new_id=lambda: next(fresh),
+    ), said
+
+
+FAILED = RunInfo(id="run-1", state="failed", steps=131)
+
+# -- relaunch -------------------------------------------------------------------------------
+
+
+def test_the_relaunch_id_is_journaled_before_the_launch():
+    steps = StepLog()
+
+    class Recording(FakeLauncher):
+        def launch(self, run_id: str) -> str:
+            assert steps.rows() == {"1:run_id": run_id}, "the id is on record before anything starts"
+            return super().launch(run_id)
+
+    launcher = Recording()
+    check, _ = verifier(FakeRuns(), launcher, steps)
+    assert check.relaunch(1, FAILED) == "new-1"
+    assert launcher.launches == ["new-1"] and steps.rows() == {"1:run_id": "new-1", "1:launch": "new-1"}
+    assert check.relaunched_from == [FAILED]
+
+
+def test_a_resumed_relaunch_never_launches_twice():
+    launcher = FakeLauncher()
+    steps = StepLog(load=lambda: {"2:run_id": "new-0", "2:launch": "new-0"})
+    check, _ = verifier(FakeRuns(), launcher, steps)
+    assert check.relaunch(2, FAILED) == "new-0"
+    assert launcher.launches == []
+
+
+def test_a_launch_that_happened_before_a_crash_is_adopted_not_repeated():
+    launcher = FakeLauncher(existing={"new-0"})
+    steps = StepLog(load=lambda: {"1:run_id": "new-0"})
+    check, _ = verifier(FakeRuns(), launcher, steps)
+    assert check.relaunch(1, FAILED) == "new-0"
+    assert launcher.launches == [] and steps.rows()["1:launch"] == "new-0"
+
+
+def test_a_launch_that_fails_gives_up_with_the_reason():
+    check, _ = verifier(FakeRuns(), FakeLauncher(fail_with="a run of branch 'x' is already running"))
+    with pytest.raises(GiveUp, match="could not relaunch: a run of branch 'x' is already running"):
+        check.relaunch(1, FAILED)
+
+
+# -- watch --------------------------------------------------------------------------------------
+
+
+def test_watching_ends_once_the_run_logged_min_steps():
+    runs = FakeRuns()
+    runs.add(
+        "new-1",
+        ("queued", 0),
+        ("running", 5),
+        ("running", 20),
+        ("running", 40),
+        history=[{"_step": i, "loss": 1.0 / (i + 1)} for i in range(20)],
+    )
+    check, said = verifier(runs)
+    run, problem = check.watch("new-1")
+    assert (run.state, run.steps, problem) == ("running", 20, None)
+    assert said == ["watching run new-1 for 20 steps"]
+
+
+def test_watching_ends_when_the_run_ends():
+    runs = FakeRuns()
+    runs.add("new-1", ("running", 3), ("failed", 4))
+    run, problem = verifier(runs)[0].watch("new-1")
+    assert (run.state, problem) == ("failed", None)
+
+
+def test_a_diverging_run_is_stopped_and_the_loss_is_the_problem():
+    runs = FakeRuns()
+    runs.add(
+        "new-1",
+        ("running", 6),
+        ("killed", 6),
+        history=[{"_step": i, "loss": v} for i, v in enumerate([1.0, 0.9, 0.8, 5.0, 20.0, 90.0])],
+    )
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher)[0].watch("new-1")
+    assert launcher.stopped == ["new-1"] and run.state == "killed"
+    assert problem is not None and "diverging" in problem
+
+
+def test_a_nan_loss_in_a_run_that_already_ended_needs_no_stop():
+    runs = FakeRuns()
+    runs.add("new-1", ("failed", 2), history=[{"_step": 0, "loss": 1.0}, {"_step": 1, "loss": "NaN"}])
+    launcher = FakeLauncher()
+    _, problem = verifier(runs, launcher)[0].watch("new-1")
+    assert launcher.stopped == [] and problem == "loss is nan at step 1"
+
+
+def test_a_slow_run_is_judged_at_the_timeout():
+    runs = FakeRuns()
+    runs.add("new-1", ("running", 3))
+    check, _ = verifier(runs, timeout=5)
+    run, problem = check.watch("new-1")
+    assert (run.state, run.steps, problem) == ("running", 3, None)
+    assert check.clock() == 6.0, "polled once a second until past the deadline"
+
+
+# -- judge -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "state, steps, problem, expected",
+    [
+        ("running", 20, None, Judgement.VERIFIED),
+        ("finished", 3, None, Judgement.VERIFIED),  # a short job that ended well
+        ("running", 3, None, Judgement.UNVERIFIED),  # sane, but short of min_steps at the timeout
+        ("failed", 30, None, Judgement.FAILED),
+        ("crashed", 0, None, Judgement.FAILED),
+        ("killed", 6, "loss is diverging", Judgement.FAILED),  # the bot stopped it
+        ("running", 25, "loss is nan at step 3", Judgement.FAILED),
+    ],
+)
+def test_the_watched_run_is_judged(state, steps, problem, expected):
+    assert judge(RunInfo(id="new-1", state=state, steps=steps), problem, 20) is expected
+
+
+def test_a_relaunched_run_stopped_by_someone_else_ends_the_loop():
+    with pytest.raises(GiveUp, match="the relaunched run new-1 was stopped by someone else"):
+        judge(RunInfo(id="new-1", state="killed", steps=4), None, 20)
+
+
+# -- delete the failed runs at the end -----------------------------------------------------------
+
+
+def relaunched(runs: FakeRuns, steps: StepLog | None = None, *, delete: bool = False) -> tuple[Verifier, list[str]]:
+    runs.add("run-1", ("failed", 131))
+    runs.add("run-2", ("failed", 140))
+    check, said = verifier(runs, steps=steps, delete=delete)
+    check.relaunch(1, runs.get("run-1"))
+    check.relaunch(2, runs.get("run-2"))
+    return check, said
+
+
+def test_failed_runs_stay_unless_the_repo_asks_to_delete_them():
+    runs = FakeRuns()
+    check, _ = relaunched(runs)
+    check.delete_failed_runs()
+    assert runs.deleted == []
+
+
+def test_each_relaunched_run_is_deleted_once_at_the_end():
+    runs, steps = FakeRuns(), StepLog(load=lambda: {"deleted:run-1": True})
+    check, said = relaunched(runs, steps, delete=True)
+    check.delete_failed_runs()
+    assert runs.deleted == ["run-2"], "run-1 was deleted before the job was resumed"
+    assert steps.done(StepKey(Step.DELETED, run="run-2"))
+    assert said[-1] == "deleted failed run run-2"
+
+
+def test_a_run_that_cannot_be_deleted_is_reported_and_not_tried_again():
+    runs = FakeRuns()
+    runs.refuse_delete.add("run-1")
+    steps = StepLog()
+    check, said = relaunched(runs, steps, delete=True)
+    check.delete_failed_runs()
+    assert "could not delete failed run run-1: W&B refused to delete run-1" in said
+    assert runs.deleted == ["run-2"] and steps.done(StepKey(Step.DELETED, run="run-1"))

@@ -3,6 +3,7 @@
 Usage: python benchmarks/crashlog_accuracy.py [CRASHLOG_DIR]
 Only the text after the `---` line of each file is given to the classifier.
 """
+
 from __future__ import annotations
 
 import sys

@@ -7,6 +7,7 @@ its diverging run (N logged steps of W&B output, then the traceback), builds the
 fixer would send, and prints characters and estimated tokens (4 characters a token) per section,
 for the fixed, cached part (system prompt and tool) and the whole. Nothing is sent anywhere.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,21 +20,23 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bot.demo import sample_repo  # noqa: E402
 from bot.core.settings import Settings  # noqa: E402
+from bot.demo import sample_repo  # noqa: E402
 from bot.diagnosis.model import Diagnosis  # noqa: E402
-from bot.fixers.llm.prompt import DEFAULT_BUDGET_TOKENS, estimate_tokens  # noqa: E402
 from bot.fixers.llm.client import Conversation, system_blocks, tool_definition  # noqa: E402
+from bot.fixers.llm.prompt import DEFAULT_BUDGET_TOKENS, estimate_tokens  # noqa: E402
 from bot.fixers.model import FixContext  # noqa: E402
 from bot.repo.config import DEFAULTS  # noqa: E402
 from bot.repo.git import git  # noqa: E402
 
 
 def failure_log(workdir: str, steps: int) -> list[str]:
-    lines = ["wandb: Currently logged in as: researcher (my-team)",
-             "wandb: Tracking run with wandb version 0.31.0",
-             f"wandb: Run data is saved locally in {workdir}/wandb/run-20250101_120000-abc123",
-             "wandb: Syncing run exp-high-lr-1"]
+    lines = [
+        "wandb: Currently logged in as: researcher (my-team)",
+        "wandb: Tracking run with wandb version 0.31.0",
+        f"wandb: Run data is saved locally in {workdir}/wandb/run-20250101_120000-abc123",
+        "wandb: Syncing run exp-high-lr-1",
+    ]
     w, lr = 0.0, 25.0
     for step in range(steps):
         error = w - 3.0
@@ -41,13 +44,15 @@ def failure_log(workdir: str, steps: int) -> list[str]:
         w -= lr * 2 * error
         if not abs(w) < 1e150:
             break
-    lines += ["Traceback (most recent call last):",
-              f'  File "{workdir}/main.py", line 19, in <module>',
-              "    train(run, config)",
-              f'  File "{workdir}/src/train.py", line 12, in train',
-              '    raise FloatingPointError(f"Loss is {loss} at step {step}")',
-              "FloatingPointError: Loss is inf at step 131",
-              "wandb: 🚀 View run exp-high-lr-1 at: https://wandb.ai/my-team/demo/runs/abc123"]
+    lines += [
+        "Traceback (most recent call last):",
+        f'  File "{workdir}/main.py", line 19, in <module>',
+        "    train(run, config)",
+        f'  File "{workdir}/src/train.py", line 12, in train',
+        '    raise FloatingPointError(f"Loss is {loss} at step {step}")',
+        "FloatingPointError: Loss is inf at step 131",
+        "wandb: 🚀 View run exp-high-lr-1 at: https://wandb.ai/my-team/demo/runs/abc123",
+    ]
     return lines
 
 
@@ -56,22 +61,33 @@ def build(root: Path, steps: int) -> FixContext:
     git(work, "checkout", "-q", sample_repo.BRANCH)
     workdir = "/scratch/researcher/jobs/12345/fix-and-relaunch-demo"
     diagnosis = Diagnosis(
-        category="nan_loss", retryable=False,
+        category="nan_loss",
+        retryable=False,
         exception={"type": "FloatingPointError", "message": "Loss is inf at step 131"},
         location={"file": "src/train.py", "line": 12, "function": "train"},
-        evidence=["FloatingPointError: Loss is inf at step 131"], summary="the loss diverged at step 131")
+        evidence=["FloatingPointError: Loss is inf at step 131"],
+        summary="the loss diverged at step 131",
+    )
     return FixContext(
-        worktree=work, branch=sample_repo.BRANCH, diagnosis=diagnosis, config=copy.deepcopy(DEFAULTS),
-        log_tail=failure_log(workdir, steps), base_branch="main",
+        worktree=work,
+        branch=sample_repo.BRANCH,
+        diagnosis=diagnosis,
+        config=copy.deepcopy(DEFAULTS),
+        log_tail=failure_log(workdir, steps),
+        base_branch="main",
         run_config={"lr": 25.0, "steps": 150, "batch_size": 32, "branch": sample_repo.BRANCH},
-        hint="probably the learning rate change", pr_text="Exp: does a 100x learning rate train faster?")
+        hint="probably the learning rate change",
+        pr_text="Exp: does a 100x learning rate train faster?",
+    )
 
 
 def report(ctx: FixContext, budget: int) -> None:
     conversation = Conversation(ctx, Settings(), client=None, budget_tokens=budget)
     prompt = conversation.context
-    fixed = {"system": sum(len(b["text"]) for b in system_blocks(ctx.config)),
-             "tool": len(json.dumps(tool_definition()))}
+    fixed = {
+        "system": sum(len(b["text"]) for b in system_blocks(ctx.config)),
+        "tool": len(json.dumps(tool_definition())),
+    }
     user = len(conversation.messages[0]["content"][0]["text"])
     print(f"log lines: {len(ctx.log_tail)}   budget: {budget} tokens")
     print(f"{'section':40} {'chars':>8} {'~tokens':>8}")
@@ -97,10 +113,11 @@ def main() -> None:
             ctx.log_tail = failure_log("/scratch/job", args.steps)
             report(ctx, args.budget)
             return
-        report(ctx, args.budget)          # the real divergence: a short log
-        ctx.log_tail = [f"step {i:6d} | loss 0.{i:06d} | lr 25.0 | grad_norm 1.{i % 97:02d} | 0.02 s/step"
-                        for i in range(100_000)] + ctx.log_tail[-7:]
-        report(ctx, args.budget)          # a long, chatty run: the log is cut to its end
+        report(ctx, args.budget)  # the real divergence: a short log
+        ctx.log_tail = [
+            f"step {i:6d} | loss 0.{i:06d} | lr 25.0 | grad_norm 1.{i % 97:02d} | 0.02 s/step" for i in range(100_000)
+        ] + ctx.log_tail[-7:]
+        report(ctx, args.budget)  # a long, chatty run: the log is cut to its end
 
 
 if __name__ == "__main__":

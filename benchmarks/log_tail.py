@@ -4,6 +4,7 @@ Usage: python benchmarks/log_tail.py [DIR]   (DIR for the temporary files, defau
 The 4 GiB file is sparse (a hole, then a real 256 KiB tail), so it costs no disk space; both files
 are deleted afterwards.
 """
+
 from __future__ import annotations
 
 import sys
@@ -46,8 +47,10 @@ def main(argv: list[str]) -> int:
         write_log(small, 1 << 20)
         write_log(big, 4 << 30)
         t_small, t_big = best_time(small), best_time(big)
-        print(f"1 MiB log: {t_small * 1e3:.3f} ms   4 GiB log: {t_big * 1e3:.3f} ms   "
-              f"ratio 4GiB/1MiB: {t_big / t_small:.2f}  (best of {REPEATS}, n=200)")
+        print(
+            f"1 MiB log: {t_small * 1e3:.3f} ms   4 GiB log: {t_big * 1e3:.3f} ms   "
+            f"ratio 4GiB/1MiB: {t_big / t_small:.2f}  (best of {REPEATS}, n=200)"
+        )
     return 0
 
 

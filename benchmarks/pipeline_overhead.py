@@ -4,6 +4,7 @@ relaunch). Real git with a bare origin, the real local launcher for the failed r
 
     python benchmarks/pipeline_overhead.py [REPEATS]
 """
+
 from __future__ import annotations
 
 import os
@@ -15,12 +16,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.demo import sample_repo  # noqa: E402
-from bot.core.settings import Settings  # noqa: E402
-from bot.loop.repo_context import RepoContext  # noqa: E402
-from bot.loop.launch import launch_branch, wait_for  # noqa: E402
-from bot.loop.model import FixRequest  # noqa: E402
-from bot.loop.pipeline import Pipeline  # noqa: E402
+from bot.core.settings import Settings
+from bot.demo import sample_repo
+from bot.loop.launch import launch_branch, wait_for
+from bot.loop.model import FixRequest
+from bot.loop.pipeline import Pipeline
+from bot.loop.repo_context import RepoContext
 
 
 def failed_repo(root: Path, settings: Settings) -> RepoContext:
@@ -28,11 +29,11 @@ def failed_repo(root: Path, settings: Settings) -> RepoContext:
     ctx = RepoContext.open(settings, clone)
     record = wait_for(ctx, launch_branch(ctx, sample_repo.BRANCH), poll=0.05)
     assert record.state == "failed", record
-    return RepoContext.open(settings, clone)   # a fresh context, as a new command would have
+    return RepoContext.open(settings, clone)  # a fresh context, as a new command would have
 
 
 def main(repeats: int) -> None:
-    os.environ["WANDB_MODE"] = "disabled"   # the failed run's W&B logging is not what is measured
+    os.environ["WANDB_MODE"] = "disabled"  # the failed run's W&B logging is not what is measured
     totals, diagnoses = [], []
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings.from_env({"FIX_AND_RELAUNCH_STATE_DIR": f"{tmp}/state", "HOME": tmp})
@@ -43,8 +44,10 @@ def main(repeats: int) -> None:
             totals.append(time.perf_counter() - start)
             assert outcome.action == "patched" and outcome.commits, outcome.reason
             diagnoses.append(_diagnose_time(ctx))
-    print(f"rule fix, diagnose → push, no runs ({repeats} repos): median {statistics.median(totals) * 1000:.0f} ms, "
-          f"min {min(totals) * 1000:.0f} ms, max {max(totals) * 1000:.0f} ms")
+    print(
+        f"rule fix, diagnose → push, no runs ({repeats} repos): median {statistics.median(totals) * 1000:.0f} ms, "
+        f"min {min(totals) * 1000:.0f} ms, max {max(totals) * 1000:.0f} ms"
+    )
     print(f"  of which diagnosis alone (log tail + classify): median {statistics.median(diagnoses) * 1000:.1f} ms")
 
 

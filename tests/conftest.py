@@ -1,14 +1,16 @@
 """Test-wide isolation: no real credentials, no user state, a fixed git identity.
 
-Shared fixtures come in as plugins: the session-wide Ray head and Slurm cluster.
+Shared fixtures come in as plugins: the session-wide Ray head and Slurm cluster, and the App's
+fake GitHub with settings and a queue on it.
 """
+
 from __future__ import annotations
 
 import pytest
 
 from tests.support.env import CREDENTIALS
 
-pytest_plugins = ["tests.support.ray_cluster", "tests.support.slurm_cluster"]
+pytest_plugins = ["tests.support.ray_cluster", "tests.support.slurm_cluster", "tests.support.github_fixtures"]
 
 
 @pytest.fixture(autouse=True)
@@ -23,4 +25,3 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     for role in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{role}_NAME", "Test Researcher")
         monkeypatch.setenv(f"GIT_{role}_EMAIL", "researcher@example.com")
-

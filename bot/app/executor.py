@@ -3,31 +3,37 @@
 The worker gets the installation id, never a stored token: each fetch and push asks the
 App's token cache for a token, so a job that outlives one token gets the next.
 """
+
 from __future__ import annotations
 
 import asyncio
 import logging
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from bot.core.settings import Settings
-from bot.loop.repo_context import RepoContext
-from bot.core.secrets import redact
-from bot.core.errors import BotError
 from bot.app.forge import GitHubForge
 from bot.app.jobs import Job
 from bot.app.messages import DIAGNOSING, job_marker
 from bot.app.queue import Queue
+from bot.core.errors import BotError
+from bot.core.secrets import redact
+from bot.core.settings import Settings
 from bot.loop.journal import StepLog
 from bot.loop.model import FixRequest, Outcome
 from bot.loop.pipeline import Pipeline
+from bot.loop.repo_context import RepoContext
 from bot.loop.report import stopped_body
+from bot.repo.publish import clone_for_server
 
 log = logging.getLogger(__name__)
 
 REPORT_TIMEOUT_S = 60
 CONCLUSIONS = {"patched": "success", "relaunched": "success", "gave_up": "failure", "none": "neutral"}
-TITLES = {"patched": "Fixed and relaunched", "relaunched": "Relaunched", "gave_up": "Gave up",
-          "none": "Nothing changed"}
+TITLES = {
+    "patched": "Fixed and relaunched",
+    "relaunched": "Relaunched",
+    "gave_up": "Gave up",
+    "none": "Nothing changed",
+}
 
 
 def authenticated_url(clone_url: str, token: str) -> str:
@@ -60,10 +66,10 @@ class FixJobExecutor:
             future = asyncio.run_coroutine_threadsafe(self._comment(forge, job, marker, body), loop)
             try:
                 future.result(timeout=REPORT_TIMEOUT_S)
-            except Exception as exc:   # noqa: BLE001 - a slow GitHub must not stop a pushed fix
+            except Exception as exc:
                 log.warning("job %s: the PR comment was not updated in time: %s", job.id, exc)
 
-        def clone_url() -> str:   # called for each fetch and push, from the pipeline's thread
+        def clone_url() -> str:  # called for each fetch and push, from the pipeline's thread
             return self._clone_url(job, github_app.token_from_thread(job.fix.installation_id))
 
         try:
@@ -74,25 +80,29 @@ class FixJobExecutor:
         await self._conclude(forge, job, outcome, marker)
 
     def _run(self, job: Job, clone_url, pr_text: str | None, report) -> Outcome:
-        from bot.repo.workspace import clone_for_server
-
         clone = clone_for_server(self.settings.state_dir, job.fix.repo, clone_url())
         ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
-        steps = StepLog(load=lambda: self.queue.steps(job.id),
-                        save=lambda key, value: self.queue.record_step(job.id, key, value))
+        steps = StepLog(
+            load=lambda: self.queue.steps(job.id), save=lambda key, value: self.queue.record_step(job.id, key, value)
+        )
         repo, branch = job.fix.repo, job.fix.branch
         used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
-        request = FixRequest(branch=branch, dry_run=job.fix.dry_run, hint=job.fix.hint,
-                             pr_text=pr_text, attempts_used=used, expected_head=self._expected_head(job))
-        pipeline = Pipeline(ctx, steps=steps, reporter=report,
-                            cancelled=lambda: self.queue.cancel_requested(job.id))
+        request = FixRequest(
+            branch=branch,
+            dry_run=job.fix.dry_run,
+            hint=job.fix.hint,
+            pr_text=pr_text,
+            attempts_used=used,
+            expected_head=self._expected_head(job),
+        )
+        pipeline = Pipeline(ctx, steps=steps, reporter=report, cancelled=lambda: self.queue.cancel_requested(job.id))
         try:
             outcome = pipeline.run(request)
         except Exception:
             self._discard_unpushed(ctx, branch)
             raise
         if outcome.action == "gave_up":
-            self._discard_unpushed(ctx, branch)   # e.g. a fix committed, then the push was refused
+            self._discard_unpushed(ctx, branch)  # e.g. a fix committed, then the push was refused
         steps.once("attempts_counted", lambda: self._count(repo, branch, outcome))
         return outcome
 
@@ -139,17 +149,20 @@ class FixJobExecutor:
             return
         try:
             await forge.upsert_comment(job.fix.comments_url, marker, body)
-        except Exception as exc:   # noqa: BLE001 - GitHub down, rate limited, …
+        except Exception as exc:
             log.warning("job %s: could not update the PR comment: %s", job.id, exc)
 
     async def _stopped(self, forge: GitHubForge, job: Job, marker: str, exc: Exception) -> None:
         # A bot error says what is wrong; anything else is the bot's own bug, named but not detailed.
-        reason = str(exc) if isinstance(exc, BotError) else f"an internal error ({type(exc).__name__}); see the bot's log"
+        reason = (
+            str(exc) if isinstance(exc, BotError) else f"an internal error ({type(exc).__name__}); see the bot's log"
+        )
         reason = redact(reason, self.settings.secrets())
         await self._comment(forge, job, marker, stopped_body(reason))
         if job.fix.head_sha:
-            await forge.create_check_run(job.fix.check_repo, job.fix.head_sha,
-                                         conclusion="failure", title="Stopped", summary=reason)
+            await forge.create_check_run(
+                job.fix.check_repo, job.fix.head_sha, conclusion="failure", title="Stopped", summary=reason
+            )
 
     async def _conclude(self, forge: GitHubForge, job: Job, outcome: Outcome, marker: str) -> None:
         await self._comment(forge, job, marker, outcome.comment)
@@ -159,7 +172,13 @@ class FixJobExecutor:
         conclusion = CONCLUSIONS[outcome.action]
         if outcome.action in ("patched", "relaunched") and not outcome.verified:
             conclusion = "neutral"
-        await forge.create_check_run(job.fix.check_repo, head, conclusion=conclusion,
-                                     title=TITLES[outcome.action], summary=outcome.comment[:60000])
-        log.info("job %s on %s#%s: %s (verified: %s)", job.id, job.fix.repo, job.fix.branch,
-                 outcome.action, outcome.verified)
+        await forge.create_check_run(
+            job.fix.check_repo,
+            head,
+            conclusion=conclusion,
+            title=TITLES[outcome.action],
+            summary=outcome.comment[:60000],
+        )
+        log.info(
+            "job %s on %s#%s: %s (verified: %s)", job.id, job.fix.repo, job.fix.branch, outcome.action, outcome.verified
+        )

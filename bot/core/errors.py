@@ -1,4 +1,5 @@
 """Errors that map onto the command line's exit codes (DESIGN.md: 1 failed, 2 bad input)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable

@@ -1,4 +1,5 @@
 """Files that other processes and threads read while one writes them."""
+
 from __future__ import annotations
 
 import os

@@ -1,9 +1,10 @@
 """A file lock shared by threads and processes (git metadata, the state database, servers)."""
+
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 
 @contextmanager

@@ -11,6 +11,7 @@ reports need. A W&B API key has the same shape, so a 40-hex value is redacted on
 clearly a key: after a key-ish name (`WANDB_API_KEY=…`, `api_key: …`), after `wandb login`, or
 as a netrc `password`.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,8 +27,10 @@ _USERINFO = re.compile(r"(\b[a-zA-Z][a-zA-Z0-9+.-]*://)[^/@\s]+@")
 # Token shapes that are secrets wherever they appear.
 _TOKENS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     # PEM private keys, also a block cut off by the end of a log tail.
-    (re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)",
-                re.S), "[REDACTED PRIVATE KEY]"),
+    (
+        re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|\Z)", re.S),
+        "[REDACTED PRIVATE KEY]",
+    ),
     (re.compile(r"\b(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})\b"), REDACTED),
     (re.compile(r"\bsk-ant-[A-Za-z0-9_\-]{8,}"), REDACTED),
     (re.compile(r"\bsk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"), REDACTED),
@@ -36,8 +39,10 @@ _TOKENS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"\blocal-[0-9a-f]{20,}\b"), REDACTED),  # W&B local-server keys
     (re.compile(r"(?i)(\bwandb\s+login\s+(?:--?[\w-]+(?:[= ]\S+)?\s+)*)([0-9a-f]{40})\b"), rf"\1{REDACTED}"),
     (re.compile(r"(?i)(\bpassword\s+)([0-9a-f]{40})\b"), rf"\1{REDACTED}"),  # ~/.netrc
-    (re.compile(r"(?i)(\bauthorization\s*[:=]\s*[\"']?)(?:(bearer|basic|token)\s+)?[^\s\"',)]+"),
-     lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + REDACTED),
+    (
+        re.compile(r"(?i)(\bauthorization\s*[:=]\s*[\"']?)(?:(bearer|basic|token)\s+)?[^\s\"',)]+"),
+        lambda m: m.group(1) + (m.group(2) + " " if m.group(2) else "") + REDACTED,
+    ),
     (re.compile(r"(?i)\b(bearer)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {REDACTED}"),
     (re.compile(r"(x-access-token:)[^@\s]+@"), rf"\1{REDACTED}@"),
     (re.compile(r"(\b[a-z][a-z0-9+.-]*://[^:/\s@]+:)[^@\s/]+@"), rf"\1{REDACTED}@"),  # user:pass@host
@@ -83,11 +88,11 @@ def _redact_pair(m: re.Match[str]) -> str:
         return m.group(0)
     start, end = m.span("qval") if m.group("q") else m.span("val")
     whole = m.group(0)
-    return whole[: start - m.start()] + REDACTED + whole[end - m.start():]
+    return whole[: start - m.start()] + REDACTED + whole[end - m.start() :]
 
 
 def _is_secret(name: str, value: str) -> bool:
-    if _CODE_VALUE.fullmatch(value):   # `pad_token = tokenizer.eos_token` names a value, holds none
+    if _CODE_VALUE.fullmatch(value):  # `pad_token = tokenizer.eos_token` names a value, holds none
         return False
     if _STRONG.search(name):
         return True
@@ -103,8 +108,10 @@ def redact_value(value: Any, extra_secrets: Iterable[str] = ()) -> Any:
     if isinstance(value, list):
         return [redact_value(v, secrets) for v in value]
     if isinstance(value, dict):
-        return {k: REDACTED if isinstance(v, str) and _is_secret(str(k), v) else redact_value(v, secrets)
-                for k, v in value.items()}
+        return {
+            k: REDACTED if isinstance(v, str) and _is_secret(str(k), v) else redact_value(v, secrets)
+            for k, v in value.items()
+        }
     return value
 
 

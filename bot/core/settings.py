@@ -3,12 +3,13 @@
 Nothing here runs at import time: `Settings.from_env()` is called by the command line
 and the server when they start, and the result is passed down.
 """
+
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
 
 from bot.core.errors import BadInput
 
@@ -24,8 +25,9 @@ def _read_key(path: Path) -> str:
         return path.expanduser().read_text()
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) else None
-        raise BadInput(f"cannot read the GitHub App's private key file {path} ({reason or exc}); "
-                       "check GITHUB_PRIVATE_KEY_PATH") from None
+        raise BadInput(
+            f"cannot read the GitHub App's private key file {path} ({reason or exc}); check GITHUB_PRIVATE_KEY_PATH"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,12 @@ class Settings:
     github_private_key: str | None = None
     github_webhook_secret: str | None = None
     github_api_url: str = "https://api.github.com"
-    github_git_url: str | None = None   # e.g. "file:///srv/git/{repo}.git"; default: the payload's clone_url
+    github_git_url: str | None = None  # e.g. "file:///srv/git/{repo}.git"; default: the payload's clone_url
     wandb_webhook_secret: str | None = None
     state_dir: Path = field(default_factory=lambda: Path("."))
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
@@ -80,6 +82,11 @@ class Settings:
 
     def secrets(self) -> list[str]:
         """Every configured secret value, so redaction can remove them verbatim too."""
-        values = [self.wandb_api_key, self.anthropic_api_key, self.github_private_key,
-                  self.github_webhook_secret, self.wandb_webhook_secret]
+        values = [
+            self.wandb_api_key,
+            self.anthropic_api_key,
+            self.github_private_key,
+            self.github_webhook_secret,
+            self.wandb_webhook_secret,
+        ]
         return [v for v in values if v]

@@ -4,6 +4,7 @@
 experiment branch raises the learning rate a hundredfold, so its loss overflows and
 the run crashes with a FloatingPointError after a few dozen steps.
 """
+
 from __future__ import annotations
 
 import sys
@@ -61,7 +62,7 @@ def train(run, config):
         time.sleep(config["step_time"])
 '''
 
-REPO_CONFIG = '''launch:
+REPO_CONFIG = """launch:
   backend: local
   command: {python} main.py
 verify:
@@ -69,12 +70,12 @@ verify:
   timeout: 120
 fix:
   max_attempts: 3
-'''
+"""
 
-DOC = '''# {branch}
+DOC = """# {branch}
 
 {what}
-'''
+"""
 
 BRANCH = "exp-high-lr"
 
@@ -95,23 +96,29 @@ def build(root: Path, *, python: str = sys.executable, branch: str = BRANCH, lr:
     root.mkdir(parents=True, exist_ok=True)
     git(root, "init", "-q", "--bare", "-b", "main", str(origin))
     git(root, "clone", "-q", str(origin), str(work))
-    _write(work, {
-        "main.py": MAIN_PY,
-        "src/__init__.py": "",
-        "src/config.py": CONFIG_PY.format(lr="0.25"),
-        "src/train.py": TRAIN_PY.format(),
-        "requirements.txt": "wandb\n",
-        ".gitignore": "wandb/\n__pycache__/\n",
-        ".github/fix-and-relaunch.yml": REPO_CONFIG.format(python=python),
-    })
+    _write(
+        work,
+        {
+            "main.py": MAIN_PY,
+            "src/__init__.py": "",
+            "src/config.py": CONFIG_PY.format(lr="0.25"),
+            "src/train.py": TRAIN_PY.format(),
+            "requirements.txt": "wandb\n",
+            ".gitignore": "wandb/\n__pycache__/\n",
+            ".github/fix-and-relaunch.yml": REPO_CONFIG.format(python=python),
+        },
+    )
     git(work, "add", "-A")
     git(work, "commit", "-q", "-m", "Baseline toy model")
     git(work, "push", "-q", "-u", "origin", "main")
     git(work, "checkout", "-q", "-b", branch)
-    _write(work, {
-        "src/config.py": CONFIG_PY.format(lr=lr),
-        doc_path(branch): DOC.format(branch=branch, what=f"Does a {lr} learning rate train faster?"),
-    })
+    _write(
+        work,
+        {
+            "src/config.py": CONFIG_PY.format(lr=lr),
+            doc_path(branch): DOC.format(branch=branch, what=f"Does a {lr} learning rate train faster?"),
+        },
+    )
     git(work, "commit", "-q", "-am", f"Experiment: learning rate {lr}")
     git(work, "add", doc_path(branch))
     git(work, "commit", "-q", "-m", f"Describe {branch}")

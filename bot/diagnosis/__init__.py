@@ -1,4 +1,5 @@
 """Diagnosis of failed runs: log tail, tracebacks, classification. (Redaction: `bot.core.secrets`.)"""
+
 from __future__ import annotations
 
 from bot.diagnosis.classify import diagnose_lines, diagnose_text
@@ -7,6 +8,11 @@ from bot.diagnosis.tail import tail_lines
 from bot.diagnosis.tracebacks import ParsedTraceback, parse_tracebacks
 
 __all__ = [
-    "CATEGORIES", "Diagnosis", "ParsedTraceback", "diagnose_lines", "diagnose_text", "parse_tracebacks",
+    "CATEGORIES",
+    "Diagnosis",
+    "ParsedTraceback",
+    "diagnose_lines",
+    "diagnose_text",
+    "parse_tracebacks",
     "tail_lines",
 ]

@@ -1,4 +1,5 @@
 """Read the last lines of a (possibly huge) log file without reading the whole file."""
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """Find Python tracebacks (chained, worker, torchrun summaries, JAX/TF errors) in log lines."""
+
 from __future__ import annotations
 
 import re
@@ -23,14 +24,20 @@ _CLOSE_FILE = re.compile(r"^[^\"\s]*\", line \d+")
 _INLINE_CODE = re.compile(r"^(?P<frame>(?P<indent>\s*)File \"[^\"]+\", line \d+, in [<>\w.]+)\s{2,}(?P<code>\S.*)$")
 
 HEADER = re.compile(r"Traceback \(most recent call last\)")
-_WORKER_HEADER = re.compile(r"^\s*Original Traceback \(most recent call last\)|RemoteTraceback|"
-                            r"-- Process \d+ terminated with the following error")
+_WORKER_HEADER = re.compile(
+    r"^\s*Original Traceback \(most recent call last\)|RemoteTraceback|"
+    r"-- Process \d+ terminated with the following error"
+)
 FRAME = re.compile(r"^(?P<indent>\s*)File \"(?P<file>[^\"]+)\", line (?P<line>\d+)(?:, in (?P<func>.+?))?\s*$")
 _IPY_FRAME = re.compile(r"^(?P<indent>\s*)File (?P<file>\S.*?):(?P<line>\d+), in (?P<func>[\w.<>]+)")
-_CHAIN = re.compile(r"(?P<context>During handling of the above exception)|"
-                    r"(?P<cause>The above exception was the direct cause)")
-_EXC_NAME = (r"(?:[A-Za-z_]\w*\.)*(?:_?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Fault|Failure|Timeout|Warning)"
-             r"|Exception|KeyboardInterrupt|StopIteration|SystemExit|GeneratorExit)")
+_CHAIN = re.compile(
+    r"(?P<context>During handling of the above exception)|"
+    r"(?P<cause>The above exception was the direct cause)"
+)
+_EXC_NAME = (
+    r"(?:[A-Za-z_]\w*\.)*(?:_?[A-Z]\w*(?:Error|Exception|Exit|Interrupt|Fault|Failure|Timeout|Warning)"
+    r"|Exception|KeyboardInterrupt|StopIteration|SystemExit|GeneratorExit)"
+)
 EXC = re.compile(rf"^\s*(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))?$")
 _ORPHAN = re.compile(rf"^\s*(?P<type>{_EXC_NAME})(?::\s?(?P<msg>.*))$")
 # After a traceback's frames, any unindented `pkg.Name: message` is the exception (VersionConflict, ServiceUnavailable).
@@ -38,8 +45,10 @@ _AFTER_FRAMES = re.compile(r"^(?P<type>(?:[A-Za-z_]\w*\.)*[A-Z]\w*)(?::\s?(?P<ms
 _FLAT_EXC = re.compile(rf"(?<![\w.])(?P<type>{_EXC_NAME}): (?P<msg>.*)$")
 _ROOT_CAUSE = re.compile(r"Root Cause \(first observed failure\)")
 _TR_KEY = re.compile(r"^\s*(?P<key>time|host|rank|exitcode|error_file|traceback)\s*:\s?(?P<val>.*)$")
-_TF_NAMES = re.compile(r"^(?:tensorflow\.|tf\.)|errors_impl|^(?:ResourceExhausted|InvalidArgument|FailedPrecondition|"
-                       r"NotFound|Internal|Unknown|OutOfRange|Aborted|Unavailable|DeadlineExceeded)Error$")
+_TF_NAMES = re.compile(
+    r"^(?:tensorflow\.|tf\.)|errors_impl|^(?:ResourceExhausted|InvalidArgument|FailedPrecondition|"
+    r"NotFound|Internal|Unknown|OutOfRange|Aborted|Unavailable|DeadlineExceeded)Error$"
+)
 
 
 @dataclass
@@ -47,8 +56,8 @@ class ParsedTraceback:
     exc_type: str | None
     message: str
     frames: list[tuple[str, int, str, str]] = field(default_factory=list)  # (file, line, function, code)
-    kind: str = "python"                 # python | worker | torchrun | jax | tf
-    chained: str | None = None           # "cause" / "context": how it links to the previous one
+    kind: str = "python"  # python | worker | torchrun | jax | tf
+    chained: str | None = None  # "cause" / "context": how it links to the previous one
     details: dict = field(default_factory=dict)  # torchrun: exitcode, error_file, rank, host, traceback
 
     @property
@@ -69,7 +78,7 @@ def normalize_lines(lines: list[str]) -> list[str]:
         line = pieces[-1]
         if out and _OPEN_FILE.match(out[-1]) and _CLOSE_FILE.match(line):
             line = out.pop() + line  # a frame's path wrapped onto the next line
-        if "File \"" in line and HEADER.search(line):
+        if 'File "' in line and HEADER.search(line):
             out.extend(_unflatten(line))
         else:
             out.append(line)
@@ -168,8 +177,11 @@ class _Parser:
             self.close()
             self.chain = "cause" if chain["cause"] else "context"
             return i + 1
-        exc = (EXC.match(line) or (_AFTER_FRAMES.match(line) if self.cur.frames else None)) if self.cur \
+        exc = (
+            (EXC.match(line) or (_AFTER_FRAMES.match(line) if self.cur.frames else None))
+            if self.cur
             else _ORPHAN.match(line)
+        )
         if exc and not (self.cur is None and exc["type"].endswith("Warning")):
             if self.cur is None:
                 self.open()
@@ -210,8 +222,16 @@ class _Parser:
             if not line.strip() and heading and len(message) == 1:
                 i += 1
                 continue
-            if not line.strip() or FRAME.match(line) or HEADER.search(line) or _CHAIN.search(line) \
-                    or _ROOT_CAUSE.search(line) or EXC.match(line) or _PROGRESS.search(line) or _RULER.match(line):
+            if (
+                not line.strip()
+                or FRAME.match(line)
+                or HEADER.search(line)
+                or _CHAIN.search(line)
+                or _ROOT_CAUSE.search(line)
+                or EXC.match(line)
+                or _PROGRESS.search(line)
+                or _RULER.match(line)
+            ):
                 break
             if not (heading or line[:1].isspace()):
                 break
@@ -241,13 +261,16 @@ class _Parser:
 
 def _torchrun_record(details: dict, tb_lines: list[str]) -> ParsedTraceback:
     first = details.get("traceback", "")
-    nested = _Parser(([first] if HEADER.search(first) else []) + tb_lines).run() if tb_lines or HEADER.search(first) else []
+    nested = (
+        _Parser(([first] if HEADER.search(first) else []) + tb_lines).run() if tb_lines or HEADER.search(first) else []
+    )
     inner = next((t for t in reversed(nested) if t.exc_type), None)
     if inner:
         return ParsedTraceback(inner.exc_type, inner.message, inner.frames, "torchrun", details=details)
     if not details:
-        return ParsedTraceback("ChildFailedError", "a worker process failed (no root-cause details in the log)",
-                               [], "torchrun")
+        return ParsedTraceback(
+            "ChildFailedError", "a worker process failed (no root-cause details in the log)", [], "torchrun"
+        )
     exitcode = details.get("exitcode", "?")
     message = f"rank {details.get('rank', '?')} failed with exitcode {exitcode}"
     if first and "To enable traceback" not in first:
@@ -270,8 +293,10 @@ def _kind(tb: ParsedTraceback) -> str:
     return tb.kind
 
 
-_LIBRARY = re.compile(r"(?i)site-packages|dist-packages|[/\\]lib[/\\]python[\d.]*[/\\]|^<frozen|^<string>|"
-                      r"[/\\]lib[/\\][^/\\]+\.py$|importlib[/\\]_bootstrap|\.egg[/\\]|[/\\]bin[/\\][^/\\.]+$")
+_LIBRARY = re.compile(
+    r"(?i)site-packages|dist-packages|[/\\]lib[/\\]python[\d.]*[/\\]|^<frozen|^<string>|"
+    r"[/\\]lib[/\\][^/\\]+\.py$|importlib[/\\]_bootstrap|\.egg[/\\]|[/\\]bin[/\\][^/\\.]+$"
+)
 
 
 def is_library_file(file: str) -> bool:
@@ -281,7 +306,7 @@ def is_library_file(file: str) -> bool:
 
 def find_location(tracebacks: list[ParsedTraceback], repo_root: Path | None = None) -> dict | None:
     """The innermost frame in the user's code, trying the given tracebacks in order."""
-    for want_repo in ((True, False) if repo_root else (False,)):
+    for want_repo in (True, False) if repo_root else (False,):
         for tb in tracebacks:
             for file, line, func, _code in reversed(tb.frames):
                 rel = _in_repo(file, repo_root) if want_repo else (None if _LIBRARY.search(file) else file)
@@ -301,7 +326,7 @@ def _in_repo(file: str, root: Path) -> str | None:
     for base in {str(root.absolute()), str(root.resolve())}:
         base = base.replace("\\", "/").rstrip("/")
         if posix.startswith(base + "/"):
-            return posix[len(base) + 1:]
+            return posix[len(base) + 1 :]
     if not path.is_absolute() and not re.match(r"^[A-Za-z]:/", posix):
         return str(path) if (root / path).is_file() else None
     if _LIBRARY.search(file):

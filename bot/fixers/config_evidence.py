@@ -1,6 +1,7 @@
 """Where a missing config key's value can be read rather than guessed, in order of trust:
 the base branch's version of the config, another config file of the repo, the branch doc,
 PR text or hint, and the configs of earlier runs."""
+
 from __future__ import annotations
 
 import ast
@@ -10,21 +11,23 @@ from typing import Any
 
 import yaml
 
+from bot.fixers.config_sites import Site, find_sites, python_sites, yaml_sites
 from bot.fixers.llm.prompt import git_output
 from bot.fixers.model import FixContext
-from bot.fixers.config_sites import Site, find_sites, python_sites, yaml_sites
 from bot.fixers.text import read_text
 
 _EVIDENCE_KINDS = ("entry", "assign", "argparse", "yaml")
-_VALUE = (r"""[-+]?(?:\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"""
-          r"""|true|false|True|False|"[^"\n]*"|'[^'\n]*'""")
+_VALUE = (
+    r"""[-+]?(?:\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)"""
+    r"""|true|false|True|False|"[^"\n]*"|'[^'\n]*'"""
+)
 
 
 @dataclass
 class Value:
     obj: Any
-    text: str | None    # as written where it was found, to be reused when the syntax allows
-    kind: str           # python | yaml | text | run
+    text: str | None  # as written where it was found, to be reused when the syntax allows
+    kind: str  # python | yaml | text | run
     evidence: str
 
 
@@ -65,8 +68,10 @@ def _site_value(site: Site, evidence: str) -> Value | None:
 
 
 def _from_docs(ctx: FixContext, key: str, target: str) -> Value | None:
-    texts = [(f"docs/{name}.md", read_text(ctx.worktree, f"docs/{name}.md"))
-             for name in dict.fromkeys((ctx.branch, ctx.branch.replace("/", "-")))]
+    texts = [
+        (f"docs/{name}.md", read_text(ctx.worktree, f"docs/{name}.md"))
+        for name in dict.fromkeys((ctx.branch, ctx.branch.replace("/", "-")))
+    ]
     texts += [("PR description", ctx.pr_text), ("hint", ctx.hint)]
     pattern = re.compile(rf"`?\b{re.escape(key)}\b`?\s*(?:=|:|\bof\b|\bto\b|\bis\b)\s*`?({_VALUE})(?!\w|\.\d)")
     for where, text in texts:
@@ -83,7 +88,7 @@ def _from_run_configs(ctx: FixContext, key: str, target: str) -> Value | None:
     for number, config in enumerate(ctx.earlier_run_configs, 1):
         value = config.get(key) if isinstance(config, dict) else None
         if isinstance(value, dict) and set(value) <= {"value", "desc"}:
-            value = value.get("value")   # W&B's {"value": ..., "desc": ...} wrapping
+            value = value.get("value")  # W&B's {"value": ..., "desc": ...} wrapping
         if value is not None:
             return Value(value, None, "run", f"earlier run config #{number}: {key}={value!r}")
     return None

@@ -1,5 +1,6 @@
 """Where a config key gets its literal value: dict entries, assignments, keyword arguments and
 argparse defaults in Python, `key: value` lines in YAML. Used by the hyperparameter rules."""
+
 from __future__ import annotations
 
 import ast
@@ -12,25 +13,38 @@ from bot.fixers.text import char_col, read_text, repo_files
 # How much a kind of site looks like "the config": a dict or YAML beats a call's keyword.
 _RANK = {"entry": 3, "yaml": 3, "assign": 3, "argparse": 2, "keyword": 1}
 # Folders of someone else's code: a value there is never the experiment's to change.
-VENDORED_DIRS = frozenset({"site-packages", "dist-packages", "third_party", "third-party", "thirdparty",
-                           "vendor", "vendored", "_vendor", ".venv", "venv", "node_modules"})
+VENDORED_DIRS = frozenset(
+    {
+        "site-packages",
+        "dist-packages",
+        "third_party",
+        "third-party",
+        "thirdparty",
+        "vendor",
+        "vendored",
+        "_vendor",
+        ".venv",
+        "venv",
+        "node_modules",
+    }
+)
 
 
 @dataclass
 class Site:
     path: str
-    line: int        # 1-based
-    col: int         # character offsets of the value within the line
+    line: int  # 1-based
+    col: int  # character offsets of the value within the line
     end_col: int
-    text: str        # the value's source text, e.g. "1e-3"
+    text: str  # the value's source text, e.g. "1e-3"
     key: str
-    kind: str        # entry | assign | keyword | argparse | yaml
-    line_text: str   # the whole line, as in the file
+    kind: str  # entry | assign | keyword | argparse | yaml
+    line_text: str  # the whole line, as in the file
     scope: str = ""  # what holds it: one dict, one call, argparse, module; "" for a YAML file
 
     def with_value(self, new: str) -> str:
         """The site's line with the value replaced by `new`."""
-        return self.line_text[:self.col] + new + self.line_text[self.end_col:]
+        return self.line_text[: self.col] + new + self.line_text[self.end_col :]
 
 
 def find_sites(root: Path, keys: tuple[str, ...]) -> list[Site]:
@@ -55,8 +69,7 @@ def is_vendored(rel: str) -> bool:
     return any(part in VENDORED_DIRS for part in rel.split("/")[:-1])
 
 
-def best_site(sites: list[Site], run_config: dict | None = None,
-              preferred: list[set[str]] | tuple = ()) -> Site | None:
+def best_site(sites: list[Site], run_config: dict | None = None, preferred: list[set[str]] | tuple = ()) -> Site | None:
     """The site that holds the value the run used, or None rather than a guess.
 
     When the run logged one of the sites' keys, only a site whose literal equals the logged
@@ -113,7 +126,7 @@ def _python_pairs(tree: ast.AST, keys: tuple[str, ...]):
     """(key, value node, kind, holder node) for each place a key is given a value."""
     for node in ast.walk(tree):
         if isinstance(node, ast.Dict):
-            for k, v in zip(node.keys, node.values):
+            for k, v in zip(node.keys, node.values, strict=False):
                 if isinstance(k, ast.Constant) and k.value in keys:
                     yield k.value, v, "entry", node
         elif isinstance(node, (ast.Assign, ast.AnnAssign)):
@@ -151,8 +164,18 @@ def yaml_sites(rel: str, text: str, keys: tuple[str, ...]) -> list[Site]:
     for number_, line in enumerate(text.split("\n"), 1):
         match = _YAML_ENTRY.match(line)
         if match and match.group("key") in keys:
-            sites.append(Site(rel, number_, match.start("value"), match.end("value"),
-                              match.group("value"), match.group("key"), "yaml", line))
+            sites.append(
+                Site(
+                    rel,
+                    number_,
+                    match.start("value"),
+                    match.end("value"),
+                    match.group("value"),
+                    match.group("key"),
+                    "yaml",
+                    line,
+                )
+            )
     return sites
 
 
@@ -169,6 +192,6 @@ def _unwrap(value):
 
 def _same_number(text: str, value) -> bool:
     parsed = number(text)
-    if isinstance(value, str):   # a value logged as text, e.g. from argparse without a type
+    if isinstance(value, str):  # a value logged as text, e.g. from argparse without a type
         value = number(value.strip())
     return parsed is not None and isinstance(value, (int, float)) and abs(parsed - value) <= 1e-12 * max(1, abs(value))

@@ -10,6 +10,7 @@ Sources, first hit wins:
 
 Everything loads lazily, once, and is cached.
 """
+
 from __future__ import annotations
 
 import importlib.metadata
@@ -43,7 +44,7 @@ def distribution_for(module: str, *, guess: bool = True) -> str | None:
     for lookup in (_installed, _shipped_mapping, lambda: _GAPS):
         if name in lookup():
             dist = lookup()[name]
-            return _pretty(dist) if dist else None   # None: a namespace shared by many (azure, plone)
+            return _pretty(dist) if dist else None  # None: a namespace shared by many (azure, plone)
     if not guess:
         return None
     return name if _PYPI_NAME.match(name) and not name.startswith("_") else None

@@ -1,4 +1,5 @@
 """What an import failure names: the missing module, or the name missing from a module."""
+
 from __future__ import annotations
 
 import difflib
@@ -15,9 +16,9 @@ _NO_NAME = re.compile(r"cannot import name ['\"](\w+)['\"] from ['\"]([\w.]+)['\
 
 @dataclass
 class MissingImport:
-    module: str            # "src.modles", or the module the name was imported from
-    name: str | None       # "Nett" for "cannot import name 'Nett' from 'src.model'"
-    line: str              # the message line it came from, for the evidence
+    module: str  # "src.modles", or the module the name was imported from
+    name: str | None  # "Nett" for "cannot import name 'Nett' from 'src.model'"
+    line: str  # the message line it came from, for the evidence
 
 
 def missing_import(diagnosis: Diagnosis) -> MissingImport | None:
@@ -32,7 +33,7 @@ def missing_import(diagnosis: Diagnosis) -> MissingImport | None:
     return None
 
 
-CUTOFF = 0.8   # difflib ratio: "modles"/"models" 0.83, "Nett"/"Net" 0.86, "einops"/"einops_utils" 0.67
+CUTOFF = 0.8  # difflib ratio: "modles"/"models" 0.83, "Nett"/"Net" 0.86, "einops"/"einops_utils" 0.67
 
 
 def local_package_dir(root: Path, top: str, beside: str | None = None) -> Path | None:

@@ -1,4 +1,5 @@
 """What a fixer proposes and what it is given. Fixers never touch git: the pipeline does."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ class Edit:
     `path` is relative to the worktree. An empty `search` creates the file (it must not exist)
     or, with `append=True`, appends `replace` to it.
     """
+
     path: str
     search: str
     replace: str
@@ -22,12 +24,12 @@ class Edit:
 
 @dataclass
 class FixProposal:
-    fixer: str                 # "rule:lower-lr", "llm:<model>", "relaunch"
-    description: str           # goes into the commit subject "Fix: <description>"
+    fixer: str  # "rule:lower-lr", "llm:<model>", "relaunch"
+    description: str  # goes into the commit subject "Fix: <description>"
     root_cause: str
     edits: list[Edit] = field(default_factory=list)
-    evidence: list[str] = field(default_factory=list)   # what the fixer based the change on
-    tokens: dict | None = None                           # {"input":, "output":, "cache_read":, "cache_write":}
+    evidence: list[str] = field(default_factory=list)  # what the fixer based the change on
+    tokens: dict | None = None  # {"input":, "output":, "cache_read":, "cache_write":}
     cost_usd: float | None = None
 
 
@@ -36,11 +38,11 @@ class FixContext:
     worktree: Path
     branch: str
     diagnosis: Diagnosis
-    config: dict                                   # the validated repo config
-    log_tail: list[str] = field(default_factory=list)   # already redacted
+    config: dict  # the validated repo config
+    log_tail: list[str] = field(default_factory=list)  # already redacted
     run_config: dict = field(default_factory=dict)
-    base_branch: str | None = None                 # e.g. "main"; for diffs and config evidence
-    hint: str | None = None                        # free text from the /fix-and-relaunch comment
+    base_branch: str | None = None  # e.g. "main"; for diffs and config evidence
+    hint: str | None = None  # free text from the /fix-and-relaunch comment
     pr_text: str | None = None
     earlier_run_configs: list[dict] = field(default_factory=list)
     previous_attempts: list[dict] = field(default_factory=list)

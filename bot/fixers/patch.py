@@ -4,6 +4,7 @@ Edits are untrusted input (an LLM wrote them, steered by logs and PR text): the 
 run whoever proposed them. `apply_and_validate` is the one entry point the pipeline needs;
 it leaves either the validated change or the original files on disk, never half of one.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -11,9 +12,10 @@ import os
 import re
 import signal
 import subprocess
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable
+from typing import Any
 
 from bot.core.errors import OperationFailed
 from bot.fixers.model import Edit
@@ -22,8 +24,13 @@ OUTPUT_TAIL_CHARS = 2000
 # The smoke check runs code an LLM just wrote, before anyone reviewed it: none of the bot's
 # credentials reach it, and W&B stays offline.
 _SECRET_ENV = (
-    "ANTHROPIC_API_KEY", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH", "GITHUB_WEBHOOK_SECRET",
-    "WANDB_WEBHOOK_SECRET", "GITHUB_TOKEN", "WANDB_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GITHUB_PRIVATE_KEY",
+    "GITHUB_PRIVATE_KEY_PATH",
+    "GITHUB_WEBHOOK_SECRET",
+    "WANDB_WEBHOOK_SECRET",
+    "GITHUB_TOKEN",
+    "WANDB_API_KEY",
 )
 
 
@@ -32,6 +39,7 @@ class PatchError(OperationFailed):
 
 
 # --- paths -----------------------------------------------------------------------------------
+
 
 def safe_path(worktree: Path, rel: str) -> Path:
     """The absolute path of `rel` inside `worktree`; PatchError when it would land outside."""
@@ -55,10 +63,12 @@ def safe_path(worktree: Path, rel: str) -> Path:
     here = root
     for part in pure.parts:
         here = here / part
-        if here.is_symlink():   # lstat
+        if here.is_symlink():  # lstat
             shown = here.relative_to(root).as_posix()
-            raise PatchError(f"path {rel} goes through the symlink {shown} (to {target.relative_to(root).as_posix()}"
-                             f" once resolved); edit the file itself, not a link to it")
+            raise PatchError(
+                f"path {rel} goes through the symlink {shown} (to {target.relative_to(root).as_posix()}"
+                f" once resolved); edit the file itself, not a link to it"
+            )
     if target.is_dir():
         raise PatchError(f"path {rel} is a directory")
     return target
@@ -75,7 +85,7 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
     out, i = [], 0
     while i < len(pattern):
         if pattern.startswith("**/", i):
-            out.append("(?:.*/)?")      # zero or more whole directories: `**/*.py` matches `main.py`
+            out.append("(?:.*/)?")  # zero or more whole directories: `**/*.py` matches `main.py`
             i += 3
         elif pattern.startswith("**", i):
             out.append(".*")
@@ -86,9 +96,9 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
         elif pattern[i] == "?":
             out.append("[^/]")
             i += 1
-        elif pattern[i] == "[" and "]" in pattern[i + 2:]:
+        elif pattern[i] == "[" and "]" in pattern[i + 2 :]:
             end = pattern.index("]", i + 2)
-            body = pattern[i + 1:end]
+            body = pattern[i + 1 : end]
             out.append("[" + ("^" + body[1:] if body.startswith("!") else body) + "]")
             i = end + 1
         else:
@@ -105,8 +115,9 @@ def glob_match(path: str, pattern: str) -> bool:
 def editable(rel: str, config: dict[str, Any]) -> bool:
     """Whether a fix may edit `rel`, by its name alone (`check_paths` also follows symlinks)."""
     fix = config.get("fix", {})
-    return (any(glob_match(rel, p) for p in fix.get("allowed_paths") or [])
-            and not any(glob_match(rel, p) for p in fix.get("denied_paths") or []))
+    return any(glob_match(rel, p) for p in fix.get("allowed_paths") or []) and not any(
+        glob_match(rel, p) for p in fix.get("denied_paths") or []
+    )
 
 
 def check_paths(worktree: Path, paths: Iterable[str], config: dict[str, Any]) -> None:
@@ -125,6 +136,7 @@ def check_paths(worktree: Path, paths: Iterable[str], config: dict[str, Any]) ->
 
 
 # --- applying --------------------------------------------------------------------------------
+
 
 def _read(path: Path, rel: str) -> str | None:
     if not path.exists():
@@ -223,14 +235,16 @@ def apply_edits(worktree: Path, edits: list[Edit]) -> list[str]:
 
 # --- validating ------------------------------------------------------------------------------
 
+
 def changed_lines(before: str | None, after: str | None) -> int:
     """Lines added plus lines removed, as a unified diff counts them."""
     diff = difflib.unified_diff((before or "").splitlines(), (after or "").splitlines(), lineterm="", n=0)
     return sum(1 for line in diff if line[:1] in "+-" and not line.startswith(("+++", "---")))
 
 
-def _check_size(worktree: Path, paths: list[str], before: dict[str, str | None] | None,
-                edits: list[Edit], limit: int) -> None:
+def _check_size(
+    worktree: Path, paths: list[str], before: dict[str, str | None] | None, edits: list[Edit], limit: int
+) -> None:
     if before is None:
         total = sum(changed_lines(e.search, e.replace) for e in edits)
     else:
@@ -263,9 +277,18 @@ def run_smoke(worktree: Path, command: str, timeout: float) -> None:
     """Run the repo's smoke command in the worktree; PatchError with the output tail on failure."""
     env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV} | {"WANDB_MODE": "offline"}
     # A session of its own, so a timeout kills the shell's children too.
-    proc = subprocess.Popen(command, shell=True, cwd=worktree, env=env, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            errors="replace", start_new_session=True)
+    proc = subprocess.Popen(
+        command,
+        shell=True,
+        cwd=worktree,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -276,8 +299,9 @@ def run_smoke(worktree: Path, command: str, timeout: float) -> None:
         raise PatchError(f"smoke check `{command}` failed with exit status {proc.returncode}:\n{_tail(output)}")
 
 
-def validate(worktree: Path, edits: list[Edit], config: dict[str, Any], *,
-             before: dict[str, str | None] | None = None) -> None:
+def validate(
+    worktree: Path, edits: list[Edit], config: dict[str, Any], *, before: dict[str, str | None] | None = None
+) -> None:
     """Check applied edits against the guardrails; PatchError names the first one broken.
 
     `before` maps each edited path to its original text (None: the file did not exist); without
@@ -295,7 +319,7 @@ def validate(worktree: Path, edits: list[Edit], config: dict[str, Any], *,
 def apply_and_validate(worktree: Path, edits: list[Edit], config: dict[str, Any]) -> list[str]:
     """Apply and validate the edits; on any failure put every original file back exactly."""
     paths = [normalize(e.path) for e in edits]
-    check_paths(worktree, paths, config)   # refuse before a single byte is written
+    check_paths(worktree, paths, config)  # refuse before a single byte is written
     before, _ = plan_edits(worktree, edits)
     created_dirs = _missing_dirs(worktree, before)
     changed = apply_edits(worktree, edits)

@@ -1,4 +1,5 @@
 """Shared by the rule fixers: walking the repo's files and turning line changes into exact edits."""
+
 from __future__ import annotations
 
 import os
@@ -54,7 +55,7 @@ def line_edit(path: str, text: str, changes: dict[int, str]) -> list[Edit]:
     edits = []
     for first, last in _runs(sorted(changes)):
         first, last = _widen_until_unique(text, lines, first - 1, last - 1)
-        search = "\n".join(lines[first:last + 1])
+        search = "\n".join(lines[first : last + 1])
         replace = "\n".join(changes.get(i + 1, lines[i]) for i in range(first, last + 1))
         edits.append(Edit(path=path, search=search, replace=replace))
     return edits
@@ -73,7 +74,7 @@ def _runs(numbers: list[int]) -> list[tuple[int, int]]:
 
 def _widen_until_unique(text: str, lines: list[str], first: int, last: int) -> tuple[int, int]:
     while True:
-        search = "\n".join(lines[first:last + 1])
+        search = "\n".join(lines[first : last + 1])
         if search.strip() and text.count(search) == 1:
             return first, last
         if first == 0 and last == len(lines) - 1:

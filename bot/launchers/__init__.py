@@ -4,14 +4,16 @@
 records it; `refresh_run` / `active_runs` bring recorded runs up to date from their backend;
 `cancel_run` stops one. A new backend registers itself with `register`.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput
+from bot.core.settings import Settings
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
 from bot.launchers.command import CommandLauncher
 from bot.launchers.local import LocalLauncher
@@ -19,15 +21,26 @@ from bot.runs.model import ACTIVE_STATES
 from bot.store.runs import RunRecord, StateStore, new_run_id
 
 __all__ = [
-    "ACTIVE_STATES", "END_STATES", "Handle", "Launcher", "LaunchSpec", "LaunchStatus",
-    "get_launcher", "register", "run_dir", "start_run", "refresh_run", "active_runs", "cancel_run",
+    "ACTIVE_STATES",
+    "END_STATES",
+    "Handle",
+    "Launcher",
+    "LaunchSpec",
+    "LaunchStatus",
+    "get_launcher",
+    "register",
+    "run_dir",
+    "start_run",
+    "refresh_run",
+    "active_runs",
+    "cancel_run",
 ]
 
 LauncherFactory = Callable[[Settings, Mapping[str, Any] | None], Launcher]
 
 
 def _ray(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:
-    from bot.launchers.ray import RayLauncher   # lazily: importing the registry never imports ray
+    from bot.launchers.ray import RayLauncher  # lazily: importing the registry never imports ray
 
     return RayLauncher(settings, config)
 
@@ -44,8 +57,13 @@ def _slurm(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:
     return SlurmLauncher(settings, config)
 
 
-_FACTORIES: dict[str, LauncherFactory] = {"local": LocalLauncher, "command": CommandLauncher,
-                                          "ray": _ray, "wandb-launch": _wandb_launch, "slurm": _slurm}
+_FACTORIES: dict[str, LauncherFactory] = {
+    "local": LocalLauncher,
+    "command": CommandLauncher,
+    "ray": _ray,
+    "wandb-launch": _wandb_launch,
+    "slurm": _slurm,
+}
 
 
 def register(backend: str, factory: LauncherFactory) -> None:
@@ -66,19 +84,43 @@ def run_dir(settings: Settings, run_id: str) -> Path:
     return Path(settings.state_dir) / "runs" / run_id
 
 
-def start_run(store: StateStore, settings: Settings, config: Mapping[str, Any], *, repo: str | Path,
-              branch: str, commit: str, worktree: Path, env: Mapping[str, str] | None = None,
-              run_id: str | None = None) -> RunRecord:
+def start_run(
+    store: StateStore,
+    settings: Settings,
+    config: Mapping[str, Any],
+    *,
+    repo: str | Path,
+    branch: str,
+    commit: str,
+    worktree: Path,
+    env: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+) -> RunRecord:
     """Launch `branch` with the repo config's backend, setup and command; record the run."""
     launch = config["launch"]
     launcher = get_launcher(launch["backend"], settings, config)
     run_id = run_id or new_run_id()
     log_path = run_dir(settings, run_id) / "output.log"
-    store.add_run(id=run_id, repo=str(repo), branch=branch, commit=commit, backend=launcher.name,
-                  log_path=str(log_path), unless_active=True)
-    spec = LaunchSpec(repo=str(repo), branch=branch, commit=commit, worktree=Path(worktree),
-                      command=launch["command"], setup=launch.get("setup"), env=dict(env or {}),
-                      log_path=log_path, run_id=run_id)
+    store.add_run(
+        id=run_id,
+        repo=str(repo),
+        branch=branch,
+        commit=commit,
+        backend=launcher.name,
+        log_path=str(log_path),
+        unless_active=True,
+    )
+    spec = LaunchSpec(
+        repo=str(repo),
+        branch=branch,
+        commit=commit,
+        worktree=Path(worktree),
+        command=launch["command"],
+        setup=launch.get("setup"),
+        env=dict(env or {}),
+        log_path=log_path,
+        run_id=run_id,
+    )
     try:
         handle = launcher.launch(spec)
     except BaseException:
@@ -108,26 +150,30 @@ def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> Run
         return record
     if status.reason:
         store.update_handle(record.id, end_reason=status.reason)
-    return store.update_run(record.id, if_state=ACTIVE_STATES, state=status.state,
-                            exit_code=status.exit_code, ended_at=status.ended_at)
+    return store.update_run(
+        record.id, if_state=ACTIVE_STATES, state=status.state, exit_code=status.exit_code, ended_at=status.ended_at
+    )
 
 
 def _end_if_launch_lost(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
     try:
         timeout = float(get_launcher(record.backend, settings).launch_timeout_s)
-    except BadInput:   # a backend no longer available: its launch is long over
+    except BadInput:  # a backend no longer available: its launch is long over
         timeout = Launcher.launch_timeout_s
     if time.time() - record.created_at <= timeout:
-        return record   # its launch may still be under way
+        return record  # its launch may still be under way
     ended = store.update_run(record.id, if_state=ACTIVE_STATES, state="crashed", ended_at=time.time())
     if ended.state == "crashed" and not ended.handle:
-        ended = store.update_handle(record.id, end_reason=f"no handle recorded within {timeout:g}s: "
-                                                          "the launch was lost (the bot stopped mid-launch)")
+        ended = store.update_handle(
+            record.id,
+            end_reason=f"no handle recorded within {timeout:g}s: the launch was lost (the bot stopped mid-launch)",
+        )
     return ended
 
 
-def active_runs(store: StateStore, settings: Settings, *, repo: str | None = None,
-                branch: str | None = None) -> list[RunRecord]:
+def active_runs(
+    store: StateStore, settings: Settings, *, repo: str | None = None, branch: str | None = None
+) -> list[RunRecord]:
     """Runs still queued or running, after checking each with its backend; newest first."""
     records = store.list_runs(repo=repo, branch=branch, state=ACTIVE_STATES)
     refreshed = [refresh_run(store, settings, record) for record in records]

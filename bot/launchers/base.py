@@ -4,13 +4,15 @@ A handle is a JSON-serialisable dict holding whatever the backend needs to find 
 again after the bot restarts (pid and start time, a Slurm job id, …). `status` and `cancel`
 work from the handle alone.
 """
+
 from __future__ import annotations
 
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from bot.core.errors import BadInput
 
@@ -25,26 +27,26 @@ END_STATES = ("finished", "failed", "crashed", "killed")
 
 @dataclass
 class LaunchSpec:
-    repo: str                   # absolute path or owner/name
+    repo: str  # absolute path or owner/name
     branch: str
     commit: str
-    worktree: Path              # the checkout the job runs in
-    command: str                # the repo config's launch.command
-    log_path: Path              # where the job's stdout+stderr go
+    worktree: Path  # the checkout the job runs in
+    command: str  # the repo config's launch.command
+    log_path: Path  # where the job's stdout+stderr go
     run_id: str
-    setup: str | None = None    # the repo config's launch.setup, run first
-    env: dict[str, str] = field(default_factory=dict)   # added to the launcher's base environment
+    setup: str | None = None  # the repo config's launch.setup, run first
+    env: dict[str, str] = field(default_factory=dict)  # added to the launcher's base environment
 
 
 @dataclass
 class LaunchStatus:
-    state: str                          # one of ACTIVE_STATES or END_STATES
+    state: str  # one of ACTIVE_STATES or END_STATES
     exit_code: int | None = None
-    ended_at: float | None = None       # unix seconds
+    ended_at: float | None = None  # unix seconds
     started_at: float | None = None
-    job_id: str | None = None           # an id the launch script printed, when it printed one
-    reason: str | None = None           # the scheduler's own word on how it ended (PREEMPTED, …),
-                                        # or why an active state is a guess (another host's run)
+    job_id: str | None = None  # an id the launch script printed, when it printed one
+    reason: str | None = None  # the scheduler's own word on how it ended (PREEMPTED, …),
+    # or why an active state is a guess (another host's run)
 
     @property
     def ended(self) -> bool:
@@ -57,7 +59,7 @@ class Launcher(ABC):
     # lost its launch (the bot died between recording the run and storing its handle).
     launch_timeout_s: float = 60.0
     settings: Any
-    base_env: Mapping[str, str] | None = None   # None: the bot's own environment when used
+    base_env: Mapping[str, str] | None = None  # None: the bot's own environment when used
 
     def inherited_env(self) -> Mapping[str, str]:
         return os.environ if self.base_env is None else self.base_env
@@ -80,8 +82,15 @@ class Launcher(ABC):
 
 
 # The bot's own credentials: no job ever gets them, whatever environment it starts from.
-BOT_SECRET_VARS = ("GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH", "GITHUB_WEBHOOK_SECRET",
-                   "WANDB_WEBHOOK_SECRET", "ANTHROPIC_API_KEY", "GITHUB_TOKEN", "GH_TOKEN")
+BOT_SECRET_VARS = (
+    "GITHUB_PRIVATE_KEY",
+    "GITHUB_PRIVATE_KEY_PATH",
+    "GITHUB_WEBHOOK_SECRET",
+    "WANDB_WEBHOOK_SECRET",
+    "ANTHROPIC_API_KEY",
+    "GITHUB_TOKEN",
+    "GH_TOKEN",
+)
 
 
 def without_bot_secrets(settings: Any, env: Mapping[str, str]) -> dict[str, str]:
@@ -93,11 +102,14 @@ def without_bot_secrets(settings: Any, env: Mapping[str, str]) -> dict[str, str]
     running jobs as a separate uid (or in a container) keeps them from it.
     """
     wandb_key = getattr(settings, "wandb_api_key", None)
-    secrets = {s.strip() for s in (settings.secrets() if settings is not None else [])
-               if s and s.strip() and s != wandb_key}
-    return {name: value for name, value in env.items()
-            if name not in BOT_SECRET_VARS
-            and (name == "WANDB_API_KEY" or value.strip() not in secrets)}
+    secrets = {
+        s.strip() for s in (settings.secrets() if settings is not None else []) if s and s.strip() and s != wandb_key
+    }
+    return {
+        name: value
+        for name, value in env.items()
+        if name not in BOT_SECRET_VARS and (name == "WANDB_API_KEY" or value.strip() not in secrets)
+    }
 
 
 def existing_worktree(spec: LaunchSpec) -> Path:
@@ -121,12 +133,14 @@ def job_environment(settings: Any, spec: LaunchSpec, base: Mapping[str, str]) ->
     if settings.wandb_base_url and not env.get("WANDB_BASE_URL"):
         env["WANDB_BASE_URL"] = settings.wandb_base_url
     if not env.get("WANDB_API_KEY") and env.get("WANDB_MODE") not in QUIET_WANDB_MODES:
-        env["WANDB_MODE"] = "offline"   # no key: log locally rather than fail or prompt
-    env.update({
-        "PYTHONUNBUFFERED": "1",
-        "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
-        "FIX_AND_RELAUNCH_BRANCH": spec.branch,
-        "FIX_AND_RELAUNCH_COMMIT": spec.commit,
-        "FIX_AND_RELAUNCH_REPO": str(spec.repo),
-    })
+        env["WANDB_MODE"] = "offline"  # no key: log locally rather than fail or prompt
+    env.update(
+        {
+            "PYTHONUNBUFFERED": "1",
+            "FIX_AND_RELAUNCH_RUN_ID": spec.run_id,
+            "FIX_AND_RELAUNCH_BRANCH": spec.branch,
+            "FIX_AND_RELAUNCH_COMMIT": spec.commit,
+            "FIX_AND_RELAUNCH_REPO": str(spec.repo),
+        }
+    )
     return env

@@ -8,6 +8,7 @@ next to a quote is refused, since quoting a quoted value undoes its quoting. The
 its exit code and output are the run's, and a job id it prints is reported by `status`.
 A configured `launch.setup` runs first, as for the local backend.
 """
+
 from __future__ import annotations
 
 import re
@@ -25,8 +26,8 @@ PLACEHOLDERS = ("branch", "commit", "repo", "worktree", "run_id")
 
 # What launch scripts print when they submit something; the last match wins.
 JOB_ID_PATTERNS = (
-    re.compile(r"Submitted batch job (\d+)"),                       # sbatch
-    re.compile(r"\b(raysubmit_[A-Za-z0-9]+)"),                      # ray job submit
+    re.compile(r"Submitted batch job (\d+)"),  # sbatch
+    re.compile(r"\b(raysubmit_[A-Za-z0-9]+)"),  # ray job submit
     re.compile(r"\bjob[ _-]?id\s*[:=]\s*['\"]?([\w.:/-]+)", re.I),  # job id: 123, JOB_ID=abc
 )
 LOG_TAIL_BYTES = 64 * 1024
@@ -39,22 +40,26 @@ def render_command(template: str, values: dict[str, str]) -> str:
     except ValueError as exc:
         raise BadInput(f"launch.command: bad template {template!r}: {exc}") from None
     out = []
-    quote: str | None = None    # the shell quote open where the text has got to: None, ' or "
+    quote: str | None = None  # the shell quote open where the text has got to: None, ' or "
     for index, (literal, name, format_spec, conversion) in enumerate(parts):
         out.append(literal)
         quote = _quote_state(literal, quote)
         if name is None:
             continue
         if name not in PLACEHOLDERS or format_spec or conversion:
-            raise BadInput(f"launch.command: unknown placeholder {_shown(name, conversion, format_spec)} "
-                           f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}; "
-                           "write {{ and }} for a literal brace)")
+            raise BadInput(
+                f"launch.command: unknown placeholder {_shown(name, conversion, format_spec)} "
+                f"(known: {', '.join('{' + p + '}' for p in PLACEHOLDERS)}; "
+                "write {{ and }} for a literal brace)"
+            )
         following = parts[index + 1][0] if index + 1 < len(parts) else ""
         # Inside quotes the value's own quoting is undone ("'x$(id)'" runs $(id)); next to a
         # quote, `$` or `\` it is changed. Refuse rather than guess what was meant.
         if quote is not None or literal[-1:] in QUOTE_NEIGHBOURS or following[:1] in QUOTE_NEIGHBOURS[:2]:
-            raise BadInput(f"launch.command: {{{name}}} is inside or next to a shell quote in {template!r}; "
-                           "don't quote placeholders; they are quoted for you")
+            raise BadInput(
+                f"launch.command: {{{name}}} is inside or next to a shell quote in {template!r}; "
+                "don't quote placeholders; they are quoted for you"
+            )
         out.append(shlex.quote(str(values[name])))
     return "".join(out)
 
@@ -96,8 +101,13 @@ class CommandLauncher(LocalLauncher):
     name = "command"
 
     def launch(self, spec: LaunchSpec) -> Handle:
-        values = {"branch": spec.branch, "commit": spec.commit, "repo": spec.repo,
-                  "worktree": str(spec.worktree), "run_id": spec.run_id}
+        values = {
+            "branch": spec.branch,
+            "commit": spec.commit,
+            "repo": spec.repo,
+            "worktree": str(spec.worktree),
+            "run_id": spec.run_id,
+        }
         return super().launch(replace(spec, command=render_command(spec.command, values)))
 
     def supervisor_options(self) -> dict[str, Any]:
@@ -105,7 +115,7 @@ class CommandLauncher(LocalLauncher):
 
     def status(self, handle: Handle) -> LaunchStatus:
         status = super().status(handle)
-        if status.job_id is None:   # still running: look at what it printed so far
+        if status.job_id is None:  # still running: look at what it printed so far
             status.job_id = find_job_id(log_tail(Path(handle["log_path"])))
         return status
 

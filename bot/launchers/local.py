@@ -4,6 +4,7 @@ The job runs under a detached supervisor (bot/launchers/supervise.py), in a new 
 it outlives the bot; its handle names the supervisor and the job's process group, each with
 its start time, and the status file the supervisor keeps next to the log.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,16 +14,17 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from bot.core.settings import Settings
 from bot.core.errors import OperationFailed
+from bot.core.settings import Settings
 from bot.launchers import procs
-from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree
+from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
 from bot.store.runs import DB_NAME
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]   # the folder holding the `bot` package
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
 
 # Runs the user's setup with `set -e`, and stops with its exit code if it fails.
 SETUP_TEMPLATE = """\
@@ -54,12 +56,18 @@ def status_paths(log_path: Path) -> tuple[Path, Path]:
 class LocalLauncher(Launcher):
     name = "local"
 
-    def __init__(self, settings: Settings, config: Mapping[str, Any] | None = None, *,
-                 base_env: Mapping[str, str] | None = None, grace_s: float = 10.0,
-                 start_timeout_s: float = 30.0):
+    def __init__(
+        self,
+        settings: Settings,
+        config: Mapping[str, Any] | None = None,
+        *,
+        base_env: Mapping[str, str] | None = None,
+        grace_s: float = 10.0,
+        start_timeout_s: float = 30.0,
+    ):
         self.settings = settings
         self.config = config
-        self.base_env = base_env     # None: the bot's own environment at launch time
+        self.base_env = base_env  # None: the bot's own environment at launch time
         self.grace_s = grace_s
         self.start_timeout_s = start_timeout_s
         # Up to start_timeout_s for the supervisor to detach, as long again for the job to start.
@@ -75,19 +83,29 @@ class LocalLauncher(Launcher):
         for stale in (status_path, cancel_path):
             stale.unlink(missing_ok=True)
         supervisor_spec = {
-            "run_id": spec.run_id, "shell": shutil.which("bash") or "/bin/sh",
-            "script": self.script(spec), "cwd": str(Path(spec.worktree).resolve()),
-            "log_path": str(log_path), "status_path": str(status_path),
-            "cancel_path": str(cancel_path), "state_db": str(self._state_db()),
+            "run_id": spec.run_id,
+            "shell": shutil.which("bash") or "/bin/sh",
+            "script": self.script(spec),
+            "cwd": str(Path(spec.worktree).resolve()),
+            "log_path": str(log_path),
+            "status_path": str(status_path),
+            "cancel_path": str(cancel_path),
+            "state_db": str(self._state_db()),
             **self.supervisor_options(),
         }
         self._start_supervisor(supervisor_spec, self.environment(spec), log_path)
         started = self._wait_started(status_path, log_path)
         return {
-            "backend": self.name, "host": socket.gethostname(), "run_id": spec.run_id,
-            "log_path": str(log_path), "status_path": str(status_path), "cancel_path": str(cancel_path),
-            **{key: started.get(key) for key in ("supervisor_pid", "supervisor_start", "pid",
-                                                 "pgid", "start_time", "started_at")},
+            "backend": self.name,
+            "host": socket.gethostname(),
+            "run_id": spec.run_id,
+            "log_path": str(log_path),
+            "status_path": str(status_path),
+            "cancel_path": str(cancel_path),
+            **{
+                key: started.get(key)
+                for key in ("supervisor_pid", "supervisor_start", "pid", "pgid", "start_time", "started_at")
+            },
         }
 
     def script(self, spec: LaunchSpec) -> str:
@@ -102,12 +120,20 @@ class LocalLauncher(Launcher):
 
     def _start_supervisor(self, supervisor_spec: dict[str, Any], env: dict[str, str], log_path: Path) -> None:
         # -c with an explicit sys.path entry: the worktree (the cwd) may hold its own `bot`.
-        code = (f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); "
-                "from bot.launchers.supervise import main; sys.exit(main(sys.argv[1:]))")
+        code = (
+            f"import sys; sys.path.insert(0, {str(PACKAGE_ROOT)!r}); "
+            "from bot.launchers.supervise import main; sys.exit(main(sys.argv[1:]))"
+        )
         with open(log_path, "ab") as log:
-            proc = subprocess.Popen([sys.executable, "-c", code, json.dumps(supervisor_spec)],
-                                    cwd=supervisor_spec["cwd"], env=env, stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, json.dumps(supervisor_spec)],
+                cwd=supervisor_spec["cwd"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         try:
             returncode = proc.wait(timeout=self.start_timeout_s)
         except subprocess.TimeoutExpired:
@@ -135,20 +161,24 @@ class LocalLauncher(Launcher):
             return _from_status_file(recorded)
         if _other_host(handle):
             # Its pids mean nothing here: say so, rather than guess from an unrelated process.
-            return LaunchStatus("running", started_at=handle.get("started_at"),
-                                reason=f"runs on host {handle['host']}; its state cannot be checked from "
-                                       f"{socket.gethostname()} until it writes its end to {status_path}")
+            return LaunchStatus(
+                "running",
+                started_at=handle.get("started_at"),
+                reason=f"runs on host {handle['host']}; its state cannot be checked from "
+                f"{socket.gethostname()} until it writes its end to {status_path}",
+            )
         if self._alive(handle):
             return LaunchStatus("running", started_at=handle.get("started_at"))
-        if (recorded := _recorded_end(status_path)) is not None:   # it may just have ended
+        if (recorded := _recorded_end(status_path)) is not None:  # it may just have ended
             return _from_status_file(recorded)
         return LaunchStatus("crashed", started_at=handle.get("started_at"), ended_at=time.time())
 
     @staticmethod
     def _alive(handle: Handle) -> bool:
         """The supervisor, or failing that the job itself (an orphan still counts as running)."""
-        return (procs.is_alive(handle.get("supervisor_pid"), handle.get("supervisor_start"))
-                or procs.is_alive(handle.get("pid"), handle.get("start_time")))
+        return procs.is_alive(handle.get("supervisor_pid"), handle.get("supervisor_start")) or procs.is_alive(
+            handle.get("pid"), handle.get("start_time")
+        )
 
     # -- cancel -----------------------------------------------------------------------
 
@@ -157,9 +187,11 @@ class LocalLauncher(Launcher):
             return
         if _other_host(handle):
             # Its process group id here belongs to some unrelated process: never signal it.
-            raise OperationFailed(f"run {handle.get('run_id')} runs on host {handle['host']}, not on "
-                                  f"{socket.gethostname()}; cancel it from that host")
-        Path(handle["cancel_path"]).touch()   # tells the supervisor the end is a kill
+            raise OperationFailed(
+                f"run {handle.get('run_id')} runs on host {handle['host']}, not on "
+                f"{socket.gethostname()}; cancel it from that host"
+            )
+        Path(handle["cancel_path"]).touch()  # tells the supervisor the end is a kill
         stop_group(handle["pgid"], self.grace_s)
         self._await_end_record(handle)
 
@@ -169,14 +201,22 @@ class LocalLauncher(Launcher):
         status_path = Path(handle["status_path"])
 
         def settled() -> bool:
-            return (_recorded_end(status_path) is not None
-                    or not procs.is_alive(handle.get("supervisor_pid"), handle.get("supervisor_start")))
+            return _recorded_end(status_path) is not None or not procs.is_alive(
+                handle.get("supervisor_pid"), handle.get("supervisor_start")
+            )
 
         procs.wait_until(settled, 5.0)
         if _recorded_end(status_path) is None:
-            procs.write_json(status_path, {
-                "run_id": handle.get("run_id"), "state": "killed", "exit_code": None,
-                "started_at": handle.get("started_at"), "ended_at": time.time()})
+            procs.write_json(
+                status_path,
+                {
+                    "run_id": handle.get("run_id"),
+                    "state": "killed",
+                    "exit_code": None,
+                    "started_at": handle.get("started_at"),
+                    "ended_at": time.time(),
+                },
+            )
 
 
 def _other_host(handle: Handle) -> bool:
@@ -198,6 +238,10 @@ def _recorded_end(status_path: Path) -> dict[str, Any] | None:
 
 
 def _from_status_file(recorded: dict[str, Any]) -> LaunchStatus:
-    return LaunchStatus(recorded["state"], exit_code=recorded.get("exit_code"),
-                        ended_at=recorded.get("ended_at"), started_at=recorded.get("started_at"),
-                        job_id=recorded.get("job_id"))
+    return LaunchStatus(
+        recorded["state"],
+        exit_code=recorded.get("exit_code"),
+        ended_at=recorded.get("ended_at"),
+        started_at=recorded.get("started_at"),
+        job_id=recorded.get("job_id"),
+    )

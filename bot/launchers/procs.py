@@ -1,13 +1,15 @@
 """Looking at processes through /proc, so a pid recorded before a restart is trusted only
 while it still names the same process (pids are reused)."""
+
 from __future__ import annotations
 
 import json
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from bot.core.files import write_atomic
 
@@ -20,7 +22,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         text = (PROC / str(pid) / "stat").read_text()
     except (OSError, ValueError):
         return None
-    return text[text.rindex(")") + 2:].split()
+    return text[text.rindex(")") + 2 :].split()
 
 
 def start_time(pid: int) -> int | None:
@@ -33,7 +35,7 @@ def is_alive(pid: int | None, started: int | None) -> bool:
     """True when `pid` runs, is not a zombie, and is the process that started at `started`."""
     if not pid:
         return False
-    if not PROC.is_dir():   # no /proc (macOS): trust the pid alone
+    if not PROC.is_dir():  # no /proc (macOS): trust the pid alone
         return _signal_reaches(lambda: os.kill(pid, 0))
     fields = _stat_fields(pid)
     if fields is None or fields[0] in ("Z", "X"):
@@ -59,7 +61,7 @@ def _signal_reaches(send: Callable[[], None]) -> bool:
         send()
     except ProcessLookupError:
         return False
-    except PermissionError:   # it exists, it is just not ours
+    except PermissionError:  # it exists, it is just not ours
         pass
     return True
 

@@ -16,18 +16,27 @@ reason: `git rev-parse` in the job (and wandb's own commit lookup) then works.
 
 `ray` is an optional extra, imported only when a Ray run is launched or checked.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping
+from typing import TYPE_CHECKING, Any
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput, OperationFailed, exception_line, first_line
 from bot.core.files import write_atomic
+from bot.core.settings import Settings
 from bot.launchers import procs
-from bot.launchers.base import (QUIET_WANDB_MODES, Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree,
-                               job_environment)
+from bot.launchers.base import (
+    QUIET_WANDB_MODES,
+    Handle,
+    Launcher,
+    LaunchSpec,
+    LaunchStatus,
+    existing_worktree,
+    job_environment,
+)
 from bot.launchers.local import compose_script
 
 if TYPE_CHECKING:
@@ -42,9 +51,13 @@ LOG_LIMIT_BYTES = 4 * 1024 * 1024
 # (the bot's environment holds GitHub and Anthropic secrets).
 PASSED_ENV = ("WANDB_MODE", "WANDB_BASE_URL", "WANDB_ENTITY", "WANDB_PROJECT", "WANDB_SILENT")
 # Ray's word for a failure of the cluster rather than of the job's own code.
-INFRA_ERRORS = ("JOB_SUPERVISOR_ACTOR_DIED", "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE",
-                "JOB_SUPERVISOR_ACTOR_START_TIMEOUT", "JOB_SUPERVISOR_ACTOR_START_FAILURE",
-                "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE")
+INFRA_ERRORS = (
+    "JOB_SUPERVISOR_ACTOR_DIED",
+    "JOB_SUPERVISOR_ACTOR_UNKNOWN_FAILURE",
+    "JOB_SUPERVISOR_ACTOR_START_TIMEOUT",
+    "JOB_SUPERVISOR_ACTOR_START_FAILURE",
+    "JOB_SUPERVISOR_ACTOR_UNSCHEDULABLE",
+)
 _STATES = {"PENDING": "queued", "RUNNING": "running", "SUCCEEDED": "finished", "STOPPED": "killed"}
 
 
@@ -60,15 +73,21 @@ def job_submission() -> Any:
 class RayLauncher(Launcher):
     name = "ray"
 
-    def __init__(self, settings: Settings, config: Mapping[str, Any] | None = None, *,
-                 base_env: Mapping[str, str] | None = None, stop_timeout_s: float = 30.0,
-                 live_log_interval_s: float = 10.0):
+    def __init__(
+        self,
+        settings: Settings,
+        config: Mapping[str, Any] | None = None,
+        *,
+        base_env: Mapping[str, str] | None = None,
+        stop_timeout_s: float = 30.0,
+        live_log_interval_s: float = 10.0,
+    ):
         self.settings = settings
         self.options: dict[str, Any] = dict(((config or {}).get("launch") or {}).get("ray") or {})
-        self.base_env = base_env     # None: the bot's own environment at launch time
+        self.base_env = base_env  # None: the bot's own environment at launch time
         self.stop_timeout_s = stop_timeout_s
         self.live_log_interval_s = live_log_interval_s
-        self.launch_timeout_s = 900.0   # submit_job zips and uploads the worktree first
+        self.launch_timeout_s = 900.0  # submit_job zips and uploads the worktree first
         self._clients: dict[str, JobSubmissionClient] = {}
 
     # -- launch -----------------------------------------------------------------------
@@ -81,17 +100,25 @@ class RayLauncher(Launcher):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
         try:
-            client.submit_job(entrypoint=self.entrypoint(spec), submission_id=spec.run_id,
-                              runtime_env=self.runtime_env(spec, worktree),
-                              metadata={"fix_and_relaunch_branch": spec.branch[:200],
-                                        "fix_and_relaunch_commit": spec.commit},
-                              **self._entrypoint_resources())
+            client.submit_job(
+                entrypoint=self.entrypoint(spec),
+                submission_id=spec.run_id,
+                runtime_env=self.runtime_env(spec, worktree),
+                metadata={"fix_and_relaunch_branch": spec.branch[:200], "fix_and_relaunch_commit": spec.commit},
+                **self._entrypoint_resources(),
+            )
         except BadInput:
             raise
-        except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "Ray refused"
+        except Exception as exc:
             raise OperationFailed(f"Ray at {address} did not take the job: {exception_line(exc)}") from None
-        return {"backend": self.name, "address": address, "submission_id": spec.run_id,
-                "run_id": spec.run_id, "log_path": str(log_path), "started_at": time.time()}
+        return {
+            "backend": self.name,
+            "address": address,
+            "submission_id": spec.run_id,
+            "run_id": spec.run_id,
+            "log_path": str(log_path),
+            "started_at": time.time(),
+        }
 
     def entrypoint(self, spec: LaunchSpec) -> str:
         if compose_script(spec.setup, spec.command) == spec.command:
@@ -116,12 +143,14 @@ class RayLauncher(Launcher):
         script = compose_script(spec.setup, spec.command)
         if script != spec.command:
             env[SCRIPT_VAR] = script
-        env["WANDB_GIT_COMMIT"] = spec.commit   # for nodes that cannot follow the .git pointer
+        env["WANDB_GIT_COMMIT"] = spec.commit  # for nodes that cannot follow the .git pointer
         return env
 
     def _entrypoint_resources(self) -> dict[str, float]:
-        wanted = {"entrypoint_num_cpus": self.options.get("num_cpus"),
-                  "entrypoint_num_gpus": self.options.get("num_gpus")}
+        wanted = {
+            "entrypoint_num_cpus": self.options.get("num_cpus"),
+            "entrypoint_num_gpus": self.options.get("num_gpus"),
+        }
         return {key: value for key, value in wanted.items() if value is not None}
 
     # -- status -----------------------------------------------------------------------
@@ -132,7 +161,7 @@ class RayLauncher(Launcher):
             info = client.get_job_info(handle["submission_id"])
         except BadInput:
             raise
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             return self._unreadable(handle, exc)
         status = from_job_info(info)
         self._save_logs(client, handle, final=status.ended)
@@ -142,9 +171,13 @@ class RayLauncher(Launcher):
         """A cluster that answers but has no such job lost it; one that does not answer
         cannot say, and the run counts as running until it can."""
         if "does not exist" in str(exc):
-            return LaunchStatus("crashed", started_at=handle.get("started_at"), ended_at=time.time(),
-                                reason=f"the Ray cluster at {handle['address']} no longer knows job "
-                                       f"{handle['submission_id']} (node failure or head restart)")
+            return LaunchStatus(
+                "crashed",
+                started_at=handle.get("started_at"),
+                ended_at=time.time(),
+                reason=f"the Ray cluster at {handle['address']} no longer knows job "
+                f"{handle['submission_id']} (node failure or head restart)",
+            )
         return LaunchStatus("running", started_at=handle.get("started_at"))
 
     def _save_logs(self, client: JobSubmissionClient, handle: Handle, *, final: bool) -> None:
@@ -154,7 +187,7 @@ class RayLauncher(Launcher):
             return
         try:
             text = client.get_job_logs(handle["submission_id"])
-        except Exception:  # noqa: BLE001 - a log we cannot fetch now is fetched next time
+        except Exception:
             return
         write_tail(log_path, text, LOG_LIMIT_BYTES)
 
@@ -166,9 +199,10 @@ class RayLauncher(Launcher):
         client = self._client(handle["address"])
         try:
             client.stop_job(handle["submission_id"])
-        except Exception as exc:  # noqa: BLE001
-            raise OperationFailed(f"Ray at {handle['address']} did not stop job "
-                                  f"{handle['submission_id']}: {exception_line(exc)}") from None
+        except Exception as exc:
+            raise OperationFailed(
+                f"Ray at {handle['address']} did not stop job {handle['submission_id']}: {exception_line(exc)}"
+            ) from None
         procs.wait_until(lambda: self.status(handle).ended, self.stop_timeout_s, interval=0.2)
 
     # -- the client -------------------------------------------------------------------
@@ -178,7 +212,7 @@ class RayLauncher(Launcher):
             jobs = job_submission()
             try:
                 self._clients[address] = jobs.JobSubmissionClient(address)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 raise OperationFailed(f"no Ray job server answers at {address}: {exception_line(exc)}") from None
         return self._clients[address]
 
@@ -193,8 +227,10 @@ def excludes_for(worktree: Path) -> list[str]:
 def from_job_info(info: Any) -> LaunchStatus:
     """Ray's JobDetails (or JobInfo) as a LaunchStatus."""
     status = str(getattr(info.status, "value", info.status))
-    times = {"started_at": _seconds(getattr(info, "start_time", None)),
-             "ended_at": _seconds(getattr(info, "end_time", None))}
+    times = {
+        "started_at": _seconds(getattr(info, "start_time", None)),
+        "ended_at": _seconds(getattr(info, "end_time", None)),
+    }
     if status in _STATES:
         state = _STATES[status]
         exit_code = getattr(info, "driver_exit_code", None) if state == "finished" else None
@@ -203,8 +239,12 @@ def from_job_info(info: Any) -> LaunchStatus:
     message = first_line(getattr(info, "message", None) or "")
     exit_code = getattr(info, "driver_exit_code", None)
     if error_type in INFRA_ERRORS:
-        return LaunchStatus("crashed", exit_code=exit_code, **times,
-                            reason=f"{error_type}: infrastructure failure (node failure or lost Ray actor): {message}")
+        return LaunchStatus(
+            "crashed",
+            exit_code=exit_code,
+            **times,
+            reason=f"{error_type}: infrastructure failure (node failure or lost Ray actor): {message}",
+        )
     if error_type == "JOB_ENTRYPOINT_COMMAND_ERROR" or exit_code is not None:
         return LaunchStatus("failed", exit_code=exit_code, **times)
     return LaunchStatus("failed", **times, reason=f"{error_type or status}: {message}")
@@ -215,7 +255,7 @@ def write_tail(path: Path, text: str, limit: int) -> None:
     data = text.encode("utf-8", errors="replace")
     if len(data) > limit:
         data = data[-limit:]
-        data = data[data.find(b"\n") + 1:]   # drop the line the cut went through
+        data = data[data.find(b"\n") + 1 :]  # drop the line the cut went through
     write_atomic(path, data)
 
 

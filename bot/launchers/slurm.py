@@ -16,6 +16,7 @@ command runs with the bot's environment, so SLURM_CONF and the like reach it; th
 that environment too (`--export=ALL`) with the run's own variables added, less the bot's own
 secrets (see `bot.launchers.base.without_bot_secrets`; sbatch itself runs without them).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,14 +24,15 @@ import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput, OperationFailed
+from bot.core.settings import Settings
 from bot.launchers import procs
-from bot.launchers.base import Handle, LaunchSpec, LaunchStatus, Launcher, existing_worktree
+from bot.launchers.base import Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
 from bot.launchers.local import compose_script
 
 # Values that go on an `#SBATCH` line: sbatch splits them at spaces and reads quotes itself.
@@ -42,25 +44,40 @@ KNOWN_OPTIONS = (*STRING_OPTIONS, *STRING_OR_INT_OPTIONS, *INT_OPTIONS, "requeue
 
 # Slurm job states → run states. Anything unlisted is treated as an end Slurm did not explain.
 QUEUED = {"PENDING", "CONFIGURING", "REQUEUED", "REQUEUE_HOLD", "REQUEUE_FED", "RESV_DEL_HOLD"}
-RUNNING = {"RUNNING", "COMPLETING", "SUSPENDED", "STOPPED", "RESIZING", "SIGNALING", "STAGE_OUT",
-           "POWER_UP_NODE", "UPDATE_DB"}
-INFRA_ENDS = {"PREEMPTED", "NODE_FAIL", "BOOT_FAIL"}     # not the job's fault: retry as is
+RUNNING = {
+    "RUNNING",
+    "COMPLETING",
+    "SUSPENDED",
+    "STOPPED",
+    "RESIZING",
+    "SIGNALING",
+    "STAGE_OUT",
+    "POWER_UP_NODE",
+    "UPDATE_DB",
+}
+INFRA_ENDS = {"PREEMPTED", "NODE_FAIL", "BOOT_FAIL"}  # not the job's fault: retry as is
 FAILED_WITH_REASON = {"OUT_OF_MEMORY", "TIMEOUT", "DEADLINE"}
-GONE = "Invalid job id"                                  # scontrol, once MinJobAge has passed
+GONE = "Invalid job id"  # scontrol, once MinJobAge has passed
 
 
 class SlurmLauncher(Launcher):
     name = "slurm"
 
-    def __init__(self, settings: Settings, config: Mapping[str, Any] | None = None, *,
-                 base_env: Mapping[str, str] | None = None, command_timeout_s: float = 30.0,
-                 cancel_timeout_s: float = 15.0):
+    def __init__(
+        self,
+        settings: Settings,
+        config: Mapping[str, Any] | None = None,
+        *,
+        base_env: Mapping[str, str] | None = None,
+        command_timeout_s: float = 30.0,
+        cancel_timeout_s: float = 15.0,
+    ):
         self.settings = settings
         self.config = config
-        self.base_env = base_env     # None: the bot's own environment when a command runs
+        self.base_env = base_env  # None: the bot's own environment when a command runs
         self.command_timeout_s = command_timeout_s
         self.cancel_timeout_s = cancel_timeout_s
-        self.launch_timeout_s = max(60.0, 2 * command_timeout_s + 30.0)   # sbatch, then scontrol
+        self.launch_timeout_s = max(60.0, 2 * command_timeout_s + 30.0)  # sbatch, then scontrol
 
     # -- launch -----------------------------------------------------------------------
 
@@ -71,15 +88,30 @@ class SlurmLauncher(Launcher):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         script_path = log_path.with_suffix(".sbatch")
         script_path.write_text(batch_script(spec, worktree, options))
-        argv = ["sbatch", "--parsable", f"--job-name=far-{spec.run_id}", f"--chdir={worktree}",
-                f"--output={output_pattern(log_path)}", "--open-mode=append", "--export=ALL", str(script_path)]
+        argv = [
+            "sbatch",
+            "--parsable",
+            f"--job-name=far-{spec.run_id}",
+            f"--chdir={worktree}",
+            f"--output={output_pattern(log_path)}",
+            "--open-mode=append",
+            "--export=ALL",
+            str(script_path),
+        ]
         out = self._run(argv, env=self.environment(spec), what="sbatch")
         job_id, _, cluster = out.strip().splitlines()[-1].partition(";")
         if not job_id.strip().isdigit():
             raise OperationFailed(f"sbatch printed no job id: {out.strip()!r}")
-        return {"backend": self.name, "job_id": job_id.strip(), "cluster": cluster or self._cluster_name(),
-                "via_clusters": bool(cluster), "log_path": str(log_path), "script_path": str(script_path),
-                "run_id": spec.run_id, "submitted_at": time.time()}
+        return {
+            "backend": self.name,
+            "job_id": job_id.strip(),
+            "cluster": cluster or self._cluster_name(),
+            "via_clusters": bool(cluster),
+            "log_path": str(log_path),
+            "script_path": str(script_path),
+            "run_id": spec.run_id,
+            "submitted_at": time.time(),
+        }
 
     def _cluster_name(self) -> str | None:
         try:
@@ -99,8 +131,7 @@ class SlurmLauncher(Launcher):
             # The controller is unreachable: say nothing new rather than call the job lost.
             return LaunchStatus("running", started_at=handle.get("started_at"), job_id=job_id)
         if fields is None:
-            return LaunchStatus("crashed", job_id=job_id, ended_at=time.time(),
-                                reason="job no longer known to Slurm")
+            return LaunchStatus("crashed", job_id=job_id, ended_at=time.time(), reason="job no longer known to Slurm")
         return status_from_fields(fields, job_id)
 
     def _scontrol_job(self, handle: Handle) -> dict[str, str] | None:
@@ -116,8 +147,17 @@ class SlurmLauncher(Launcher):
         """Accounting outlives scontrol's memory of a job; many clusters (and the tests) have none."""
         if shutil.which("sacct") is None:
             return None
-        argv = ["sacct", *_cluster_args(handle), "-j", str(handle["job_id"]), "-X", "-n", "-P",
-                "-o", "State,ExitCode,Start,End"]
+        argv = [
+            "sacct",
+            *_cluster_args(handle),
+            "-j",
+            str(handle["job_id"]),
+            "-X",
+            "-n",
+            "-P",
+            "-o",
+            "State,ExitCode,Start,End",
+        ]
         proc = self._call(argv)
         lines = [line for line in proc.stdout.splitlines() if line.strip()]
         if proc.returncode != 0 or not lines:
@@ -140,8 +180,9 @@ class SlurmLauncher(Launcher):
     def _call(self, argv: list[str], env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess:
         env = dict(env if env is not None else self.inherited_env())
         try:
-            return subprocess.run(argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL,
-                                  timeout=self.command_timeout_s)
+            return subprocess.run(
+                argv, capture_output=True, text=True, env=env, stdin=subprocess.DEVNULL, timeout=self.command_timeout_s
+            )
         except FileNotFoundError:
             raise OperationFailed(f"{argv[0]} not found: is the Slurm client installed and on PATH?") from None
         except subprocess.TimeoutExpired:
@@ -160,6 +201,7 @@ def _cluster_args(handle: Handle) -> list[str]:
 
 # -- the batch script -------------------------------------------------------------------
 
+
 def slurm_options(raw: Any) -> list[str]:
     """`launch.slurm` as sbatch options, checked; a bad key or value → BadInput naming it."""
     if raw is None:
@@ -170,8 +212,7 @@ def slurm_options(raw: Any) -> list[str]:
     if unknown:
         raise BadInput(f"launch.slurm.{unknown[0]} is not a known option (known: {', '.join(KNOWN_OPTIONS)})")
     options = [f"{flag}={_string(raw[key], key)}" for key, flag in STRING_OPTIONS.items() if key in raw]
-    options += [f"{flag}={_string_or_int(raw[key], key)}" for key, flag in STRING_OR_INT_OPTIONS.items()
-                if key in raw]
+    options += [f"{flag}={_string_or_int(raw[key], key)}" for key, flag in STRING_OR_INT_OPTIONS.items() if key in raw]
     options += [f"{flag}={_positive_int(raw[key], key)}" for key, flag in INT_OPTIONS.items() if key in raw]
     options.append("--requeue" if _bool(raw.get("requeue", False), "requeue") else "--no-requeue")
     options += [_extra_line(line, i) for i, line in enumerate(_list(raw.get("extra", []), "extra"))]
@@ -180,8 +221,9 @@ def slurm_options(raw: Any) -> list[str]:
 
 def _string(value: Any, key: str) -> str:
     if not isinstance(value, str) or not SAFE_VALUE.fullmatch(value):
-        raise BadInput(f"launch.slurm.{key} must be a string of letters, digits and .:,=+/@%*-_ "
-                       f"(no spaces), got {value!r}")
+        raise BadInput(
+            f"launch.slurm.{key} must be a string of letters, digits and .:,=+/@%*-_ (no spaces), got {value!r}"
+        )
     return value
 
 
@@ -231,13 +273,16 @@ def batch_script(spec: LaunchSpec, worktree: Path, options: list[str]) -> str:
     """The script sbatch runs: options, then a `cd` that fails loudly (Slurm falls back to
     /tmp when --chdir fails), then the repo's setup and command."""
     header = "".join(f"#SBATCH {option}\n" for option in options)
-    return (f"#!/bin/bash\n{header}"
-            f"# fix-and-relaunch run {shlex.quote(spec.run_id)}\n"
-            f"cd -- {shlex.quote(str(worktree))} || exit 1\n"
-            f"{compose_script(spec.setup, spec.command)}\n")
+    return (
+        f"#!/bin/bash\n{header}"
+        f"# fix-and-relaunch run {shlex.quote(spec.run_id)}\n"
+        f"cd -- {shlex.quote(str(worktree))} || exit 1\n"
+        f"{compose_script(spec.setup, spec.command)}\n"
+    )
 
 
 # -- reading Slurm's answers ------------------------------------------------------------
+
 
 def parse_scontrol(text: str) -> dict[str, str]:
     """The fields of `scontrol show job -o`; the first of each name wins (JobState comes
@@ -258,8 +303,14 @@ def status_from_fields(fields: Mapping[str, str], job_id: str) -> LaunchStatus:
     ended_at = parse_time(fields.get("EndTime", "")) if state not in ("queued", "running") else None
     if state in ("queued", "running"):
         return LaunchStatus(state, started_at=started_at, job_id=job_id)
-    return LaunchStatus(state, exit_code=exit_code, ended_at=ended_at or time.time(),
-                        started_at=started_at, job_id=job_id, reason=reason)
+    return LaunchStatus(
+        state,
+        exit_code=exit_code,
+        ended_at=ended_at or time.time(),
+        started_at=started_at,
+        job_id=job_id,
+        reason=reason,
+    )
 
 
 def map_state(slurm_state: str, restarts: int = 0) -> tuple[str, str | None]:
@@ -276,7 +327,7 @@ def map_state(slurm_state: str, restarts: int = 0) -> tuple[str, str | None]:
     if slurm_state in ("CANCELLED", "REVOKED"):
         return "killed", None
     if slurm_state in INFRA_ENDS or (slurm_state == "TIMEOUT" and restarts > 0):
-        return "crashed", slurm_state   # a requeued job that then ran out of time was cut short
+        return "crashed", slurm_state  # a requeued job that then ran out of time was cut short
     if slurm_state in FAILED_WITH_REASON:
         return "failed", slurm_state
     return "crashed", slurm_state or "UNKNOWN"

@@ -8,6 +8,7 @@ store when it can. The status file is the record `LocalLauncher.status` trusts.
 The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
 optionally state_db and find_job_id (look for a job id the script printed, see command.py).
 """
+
 from __future__ import annotations
 
 import json
@@ -25,10 +26,10 @@ from bot.launchers import procs
 def main(argv: list[str]) -> int:
     spec = json.loads(argv[0])
     if os.fork() > 0:
-        os._exit(0)   # the launcher waits for this; the job lives on in the grandchild
+        os._exit(0)  # the launcher waits for this; the job lives on in the grandchild
     try:
         status = supervise(spec)
-    except BaseException as exc:   # noqa: BLE001 - the status file must say the run ended
+    except BaseException as exc:
         status = _end(spec, "crashed", None)
         print(f"fix-and-relaunch supervisor: {type(exc).__name__}: {exc}", file=sys.stderr)
     record_in_store(spec, status)
@@ -37,14 +38,24 @@ def main(argv: list[str]) -> int:
 
 def supervise(spec: dict[str, Any]) -> dict[str, Any]:
     with open(spec["log_path"], "ab", buffering=0) as log:
-        child = subprocess.Popen([spec["shell"], "-c", spec["script"]], cwd=spec["cwd"],
-                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                 process_group=0)
+        child = subprocess.Popen(
+            [spec["shell"], "-c", spec["script"]],
+            cwd=spec["cwd"],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
     _forward_termination(spec, child.pid)
     status = {
-        "run_id": spec["run_id"], "state": "running", "started_at": time.time(),
-        "supervisor_pid": os.getpid(), "supervisor_start": procs.start_time(os.getpid()),
-        "pid": child.pid, "pgid": child.pid, "start_time": procs.start_time(child.pid),
+        "run_id": spec["run_id"],
+        "state": "running",
+        "started_at": time.time(),
+        "supervisor_pid": os.getpid(),
+        "supervisor_start": procs.start_time(os.getpid()),
+        "pid": child.pid,
+        "pgid": child.pid,
+        "start_time": procs.start_time(child.pid),
     }
     procs.write_json(spec["status_path"], status)
     code = procs.exit_code(child.wait())
@@ -57,11 +68,13 @@ def supervise(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _job_id(log_path: Path) -> str | None:
     from bot.launchers.command import find_job_id, log_tail
+
     return find_job_id(log_tail(log_path))
 
 
 def _forward_termination(spec: dict[str, Any], pgid: int) -> None:
     """Someone stopping the supervisor means to stop the job: pass it on, record a kill."""
+
     def handler(signum: int, _frame: object) -> None:
         Path(spec["cancel_path"]).touch()
         procs.signal_group(pgid, signal.SIGTERM)
@@ -70,10 +83,13 @@ def _forward_termination(spec: dict[str, Any], pgid: int) -> None:
         signal.signal(signum, handler)
 
 
-def _end(spec: dict[str, Any], state: str, code: int | None,
-         status: dict[str, Any] | None = None) -> dict[str, Any]:
-    status = {**(status or procs.read_json(spec["status_path"]) or {"run_id": spec["run_id"]}),
-              "state": state, "exit_code": code, "ended_at": time.time()}
+def _end(spec: dict[str, Any], state: str, code: int | None, status: dict[str, Any] | None = None) -> dict[str, Any]:
+    status = {
+        **(status or procs.read_json(spec["status_path"]) or {"run_id": spec["run_id"]}),
+        "state": state,
+        "exit_code": code,
+        "ended_at": time.time(),
+    }
     procs.write_json(spec["status_path"], status)
     return status
 
@@ -83,14 +99,20 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
     db = spec.get("state_db")
     if not db or not Path(db).exists():
         return
-    from bot.store.runs import StateStore   # only now: keeps the supervisor's start-up light
+    from bot.store.runs import StateStore  # only now: keeps the supervisor's start-up light
+
     try:
         store = StateStore(Path(db))
         if status.get("job_id"):
             store.update_handle(spec["run_id"], job_id=status["job_id"])
-        store.update_run(spec["run_id"], if_state=("queued", "running"), state=status["state"],
-                         exit_code=status["exit_code"], ended_at=status["ended_at"])
-    except Exception as exc:   # noqa: BLE001 - a run the store never knew, a locked db, …
+        store.update_run(
+            spec["run_id"],
+            if_state=("queued", "running"),
+            state=status["state"],
+            exit_code=status["exit_code"],
+            ended_at=status["ended_at"],
+        )
+    except Exception as exc:
         print(f"fix-and-relaunch supervisor: state store not updated: {exc}", file=sys.stderr)
 
 

@@ -11,26 +11,35 @@ Status comes from that W&B run's state; while no run exists yet, from the queue 
 (pending until an agent picks it up; FAILED when the agent could not start it). The console
 log is the W&B run's own (output.log), which the branch's run listing reads online.
 """
+
 from __future__ import annotations
 
 import os
 import shlex
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping
+from typing import Any
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput, BotError, OperationFailed, exception_line
-from bot.launchers.base import END_STATES, Handle, LaunchSpec, LaunchStatus, Launcher
+from bot.core.settings import Settings
+from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
 from bot.launchers.local import compose_script
 
 NEEDS_KEY = "launch.backend wandb-launch needs a W&B API key: set WANDB_API_KEY"
 DEFAULT_QUEUE = "default"
-DEFAULT_PROJECT_QUEUE = "model-registry"   # where W&B keeps entity-wide queues
-_RUN_STATES = {"pending": "queued", "preempting": "running", "preempted": "crashed",
-               "running": "running", "finished": "finished", "failed": "failed", "crashed": "crashed",
-               "killed": "killed"}
+DEFAULT_PROJECT_QUEUE = "model-registry"  # where W&B keeps entity-wide queues
+_RUN_STATES = {
+    "pending": "queued",
+    "preempting": "running",
+    "preempted": "crashed",
+    "running": "running",
+    "finished": "finished",
+    "failed": "failed",
+    "crashed": "crashed",
+    "killed": "killed",
+}
 # launch_add reads the key and server from the environment; calls that set them take turns.
 _ENV_LOCK = threading.Lock()
 
@@ -52,13 +61,24 @@ class WandbLaunchLauncher(Launcher):
         with self._calling(f"adding the run to W&B Launch queue {target['queue']!r}"), self._wandb_env():
             from wandb.sdk.launch import launch_add
 
-            queued = launch_add(queue_name=target["queue"], entity=target["entity"], project=target["project"],
-                                project_queue=target["project_queue"], run_id=spec.run_id,
-                                name=f"{spec.branch}@{spec.commit[:8]}", **source,
-                                **({"resource_args": self.options["resource_args"]}
-                                   if self.options.get("resource_args") else {}))
-        return {"backend": self.name, **target, "queued_run_id": str(queued.id), "run_id": spec.run_id,
-                "log_path": str(spec.log_path), "started_at": time.time()}
+            queued = launch_add(
+                queue_name=target["queue"],
+                entity=target["entity"],
+                project=target["project"],
+                project_queue=target["project_queue"],
+                run_id=spec.run_id,
+                name=f"{spec.branch}@{spec.commit[:8]}",
+                **source,
+                **({"resource_args": self.options["resource_args"]} if self.options.get("resource_args") else {}),
+            )
+        return {
+            "backend": self.name,
+            **target,
+            "queued_run_id": str(queued.id),
+            "run_id": spec.run_id,
+            "log_path": str(spec.log_path),
+            "started_at": time.time(),
+        }
 
     def target(self) -> dict[str, str]:
         """Queue, entity and project: launch.wandb, then the repo config's wandb section, then settings."""
@@ -66,11 +86,16 @@ class WandbLaunchLauncher(Launcher):
         entity = self.options.get("entity") or wandb_section.get("entity") or self.settings.wandb_entity
         project = self.options.get("project") or wandb_section.get("project") or self.settings.wandb_project
         if not entity or not project:
-            raise BadInput("launch.backend wandb-launch needs a W&B entity and project: set launch.wandb.entity "
-                           "and launch.wandb.project (or wandb.entity and wandb.project)")
-        return {"queue": str(self.options.get("queue") or DEFAULT_QUEUE), "entity": str(entity),
-                "project": str(project),
-                "project_queue": str(self.options.get("project_queue") or DEFAULT_PROJECT_QUEUE)}
+            raise BadInput(
+                "launch.backend wandb-launch needs a W&B entity and project: set launch.wandb.entity "
+                "and launch.wandb.project (or wandb.entity and wandb.project)"
+            )
+        return {
+            "queue": str(self.options.get("queue") or DEFAULT_QUEUE),
+            "entity": str(entity),
+            "project": str(project),
+            "project_queue": str(self.options.get("project_queue") or DEFAULT_PROJECT_QUEUE),
+        }
 
     def source(self, spec: LaunchSpec) -> dict[str, Any]:
         """What the agent runs: a W&B job artifact or a docker image, with the repo config's
@@ -78,8 +103,10 @@ class WandbLaunchLauncher(Launcher):
         sources = {key: str(self.options[key]) for key in ("job", "docker_image") if self.options.get(key)}
         if len(sources) != 1:
             # wandb 0.31's launch_add ignores a bare git uri: a git repo becomes a job first.
-            raise BadInput("launch.backend wandb-launch needs exactly one of launch.wandb.job (a W&B job, e.g. "
-                           "from `wandb job create git <repo-url> --git-hash <commit>`) or launch.wandb.docker_image")
+            raise BadInput(
+                "launch.backend wandb-launch needs exactly one of launch.wandb.job (a W&B job, e.g. "
+                "from `wandb job create git <repo-url> --git-hash <commit>`) or launch.wandb.docker_image"
+            )
         return {**sources, "version": spec.commit, "entry_point": entry_point(spec)}
 
     # -- status -----------------------------------------------------------------------
@@ -89,29 +116,41 @@ class WandbLaunchLauncher(Launcher):
         if run is not None:
             state = _RUN_STATES.get(run.state, "running")
             reason = "W&B marked the run preempted" if run.state == "preempted" else None
-            return LaunchStatus(state, started_at=handle.get("started_at"), reason=reason,
-                                ended_at=time.time() if state in END_STATES else None)
+            return LaunchStatus(
+                state,
+                started_at=handle.get("started_at"),
+                reason=reason,
+                ended_at=time.time() if state in END_STATES else None,
+            )
         item_state = self._queue_item_state(handle)
         if item_state == "failed":
-            return LaunchStatus("failed", started_at=handle.get("started_at"), ended_at=time.time(),
-                                reason=f"the W&B Launch agent could not start queue item {handle['queued_run_id']} "
-                                       f"(queue {handle['queue']!r})")
+            return LaunchStatus(
+                "failed",
+                started_at=handle.get("started_at"),
+                ended_at=time.time(),
+                reason=f"the W&B Launch agent could not start queue item {handle['queued_run_id']} "
+                f"(queue {handle['queue']!r})",
+            )
         return LaunchStatus("queued", started_at=handle.get("started_at"))
 
     def _find_run(self, handle: Handle) -> Any | None:
         with self._calling(f"reading run {handle['run_id']}"):
             api = self._api(handle)
-            found = api.runs(f"{handle['entity']}/{handle['project']}", filters={"name": handle["run_id"]},
-                             per_page=1)
+            found = api.runs(f"{handle['entity']}/{handle['project']}", filters={"name": handle["run_id"]}, per_page=1)
             return next(iter(found), None)
 
     def _queue_item_state(self, handle: Handle) -> str | None:
         with self._calling(f"reading queue item {handle['queued_run_id']}"):
-            queued = self._api(handle).queued_run(handle["entity"], handle["project"], handle["queue"],
-                                                  handle["queued_run_id"], handle.get("project_queue"))
+            queued = self._api(handle).queued_run(
+                handle["entity"],
+                handle["project"],
+                handle["queue"],
+                handle["queued_run_id"],
+                handle.get("project_queue"),
+            )
             try:
                 return queued.state
-            except ValueError:   # the item is gone from the queue
+            except ValueError:  # the item is gone from the queue
                 return None
 
     # -- cancel -----------------------------------------------------------------------
@@ -122,11 +161,16 @@ class WandbLaunchLauncher(Launcher):
             if _RUN_STATES.get(run.state) in END_STATES:
                 return
             with self._calling(f"stopping run {handle['run_id']}"):
-                run.stop()   # the run's process sees the stop request and exits as killed
+                run.stop()  # the run's process sees the stop request and exits as killed
             return
         with self._calling(f"removing queue item {handle['queued_run_id']}"):
-            self._api(handle).queued_run(handle["entity"], handle["project"], handle["queue"],
-                                         handle["queued_run_id"], handle.get("project_queue")).delete()
+            self._api(handle).queued_run(
+                handle["entity"],
+                handle["project"],
+                handle["queue"],
+                handle["queued_run_id"],
+                handle.get("project_queue"),
+            ).delete()
 
     # -- the client -------------------------------------------------------------------
 
@@ -165,7 +209,7 @@ class WandbLaunchLauncher(Launcher):
             yield
         except BotError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "W&B failed"
+        except Exception as exc:
             detail = exception_line(exc, [self.settings.wandb_api_key])
             raise OperationFailed(f"W&B Launch failed while {what}: {detail}") from None
 

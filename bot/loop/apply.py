@@ -7,7 +7,6 @@ Each step is journaled, so a resumed attempt never commits, pushes or comments t
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,8 @@ from bot.loop.journal import StepKey, StepLog
 from bot.loop.model import Attempt, Committed, Diagnosed, FixRequest, GiveUp, Outcome, Step
 from bot.loop.ports import LlmSettings, Publisher
 from bot.repo.branch_doc import FixEntry, add_fix_entry
-from bot.repo.workspace import PushRejected, fix_message
+from bot.repo.history import fix_message
+from bot.repo.publish import PushRejected
 
 Reporter = Callable[[str, str], None]  # (stage, markdown body)
 Progress = Callable[[str], None]
@@ -142,7 +142,7 @@ class Applier:
     def _adopt(self, base: str) -> Committed:
         """The bot's own commits since `base`, taken as this attempt's fix."""
         last = self.workspace.commits_since(base, self.branch)[-1]
-        files = self._git_diff("--name-only", base, last.sha).split()
+        files = self.workspace.changed_paths(self.branch, base, last.sha)
         proposal = FixProposal(fixer="resumed", description=last.subject.removeprefix("Fix: "), root_cause="")
         return Committed(last.sha, files, proposal, self._diff(base))
 
@@ -179,13 +179,7 @@ class Applier:
         return add_fix_entry(self.worktree, self.branch, entry)
 
     def _diff(self, base: str) -> str:
-        return self._git_diff(base, "HEAD")[:DIFF_LIMIT]
-
-    def _git_diff(self, *args: str) -> str:
-        # The one raw git call left here; it moves to the repo layer's git runner.
-        return subprocess.run(
-            ["git", "diff", *args], cwd=self.worktree, capture_output=True, text=True, check=True
-        ).stdout
+        return self.workspace.diff(self.branch, base)[:DIFF_LIMIT]
 
     # -- push -----------------------------------------------------------------------------------
 

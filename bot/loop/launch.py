@@ -1,11 +1,12 @@
 """Start a branch's job: refuse while one runs, then worktree, launch record, launcher."""
+
 from __future__ import annotations
 
 import time
 
-from bot.loop.repo_context import RepoContext
 from bot.core.errors import BadInput, OperationFailed
 from bot.launchers import ACTIVE_STATES, active_runs, refresh_run, start_run
+from bot.loop.repo_context import RepoContext
 from bot.store.runs import RunRecord, new_run_id
 
 SETTLE_S = 10.0
@@ -19,9 +20,17 @@ def launch_branch(ctx: RepoContext, branch: str, *, pull: bool = True, run_id: s
     worktree = ctx.workspace.worktree(branch, pull=pull)
     config = ctx.reload_config(branch)
     run_id = run_id or new_run_id()
-    return start_run(ctx.state, ctx.settings, config, repo=ctx.key, branch=branch,
-                     commit=ctx.workspace.head(branch), worktree=worktree, run_id=run_id,
-                     env=_run_env(ctx, run_id))
+    return start_run(
+        ctx.state,
+        ctx.settings,
+        config,
+        repo=ctx.key,
+        branch=branch,
+        commit=ctx.workspace.head(branch),
+        worktree=worktree,
+        run_id=run_id,
+        env=_run_env(ctx, run_id),
+    )
 
 
 def _run_env(ctx: RepoContext, run_id: str) -> dict[str, str]:
@@ -34,8 +43,7 @@ def _run_env(ctx: RepoContext, run_id: str) -> dict[str, str]:
     return env
 
 
-def wait_for(ctx: RepoContext, record: RunRecord, *, poll: float = 1.0,
-             timeout: float | None = None) -> RunRecord:
+def wait_for(ctx: RepoContext, record: RunRecord, *, poll: float = 1.0, timeout: float | None = None) -> RunRecord:
     """Block until the run ends (or `timeout` seconds pass) and return its record."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while (record := refresh_run(ctx.state, ctx.settings, record)).state in ACTIVE_STATES:
@@ -56,5 +64,5 @@ def _settle(ctx: RepoContext, record: RunRecord, timeout: float = SETTLE_S) -> N
             if store.get(record.wandb_run_id or record.id).state not in ACTIVE_STATES:
                 return
         except BadInput:
-            return   # no W&B run: the script ended before wandb.init, or does not log
+            return  # no W&B run: the script ended before wandb.init, or does not log
         time.sleep(0.2)

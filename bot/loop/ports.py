@@ -50,6 +50,12 @@ class Publisher(History, Protocol):
 
     def rebase_onto_remote(self, branch: str, paths_that_must_be_unchanged: list[str]) -> bool: ...
 
+    def diff(self, branch: str, base: str) -> str:
+        """`git diff base HEAD` in the branch's worktree."""
+        ...
+
+    def changed_paths(self, branch: str, base: str, tip: str) -> list[str]: ...
+
 
 class Runs(Protocol):
     """A branch's runs (BranchRuns)."""

@@ -1,15 +1,16 @@
 """What a command needs about one repository, built once: settings, git, state, config, runs."""
+
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
 
-from bot.repo import config as repo_config
-from bot.core.settings import Settings
 from bot.core.errors import BadInput
+from bot.core.settings import Settings
 from bot.loop.branch_runs import BranchRuns
+from bot.repo import config as repo_config
 from bot.store.runs import StateStore
 
 
@@ -23,8 +24,7 @@ class RepoContext:
     _bases: dict[str, str | None] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, repo: Path, *,
-             auth_url: str | Callable[[], str] | None = None) -> "RepoContext":
+    def open(cls, settings: Settings, repo: Path, *, auth_url: str | Callable[[], str] | None = None) -> RepoContext:
         repo = Path(repo).expanduser().resolve()
         if not (repo / ".git").exists():
             raise BadInput(f"{repo} is not a git repository")
@@ -70,8 +70,7 @@ class RepoContext:
     def runs(self, branch: str | None) -> BranchRuns:
         """The branch's runs (all runs of the repo when `branch` is None)."""
         config = self.config(branch) if branch else repo_config.parse("")
-        return BranchRuns(repo=self.key, store=self._store(config), state=self.state,
-                          settings=self.settings)
+        return BranchRuns(repo=self.key, store=self._store(config), state=self.state, settings=self.settings)
 
     def _store(self, config: dict):
         branch_key = config["wandb"]["branch_key"]
@@ -79,8 +78,7 @@ class RepoContext:
             return self._wandb_store(config, branch_key)
         from bot.runs.offline import OfflineRunStore
 
-        return OfflineRunStore(self._offline_roots, branch_key=branch_key,
-                               commits_on_branch=self.commit_on_branch)
+        return OfflineRunStore(self._offline_roots, branch_key=branch_key, commits_on_branch=self.commit_on_branch)
 
     def _wandb_store(self, config: dict, branch_key: str):
         from bot.runs.wandb_api import WandbApiRunStore
@@ -88,11 +86,18 @@ class RepoContext:
         entity = config["wandb"]["entity"] or self.settings.wandb_entity
         project = config["wandb"]["project"] or self.settings.wandb_project
         if not entity or not project:
-            raise BadInput("WANDB_API_KEY is set but no W&B project is known: set wandb.entity and "
-                           "wandb.project in .github/fix-and-relaunch.yml (or WANDB_ENTITY/WANDB_PROJECT)")
-        return WandbApiRunStore(api_key=self.settings.wandb_api_key, base_url=self.settings.wandb_base_url,
-                                entity=entity, project=project, branch_key=branch_key,
-                                commits_on_branch=self.commit_on_branch)
+            raise BadInput(
+                "WANDB_API_KEY is set but no W&B project is known: set wandb.entity and "
+                "wandb.project in .github/fix-and-relaunch.yml (or WANDB_ENTITY/WANDB_PROJECT)"
+            )
+        return WandbApiRunStore(
+            api_key=self.settings.wandb_api_key,
+            base_url=self.settings.wandb_base_url,
+            entity=entity,
+            project=project,
+            branch_key=branch_key,
+            commits_on_branch=self.commit_on_branch,
+        )
 
     def commit_on_branch(self, commit: str, branch: str) -> bool:
         """A run made at `commit` is the branch's: on the branch, and not already on its base

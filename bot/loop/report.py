@@ -5,15 +5,16 @@ Text that comes from a log, a model or a PR is untrusted: it is escaped so it ca
 people, render HTML or links, or break out of a code block, and everything is redacted
 before it leaves the process.
 """
+
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
-from bot.diagnosis.model import Diagnosis
 from bot.core.secrets import redact
+from bot.diagnosis.model import Diagnosis
 from bot.fixers.model import Edit, FixProposal
 
 MARKER = "<!-- fix-and-relaunch:report -->"
@@ -85,7 +86,7 @@ def inline(text: str) -> str:
     """Untrusted text as plain inline markdown: no HTML, links, emphasis, tables or mentions."""
     text = " ".join(str(text).split())
     text = _INLINE_SPECIAL.sub(r"\\\1", text)
-    return text.replace("@", "@\u200b")   # a zero-width space: no notification
+    return text.replace("@", "@\u200b")  # a zero-width space: no notification
 
 
 def code(text: str) -> str:
@@ -141,7 +142,8 @@ def render_diff(worktree: Path, edits: list[Edit]) -> str:
             after[edit.path] = current.replace(edit.search, edit.replace, 1)
     return "".join(
         "".join(difflib.unified_diff(before[p].splitlines(True), after[p].splitlines(True), f"a/{p}", f"b/{p}"))
-        for p in before)
+        for p in before
+    )
 
 
 def cost_line(proposal: FixProposal) -> str:
@@ -167,38 +169,83 @@ def safe(text: str, secrets: Iterable[str]) -> str:
 
 # -- the bodies the pipeline posts ---------------------------------------------------------
 
-def fix_body(*, proposal: FixProposal, diagnosis: Diagnosis, next_step: str, diff: str, log: list[str],
-             attempt: int, max_attempts: int, failed_run: dict, commit: str | None, new_run: dict | None) -> str:
+
+def fix_body(
+    *,
+    proposal: FixProposal,
+    diagnosis: Diagnosis,
+    next_step: str,
+    diff: str,
+    log: list[str],
+    attempt: int,
+    max_attempts: int,
+    failed_run: dict,
+    commit: str | None,
+    new_run: dict | None,
+) -> str:
     return FIX_TEMPLATE.format(
-        marker=MARKER, description=inline(proposal.description), diagnosis=describe(diagnosis),
-        root_cause=inline(proposal.root_cause), next_step=next_step, diff=diff_block(diff),
-        log=log_block(diagnosis.evidence or log[-10:]), attempt=attempt, max_attempts=max_attempts,
-        fixer=code(proposal.fixer), failed_run=run_link(failed_run),
-        commit=f"`{commit[:10]}`" if commit else "—", new_run=run_link(new_run), cost=cost_line(proposal))
+        marker=MARKER,
+        description=inline(proposal.description),
+        diagnosis=describe(diagnosis),
+        root_cause=inline(proposal.root_cause),
+        next_step=next_step,
+        diff=diff_block(diff),
+        log=log_block(diagnosis.evidence or log[-10:]),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        fixer=code(proposal.fixer),
+        failed_run=run_link(failed_run),
+        commit=f"`{commit[:10]}`" if commit else "—",
+        new_run=run_link(new_run),
+        cost=cost_line(proposal),
+    )
 
 
-def relaunch_body(*, diagnosis: Diagnosis, next_step: str, attempt: int, max_attempts: int,
-                  failed_run: dict, new_run: dict | None, why: str = "the failure looks transient") -> str:
+def relaunch_body(
+    *,
+    diagnosis: Diagnosis,
+    next_step: str,
+    attempt: int,
+    max_attempts: int,
+    failed_run: dict,
+    new_run: dict | None,
+    why: str = "the failure looks transient",
+) -> str:
     return RELAUNCH_TEMPLATE.format(
-        marker=MARKER, why=why, diagnosis=describe(diagnosis), next_step=next_step, log=log_block(diagnosis.evidence),
-        attempt=attempt, max_attempts=max_attempts, failed_run=run_link(failed_run), new_run=run_link(new_run))
+        marker=MARKER,
+        why=why,
+        diagnosis=describe(diagnosis),
+        next_step=next_step,
+        log=log_block(diagnosis.evidence),
+        attempt=attempt,
+        max_attempts=max_attempts,
+        failed_run=run_link(failed_run),
+        new_run=run_link(new_run),
+    )
 
 
 def gave_up_body(*, reason: str, diagnosis: dict | None, attempts: list[dict]) -> str:
     tried = "".join(_tried_line(a) for a in attempts)
     diagnosis = diagnosis or {}
     return GAVE_UP_TEMPLATE.format(
-        marker=MARKER, reason=inline(reason),
+        marker=MARKER,
+        reason=inline(reason),
         diagnosis=f"`{diagnosis.get('category', 'unknown')}` — {inline(diagnosis.get('summary', 'not diagnosed'))}",
         tried=f"What was tried:\n{tried}" if tried else "Nothing was tried.",
-        log=log_block(diagnosis.get("evidence") or []))
+        log=log_block(diagnosis.get("evidence") or []),
+    )
 
 
 def dry_run_body(*, proposal: FixProposal, diagnosis: Diagnosis, diff: str) -> str:
     return DRY_RUN_TEMPLATE.format(
-        marker=MARKER, description=inline(proposal.description), diagnosis=describe(diagnosis),
-        root_cause=inline(proposal.root_cause), fixer=code(proposal.fixer), diff=diff_block(diff),
-        log=log_block(diagnosis.evidence))
+        marker=MARKER,
+        description=inline(proposal.description),
+        diagnosis=describe(diagnosis),
+        root_cause=inline(proposal.root_cause),
+        fixer=code(proposal.fixer),
+        diff=diff_block(diff),
+        log=log_block(diagnosis.evidence),
+    )
 
 
 def none_body(*, branch: str, run: dict) -> str:
@@ -210,8 +257,10 @@ def stopped_body(reason: str) -> str:
 
 
 def _tried_line(attempt: dict) -> str:
-    line = (f"- attempt {attempt['number']}: `{attempt['category']}` in run `{attempt['failed_run']}` → "
-            f"{code(attempt['fixer']) if attempt['fixer'] else 'no fix'}")
+    line = (
+        f"- attempt {attempt['number']}: `{attempt['category']}` in run `{attempt['failed_run']}` → "
+        f"{code(attempt['fixer']) if attempt['fixer'] else 'no fix'}"
+    )
     if attempt.get("commit"):
         line += f" ({attempt['commit'][:8]})"
     if attempt.get("problem"):

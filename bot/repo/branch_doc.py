@@ -5,6 +5,7 @@ flat. Each fix appends one entry at the end of the page's `## Fixes` section (cr
 of the page when missing, the page itself with a `# <branch>` title when missing). Everything
 else in the page is kept byte for byte, line endings included.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -19,13 +20,13 @@ SECTION = "## Fixes"
 @dataclass
 class FixEntry:
     attempt: int
-    category: str              # the failure category, e.g. "nan_loss"
-    summary: str               # one line: what failed
+    category: str  # the failure category, e.g. "nan_loss"
+    summary: str  # one line: what failed
     root_cause: str
-    fixer: str                 # "rule:lower-lr", "llm:<model>", "relaunch"
-    files: list[str] = field(default_factory=list)   # what the fix changed
+    fixer: str  # "rule:lower-lr", "llm:<model>", "relaunch"
+    files: list[str] = field(default_factory=list)  # what the fix changed
     run_id: str | None = None  # the failed run
-    when: datetime | None = None                     # defaults to now (UTC)
+    when: datetime | None = None  # defaults to now (UTC)
 
 
 def doc_path(branch: str) -> str:

@@ -3,6 +3,7 @@
 Every key is optional. A bad file raises `BadInput` naming the offending key, so the bot
 reports it instead of running on a guess.
 """
+
 from __future__ import annotations
 
 import copy

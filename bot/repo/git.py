@@ -9,6 +9,7 @@ A token for a remote never goes on a command line nor into `.git/config`: `Remot
 `https://user:token@host/…` clone URL into the clean URL and an HTTP header passed through
 `GIT_CONFIG_*` environment variables, which are neither persisted nor shown by `ps`.
 """
+
 from __future__ import annotations
 
 import base64
@@ -23,13 +24,14 @@ import git as gitpython
 from bot.core.errors import BadInput, OperationFailed
 from bot.core.secrets import strip_credentials
 
-NETWORK_TIMEOUT_S = 300   # fetch, push, clone
+NETWORK_TIMEOUT_S = 300  # fetch, push, clone
 
 
 @dataclass(frozen=True)
 class GitResult:
     """What one git command did. `out` is stdout as written (bytes that are not UTF-8 kept as
     surrogates, so they survive a round trip); `err` is stderr, or why git was stopped."""
+
     code: int
     out: str
     err: str
@@ -43,25 +45,39 @@ class GitResult:
         return self.out.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def git(cwd: Path, *args: str, env: Mapping[str, str] | None = None, check: bool = True,
-        secrets: Iterable[str] = (), timeout: float | None = None) -> GitResult:
+def git(
+    cwd: Path,
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+    secrets: Iterable[str] = (),
+    timeout: float | None = None,
+) -> GitResult:
     """Run `git <args>` in `cwd`, with `env` added to the bot's environment.
 
     With `check`, a non-zero exit raises OperationFailed with git's stderr on one line, URL
     credentials and `secrets` masked. Past `timeout` seconds git is killed: the result has a
     negative code and says so in `err` (and raises like any failure under `check`).
     """
-    if not Path(cwd).is_dir():   # GitPython would quietly run git in the current folder instead
+    if not Path(cwd).is_dir():  # GitPython would quietly run git in the current folder instead
         raise OperationFailed(f"git {_command(args)} could not start in {cwd}: no such folder")
     # GitPython's execute already runs git in English (LANGUAGE=C, LC_ALL=C) with no stdin
     # and kills it (and its children) past the time limit.
     try:
         code, out, err = gitpython.Git(str(cwd)).execute(
-            ["git", *args], with_extended_output=True, with_exceptions=False, env=dict(env or {}),
-            stdout_as_string=False, strip_newline_in_stdout=False, kill_after_timeout=timeout)
-    except gitpython.GitCommandNotFound as exc:   # no git, or no such folder
-        raise OperationFailed(f"git {_command(args)} could not start in {cwd}: "
-                              f"{getattr(exc.status, 'strerror', None) or type(exc).__name__}") from None
+            ["git", *args],
+            with_extended_output=True,
+            with_exceptions=False,
+            env=dict(env or {}),
+            stdout_as_string=False,
+            strip_newline_in_stdout=False,
+            kill_after_timeout=timeout,
+        )
+    except gitpython.GitCommandNotFound as exc:  # no git, or no such folder
+        raise OperationFailed(
+            f"git {_command(args)} could not start in {cwd}: "
+            f"{getattr(exc.status, 'strerror', None) or type(exc).__name__}"
+        ) from None
     result = GitResult(code, _decode(out), _decode(err))
     if timeout is not None and code < 0:
         result = GitResult(code, result.out, f"timed out after {timeout:g} seconds; stopped")
@@ -88,10 +104,18 @@ def _command(args: tuple[str, ...]) -> str:
 
 # -- branch names -----------------------------------------------------------------------------
 
+
 def check_branch_name(branch: str) -> str:
     """Return `branch` if git accepts it as a branch name and it stays under `.worktrees/`."""
-    if not isinstance(branch, str) or not branch or branch.startswith(("-", "+")) or "@{" in branch \
-            or branch == "HEAD" or "\\" in branch or any(ord(c) < 32 for c in branch):
+    if (
+        not isinstance(branch, str)
+        or not branch
+        or branch.startswith(("-", "+"))
+        or "@{" in branch
+        or branch == "HEAD"
+        or "\\" in branch
+        or any(ord(c) < 32 for c in branch)
+    ):
         raise BadInput(f"invalid branch name: {branch!r}")
     if not _git_accepts(branch) or any(part in ("", ".", "..") for part in branch.split("/")):
         raise BadInput(f"invalid branch name: {branch!r}")
@@ -107,10 +131,12 @@ def _git_accepts(branch: str) -> bool:
 
 # -- remote authentication --------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RemoteAuth:
     """A remote URL without credentials, the environment that authenticates to it, and the
     secrets that must never appear in an error."""
+
     url: str | None
     env: dict[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = ()

@@ -3,6 +3,7 @@
 The bot's fix commits carry a trailer (`BOT_TRAILER`). A subject alone would not do: a human's
 "Fix: typo" must not count as the bot's work (reverted fixes, untested fixes, moved branch).
 """
+
 from __future__ import annotations
 
 import re
@@ -25,7 +26,7 @@ _LOG_FORMAT = f"--format=%H%n%s%n%(trailers:key={BOT_TRAILER},valueonly,separato
 class Commit(NamedTuple):
     sha: str
     subject: str
-    by_bot: bool   # carries the bot's trailer
+    by_bot: bool  # carries the bot's trailer
     body: str = ""
 
 
@@ -40,8 +41,7 @@ def parse_log(out: str) -> list[Commit]:
     for record in out.split("\0"):
         fields = record.lstrip("\n").split("\n", 3)
         if len(fields) >= 3 and fields[0]:
-            commits.append(Commit(fields[0], fields[1], bool(fields[2].strip()),
-                                  fields[3] if len(fields) == 4 else ""))
+            commits.append(Commit(fields[0], fields[1], bool(fields[2].strip()), fields[3] if len(fields) == 4 else ""))
     return commits
 
 
@@ -77,7 +77,7 @@ class History:
         """The remote's default branch (origin/HEAD), else main or master; None if it is `branch`."""
         prefix = f"refs/remotes/{self.repo.remote}/"
         head = self.repo.out("symbolic-ref", "--quiet", f"{prefix}HEAD", check=False).strip()
-        candidates = [head[len(prefix):]] if head.startswith(prefix) else ["main", "master"]
+        candidates = [head[len(prefix) :]] if head.startswith(prefix) else ["main", "master"]
         for name in candidates:
             if self.repo.find_ref(name) and name != branch:
                 return name
@@ -97,8 +97,9 @@ class History:
         path = self.worktrees.existing(branch)
         if not base or base.startswith("-"):
             raise BadInput(f"invalid base commit: {base!r}")
-        sha = git(path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}",
-                  check=False).out.strip()
+        sha = git(
+            path, "rev-parse", "--verify", "--quiet", "--end-of-options", f"{base}^{{commit}}", check=False
+        ).out.strip()
         if not sha:
             raise BadInput(f"unknown commit {base!r} in {self.repo.root}")
         return parse_log(git(path, "log", "-z", "--reverse", _LOG_FORMAT, f"{sha}..HEAD", "--").out)
@@ -126,11 +127,13 @@ class History:
         """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file
         the fix changed (its docs page aside) is back to its content before the fix."""
         commits = self._own_commits(branch)
-        reverted = {m.group(1) for c in commits if c.subject.startswith("Revert ")
-                    for m in _REVERTS.finditer(c.body)}
+        reverted = {m.group(1) for c in commits if c.subject.startswith("Revert ") for m in _REVERTS.finditer(c.body)}
         tip = self.repo.ref(branch)
-        return [c.sha for c in commits if c.by_bot and (any(c.sha.startswith(r) for r in reverted)
-                                                        or self._undone(c.sha, tip, branch))]
+        return [
+            c.sha
+            for c in commits
+            if c.by_bot and (any(c.sha.startswith(r) for r in reverted) or self._undone(c.sha, tip, branch))
+        ]
 
     def _own_commits(self, branch: str) -> list[Commit]:
         """The branch's commits not on its base, newest first."""
@@ -146,8 +149,7 @@ class History:
         files = self.files_changed(sha, branch)
         if not files:
             return False
-        return self.repo.run("--literal-pathspecs", "diff", "--quiet", parents[1], tip, "--", *files,
-                             check=False).ok
+        return self.repo.run("--literal-pathspecs", "diff", "--quiet", parents[1], tip, "--", *files, check=False).ok
 
 
 def _check_revision(rev: str) -> None:

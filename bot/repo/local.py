@@ -1,5 +1,6 @@
 """One repository on disk, as the other `bot.repo` modules see it: its main worktree, its common
 git dir, the remote's name, the lock its writers share, and how a branch name becomes a ref."""
+
 from __future__ import annotations
 
 from contextlib import AbstractContextManager
@@ -9,7 +10,7 @@ from bot.core.errors import BadInput
 from bot.core.locks import exclusive
 from bot.repo.git import GitResult, check_branch_name, git
 
-LOCK_NAME = "fix-and-relaunch.lock"   # in the common git dir
+LOCK_NAME = "fix-and-relaunch.lock"  # in the common git dir
 
 
 class LocalRepo:
@@ -64,4 +65,4 @@ def _main_worktree(repo: Path) -> Path:
     if not result.ok:
         raise BadInput(f"not a git repository: {repo}")
     first = result.out.split("\n", 1)[0]
-    return Path(first[len("worktree "):]).resolve() if first.startswith("worktree ") else repo.resolve()
+    return Path(first[len("worktree ") :]).resolve() if first.startswith("worktree ") else repo.resolve()

@@ -9,6 +9,7 @@ Safety rules kept here:
 - an installation token is never written to `.git/config` nor put on a command line (see
   `bot.repo.git.RemoteAuth`), and every error text is stripped of it.
 """
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,7 @@ from bot.repo.worktrees import Worktrees
 
 BOT_NAME = "fix-and-relaunch[bot]"
 BOT_EMAIL = "fix-and-relaunch[bot]@users.noreply.github.com"
-SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"   # set in the bot's own clones (clone_for_server)
+SERVER_CLONE_KEY = "fix-and-relaunch.serverclone"  # set in the bot's own clones (clone_for_server)
 
 _OWNER_REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _REJECTED = ("[rejected]", "(fetch first)", "(non-fast-forward)", "(stale info)")
@@ -51,9 +52,9 @@ class Remote:
     def __init__(self, repo: LocalRepo, auth_url: AuthSource = None) -> None:
         self.repo = repo
         self._auth_source = auth_url
-        self._seen_secrets: tuple[str, ...] = ()   # every token used so far, kept out of errors
+        self._seen_secrets: tuple[str, ...] = ()  # every token used so far, kept out of errors
         if not callable(auth_url):
-            self._fresh_auth()   # parsed once; a callable is asked at each fetch and push
+            self._fresh_auth()  # parsed once; a callable is asked at each fetch and push
 
     def fetch(self, branch: str) -> bool:
         """Update `<remote>/<branch>` from the remote; False when the remote has no such branch."""
@@ -94,15 +95,15 @@ class Remote:
             auth = RemoteAuth.parse(source() if callable(source) else source)
         except BadInput:
             raise
-        except Exception as exc:  # noqa: BLE001 - the token source failed: say so, without its text
-            raise OperationFailed(f"could not get credentials for {self.repo.remote}: "
-                                  f"{type(exc).__name__}") from None
+        except Exception as exc:
+            raise OperationFailed(f"could not get credentials for {self.repo.remote}: {type(exc).__name__}") from None
         self._seen_secrets = tuple(dict.fromkeys(self._seen_secrets + auth.secrets))
         return auth
 
     def _run(self, auth: RemoteAuth, *args: str) -> GitResult:
-        return git(self.repo.root, *args, env=auth.env, check=False, secrets=self._seen_secrets,
-                   timeout=NETWORK_TIMEOUT_S)
+        return git(
+            self.repo.root, *args, env=auth.env, check=False, secrets=self._seen_secrets, timeout=NETWORK_TIMEOUT_S
+        )
 
     def _target(self, auth: RemoteAuth) -> str:
         # The remote's name keeps its configured URL; a token URL is used as its clean form.
@@ -158,9 +159,20 @@ class Publisher:
         base = git(path, "merge-base", ours, upstream).out.strip()
         if base == git(path, "rev-parse", upstream).out.strip():
             return True  # the remote did not move past us: nothing to replay
-        if paths_that_must_be_unchanged and not git(
-                path, "--literal-pathspecs", "diff", "--quiet", base, upstream, "--",
-                *paths_that_must_be_unchanged, check=False).ok:
+        if (
+            paths_that_must_be_unchanged
+            and not git(
+                path,
+                "--literal-pathspecs",
+                "diff",
+                "--quiet",
+                base,
+                upstream,
+                "--",
+                *paths_that_must_be_unchanged,
+                check=False,
+            ).ok
+        ):
             return False
         return self._replay(branch, path, ours, upstream)
 
@@ -174,8 +186,9 @@ class Publisher:
         a clone without that mark.
         """
         if self.repo.out("config", "--bool", "--get", SERVER_CLONE_KEY, check=False).strip() != "true":
-            raise OperationFailed(f"{self.repo.root} is not the bot's own server clone; refusing to discard "
-                                  f"work on {branch}")
+            raise OperationFailed(
+                f"{self.repo.root} is not the bot's own server clone; refusing to discard work on {branch}"
+            )
         path = self.worktrees.existing(branch)
         if not self.remote.fetch(branch):
             raise OperationFailed(f"{branch} does not exist on {self.repo.remote}; nothing to reset to")
@@ -221,11 +234,16 @@ def _identity_env(path: Path) -> dict[str, str]:
     email = git(path, "config", "user.email", check=False).out.strip()
     if name and email:
         return {}
-    return {"GIT_AUTHOR_NAME": BOT_NAME, "GIT_AUTHOR_EMAIL": BOT_EMAIL,
-            "GIT_COMMITTER_NAME": BOT_NAME, "GIT_COMMITTER_EMAIL": BOT_EMAIL}
+    return {
+        "GIT_AUTHOR_NAME": BOT_NAME,
+        "GIT_AUTHOR_EMAIL": BOT_EMAIL,
+        "GIT_COMMITTER_NAME": BOT_NAME,
+        "GIT_COMMITTER_EMAIL": BOT_EMAIL,
+    }
 
 
 # -- the bot's own clone on a server ------------------------------------------------------------
+
 
 def clone_for_server(state_dir: Path, owner_repo: str, clone_url: str) -> Path:
     """The bot's clone of `owner/repo` under `state_dir/repos/`: cloned if missing, else fetched.
@@ -247,16 +265,34 @@ def _clone_or_fetch(dest: Path, remote: RemoteAuth) -> Path:
         with exclusive(dest / ".git" / LOCK_NAME):
             if git(dest, "config", "--get", "remote.origin.url", check=False).out.strip() != url:
                 git(dest, "remote", "set-url", "origin", url)
-            git(dest, "fetch", "--quiet", "--prune", "origin", env=remote.env, secrets=remote.secrets,
-                timeout=NETWORK_TIMEOUT_S)
+            git(
+                dest,
+                "fetch",
+                "--quiet",
+                "--prune",
+                "origin",
+                env=remote.env,
+                secrets=remote.secrets,
+                timeout=NETWORK_TIMEOUT_S,
+            )
             git(dest, "worktree", "prune")
             git(dest, "config", SERVER_CLONE_KEY, "true")
         return dest
     if dest.exists() and any(dest.iterdir()):
         raise OperationFailed(f"{dest} exists and is not a git clone; move it away")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    git(dest.parent, "clone", "--quiet", "--no-checkout", "--", url, dest.name, env=remote.env,
-        secrets=remote.secrets, timeout=NETWORK_TIMEOUT_S)
+    git(
+        dest.parent,
+        "clone",
+        "--quiet",
+        "--no-checkout",
+        "--",
+        url,
+        dest.name,
+        env=remote.env,
+        secrets=remote.secrets,
+        timeout=NETWORK_TIMEOUT_S,
+    )
     _detach_and_drop_local_branch(dest)
     git(dest, "config", SERVER_CLONE_KEY, "true")
     Worktrees(LocalRepo(dest)).exclude()

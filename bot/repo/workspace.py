@@ -9,17 +9,15 @@
 In server mode one clone per repository lives under `state_dir/repos/<owner>/<repo>` with the
 same layout (`clone_for_server`).
 """
+
 from __future__ import annotations
 
 from pathlib import Path
 
-from bot.repo.history import Commit, History, fix_message
+from bot.repo.history import Commit, History
 from bot.repo.local import LocalRepo
-from bot.repo.publish import AuthSource, Publisher, PushRejected, Remote, clone_for_server
+from bot.repo.publish import AuthSource, Publisher, Remote
 from bot.repo.worktrees import Worktrees
-
-# Imported from here by callers not yet pointed at their own modules.
-__all__ = ["Commit", "PushRejected", "Workspace", "clone_for_server", "fix_message"]
 
 
 class Workspace:
@@ -46,7 +44,7 @@ class Workspace:
 
     def worktree(self, branch: str, *, pull: bool = True) -> Path:
         """The branch's worktree: created (or recreated) if missing, fast-forwarded if `pull`."""
-        self.worktrees.path(branch)   # a bad name is refused before anything is written or fetched
+        self.worktrees.path(branch)  # a bad name is refused before anything is written or fetched
         self.worktrees.exclude()
         if pull or not self.local.has_local(branch):
             self.remote_repo.fetch(branch)

@@ -4,6 +4,7 @@ folder `.worktrees/a/b`); `.worktrees/` is listed in `.git/info/exclude` so it i
 A dirty worktree (uncommitted changes to tracked files) or a diverged branch is reported
 (OperationFailed), never reset; untracked files (run outputs such as `wandb/`) are not "dirty".
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -90,8 +91,10 @@ class Worktrees:
         status = git(path, "status", "--porcelain", "--untracked-files=no").out
         if status.strip():
             files = ", ".join(line[3:] for line in status.splitlines()[:5])
-            raise OperationFailed(f"worktree of {branch} is dirty (uncommitted changes: {files}); "
-                                  "commit or discard them, the bot does not reset them")
+            raise OperationFailed(
+                f"worktree of {branch} is dirty (uncommitted changes: {files}); "
+                "commit or discard them, the bot does not reset them"
+            )
 
     def _add(self, branch: str, path: Path) -> None:
         self.repo.run("worktree", "prune")  # forget worktrees whose folder was deleted
@@ -110,15 +113,23 @@ class Worktrees:
         current = None
         for line in self.repo.out("worktree", "list", "--porcelain").splitlines():
             if line.startswith("worktree "):
-                current = line[len("worktree "):]
+                current = line[len("worktree ") :]
             elif line == f"branch refs/heads/{branch}":
                 raise OperationFailed(
                     f"{branch} is checked out at {current}; switch that checkout to another branch "
-                    f"so the bot can work on {branch} in {WORKTREES_DIR}/")
+                    f"so the bot can work on {branch} in {WORKTREES_DIR}/"
+                )
 
     def _fast_forward(self, branch: str, path: Path) -> None:
-        fields = self.repo.out("for-each-ref", "--format=%(upstream)%00%(upstream:remotename)%00%(upstream:remoteref)",
-                               f"refs/heads/{branch}").strip().split("\0")
+        fields = (
+            self.repo.out(
+                "for-each-ref",
+                "--format=%(upstream)%00%(upstream:remotename)%00%(upstream:remoteref)",
+                f"refs/heads/{branch}",
+            )
+            .strip()
+            .split("\0")
+        )
         if len(fields) != 3 or not fields[0]:
             return  # no upstream: nothing to pull
         upstream = fields[0]  # fetched by Workspace.worktree() when it is <remote>/<branch>
@@ -127,6 +138,7 @@ class Worktrees:
         if ahead and behind:
             raise OperationFailed(
                 f"{branch} has diverged from {upstream}: {ahead} local commit(s) not on the remote and "
-                f"{behind} remote commit(s) not local; reconcile them by hand, the bot does not reset")
+                f"{behind} remote commit(s) not local; reconcile them by hand, the bot does not reset"
+            )
         if behind:
             git(path, "merge", "--ff-only", "--quiet", upstream)

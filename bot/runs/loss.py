@@ -1,11 +1,12 @@
 """Sanity checks on a run's early metrics: is the loss finite, and is it not running away?"""
+
 from __future__ import annotations
 
 import math
 
 LOSS_KEYS = ("loss", "train/loss", "train_loss", "training_loss")
-DIVERGENCE_FACTOR = 10.0   # the loss grew tenfold over its early minimum…
-RISING_STEPS = 3           # …and rose on each of the last steps
+DIVERGENCE_FACTOR = 10.0  # the loss grew tenfold over its early minimum…
+RISING_STEPS = 3  # …and rose on each of the last steps
 
 
 def loss_key(rows: list[dict]) -> str | None:
@@ -47,8 +48,8 @@ def _divergence(key: str, points: list[tuple[object, float]]) -> str | None:
         return None
     floor = min(values[: len(values) // 2])
     last = values[-1]
-    tail = values[-(RISING_STEPS + 1):]
-    rising = all(b > a for a, b in zip(tail, tail[1:]))
+    tail = values[-(RISING_STEPS + 1) :]
+    rising = all(b > a for a, b in zip(tail, tail[1:], strict=False))
     if rising and last > DIVERGENCE_FACTOR * max(abs(floor), 1e-12):
         return f"{key} is diverging: {floor:.4g} → {last:.4g} by step {points[-1][0]}"
     return None

@@ -1,4 +1,5 @@
 """What every run store returns, whichever backend it reads."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -20,21 +21,30 @@ class RunInfo:
     config: dict = field(default_factory=dict)
     summary: dict = field(default_factory=dict)
     exit_code: int | None = None
-    created_at: float | None = None     # unix seconds
-    updated_at: float | None = None     # last heartbeat / last write
-    steps: int = 0                      # number of history steps logged
-    url: str | None = None              # W&B page, when online
-    path: str | None = None             # local folder, for offline runs
-    source: str = "offline"             # offline | wandb | launcher
-    record_id: str | None = None        # the bot's launch record, when the bot launched it
-    log_path: str | None = None         # the launcher's captured stdout+stderr, when it has one
+    created_at: float | None = None  # unix seconds
+    updated_at: float | None = None  # last heartbeat / last write
+    steps: int = 0  # number of history steps logged
+    url: str | None = None  # W&B page, when online
+    path: str | None = None  # local folder, for offline runs
+    source: str = "offline"  # offline | wandb | launcher
+    record_id: str | None = None  # the bot's launch record, when the bot launched it
+    log_path: str | None = None  # the launcher's captured stdout+stderr, when it has one
 
     def to_json(self) -> dict:
         return {
-            "id": self.id, "name": self.name, "state": self.state, "branch": self.branch,
-            "commit": self.commit, "exit_code": self.exit_code, "created_at": self.created_at,
-            "updated_at": self.updated_at, "steps": self.steps, "url": self.url, "path": self.path,
-            "source": self.source, "record_id": self.record_id,
+            "id": self.id,
+            "name": self.name,
+            "state": self.state,
+            "branch": self.branch,
+            "commit": self.commit,
+            "exit_code": self.exit_code,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "steps": self.steps,
+            "url": self.url,
+            "path": self.path,
+            "source": self.source,
+            "record_id": self.record_id,
         }
 
 

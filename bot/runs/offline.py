@@ -4,6 +4,7 @@ Everything but the console log is read from the run's `.wandb` record log (see w
 One scan of a log is cached by (path, size, mtime), so listing many runs repeatedly is cheap;
 the state of a run with no exit record depends on the clock and is worked out per call.
 """
+
 from __future__ import annotations
 
 import json
@@ -12,16 +13,15 @@ import re
 import shutil
 import time
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable
 
 from bot.core.errors import BadInput
+from bot.diagnosis.tail import clean_line, tail_lines
 from bot.runs.model import RunInfo
 from bot.runs.wandb_file import RecordReader
-
-from bot.diagnosis.tail import clean_line, tail_lines
 
 RUNNING_WINDOW = 300.0  # seconds since the last write within which a run without an exit is "running"
 _FOLDER = re.compile(r"^(?:offline-)?run-(\d{8}_\d{6})-([A-Za-z0-9_-]+)$")  # ids may hold - and _
@@ -44,8 +44,9 @@ class _Facts:
     console_bytes: int = 0
 
 
-def read_run(run_dir: Path, *, branch_key: str = "branch", running_window: float = RUNNING_WINDOW,
-             now: float | None = None) -> RunInfo:
+def read_run(
+    run_dir: Path, *, branch_key: str = "branch", running_window: float = RUNNING_WINDOW, now: float | None = None
+) -> RunInfo:
     """One offline-run folder as a RunInfo; BadInput when it is not a readable run folder."""
     run_dir = Path(run_dir)
     log = run_log(run_dir)
@@ -119,9 +120,14 @@ class OfflineRunStore:
     function a run whose config names no branch is attributed to no branch.
     """
 
-    def __init__(self, roots: Roots, *, branch_key: str = "branch",
-                 commits_on_branch: Callable[[str, str], bool] | None = None,
-                 running_window: float = RUNNING_WINDOW) -> None:
+    def __init__(
+        self,
+        roots: Roots,
+        *,
+        branch_key: str = "branch",
+        commits_on_branch: Callable[[str, str], bool] | None = None,
+        running_window: float = RUNNING_WINDOW,
+    ) -> None:
         self._roots = roots
         self.branch_key = branch_key
         self.commits_on_branch = commits_on_branch
@@ -197,8 +203,7 @@ def _run_dirs_in(root: Path) -> Iterable[Path]:
         return []
     if any(root.glob("run-*.wandb")):
         return [root]
-    return sorted(d for d in root.iterdir()
-                  if _FOLDER.match(d.name) and d.is_dir() and not d.is_symlink())
+    return sorted(d for d in root.iterdir() if _FOLDER.match(d.name) and d.is_dir() and not d.is_symlink())
 
 
 def _state(exit_code: int | None, updated_at: float, now: float, window: float) -> str:
@@ -262,8 +267,14 @@ def _on_output(output, state: dict) -> None:
 
 
 _HANDLERS = {
-    "run": _on_run, "environment": _on_environment, "config": _on_config, "summary": _on_summary,
-    "history": _on_history, "exit": _on_exit, "output_raw": _on_output, "output": _on_output,
+    "run": _on_run,
+    "environment": _on_environment,
+    "config": _on_config,
+    "summary": _on_summary,
+    "history": _on_history,
+    "exit": _on_exit,
+    "output_raw": _on_output,
+    "output": _on_output,
 }
 
 

@@ -5,13 +5,15 @@ and the log tail asks the server for the last lines rather than downloading outp
 Every failure leaves as `BadInput` or `OperationFailed` with one line that never holds
 the API key.
 """
+
 from __future__ import annotations
 
 import contextlib
 import itertools
 import urllib.request
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
 from bot.core.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.runs.model import RunInfo
@@ -28,9 +30,18 @@ _FALLBACK_TAIL_BYTES = 256 * 1024
 class WandbApiRunStore:
     """Runs of one W&B project, read through the real `wandb` client."""
 
-    def __init__(self, *, api_key: str, base_url: str | None, entity: str, project: str,
-                 branch_key: str = "branch", commits_on_branch: Callable[[str, str], bool] | None = None,
-                 timeout: int = 30, max_runs: int = 50) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None,
+        entity: str,
+        project: str,
+        branch_key: str = "branch",
+        commits_on_branch: Callable[[str, str], bool] | None = None,
+        timeout: int = 30,
+        max_runs: int = 50,
+    ) -> None:
         self._api_key = api_key
         self._base_url = base_url
         self.entity = entity
@@ -40,7 +51,7 @@ class WandbApiRunStore:
         self._timeout = timeout
         self._max_runs = max_runs
         self._client: wandb.Api | None = None
-        self._wandb_runs: dict[str, Any] = {}   # run id -> wandb Run, from the last read
+        self._wandb_runs: dict[str, Any] = {}  # run id -> wandb Run, from the last read
 
     # ---- RunStore --------------------------------------------------------------------------
     def runs(self, branch: str | None = None) -> list[RunInfo]:
@@ -80,7 +91,7 @@ class WandbApiRunStore:
             wandb_run = self._wandb_run(run)
             try:
                 return [line.content for line in wandb_run.console_logs(last=lines)]
-            except Exception as exc:  # noqa: BLE001 - any failure here means "try the file"
+            except Exception as exc:
                 if _is_timeout(exc):
                     raise
                 return _output_log_tail(wandb_run, lines, self._timeout)
@@ -115,8 +126,9 @@ class WandbApiRunStore:
         with self._calling(f"listing runs of {self._path()}"):
             api.flush()  # the client caches listings; a poll must see new states
             # lazy=False: config and summary come in the listing, not one request per run.
-            found = api.runs(self._path(), filters=filters or {}, order="-created_at",
-                             per_page=min(limit, 50), lazy=False)
+            found = api.runs(
+                self._path(), filters=filters or {}, order="-created_at", per_page=min(limit, 50), lazy=False
+            )
             wandb_runs = list(itertools.islice(found, limit))
         self._wandb_runs.update((r.id, r) for r in wandb_runs)
         return [_run_info(r, self.branch_key) for r in wandb_runs]
@@ -132,7 +144,7 @@ class WandbApiRunStore:
             yield
         except BotError:
             raise
-        except Exception as exc:  # noqa: BLE001 - the client raises many types; all mean "W&B failed"
+        except Exception as exc:
             raise _translate(exc, what, self._base_url or "W&B", self._api_key) from None
 
 
@@ -144,10 +156,18 @@ def _run_info(run: Any, branch_key: str) -> RunInfo:
     steps = max(line_count, step + 1 if isinstance(step, int) else 0)
     branch = config.get(branch_key)
     return RunInfo(
-        id=run.id, name=run.name, state=_STATES.get(run.state, run.state), config=config, summary=summary,
-        commit=getattr(run, "commit", None) or None, branch=str(branch) if branch is not None else None,
-        created_at=_unix(getattr(run, "created_at", None)), updated_at=_unix(getattr(run, "heartbeat_at", None)),
-        steps=steps, url=run.url, source="wandb",
+        id=run.id,
+        name=run.name,
+        state=_STATES.get(run.state, run.state),
+        config=config,
+        summary=summary,
+        commit=getattr(run, "commit", None) or None,
+        branch=str(branch) if branch is not None else None,
+        created_at=_unix(getattr(run, "created_at", None)),
+        updated_at=_unix(getattr(run, "heartbeat_at", None)),
+        steps=steps,
+        url=run.url,
+        source="wandb",
     )
 
 

@@ -10,12 +10,14 @@ is a `wandb.proto.wandb_internal_pb2.Record`.
 A run that is still being written, or was killed, can end in the middle of a record; the
 reader stops cleanly at the first chunk it cannot trust and says why in `error`.
 """
+
 from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from google.protobuf.message import DecodeError
 from wandb.proto import wandb_internal_pb2 as pb
@@ -95,7 +97,7 @@ class RecordReader:
             crc, length, kind = _CHUNK_HEADER.unpack_from(block, pos)
             if crc == 0 and length == 0 and kind == 0:
                 return  # zero fill: the writer has not got this far
-            data = block[pos + HEADER_LEN: pos + HEADER_LEN + length]
+            data = block[pos + HEADER_LEN : pos + HEADER_LEN + length]
             if kind not in _TYPE_CRC:
                 self.error = f"unknown chunk type {kind}"
                 return

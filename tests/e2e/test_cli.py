@@ -1,6 +1,7 @@
 """The read-and-launch commands through the real command line: diagnose, history, runs,
 launch and delete-run, offline (real offline W&B runs) and online (the real wandb client
 against a local W&B server), and their errors."""
+
 from __future__ import annotations
 
 import json
@@ -13,12 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import sample_repo
 from bot.cli.main import main as cli
+from bot.demo import sample_repo
 from tests.support import experiment
 from tests.support.fake_wandb import FakeWandb
 from tests.support.paths import LOGS
-
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -36,8 +36,12 @@ def crashed(tmp_path_factory):
     clone = sample_repo.build(tmp, python=sys.executable)
     env = {**os.environ, "FIX_AND_RELAUNCH_STATE_DIR": str(state), "WANDB_MODE": "offline"}
     env.pop("WANDB_API_KEY", None)
-    proc = subprocess.run([sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch",
-                           sample_repo.BRANCH, "--wait"], env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch", sample_repo.BRANCH, "--wait"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     return clone, state
 
@@ -55,6 +59,7 @@ def repo(tmp_path_factory):
 
 
 # -- diagnose ----------------------------------------------------------------------------
+
 
 def test_diagnose_a_log_file(capsys):
     code, out, _ = run(capsys, "diagnose", "--log", LOGS / "oom_chained.log", "--json")
@@ -75,7 +80,8 @@ def test_diagnose_a_branch_from_its_offline_run(capsys, sample):
     assert result["summary_metrics"]["lr"] == 25.0
     assert [row["_step"] for row in result["history"]][-1] == 90
     assert result["log_tail"][-1].startswith("FloatingPointError") or any(
-        "FloatingPointError" in line for line in result["log_tail"])
+        "FloatingPointError" in line for line in result["log_tail"]
+    )
 
 
 def test_diagnose_text_shows_config_summary_history_tail_and_verdict(capsys, sample):
@@ -94,11 +100,14 @@ def test_history_reads_the_last_rows(capsys, sample):
     assert all(row["lr"] == 25.0 for row in rows)
 
 
-@pytest.mark.parametrize("args,message", [
-    (("diagnose", "--log", "/nonexistent.log"), "no such log file"),
-    (("diagnose", "--repo", "/", "--branch", "x"), "not a git repository"),
-    (("history", "--branch", "no-such-branch"), "no run found for branch 'no-such-branch'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("diagnose", "--log", "/nonexistent.log"), "no such log file"),
+        (("diagnose", "--repo", "/", "--branch", "x"), "not a git repository"),
+        (("history", "--branch", "no-such-branch"), "no run found for branch 'no-such-branch'"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(capsys, sample, monkeypatch, args, message):
     monkeypatch.chdir(sample)
     code, out, err = run(capsys, *args)
@@ -114,6 +123,7 @@ def test_broken_repo_config_names_the_key(capsys, repo):
 
 
 # -- launch, runs, delete-run ------------------------------------------------------------
+
 
 def test_launch_wait_runs_and_delete_run(capsys, repo):
     _, clone = repo
@@ -156,8 +166,8 @@ def test_a_second_launch_while_one_runs_is_refused(capsys, repo):
     assert code == 0
     code, _, err = run(capsys, "launch", "--repo", clone, "--branch", "exp-slow")
     assert code == 1 and "already running" in err
-    from bot.launchers import cancel_run
     from bot.core.settings import Settings
+    from bot.launchers import cancel_run
     from bot.store.runs import StateStore
 
     settings = Settings.from_env()
@@ -172,8 +182,15 @@ def test_launches_of_one_branch_at_once_start_one_run(repo):
 
     store = StateStore.open(Settings.from_env().state_dir)
     before = {r.id for r in store.list_runs(branch="exp-slow")}
-    launches = [subprocess.Popen([sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch", "exp-slow"],
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    launches = [
+        subprocess.Popen(
+            [sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch", "exp-slow"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
     results = [(p.wait(timeout=120), p.stderr.read()) for p in launches]
 
     started = [r for r in store.list_runs(branch="exp-slow") if r.id not in before]
@@ -184,8 +201,11 @@ def test_launches_of_one_branch_at_once_start_one_run(repo):
 
 def test_killing_the_bot_leaves_the_run_going_and_findable(capsys, repo):
     _, clone = repo
-    bot = subprocess.Popen([sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch",
-                            "exp-slow", "--wait"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot", "launch", "--repo", str(clone), "--branch", "exp-slow", "--wait"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     run_id = _wait_for_running(capsys, clone, "exp-slow", exclude=_ids(capsys, clone))
     bot.send_signal(signal.SIGKILL)
     bot.wait(timeout=10)
@@ -204,8 +224,7 @@ def _ids(capsys, clone) -> set[str]:
 
 
 def _state(capsys, clone, run_id: str) -> str:
-    return next(r["state"] for r in json.loads(run(capsys, "runs", "--repo", clone, "--json")[1])
-                if r["id"] == run_id)
+    return next(r["state"] for r in json.loads(run(capsys, "runs", "--repo", clone, "--json")[1]) if r["id"] == run_id)
 
 
 def _wait_for_running(capsys, clone, branch: str, exclude: set[str]) -> str:
@@ -221,6 +240,7 @@ def _wait_for_running(capsys, clone, branch: str, exclude: set[str]) -> str:
 
 # -- the same commands through the W&B API ------------------------------------------------
 
+
 @pytest.fixture
 def wandb_server(monkeypatch):
     with FakeWandb(api_key="a" * 40) as server:
@@ -233,14 +253,27 @@ def wandb_server(monkeypatch):
 
 def test_diagnose_history_and_delete_through_the_wandb_api(capsys, repo, wandb_server):
     _, clone = repo
-    log = "\n".join([*(f"step {i}" for i in range(500)), "Traceback (most recent call last):",
-                     '  File "/home/ci/exp/src/train.py", line 9, in train',
-                     "    raise RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')",
-                     "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"])
-    wandb_server.add_run("old1", project="vision", state="finished", config={"branch": "exp-w"},
-                         created_at=time.time() - 3600)
-    wandb_server.add_run("crash1", project="vision", state="crashed", config={"branch": "exp-w", "batch_size": 512},
-                         history=[{"loss": 1.0 / (i + 1)} for i in range(300)], log=log, created_at=time.time())
+    log = "\n".join(
+        [
+            *(f"step {i}" for i in range(500)),
+            "Traceback (most recent call last):",
+            '  File "/home/ci/exp/src/train.py", line 9, in train',
+            "    raise RuntimeError('CUDA out of memory. Tried to allocate 2.00 GiB')",
+            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate 2.00 GiB",
+        ]
+    )
+    wandb_server.add_run(
+        "old1", project="vision", state="finished", config={"branch": "exp-w"}, created_at=time.time() - 3600
+    )
+    wandb_server.add_run(
+        "crash1",
+        project="vision",
+        state="crashed",
+        config={"branch": "exp-w", "batch_size": 512},
+        history=[{"loss": 1.0 / (i + 1)} for i in range(300)],
+        log=log,
+        created_at=time.time(),
+    )
 
     code, out, _ = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-w", "--json")
     assert code == 0, out
@@ -263,11 +296,16 @@ def test_a_closed_pipe_ends_quietly(repo, tmp_path):
 
     _, clone = repo
     store = StateStore.open(tmp_path / "state")
-    for i in range(2000):   # far more output than a pipe buffers
+    for i in range(2000):  # far more output than a pipe buffers
         store.add_run(repo=str(clone.resolve()), branch=f"exp-{i}", backend="local", state="failed", exit_code=1)
     env = {**os.environ, "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "state")}
-    proc = subprocess.run(f"{sys.executable} -m bot runs --repo {clone} --json | head -c 1",
-                          shell=True, capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        f"{sys.executable} -m bot runs --repo {clone} --json | head -c 1",
+        shell=True,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.stdout == "["
     assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr
 
@@ -286,13 +324,16 @@ def test_demo_refuses_a_folder_that_is_not_empty(capsys, tmp_path):
 
 
 def test_diagnose_redacts_secret_named_config_values(capsys, tmp_path):
-    from tests.support.wandb_runs import make_offline_run
     from tests.support.git_repos import make_origin
+    from tests.support.wandb_runs import make_offline_run
 
     _, clone = make_origin(tmp_path, branches={"exp-s": {"x.txt": "x"}})
-    make_offline_run(clone, config={"branch": "exp-s", "db_password": 'p"w0rd', "lr": 0.1},
-                     steps=[{"loss": 1.0, "api_key": "sk-proj-abcdefghijklmnopqrstuvwx"}],
-                     crash="raise ValueError('boom')")
+    make_offline_run(
+        clone,
+        config={"branch": "exp-s", "db_password": 'p"w0rd', "lr": 0.1},
+        steps=[{"loss": 1.0, "api_key": "sk-proj-abcdefghijklmnopqrstuvwx"}],
+        crash="raise ValueError('boom')",
+    )
     code, out, _ = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-s", "--json")
     assert code == 0, out
     result = json.loads(out)

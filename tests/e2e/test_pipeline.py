@@ -1,6 +1,7 @@
 """The fix pipeline end to end, through the command line: real git with a bare origin, real
 subprocess launches, real offline W&B runs (sample repo), the real Anthropic client against a
 local Messages API. Nothing of the bot is mocked."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import sample_repo
 from bot.cli.main import main as cli
+from bot.demo import sample_repo
 from tests.support import experiment
 from tests.support.fake_anthropic import FakeAnthropic, overloaded, tool_answer
 from tests.support.git_repos import commit_on_origin, git, remote_refs
@@ -48,13 +49,16 @@ def on_origin(origin: Path, branch: str, path: str) -> str:
     return git(origin, "show", f"{branch}:{path}")
 
 
-@pytest.mark.parametrize("branch,category,fixer,path,expected", [
-    ("exp-oom", "oom", "rule:lower-batch-size", "src/config.py", '"batch_size": 64,'),
-    ("exp-data", "data_not_found", "rule:closest-path", "src/config.py", '"data_path": "data/train.csv",'),
-    ("exp-config", "config_error", "rule:config-default", "src/config.py", '"warmup_steps": 2,'),
-    ("exp-import", "import_error", "rule:add-requirement", "requirements.txt", "toyaug"),
-    ("exp-localimport", "import_error", "rule:fix-local-import", "src/train.py", "from src.model import build"),
-])
+@pytest.mark.parametrize(
+    "branch,category,fixer,path,expected",
+    [
+        ("exp-oom", "oom", "rule:lower-batch-size", "src/config.py", '"batch_size": 64,'),
+        ("exp-data", "data_not_found", "rule:closest-path", "src/config.py", '"data_path": "data/train.csv",'),
+        ("exp-config", "config_error", "rule:config-default", "src/config.py", '"warmup_steps": 2,'),
+        ("exp-import", "import_error", "rule:add-requirement", "requirements.txt", "toyaug"),
+        ("exp-localimport", "import_error", "rule:fix-local-import", "src/train.py", "from src.model import build"),
+    ],
+)
 def test_rule_fix_is_pushed_relaunched_and_verified(capsys, repo, branch, category, fixer, path, expected):
     origin, clone = repo
     failed = launch_and_fail(capsys, clone, branch)
@@ -130,10 +134,12 @@ def test_preempted_run_is_relaunched_without_a_code_change(capsys, repo):
     code, out, _ = run_cli(capsys, "launch", "--repo", str(clone), "--branch", "exp-preempt", "--json")
     assert code == 0
     record = wait_for_log(clone, capsys, "exp-preempt", "step 1 ")
-    os.killpg(record["handle"]["pgid"], signal.SIGTERM)   # the cluster preempts the job
+    os.killpg(record["handle"]["pgid"], signal.SIGTERM)  # the cluster preempts the job
     deadline = time.monotonic() + 30
-    while json.loads(run_cli(capsys, "runs", "--repo", str(clone), "--branch", "exp-preempt",
-                             "--json")[1])[0]["state"] == "running":
+    while (
+        json.loads(run_cli(capsys, "runs", "--repo", str(clone), "--branch", "exp-preempt", "--json")[1])[0]["state"]
+        == "running"
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     before = remote_refs(origin)
@@ -149,7 +155,7 @@ def test_preempted_run_is_relaunched_without_a_code_change(capsys, repo):
 
 
 def test_second_attempt_when_the_first_fix_was_not_enough(capsys, tmp_path):
-    clone = sample_repo.build(tmp_path, python=sys.executable)   # logs real offline W&B runs
+    clone = sample_repo.build(tmp_path, python=sys.executable)  # logs real offline W&B runs
     launch_and_fail(capsys, clone, sample_repo.BRANCH)
 
     code, result = fix(capsys, clone, sample_repo.BRANCH)
@@ -158,7 +164,7 @@ def test_second_attempt_when_the_first_fix_was_not_enough(capsys, tmp_path):
     assert (result["action"], result["category"], result["verified"]) == ("patched", "nan_loss", True)
     first, second = result["attempts"]
     assert first["fixer"] == second["fixer"] == "rule:lower-lr"
-    assert "diverging" in first["problem"]          # lr 2.5 still runs away: seen in early metrics
+    assert "diverging" in first["problem"]  # lr 2.5 still runs away: seen in early metrics
     assert second["problem"] is None and second["run"]["steps"] >= 20
     assert len(result["commits"]) == 2
     config = git(tmp_path / "origin.git", "show", f"{sample_repo.BRANCH}:src/config.py")
@@ -175,10 +181,10 @@ def test_demo_command_ends_on_a_verified_run(capsys, tmp_path):
 
 def test_resumed_job_never_commits_pushes_or_launches_twice(capsys, repo):
     from bot.core.settings import Settings
-    from bot.loop.repo_context import RepoContext
     from bot.loop.journal import StepLog
     from bot.loop.model import FixRequest
     from bot.loop.pipeline import Pipeline
+    from bot.loop.repo_context import RepoContext
 
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-resume")
@@ -209,9 +215,14 @@ def test_resumed_job_never_commits_pushes_or_launches_twice(capsys, repo):
 def test_a_human_change_to_the_file_since_the_failed_run_is_tested_before_fixing(capsys, repo):
     origin, clone = repo
     failed = launch_and_fail(capsys, clone, "exp-human-config")
-    from tests.support.experiment import CONFIG_PY   # batch size 96: the human's try, not enough
-    commit_on_origin(origin, "exp-human-config",
-                     {"src/config.py": CONFIG_PY.format(batch_size=96, data_path="data/train.csv")}, "Try batch 96")
+    from tests.support.experiment import CONFIG_PY  # batch size 96: the human's try, not enough
+
+    commit_on_origin(
+        origin,
+        "exp-human-config",
+        {"src/config.py": CONFIG_PY.format(batch_size=96, data_path="data/train.csv")},
+        "Try batch 96",
+    )
 
     code, result = fix(capsys, clone, "exp-human-config")
 
@@ -292,25 +303,33 @@ def anthropic(monkeypatch):
     with FakeAnthropic() as fake:
         monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000000")
         monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
-        monkeypatch.setenv("SERVICE_TOKEN", SECRET_TOKEN)   # the job prints it: a leak to contain
+        monkeypatch.setenv("SERVICE_TOKEN", SECRET_TOKEN)  # the job prints it: a leak to contain
         yield fake
 
 
-GOOD = {"root_cause": "len() is called on an int.", "explanation": "Use the row count.",
-        "description": "use the row count for the width",
-        "edits": [{"path": "src/train.py", "search": "    width = len(5)\n", "replace": "    width = len(rows)\n"}]}
-DENIED = {**GOOD, "edits": [{"path": ".github/fix-and-relaunch.yml", "search": "min_steps: 3",
-                             "replace": "min_steps: 0"}]}
+GOOD = {
+    "root_cause": "len() is called on an int.",
+    "explanation": "Use the row count.",
+    "description": "use the row count for the width",
+    "edits": [{"path": "src/train.py", "search": "    width = len(5)\n", "replace": "    width = len(rows)\n"}],
+}
+DENIED = {
+    **GOOD,
+    "edits": [{"path": ".github/fix-and-relaunch.yml", "search": "min_steps: 3", "replace": "min_steps: 0"}],
+}
 NO_MATCH = {**GOOD, "edits": [{"path": "src/train.py", "search": "width = len(6)", "replace": "width = 1"}]}
 MALFORMED = {"root_cause": "?", "edits": "not a list"}
 
 
-@pytest.mark.parametrize("case,first,error_text", [
-    ("good", None, None),
-    ("denied", DENIED, "denied"),
-    ("nomatch", NO_MATCH, "not found"),
-    ("malformed", MALFORMED, "edits"),
-])
+@pytest.mark.parametrize(
+    "case,first,error_text",
+    [
+        ("good", None, None),
+        ("denied", DENIED, "denied"),
+        ("nomatch", NO_MATCH, "not found"),
+        ("malformed", MALFORMED, "edits"),
+    ],
+)
 def test_llm_patch_is_validated_repaired_and_pushed(capsys, repo, anthropic, case, first, error_text):
     origin, clone = repo
     branch = f"exp-llm-{case}"
@@ -333,8 +352,12 @@ def test_llm_patch_is_validated_repaired_and_pushed(capsys, repo, anthropic, cas
 def test_an_llm_fix_waits_for_a_run_of_code_changed_since_the_failure(capsys, repo, anthropic):
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-llm-human")
-    commit_on_origin(origin, "exp-llm-human", {"src/model.py": experiment.MODEL_PY + "# tidied\n",
-                                               "NOTES.md": "width bug?\n"}, "Tidy the model")
+    commit_on_origin(
+        origin,
+        "exp-llm-human",
+        {"src/model.py": experiment.MODEL_PY + "# tidied\n", "NOTES.md": "width bug?\n"},
+        "Tidy the model",
+    )
     anthropic.script(tool_answer(GOOD))
 
     code, result = fix(capsys, clone, "exp-llm-human")
@@ -356,7 +379,7 @@ def test_llm_overloaded_gives_up_cleanly(capsys, repo, anthropic):
 
     assert code == 1 and result["action"] == "gave_up"
     assert "overloaded" in result["reason"].lower()
-    assert len(anthropic.requests) == 3    # the first try and the client's two retries
+    assert len(anthropic.requests) == 3  # the first try and the client's two retries
     assert remote_refs(origin) == before
 
 
@@ -377,9 +400,9 @@ def test_no_secret_from_the_log_reaches_a_prompt_a_comment_or_a_commit(capsys, r
 
 def test_a_cancelled_job_stops_before_changing_anything(capsys, repo):
     from bot.core.settings import Settings
-    from bot.loop.repo_context import RepoContext
     from bot.loop.model import FixRequest
     from bot.loop.pipeline import Pipeline
+    from bot.loop.repo_context import RepoContext
 
     origin, clone = repo
     launch_and_fail(capsys, clone, "exp-cancel")
@@ -409,14 +432,14 @@ def test_a_pushed_fix_that_never_ran_is_relaunched_not_fixed_again(capsys, repo)
 
 
 def test_a_second_fix_of_a_branch_is_refused_while_one_runs(capsys, repo):
-    from bot.cli.commands import fix_lock
+    from bot.cli.commands.fix import fix_lock
     from bot.core.settings import Settings
     from bot.loop.repo_context import RepoContext
 
     origin, clone = repo
     settings = Settings.from_env()
     before = remote_refs(origin)
-    with fix_lock(settings, RepoContext.open(settings, clone), "exp-oom"):   # as a running `fix` holds it
+    with fix_lock(settings, RepoContext.open(settings, clone), "exp-oom"):  # as a running `fix` holds it
         code, out, err = run_cli(capsys, "fix", "--repo", str(clone), "--branch", "exp-oom")
     assert (code, out) == (1, "") and "another fix of branch 'exp-oom' is running" in err
     assert remote_refs(origin) == before
@@ -428,10 +451,13 @@ def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo
     from bot.store.runs import StateStore
 
     state = StateStore.open(Path(os.environ["FIX_AND_RELAUNCH_STATE_DIR"]))
-    bot = subprocess.Popen([sys.executable, "-m", "bot", "fix", "--repo", str(clone), "--branch", "exp-cli-resume"],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "bot", "fix", "--repo", str(clone), "--branch", "exp-cli-resume"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 60
-    while len(state.list_runs(branch="exp-cli-resume")) < 2:   # relaunched: now watching it
+    while len(state.list_runs(branch="exp-cli-resume")) < 2:  # relaunched: now watching it
         assert time.monotonic() < deadline and bot.poll() is None, "the fix never relaunched"
         time.sleep(0.05)
     bot.kill()

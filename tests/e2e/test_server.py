@@ -23,9 +23,9 @@ from bot.app.queue import Queue
 from bot.app.server import make_app
 from bot.loop.launch import launch_branch, wait_for
 from bot.loop.repo_context import RepoContext
-from bot.repo.workspace import clone_for_server
+from bot.repo.publish import clone_for_server
 from tests.support import experiment
-from tests.support.fake_github import app_key, fake_github, make_settings, pr_comment, signed  # noqa: F401
+from tests.support.fake_github import make_settings, pr_comment, signed
 from tests.support.fake_wandb import FakeWandb
 from tests.support.git_repos import commit_on_origin, git
 from tests.support.net import free_port

@@ -3,6 +3,7 @@
 Every run is a real subprocess of `python main.py` launched by the bot's local launcher;
 nothing here is mocked. Each branch breaks the baseline the way a real experiment would.
 """
+
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from tests.support.git_repos import make_origin
 
-TRAIN_PY = '''import time
+TRAIN_PY = """import time
 
 from src.model import build
 
@@ -28,40 +29,43 @@ def train(config):
     for step in range(config["steps"]):
         print(f"step {step} loss {1.0 / (step + 1):.4f} model {model}", flush=True)
         time.sleep(config.get("step_time", 0.01))
-'''
+"""
 
-MODEL_PY = '''def build(size):
+MODEL_PY = """def build(size):
     return f"mlp-{size}"
-'''
+"""
 
-MAIN_PY = '''from src.config import DEFAULTS
+MAIN_PY = """from src.config import DEFAULTS
 from src.train import train
 
 if __name__ == "__main__":
     train(dict(DEFAULTS))
-'''
+"""
 
-CONFIG_PY = '''DEFAULTS = {{
+CONFIG_PY = """DEFAULTS = {{
     "lr": 0.1,  # tuned on main
     "steps": 5,
     "batch_size": {batch_size},
     "data_path": "{data_path}",
 }}
-'''
+"""
 
-REPO_CONFIG = '''launch:
+REPO_CONFIG = """launch:
   command: {command}
 {setup}verify:
   min_steps: 3
   timeout: 60
 fix:
   max_attempts: {max_attempts}
-'''
+"""
 
 
 def repo_config(*, command: str | None = None, setup: str | None = None, max_attempts: int = 3) -> str:
-    return REPO_CONFIG.format(command=command or f"{sys.executable} main.py",
-                              setup=f"  setup: {setup}\n" if setup else "", max_attempts=max_attempts)
+    return REPO_CONFIG.format(
+        command=command or f"{sys.executable} main.py",
+        setup=f"  setup: {setup}\n" if setup else "",
+        max_attempts=max_attempts,
+    )
 
 
 BASE_FILES = {
@@ -104,32 +108,50 @@ def _digest(text: str) -> str:
 
 
 def branches(wheelhouse: Path) -> dict[str, dict[str, str]]:
-    install = (f"{sys.executable} -m pip install -q --no-index --find-links {wheelhouse} "
-               "--target .deps -r requirements.txt")
+    install = (
+        f"{sys.executable} -m pip install -q --no-index --find-links {wheelhouse} --target .deps -r requirements.txt"
+    )
     return {
-        "exp-oom": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                    **doc("exp-oom", "Bigger batches.")},
-        "exp-data": {"src/config.py": CONFIG_PY.format(batch_size=32, data_path="data/trian.csv"),
-                     **doc("exp-data", "Point at the training split.")},
-        "exp-config": {"src/train.py": TRAIN_PY.replace(
-            "    model = build(len(rows))\n",
-            "    model = build(len(rows))\n    warmup = config[\"warmup_steps\"]\n"),
-            **doc("exp-config", "Add a warmup: warmup_steps=2 before the full learning rate.")},
-        "exp-import": {"main.py": "import toyaug\n" + MAIN_PY,
-                       ".github/fix-and-relaunch.yml": repo_config(
-                           setup=install, command=f"PYTHONPATH=.deps {sys.executable} main.py"),
-                       **doc("exp-import", "Augment the data with toyaug.")},
-        "exp-localimport": {"src/train.py": TRAIN_PY.replace("from src.model import", "from src.modle import"),
-                            **doc("exp-localimport", "Refactor the model import.")},
-        "exp-dry": {"src/train.py": TRAIN_PY.replace("from src.model import", "from src.modle import"),
-                    **doc("exp-dry", "The same typo, fixed only in a dry run.")},
-        "exp-bug": {"src/train.py": TRAIN_PY.replace("    model = build(len(rows))\n",
-                                                     "    model = build(len(rows))\n    width = len(5)\n"),
-                    **doc("exp-bug", "A bug no rule can fix.")},
+        "exp-oom": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-oom", "Bigger batches."),
+        },
+        "exp-data": {
+            "src/config.py": CONFIG_PY.format(batch_size=32, data_path="data/trian.csv"),
+            **doc("exp-data", "Point at the training split."),
+        },
+        "exp-config": {
+            "src/train.py": TRAIN_PY.replace(
+                "    model = build(len(rows))\n", '    model = build(len(rows))\n    warmup = config["warmup_steps"]\n'
+            ),
+            **doc("exp-config", "Add a warmup: warmup_steps=2 before the full learning rate."),
+        },
+        "exp-import": {
+            "main.py": "import toyaug\n" + MAIN_PY,
+            ".github/fix-and-relaunch.yml": repo_config(
+                setup=install, command=f"PYTHONPATH=.deps {sys.executable} main.py"
+            ),
+            **doc("exp-import", "Augment the data with toyaug."),
+        },
+        "exp-localimport": {
+            "src/train.py": TRAIN_PY.replace("from src.model import", "from src.modle import"),
+            **doc("exp-localimport", "Refactor the model import."),
+        },
+        "exp-dry": {
+            "src/train.py": TRAIN_PY.replace("from src.model import", "from src.modle import"),
+            **doc("exp-dry", "The same typo, fixed only in a dry run."),
+        },
+        "exp-bug": {
+            "src/train.py": TRAIN_PY.replace(
+                "    model = build(len(rows))\n", "    model = build(len(rows))\n    width = len(5)\n"
+            ),
+            **doc("exp-bug", "A bug no rule can fix."),
+        },
     }
 
 
-PREEMPTIBLE_TRAIN_PY = """import signal
+PREEMPTIBLE_TRAIN_PY = (
+    """import signal
 import sys
 
 
@@ -140,48 +162,77 @@ def _preempted(signum, frame):
 
 
 signal.signal(signal.SIGTERM, _preempted)
-""" + TRAIN_PY
+"""
+    + TRAIN_PY
+)
 
 BUGGY_TRAIN_PY = TRAIN_PY.replace(
     "    model = build(len(rows))\n",
     "    model = build(len(rows))\n"
     "    print(\"debug env:\", {k: v for k, v in __import__('os').environ.items() if 'TOKEN' in k})\n"
-    "    width = len(5)\n")
+    "    width = len(5)\n",
+)
 
 LLM_CASES = ("good", "denied", "nomatch", "malformed", "overloaded", "secret", "hopeless", "human")
 
 
 def extra_branches() -> dict[str, dict[str, str]]:
     slow = CONFIG_PY.format(batch_size=32, data_path="data/train.csv").replace(
-        '"steps": 5,', '"steps": 8,\n    "step_time": 0.3,')
+        '"steps": 5,', '"steps": 8,\n    "step_time": 0.3,'
+    )
     out = {
         "exp-ok": doc("exp-ok", "Same as main: trains fine."),
         "exp-slow": {"src/config.py": slow, **doc("exp-slow", "A run long enough to watch.")},
-        "exp-badconfig": {".github/fix-and-relaunch.yml": "verify:\n  min_stepz: 3\n",
-                          **doc("exp-badconfig", "A typo in the bot's config.")},
-        "exp-preempt": {"src/train.py": PREEMPTIBLE_TRAIN_PY, "src/config.py": slow,
-                        **doc("exp-preempt", "Runs on a preemptible partition.")},
-        "exp-resume": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                       **doc("exp-resume", "Bigger batches, interrupted fixer.")},
-        "exp-norelaunch": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                           **doc("exp-norelaunch", "Bigger batches, fixed now, run later.")},
-        "exp-cli-resume": {"src/config.py": slow.replace('"batch_size": 32', '"batch_size": 128'),
-                           **doc("exp-cli-resume", "Bigger, slower batches; the fixer is stopped.")},
-        "exp-unpushed": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                         **doc("exp-unpushed", "Bigger batches; the remote refuses the first push.")},
-        "exp-cancel": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                       **doc("exp-cancel", "Bigger batches; the PR gets closed.")},
-        "exp-revert": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                       **doc("exp-revert", "Bigger batches, and a human who disagrees with the bot.")},
-        "exp-oom-stuck": {"src/config.py": CONFIG_PY.format(batch_size=256, data_path="data/train.csv"),
-                          **doc("exp-oom-stuck", "Much bigger batches: halving once is not enough.")},
-        "exp-cleanup": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                        ".github/fix-and-relaunch.yml": repo_config() + "  delete_failed_run: true\n",
-                        **doc("exp-cleanup", "Bigger batches; failed runs are deleted once fixed.")},
-        "exp-human-config": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                             **doc("exp-human-config", "Bigger batches; a human tries a fix after the crash.")},
-        "exp-human-readme": {"src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
-                             **doc("exp-human-readme", "Bigger batches; a human edits the notes after the crash.")},
+        "exp-badconfig": {
+            ".github/fix-and-relaunch.yml": "verify:\n  min_stepz: 3\n",
+            **doc("exp-badconfig", "A typo in the bot's config."),
+        },
+        "exp-preempt": {
+            "src/train.py": PREEMPTIBLE_TRAIN_PY,
+            "src/config.py": slow,
+            **doc("exp-preempt", "Runs on a preemptible partition."),
+        },
+        "exp-resume": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-resume", "Bigger batches, interrupted fixer."),
+        },
+        "exp-norelaunch": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-norelaunch", "Bigger batches, fixed now, run later."),
+        },
+        "exp-cli-resume": {
+            "src/config.py": slow.replace('"batch_size": 32', '"batch_size": 128'),
+            **doc("exp-cli-resume", "Bigger, slower batches; the fixer is stopped."),
+        },
+        "exp-unpushed": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-unpushed", "Bigger batches; the remote refuses the first push."),
+        },
+        "exp-cancel": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-cancel", "Bigger batches; the PR gets closed."),
+        },
+        "exp-revert": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-revert", "Bigger batches, and a human who disagrees with the bot."),
+        },
+        "exp-oom-stuck": {
+            "src/config.py": CONFIG_PY.format(batch_size=256, data_path="data/train.csv"),
+            **doc("exp-oom-stuck", "Much bigger batches: halving once is not enough."),
+        },
+        "exp-cleanup": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            ".github/fix-and-relaunch.yml": repo_config() + "  delete_failed_run: true\n",
+            **doc("exp-cleanup", "Bigger batches; failed runs are deleted once fixed."),
+        },
+        "exp-human-config": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-human-config", "Bigger batches; a human tries a fix after the crash."),
+        },
+        "exp-human-readme": {
+            "src/config.py": CONFIG_PY.format(batch_size=128, data_path="data/train.csv"),
+            **doc("exp-human-readme", "Bigger batches; a human edits the notes after the crash."),
+        },
     }
     for case in LLM_CASES:
         out[f"exp-llm-{case}"] = {"src/train.py": BUGGY_TRAIN_PY, **doc(f"exp-llm-{case}", "A new feature.")}

@@ -13,6 +13,7 @@ the last `cache_control` marker there) reports it as `cache_creation_input_token
 `cache_read_input_tokens`. Token counts are estimated at 4 characters a token; the real API's
 minimum cacheable size is not imitated.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -28,15 +29,15 @@ _ids = itertools.count(1)
 @dataclass
 class Reply:
     status: int
-    body: Any                                  # JSON-able, or bytes sent as they are
+    body: Any  # JSON-able, or bytes sent as they are
     headers: dict[str, str] = field(default_factory=dict)
-    usage: dict[str, int] | None = None        # overrides the estimated usage of a message
+    usage: dict[str, int] | None = None  # overrides the estimated usage of a message
 
 
 @dataclass
 class Recorded:
     path: str
-    headers: dict[str, str]                    # lower-cased names
+    headers: dict[str, str]  # lower-cased names
     raw: bytes
 
     @property
@@ -48,18 +49,36 @@ class Recorded:
         return self.raw.decode("utf-8", "replace")
 
 
-def tool_answer(tool_input: Any, *, name: str = "propose_fix", text: str | None = None,
-                usage: dict[str, int] | None = None, stop_reason: str = "tool_use") -> Reply:
+def tool_answer(
+    tool_input: Any,
+    *,
+    name: str = "propose_fix",
+    text: str | None = None,
+    usage: dict[str, int] | None = None,
+    stop_reason: str = "tool_use",
+) -> Reply:
     """A message whose content is a `tool_use` block (preceded by `text`, if given)."""
     content: list[dict] = [{"type": "text", "text": text}] if text else []
     content.append({"type": "tool_use", "id": f"toolu_{next(_ids):04d}", "name": name, "input": tool_input})
-    return Reply(200, {"type": "message", "role": "assistant", "content": content,
-                       "stop_reason": stop_reason, "stop_sequence": None}, usage=usage)
+    return Reply(
+        200,
+        {"type": "message", "role": "assistant", "content": content, "stop_reason": stop_reason, "stop_sequence": None},
+        usage=usage,
+    )
 
 
 def text_answer(text: str, *, usage: dict[str, int] | None = None) -> Reply:
-    return Reply(200, {"type": "message", "role": "assistant", "content": [{"type": "text", "text": text}],
-                       "stop_reason": "end_turn", "stop_sequence": None}, usage=usage)
+    return Reply(
+        200,
+        {
+            "type": "message",
+            "role": "assistant",
+            "content": [{"type": "text", "text": text}],
+            "stop_reason": "end_turn",
+            "stop_sequence": None,
+        },
+        usage=usage,
+    )
 
 
 def error(status: int, kind: str, message: str, *, retry_after_ms: int | None = 10) -> Reply:
@@ -100,7 +119,7 @@ class FakeAnthropic:
     def bodies(self) -> list[dict]:
         return [r.body for r in self.requests if r.path == "/v1/messages"]
 
-    def __enter__(self) -> "FakeAnthropic":
+    def __enter__(self) -> FakeAnthropic:
         self._thread.start()
         return self
 
@@ -114,16 +133,16 @@ class FakeAnthropic:
         with self._lock:
             if self.replies:
                 return self.replies.pop(0)
-        return self.default or error(500, "api_error", "fake_anthropic: no scripted reply left",
-                                     retry_after_ms=None)
+        return self.default or error(500, "api_error", "fake_anthropic: no scripted reply left", retry_after_ms=None)
 
     def _answer(self, path: str, headers: dict[str, str], raw: bytes) -> Reply:
         self.requests.append(Recorded(path, headers, raw))
         if path != "/v1/messages":
             return error(404, "not_found_error", f"Not found: {path}", retry_after_ms=None)
         if not api_key(headers) or not headers.get("anthropic-version"):
-            return error(401, "authentication_error", "an API key and anthropic-version are required",
-                         retry_after_ms=None)
+            return error(
+                401, "authentication_error", "an API key and anthropic-version are required", retry_after_ms=None
+            )
         try:
             request = json.loads(raw)
         except ValueError:
@@ -157,7 +176,7 @@ class FakeAnthropic:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 reply = fake._answer(self.path.split("?")[0], headers, raw)
@@ -191,7 +210,7 @@ def _invalid(request: dict) -> str | None:
     messages = request["messages"]
     if not messages or messages[0].get("role") != "user":
         return "messages: the first message must use the user role"
-    for before, after in zip(messages, messages[1:]):
+    for before, after in zip(messages, messages[1:], strict=False):
         if before.get("role") == after.get("role"):
             return "messages: roles must alternate between user and assistant"
     for i, message in enumerate(messages):
@@ -210,8 +229,11 @@ def _unanswered_tool_use(messages: list[dict]) -> str | None:
             continue
         ids = {b["id"] for b in message["content"] if b.get("type") == "tool_use"}
         following = messages[i + 1]["content"]
-        answered = set() if isinstance(following, str) else {
-            b.get("tool_use_id") for b in following if b.get("type") == "tool_result"}
+        answered = (
+            set()
+            if isinstance(following, str)
+            else {b.get("tool_use_id") for b in following if b.get("type") == "tool_result"}
+        )
         if ids - answered:
             return f"messages.{i + 1}: tool_use ids were found without tool_result blocks: {sorted(ids - answered)}"
     return None

@@ -7,6 +7,7 @@ collaborator permission, check runs (create), pulls (get, list by head), the
 pulls of a commit and a repo (clone_url, default_branch). Repo endpoints require an installation token it issued and that has not
 expired. Reach it through real gidgethub with `base_url=fake.url`.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -24,14 +25,7 @@ import jwt
 from aiohttp import web
 
 from bot.core.settings import Settings
-from bot.app.queue import Queue
 from tests.support.paths import FIXTURES
-
-try:  # the benchmark imports this module without pytest
-    from pytest import fixture as pytest_fixture
-except ImportError:  # pragma: no cover
-    def pytest_fixture(*args, **kwargs):
-        return (lambda f: f) if not args or not callable(args[0]) else args[0]
 
 
 @dataclass
@@ -76,8 +70,18 @@ class FakeGitHub:
     def token_requests(self) -> list[Call]:
         return [c for c in self.calls if c.path.endswith("/access_tokens")]
 
-    def add_pull(self, repo: str, number: int, *, head_ref: str, head_sha: str, head_repo: str | None = None,
-                 maintainer_can_modify: bool = False, push: bool | None = None, state: str = "open") -> dict[str, Any]:
+    def add_pull(
+        self,
+        repo: str,
+        number: int,
+        *,
+        head_ref: str,
+        head_sha: str,
+        head_repo: str | None = None,
+        maintainer_can_modify: bool = False,
+        push: bool | None = None,
+        state: str = "open",
+    ) -> dict[str, Any]:
         head_repo = head_repo or repo
         head_repo_obj = self._repo(head_repo)
         if push is not None:
@@ -89,16 +93,24 @@ class FakeGitHub:
             "number": number,
             "state": state,
             "maintainer_can_modify": maintainer_can_modify,
-            "head": {"label": f"{head_repo.split('/')[0]}:{head_ref}", "ref": head_ref, "sha": head_sha,
-                     "repo": head_repo_obj},
+            "head": {
+                "label": f"{head_repo.split('/')[0]}:{head_ref}",
+                "ref": head_ref,
+                "sha": head_sha,
+                "repo": head_repo_obj,
+            },
             "base": {"label": f"{repo.split('/')[0]}:main", "ref": "main", "sha": "0" * 40, "repo": self._repo(repo)},
         }
         self.pulls[(repo, number)] = pr
         return pr
 
     def _repo(self, full_name: str) -> dict[str, Any]:
-        return {"full_name": full_name, "name": full_name.split("/")[1],
-                "url": f"{self.url}/repos/{full_name}", "clone_url": f"https://github.com/{full_name}.git"}
+        return {
+            "full_name": full_name,
+            "name": full_name.split("/")[1],
+            "url": f"{self.url}/repos/{full_name}",
+            "clone_url": f"https://github.com/{full_name}.git",
+        }
 
     # -- the server ------------------------------------------------------------------
 
@@ -126,16 +138,18 @@ class FakeGitHub:
             return await handler(request)
         raw = await request.read()
         body = json.loads(raw) if raw else None
-        self.calls.append(Call(request.method, request.path, dict(request.query), body,
-                               request.headers.get("Authorization")))
+        self.calls.append(
+            Call(request.method, request.path, dict(request.query), body, request.headers.get("Authorization"))
+        )
         if self.stall and self.stall in raw.decode("utf-8", "replace"):
-            await asyncio.sleep(3600)   # the bot is stopped while it waits (a restart test)
+            await asyncio.sleep(3600)  # the bot is stopped while it waits (a restart test)
         return await handler(request)
 
     @staticmethod
     def _error(status: int, message: str) -> web.Response:
-        return web.json_response({"message": message, "documentation_url": "https://docs.github.com/rest"},
-                                 status=status)
+        return web.json_response(
+            {"message": message, "documentation_url": "https://docs.github.com/rest"}, status=status
+        )
 
     def _app_auth(self, request: web.Request) -> web.Response | None:
         scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
@@ -163,8 +177,15 @@ class FakeGitHub:
         token = f"ghs_fake{next(self._ids)}"
         expires = time.time() + self.token_ttl
         self.tokens[token] = (installation_id, expires)
-        return web.json_response({"token": token, "expires_at": iso(expires),
-                                  "permissions": {"contents": "write"}, "repository_selection": "all"}, status=201)
+        return web.json_response(
+            {
+                "token": token,
+                "expires_at": iso(expires),
+                "permissions": {"contents": "write"},
+                "repository_selection": "all",
+            },
+            status=201,
+        )
 
     async def repo_installation(self, request: web.Request) -> web.Response:
         if (denied := self._app_auth(request)) is not None:
@@ -179,8 +200,12 @@ class FakeGitHub:
         if (denied := self._installation_auth(request)) is not None:
             return denied
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
-        known = set(self.installations) | {p[side]["repo"]["full_name"] for p in self.pulls.values()
-                                           for side in ("base", "head") if p[side].get("repo")}
+        known = set(self.installations) | {
+            p[side]["repo"]["full_name"]
+            for p in self.pulls.values()
+            for side in ("base", "head")
+            if p[side].get("repo")
+        }
         if repo not in known:
             return self._error(404, "Not Found")
         return web.json_response({**self._repo(repo), "default_branch": self.default_branches.get(repo, "main")})
@@ -203,9 +228,13 @@ class FakeGitHub:
         body = await request.json()
         comment_id = next(self._ids)
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
-        comment = {"id": comment_id, "url": f"{self.url}/repos/{repo}/issues/comments/{comment_id}",
-                   "issue_url": self._issue_url(request), "body": body["body"],
-                   "user": {"login": "fix-and-relaunch[bot]", "type": "Bot"}}
+        comment = {
+            "id": comment_id,
+            "url": f"{self.url}/repos/{repo}/issues/comments/{comment_id}",
+            "issue_url": self._issue_url(request),
+            "body": body["body"],
+            "user": {"login": "fix-and-relaunch[bot]", "type": "Bot"},
+        }
         self.comments[comment_id] = comment
         return web.json_response(comment, status=201)
 
@@ -254,8 +283,11 @@ class FakeGitHub:
             return denied
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
         state, head = request.query.get("state", "open"), request.query.get("head")
-        found = [p for (r, _), p in self.pulls.items() if r == repo and (state == "all" or p["state"] == state)
-                 and (head is None or p["head"]["label"] == head)]
+        found = [
+            p
+            for (r, _), p in self.pulls.items()
+            if r == repo and (state == "all" or p["state"] == state) and (head is None or p["head"]["label"] == head)
+        ]
         return web.json_response(found)
 
     async def commit_pulls_handler(self, request: web.Request) -> web.Response:
@@ -272,7 +304,7 @@ APP_ID = "4242"
 WEBHOOK_SECRET = "webhook-secret-for-tests"
 WANDB_SECRET = "wandb-secret-for-tests"
 INSTALLATION_ID = 1  # what GitHub's example payload `issue_comment/created.with-installation` carries
-EXAMPLES = FIXTURES / "github-webhooks"   # GitHub's published examples (see SOURCE.md there)
+EXAMPLES = FIXTURES / "github-webhooks"  # GitHub's published examples (see SOURCE.md there)
 
 
 def rsa_private_key():
@@ -284,8 +316,9 @@ def rsa_private_key():
 def pem(private_key) -> str:
     from cryptography.hazmat.primitives import serialization
 
-    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                     serialization.NoEncryption()).decode()
+    return private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
 
 
 def example(relative: str, api_url: str) -> dict[str, Any]:
@@ -297,8 +330,9 @@ def example(relative: str, api_url: str) -> dict[str, Any]:
     return json.loads(path.read_text().replace("https://api.github.com", api_url))
 
 
-def pr_comment(api_url: str, body: str, *, association: str = "OWNER", login: str = "Codertocat",
-               user_type: str = "User") -> dict[str, Any]:
+def pr_comment(
+    api_url: str, body: str, *, association: str = "OWNER", login: str = "Codertocat", user_type: str = "User"
+) -> dict[str, Any]:
     """GitHub's issue_comment example, turned into a comment on pull request #1."""
     data = example("issue_comment/created.with-installation.payload.json", api_url)
     issue = data["issue"]
@@ -318,36 +352,20 @@ def pr_comment(api_url: str, body: str, *, association: str = "OWNER", login: st
 
 def signed(body: bytes, event: str, delivery: str, secret: str = WEBHOOK_SECRET) -> dict[str, str]:
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return {"X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "Content-Type": "application/json",
-            "X-Hub-Signature-256": f"sha256={digest}"}
+    return {
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+        "X-Hub-Signature-256": f"sha256={digest}",
+    }
 
 
 def make_settings(fake: FakeGitHub, private_key, state_dir: Path) -> Settings:
-    return Settings(github_app_id=APP_ID, github_private_key=pem(private_key), github_webhook_secret=WEBHOOK_SECRET,
-                    wandb_webhook_secret=WANDB_SECRET, github_api_url=fake.url, state_dir=state_dir)
-
-
-@pytest_fixture(scope="session")
-def app_key():
-    return rsa_private_key()
-
-
-@pytest_fixture
-async def fake_github(aiohttp_server, app_key):
-    fake = FakeGitHub(app_id=APP_ID, public_key=app_key.public_key())
-    server = await aiohttp_server(fake.app())
-    fake.url = str(server.make_url("")).rstrip("/")
-    fake.installations["Codertocat/Hello-World"] = INSTALLATION_ID
-    return fake
-
-
-@pytest_fixture
-def settings(fake_github, app_key, tmp_path):
-    return make_settings(fake_github, app_key, tmp_path / "state")
-
-
-@pytest_fixture
-def queue(settings):
-    q = Queue.from_settings(settings)
-    yield q
-    q.close()
+    return Settings(
+        github_app_id=APP_ID,
+        github_private_key=pem(private_key),
+        github_webhook_secret=WEBHOOK_SECRET,
+        wandb_webhook_secret=WANDB_SECRET,
+        github_api_url=fake.url,
+        state_dir=state_dir,
+    )

@@ -9,6 +9,7 @@ does not know gets a GraphQL error, and is recorded too, so gaps show up instead
 Start it with `with FakeWandb() as server:` and point the client at `server.url`
 (`WANDB_BASE_URL` or `wandb.Api(overrides={"base_url": server.url})`).
 """
+
 from __future__ import annotations
 
 import base64
@@ -17,10 +18,11 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import unquote
 
 _OPERATION = re.compile(r"\b(query|mutation)\s+(\w+)")
@@ -43,7 +45,7 @@ class FakeRun:
     heartbeat_at: float = 0.0
     log: str = ""
     tags: list[str] = field(default_factory=list)
-    metadata: dict | None = None      # wandb-metadata.json: git remote and commit, host, …
+    metadata: dict | None = None  # wandb-metadata.json: git remote and commit, host, …
 
     def files(self) -> dict[str, bytes]:
         """The run's files as the server stores them."""
@@ -70,25 +72,43 @@ class FakeRun:
         return wrapped
 
     def summary_metrics(self) -> dict:
-        extra = {"_step": self.last_step, "_runtime": self.heartbeat_at - self.created_at,
-                 "_timestamp": self.heartbeat_at} if self.history else {}
+        extra = (
+            {"_step": self.last_step, "_runtime": self.heartbeat_at - self.created_at, "_timestamp": self.heartbeat_at}
+            if self.history
+            else {}
+        )
         return {**extra, **self.summary}
 
     def history_keys(self) -> dict:
         keys = sorted({key for row in self.history for key in row})
-        return {"keys": {key: {"typeCounts": [{"type": "number", "count": len(self.history)}]} for key in keys},
-                "lastStep": self.last_step}
+        return {
+            "keys": {key: {"typeCounts": [{"type": "number", "count": len(self.history)}]} for key in keys},
+            "lastStep": self.last_step,
+        }
 
     def node(self) -> dict:
         """Every field of the client's RunFragment; the client ignores what it did not select."""
         return {
-            "id": self.storage_id, "name": self.id, "displayName": self.name or self.id,
-            "projectId": "1", "tags": self.tags, "sweepName": None, "state": self.state,
-            "config": json.dumps(self.raw_config()), "group": None, "jobType": None,
-            "commit": self.commit, "readOnly": False, "createdAt": _iso(self.created_at),
-            "heartbeatAt": _iso(self.heartbeat_at), "description": None, "notes": None,
-            "systemMetrics": "{}", "summaryMetrics": json.dumps(self.summary_metrics()),
-            "historyLineCount": len(self.history), "user": {"name": "Test User", "username": self.entity},
+            "id": self.storage_id,
+            "name": self.id,
+            "displayName": self.name or self.id,
+            "projectId": "1",
+            "tags": self.tags,
+            "sweepName": None,
+            "state": self.state,
+            "config": json.dumps(self.raw_config()),
+            "group": None,
+            "jobType": None,
+            "commit": self.commit,
+            "readOnly": False,
+            "createdAt": _iso(self.created_at),
+            "heartbeatAt": _iso(self.heartbeat_at),
+            "description": None,
+            "notes": None,
+            "systemMetrics": "{}",
+            "summaryMetrics": json.dumps(self.summary_metrics()),
+            "historyLineCount": len(self.history),
+            "user": {"name": "Test User", "username": self.entity},
             "historyKeys": self.history_keys(),
         }
 
@@ -118,19 +138,19 @@ class FakeWandb:
 
     def __init__(self, *, entity: str = "test-entity", api_key: str | None = None) -> None:
         self.entity = entity
-        self.api_key = api_key          # when set, requests with another key get 401
+        self.api_key = api_key  # when set, requests with another key get 401
         self.runs: dict[tuple[str, str, str], FakeRun] = {}
-        self.projects: set[tuple[str, str]] = set()   # (entity, project); add_run adds its own
+        self.projects: set[tuple[str, str]] = set()  # (entity, project); add_run adds its own
         self.requests: list[Request] = []
-        self.delay = 0.0                 # seconds to stall each GraphQL answer (timeout tests)
-        self.honour_ranges = True        # False: answer file GETs in full, like a server ignoring Range
+        self.delay = 0.0  # seconds to stall each GraphQL answer (timeout tests)
+        self.honour_ranges = True  # False: answer file GETs in full, like a server ignoring Range
         self.extra_operations: dict[str, Callable[[dict], dict]] = {}  # name -> handler(variables)
         self._clock = 1_700_000_000.0
         self._httpd: ThreadingHTTPServer | None = None
         self._lock = threading.Lock()
 
     # ---- lifecycle -------------------------------------------------------------------------
-    def start(self) -> "FakeWandb":
+    def start(self) -> FakeWandb:
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._httpd.daemon_threads = True
         threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
@@ -143,7 +163,7 @@ class FakeWandb:
         self._httpd.server_close()
         self._httpd = None
 
-    def __enter__(self) -> "FakeWandb":
+    def __enter__(self) -> FakeWandb:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -158,14 +178,30 @@ class FakeWandb:
     def add_project(self, project: str, entity: str | None = None) -> None:
         self.projects.add((entity or self.entity, project))
 
-    def add_run(self, id: str, *, project: str, entity: str | None = None, history: list[dict] | None = None,
-                created_at: float | None = None, heartbeat_at: float | None = None, **fields: Any) -> FakeRun:
+    def add_run(
+        self,
+        id: str,
+        *,
+        project: str,
+        entity: str | None = None,
+        history: list[dict] | None = None,
+        created_at: float | None = None,
+        heartbeat_at: float | None = None,
+        **fields: Any,
+    ) -> FakeRun:
         """Add a run; runs added later are newer unless `created_at` says otherwise."""
         self._clock += 60
         created = self._clock if created_at is None else created_at
         rows = [{"_step": i, **row} if "_step" not in row else dict(row) for i, row in enumerate(history or [])]
-        run = FakeRun(id=id, entity=entity or self.entity, project=project, history=rows, created_at=created,
-                      heartbeat_at=created + 30 if heartbeat_at is None else heartbeat_at, **fields)
+        run = FakeRun(
+            id=id,
+            entity=entity or self.entity,
+            project=project,
+            history=rows,
+            created_at=created,
+            heartbeat_at=created + 30 if heartbeat_at is None else heartbeat_at,
+            **fields,
+        )
         self.runs[(run.entity, run.project, run.id)] = run
         self.add_project(run.project, run.entity)
         return run
@@ -199,8 +235,16 @@ class FakeWandb:
         return self.find_run(variables["entity"], variables["project"], variables.get(key) or "")
 
     def _viewer(self, variables: dict) -> dict:
-        return {"viewer": {"id": "VXNlcjox", "entity": self.entity, "username": self.entity,
-                           "email": "test@example.com", "flags": "{}", "teams": {"edges": []}}}
+        return {
+            "viewer": {
+                "id": "VXNlcjox",
+                "entity": self.entity,
+                "username": self.entity,
+                "email": "test@example.com",
+                "flags": "{}",
+                "teams": {"edges": []},
+            }
+        }
 
     def _server_features(self, variables: dict) -> dict:
         return {"serverInfo": {"features": []}}
@@ -213,13 +257,22 @@ class FakeWandb:
         found = [r for (e, p, _), r in self.runs.items() if e == entity and p == project and _matches(r, filters)]
         found = _ordered(found, variables.get("order") or "+created_at")
         start = int(variables.get("cursor") or 0)
-        page = found[start:start + int(variables.get("perPage") or 50)]
+        page = found[start : start + int(variables.get("perPage") or 50)]
         edges = [{"node": r.node(), "cursor": str(start + i + 1)} for i, r in enumerate(page)]
-        return {"project": {
-            "internalId": "1", "runCount": len(found), "readOnly": False,
-            "runs": {"edges": edges, "pageInfo": {"endCursor": edges[-1]["cursor"] if edges else None,
-                                                  "hasNextPage": start + len(page) < len(found)}},
-        }}
+        return {
+            "project": {
+                "internalId": "1",
+                "runCount": len(found),
+                "readOnly": False,
+                "runs": {
+                    "edges": edges,
+                    "pageInfo": {
+                        "endCursor": edges[-1]["cursor"] if edges else None,
+                        "hasNextPage": start + len(page) < len(found),
+                    },
+                },
+            }
+        }
 
     def _run(self, variables: dict) -> dict:
         run = self._run_for(variables)
@@ -248,7 +301,7 @@ class FakeWandb:
 
     def _full_history(self, variables: dict) -> dict:
         run = self._run_for(variables)
-        rows = run.history[-int(variables.get("samples") or 500):] if run else []
+        rows = run.history[-int(variables.get("samples") or 500) :] if run else []
         return {"project": {"run": {"history": [json.dumps(r) for r in rows]} if run else None}}
 
     def _sampled_history(self, variables: dict) -> dict:
@@ -265,8 +318,14 @@ class FakeWandb:
             return {"project": {"run": None}}
         lines = run.log_lines()
         first = max(0, len(lines) - int(variables["last"]))
-        return {"project": {"run": {"logLineCount": len(lines), "logLines": {
-            "edges": [_log_edge(first + i, line) for i, line in enumerate(lines[first:])]}}}}
+        return {
+            "project": {
+                "run": {
+                    "logLineCount": len(lines),
+                    "logLines": {"edges": [_log_edge(first + i, line) for i, line in enumerate(lines[first:])]},
+                }
+            }
+        }
 
     def _console_log_page(self, variables: dict) -> dict:
         run = self._run_for(variables, "runName")
@@ -276,8 +335,14 @@ class FakeWandb:
         start = int(variables.get("after") or 0)
         end = min(len(lines), start + int(variables.get("first") or 1000))
         edges = [_log_edge(i, lines[i]) for i in range(start, end)]
-        return {"project": {"run": {"logLineCount": len(lines), "logLines": {
-            "edges": edges, "pageInfo": {"endCursor": str(end), "hasNextPage": end < len(lines)}}}}}
+        return {
+            "project": {
+                "run": {
+                    "logLineCount": len(lines),
+                    "logLines": {"edges": edges, "pageInfo": {"endCursor": str(end), "hasNextPage": end < len(lines)}},
+                }
+            }
+        }
 
     def _run_files(self, variables: dict) -> dict:
         run = self._run_for(variables)
@@ -286,15 +351,31 @@ class FakeWandb:
         stored = run.files()
         names = variables.get("fileNames") or list(stored)
         files = [self._file_node(run, n) for n in names if n in stored]
-        return {"project": {"internalId": "1", "run": {"fileCount": len(files), "files": {
-            "edges": [{"node": f, "cursor": str(i + 1)} for i, f in enumerate(files)],
-            "pageInfo": {"endCursor": str(len(files)) if files else None, "hasNextPage": False}}}}}
+        return {
+            "project": {
+                "internalId": "1",
+                "run": {
+                    "fileCount": len(files),
+                    "files": {
+                        "edges": [{"node": f, "cursor": str(i + 1)} for i, f in enumerate(files)],
+                        "pageInfo": {"endCursor": str(len(files)) if files else None, "hasNextPage": False},
+                    },
+                },
+            }
+        }
 
     def _file_node(self, run: FakeRun, name: str) -> dict:
         url = f"{self.url}/files/{run.entity}/{run.project}/{run.id}/{name}"
-        return {"id": f"file-{run.id}-{name}", "name": name, "url": url, "directUrl": url,
-                "sizeBytes": len(run.files()[name]), "mimetype": "text/plain",
-                "updatedAt": _iso(run.heartbeat_at), "md5": ""}
+        return {
+            "id": f"file-{run.id}-{name}",
+            "name": name,
+            "url": url,
+            "directUrl": url,
+            "sizeBytes": len(run.files()[name]),
+            "mimetype": "text/plain",
+            "updatedAt": _iso(run.heartbeat_at),
+            "md5": "",
+        }
 
     def _delete_run(self, variables: dict) -> dict:
         found = [key for key, run in self.runs.items() if run.storage_id == variables.get("id")]
@@ -347,8 +428,9 @@ def _sample(history: list[dict], spec: dict) -> list[dict]:
 
 
 def _log_edge(number: int, line: str) -> dict:
-    return {"node": {"number": number, "timestamp": "2024-01-01T00:00:00.000000", "level": "",
-                     "label": "", "line": line}}
+    return {
+        "node": {"number": number, "timestamp": "2024-01-01T00:00:00.000000", "level": "", "label": "", "line": line}
+    }
 
 
 # ---- run filters: the subset of W&B's MongoDB-style filters that tests use ----------------------
@@ -361,9 +443,17 @@ def _field(run: FakeRun, path: str) -> Any:
         return value.get("value") if value is not None and sub in ("", "value") else None
     if head in ("summary_metrics", "summaryMetrics"):
         return run.summary_metrics().get(rest)
-    plain = {"state": run.state, "name": run.id, "displayName": run.name, "commit": run.commit,
-             "tags": run.tags, "createdAt": _iso(run.created_at), "created_at": run.created_at,
-             "heartbeat_at": run.heartbeat_at, "username": run.entity}
+    plain = {
+        "state": run.state,
+        "name": run.id,
+        "displayName": run.name,
+        "commit": run.commit,
+        "tags": run.tags,
+        "createdAt": _iso(run.created_at),
+        "created_at": run.created_at,
+        "heartbeat_at": run.heartbeat_at,
+        "username": run.entity,
+    }
     return plain.get(path)
 
 
@@ -371,10 +461,14 @@ def _condition(value: Any, cond: Any) -> bool:
     if not isinstance(cond, dict):
         return value == cond or (isinstance(value, list) and cond in value)
     tests = {
-        "$eq": lambda arg: value == arg, "$ne": lambda arg: value != arg,
-        "$in": lambda arg: value in arg, "$nin": lambda arg: value not in arg,
-        "$gt": lambda arg: value is not None and value > arg, "$gte": lambda arg: value is not None and value >= arg,
-        "$lt": lambda arg: value is not None and value < arg, "$lte": lambda arg: value is not None and value <= arg,
+        "$eq": lambda arg: value == arg,
+        "$ne": lambda arg: value != arg,
+        "$in": lambda arg: value in arg,
+        "$nin": lambda arg: value not in arg,
+        "$gt": lambda arg: value is not None and value > arg,
+        "$gte": lambda arg: value is not None and value >= arg,
+        "$lt": lambda arg: value is not None and value < arg,
+        "$lte": lambda arg: value is not None and value <= arg,
         "$exists": lambda arg: (value is not None) == bool(arg),
         "$regex": lambda arg: isinstance(value, str) and re.search(arg, value) is not None,
     }
@@ -417,7 +511,7 @@ def _handler_for(server: FakeWandb) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            if self.path.startswith("/sdk/otel/"):   # wandb-core's own telemetry
+            if self.path.startswith("/sdk/otel/"):  # wandb-core's own telemetry
                 return self._send(200, b"", "application/x-protobuf")
             if self.path != "/graphql":
                 server.requests.append(Request(f"POST {self.path}", {}, path=self.path, headers=dict(self.headers)))
@@ -428,15 +522,19 @@ def _handler_for(server: FakeWandb) -> type[BaseHTTPRequestHandler]:
             answer = server.execute(request)
             match = _OPERATION.search(request.get("query") or "")
             name = request.get("operationName") or (match.group(2) if match else "anonymous")
-            server.requests.append(Request(name, request.get("variables") or {}, request.get("query") or "",
-                                           headers=dict(self.headers)))
+            server.requests.append(
+                Request(name, request.get("variables") or {}, request.get("query") or "", headers=dict(self.headers))
+            )
             if server.delay:
                 time.sleep(server.delay)
             self._send(200, json.dumps(answer).encode())
 
         def do_GET(self) -> None:
-            server.requests.append(Request(f"GET {self.path}", {"range": self.headers.get("Range")},
-                                           path=self.path, headers=dict(self.headers)))
+            server.requests.append(
+                Request(
+                    f"GET {self.path}", {"range": self.headers.get("Range")}, path=self.path, headers=dict(self.headers)
+                )
+            )
             data = server.file_bytes(self.path)
             if data is None:
                 return self._send(404, b"not found", "text/plain")
@@ -444,8 +542,7 @@ def _handler_for(server: FakeWandb) -> type[BaseHTTPRequestHandler]:
             if byte_range is None or not server.honour_ranges:
                 return self._send(200, data, "text/plain")
             start, end = _range(byte_range, len(data))
-            self._send(206, data[start:end + 1], "text/plain",
-                       {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
+            self._send(206, data[start : end + 1], "text/plain", {"Content-Range": f"bytes {start}-{end}/{len(data)}"})
 
         def _authorized(self) -> bool:
             if server.api_key is None:
@@ -453,8 +550,9 @@ def _handler_for(server: FakeWandb) -> type[BaseHTTPRequestHandler]:
             expected = base64.b64encode(f"api:{server.api_key}".encode()).decode()
             return self.headers.get("Authorization") == f"Basic {expected}"
 
-        def _send(self, status: int, data: bytes, content_type: str = "application/json",
-                  headers: dict | None = None) -> None:
+        def _send(
+            self, status: int, data: bytes, content_type: str = "application/json", headers: dict | None = None
+        ) -> None:
             self.send_response(status)
             self.send_header("Content-Type", content_type)
             self.send_header("Content-Length", str(len(data)))

@@ -10,12 +10,13 @@ Reuse from any test:
 on `main`, with `origin/<branch>` for every experiment branch (no local experiment branches).
 Commits made here use a fixed identity, so tests never depend on the machine's git config.
 """
+
 from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 from bot.repo.branch_doc import doc_path
 
@@ -29,7 +30,7 @@ IDENTITY = {
 # A tiny experiment repo: pure Python (no ML dependencies), so a "run" is `python main.py`.
 # It prints one "step N loss X" line per step and raises FloatingPointError when the loss
 # diverges (learning rate too high), like a real NaN-loss failure.
-TRAIN_PY = '''\
+TRAIN_PY = """\
 import math
 
 
@@ -41,15 +42,15 @@ def train(config):
             raise FloatingPointError(f"Loss is NaN at step {step}")
         print(f"step {step} loss {loss:.6f}", flush=True)
     return loss
-'''
+"""
 
-MAIN_PY = '''\
+MAIN_PY = """\
 from src.config import DEFAULTS
 from src.train import train
 
 if __name__ == "__main__":
     train(dict(DEFAULTS))
-'''
+"""
 
 
 def config_py(**overrides: object) -> str:

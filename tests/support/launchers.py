@@ -1,4 +1,5 @@
 """Helpers shared by the launcher tests of every backend (their fixtures: tests/unit/launchers/conftest.py)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,7 +8,7 @@ from tests.support.waiting import wait_until
 
 
 def make_worktree(tmp_path: Path) -> Path:
-    path = tmp_path / "work tree"   # a space, to keep the quoting honest
+    path = tmp_path / "work tree"  # a space, to keep the quoting honest
     path.mkdir()
     return path
 

@@ -1,4 +1,5 @@
 """Where the tests find things: the project root, the fixtures, and ../shared beside the checkout."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -7,6 +7,7 @@ that process group only (`ray stop` would stop every Ray process of the user).
 Without ray installed the tests that need it skip, saying how to enable them; with CI=true
 a missing ray fails them instead.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -60,10 +61,11 @@ def _wait_for_jobs_api(address: str, head: subprocess.Popen, log: Path) -> None:
         try:
             JobSubmissionClient(address).list_jobs()
             return
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:
             time.sleep(0.5)
-    raise RuntimeError(f"the Ray jobs API at {address} did not answer in {START_TIMEOUT_S:g}s:\n"
-                       f"{log.read_text()[-3000:]}")
+    raise RuntimeError(
+        f"the Ray jobs API at {address} did not answer in {START_TIMEOUT_S:g}s:\n{log.read_text()[-3000:]}"
+    )
 
 
 def _stop(head: subprocess.Popen) -> None:
@@ -75,7 +77,7 @@ def _stop(head: subprocess.Popen) -> None:
             return
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
-            head.poll()   # reap the leader: a zombie still counts as a group member
+            head.poll()  # reap the leader: a zombie still counts as a group member
             try:
                 os.killpg(head.pid, 0)
             except ProcessLookupError:
@@ -87,20 +89,43 @@ def _stop(head: subprocess.Popen) -> None:
 def ray_address() -> Iterator[str]:
     """The jobs API address of a fresh local Ray head (http://127.0.0.1:<port>)."""
     require_ray()
-    temp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))   # short: Ray's socket paths must fit
+    temp = Path(tempfile.mkdtemp(prefix="rt-", dir="/tmp"))  # short: Ray's socket paths must fit
     dashboard = free_port()
-    ports = {"--port": free_port(), "--dashboard-port": dashboard, "--ray-client-server-port": free_port(),
-             "--dashboard-agent-listen-port": free_port(), "--dashboard-agent-grpc-port": free_port(),
-             "--runtime-env-agent-port": free_port(), "--metrics-export-port": free_port(),
-             "--node-manager-port": free_port(), "--object-manager-port": free_port()}
-    args = [_ray_cli(), "start", "--head", "--block", "--dashboard-host=127.0.0.1", "--node-ip-address=127.0.0.1",
-            "--num-cpus=2", "--include-dashboard=true", "--disable-usage-stats",
-            "--object-store-memory=100000000", f"--temp-dir={temp}",
-            *(f"{flag}={port}" for flag, port in ports.items())]
+    ports = {
+        "--port": free_port(),
+        "--dashboard-port": dashboard,
+        "--ray-client-server-port": free_port(),
+        "--dashboard-agent-listen-port": free_port(),
+        "--dashboard-agent-grpc-port": free_port(),
+        "--runtime-env-agent-port": free_port(),
+        "--metrics-export-port": free_port(),
+        "--node-manager-port": free_port(),
+        "--object-manager-port": free_port(),
+    }
+    args = [
+        _ray_cli(),
+        "start",
+        "--head",
+        "--block",
+        "--dashboard-host=127.0.0.1",
+        "--node-ip-address=127.0.0.1",
+        "--num-cpus=2",
+        "--include-dashboard=true",
+        "--disable-usage-stats",
+        "--object-store-memory=100000000",
+        f"--temp-dir={temp}",
+        *(f"{flag}={port}" for flag, port in ports.items()),
+    ]
     log = temp / "head.log"
     with open(log, "wb") as out:
-        head = subprocess.Popen(args, env=_head_env(), stdin=subprocess.DEVNULL, stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+        head = subprocess.Popen(
+            args,
+            env=_head_env(),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     address = f"http://127.0.0.1:{dashboard}"
     try:
         _wait_for_jobs_api(address, head, log)

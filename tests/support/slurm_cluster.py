@@ -12,6 +12,7 @@ test sessions on one machine do not meet. Two partitions share the node: `low` i
 `slurm_or_skip()` says whether the binaries are here; without them the tests skip with how
 to install them, except under CI (`CI=true`), where a missing scheduler fails the suite.
 """
+
 from __future__ import annotations
 
 import os
@@ -20,9 +21,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -122,7 +123,7 @@ class SlurmCluster:
     # -- start ------------------------------------------------------------------------
 
     @classmethod
-    def start(cls, root: Path) -> "SlurmCluster":
+    def start(cls, root: Path) -> SlurmCluster:
         cluster = cls(Path(root).resolve())
         try:
             cluster._prepare()
@@ -140,19 +141,35 @@ class SlurmCluster:
         # munged refuses a socket or key folder that others may write to.
         os.chmod(self.root / "munge", 0o755)
         os.chmod(self.root / "munge-etc", 0o700)
-        self.conf.write_text(SLURM_CONF.format(
-            host=self.host, root=self.root, cpus=usable_cpus(), munge_socket=self.munge_socket,
-            ctld_port=free_port(), slurmd_port=free_port()))
+        self.conf.write_text(
+            SLURM_CONF.format(
+                host=self.host,
+                root=self.root,
+                cpus=usable_cpus(),
+                munge_socket=self.munge_socket,
+                ctld_port=free_port(),
+                slurmd_port=free_port(),
+            )
+        )
 
     def _start_munge(self) -> None:
         key = self.root / "munge-etc" / "munge.key"
-        subprocess.run([find_binary("mungekey"), "--create", "--force", f"--keyfile={key}"],
-                       check=True, capture_output=True)
-        self._spawn("munged", [
-            find_binary("munged"), "--foreground", "--force", f"--socket={self.munge_socket}",
-            f"--key-file={key}", f"--pid-file={self.root / 'run' / 'munged.pid'}",
-            f"--log-file={self.root / 'log' / 'munged.log'}",
-            f"--seed-file={self.root / 'munge-etc' / 'munged.seed'}"])
+        subprocess.run(
+            [find_binary("mungekey"), "--create", "--force", f"--keyfile={key}"], check=True, capture_output=True
+        )
+        self._spawn(
+            "munged",
+            [
+                find_binary("munged"),
+                "--foreground",
+                "--force",
+                f"--socket={self.munge_socket}",
+                f"--key-file={key}",
+                f"--pid-file={self.root / 'run' / 'munged.pid'}",
+                f"--log-file={self.root / 'log' / 'munged.log'}",
+                f"--seed-file={self.root / 'munge-etc' / 'munged.seed'}",
+            ],
+        )
         self._wait(lambda: self.munge_socket.exists(), "munged")
 
     def _start_slurm(self) -> None:
@@ -165,13 +182,19 @@ class SlurmCluster:
     def _spawn(self, name: str, argv: list[str | None]) -> None:
         log = open(self.root / "log" / f"{name}.out", "ab")
         with log:
-            self.procs[name] = subprocess.Popen([str(a) for a in argv], stdin=subprocess.DEVNULL,
-                                                stdout=log, stderr=subprocess.STDOUT,
-                                                env={**os.environ, **self.env}, start_new_session=True)
+            self.procs[name] = subprocess.Popen(
+                [str(a) for a in argv],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **self.env},
+                start_new_session=True,
+            )
 
     def _client(self, name: str, *args: str) -> str:
-        out = subprocess.run([find_binary(name), *args], capture_output=True, text=True,
-                             env={**os.environ, **self.env}, timeout=10)
+        out = subprocess.run(
+            [find_binary(name), *args], capture_output=True, text=True, env={**os.environ, **self.env}, timeout=10
+        )
         return out.stdout
 
     def _wait(self, ready, name: str) -> None:
@@ -189,8 +212,9 @@ class SlurmCluster:
     def cancel_all(self, timeout: float = 15.0) -> None:
         """Cancel every job and wait for the queue to empty, so one test's leftovers do not
         hold the node for the next, nor outlive the cluster."""
-        subprocess.run([find_binary("scancel"), "--user=root"], capture_output=True,
-                       env={**os.environ, **self.env}, timeout=10)
+        subprocess.run(
+            [find_binary("scancel"), "--user=root"], capture_output=True, env={**os.environ, **self.env}, timeout=10
+        )
         deadline = time.monotonic() + timeout
         while self._client("squeue", "-h", "-o", "%i").strip() and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -1,14 +1,15 @@
 """Polling for a condition, with a wall-clock deadline rather than a count of tries, so a
 slow machine waits longer instead of failing."""
+
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-               poll: float = 0.1) -> Any:
+def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition", poll: float = 0.1) -> Any:
     """Poll until `predicate` returns something truthy, and return it."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):
@@ -17,8 +18,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
     return value
 
 
-async def until(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition",
-                poll: float = 0.01) -> Any:
+async def until(
+    predicate: Callable[[], Any], timeout: float = 30.0, what: str = "condition", poll: float = 0.01
+) -> Any:
     """The same inside an event loop: the loop runs on while we wait."""
     deadline = time.monotonic() + timeout
     while not (value := predicate()):

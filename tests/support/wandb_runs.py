@@ -10,6 +10,7 @@ clean W&B environment (no API key, project or directory inherited from the calle
 Each run costs about a second, so make the runs a test module needs once, in a module-scoped
 fixture.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 # Runs in the subprocess. It reports the run folder first, so a killed run is still found.
 _SCRIPT = r"""
@@ -48,11 +49,21 @@ class OfflineRunError(AssertionError):
     """The subprocess did not produce a run folder."""
 
 
-def make_offline_run(cwd: Path, *, config: Mapping | None = None, steps: Sequence[Mapping] = (),
-                     stdout: str = "", crash: str | None = None, exit_code: int = 0,
-                     hard_kill: bool = False, name: str | None = None, project: str = "tests",
-                     flush_interval: float | None = None, env: Mapping[str, str] | None = None,
-                     timeout: float = 120) -> Path:
+def make_offline_run(
+    cwd: Path,
+    *,
+    config: Mapping | None = None,
+    steps: Sequence[Mapping] = (),
+    stdout: str = "",
+    crash: str | None = None,
+    exit_code: int = 0,
+    hard_kill: bool = False,
+    name: str | None = None,
+    project: str = "tests",
+    flush_interval: float | None = None,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120,
+) -> Path:
     """Run a tiny training script under wandb offline in `cwd`; return the run folder.
 
     config: wandb.init's config. steps: one `run.log(row)` per row. stdout: printed after
@@ -70,14 +81,31 @@ def make_offline_run(cwd: Path, *, config: Mapping | None = None, steps: Sequenc
         flush_interval = 0.05
     with tempfile.TemporaryDirectory(prefix="wandb-run-") as tmp:
         spec_file, report, script = Path(tmp, "spec.json"), Path(tmp, "run_dir"), Path(tmp, "train.py")
-        spec_file.write_text(json.dumps({
-            "config": dict(config or {}), "steps": [dict(s) for s in steps], "stdout": stdout,
-            "crash": crash, "exit_code": exit_code, "hard_kill": hard_kill, "name": name,
-            "project": project, "flush_interval": flush_interval or 0, "report": str(report),
-        }))
+        spec_file.write_text(
+            json.dumps(
+                {
+                    "config": dict(config or {}),
+                    "steps": [dict(s) for s in steps],
+                    "stdout": stdout,
+                    "crash": crash,
+                    "exit_code": exit_code,
+                    "hard_kill": hard_kill,
+                    "name": name,
+                    "project": project,
+                    "flush_interval": flush_interval or 0,
+                    "report": str(report),
+                }
+            )
+        )
         script.write_text(_SCRIPT)
-        proc = subprocess.run([sys.executable, str(script), str(spec_file)], cwd=cwd, env=_env(env),
-                              capture_output=True, text=True, timeout=timeout)
+        proc = subprocess.run(
+            [sys.executable, str(script), str(spec_file)],
+            cwd=cwd,
+            env=_env(env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
         if not report.is_file():
             raise OfflineRunError(f"no run made (exit {proc.returncode}):\n{proc.stderr[-2000:]}")
         return cwd / report.read_text()  # wandb reports an absolute path; joining keeps it

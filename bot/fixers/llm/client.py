@@ -8,6 +8,7 @@ Cost is estimated from the usage the API reports and `PRICES` (USD per million t
 prices; cache writes cost 1.25x input, cache reads 0.1x input). A model not in the table is
 priced as Sonnet, the default model, so cost is never silently zero.
 """
+
 from __future__ import annotations
 
 import json
@@ -83,6 +84,7 @@ class GaveUp(OperationFailed):
 
 # --- the fixed part of the prompt ---------------------------------------------------------------
 
+
 def tool_definition() -> dict:
     edit = {
         "type": "object",
@@ -113,13 +115,17 @@ def tool_definition() -> dict:
 def system_blocks(config: dict) -> list[dict]:
     """The static instructions, then this repo's edit policy; the cache marker covers both."""
     fix = config.get("fix", {})
-    policy = (f"Edit policy of this repository (enforced; edits outside it are rejected):\n"
-              f"- allowed paths: {', '.join(fix.get('allowed_paths') or []) or 'none'}\n"
-              f"- denied paths: {', '.join(fix.get('denied_paths') or []) or 'none'}\n"
-              f"- at most {fix.get('max_patch_lines', 200)} changed lines in total\n"
-              f"- every changed .py file must compile")
-    return [{"type": "text", "text": SYSTEM_PROMPT},
-            {"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}}]
+    policy = (
+        f"Edit policy of this repository (enforced; edits outside it are rejected):\n"
+        f"- allowed paths: {', '.join(fix.get('allowed_paths') or []) or 'none'}\n"
+        f"- denied paths: {', '.join(fix.get('denied_paths') or []) or 'none'}\n"
+        f"- at most {fix.get('max_patch_lines', 200)} changed lines in total\n"
+        f"- every changed .py file must compile"
+    )
+    return [
+        {"type": "text", "text": SYSTEM_PROMPT},
+        {"type": "text", "text": policy, "cache_control": {"type": "ephemeral"}},
+    ]
 
 
 def fixed_prompt_chars(config: dict) -> int:
@@ -128,6 +134,7 @@ def fixed_prompt_chars(config: dict) -> int:
 
 # --- cost --------------------------------------------------------------------------------------
 
+
 def price(model: str) -> tuple[float, float]:
     matches = [p for p in PRICES if model.startswith(p)]
     return PRICES[max(matches, key=len)] if matches else DEFAULT_PRICE
@@ -135,31 +142,44 @@ def price(model: str) -> tuple[float, float]:
 
 def cost_usd(model: str, tokens: dict) -> float:
     per_in, per_out = price(model)
-    total = (tokens["input"] * per_in + tokens["output"] * per_out
-             + tokens["cache_write"] * per_in * CACHE_WRITE_FACTOR
-             + tokens["cache_read"] * per_in * CACHE_READ_FACTOR)
+    total = (
+        tokens["input"] * per_in
+        + tokens["output"] * per_out
+        + tokens["cache_write"] * per_in * CACHE_WRITE_FACTOR
+        + tokens["cache_read"] * per_in * CACHE_READ_FACTOR
+    )
     return round(total / 1_000_000, 6)
 
 
 def _usage_tokens(usage: Any) -> dict:
-    return {"input": usage.input_tokens or 0, "output": usage.output_tokens or 0,
-            "cache_read": getattr(usage, "cache_read_input_tokens", None) or 0,
-            "cache_write": getattr(usage, "cache_creation_input_tokens", None) or 0}
+    return {
+        "input": usage.input_tokens or 0,
+        "output": usage.output_tokens or 0,
+        "cache_read": getattr(usage, "cache_read_input_tokens", None) or 0,
+        "cache_write": getattr(usage, "cache_creation_input_tokens", None) or 0,
+    }
 
 
 # --- the conversation ----------------------------------------------------------------------------
 
+
 def make_client(settings: Any) -> Any:
     import anthropic
+
     if not settings.anthropic_api_key:
         raise LLMUnavailable("the LLM fixer needs ANTHROPIC_API_KEY")
-    return anthropic.Anthropic(api_key=settings.anthropic_api_key, base_url=settings.anthropic_base_url,
-                               max_retries=MAX_API_RETRIES, timeout=REQUEST_TIMEOUT_S)
+    return anthropic.Anthropic(
+        api_key=settings.anthropic_api_key,
+        base_url=settings.anthropic_base_url,
+        max_retries=MAX_API_RETRIES,
+        timeout=REQUEST_TIMEOUT_S,
+    )
 
 
 @dataclass
 class Conversation:
     """One fixing conversation: the context, then proposals and the errors they met."""
+
     ctx: FixContext
     settings: Any
     client: Any
@@ -172,10 +192,13 @@ class Conversation:
 
     def __post_init__(self) -> None:
         budget = self.budget_tokens - estimate_tokens("x" * fixed_prompt_chars(self.ctx.config))
-        self.context = build_context(self.ctx, self.settings, budget_tokens=max(budget, 1_000),
-                                     feedback=self.feedback)
-        self.messages = [{"role": "user", "content": [
-            {"type": "text", "text": self.context.render(), "cache_control": {"type": "ephemeral"}}]}]
+        self.context = build_context(self.ctx, self.settings, budget_tokens=max(budget, 1_000), feedback=self.feedback)
+        self.messages = [
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": self.context.render(), "cache_control": {"type": "ephemeral"}}],
+            }
+        ]
 
     @property
     def model(self) -> str:
@@ -202,25 +225,37 @@ class Conversation:
     def report_failure(self, error: str) -> None:
         """Send the error back as the result of the last call, asking for a corrected proposal."""
         from bot.core.secrets import redact
-        text = (f"{redact(error, self.settings.secrets())}\n\nThe proposal was not applied; the files are "
-                f"unchanged. Call {TOOL_NAME} again with a corrected, complete proposal.")
+
+        text = (
+            f"{redact(error, self.settings.secrets())}\n\nThe proposal was not applied; the files are "
+            f"unchanged. Call {TOOL_NAME} again with a corrected, complete proposal."
+        )
         if self._last_tool_id:
-            block = {"type": "tool_result", "tool_use_id": self._last_tool_id, "is_error": True,
-                     "content": [{"type": "text", "text": text}]}
+            block = {
+                "type": "tool_result",
+                "tool_use_id": self._last_tool_id,
+                "is_error": True,
+                "content": [{"type": "text", "text": text}],
+            }
         else:
             block = {"type": "text", "text": text}
-        if self.messages[-1]["role"] == "user":   # the model said nothing we could keep
+        if self.messages[-1]["role"] == "user":  # the model said nothing we could keep
             self.messages[-1]["content"].append(block)
         else:
             self.messages.append({"role": "user", "content": [block]})
 
     def _send(self) -> Any:
         import anthropic
+
         try:
             message = self.client.messages.create(
-                model=self.model, max_tokens=MAX_OUTPUT_TOKENS, system=system_blocks(self.ctx.config),
-                tools=[tool_definition()], tool_choice={"type": "tool", "name": TOOL_NAME},
-                messages=self.messages)
+                model=self.model,
+                max_tokens=MAX_OUTPUT_TOKENS,
+                system=system_blocks(self.ctx.config),
+                tools=[tool_definition()],
+                tool_choice={"type": "tool", "name": TOOL_NAME},
+                messages=self.messages,
+            )
         except anthropic.APIError as exc:
             raise LLMUnavailable(api_error_message(exc, self.client.max_retries + 1)) from None
         for key, value in _usage_tokens(message.usage).items():
@@ -229,9 +264,14 @@ class Conversation:
 
     def _proposal(self, answer: dict) -> FixProposal:
         return FixProposal(
-            fixer=f"llm:{self.model}", description=answer["description"], root_cause=answer["root_cause"],
-            edits=answer["edits"], evidence=[answer["explanation"], *self._evidence()],
-            tokens=dict(self.tokens), cost_usd=self.cost)
+            fixer=f"llm:{self.model}",
+            description=answer["description"],
+            root_cause=answer["root_cause"],
+            edits=answer["edits"],
+            evidence=[answer["explanation"], *self._evidence()],
+            tokens=dict(self.tokens),
+            cost_usd=self.cost,
+        )
 
     def _evidence(self) -> list[str]:
         shown = [s.name for s in self.context.sections]
@@ -247,12 +287,14 @@ def _block_param(block: Any, secrets: list[str]) -> dict:
 
 def _redacted(value: Any, secrets: list[str]) -> Any:
     from bot.core.secrets import redact_value
+
     return redact_value(value, secrets)
 
 
 def api_error_message(exc: Exception, tries: int) -> str:
     """One line for a human; the client has already retried what is worth retrying."""
     import anthropic
+
     tries = f"{tries} {'try' if tries == 1 else 'tries'}"
     if isinstance(exc, anthropic.APITimeoutError):
         return f"Anthropic API timed out after {tries}"
@@ -279,6 +321,7 @@ def _error_detail(exc: Any) -> str:
 
 # --- the answer ----------------------------------------------------------------------------------
 
+
 def parse_tool_input(data: Any) -> dict:
     """The propose_fix input, checked field by field; MalformedAnswer says what is wrong."""
     if not isinstance(data, dict):
@@ -294,8 +337,12 @@ def parse_tool_input(data: Any) -> dict:
     description = data["description"].strip().splitlines()[0].strip()
     if description.lower().startswith("fix:"):
         description = description[4:].strip()
-    return {"root_cause": data["root_cause"].strip(), "explanation": data["explanation"].strip(),
-            "description": description[:DESCRIPTION_MAX], "edits": edits}
+    return {
+        "root_cause": data["root_cause"].strip(),
+        "explanation": data["explanation"].strip(),
+        "description": description[:DESCRIPTION_MAX],
+        "edits": edits,
+    }
 
 
 def _parse_edit(i: int, raw: Any) -> Edit:
@@ -318,15 +365,28 @@ def _shown(value: Any) -> str:
 
 # --- entry points ----------------------------------------------------------------------------------
 
-def propose_llm_fix(ctx: FixContext, settings: Any, *, feedback: str | None = None, client: Any = None,
-                    budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> FixProposal:
+
+def propose_llm_fix(
+    ctx: FixContext,
+    settings: Any,
+    *,
+    feedback: str | None = None,
+    client: Any = None,
+    budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+) -> FixProposal:
     """One request: the model's proposal for this failure (not applied)."""
     conversation = Conversation(ctx, settings, client or make_client(settings), budget_tokens, feedback)
     return conversation.ask()
 
 
-def fix_with_llm(ctx: FixContext, settings: Any, *, max_repairs: int = 2, client: Any = None,
-                 budget_tokens: int = DEFAULT_BUDGET_TOKENS) -> FixProposal:
+def fix_with_llm(
+    ctx: FixContext,
+    settings: Any,
+    *,
+    max_repairs: int = 2,
+    client: Any = None,
+    budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+) -> FixProposal:
     """Propose, apply and validate in `ctx.worktree`; send failures back for up to `max_repairs`
     repair rounds. On success the edits are on disk (not committed); otherwise nothing is."""
     conversation = Conversation(ctx, settings, client or make_client(settings), budget_tokens)
@@ -345,12 +405,19 @@ def fix_with_llm(ctx: FixContext, settings: Any, *, max_repairs: int = 2, client
             if round_no <= max_repairs:
                 conversation.report_failure(str(exc))
     summary = "; ".join(f"round {a['round']}: {a['error']}" for a in attempts)
-    raise GaveUp(f"LLM fixer gave up after {len(attempts)} proposals: {summary}",
-                 attempts=attempts, tokens=dict(conversation.tokens), cost_usd=conversation.cost)
+    raise GaveUp(
+        f"LLM fixer gave up after {len(attempts)} proposals: {summary}",
+        attempts=attempts,
+        tokens=dict(conversation.tokens),
+        cost_usd=conversation.cost,
+    )
 
 
 def _attempt(round_no: int, proposal: FixProposal | None, exc: Exception) -> dict:
     first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    return {"round": round_no, "error": first_line,
-            "description": proposal.description if proposal else None,
-            "paths": [e.path for e in proposal.edits] if proposal else []}
+    return {
+        "round": round_no,
+        "error": first_line,
+        "description": proposal.description if proposal else None,
+        "paths": [e.path for e in proposal.edits] if proposal else [],
+    }

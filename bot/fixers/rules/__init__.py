@@ -4,6 +4,7 @@
 returns the first proposal. A rule that finds no evidence returns None and the next one runs;
 when none fits, the pipeline moves on to the LLM fixer or gives up.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable

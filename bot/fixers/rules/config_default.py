@@ -1,5 +1,6 @@
 """A config key is missing → add it, with a value some evidence gives, to the config that the
 failing code reads (a `DEFAULTS = {...}` literal or a YAML file). No evidence, no guess."""
+
 from __future__ import annotations
 
 import ast
@@ -9,8 +10,8 @@ from dataclasses import dataclass
 import yaml
 
 from bot.diagnosis.model import Diagnosis
-from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.config_evidence import Value, as_python, as_yaml, find_value
+from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.text import char_col, failing_file, line_edit, quoted, read_text, repo_files, repo_path
 
 _OMEGACONF = ("ConfigAttributeError", "ConfigKeyError", "MissingMandatoryValue")
@@ -26,9 +27,9 @@ _CONFIG_NAME = re.compile(r"cfg|conf|config|default|hparam|hyper|param|setting|a
 
 @dataclass
 class MissingKey:
-    path: list[str]          # ["train", "warmup_steps"]: parents, then the key
+    path: list[str]  # ["train", "warmup_steps"]: parents, then the key
     omegaconf: bool
-    reader: str | None       # the line that read the key, when known
+    reader: str | None  # the line that read the key, when known
     message: str
 
     @property
@@ -40,7 +41,7 @@ class MissingKey:
 class Target:
     path: str
     score: int
-    dict_name: str | None = None   # the Python dict literal to add to; None for YAML
+    dict_name: str | None = None  # the Python dict literal to add to; None for YAML
 
 
 def add_config_default(ctx: FixContext) -> FixProposal | None:
@@ -71,6 +72,7 @@ def add_config_default(ctx: FixContext) -> FixProposal | None:
 
 
 # --- which key --------------------------------------------------------------------------------
+
 
 def missing_key(ctx: FixContext) -> MissingKey | None:
     """The key a KeyError on a config, or an OmegaConf/Hydra error, names."""
@@ -116,6 +118,7 @@ def _candidate_lines(diagnosis: Diagnosis, ctx: FixContext) -> list[str]:
 
 # --- where the config lives -------------------------------------------------------------------
 
+
 def _targets(ctx: FixContext, missing: MissingKey) -> list[Target]:
     reader_file = failing_file(ctx)
     reader_text = read_text(ctx.worktree, reader_file) if reader_file else ""
@@ -131,7 +134,9 @@ def _targets(ctx: FixContext, missing: MissingKey) -> list[Target]:
     return targets
 
 
-def _python_targets(rel: str, text: str, missing: MissingKey, reader_file: str | None, reader_text: str) -> list[Target]:
+def _python_targets(
+    rel: str, text: str, missing: MissingKey, reader_file: str | None, reader_text: str
+) -> list[Target]:
     """The file's config-like dict literals that lack the key, scored by how surely the failing
     code reads them: named on the failing line, in the failing file, imported by it."""
     targets = []
@@ -168,8 +173,14 @@ def _config_dicts(text: str) -> list[tuple[str, ast.Dict]]:
 
 def _nested(node: ast.Dict, parents: list[str]) -> ast.Dict | None:
     for parent in parents:
-        node = next((v for k, v in zip(node.keys, node.values)
-                     if isinstance(k, ast.Constant) and k.value == parent and isinstance(v, ast.Dict)), None)
+        node = next(
+            (
+                v
+                for k, v in zip(node.keys, node.values, strict=False)
+                if isinstance(k, ast.Constant) and k.value == parent and isinstance(v, ast.Dict)
+            ),
+            None,
+        )
         if node is None:
             return None
     return node
@@ -193,6 +204,7 @@ def _yaml_score(rel: str, text: str, missing: MissingKey) -> int:
 
 # --- the edit ---------------------------------------------------------------------------------
 
+
 def _python_insert(text: str, dict_name: str, missing: MissingKey, value: Value) -> dict[int, str]:
     """One entry added after the dict's last one, in its indentation and quote style."""
     node = next((_nested(n, missing.path[:-1]) for name, n in _config_dicts(text) if name == dict_name), None)
@@ -206,7 +218,7 @@ def _python_insert(text: str, dict_name: str, missing: MissingKey, value: Value)
     line = lines[line_no - 1]
     end = char_col(line, last_value.end_col_offset)
     comma = re.match(r"\s*,", line[end:])
-    if node.end_lineno == line_no:   # `{...}` closes on this line: insert inline
+    if node.end_lineno == line_no:  # `{...}` closes on this line: insert inline
         at = end + comma.end() if comma else end
         insert = f" {entry}," if comma else f", {entry}"
         return {line_no: line[:at] + insert + line[at:]}
@@ -240,8 +252,9 @@ def _yaml_insert(text: str, missing: MissingKey, value: Value) -> dict[int, str]
         found = re.match(rf"^(\s*){re.escape(missing.key)}:\s*\?\?\?", lines[number])
         if found and len(found.group(1)) == len(indent):
             return {number + 1: lines[number].replace("???", rendered, 1)}
-    last = max((n for n in range(start, end) if lines[n].strip() and not lines[n].lstrip().startswith("#")),
-               default=None)
+    last = max(
+        (n for n in range(start, end) if lines[n].strip() and not lines[n].lstrip().startswith("#")), default=None
+    )
     if last is None:
         return {}
     return {last + 1: lines[last] + "\n" + f"{indent}{missing.key}: {rendered}"}
@@ -251,13 +264,20 @@ def _yaml_block(lines: list[str], parents: list[str]) -> tuple[int | None, int, 
     """(first line, end, children's indentation) of the mapping at `parents` (0-based lines)."""
     start, end, indent = 0, len(lines), ""
     for parent in parents:
-        header = next((n for n in range(start, end)
-                       if re.match(rf"^{indent}{re.escape(parent)}:\s*(#.*)?$", lines[n])), None)
+        header = next(
+            (n for n in range(start, end) if re.match(rf"^{indent}{re.escape(parent)}:\s*(#.*)?$", lines[n])), None
+        )
         if header is None:
             return None, 0, ""
         body = header + 1
-        stop = next((n for n in range(body, end) if lines[n].strip() and not lines[n].startswith(indent + " ")
-                     and not lines[n].lstrip().startswith("#")), end)
+        stop = next(
+            (
+                n
+                for n in range(body, end)
+                if lines[n].strip() and not lines[n].startswith(indent + " ") and not lines[n].lstrip().startswith("#")
+            ),
+            end,
+        )
         child = next((lines[n] for n in range(body, stop) if lines[n].strip()), None)
         if child is None:
             return None, 0, ""

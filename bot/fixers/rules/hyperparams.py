@@ -1,12 +1,13 @@
 """OOM → halve the batch size (doubling gradient accumulation); NaN loss → lower the learning rate."""
+
 from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
 
+from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.llm.prompt import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.text import line_edit, read_text
 
 BATCH_KEYS = ("batch_size", "train_batch_size", "per_device_train_batch_size")
@@ -24,9 +25,9 @@ def lower_batch_size(ctx: FixContext) -> FixProposal | None:
     accum = _accum_beside(ctx, batch)
     if accum is not None:
         line = changes.get(accum.line, accum.line_text)
-        shift = len(line) - len(accum.line_text)   # same line as batch_size: columns moved
+        shift = len(line) - len(accum.line_text)  # same line as batch_size: columns moved
         col = accum.col + (shift if accum.col > batch.col else 0)
-        changes[accum.line] = line[:col] + str(number(accum.text) * 2) + line[col + len(accum.text):]
+        changes[accum.line] = line[:col] + str(number(accum.text) * 2) + line[col + len(accum.text) :]
     text = read_text(ctx.worktree, batch.path)
     description = f"halve batch size {old} → {old // 2} in {batch.path}"
     if accum is not None:
@@ -49,8 +50,11 @@ def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:
 
 def _accum_beside(ctx: FixContext, batch: Site) -> Site | None:
     """Gradient accumulation set beside the batch size (same dict, call, parser or YAML file)."""
-    sites = [s for s in file_sites(ctx.worktree, batch.path, ACCUM_KEYS) if s.scope == batch.scope
-             and isinstance(number(s.text), int) and number(s.text) >= 1]
+    sites = [
+        s
+        for s in file_sites(ctx.worktree, batch.path, ACCUM_KEYS)
+        if s.scope == batch.scope and isinstance(number(s.text), int) and number(s.text) >= 1
+    ]
     return best_site(sites, ctx.run_config)
 
 

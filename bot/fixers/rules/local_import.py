@@ -1,5 +1,6 @@
 """An import of the repo's own code names a module or name that does not exist → the closest one
 that does (`src.modles` → `src.models`, `Nett` → `Net`)."""
+
 from __future__ import annotations
 
 import ast
@@ -8,8 +9,8 @@ import re
 from pathlib import Path
 
 from bot.fixers.distributions import distribution_for
-from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.imports import CUTOFF, MissingImport, local_package_dir, missing_import, modules_in
+from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.text import char_col, failing_file, line_edit, read_text, repo_files
 
 
@@ -21,7 +22,7 @@ def fix_local_import(ctx: FixContext) -> FixProposal | None:
     top = missing.module.split(".")[0]
     base = local_package_dir(ctx.worktree, top, beside)
     if base is None or (top not in modules_in(base) and distribution_for(top, guess=False)):
-        return None   # not the repo's module, or a known third-party one that merely looks like it
+        return None  # not the repo's module, or a known third-party one that merely looks like it
     fixed = _closest_module(base, missing.module) if missing.name is None else _closest_name(base, missing)
     if fixed is None:
         return None
@@ -112,18 +113,18 @@ def _rewrite(text: str | None, missing: MissingImport, old: str, new: str) -> di
     else:
         return {}
     changes: dict[int, str] = {}
-    for line_no, col in sorted(spots, reverse=True):   # right to left keeps columns valid
+    for line_no, col in sorted(spots, reverse=True):  # right to left keeps columns valid
         line = changes.get(line_no, lines[line_no - 1])
         col = char_col(lines[line_no - 1], col)
-        if line[col:col + len(old)] == old:
-            changes[line_no] = line[:col] + new + line[col + len(old):]
+        if line[col : col + len(old)] == old:
+            changes[line_no] = line[:col] + new + line[col + len(old) :]
     return changes
 
 
 def _module_spots(tree: ast.AST, lines: list[str], missing: MissingImport, old: str) -> list[tuple[int, int]]:
     """(line, byte column) of the missing segment in each import of the missing module."""
     spots = []
-    prefix = missing.module.split(old)[0]   # "src." for src.modles
+    prefix = missing.module.split(old)[0]  # "src." for src.modles
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and _imports(node, missing.module):
             line = lines[node.lineno - 1]
@@ -145,8 +146,12 @@ def _imports(node: ast.ImportFrom, module: str) -> bool:
 
 
 def _imports_name(tree: ast.AST, missing: MissingImport) -> bool:
-    return any(isinstance(node, ast.ImportFrom) and _imports(node, missing.module)
-               and any(a.name == missing.name for a in node.names) for node in ast.walk(tree))
+    return any(
+        isinstance(node, ast.ImportFrom)
+        and _imports(node, missing.module)
+        and any(a.name == missing.name for a in node.names)
+        for node in ast.walk(tree)
+    )
 
 
 def _name_spots(tree: ast.AST, name: str) -> list[tuple[int, int]]:

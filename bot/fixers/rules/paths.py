@@ -1,5 +1,6 @@
 """A data file is missing → the closest existing path, written into the literal that named it
 (`data/trian.csv` → `data/train.csv`)."""
+
 from __future__ import annotations
 
 import difflib
@@ -50,7 +51,7 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
 def _missing_path(ctx: FixContext) -> tuple[str, str] | None:
     for text in failure_texts(ctx.diagnosis):
         if "artifact" in text.lower():
-            continue   # a W&B artifact name: the repo's files cannot tell which ones exist
+            continue  # a W&B artifact name: the repo's files cannot tell which ones exist
         for pattern in _MISSING:
             match = pattern.search(text)
             if match:
@@ -63,7 +64,7 @@ def _relative(root: Path, missing: str) -> list[str] | None:
     absolute path: its longest tail whose first part exists in the worktree is taken)."""
     parts = [p for p in PurePath(missing).parts if p not in (".", "/")]
     if ".." in parts:
-        return None   # outside the worktree, or too clever to rewrite safely
+        return None  # outside the worktree, or too clever to rewrite safely
     if not PurePath(missing).is_absolute():
         return parts or None
     for start in range(len(parts) - 1):
@@ -91,7 +92,7 @@ def _siblings(folder: Path) -> list[str]:
     if not folder.is_dir():
         return []
     names = (p.name for p in folder.iterdir() if not p.name.startswith("."))
-    return sorted(itertools.islice(names, _MAX_SIBLINGS))   # a data folder may hold millions
+    return sorted(itertools.islice(names, _MAX_SIBLINGS))  # a data folder may hold millions
 
 
 def _literal_site(ctx: FixContext, missing: str, rel: list[str]) -> tuple[str, str] | None:
@@ -99,8 +100,10 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str]) -> tuple[str, s
     or its tail (code that joins a folder and a file name), the traceback's file first."""
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
     where = failing_file(ctx)
-    files = ([where] if where else []) + [f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f != where]
-    texts: dict[str, str | None] = {}   # each file read once, when first needed
+    files = ([where] if where else []) + [
+        f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f != where
+    ]
+    texts: dict[str, str | None] = {}  # each file read once, when first needed
     for tail in dict.fromkeys(tails):
         for variant in (tail, f"./{tail}"):
             pattern = _quoted_pattern(variant)
@@ -123,7 +126,7 @@ def _rewrite_tail(literal: str, rel: list[str], fixed: list[str]) -> str | None:
     segments = literal.split("/")
     k = min(len(segments), len(rel))
     if segments[-k:] != rel[-k:] or fixed[-k:] == rel[-k:]:
-        return None   # the wrong part is not in this literal (e.g. a folder from another setting)
+        return None  # the wrong part is not in this literal (e.g. a folder from another setting)
     if fixed[:-k] != rel[:-k]:
         return None
     return "/".join(segments[:-k] + fixed[-k:])

@@ -1,11 +1,12 @@
 """A third-party module is missing → add its distribution to requirements.txt."""
+
 from __future__ import annotations
 
 import re
 
 from bot.fixers.distributions import canonical, distribution_for, is_stdlib, top_level
-from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.imports import local_package_dir, missing_import, repo_defines
+from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.text import failing_file, read_text
 
 DEFAULT_FILE = "requirements.txt"
@@ -20,14 +21,14 @@ def add_requirement(ctx: FixContext) -> FixProposal | None:
         return None
     dist = distribution_for(top, guess=False)
     if dist is None and local_package_dir(ctx.worktree, top, failing_file(ctx)):
-        return None   # an unknown name close to one of the repo's modules: a typo, fix-local-import's case
+        return None  # an unknown name close to one of the repo's modules: a typo, fix-local-import's case
     dist = dist or distribution_for(top)
     if dist is None:
         return None
     path = requirements_file(ctx.config)
     text = read_text(ctx.worktree, path)
     if text is not None and canonical(dist) in listed(text):
-        return None   # already required: the failure has another cause (wrong env, typo'd name)
+        return None  # already required: the failure has another cause (wrong env, typo'd name)
     return FixProposal(
         fixer="rule:add-requirement",
         description=f"add missing dependency {dist} to {path}",

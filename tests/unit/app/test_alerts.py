@@ -16,7 +16,7 @@ from bot.app.alerts import git_host, repo_from_remote, resolve_wandb_alert
 from bot.app.github_auth import GitHubApp
 from bot.app.jobs import AlertJob
 from bot.app.server import make_app
-from tests.support.fake_github import WANDB_SECRET, app_key, fake_github, queue, settings  # noqa: F401
+from tests.support.fake_github import WANDB_SECRET
 from tests.support.waiting import until
 
 REPO = "Codertocat/Hello-World"

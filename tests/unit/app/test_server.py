@@ -20,18 +20,7 @@ from bot.app.github_auth import GitHubApp
 from bot.app.jobs import FixJob
 from bot.app.server import make_app
 from bot.core.errors import BadInput
-from tests.support.fake_github import (  # noqa: F401
-    INSTALLATION_ID,
-    WANDB_SECRET,
-    WEBHOOK_SECRET,
-    app_key,
-    example,
-    fake_github,
-    pr_comment,
-    queue,
-    settings,
-    signed,
-)
+from tests.support.fake_github import INSTALLATION_ID, WANDB_SECRET, WEBHOOK_SECRET, example, pr_comment, signed
 from tests.support.paths import REPO_ROOT
 from tests.support.waiting import until
 
@@ -187,7 +176,8 @@ async def test_cleanup_error_on_closed_pull_request_is_logged_not_a_500(
 
 def test_remove_worktree_waits_for_the_branch_runs_to_end(settings, tmp_path):
     from bot.app.server import remove_worktree
-    from bot.repo.workspace import Workspace, clone_for_server
+    from bot.repo.publish import clone_for_server
+    from bot.repo.workspace import Workspace
     from bot.store.runs import StateStore
     from tests.support.git_repos import experiment_branch, make_origin
 

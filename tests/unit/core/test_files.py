@@ -18,7 +18,7 @@ def test_writers_in_several_threads_never_share_a_temporary_file(tmp_path: Path)
             for _ in range(100):
                 write_atomic(path, text)
                 seen.add(path.read_text())
-        except Exception as exc:   # noqa: BLE001 - reported below
+        except Exception as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=write, args=(text,)) for text in contents]
@@ -36,5 +36,5 @@ def test_a_failed_write_leaves_the_old_file_and_no_temporary(tmp_path: Path):
     path = tmp_path / "state.json"
     write_atomic(path, b"old")
     with pytest.raises(TypeError):
-        write_atomic(path, object())   # not bytes: fails while writing
+        write_atomic(path, object())  # not bytes: fails while writing
     assert path.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["state.json"]

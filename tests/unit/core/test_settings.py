@@ -1,4 +1,5 @@
 """Settings are read from the environment once, by name, and nothing reads it at import time."""
+
 from __future__ import annotations
 
 import subprocess
@@ -14,18 +15,36 @@ ROOT = REPO_ROOT
 def test_every_documented_name_is_read(tmp_path: Path):
     key_file = tmp_path / "app.pem"
     key_file.write_text("-----BEGIN RSA PRIVATE KEY-----abc")
-    env = {"WANDB_API_KEY": "w" * 40, "WANDB_BASE_URL": "http://wandb.local", "WANDB_ENTITY": "team",
-           "WANDB_PROJECT": "vision", "ANTHROPIC_API_KEY": " sk-ant-x ", "ANTHROPIC_BASE_URL": "http://llm.local",
-           "ANTHROPIC_MODEL": "claude-test", "GITHUB_APP_ID": "42", "GITHUB_PRIVATE_KEY_PATH": str(key_file),
-           "GITHUB_WEBHOOK_SECRET": "hook", "GITHUB_API_URL": "http://gh.local/api/", "WANDB_WEBHOOK_SECRET": "wb",
-           "GITHUB_GIT_URL": "http://git.local/{repo}.git", "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "s")}
+    env = {
+        "WANDB_API_KEY": "w" * 40,
+        "WANDB_BASE_URL": "http://wandb.local",
+        "WANDB_ENTITY": "team",
+        "WANDB_PROJECT": "vision",
+        "ANTHROPIC_API_KEY": " sk-ant-x ",
+        "ANTHROPIC_BASE_URL": "http://llm.local",
+        "ANTHROPIC_MODEL": "claude-test",
+        "GITHUB_APP_ID": "42",
+        "GITHUB_PRIVATE_KEY_PATH": str(key_file),
+        "GITHUB_WEBHOOK_SECRET": "hook",
+        "GITHUB_API_URL": "http://gh.local/api/",
+        "WANDB_WEBHOOK_SECRET": "wb",
+        "GITHUB_GIT_URL": "http://git.local/{repo}.git",
+        "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "s"),
+    }
 
     settings = Settings.from_env(env)
 
     assert (settings.wandb_api_key, settings.wandb_base_url, settings.wandb_entity, settings.wandb_project) == (
-        "w" * 40, "http://wandb.local", "team", "vision")
+        "w" * 40,
+        "http://wandb.local",
+        "team",
+        "vision",
+    )
     assert (settings.anthropic_api_key, settings.anthropic_base_url, settings.anthropic_model) == (
-        "sk-ant-x", "http://llm.local", "claude-test")
+        "sk-ant-x",
+        "http://llm.local",
+        "claude-test",
+    )
     assert settings.github_app_id == "42" and settings.github_private_key == "-----BEGIN RSA PRIVATE KEY-----abc"
     assert settings.github_api_url == "http://gh.local/api" and settings.github_git_url == "http://git.local/{repo}.git"
     assert (settings.github_webhook_secret, settings.wandb_webhook_secret) == ("hook", "wb")

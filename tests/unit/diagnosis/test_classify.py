@@ -1,4 +1,5 @@
 """Diagnosis of hand-written logs: category, retryable, exception, location, evidence, summary."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,28 +10,30 @@ from bot.diagnosis import CATEGORIES, diagnose_lines, diagnose_text
 from tests.support.paths import LOGS
 
 
-
 def diagnose_log(name: str, **kwargs):
     return diagnose_text((LOGS / name).read_text(), **kwargs)
 
 
-@pytest.mark.parametrize("name, category, retryable", [
-    ("oom_chained.log", "oom", False),
-    ("nan_check.log", "nan_loss", False),
-    ("import_missing.log", "import_error", False),
-    ("data_worker.log", "data_not_found", False),
-    ("config_args.log", "config_error", False),
-    ("shape_mismatch.log", "shape_error", False),
-    ("device_assert.log", "device_error", False),
-    ("nccl_timeout.log", "distributed", True),
-    ("preempted.log", "infra", True),
-    ("disk_full_fenced.log", "infra", True),
-    ("torchrun_summary.log", "code_error", False),
-    ("remote_traceback.log", "code_error", False),
-    ("jax_oom.log", "oom", False),
-    ("tf_invalid_argument.log", "shape_error", False),
-    ("no_error.log", "unknown", False),
-])
+@pytest.mark.parametrize(
+    "name, category, retryable",
+    [
+        ("oom_chained.log", "oom", False),
+        ("nan_check.log", "nan_loss", False),
+        ("import_missing.log", "import_error", False),
+        ("data_worker.log", "data_not_found", False),
+        ("config_args.log", "config_error", False),
+        ("shape_mismatch.log", "shape_error", False),
+        ("device_assert.log", "device_error", False),
+        ("nccl_timeout.log", "distributed", True),
+        ("preempted.log", "infra", True),
+        ("disk_full_fenced.log", "infra", True),
+        ("torchrun_summary.log", "code_error", False),
+        ("remote_traceback.log", "code_error", False),
+        ("jax_oom.log", "oom", False),
+        ("tf_invalid_argument.log", "shape_error", False),
+        ("no_error.log", "unknown", False),
+    ],
+)
 def test_category_and_retryable(name, category, retryable):
     d = diagnose_log(name)
     assert (d.category, d.retryable) == (category, retryable)
@@ -98,8 +101,14 @@ def test_history_inf_as_string():
 
 
 def test_exception_with_no_rule_is_code_error():
-    d = diagnose_lines(["Traceback (most recent call last):", '  File "a.py", line 3, in f',
-                        "    x = y[3]", "IndexError: list index out of range"])
+    d = diagnose_lines(
+        [
+            "Traceback (most recent call last):",
+            '  File "a.py", line 3, in f',
+            "    x = y[3]",
+            "IndexError: list index out of range",
+        ]
+    )
     assert d.category == "code_error"
     assert d.exception == {"type": "IndexError", "message": "list index out of range"}
     assert d.location == {"file": "a.py", "line": 3, "function": "f"}
@@ -114,10 +123,17 @@ def test_evidence_and_summary_are_redacted():
 
 def test_json_contract():
     assert set(diagnose_log("nan_check.log").to_json()) == {
-        "category", "retryable", "exception", "location", "evidence", "summary"}
+        "category",
+        "retryable",
+        "exception",
+        "location",
+        "evidence",
+        "summary",
+    }
 
 
 # --- location relative to the repo --------------------------------------------------------------
+
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
@@ -135,8 +151,10 @@ def _tb(*frames: str) -> list[str]:
 
 
 def test_location_under_repo_root(repo):
-    d = diagnose_lines(_tb(f"{repo}/src/train.py", f"{repo}/src/model.py",
-                           "/usr/lib/python3.11/site-packages/torch/nn/module.py"), repo_root=repo)
+    d = diagnose_lines(
+        _tb(f"{repo}/src/train.py", f"{repo}/src/model.py", "/usr/lib/python3.11/site-packages/torch/nn/module.py"),
+        repo_root=repo,
+    )
     assert d.location == {"file": "src/model.py", "line": 5, "function": "step"}
 
 
@@ -151,35 +169,60 @@ def test_location_from_another_machine_matches_by_suffix(repo):
 
 
 def test_location_without_repo_skips_libraries():
-    d = diagnose_lines(_tb("/w/train.py", "<frozen importlib._bootstrap>",
-                           "/opt/conda/lib/python3.10/site-packages/x.py", "C:\\Py\\Lib\\site-packages\\y.py"))
+    d = diagnose_lines(
+        _tb(
+            "/w/train.py",
+            "<frozen importlib._bootstrap>",
+            "/opt/conda/lib/python3.10/site-packages/x.py",
+            "C:\\Py\\Lib\\site-packages\\y.py",
+        )
+    )
     assert d.location["file"] == "/w/train.py"
 
 
-@pytest.mark.parametrize("text, category", [
-    ("RuntimeError: CUDA error: out of memory", "oom"),
-    ("slurmstepd: error: Detected 1 oom_kill event in StepId=123.batch. Some of the step tasks have been OOM Killed.", "oom"),
-    ("RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: "
-     "you tried to allocate 1073741824 bytes.", "oom"),
-    ("RuntimeError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1269, unhandled cuda error", "distributed"),
-    ("torch.distributed.DistStoreError: Socket Timeout", "distributed"),
-    ("RuntimeError: Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
-     "device_error"),
-    ("RuntimeError: CUDA error: uncorrectable ECC error encountered", "infra"),
-    ("ValueError: num_samples should be a positive integer value, but got num_samples=0", "data_not_found"),
-    ("OSError: We couldn't connect to 'https://huggingface.co' to load this file", "infra"),
-    ("RuntimeError: DataLoader worker (pid(s) 1234, 1235) exited unexpectedly", "infra"),
-    ("hydra.errors.MissingConfigException: Cannot find primary config 'train'.", "config_error"),
-    ("FileNotFoundError: [Errno 2] No such file or directory: 'configs/train.yaml'", "config_error"),
-    ("yaml.scanner.ScannerError: mapping values are not allowed here", "config_error"),
-    ("ValueError: The loss returned in `training_step` is nan", "nan_loss"),
-    ("AttributeError: module 'numpy' has no attribute 'int'", "import_error"),
-    ("RuntimeError: Given groups=1, weight of size [64, 3, 7, 7], expected input[8, 1, 224, 224] to have 3 channels, "
-     "but got 1 channels instead", "shape_error"),
-    ("Setting up SIGTERM handler\nstep 1 loss 0.3", "unknown"),
-    # torchrun's SIGTERM to the surviving ranks is not a preemption
-    ("Sending process 1 closing signal SIGTERM\nRuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)",
-     "shape_error"),
-])
+@pytest.mark.parametrize(
+    "text, category",
+    [
+        ("RuntimeError: CUDA error: out of memory", "oom"),
+        (
+            "slurmstepd: error: Detected 1 oom_kill event in StepId=123.batch. Some of the step tasks have been OOM Killed.",
+            "oom",
+        ),
+        (
+            "RuntimeError: [enforce fail at alloc_cpu.cpp:114] data. DefaultCPUAllocator: not enough memory: "
+            "you tried to allocate 1073741824 bytes.",
+            "oom",
+        ),
+        (
+            "RuntimeError: NCCL error in: ../torch/csrc/distributed/c10d/ProcessGroupNCCL.cpp:1269, unhandled cuda error",
+            "distributed",
+        ),
+        ("torch.distributed.DistStoreError: Socket Timeout", "distributed"),
+        (
+            "RuntimeError: Expected all tensors to be on the same device, but found at least two devices, cuda:0 and cpu!",
+            "device_error",
+        ),
+        ("RuntimeError: CUDA error: uncorrectable ECC error encountered", "infra"),
+        ("ValueError: num_samples should be a positive integer value, but got num_samples=0", "data_not_found"),
+        ("OSError: We couldn't connect to 'https://huggingface.co' to load this file", "infra"),
+        ("RuntimeError: DataLoader worker (pid(s) 1234, 1235) exited unexpectedly", "infra"),
+        ("hydra.errors.MissingConfigException: Cannot find primary config 'train'.", "config_error"),
+        ("FileNotFoundError: [Errno 2] No such file or directory: 'configs/train.yaml'", "config_error"),
+        ("yaml.scanner.ScannerError: mapping values are not allowed here", "config_error"),
+        ("ValueError: The loss returned in `training_step` is nan", "nan_loss"),
+        ("AttributeError: module 'numpy' has no attribute 'int'", "import_error"),
+        (
+            "RuntimeError: Given groups=1, weight of size [64, 3, 7, 7], expected input[8, 1, 224, 224] to have 3 channels, "
+            "but got 1 channels instead",
+            "shape_error",
+        ),
+        ("Setting up SIGTERM handler\nstep 1 loss 0.3", "unknown"),
+        # torchrun's SIGTERM to the surviving ranks is not a preemption
+        (
+            "Sending process 1 closing signal SIGTERM\nRuntimeError: mat1 and mat2 shapes cannot be multiplied (2x3 and 4x5)",
+            "shape_error",
+        ),
+    ],
+)
 def test_one_line_signals(text, category):
     assert diagnose_text(text).category == category

@@ -1,10 +1,11 @@
 """Category accuracy on the real crash logs in ../shared/data/crashlogs (skipped when absent)."""
+
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 
 import pytest
+
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT

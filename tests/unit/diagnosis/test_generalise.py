@@ -12,6 +12,7 @@ text is a rule that will not generalise: fix rules generally.
   code_error/unknown blind) were relabelled infra afterwards, following the project's real logs;
   the other six were fixed by general rules. After: 61/61.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,7 +23,7 @@ from bot.diagnosis import diagnose_text
 from tests.support.paths import LOGS
 
 MIN_ACCURACY = 0.95
-SETS = {"generalise": 60, "generalise2": 50}   # set -> the fewest logs it must hold
+SETS = {"generalise": 60, "generalise2": 50}  # set -> the fewest logs it must hold
 
 
 def _load(path: Path) -> tuple[dict[str, str], str]:
@@ -57,8 +58,11 @@ def test_category_accuracy(name):
 @pytest.mark.parametrize("name", SETS)
 def test_retryable_when_category_right(name):
     """Retryable follows the category (infra, transient distributed); checked where the category is right."""
-    wrong = [(str(p), h["retryable"], d.retryable) for p, h, d in _results(LOGS / name)
-             if d.category == h["category"] and "retryable" in h and (h["retryable"] == "true") != d.retryable]
+    wrong = [
+        (str(p), h["retryable"], d.retryable)
+        for p, h, d in _results(LOGS / name)
+        if d.category == h["category"] and "retryable" in h and (h["retryable"] == "true") != d.retryable
+    ]
     for path, want, got in wrong:
         print(f"RETRYABLE MISS {path}: expected {want}, got {got}")
     assert len(wrong) <= 2, wrong

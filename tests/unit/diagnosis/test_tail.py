@@ -1,4 +1,5 @@
 """tail_lines: bounded backwards reads, \\r progress lines, ANSI codes, odd files."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,11 +1,9 @@
 """Traceback parsing: chains, workers, torchrun summaries, JAX/TF, prefixes, fences, flattened pastes."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 from bot.diagnosis import parse_tracebacks
 from tests.support.paths import LOGS
-
 
 
 def parse(name: str):
@@ -16,8 +14,14 @@ def test_chained_during_handling():
     first, second = parse("oom_chained.log")
     assert (first.exc_type, second.exc_type) == ("torch.OutOfMemoryError", "RuntimeError")
     assert second.chained == "context" and first.chained is None
-    assert first.frames == [("/home/alice/exp/src/model.py", 88, "forward",
-                             "attn = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)")]
+    assert first.frames == [
+        (
+            "/home/alice/exp/src/model.py",
+            88,
+            "forward",
+            "attn = torch.softmax(q @ k.transpose(-2, -1) * self.scale, dim=-1)",
+        )
+    ]
     assert [f[1] for f in second.frames] == [141, 127, 64]
 
 
@@ -48,9 +52,17 @@ def test_torchrun_summary():
 
 
 def test_torchrun_signal_without_traceback():
-    lines = ["Root Cause (first observed failure):", "[0]:", "  time      : 2024-01-01_00:00:00",
-             "  host      : n1", "  rank      : 0 (local_rank: 0)", "  exitcode  : -9 (pid: 77)",
-             "  error_file: <N/A>", "  traceback : Signal 9 (SIGKILL) received by PID 77", "=" * 60]
+    lines = [
+        "Root Cause (first observed failure):",
+        "[0]:",
+        "  time      : 2024-01-01_00:00:00",
+        "  host      : n1",
+        "  rank      : 0 (local_rank: 0)",
+        "  exitcode  : -9 (pid: 77)",
+        "  error_file: <N/A>",
+        "  traceback : Signal 9 (SIGKILL) received by PID 77",
+        "=" * 60,
+    ]
     (tb,) = parse_tracebacks(lines)
     assert tb.exc_type == "ChildFailedError" and "Signal 9 (SIGKILL)" in tb.message and "-9" in tb.message
 
@@ -77,16 +89,22 @@ def test_markdown_fence_and_bold():
 
 
 def test_traceback_flattened_onto_one_line():
-    line = ('Traceback (most recent call last):   File "run.py", line 3, in <module>     import foo   '
-            'File "/x/foo.py", line 1, in <module>     from bar import baz ModuleNotFoundError: No module named \'bar\'')
+    line = (
+        'Traceback (most recent call last):   File "run.py", line 3, in <module>     import foo   '
+        "File \"/x/foo.py\", line 1, in <module>     from bar import baz ModuleNotFoundError: No module named 'bar'"
+    )
     (tb,) = parse_tracebacks([line])
     assert tb.exc_type == "ModuleNotFoundError" and tb.message == "No module named 'bar'"
     assert [f[0] for f in tb.frames] == ["run.py", "/x/foo.py"]
 
 
 def test_wrapped_frame_path_and_headless_tail():
-    lines = ['  File "/very/long/pa', 'th/model.py", line 7, in forward', "    return self.fc(x)",
-             "RuntimeError: expected scalar type Half but found Float"]
+    lines = [
+        '  File "/very/long/pa',
+        'th/model.py", line 7, in forward',
+        "    return self.fc(x)",
+        "RuntimeError: expected scalar type Half but found Float",
+    ]
     (tb,) = parse_tracebacks(lines)
     assert tb.frames == [("/very/long/path/model.py", 7, "forward", "return self.fc(x)")]
 

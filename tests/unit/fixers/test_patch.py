@@ -1,4 +1,5 @@
 """Applying search/replace edits and the guardrails around them, on real files."""
+
 from __future__ import annotations
 
 import copy
@@ -13,7 +14,13 @@ import pytest
 from bot.core.errors import OperationFailed
 from bot.fixers.model import Edit
 from bot.fixers.patch import (
-    PatchError, apply_and_validate, apply_edits, changed_lines, editable, glob_match, validate,
+    PatchError,
+    apply_and_validate,
+    apply_edits,
+    changed_lines,
+    editable,
+    glob_match,
+    validate,
 )
 from bot.repo.config import DEFAULTS
 
@@ -50,34 +57,39 @@ LOWER_LR = Edit("src/config.py", '"lr": 25.0,', '"lr": 0.25,')
 
 # --- glob semantics ----------------------------------------------------------------------------
 
-@pytest.mark.parametrize("path, pattern, expected", [
-    ("main.py", "**/*.py", True),
-    ("src/train.py", "**/*.py", True),
-    ("a/b/c/d.py", "**/*.py", True),
-    ("src/train.pyc", "**/*.py", False),
-    ("requirements.txt", "requirements*.txt", True),
-    ("requirements-dev.txt", "requirements*.txt", True),
-    ("sub/requirements.txt", "requirements*.txt", False),
-    ("configs/a.yaml", "configs/**", True),
-    ("configs/x/y/z.yaml", "configs/**", True),
-    ("myconfigs/a.yaml", "configs/**", False),
-    (".github/workflows/x.yml", ".github/**", True),
-    (".github/fix-and-relaunch.yml", ".github/**", True),
-    ("src/.github/x", ".github/**", False),
-    ("src/train.py", "src/*.py", True),
-    ("src/deep/train.py", "src/*.py", False),
-    ("docs/exp-a.md", "docs/*.md", True),
-    ("data/a1.csv", "data/a?.csv", True),
-    ("data/a1.csv", "data/a[0-9].csv", True),
-    ("data/ab.csv", "data/a[!0-9].csv", True),
-    ("./src/train.py", "src/*.py", True),
-    ("src/a+b.py", "src/a+b.py", True),
-])
+
+@pytest.mark.parametrize(
+    "path, pattern, expected",
+    [
+        ("main.py", "**/*.py", True),
+        ("src/train.py", "**/*.py", True),
+        ("a/b/c/d.py", "**/*.py", True),
+        ("src/train.pyc", "**/*.py", False),
+        ("requirements.txt", "requirements*.txt", True),
+        ("requirements-dev.txt", "requirements*.txt", True),
+        ("sub/requirements.txt", "requirements*.txt", False),
+        ("configs/a.yaml", "configs/**", True),
+        ("configs/x/y/z.yaml", "configs/**", True),
+        ("myconfigs/a.yaml", "configs/**", False),
+        (".github/workflows/x.yml", ".github/**", True),
+        (".github/fix-and-relaunch.yml", ".github/**", True),
+        ("src/.github/x", ".github/**", False),
+        ("src/train.py", "src/*.py", True),
+        ("src/deep/train.py", "src/*.py", False),
+        ("docs/exp-a.md", "docs/*.md", True),
+        ("data/a1.csv", "data/a?.csv", True),
+        ("data/a1.csv", "data/a[0-9].csv", True),
+        ("data/ab.csv", "data/a[!0-9].csv", True),
+        ("./src/train.py", "src/*.py", True),
+        ("src/a+b.py", "src/a+b.py", True),
+    ],
+)
 def test_glob_match(path, pattern, expected):
     assert glob_match(path, pattern) is expected
 
 
 # --- apply_edits -------------------------------------------------------------------------------
+
 
 def test_apply_replaces_exactly_once_and_returns_changed_paths(tree):
     changed = apply_edits(tree, [LOWER_LR])
@@ -94,7 +106,7 @@ def test_search_not_found_names_the_file_and_changes_nothing(tree):
 
 def test_whitespace_near_miss_points_at_the_line(tree):
     with pytest.raises(PatchError, match=r"matches line 5 when whitespace is ignored"):
-        apply_edits(tree, [Edit("src/train.py", '\tlr = config["lr"]\n', '\tlr = 0.1\n')])
+        apply_edits(tree, [Edit("src/train.py", '\tlr = config["lr"]\n', "\tlr = 0.1\n")])
 
 
 def test_ambiguous_search_is_refused(tree):
@@ -142,14 +154,17 @@ def test_crlf_and_bytes_preserved(tree):
     assert (tree / "win.py").read_bytes() == b"a = 3\r\nb = 2\r\n"
 
 
-@pytest.mark.parametrize("path, message", [
-    ("../outside.py", r"escapes the repository \(\.\.\)"),
-    ("src/../../outside.py", r"escapes the repository"),
-    ("/etc/passwd", "is absolute"),
-    (".git/config", "inside .git"),
-    ("", "empty path"),
-    ("src", "is a directory"),
-])
+@pytest.mark.parametrize(
+    "path, message",
+    [
+        ("../outside.py", r"escapes the repository \(\.\.\)"),
+        ("src/../../outside.py", r"escapes the repository"),
+        ("/etc/passwd", "is absolute"),
+        (".git/config", "inside .git"),
+        ("", "empty path"),
+        ("src", "is a directory"),
+    ],
+)
 def test_paths_outside_the_worktree_are_refused(tree, path, message):
     with pytest.raises(PatchError, match=message):
         apply_edits(tree, [Edit(path, "", "x = 1\n")])
@@ -172,10 +187,13 @@ def test_symlink_inside_to_a_denied_file_is_refused(tree):
     assert (tree / ".github/workflows/ci.yml").read_text() == "on: push\n"
 
 
-@pytest.mark.parametrize("link, target, edit_path", [
-    ("src/config_link.py", "config.py", "src/config_link.py"),   # a link to an allowed file
-    ("lib", "src", "lib/config.py"),                              # a linked folder on the way
-])
+@pytest.mark.parametrize(
+    "link, target, edit_path",
+    [
+        ("src/config_link.py", "config.py", "src/config_link.py"),  # a link to an allowed file
+        ("lib", "src", "lib/config.py"),  # a linked folder on the way
+    ],
+)
 def test_an_edit_through_a_symlink_inside_the_repo_is_refused(tree, link, target, edit_path):
     os.symlink(target, tree / link)
     subprocess.run(["git", "init", "-q"], cwd=tree, check=True)
@@ -190,6 +208,7 @@ def test_an_edit_through_a_symlink_inside_the_repo_is_refused(tree, link, target
 
 # --- validate ----------------------------------------------------------------------------------
 
+
 def test_patch_error_is_an_operation_failure():
     assert issubclass(PatchError, OperationFailed)
 
@@ -197,7 +216,9 @@ def test_patch_error_is_an_operation_failure():
 def test_denied_path_is_refused_even_if_allowed(tree):
     cfg = config(fix__allowed_paths=["**"])
     edit = Edit(".github/workflows/ci.yml", "on: push", "on: [push, pull_request]")
-    with pytest.raises(PatchError, match=r"\.github/workflows/ci\.yml is denied by fix\.denied_paths \(\.github/\*\*\)"):
+    with pytest.raises(
+        PatchError, match=r"\.github/workflows/ci\.yml is denied by fix\.denied_paths \(\.github/\*\*\)"
+    ):
         validate(tree, [edit], cfg)
 
 
@@ -251,7 +272,7 @@ def test_smoke_failure_reports_output_tail_and_rolls_back(tree):
 def test_smoke_runs_in_the_worktree_without_the_bots_secrets(tree, monkeypatch):
     monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-should-not-leak")
     monkeypatch.setenv("WANDB_API_KEY", "0123456789abcdef0123456789abcdef01234567")
-    smoke = "pwd > where.txt; test -z \"$ANTHROPIC_API_KEY$WANDB_API_KEY\" && test \"$WANDB_MODE\" = offline"
+    smoke = 'pwd > where.txt; test -z "$ANTHROPIC_API_KEY$WANDB_API_KEY" && test "$WANDB_MODE" = offline'
     apply_and_validate(tree, [LOWER_LR], config(verify__smoke=smoke))
     assert Path((tree / "where.txt").read_text().strip()).resolve() == tree.resolve()
 
@@ -260,8 +281,9 @@ def test_smoke_timeout_kills_the_command_and_rolls_back(tree):
     before = snapshot(tree)
     started = time.monotonic()
     with pytest.raises(PatchError, match=r"(?s)timed out after 0\.5s:.*started"):
-        apply_and_validate(tree, [LOWER_LR], config(verify__smoke="echo started; sleep 30 & sleep 30",
-                                                     verify__smoke_timeout=0.5))
+        apply_and_validate(
+            tree, [LOWER_LR], config(verify__smoke="echo started; sleep 30 & sleep 30", verify__smoke_timeout=0.5)
+        )
     assert time.monotonic() - started < 10  # the background child does not hold us
     assert snapshot(tree) == before
 

@@ -1,4 +1,5 @@
 """The deterministic rule fixers, each on a small realistic repo in a tmp dir."""
+
 from __future__ import annotations
 
 import subprocess
@@ -9,8 +10,8 @@ import pytest
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.distributions import distribution_for
 from bot.fixers.model import Edit, FixContext
-from bot.fixers.rules.hyperparams import divide_by_ten
 from bot.fixers.rules import propose_rule_fix
+from bot.fixers.rules.hyperparams import divide_by_ten
 
 CONFIG_PY = '''\
 """Training defaults."""
@@ -31,17 +32,32 @@ def make_repo(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
-def ctx_for(root: Path, category: str, exc_type: str = "", message: str = "", *, file: str | None = None,
-            line: int | None = None, evidence: list[str] | None = None, **kwargs) -> FixContext:
+def ctx_for(
+    root: Path,
+    category: str,
+    exc_type: str = "",
+    message: str = "",
+    *,
+    file: str | None = None,
+    line: int | None = None,
+    evidence: list[str] | None = None,
+    **kwargs,
+) -> FixContext:
     diagnosis = Diagnosis(
-        category=category, retryable=False,
+        category=category,
+        retryable=False,
         exception={"type": exc_type, "message": message} if exc_type else None,
         location={"file": file, "line": line, "function": "main"} if file else None,
         evidence=evidence if evidence is not None else [f"{exc_type}: {message}"],
         summary="test",
     )
-    return FixContext(worktree=root, branch=kwargs.pop("branch", "exp-a"), diagnosis=diagnosis,
-                      config=kwargs.pop("config", {}), **kwargs)
+    return FixContext(
+        worktree=root,
+        branch=kwargs.pop("branch", "exp-a"),
+        diagnosis=diagnosis,
+        config=kwargs.pop("config", {}),
+        **kwargs,
+    )
 
 
 def apply(root: Path, edits: list[Edit]) -> None:
@@ -66,18 +82,28 @@ def git(root: Path, *args: str) -> None:
 
 # --- distributions -------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("module, dist", [
-    ("sklearn.utils", "scikit-learn"), ("PIL", "Pillow"), ("PIL.Image", "Pillow"), ("bs4", "beautifulsoup4"),
-])
+
+@pytest.mark.parametrize(
+    "module, dist",
+    [
+        ("sklearn.utils", "scikit-learn"),
+        ("PIL", "Pillow"),
+        ("PIL.Image", "Pillow"),
+        ("bs4", "beautifulsoup4"),
+    ],
+)
 def test_distribution_from_the_maintained_mapping(module, dist):
     assert distribution_for(module) == dist
 
 
-@pytest.mark.parametrize("module, dist", [
-    ("yaml", "PyYAML"),          # installed here: read from the environment's metadata
-    ("cv2", "opencv-python"),    # a gap in pipreqs's mapping
-    ("einops", "einops"),        # unknown to every mapping: its own name
-])
+@pytest.mark.parametrize(
+    "module, dist",
+    [
+        ("yaml", "PyYAML"),  # installed here: read from the environment's metadata
+        ("cv2", "opencv-python"),  # a gap in pipreqs's mapping
+        ("einops", "einops"),  # unknown to every mapping: its own name
+    ],
+)
 def test_distribution_lookup(module, dist):
     assert distribution_for(module) == dist
 
@@ -93,6 +119,7 @@ def test_no_distribution_for_stdlib_or_private_names():
 
 
 # --- rule: add-requirement -----------------------------------------------------------------------
+
 
 def test_missing_module_is_appended_to_requirements(tmp_path):
     root = make_repo(tmp_path, {"requirements.txt": "torch>=2.0\nnumpy  # arrays\n", "train.py": "import einops\n"})
@@ -124,8 +151,9 @@ def test_requirements_file_is_created_when_missing(tmp_path):
 def test_requirements_file_named_by_the_launch_setup_is_used(tmp_path):
     root = make_repo(tmp_path, {"requirements/train.txt": "torch\n"})
     config = {"launch": {"setup": "pip install -r requirements/train.txt"}}
-    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'",
-                                        config=config))
+    proposal = propose_rule_fix(
+        ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'", config=config)
+    )
 
     assert proposal.edits[0].path == "requirements/train.txt"
 
@@ -137,8 +165,10 @@ def test_already_listed_distribution_is_not_added_twice(tmp_path):
 
 def test_already_listed_under_another_spelling(tmp_path):
     root = make_repo(tmp_path, {"requirements.txt": "scikit_learn>=1.3 ; python_version >= '3.9'\n"})
-    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError",
-                                    "No module named 'sklearn.utils'")) is None
+    assert (
+        propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'sklearn.utils'"))
+        is None
+    )
 
 
 def test_stdlib_module_is_not_a_requirement(tmp_path):
@@ -148,7 +178,10 @@ def test_stdlib_module_is_not_a_requirement(tmp_path):
 
 def test_no_import_message_no_proposal(tmp_path):
     root = make_repo(tmp_path, {"requirements.txt": "torch\n"})
-    assert propose_rule_fix(ctx_for(root, "import_error", "ImportError", "libcudart.so.12: cannot open shared object")) is None
+    assert (
+        propose_rule_fix(ctx_for(root, "import_error", "ImportError", "libcudart.so.12: cannot open shared object"))
+        is None
+    )
 
 
 # --- rule: fix-local-import -----------------------------------------------------------------------
@@ -163,12 +196,21 @@ LOCAL_REPO = {
 
 def test_misspelt_local_module_is_corrected_in_the_failing_file(tmp_path):
     root = make_repo(tmp_path, LOCAL_REPO)
-    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'src.modles'",
-                                        file="/home/me/proj/src/train.py", line=3))
+    proposal = propose_rule_fix(
+        ctx_for(
+            root,
+            "import_error",
+            "ModuleNotFoundError",
+            "No module named 'src.modles'",
+            file="/home/me/proj/src/train.py",
+            line=3,
+        )
+    )
 
     assert proposal.fixer == "rule:fix-local-import"
-    assert proposal.edits == [Edit("src/train.py", "from src.modles import Net  # the model",
-                                   "from src.models import Net  # the model")]
+    assert proposal.edits == [
+        Edit("src/train.py", "from src.modles import Net  # the model", "from src.models import Net  # the model")
+    ]
     assert (root / "requirements.txt").read_text() == "torch\n"
 
 
@@ -176,8 +218,9 @@ def test_misspelt_name_is_corrected_in_the_import_and_its_uses(tmp_path):
     files = dict(LOCAL_REPO)
     files["src/train.py"] = "from .models import Nett, build\n\n\ndef main():\n    return Nett()\n"
     root = make_repo(tmp_path, files)
-    proposal = propose_rule_fix(ctx_for(root, "import_error", "ImportError",
-                                        "cannot import name 'Nett' from 'src.models' (/x/src/models.py)"))
+    proposal = propose_rule_fix(
+        ctx_for(root, "import_error", "ImportError", "cannot import name 'Nett' from 'src.models' (/x/src/models.py)")
+    )
 
     apply(root, proposal.edits)
     assert (root / "src/train.py").read_text() == "from .models import Net, build\n\n\ndef main():\n    return Net()\n"
@@ -188,14 +231,26 @@ def test_local_import_without_close_match_is_left_alone(tmp_path):
     files = dict(LOCAL_REPO)
     files["src/train.py"] = "from src.transformer import Net\n"
     root = make_repo(tmp_path, files)
-    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError",
-                                    "No module named 'src.transformer'", file="src/train.py", line=1)) is None
+    assert (
+        propose_rule_fix(
+            ctx_for(
+                root,
+                "import_error",
+                "ModuleNotFoundError",
+                "No module named 'src.transformer'",
+                file="src/train.py",
+                line=1,
+            )
+        )
+        is None
+    )
 
 
 def test_typo_of_a_top_level_local_module_is_not_sent_to_pypi(tmp_path):
     root = make_repo(tmp_path, {"utils.py": "def seed():\n    pass\n", "main.py": "from utilz import seed\n"})
-    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'utilz'",
-                                        file="main.py", line=1))
+    proposal = propose_rule_fix(
+        ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'utilz'", file="main.py", line=1)
+    )
 
     assert proposal.fixer == "rule:fix-local-import"
     apply(root, proposal.edits)
@@ -256,14 +311,28 @@ def test_missing_key_from_another_config_file_in_yaml(tmp_path):
 
 
 def test_missing_key_from_earlier_run_config_inline_dict_keeps_quote_style(tmp_path):
-    root = make_repo(tmp_path, {
-        "train.py": "CONFIG = {'lr': 0.1,  # tuned\n          'batch_size': 256}\n\n\ndef main():\n"
-                    "    return CONFIG['warmup_steps']\n",
-    })
-    proposal = propose_rule_fix(ctx_for(root, "code_error", "KeyError", "'warmup_steps'", file="train.py", line=6,
-                                        earlier_run_configs=[{"lr": {"value": 0.1}}, {"warmup_steps": {"value": 50}}]))
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": "CONFIG = {'lr': 0.1,  # tuned\n          'batch_size': 256}\n\n\ndef main():\n"
+            "    return CONFIG['warmup_steps']\n",
+        },
+    )
+    proposal = propose_rule_fix(
+        ctx_for(
+            root,
+            "code_error",
+            "KeyError",
+            "'warmup_steps'",
+            file="train.py",
+            line=6,
+            earlier_run_configs=[{"lr": {"value": 0.1}}, {"warmup_steps": {"value": 50}}],
+        )
+    )
 
-    assert proposal.edits == [Edit("train.py", "          'batch_size': 256}", "          'batch_size': 256, 'warmup_steps': 50}")]
+    assert proposal.edits == [
+        Edit("train.py", "          'batch_size': 256}", "          'batch_size': 256, 'warmup_steps': 50}")
+    ]
     assert "earlier run config #2: warmup_steps=50" in proposal.evidence
 
 
@@ -274,29 +343,48 @@ def test_missing_key_without_evidence_is_not_guessed(tmp_path):
 
 
 def test_key_error_outside_a_config_is_not_a_config_default(tmp_path):
-    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY,
-                                "train.py": "def step(batch):\n    return batch['labels']\n"})
+    root = make_repo(
+        tmp_path, {"src/config.py": CONFIG_PY, "train.py": "def step(batch):\n    return batch['labels']\n"}
+    )
     ctx = ctx_for(root, "code_error", "KeyError", "'labels'", file="train.py", line=2, hint="labels=1")
     assert propose_rule_fix(ctx) is None
 
 
 def test_omegaconf_missing_key_is_added_to_the_yaml_section(tmp_path):
-    root = make_repo(tmp_path, {
-        "configs/config.yaml": "model:\n  width: 128\ntrain:\n  lr: 1e-3  # adam\n  epochs: 3\n\nseed: 0\n",
-        "main.py": "import hydra\n",
-    })
+    root = make_repo(
+        tmp_path,
+        {
+            "configs/config.yaml": "model:\n  width: 128\ntrain:\n  lr: 1e-3  # adam\n  epochs: 3\n\nseed: 0\n",
+            "main.py": "import hydra\n",
+        },
+    )
     message = "Key 'warmup_steps' is not in struct\n    full_key: train.warmup_steps\n    object_type=dict"
-    proposal = propose_rule_fix(ctx_for(root, "config_error", "ConfigAttributeError", message,
-                                        pr_text="Adds warmup (`warmup_steps: 1e-2` was a typo; use warmup_steps: 200)"))
+    proposal = propose_rule_fix(
+        ctx_for(
+            root,
+            "config_error",
+            "ConfigAttributeError",
+            message,
+            pr_text="Adds warmup (`warmup_steps: 1e-2` was a typo; use warmup_steps: 200)",
+        )
+    )
     apply(root, proposal.edits)
     assert (root / "configs/config.yaml").read_text() == (
-        "model:\n  width: 128\ntrain:\n  lr: 1e-3  # adam\n  epochs: 3\n  warmup_steps: 1e-2\n\nseed: 0\n")
+        "model:\n  width: 128\ntrain:\n  lr: 1e-3  # adam\n  epochs: 3\n  warmup_steps: 1e-2\n\nseed: 0\n"
+    )
 
 
 def test_omegaconf_mandatory_value_fills_the_placeholder(tmp_path):
     root = make_repo(tmp_path, {"configs/config.yaml": "lr: 0.1\nwarmup_steps: ???\n"})
-    proposal = propose_rule_fix(ctx_for(root, "config_error", "MissingMandatoryValue",
-                                        "Missing mandatory value: warmup_steps", hint="set warmup_steps to 300"))
+    proposal = propose_rule_fix(
+        ctx_for(
+            root,
+            "config_error",
+            "MissingMandatoryValue",
+            "Missing mandatory value: warmup_steps",
+            hint="set warmup_steps to 300",
+        )
+    )
     apply(root, proposal.edits)
     assert (root / "configs/config.yaml").read_text() == "lr: 0.1\nwarmup_steps: 300\n"
 
@@ -307,34 +395,55 @@ OOM = "CUDA out of memory. Tried to allocate 2.00 GiB"
 
 
 def test_oom_halves_the_batch_size_keeping_the_comment(tmp_path):
-    root = make_repo(tmp_path, {"src/config.py": CONFIG_PY.replace('"batch_size": 256,', '"batch_size": 256,  # per GPU')})
+    root = make_repo(
+        tmp_path, {"src/config.py": CONFIG_PY.replace('"batch_size": 256,', '"batch_size": 256,  # per GPU')}
+    )
     proposal = propose_rule_fix(ctx_for(root, "oom", "torch.OutOfMemoryError", OOM))
 
     assert proposal.fixer == "rule:lower-batch-size"
     assert proposal.description == "halve batch size 256 → 128 in src/config.py"
-    assert proposal.edits == [Edit("src/config.py", '    "batch_size": 256,  # per GPU', '    "batch_size": 128,  # per GPU')]
+    assert proposal.edits == [
+        Edit("src/config.py", '    "batch_size": 256,  # per GPU', '    "batch_size": 128,  # per GPU')
+    ]
 
 
 def test_oom_doubles_gradient_accumulation_to_keep_the_effective_batch(tmp_path):
-    root = make_repo(tmp_path, {"configs/train.yaml": "data:\n  batch_size: 64 # fits a 40GB card\n"
-                                                      "optim:\n  lr: 3e-4\n  gradient_accumulation_steps: 2\n"})
+    root = make_repo(
+        tmp_path,
+        {
+            "configs/train.yaml": "data:\n  batch_size: 64 # fits a 40GB card\n"
+            "optim:\n  lr: 3e-4\n  gradient_accumulation_steps: 2\n"
+        },
+    )
     proposal = propose_rule_fix(ctx_for(root, "oom", "torch.OutOfMemoryError", OOM))
 
     apply(root, proposal.edits)
     assert (root / "configs/train.yaml").read_text() == (
-        "data:\n  batch_size: 32 # fits a 40GB card\noptim:\n  lr: 3e-4\n  gradient_accumulation_steps: 4\n")
+        "data:\n  batch_size: 32 # fits a 40GB card\noptim:\n  lr: 3e-4\n  gradient_accumulation_steps: 4\n"
+    )
     assert "gradient_accumulation_steps" in proposal.description
 
 
 def test_oom_with_argparse_default_and_accumulation_on_one_line(tmp_path):
-    root = make_repo(tmp_path, {"train.py": (
-        "import argparse\n\np = argparse.ArgumentParser()\n"
-        "p.add_argument('--batch-size', type=int, default=32)\n"
-        "trainer = dict(batch_size=8, accumulate_grad_batches=1)\n")})
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": (
+                "import argparse\n\np = argparse.ArgumentParser()\n"
+                "p.add_argument('--batch-size', type=int, default=32)\n"
+                "trainer = dict(batch_size=8, accumulate_grad_batches=1)\n"
+            )
+        },
+    )
     # The run logged batch_size=32: that is the value to lower.
     proposal = propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM, run_config={"batch_size": 32}))
-    assert proposal.edits == [Edit("train.py", "p.add_argument('--batch-size', type=int, default=32)",
-                                   "p.add_argument('--batch-size', type=int, default=16)")]
+    assert proposal.edits == [
+        Edit(
+            "train.py",
+            "p.add_argument('--batch-size', type=int, default=32)",
+            "p.add_argument('--batch-size', type=int, default=16)",
+        )
+    ]
 
     proposal = propose_rule_fix(ctx_for(root, "oom", "RuntimeError", OOM, run_config={"batch_size": 8}))
     apply(root, proposal.edits)
@@ -353,11 +462,25 @@ def test_oom_without_a_batch_size_has_no_rule(tmp_path):
 
 # --- rule: lower-lr ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("literal, tenth", [
-    ("0.1", "0.01"), ("1e-3", "1e-4"), ("3e-4", "3e-5"), ("1E-03", "1E-04"), ("5e-05", "5e-06"),
-    ("2.5e-4", "2.5e-5"), ("1", "0.1"), ("0.0003", "0.00003"), ("1e0", "1e-1"), ("10.0", "1.0"),
-    ("100", "10"), ("0.10", "0.01"), ("1_0.0", "1.0"),
-])
+
+@pytest.mark.parametrize(
+    "literal, tenth",
+    [
+        ("0.1", "0.01"),
+        ("1e-3", "1e-4"),
+        ("3e-4", "3e-5"),
+        ("1E-03", "1E-04"),
+        ("5e-05", "5e-06"),
+        ("2.5e-4", "2.5e-5"),
+        ("1", "0.1"),
+        ("0.0003", "0.00003"),
+        ("1e0", "1e-1"),
+        ("10.0", "1.0"),
+        ("100", "10"),
+        ("0.10", "0.01"),
+        ("1_0.0", "1.0"),
+    ],
+)
 def test_divide_by_ten_keeps_the_style(literal, tenth):
     assert divide_by_ten(literal) == tenth
 
@@ -388,18 +511,29 @@ def test_nan_loss_with_a_logged_lr_no_site_holds_is_left_alone(tmp_path):
 
 
 def test_nan_loss_without_a_logged_lr_needs_one_candidate_or_the_traceback_file(tmp_path):
-    root = make_repo(tmp_path, {"src/train.py": "OPTIM = dict(lr=0.5)\nprint(OPTIM)\n",
-                                "src/finetune.py": "OPTIM = dict(lr=0.01)\nprint(OPTIM)\n"})
+    root = make_repo(
+        tmp_path,
+        {
+            "src/train.py": "OPTIM = dict(lr=0.5)\nprint(OPTIM)\n",
+            "src/finetune.py": "OPTIM = dict(lr=0.01)\nprint(OPTIM)\n",
+        },
+    )
     assert propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN")) is None
-    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN",
-                                        file="/job/src/finetune.py", line=2))
+    proposal = propose_rule_fix(
+        ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN", file="/job/src/finetune.py", line=2)
+    )
     assert proposal.edits == [Edit("src/finetune.py", "OPTIM = dict(lr=0.01)", "OPTIM = dict(lr=0.001)")]
 
 
 def test_vendored_code_is_never_edited(tmp_path):
-    root = make_repo(tmp_path, {"third_party/optim/config.py": "DEFAULTS = {'lr': 1.0}\n",
-                                "vendor/lib/config.yaml": "lr: 2.0\n",
-                                "train.py": "OPTIM = dict(lr=0.5)\n"})
+    root = make_repo(
+        tmp_path,
+        {
+            "third_party/optim/config.py": "DEFAULTS = {'lr': 1.0}\n",
+            "vendor/lib/config.yaml": "lr: 2.0\n",
+            "train.py": "OPTIM = dict(lr=0.5)\n",
+        },
+    )
     proposal = propose_rule_fix(ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN"))
     assert proposal.edits == [Edit("train.py", "OPTIM = dict(lr=0.5)", "OPTIM = dict(lr=0.05)")]
     assert propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": 1.0})) is None
@@ -412,22 +546,35 @@ def test_nan_loss_without_a_learning_rate_has_no_rule(tmp_path):
 
 # --- rule: closest-path --------------------------------------------------------------------------
 
+
 def test_missing_data_file_is_replaced_by_the_closest_existing_path(tmp_path):
-    root = make_repo(tmp_path, {
-        "data/train.csv": "a,b\n", "data/test.csv": "a,b\n",
-        "src/config.py": 'DATA = {\n    "train": "data/trian.csv",  # 80%\n    "test": "data/test.csv",\n}\n',
-    })
-    proposal = propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
-                                        "[Errno 2] No such file or directory: 'data/trian.csv'"))
+    root = make_repo(
+        tmp_path,
+        {
+            "data/train.csv": "a,b\n",
+            "data/test.csv": "a,b\n",
+            "src/config.py": 'DATA = {\n    "train": "data/trian.csv",  # 80%\n    "test": "data/test.csv",\n}\n',
+        },
+    )
+    proposal = propose_rule_fix(
+        ctx_for(root, "data_not_found", "FileNotFoundError", "[Errno 2] No such file or directory: 'data/trian.csv'")
+    )
 
     assert proposal.fixer == "rule:closest-path"
-    assert proposal.edits == [Edit("src/config.py", '    "train": "data/trian.csv",  # 80%',
-                                   '    "train": "data/train.csv",  # 80%')]
+    assert proposal.edits == [
+        Edit("src/config.py", '    "train": "data/trian.csv",  # 80%', '    "train": "data/train.csv",  # 80%')
+    ]
 
 
 def test_missing_path_from_a_joined_absolute_path_in_yaml(tmp_path):
-    root = make_repo(tmp_path, {"data/imagenet/train/x.bin": "", "configs/data.yaml": "root: data/imagenet\nsplit: trian\n",
-                                "main.py": "import os\n"})
+    root = make_repo(
+        tmp_path,
+        {
+            "data/imagenet/train/x.bin": "",
+            "configs/data.yaml": "root: data/imagenet\nsplit: trian\n",
+            "main.py": "import os\n",
+        },
+    )
     message = "[Errno 2] No such file or directory: '/scratch/job/data/imagenet/trian'"
     proposal = propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError", message))
 
@@ -437,14 +584,25 @@ def test_missing_path_from_a_joined_absolute_path_in_yaml(tmp_path):
 
 def test_missing_path_without_a_close_one_is_left_alone(tmp_path):
     root = make_repo(tmp_path, {"data/train.csv": "", "train.py": "open('data/validation.csv')\n"})
-    assert propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
-                                    "[Errno 2] No such file or directory: 'data/validation.csv'")) is None
+    assert (
+        propose_rule_fix(
+            ctx_for(
+                root,
+                "data_not_found",
+                "FileNotFoundError",
+                "[Errno 2] No such file or directory: 'data/validation.csv'",
+            )
+        )
+        is None
+    )
 
 
 def test_missing_wandb_artifact_is_not_guessed(tmp_path):
     root = make_repo(tmp_path, {"train.py": "run.use_artifact('team/proj/dataset:v3')\n"})
-    assert propose_rule_fix(ctx_for(root, "data_not_found", "CommError",
-                                    "artifact 'team/proj/dataset:v3' not found")) is None
+    assert (
+        propose_rule_fix(ctx_for(root, "data_not_found", "CommError", "artifact 'team/proj/dataset:v3' not found"))
+        is None
+    )
 
 
 def test_category_without_rules_has_no_proposal(tmp_path):
@@ -454,15 +612,18 @@ def test_category_without_rules_has_no_proposal(tmp_path):
 
 def test_the_shipped_mapping_is_pipreqs_data_with_shared_namespaces_unanswered():
     from bot.fixers.distributions import _shipped_mapping
+
     mapping = _shipped_mapping()
     assert len(mapping) > 800 and mapping["sklearn"] == "scikit_learn"
-    assert mapping["azure"] is None   # a namespace many distributions share: no single answer
+    assert mapping["azure"] is None  # a namespace many distributions share: no single answer
 
 
 def test_missing_key_prefers_the_docs_over_earlier_runs_and_reads_the_hint(tmp_path):
     root = config_repo(tmp_path)
     runs = [{"warmup_steps": 7}]
-    proposal = propose_rule_fix(key_error_ctx(root, pr_text="Adds warmup: `warmup_steps = 1_000`", earlier_run_configs=runs))
+    proposal = propose_rule_fix(
+        key_error_ctx(root, pr_text="Adds warmup: `warmup_steps = 1_000`", earlier_run_configs=runs)
+    )
     assert '"warmup_steps": 1_000,' in proposal.edits[0].replace
 
     proposal = propose_rule_fix(key_error_ctx(root, earlier_run_configs=runs))
@@ -471,5 +632,11 @@ def test_missing_key_prefers_the_docs_over_earlier_runs_and_reads_the_hint(tmp_p
 
 def test_missing_path_outside_the_repo_is_left_alone(tmp_path):
     root = make_repo(tmp_path, {"data/train.csv": "", "train.py": "open('../data/trian.csv')\n"})
-    assert propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError",
-                                    "[Errno 2] No such file or directory: '../data/trian.csv'")) is None
+    assert (
+        propose_rule_fix(
+            ctx_for(
+                root, "data_not_found", "FileNotFoundError", "[Errno 2] No such file or directory: '../data/trian.csv'"
+            )
+        )
+        is None
+    )

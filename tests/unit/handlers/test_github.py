@@ -14,7 +14,7 @@ from bot.app.github_auth import GitHubApp
 from bot.app.jobs import FixJob
 from bot.app.messages import DIAGNOSING, job_marker
 from handlers.github import parse_command
-from tests.support.fake_github import INSTALLATION_ID, app_key, example, fake_github, pr_comment, queue, settings  # noqa: F401
+from tests.support.fake_github import INSTALLATION_ID, example, pr_comment
 
 REPO = "Codertocat/Hello-World"
 

@@ -1,4 +1,5 @@
 """Fixtures of the launcher tests: settings with a private state dir, and a worktree folder."""
+
 from __future__ import annotations
 
 from pathlib import Path

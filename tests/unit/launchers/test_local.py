@@ -1,4 +1,5 @@
 """Launchers, with real processes: the detached supervisor, status files, process groups."""
+
 from __future__ import annotations
 
 import copy
@@ -13,17 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput, OperationFailed
-from bot.launchers import (LaunchSpec, active_runs, cancel_run, get_launcher, refresh_run,
-                           start_run)
+from bot.core.settings import Settings
+from bot.launchers import LaunchSpec, active_runs, cancel_run, get_launcher, refresh_run, start_run
 from bot.launchers.command import CommandLauncher, find_job_id, render_command
 from bot.launchers.local import LocalLauncher
 from bot.repo.config import DEFAULTS
 from bot.store.runs import StateStore
 from tests.support.launchers import alive, wait_for_end
-from tests.support.waiting import wait_until
 from tests.support.paths import REPO_ROOT
+from tests.support.waiting import wait_until
 
 ROOT = REPO_ROOT
 PY = shlex.quote(sys.executable)
@@ -46,17 +46,26 @@ def store(settings: Settings) -> StateStore:
     return StateStore.open(settings.state_dir)
 
 
-def make_spec(worktree: Path, command: str, *, setup: str | None = None, branch: str = "exp-a",
-              env: dict | None = None, run_id: str = "r-0000test") -> LaunchSpec:
-    return LaunchSpec(repo=str(worktree), branch=branch, commit="c0ffee", worktree=worktree,
-                      command=command, setup=setup, env=env or {},
-                      log_path=worktree.parent / "runs" / run_id / "output.log", run_id=run_id)
-
-
-
-
-
-
+def make_spec(
+    worktree: Path,
+    command: str,
+    *,
+    setup: str | None = None,
+    branch: str = "exp-a",
+    env: dict | None = None,
+    run_id: str = "r-0000test",
+) -> LaunchSpec:
+    return LaunchSpec(
+        repo=str(worktree),
+        branch=branch,
+        commit="c0ffee",
+        worktree=worktree,
+        command=command,
+        setup=setup,
+        env=env or {},
+        log_path=worktree.parent / "runs" / run_id / "output.log",
+        run_id=run_id,
+    )
 
 
 def config_with(**launch) -> dict:
@@ -67,11 +76,12 @@ def config_with(**launch) -> dict:
 
 # -- local ----------------------------------------------------------------------------
 
+
 def test_command_that_succeeds_finishes_with_its_output_logged(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     spec = make_spec(worktree, "echo hello from the job; pwd")
     handle = launcher.launch(spec)
-    json.dumps(handle)   # the handle must survive a restart, so it must serialise
+    json.dumps(handle)  # the handle must survive a restart, so it must serialise
     status = wait_for_end(launcher, handle)
     assert (status.state, status.exit_code) == ("finished", 0)
     assert status.ended_at >= status.started_at
@@ -92,7 +102,8 @@ def test_output_reaches_the_log_while_the_job_runs(settings, worktree):
         "print('step 1 loss 2.3')\n"
         "while not os.path.exists('go'):\n"
         "    time.sleep(0.02)\n"
-        "print('step 2 loss 1.9')\n")
+        "print('step 2 loss 1.9')\n"
+    )
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     spec = make_spec(worktree, f"{PY} train.py")
     handle = launcher.launch(spec)
@@ -107,8 +118,9 @@ def test_output_reaches_the_log_while_the_job_runs(settings, worktree):
 
 def test_setup_runs_before_the_command_in_the_worktree(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
-    spec = make_spec(worktree, "echo command sees $(cat made-by-setup)",
-                     setup="echo setting up\necho setup-file > made-by-setup")
+    spec = make_spec(
+        worktree, "echo command sees $(cat made-by-setup)", setup="echo setting up\necho setup-file > made-by-setup"
+    )
     status = wait_for_end(launcher, launcher.launch(spec))
     assert status.state == "finished"
     assert spec.log_path.read_text().splitlines() == ["setting up", "command sees setup-file"]
@@ -125,9 +137,11 @@ def test_failing_setup_fails_the_run_and_skips_the_command(settings, worktree, s
     assert "never" not in log and "command ran" not in log
 
 
-ENV_PROBE = ('echo "mode=${WANDB_MODE-unset} key=${WANDB_API_KEY-unset} run=$FIX_AND_RELAUNCH_RUN_ID '
-             'branch=$FIX_AND_RELAUNCH_BRANCH commit=$FIX_AND_RELAUNCH_COMMIT '
-             'unbuffered=$PYTHONUNBUFFERED extra=$EXTRA path_kept=${PATH:+yes}"')
+ENV_PROBE = (
+    'echo "mode=${WANDB_MODE-unset} key=${WANDB_API_KEY-unset} run=$FIX_AND_RELAUNCH_RUN_ID '
+    "branch=$FIX_AND_RELAUNCH_BRANCH commit=$FIX_AND_RELAUNCH_COMMIT "
+    'unbuffered=$PYTHONUNBUFFERED extra=$EXTRA path_kept=${PATH:+yes}"'
+)
 
 
 def test_environment_without_a_wandb_key_runs_offline(settings, worktree):
@@ -135,8 +149,8 @@ def test_environment_without_a_wandb_key_runs_offline(settings, worktree):
     spec = make_spec(worktree, ENV_PROBE, env={"EXTRA": "passed"})
     wait_for_end(launcher, launcher.launch(spec))
     assert spec.log_path.read_text().strip() == (
-        "mode=offline key=unset run=r-0000test branch=exp-a commit=c0ffee "
-        "unbuffered=1 extra=passed path_kept=yes")
+        "mode=offline key=unset run=r-0000test branch=exp-a commit=c0ffee unbuffered=1 extra=passed path_kept=yes"
+    )
 
 
 def test_environment_with_a_wandb_key_stays_online(tmp_path, worktree):
@@ -154,28 +168,39 @@ def test_a_job_starts_its_own_wandb_service_not_the_bots(settings, worktree):
     assert spec.log_path.read_text().strip() == "service=unset"
 
 
-BOT_SECRETS = {"GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----xyz", "GITHUB_PRIVATE_KEY_PATH": "/srv/app.pem",
-               "GITHUB_WEBHOOK_SECRET": "hook-secret-1", "WANDB_WEBHOOK_SECRET": "wandb-hook-secret",
-               "ANTHROPIC_API_KEY": "sk-ant-secret", "GITHUB_TOKEN": "ghs_installationtoken",
-               "GH_TOKEN": "ghp_usertoken", "MY_COPY_OF_THE_KEY": "sk-ant-secret"}
+BOT_SECRETS = {
+    "GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----xyz",
+    "GITHUB_PRIVATE_KEY_PATH": "/srv/app.pem",
+    "GITHUB_WEBHOOK_SECRET": "hook-secret-1",
+    "WANDB_WEBHOOK_SECRET": "wandb-hook-secret",
+    "ANTHROPIC_API_KEY": "sk-ant-secret",
+    "GITHUB_TOKEN": "ghs_installationtoken",
+    "GH_TOKEN": "ghp_usertoken",
+    "MY_COPY_OF_THE_KEY": "sk-ant-secret",
+}
 USER_VARS = {"CUDA_VISIBLE_DEVICES": "0,1", "HF_TOKEN": "hf_user_token", "WANDB_API_KEY": "w" * 40}
 
 
 def secret_settings(tmp_path: Path) -> Settings:
-    return Settings(state_dir=tmp_path / "state", wandb_api_key="w" * 40, anthropic_api_key="sk-ant-secret",
-                    github_private_key="-----BEGIN RSA PRIVATE KEY-----xyz", github_webhook_secret="hook-secret-1",
-                    wandb_webhook_secret="wandb-hook-secret")
+    return Settings(
+        state_dir=tmp_path / "state",
+        wandb_api_key="w" * 40,
+        anthropic_api_key="sk-ant-secret",
+        github_private_key="-----BEGIN RSA PRIVATE KEY-----xyz",
+        github_webhook_secret="hook-secret-1",
+        wandb_webhook_secret="wandb-hook-secret",
+    )
 
 
 def test_a_local_job_gets_none_of_the_bots_secrets(tmp_path, worktree):
     launcher = LocalLauncher(secret_settings(tmp_path), base_env={**BASE_ENV, **BOT_SECRETS, **USER_VARS})
-    spec = make_spec(worktree, f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))'",
-                     env={"RUN_VAR": "hook-secret-1"})
+    spec = make_spec(
+        worktree, f"{PY} -c 'import json, os; print(json.dumps(dict(os.environ)))'", env={"RUN_VAR": "hook-secret-1"}
+    )
     assert wait_for_end(launcher, launcher.launch(spec)).state == "finished"
     job_env = json.loads(spec.log_path.read_text())
     assert not set(BOT_SECRETS) & set(job_env) and "RUN_VAR" not in job_env
-    assert not [name for name, value in job_env.items()
-                if any(secret in value for secret in BOT_SECRETS.values())]
+    assert not [name for name, value in job_env.items() if any(secret in value for secret in BOT_SECRETS.values())]
     assert {name: job_env.get(name) for name in USER_VARS} == USER_VARS
     assert job_env.get("PATH") == BASE_ENV["PATH"]
 
@@ -184,7 +209,7 @@ def test_job_is_detached_from_the_launcher(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     handle = launcher.launch(make_spec(worktree, "sleep 30"))
     try:
-        assert os.getsid(handle["pid"]) != os.getsid(0)        # not in our session
+        assert os.getsid(handle["pid"]) != os.getsid(0)  # not in our session
         assert os.getpgid(handle["pid"]) == handle["pgid"] == handle["pid"]
         assert Path(f"/proc/{handle['supervisor_pid']}/stat").read_text().split(") ")[1].split()[1] != str(os.getpid())
     finally:
@@ -203,14 +228,14 @@ def test_cancel_kills_the_whole_process_group(settings, worktree):
     assert not alive(handle["pid"])
     status = launcher.status(handle)
     assert status.state == "killed"
-    launcher.cancel(handle)   # cancelling an ended run is harmless
+    launcher.cancel(handle)  # cancelling an ended run is harmless
     assert launcher.status(handle).state == "killed"
 
 
 def test_cancel_escalates_to_sigkill_after_the_grace_period(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV, grace_s=0.5)
     handle = launcher.launch(make_spec(worktree, "trap '' TERM; touch ready; sleep 300 & wait; sleep 300"))
-    wait_until(lambda: (worktree / "ready").exists())   # SIGTERM is ignored from here on
+    wait_until(lambda: (worktree / "ready").exists())  # SIGTERM is ignored from here on
     started = time.monotonic()
     launcher.cancel(handle)
     assert time.monotonic() - started >= 0.5
@@ -236,22 +261,32 @@ def test_a_reused_pid_is_not_mistaken_for_the_run(settings, worktree):
     launcher = LocalLauncher(settings, base_env=BASE_ENV)
     handle = launcher.launch(make_spec(worktree, "true"))
     wait_for_end(launcher, handle)
-    Path(handle["status_path"]).unlink()   # as if the supervisor died before writing it
+    Path(handle["status_path"]).unlink()  # as if the supervisor died before writing it
     own_start = int(Path("/proc/self/stat").read_text().rsplit(") ", 1)[1].split()[19])
     # This test's own pid, recorded with its real start time, looks alive ...
     assert launcher.status({**handle, "supervisor_pid": os.getpid(), "supervisor_start": own_start}).state == "running"
     # ... but the same pid with another start time is some other, older process.
-    assert launcher.status({**handle, "supervisor_pid": os.getpid(), "supervisor_start": own_start - 1}).state == "crashed"
+    assert (
+        launcher.status({**handle, "supervisor_pid": os.getpid(), "supervisor_start": own_start - 1}).state == "crashed"
+    )
 
 
 def test_a_run_of_another_host_is_neither_guessed_at_nor_cancelled_here(settings, tmp_path):
     # A process group here whose ids happen to be those the other host's handle recorded.
     bystander = subprocess.Popen(["sleep", "60"], start_new_session=True)
     try:
-        handle = {"backend": "local", "host": "another-host.example", "run_id": "r-elsewhere",
-                  "log_path": str(tmp_path / "output.log"), "status_path": str(tmp_path / "output.log.status.json"),
-                  "cancel_path": str(tmp_path / "output.log.cancel"), "pid": bystander.pid,
-                  "pgid": bystander.pid, "supervisor_pid": bystander.pid, "started_at": time.time()}
+        handle = {
+            "backend": "local",
+            "host": "another-host.example",
+            "run_id": "r-elsewhere",
+            "log_path": str(tmp_path / "output.log"),
+            "status_path": str(tmp_path / "output.log.status.json"),
+            "cancel_path": str(tmp_path / "output.log.cancel"),
+            "pid": bystander.pid,
+            "pgid": bystander.pid,
+            "supervisor_pid": bystander.pid,
+            "started_at": time.time(),
+        }
         launcher = LocalLauncher(settings, base_env=BASE_ENV, grace_s=0.5)
         status = launcher.status(handle)
         assert status.state == "running" and "another-host.example" in status.reason
@@ -290,8 +325,12 @@ time.sleep(600)
 
 
 def test_run_outlives_a_killed_launcher_and_is_found_again(settings, worktree):
-    bot = subprocess.Popen([sys.executable, "-c", LAUNCHING_BOT, str(settings.state_dir), str(worktree)],
-                           cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    bot = subprocess.Popen(
+        [sys.executable, "-c", LAUNCHING_BOT, str(settings.state_dir), str(worktree)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         run_id = bot.stdout.readline().strip()
         assert run_id.startswith("r-"), run_id
@@ -300,7 +339,7 @@ def test_run_outlives_a_killed_launcher_and_is_found_again(settings, worktree):
         bot.wait(timeout=10)
     assert bot.returncode == -signal.SIGKILL
 
-    store = StateStore.open(settings.state_dir)   # the restarted bot's view
+    store = StateStore.open(settings.state_dir)  # the restarted bot's view
     record = store.get_run(run_id)
     assert record.state == "running" and record.branch == "exp-a"
     wait_until(lambda: "started" in Path(record.log_path).read_text())
@@ -319,11 +358,13 @@ def test_run_outlives_a_killed_launcher_and_is_found_again(settings, worktree):
 
 # -- the state store, through the launchers ------------------------------------------------
 
+
 def test_start_refresh_and_cancel_through_the_store(settings, store, worktree):
     config = config_with(command="sleep 300")
     slow = start_run(store, settings, config, repo="o/r", branch="slow", commit="1", worktree=worktree)
-    quick = start_run(store, settings, config_with(command="exit 4"), repo="o/r", branch="quick",
-                      commit="2", worktree=worktree)
+    quick = start_run(
+        store, settings, config_with(command="exit 4"), repo="o/r", branch="quick", commit="2", worktree=worktree
+    )
     assert slow.state == "running" and slow.handle["pid"]
     wait_until(lambda: refresh_run(store, settings, store.get_run(quick.id)).state == "failed")
     assert store.get_run(quick.id).exit_code == 4
@@ -337,8 +378,9 @@ def test_start_refresh_and_cancel_through_the_store(settings, store, worktree):
 
 
 def test_refresh_records_a_crash_the_supervisor_could_not(settings, store, worktree):
-    record = start_run(store, settings, config_with(command="sleep 300"), repo="o/r", branch="b",
-                       commit="1", worktree=worktree)
+    record = start_run(
+        store, settings, config_with(command="sleep 300"), repo="o/r", branch="b", commit="1", worktree=worktree
+    )
     os.kill(record.handle["supervisor_pid"], signal.SIGKILL)
     os.killpg(record.handle["pgid"], signal.SIGKILL)
     wait_until(lambda: not alive(record.handle["pid"]) and not alive(record.handle["supervisor_pid"]))
@@ -350,7 +392,7 @@ def test_refresh_records_a_crash_the_supervisor_could_not(settings, store, workt
 def test_a_record_left_without_a_handle_by_a_crash_stops_blocking_the_branch(settings, store):
     # What a bot killed between add_run and update_handle leaves behind: queued, no handle.
     lost = store.add_run(repo="o/r", branch="exp-a", backend="local", created_at=time.time() - 3600)
-    recent = store.add_run(repo="o/r", branch="exp-b", backend="local")   # its launch may be under way
+    recent = store.add_run(repo="o/r", branch="exp-b", backend="local")  # its launch may be under way
     assert [r.id for r in active_runs(store, settings, repo="o/r")] == [recent.id]
     record = store.get_run(lost.id)
     assert record.state == "crashed" and record.ended_at is not None
@@ -361,8 +403,7 @@ def test_a_record_left_without_a_handle_by_a_crash_stops_blocking_the_branch(set
 
 def test_a_launch_that_cannot_start_is_recorded_as_failed(settings, store, tmp_path):
     with pytest.raises(BadInput):
-        start_run(store, settings, config_with(), repo="o/r", branch="b", commit="1",
-                  worktree=tmp_path / "missing")
+        start_run(store, settings, config_with(), repo="o/r", branch="b", commit="1", worktree=tmp_path / "missing")
     (record,) = store.list_runs()
     assert record.state == "failed"
 
@@ -379,19 +420,23 @@ def test_get_launcher_knows_local_and_command_and_refuses_others(settings):
 ARGS_SCRIPT = "import json, sys\njson.dump(sys.argv[1:], open('args.json', 'w'))\nprint('Submitted batch job 4242')\n"
 
 
-@pytest.mark.parametrize("branch", [
-    "x;touch pwned;#",
-    "x$(touch pwned)",
-    "x`touch pwned`",
-    "x' ; touch pwned ; echo '",
-    "x\ntouch pwned",
-    "x && touch pwned",
-])
+@pytest.mark.parametrize(
+    "branch",
+    [
+        "x;touch pwned;#",
+        "x$(touch pwned)",
+        "x`touch pwned`",
+        "x' ; touch pwned ; echo '",
+        "x\ntouch pwned",
+        "x && touch pwned",
+    ],
+)
 def test_hostile_branch_names_cannot_inject(settings, worktree, branch):
     (worktree / "launch_job.py").write_text(ARGS_SCRIPT)
     launcher = CommandLauncher(settings, base_env=BASE_ENV)
-    spec = make_spec(worktree, f"{PY} launch_job.py --branch {{branch}} --commit {{commit}} --run {{run_id}}",
-                     branch=branch)
+    spec = make_spec(
+        worktree, f"{PY} launch_job.py --branch {{branch}} --commit {{commit}} --run {{run_id}}", branch=branch
+    )
     status = wait_for_end(launcher, launcher.launch(spec))
     assert status.state == "finished", spec.log_path.read_text()
     assert not (worktree / "pwned").exists()
@@ -402,11 +447,12 @@ def test_hostile_branch_names_cannot_inject(settings, worktree, branch):
 def test_command_backend_reports_the_scripts_exit_code_and_job_id(settings, store, worktree):
     (worktree / "launch_job.py").write_text(ARGS_SCRIPT + "sys.exit(int(sys.argv[2]))\n")
     for code, state in ((0, "finished"), (5, "failed")):
-        config = config_with(backend="command",
-                             command=f"{PY} launch_job.py --code {code} --worktree {{worktree}} --repo {{repo}}")
+        config = config_with(
+            backend="command", command=f"{PY} launch_job.py --code {code} --worktree {{worktree}} --repo {{repo}}"
+        )
         record = start_run(store, settings, config, repo="o/r", branch="b", commit="1", worktree=worktree)
         assert record.backend == "command"
-        wait_until(lambda: refresh_run(store, settings, store.get_run(record.id)).state != "running")
+        wait_until(lambda run_id=record.id: refresh_run(store, settings, store.get_run(run_id)).state != "running")
         record = store.get_run(record.id)
         assert (record.state, record.exit_code) == (state, code)
         assert record.handle["job_id"] == "4242"
@@ -414,10 +460,20 @@ def test_command_backend_reports_the_scripts_exit_code_and_job_id(settings, stor
         assert args[2:] == ["--worktree", str(worktree), "--repo", "o/r"]
 
 
-@pytest.mark.parametrize("template", [
-    "run {nope}", "run {branch!r}", "run {branch:>20}", "run {}", "run {branch.upper}",
-    "run {0}", "run {branch", "run }", "echo ${HOME}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "run {nope}",
+        "run {branch!r}",
+        "run {branch:>20}",
+        "run {}",
+        "run {branch.upper}",
+        "run {0}",
+        "run {branch",
+        "run }",
+        "echo ${HOME}",
+    ],
+)
 def test_unknown_or_odd_placeholders_are_bad_input(template):
     with pytest.raises(BadInput, match="launch.command"):
         render_command(template, {"branch": "b", "commit": "c", "repo": "r", "worktree": "w", "run_id": "i"})
@@ -430,22 +486,36 @@ def test_render_quotes_values_and_keeps_literal_braces():
     assert shlex.split(rendered) == ["go", "feat/a b", "abc", "{not_a_field}", "/w t"]
 
 
-@pytest.mark.parametrize("template", [
-    'run --branch "{branch}"', "run --branch '{branch}'", 'run "--branch={branch} now"',
-    "run '--commit {commit}' --branch {branch}", 'run --branch="{branch}"', "run --branch=$'{branch}'",
-    "run \\{branch}", 'run {branch}"x"', 'sh -c "train --branch {branch}"',
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        'run --branch "{branch}"',
+        "run --branch '{branch}'",
+        'run "--branch={branch} now"',
+        "run '--commit {commit}' --branch {branch}",
+        'run --branch="{branch}"',
+        "run --branch=$'{branch}'",
+        "run \\{branch}",
+        'run {branch}"x"',
+        'sh -c "train --branch {branch}"',
+    ],
+)
 def test_placeholders_in_or_beside_shell_quotes_are_refused(template):
     values = {"branch": "b", "commit": "c", "repo": "r", "worktree": "w", "run_id": "i"}
     with pytest.raises(BadInput, match="don't quote placeholders; they are quoted for you"):
         render_command(template, values)
 
 
-@pytest.mark.parametrize("template, argv", [
-    ("run --branch {branch} '{{literal}}' \"quoted text\" {commit}",
-     ["run", "--branch", "x$(id)", "{literal}", "quoted text", "c"]),
-    ("run \\\"x\\\" --branch={branch} 'it''s' {commit}", ["run", '"x"', "--branch=x$(id)", "its", "c"]),
-])
+@pytest.mark.parametrize(
+    "template, argv",
+    [
+        (
+            "run --branch {branch} '{{literal}}' \"quoted text\" {commit}",
+            ["run", "--branch", "x$(id)", "{literal}", "quoted text", "c"],
+        ),
+        ("run \\\"x\\\" --branch={branch} 'it''s' {commit}", ["run", '"x"', "--branch=x$(id)", "its", "c"]),
+    ],
+)
 def test_placeholders_outside_quotes_still_render(template, argv):
     values = {"branch": "x$(id)", "commit": "c", "repo": "r", "worktree": "w", "run_id": "i"}
     assert shlex.split(render_command(template, values)) == argv
@@ -460,12 +530,15 @@ def test_a_quoted_placeholder_never_reaches_the_shell(settings, worktree):
     assert not (worktree / "pwned").exists() and not spec.log_path.exists()
 
 
-@pytest.mark.parametrize("text, job_id", [
-    ("Submitted batch job 123\n", "123"),
-    ("Job submission 'raysubmit_AbC123' submitted successfully\n", "raysubmit_AbC123"),
-    ("queued\nJOB_ID=train-77\n", "train-77"),
-    ("job id: 1\nretrying\nJob ID: 2\n", "2"),
-    ("no id printed here\n", None),
-])
+@pytest.mark.parametrize(
+    "text, job_id",
+    [
+        ("Submitted batch job 123\n", "123"),
+        ("Job submission 'raysubmit_AbC123' submitted successfully\n", "raysubmit_AbC123"),
+        ("queued\nJOB_ID=train-77\n", "train-77"),
+        ("job id: 1\nretrying\nJob ID: 2\n", "2"),
+        ("no id printed here\n", None),
+    ],
+)
 def test_find_job_id(text, job_id):
     assert find_job_id(text) == job_id

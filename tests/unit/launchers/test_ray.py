@@ -1,5 +1,6 @@
 """The Ray Jobs backend against a real local Ray head (tests/ray_cluster.py): jobs really run,
 fail, are stopped, and a failed training run is diagnosed from Ray's logs, fixed and relaunched."""
+
 from __future__ import annotations
 
 import os
@@ -11,22 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from bot.demo import sample_repo
-from bot.core.settings import Settings
-from bot.loop.repo_context import RepoContext
 from bot.core.errors import OperationFailed
-from bot.loop.launch import launch_branch, wait_for
+from bot.core.settings import Settings
+from bot.demo import sample_repo
 from bot.launchers import LaunchSpec, get_launcher, refresh_run, start_run
 from bot.launchers.ray import LOG_LIMIT_BYTES, RayLauncher, excludes_for, write_tail
+from bot.loop.launch import launch_branch, wait_for
 from bot.loop.model import FixRequest
 from bot.loop.pipeline import Pipeline
+from bot.loop.repo_context import RepoContext
 from bot.repo.config import DEFAULTS
 from bot.store.runs import StateStore
 from tests.support.git_repos import git
 from tests.support.launchers import alive, make_worktree, wait_for_end
 from tests.support.net import free_port
-from tests.support.waiting import wait_until
 from tests.support.paths import REPO_ROOT
+from tests.support.waiting import wait_until
 
 ROOT = REPO_ROOT
 PY = shlex.quote(sys.executable)
@@ -36,7 +37,7 @@ PY = shlex.quote(sys.executable)
 def worktree(tmp_path: Path) -> Path:
     path = make_worktree(tmp_path)
     (path / "wandb").mkdir()
-    (path / "wandb" / "big.bin").write_bytes(b"x" * 1024)   # must not be uploaded
+    (path / "wandb" / "big.bin").write_bytes(b"x" * 1024)  # must not be uploaded
     return path
 
 
@@ -44,21 +45,25 @@ def config_for(address: str, **ray) -> dict:
     return {**DEFAULTS, "launch": {**DEFAULTS["launch"], "backend": "ray", "ray": {"address": address, **ray}}}
 
 
-def make_spec(worktree: Path, command: str, *, setup: str | None = None, env: dict | None = None,
-              run_id: str | None = None) -> LaunchSpec:
+def make_spec(
+    worktree: Path, command: str, *, setup: str | None = None, env: dict | None = None, run_id: str | None = None
+) -> LaunchSpec:
     run_id = run_id or f"r-{os.urandom(4).hex()}"
-    return LaunchSpec(repo=str(worktree), branch="exp-a", commit="c0ffee", worktree=worktree, command=command,
-                      setup=setup, env=env or {}, log_path=worktree.parent / "runs" / run_id / "output.log",
-                      run_id=run_id)
-
-
-
-
-
-
+    return LaunchSpec(
+        repo=str(worktree),
+        branch="exp-a",
+        commit="c0ffee",
+        worktree=worktree,
+        command=command,
+        setup=setup,
+        env=env or {},
+        log_path=worktree.parent / "runs" / run_id / "output.log",
+        run_id=run_id,
+    )
 
 
 # -- without a cluster ------------------------------------------------------------------
+
 
 def test_importing_the_registry_never_imports_ray():
     code = "import sys, bot.launchers, bot.launchers.ray; print('ray' in sys.modules)"
@@ -105,8 +110,11 @@ def test_the_log_copy_keeps_only_the_last_whole_lines(tmp_path):
 
 
 def test_the_job_environment_carries_wandb_settings_but_no_other_secret(settings, worktree):
-    launcher = RayLauncher(settings, config_for("http://127.0.0.1:1"),
-                           base_env={"ANTHROPIC_API_KEY": "sk-secret", "WANDB_MODE": "online", "PATH": "/bin"})
+    launcher = RayLauncher(
+        settings,
+        config_for("http://127.0.0.1:1"),
+        base_env={"ANTHROPIC_API_KEY": "sk-secret", "WANDB_MODE": "online", "PATH": "/bin"},
+    )
     env = launcher.environment(make_spec(worktree, "true", env={"WANDB_RUN_ID": "r-1"}))
     assert "ANTHROPIC_API_KEY" not in env and "PATH" not in env
     assert (env["WANDB_MODE"], env["WANDB_RUN_ID"], env["WANDB_DIR"]) == ("offline", "r-1", str(worktree))
@@ -121,15 +129,20 @@ def test_a_lost_job_supervisor_is_an_infrastructure_crash_and_diagnosed_retryabl
     from bot.launchers.ray import from_job_info
 
     info = job_submission.JobDetails(
-        type=job_submission.JobType.SUBMISSION, entrypoint="python main.py", status=job_submission.JobStatus.FAILED,
-        error_type="JOB_SUPERVISOR_ACTOR_DIED", message="The actor died unexpectedly before finishing this task.",
-        start_time=1_000, end_time=2_000)
+        type=job_submission.JobType.SUBMISSION,
+        entrypoint="python main.py",
+        status=job_submission.JobStatus.FAILED,
+        error_type="JOB_SUPERVISOR_ACTOR_DIED",
+        message="The actor died unexpectedly before finishing this task.",
+        start_time=1_000,
+        end_time=2_000,
+    )
 
     status = from_job_info(info)
 
     assert (status.state, status.started_at, status.ended_at) == ("crashed", 1.0, 2.0)
     assert status.reason.startswith("JOB_SUPERVISOR_ACTOR_DIED: infrastructure failure")
-    diagnosis = diagnose_lines([f"[ray] job raysubmit_1 ended: {status.reason}"])   # as the run's log ends
+    diagnosis = diagnose_lines([f"[ray] job raysubmit_1 ended: {status.reason}"])  # as the run's log ends
     assert (diagnosis.category, diagnosis.retryable) == ("infra", True)
 
 
@@ -142,12 +155,17 @@ def test_launch_to_an_address_where_nothing_answers_fails_cleanly(settings, work
 
 # -- against the cluster ----------------------------------------------------------------
 
+
 def test_job_that_prints_and_exits_0_finishes_with_its_log_written(settings, worktree, ray_address):
     (worktree / "hello.txt").write_text("from the worktree\n")
     launcher = get_launcher("ray", settings, config_for(ray_address))
-    spec = make_spec(worktree, f"{PY} -c \"import os; print(open('hello.txt').read().strip(), "
-                               f"os.environ['FOO'], os.environ['WANDB_DIR'], os.path.isdir('wandb'))\"",
-                     setup="echo setting up", env={"FOO": "bar"})
+    spec = make_spec(
+        worktree,
+        f"{PY} -c \"import os; print(open('hello.txt').read().strip(), "
+        f"os.environ['FOO'], os.environ['WANDB_DIR'], os.path.isdir('wandb'))\"",
+        setup="echo setting up",
+        env={"FOO": "bar"},
+    )
     handle = launcher.launch(spec)
     assert handle["submission_id"] == spec.run_id and handle["address"] == ray_address
 
@@ -157,14 +175,15 @@ def test_job_that_prints_and_exits_0_finishes_with_its_log_written(settings, wor
     assert status.started_at and status.ended_at >= status.started_at
     log = Path(handle["log_path"]).read_text()
     assert "setting up" in log
-    assert f"from the worktree bar {worktree} False" in log   # wandb/ was not uploaded
+    assert f"from the worktree bar {worktree} False" in log  # wandb/ was not uploaded
 
 
 def test_job_that_exits_3_fails_with_exit_code_3_and_its_traceback_in_the_log(settings, worktree, ray_address):
     (worktree / "train.py").write_text(
         "def step(loss):\n    raise FloatingPointError(f'Loss is {loss} at step 7')\n\n"
         "try:\n    step(float('nan'))\nexcept FloatingPointError:\n"
-        "    import traceback, sys\n    traceback.print_exc()\n    sys.exit(3)\n")
+        "    import traceback, sys\n    traceback.print_exc()\n    sys.exit(3)\n"
+    )
     launcher = RayLauncher(settings, config_for(ray_address))
     handle = launcher.launch(make_spec(worktree, f"{PY} train.py"))
 
@@ -190,9 +209,13 @@ def test_a_failing_setup_fails_the_job_and_skips_the_command(settings, worktree,
 def test_stop_kills_the_job(settings, worktree, ray_address, tmp_path):
     pid_file = tmp_path / "job.pid"
     launcher = RayLauncher(settings, config_for(ray_address))
-    handle = launcher.launch(make_spec(
-        worktree, f"{PY} -c \"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
-                  f"print('training', flush=True); time.sleep(300)\""))
+    handle = launcher.launch(
+        make_spec(
+            worktree,
+            f"{PY} -c \"import os, time; open({str(pid_file)!r}, 'w').write(str(os.getpid())); "
+            f"print('training', flush=True); time.sleep(300)\"",
+        )
+    )
     wait_until(lambda: pid_file.exists() and pid_file.read_text())
     pid = int(pid_file.read_text())
     assert launcher.status(handle).state == "running"
@@ -202,13 +225,14 @@ def test_stop_kills_the_job(settings, worktree, ray_address, tmp_path):
     assert launcher.status(handle).state == "killed"
     wait_until(lambda: not alive(pid), timeout=15)
     assert "training" in Path(handle["log_path"]).read_text()
-    launcher.cancel(handle)   # an ended job is left alone
+    launcher.cancel(handle)  # an ended job is left alone
 
 
 def test_a_fresh_launcher_finds_the_job_from_the_stored_handle(settings, worktree, ray_address):
     store = StateStore.open(settings.state_dir)
-    record = start_run(store, settings, config_for(ray_address), repo=str(worktree), branch="exp-a",
-                       commit="c0ffee", worktree=worktree)
+    record = start_run(
+        store, settings, config_for(ray_address), repo=str(worktree), branch="exp-a", commit="c0ffee", worktree=worktree
+    )
     assert record.state == "running" and record.handle["submission_id"] == record.id
 
     deadline = time.monotonic() + 60
@@ -224,13 +248,15 @@ def test_a_fresh_launcher_finds_the_job_from_the_stored_handle(settings, worktre
 
 # -- the whole fix loop on Ray ----------------------------------------------------------
 
+
 def test_a_nan_run_on_ray_is_diagnosed_fixed_relaunched_and_verified(tmp_path, ray_address):
     clone = sample_repo.build(tmp_path, python=sys.executable)
     branch = sample_repo.BRANCH
     git(clone, "checkout", "-q", branch)
     (clone / ".github" / "fix-and-relaunch.yml").write_text(
         f"launch:\n  backend: ray\n  command: {sys.executable} main.py\n  ray: {{address: '{ray_address}'}}\n"
-        "verify:\n  min_steps: 20\n  timeout: 120\nfix:\n  max_attempts: 2\n")
+        "verify:\n  min_steps: 20\n  timeout: 120\nfix:\n  max_attempts: 2\n"
+    )
     git(clone, "commit", "-q", "-am", "Run on Ray")
     git(clone, "push", "-q", "origin", branch)
     git(clone, "checkout", "-q", "main")
@@ -239,7 +265,7 @@ def test_a_nan_run_on_ray_is_diagnosed_fixed_relaunched_and_verified(tmp_path, r
     first = wait_for(ctx, launch_branch(ctx, branch), poll=0.5, timeout=120)
 
     assert (first.backend, first.state) == ("ray", "failed")
-    assert "FloatingPointError: Loss is" in Path(first.log_path).read_text()   # Ray's log, copied
+    assert "FloatingPointError: Loss is" in Path(first.log_path).read_text()  # Ray's log, copied
 
     outcome = Pipeline(ctx, poll=0.5).run(FixRequest(branch=branch))
 

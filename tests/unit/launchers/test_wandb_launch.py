@@ -1,5 +1,6 @@
 """The W&B Launch backend through the real wandb client (`launch_add`, the public API), against
 the local fake W&B server; the launch queue operations are answered here (`extra_operations`)."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.core.settings import Settings
 from bot.core.errors import BadInput, OperationFailed
+from bot.core.settings import Settings
 from bot.launchers import LaunchSpec, get_launcher
 from bot.launchers.wandb_launch import NEEDS_KEY
 from bot.repo.config import DEFAULTS
@@ -23,13 +24,18 @@ class Queue:
 
     def __init__(self, server: FakeWandb):
         self.items: dict[str, dict] = {}
-        server.extra_operations.update({
-            "pushToRunQueueByName": self.push, "GetRunQueueItem": self.item,
-            "fetchRunQueuesFromProject": self.queue_id, "DeleteFromRunQueue": self.delete,
-            "StopRun": self.stop, "GetDefaultEntity": lambda v: {"viewer": {"id": "1", "entity": server.entity}},
-            # No job artifact of that name exists on this server.
-            "ArtifactMembershipByName": lambda v: {"project": {"artifactCollectionMembership": None}},
-        })
+        server.extra_operations.update(
+            {
+                "pushToRunQueueByName": self.push,
+                "GetRunQueueItem": self.item,
+                "fetchRunQueuesFromProject": self.queue_id,
+                "DeleteFromRunQueue": self.delete,
+                "StopRun": self.stop,
+                "GetDefaultEntity": lambda v: {"viewer": {"id": "1", "entity": server.entity}},
+                # No job artifact of that name exists on this server.
+                "ArtifactMembershipByName": lambda v: {"project": {"artifactCollectionMembership": None}},
+            }
+        )
         self.stopped: list[str] = []
 
     def push(self, variables: dict) -> dict:
@@ -81,14 +87,24 @@ def settings(server, tmp_path) -> Settings:
 
 def config_with(server: FakeWandb, **wandb) -> dict:
     options = {"queue": "gpu-queue", "docker_image": "trainer:1.2", **wandb}
-    return {**DEFAULTS, "launch": {**DEFAULTS["launch"], "backend": "wandb-launch", "wandb": options},
-            "wandb": {**DEFAULTS["wandb"], "entity": server.entity, "project": PROJECT}}
+    return {
+        **DEFAULTS,
+        "launch": {**DEFAULTS["launch"], "backend": "wandb-launch", "wandb": options},
+        "wandb": {**DEFAULTS["wandb"], "entity": server.entity, "project": PROJECT},
+    }
 
 
 def make_spec(tmp_path: Path, **fields) -> LaunchSpec:
-    values = {"repo": "owner/exp", "branch": "exp-a", "commit": "c0ffee1234", "worktree": tmp_path,
-              "command": "python main.py --lr 0.1", "log_path": tmp_path / "runs" / "r-1" / "output.log",
-              "run_id": "r-1", **fields}
+    values = {
+        "repo": "owner/exp",
+        "branch": "exp-a",
+        "commit": "c0ffee1234",
+        "worktree": tmp_path,
+        "command": "python main.py --lr 0.1",
+        "log_path": tmp_path / "runs" / "r-1" / "output.log",
+        "run_id": "r-1",
+        **fields,
+    }
     return LaunchSpec(**values)
 
 
@@ -101,15 +117,25 @@ def test_launch_pushes_the_run_onto_the_named_queue(server, queue, settings, tmp
     handle = get_launcher("wandb-launch", settings, config_with(server)).launch(make_spec(tmp_path))
 
     push = pushed_spec(server)
-    assert (push["queueName"], push["entityName"], push["projectName"]) == ("gpu-queue", server.entity,
-                                                                            "model-registry")
+    assert (push["queueName"], push["entityName"], push["projectName"]) == (
+        "gpu-queue",
+        server.entity,
+        "model-registry",
+    )
     spec = push["runSpec"]
     assert (spec["entity"], spec["project"], spec["run_id"]) == (server.entity, PROJECT, "r-1")
     assert spec["docker"] == {"docker_image": "trainer:1.2"}
     assert spec["overrides"]["entry_point"] == ["python", "main.py", "--lr", "0.1"]
     assert spec["git"] == {"version": "c0ffee1234"}
-    assert handle == {**handle, "backend": "wandb-launch", "queue": "gpu-queue", "entity": server.entity,
-                      "project": PROJECT, "queued_run_id": "item-1", "run_id": "r-1"}
+    assert handle == {
+        **handle,
+        "backend": "wandb-launch",
+        "queue": "gpu-queue",
+        "entity": server.entity,
+        "project": PROJECT,
+        "queued_run_id": "item-1",
+        "run_id": "r-1",
+    }
 
 
 def test_setup_runs_before_the_command_in_the_entry_point(server, queue, settings, tmp_path):
@@ -122,14 +148,19 @@ def test_setup_runs_before_the_command_in_the_entry_point(server, queue, setting
 
 def test_state_follows_the_queue_item_then_the_wandb_run(server, queue, settings, tmp_path):
     handle = get_launcher("wandb-launch", settings, config_with(server)).launch(make_spec(tmp_path))
-    fresh = get_launcher("wandb-launch", settings)   # status and cancel need the handle only
+    fresh = get_launcher("wandb-launch", settings)  # status and cancel need the handle only
 
     assert fresh.status(handle).state == "queued"
     run = server.add_run("r-1", project=PROJECT, state="running")
     queue.items["item-1"].update(state="CLAIMED", associatedRunId="r-1")
     assert fresh.status(handle).state == "running"
-    for wandb_state, state in [("pending", "queued"), ("finished", "finished"), ("failed", "failed"),
-                               ("crashed", "crashed"), ("killed", "killed")]:
+    for wandb_state, state in [
+        ("pending", "queued"),
+        ("finished", "finished"),
+        ("failed", "failed"),
+        ("crashed", "crashed"),
+        ("killed", "killed"),
+    ]:
         run.state = wandb_state
         status = fresh.status(handle)
         assert (status.state, status.ended) == (state, state not in ("queued", "running")), wandb_state
@@ -147,8 +178,12 @@ def test_a_queue_item_the_agent_could_not_start_is_a_failed_run(server, queue, s
 
     assert status.state == "failed" and "could not start queue item item-1" in status.reason
     [read] = [r for r in server.requests if r.operation == "GetRunQueueItem"]
-    assert read.variables == {"entityName": server.entity, "projectName": "model-registry",
-                              "runQueue": "gpu-queue", "itemId": "item-1"}
+    assert read.variables == {
+        "entityName": server.entity,
+        "projectName": "model-registry",
+        "runQueue": "gpu-queue",
+        "itemId": "item-1",
+    }
 
 
 def test_cancel_stops_a_running_run_and_removes_a_queued_item(server, queue, settings, tmp_path):
@@ -163,13 +198,14 @@ def test_cancel_stops_a_running_run_and_removes_a_queued_item(server, queue, set
     assert queue.stopped == [run.storage_id]
     assert list(queue.items) == ["item-2"]
     run.state = "finished"
-    launcher.cancel(running)   # an ended run is left alone
+    launcher.cancel(running)  # an ended run is left alone
     assert queue.stopped == [run.storage_id]
 
 
 def test_a_job_source_is_checked_after_the_push(server, queue, settings, tmp_path):
-    launcher = get_launcher("wandb-launch", settings,
-                            config_with(server, docker_image=None, job=f"{server.entity}/{PROJECT}/train:latest"))
+    launcher = get_launcher(
+        "wandb-launch", settings, config_with(server, docker_image=None, job=f"{server.entity}/{PROJECT}/train:latest")
+    )
     with pytest.raises(OperationFailed, match="Unable to fetch job with name .*train:latest"):
         launcher.launch(make_spec(tmp_path))
     assert pushed_spec(server)["runSpec"]["job"] == f"{server.entity}/{PROJECT}/train:latest"

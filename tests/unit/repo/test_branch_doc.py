@@ -1,4 +1,5 @@
 """The branch's docs page: the fix log the bot keeps in `docs/<branch>.md`."""
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -8,10 +9,16 @@ import pytest
 from bot.core.errors import BadInput
 from bot.repo.branch_doc import FixEntry, add_fix_entry, doc_path
 
-ENTRY = FixEntry(attempt=2, category="nan_loss", summary="Loss is NaN\nat step 131",
-                 root_cause="learning rate 10 is too high", fixer="rule:lower-lr",
-                 files=["src/config.py"], run_id="abc123",
-                 when=datetime(2025, 3, 4, 5, 6, tzinfo=timezone.utc))
+ENTRY = FixEntry(
+    attempt=2,
+    category="nan_loss",
+    summary="Loss is NaN\nat step 131",
+    root_cause="learning rate 10 is too high",
+    fixer="rule:lower-lr",
+    files=["src/config.py"],
+    run_id="abc123",
+    when=datetime(2025, 3, 4, 5, 6, tzinfo=timezone.utc),
+)
 
 
 def test_branch_doc_is_created_with_title_and_section(tmp_path):
@@ -26,8 +33,10 @@ def test_branch_doc_is_created_with_title_and_section(tmp_path):
 
 
 def test_branch_doc_entry_keeps_the_rest_of_the_file(tmp_path):
-    original = ("# exp-a\r\n\r\nWhy: test a high lr.\r\n\r\n## Fixes\r\n\r\n### old entry\r\n\r\n"
-                "## Results\r\n\r\n```\r\n## Fixes\r\n```\r\nno trailing newline")
+    original = (
+        "# exp-a\r\n\r\nWhy: test a high lr.\r\n\r\n## Fixes\r\n\r\n### old entry\r\n\r\n"
+        "## Results\r\n\r\n```\r\n## Fixes\r\n```\r\nno trailing newline"
+    )
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs/exp-a.md").write_bytes(original.encode())
     add_fix_entry(tmp_path, "exp-a", ENTRY)

@@ -1,4 +1,5 @@
 """The repo config: defaults, validation naming the offending key, the deny list's floor."""
+
 from __future__ import annotations
 
 import pytest
@@ -17,30 +18,33 @@ def test_an_absent_or_empty_file_means_the_defaults(tmp_path):
 def test_given_keys_override_and_the_rest_stay_default(tmp_path):
     (tmp_path / ".github").mkdir()
     (tmp_path / ".github" / "fix-and-relaunch.yml").write_text(
-        "launch:\n  backend: slurm\n  command: python train.py\n"
-        "verify:\n  min_steps: 5\nwandb:\n  entity: team\n")
+        "launch:\n  backend: slurm\n  command: python train.py\nverify:\n  min_steps: 5\nwandb:\n  entity: team\n"
+    )
     config = repo_config.load(tmp_path)
     assert config["launch"] == {**repo_config.DEFAULTS["launch"], "backend": "slurm", "command": "python train.py"}
     assert config["verify"]["min_steps"] == 5 and config["verify"]["timeout"] == 900
     assert config["wandb"]["entity"] == "team"
 
 
-@pytest.mark.parametrize("text,message", [
-    ("launch: [1]", "'launch' must be a mapping"),
-    ("- a\n- b", "the top level must be a mapping"),
-    ("lanch:\n  backend: local", "unknown key 'lanch'"),
-    ("verify:\n  min_stepz: 3", "unknown key 'verify.min_stepz'"),
-    ("launch:\n  backend: k8s", "'launch.backend' must be one of"),
-    ("fix:\n  max_attempts: true", "'fix.max_attempts' must be int, got bool"),
-    ("fix:\n  max_attempts: 0", "'fix.max_attempts' must be at least 1"),
-    ("fix:\n  max_attempts:", "'fix.max_attempts' must not be empty"),
-    ("fix:\n  denied_paths: null", "'fix.denied_paths' must not be empty"),
-    ("fix:\n  allowed_paths: [1]", "'fix.allowed_paths' must be a list of glob strings"),
-    ("verify:\n  timeout: .nan", "'verify.timeout' must be a positive number of seconds"),
-    ("verify:\n  timeout: .inf", "'verify.timeout' must be a positive number of seconds"),
-    ("verify:\n  timeout: -1", "'verify.timeout' must be a positive number of seconds"),
-    ("launch: {command: [", "not valid YAML"),
-])
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("launch: [1]", "'launch' must be a mapping"),
+        ("- a\n- b", "the top level must be a mapping"),
+        ("lanch:\n  backend: local", "unknown key 'lanch'"),
+        ("verify:\n  min_stepz: 3", "unknown key 'verify.min_stepz'"),
+        ("launch:\n  backend: k8s", "'launch.backend' must be one of"),
+        ("fix:\n  max_attempts: true", "'fix.max_attempts' must be int, got bool"),
+        ("fix:\n  max_attempts: 0", "'fix.max_attempts' must be at least 1"),
+        ("fix:\n  max_attempts:", "'fix.max_attempts' must not be empty"),
+        ("fix:\n  denied_paths: null", "'fix.denied_paths' must not be empty"),
+        ("fix:\n  allowed_paths: [1]", "'fix.allowed_paths' must be a list of glob strings"),
+        ("verify:\n  timeout: .nan", "'verify.timeout' must be a positive number of seconds"),
+        ("verify:\n  timeout: .inf", "'verify.timeout' must be a positive number of seconds"),
+        ("verify:\n  timeout: -1", "'verify.timeout' must be a positive number of seconds"),
+        ("launch: {command: [", "not valid YAML"),
+    ],
+)
 def test_a_bad_file_names_the_key(text, message):
     with pytest.raises(BadInput) as err:
         repo_config.parse(text)
@@ -50,7 +54,7 @@ def test_a_bad_file_names_the_key(text, message):
 
 def test_the_deny_list_cannot_be_narrowed_below_its_floor():
     config = repo_config.parse("fix:\n  denied_paths: ['secrets/**']\n")
-    assert config["fix"]["denied_paths"][:len(repo_config.ALWAYS_DENIED)] == list(repo_config.ALWAYS_DENIED)
+    assert config["fix"]["denied_paths"][: len(repo_config.ALWAYS_DENIED)] == list(repo_config.ALWAYS_DENIED)
     assert "secrets/**" in config["fix"]["denied_paths"]
     assert repo_config.parse("fix:\n  denied_paths: []\n")["fix"]["denied_paths"] == list(repo_config.ALWAYS_DENIED)
 

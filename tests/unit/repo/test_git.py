@@ -1,4 +1,5 @@
 """The one git runner: its result, its redacted errors, its time limit; and remote authentication."""
+
 from __future__ import annotations
 
 import base64
@@ -30,8 +31,13 @@ def test_bytes_that_are_not_utf8_survive_and_read_as_replacement_characters(tmp_
 def test_a_failure_quotes_git_on_one_line_with_credentials_and_secrets_masked(tmp_path):
     git(tmp_path, "init", "-q")
     with pytest.raises(OperationFailed) as err:
-        git(tmp_path, "--literal-pathspecs", "checkout", "https://user:pw-123@example.com/x ghs_TOKEN9",
-            secrets=("ghs_TOKEN9",))
+        git(
+            tmp_path,
+            "--literal-pathspecs",
+            "checkout",
+            "https://user:pw-123@example.com/x ghs_TOKEN9",
+            secrets=("ghs_TOKEN9",),
+        )
     message = str(err.value)
     assert message.startswith("git checkout failed: error: pathspec 'https://example.com/x ***'")
     assert "pw-123" not in message and "ghs_TOKEN9" not in message and "\n" not in message
@@ -46,14 +52,19 @@ def test_git_messages_are_in_english_whatever_the_locale(tmp_path, monkeypatch):
 
 def test_the_environment_given_is_added_to_the_bots(tmp_path, monkeypatch):
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
-    out = git(tmp_path, "config", "--get", "x.y", env={"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "x.y",
-                                                       "GIT_CONFIG_VALUE_0": "from-env"}).out
+    out = git(
+        tmp_path,
+        "config",
+        "--get",
+        "x.y",
+        env={"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "x.y", "GIT_CONFIG_VALUE_0": "from-env"},
+    ).out
     assert out == "from-env\n"
 
 
 def test_git_past_its_time_limit_is_stopped_and_fails(tmp_path):
     git(tmp_path, "init", "-q")
-    os.mkfifo(tmp_path / "never-written")   # git blocks opening it for reading
+    os.mkfifo(tmp_path / "never-written")  # git blocks opening it for reading
     started = time.monotonic()
     result = git(tmp_path, "hash-object", "never-written", check=False, timeout=0.5)
     assert time.monotonic() - started < 5
@@ -71,9 +82,12 @@ def test_a_token_url_becomes_a_clean_url_and_a_header():
     auth = RemoteAuth.parse("https://x-access-token:ghs_abc@github.com/o/r.git")
     basic = base64.b64encode(b"x-access-token:ghs_abc").decode()
     assert auth.url == "https://github.com/o/r.git"
-    assert auth.env == {"GIT_CONFIG_COUNT": "1", "GIT_TERMINAL_PROMPT": "0",
-                        "GIT_CONFIG_KEY_0": "http.https://github.com/.extraheader",
-                        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}"}
+    assert auth.env == {
+        "GIT_CONFIG_COUNT": "1",
+        "GIT_TERMINAL_PROMPT": "0",
+        "GIT_CONFIG_KEY_0": "http.https://github.com/.extraheader",
+        "GIT_CONFIG_VALUE_0": f"AUTHORIZATION: basic {basic}",
+    }
     assert auth.secrets == ("ghs_abc", basic)
     assert RemoteAuth.parse("git@github.com:o/r.git") == RemoteAuth("git@github.com:o/r.git")
     assert RemoteAuth.parse(None) == RemoteAuth(None)

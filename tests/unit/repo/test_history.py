@@ -1,4 +1,5 @@
 """Reading a branch's history, and telling the bot's fixes (and their reverts) apart."""
+
 from __future__ import annotations
 
 import pytest
@@ -46,7 +47,7 @@ def test_reverted_bot_fixes(repo):
     git(path, "commit", "-qam", "Rewrite train.py")
     assert ws.reverted_bot_fixes("exp-a") == [second]  # still known from the revert commit
     write_files(path, {"README.md": "typo fixed\n"})
-    human = ws.commit("exp-a", ["README.md"], "Fix: typo")   # titled like the bot's, but a human's
+    human = ws.commit("exp-a", ["README.md"], "Fix: typo")  # titled like the bot's, but a human's
     git(path, "revert", "--no-edit", human)
     assert ws.reverted_bot_fixes("exp-a") == [second]
 
@@ -77,8 +78,11 @@ def test_commits_since_lists_the_branchs_new_commits_oldest_first(repo):
     write_files(path, {"n3.txt": "3\n"})
     # A human's, though titled like ours and quoting our trailer (not in its closing block),
     # with a record separator in the text that must not split the listing.
-    shas.append(ws.commit("exp-a", ["n3.txt"], "Fix: typo\n\nAs the bot says:\nFix-and-relaunch: fixes run r1\n\n"
-                                               "odd \x1e bytes"))
+    shas.append(
+        ws.commit(
+            "exp-a", ["n3.txt"], "Fix: typo\n\nAs the bot says:\nFix-and-relaunch: fixes run r1\n\nodd \x1e bytes"
+        )
+    )
     listed = [(c.sha, c.subject, c.by_bot) for c in ws.commits_since(base, "exp-a")]
     assert listed == [(shas[0], "Fix: note 1", True), (shas[1], "Fix: note 2", True), (shas[2], "Fix: typo", False)]
     assert [c.sha for c in ws.commits_since(shas[1], "exp-a")] == [shas[2]]

@@ -1,4 +1,5 @@
 """Commit, push, replay, the server's own clone and its credentials, against real git."""
+
 from __future__ import annotations
 
 import base64
@@ -22,6 +23,7 @@ def _others(refs: dict[str, str], branch: str) -> dict[str, str]:
 
 
 # -- commit and push ------------------------------------------------------------------------
+
 
 def test_commit_stages_only_the_given_paths(repo):
     _origin, clone = repo
@@ -125,6 +127,7 @@ def test_rebase_onto_remote_leaves_the_branch_as_it_was_on_conflict(repo):
 
 # -- server clone and credentials -----------------------------------------------------------
 
+
 def test_clone_for_server_clones_then_fetches(repo, tmp_path):
     origin, _ = repo
     state = tmp_path / "state"
@@ -167,7 +170,7 @@ def test_jobs_on_several_branches_of_one_server_clone_run_side_by_side(tmp_path)
 class _Recorder(BaseHTTPRequestHandler):
     headers_seen: list[str] = []
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         _Recorder.headers_seen.append(self.headers.get("Authorization", ""))
         self.send_response(404)
         self.end_headers()
@@ -197,6 +200,7 @@ def test_token_goes_as_a_header_and_never_into_config_or_errors(repo, tmp_path):
 
 
 # -- for the server's executor ----------------------------------------------------------------
+
 
 def test_a_callable_auth_url_is_asked_for_a_fresh_token_at_each_fetch_and_push(repo, tmp_path):
     _origin, clone = repo

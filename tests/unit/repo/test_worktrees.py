@@ -1,4 +1,5 @@
 """Worktrees, one per branch, against real git: a bare origin in tmp and a clone of it."""
+
 from __future__ import annotations
 
 import shutil
@@ -91,10 +92,26 @@ def test_exclude_entry_is_added_once(repo):
     assert lines.count("/.worktrees/") == 1
 
 
-@pytest.mark.parametrize("name", [
-    "../escape", "a/../../b", "-rf", "a..b", "has space", "HEAD", "x@{1}", "a/./b", "", ".hidden",
-    "ends.lock", "a\\b", "tab\tname", "/abs", "trailing/",
-])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "../escape",
+        "a/../../b",
+        "-rf",
+        "a..b",
+        "has space",
+        "HEAD",
+        "x@{1}",
+        "a/./b",
+        "",
+        ".hidden",
+        "ends.lock",
+        "a\\b",
+        "tab\tname",
+        "/abs",
+        "trailing/",
+    ],
+)
 def test_hostile_branch_names_are_rejected(repo, name):
     _, clone = repo
     with pytest.raises(BadInput):

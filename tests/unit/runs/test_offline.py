@@ -1,4 +1,5 @@
 """The offline run store, on real offline runs written by the real wandb library in a real git repo."""
+
 from __future__ import annotations
 
 import shutil
@@ -24,15 +25,26 @@ def repo(tmp_path_factory):
     _, clone = make_origin(tmp_path_factory.mktemp("offline"), branches={"exp-a": experiment_branch("exp-a")})
     runs = {
         "finished": make_offline_run(
-            clone, name="good", config={"lr": 0.1, "branch": "main", "model": {"depth": 2}, "notes": NOTES},
+            clone,
+            name="good",
+            config={"lr": 0.1, "branch": "main", "model": {"depth": 2}, "notes": NOTES},
             steps=[{"loss": 1.0 / (i + 1), "acc": i / STEPS} for i in range(STEPS)],
-            stdout="".join(f"epoch {i}\n" for i in range(500))),
+            stdout="".join(f"epoch {i}\n" for i in range(500)),
+        ),
         "failed": make_offline_run(
-            clone, config={"lr": 10.0, "branch": "main"}, steps=[{"loss": 2.0 ** i} for i in range(5)],
-            stdout="starting\n", crash="raise FloatingPointError('Loss is NaN at step 5')"),
+            clone,
+            config={"lr": 10.0, "branch": "main"},
+            steps=[{"loss": 2.0**i} for i in range(5)],
+            stdout="starting\n",
+            crash="raise FloatingPointError('Loss is NaN at step 5')",
+        ),
         "killed": make_offline_run(
-            clone, config={"lr": 0.1, "branch": "main"}, steps=[{"loss": 0.5}] * 8,
-            stdout="".join(f"killed-run line {i}\n" for i in range(3)), hard_kill=True),
+            clone,
+            config={"lr": 0.1, "branch": "main"},
+            steps=[{"loss": 0.5}] * 8,
+            stdout="".join(f"killed-run line {i}\n" for i in range(3)),
+            hard_kill=True,
+        ),
         "keyless_main": make_offline_run(clone, config={"lr": 0.2}, steps=[{"loss": 1.0}]),
     }
     git(clone, "checkout", "-q", "exp-a")
@@ -45,7 +57,9 @@ def repo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def store(repo):
     clone, _ = repo
-    return OfflineRunStore([clone / "wandb"], commits_on_branch=lambda commit, branch: _is_ancestor(clone, commit, branch))
+    return OfflineRunStore(
+        [clone / "wandb"], commits_on_branch=lambda commit, branch: _is_ancestor(clone, commit, branch)
+    )
 
 
 def _is_ancestor(repo: Path, commit: str, branch: str) -> bool:
@@ -116,8 +130,9 @@ def test_finished_run_log_tail_prefers_output_log(repo, store, tmp_path):
 
 def test_killed_before_the_first_flush_is_crashed_with_the_folder_id(tmp_path):
     git(tmp_path, "init", "-q")
-    run_dir = make_offline_run(tmp_path, config={"branch": "main"}, steps=[{"loss": 1.0}], hard_kill=True,
-                               flush_interval=60)
+    run_dir = make_offline_run(
+        tmp_path, config={"branch": "main"}, steps=[{"loss": 1.0}], hard_kill=True, flush_interval=60
+    )
     run = read_run(run_dir, running_window=0)
     assert (run.state, run.steps, run.config, run.exit_code) == ("crashed", 0, {}, None)
     assert run_dir.name.endswith("-" + run.id) and run.created_at is not None

@@ -1,4 +1,5 @@
 """WandbApiRunStore through the real wandb client, against the local fake W&B server."""
+
 from __future__ import annotations
 
 import time
@@ -10,7 +11,7 @@ from bot.runs.wandb_api import WandbApiRunStore
 from tests.support.fake_wandb import FakeWandb, GraphQLError
 from tests.support.net import free_port
 
-KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"   # 40 characters, like a real key
+KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"  # 40 characters, like a real key
 PROJECT = "exp"
 
 
@@ -33,9 +34,16 @@ def make_store(server: FakeWandb, **kwargs) -> WandbApiRunStore:
 
 
 def test_runs_of_a_branch_come_from_a_config_filter_newest_first(server):
-    server.add_run("old", project=PROJECT, name="old-run", state="failed", commit="c1",
-                   config={"branch": "exp-a", "lr": 0.1}, summary={"loss": 2.0},
-                   history=[{"loss": 3.0}, {"loss": 2.0}])
+    server.add_run(
+        "old",
+        project=PROJECT,
+        name="old-run",
+        state="failed",
+        commit="c1",
+        config={"branch": "exp-a", "lr": 0.1},
+        summary={"loss": 2.0},
+        history=[{"loss": 3.0}, {"loss": 2.0}],
+    )
     server.add_run("other", project=PROJECT, config={"branch": "main"})
     server.add_run("new", project=PROJECT, state="running", config={"branch": "exp-a"})
 
@@ -169,7 +177,7 @@ def test_log_tail_falls_back_to_a_range_read_of_output_log(server):
 
     assert tail == [f"log line number {i}" for i in range(39_997, 40_000)]
     (download,) = [r for r in server.requests if r.operation.startswith("GET")]
-    assert download.variables["range"] == "bytes=-262144"   # not the ~800 kB file
+    assert download.variables["range"] == "bytes=-262144"  # not the ~800 kB file
 
 
 def test_log_tail_fallback_keeps_only_the_tail_when_range_is_ignored(server):
@@ -214,8 +222,9 @@ def test_delete_removes_the_run(server):
 
 
 def test_server_down_is_a_clean_error_without_the_key():
-    store = WandbApiRunStore(api_key=KEY, base_url=f"http://127.0.0.1:{free_port()}", entity="e",
-                             project=PROJECT, timeout=2)
+    store = WandbApiRunStore(
+        api_key=KEY, base_url=f"http://127.0.0.1:{free_port()}", entity="e", project=PROJECT, timeout=2
+    )
     started = time.monotonic()
 
     with pytest.raises(OperationFailed) as caught:
@@ -229,7 +238,7 @@ def test_server_down_is_a_clean_error_without_the_key():
 def test_slow_server_times_out(server):
     server.add_run("r1", project=PROJECT)
     store = make_store(server, timeout=2)
-    store.runs()   # answers in time, with room to spare on a loaded machine
+    store.runs()  # answers in time, with room to spare on a loaded machine
     server.delay = 5
 
     with pytest.raises(OperationFailed, match="did not answer in time"):

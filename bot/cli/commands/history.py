@@ -1,0 +1,25 @@
+"""`history`: the last logged rows of the branch's latest run."""
+
+from __future__ import annotations
+
+import argparse
+
+from bot.cli import output
+from bot.core.errors import BadInput
+from bot.core.settings import Settings
+from bot.loop.repo_context import RepoContext
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.rows < 1:
+        raise BadInput("--rows must be at least 1")
+    ctx = RepoContext.open(settings, args.repo)
+    runs = ctx.runs(args.branch)
+    latest = runs.latest(args.branch)
+    rows = runs.history(latest, args.rows)
+    if args.json:
+        output.print_json({"run": latest.to_json(), "rows": rows})
+        return 0
+    print(f"run {latest.id} ({latest.state}, {latest.steps} steps)")
+    print(output.table(rows))
+    return 0

@@ -26,8 +26,12 @@ USER_AGENT = "fix-and-relaunch"
 REFRESH_MARGIN = 5 * 60  # seconds before `expires_at` at which a cached token is replaced
 
 
-def check_app_settings(settings: Settings) -> None:
-    """Refuse to run a GitHub App without its id, private key and webhook secret."""
+def check_app_settings(settings: Settings) -> tuple[str, str]:
+    """The App's id and private key, or BadInput naming each of them and the webhook secret
+    that is missing: a GitHub App does not run without all three."""
+    app_id, private_key = settings.github_app_id, settings.github_private_key
+    if app_id and private_key and settings.github_webhook_secret:
+        return app_id, private_key
     missing = [
         name
         for name, value in (
@@ -37,8 +41,7 @@ def check_app_settings(settings: Settings) -> None:
         )
         if not value
     ]
-    if missing:
-        raise BadInput(f"the webhook server needs {', '.join(missing)}; refusing to start without them")
+    raise BadInput(f"the webhook server needs {', '.join(missing)}; refusing to start without them")
 
 
 def parse_expiry(expires_at: str) -> float:
@@ -51,7 +54,7 @@ INSTALLATION_TTL = 15 * 60  # seconds a repo's installation id is trusted withou
 
 class GitHubApp:
     def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, clock: Callable[[], float] = time.time):
-        check_app_settings(settings)
+        self._app_id, self._private_key = check_app_settings(settings)
         self.settings = settings
         self.session = session
         self.clock = clock
@@ -68,7 +71,7 @@ class GitHubApp:
         return self._gh()
 
     def jwt(self) -> str:
-        return apps.get_jwt(app_id=self.settings.github_app_id, private_key=self.settings.github_private_key)
+        return apps.get_jwt(app_id=self._app_id, private_key=self._private_key)
 
     async def installation_token(self, installation_id: int) -> str:
         """A token for the installation, from the cache while it has over 5 minutes left."""
@@ -82,8 +85,8 @@ class GitHubApp:
             data = await apps.get_installation_access_token(
                 self.anonymous(),
                 installation_id=str(installation_id),
-                app_id=self.settings.github_app_id,
-                private_key=self.settings.github_private_key,
+                app_id=self._app_id,
+                private_key=self._private_key,
             )
             self._tokens[installation_id] = (data["token"], parse_expiry(data["expires_at"]))
             log.info("new access token for installation %s, expires %s", installation_id, data["expires_at"])

@@ -90,10 +90,11 @@ def _api(settings: Settings) -> wandb.Api:
 
 
 def _wanted(api: wandb.Api, entity: str, project: str, hook: WebhookIntegration) -> tuple[OnRunState, SendWebhook]:
-    from wandb.automations import OnRunState, RunEvent, SendWebhook
+    from wandb.automations import OnRunState, RunEvent, RunStateFilter, SendWebhook
 
     scope = _project(api, entity, project)
-    event = OnRunState(scope=scope, filter=RunEvent.state.eq("failed"))
+    # Wrapped as OnRunState's own validator would wrap it; spelt out, it matches the field's type.
+    event = OnRunState(scope=scope, filter=RunStateFilter(state=RunEvent.state.eq("failed")))
     action = SendWebhook.from_integration(hook, payload=json.loads(WANDB_PAYLOAD_TEMPLATE))
     return event, action
 

@@ -478,7 +478,8 @@ def diagnose_lines(
     norm = normalize_lines([clean_line(line) for line in lines])
     tracebacks = parse_normalized(norm)
     matches = match_rules(norm, frame_line_indices(norm), tracebacks)
-    if any(tb.kind == "torchrun" and not tb.exc_type.endswith("ChildFailedError") for tb in tracebacks):
+    # A torchrun record always names an exception: the worker's own, or ChildFailedError.
+    if any(tb.kind == "torchrun" and not (tb.exc_type or "").endswith("ChildFailedError") for tb in tracebacks):
         matches = [m for m in matches if not m.rule.wrapper]  # the root cause speaks for itself
     nan_row = nan_in_history(history)
     if nan_row:

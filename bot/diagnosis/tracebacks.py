@@ -183,16 +183,15 @@ class _Parser:
             else _ORPHAN.match(line)
         )
         if exc and not (self.cur is None and exc["type"].endswith("Warning")):
-            if self.cur is None:
-                self.open()
             return self.exception(exc, i)
         return i + 1
 
-    def open(self) -> None:
+    def open(self) -> ParsedTraceback:
         self.close()
         self.cur = ParsedTraceback(None, "", kind="worker" if self.worker_next else "python", chained=self.chain)
         self.worker_next = False
         self.chain = None
+        return self.cur
 
     def close(self) -> None:
         if self.cur and (self.cur.frames or self.cur.exc_type):
@@ -200,18 +199,17 @@ class _Parser:
         self.cur = None
 
     def frame(self, m: re.Match, i: int) -> int:
-        if self.cur is None:
-            self.open()
+        cur = self.cur or self.open()
         code = ""
         nxt = self.lines[i + 1] if i + 1 < len(self.lines) else ""
         if _is_code(nxt, len(m["indent"])) and not (EXC.match(nxt) and not _looks_like_code(nxt)):
             code = nxt.strip()
             i += 1
-        self.cur.frames.append((m["file"], int(m["line"]), (m["func"] or "").strip(), code))
+        cur.frames.append((m["file"], int(m["line"]), (m["func"] or "").strip(), code))
         return i + 1
 
     def exception(self, m: re.Match, i: int) -> int:
-        cur = self.cur
+        cur = self.cur or self.open()
         cur.exc_type = m["type"]
         message = [(m["msg"] or "").strip().strip('"')]
         # A heading-like message ("Graph execution error:") continues on the following lines.
@@ -306,10 +304,10 @@ def is_library_file(file: str) -> bool:
 
 def find_location(tracebacks: list[ParsedTraceback], repo_root: Path | None = None) -> dict | None:
     """The innermost frame in the user's code, trying the given tracebacks in order."""
-    for want_repo in (True, False) if repo_root else (False,):
+    for root in (repo_root, None) if repo_root else (None,):  # the repo's own files first
         for tb in tracebacks:
             for file, line, func, _code in reversed(tb.frames):
-                rel = _in_repo(file, repo_root) if want_repo else (None if _LIBRARY.search(file) else file)
+                rel = _in_repo(file, root) if root else (None if _LIBRARY.search(file) else file)
                 if rel:
                     return {"file": rel, "line": line, "function": func}
     return None

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.fixers.text import char_col, read_text, repo_files
+from bot.fixers.text import char_col, end_of, read_text, repo_files
 
 # How much a kind of site looks like "the config": a dict or YAML beats a call's keyword.
 _RANK = {"entry": 3, "yaml": 3, "assign": 3, "argparse": 2, "keyword": 1}
@@ -155,7 +155,7 @@ def _call_pairs(node: ast.Call, keys: tuple[str, ...]):
 
 def _site(rel: str, lines: list[str], value: ast.expr, key: str, kind: str) -> Site:
     line = lines[value.lineno - 1]
-    col, end = char_col(line, value.col_offset), char_col(line, value.end_col_offset)
+    col, end = char_col(line, value.col_offset), char_col(line, end_of(value)[1])
     return Site(rel, value.lineno, col, end, line[col:end], key, kind, line)
 
 

@@ -12,7 +12,7 @@ import os
 import re
 import signal
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -192,7 +192,7 @@ def plan_edits(worktree: Path, edits: list[Edit]) -> tuple[dict[str, str | None]
     return before, after
 
 
-def _write_all(worktree: Path, texts: dict[str, str | None]) -> None:
+def _write_all(worktree: Path, texts: Mapping[str, str | None]) -> None:
     for rel, text in texts.items():
         path = safe_path(worktree, rel)
         if text is None:

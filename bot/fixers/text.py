@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import os
 import re
 from collections.abc import Iterator
@@ -89,6 +90,14 @@ def _widen_until_unique(text: str, lines: list[str], first: int, last: int) -> t
 def char_col(line: str, byte_col: int) -> int:
     """`ast` columns count UTF-8 bytes; string slicing counts characters."""
     return len(line.encode("utf-8")[:byte_col].decode("utf-8", errors="ignore"))
+
+
+def end_of(node: ast.expr) -> tuple[int, int]:
+    """(end line, end byte column) of an expression from `ast.parse`, which sets both on every
+    node; the stubs allow None only for nodes built by hand."""
+    if node.end_lineno is None or node.end_col_offset is None:
+        raise ValueError(f"{type(node).__name__} node has no end position")
+    return node.end_lineno, node.end_col_offset
 
 
 def quoted(text: str) -> list[str]:

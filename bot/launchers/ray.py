@@ -105,7 +105,9 @@ class RayLauncher(Launcher):
                 submission_id=spec.run_id,
                 runtime_env=self.runtime_env(spec, worktree),
                 metadata={"fix_and_relaunch_branch": spec.branch[:200], "fix_and_relaunch_commit": spec.commit},
-                **self._entrypoint_resources(),
+                # None (not set in the repo's config) is Ray's own default: no reservation.
+                entrypoint_num_cpus=self.options.get("num_cpus"),
+                entrypoint_num_gpus=self.options.get("num_gpus"),
             )
         except BadInput:
             raise
@@ -145,13 +147,6 @@ class RayLauncher(Launcher):
             env[SCRIPT_VAR] = script
         env["WANDB_GIT_COMMIT"] = spec.commit  # for nodes that cannot follow the .git pointer
         return env
-
-    def _entrypoint_resources(self) -> dict[str, float]:
-        wanted = {
-            "entrypoint_num_cpus": self.options.get("num_cpus"),
-            "entrypoint_num_gpus": self.options.get("num_gpus"),
-        }
-        return {key: value for key, value in wanted.items() if value is not None}
 
     # -- status -----------------------------------------------------------------------
 
@@ -227,14 +222,12 @@ def excludes_for(worktree: Path) -> list[str]:
 def from_job_info(info: Any) -> LaunchStatus:
     """Ray's JobDetails (or JobInfo) as a LaunchStatus."""
     status = str(getattr(info.status, "value", info.status))
-    times = {
-        "started_at": _seconds(getattr(info, "start_time", None)),
-        "ended_at": _seconds(getattr(info, "end_time", None)),
-    }
+    started_at = _seconds(getattr(info, "start_time", None))
+    ended_at = _seconds(getattr(info, "end_time", None))
     if status in _STATES:
         state = _STATES[status]
         exit_code = getattr(info, "driver_exit_code", None) if state == "finished" else None
-        return LaunchStatus(state, exit_code=exit_code, **times)
+        return LaunchStatus(state, exit_code=exit_code, started_at=started_at, ended_at=ended_at)
     error_type = str(getattr(info, "error_type", None) or "")
     message = first_line(getattr(info, "message", None) or "")
     exit_code = getattr(info, "driver_exit_code", None)
@@ -242,12 +235,14 @@ def from_job_info(info: Any) -> LaunchStatus:
         return LaunchStatus(
             "crashed",
             exit_code=exit_code,
-            **times,
+            started_at=started_at,
+            ended_at=ended_at,
             reason=f"{error_type}: infrastructure failure (node failure or lost Ray actor): {message}",
         )
     if error_type == "JOB_ENTRYPOINT_COMMAND_ERROR" or exit_code is not None:
-        return LaunchStatus("failed", exit_code=exit_code, **times)
-    return LaunchStatus("failed", **times, reason=f"{error_type or status}: {message}")
+        return LaunchStatus("failed", exit_code=exit_code, started_at=started_at, ended_at=ended_at)
+    reason = f"{error_type or status}: {message}"
+    return LaunchStatus("failed", started_at=started_at, ended_at=ended_at, reason=reason)
 
 
 def write_tail(path: Path, text: str, limit: int) -> None:

@@ -36,6 +36,15 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+def _own_process_group() -> dict[str, Any]:
+    """Popen arguments that start the child in a process group of its own, so a stop signals
+    the whole job. `process_group` is new in Python 3.11; before it, the child's setpgrp does the
+    same (this process is a fresh single-threaded fork, where preexec_fn is safe)."""
+    if sys.version_info >= (3, 11):
+        return {"process_group": 0}
+    return {"preexec_fn": os.setpgrp}
+
+
 def supervise(spec: dict[str, Any]) -> dict[str, Any]:
     with open(spec["log_path"], "ab", buffering=0) as log:
         child = subprocess.Popen(
@@ -44,7 +53,7 @@ def supervise(spec: dict[str, Any]) -> dict[str, Any]:
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
-            process_group=0,
+            **_own_process_group(),
         )
     _forward_termination(spec, child.pid)
     status = {

@@ -83,6 +83,9 @@ class RepoContext:
     def _wandb_store(self, config: dict, branch_key: str):
         from bot.runs.wandb_api import WandbApiRunStore
 
+        api_key = self.settings.wandb_api_key
+        if api_key is None:  # not reached: only online_wandb settings, which have a key, come here
+            raise BadInput("reading runs from W&B needs WANDB_API_KEY")
         entity = config["wandb"]["entity"] or self.settings.wandb_entity
         project = config["wandb"]["project"] or self.settings.wandb_project
         if not entity or not project:
@@ -91,7 +94,7 @@ class RepoContext:
                 "wandb.project in .github/fix-and-relaunch.yml (or WANDB_ENTITY/WANDB_PROJECT)"
             )
         return WandbApiRunStore(
-            api_key=self.settings.wandb_api_key,
+            api_key=api_key,
             base_url=self.settings.wandb_base_url,
             entity=entity,
             project=project,

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import math
+from typing import SupportsFloat, SupportsIndex
 
 LOSS_KEYS = ("loss", "train/loss", "train_loss", "training_loss")
 DIVERGENCE_FACTOR = 10.0  # the loss grew tenfold over its early minimum…
 RISING_STEPS = 3  # …and rose on each of the last steps
+# What float() accepts: text, bytes-likes, and objects with __float__ or __index__.
+_FLOAT_INPUTS = (str, bytes, bytearray, memoryview, SupportsFloat, SupportsIndex)
 
 
 def loss_key(rows: list[dict]) -> str | None:
@@ -21,8 +24,8 @@ def loss_key(rows: list[dict]) -> str | None:
 
 def as_float(value: object) -> float | None:
     """W&B stores NaN and infinities as strings in JSON; numbers may also arrive as text."""
-    if isinstance(value, bool) or value is None:
-        return None
+    if isinstance(value, bool) or not isinstance(value, _FLOAT_INPUTS):
+        return None  # None, lists, dicts: float() would refuse them
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -34,8 +37,8 @@ def loss_problem(rows: list[dict]) -> str | None:
     key = loss_key(rows)
     if key is None:
         return None
-    points = [(row.get("_step"), as_float(row[key])) for row in rows if key in row]
-    points = [(step, value) for step, value in points if value is not None]
+    read = [(row.get("_step"), as_float(row[key])) for row in rows if key in row]
+    points = [(step, value) for step, value in read if value is not None]
     for step, value in points:
         if not math.isfinite(value):
             return f"{key} is {value} at step {step}"

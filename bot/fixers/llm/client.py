@@ -187,7 +187,7 @@ class Conversation:
     feedback: str | None = None
     messages: list[dict] = field(default_factory=list)
     tokens: dict = field(default_factory=lambda: {"input": 0, "output": 0, "cache_read": 0, "cache_write": 0})
-    context: PromptContext | None = None
+    context: PromptContext = field(init=False)  # built from ctx in __post_init__
     _last_tool_id: str | None = None
 
     def __post_init__(self) -> None:
@@ -295,26 +295,27 @@ def api_error_message(exc: Exception, tries: int) -> str:
     """One line for a human; the client has already retried what is worth retrying."""
     import anthropic
 
-    tries = f"{tries} {'try' if tries == 1 else 'tries'}"
+    after = f"{tries} {'try' if tries == 1 else 'tries'}"
     if isinstance(exc, anthropic.APITimeoutError):
-        return f"Anthropic API timed out after {tries}"
+        return f"Anthropic API timed out after {after}"
     if isinstance(exc, anthropic.APIConnectionError):
-        return f"cannot reach the Anthropic API after {tries}"
+        return f"cannot reach the Anthropic API after {after}"
     if not isinstance(exc, anthropic.APIStatusError):
         return f"Anthropic API call failed: {type(exc).__name__}"
     status, detail = exc.status_code, _error_detail(exc)
     if status == 529 or "overloaded" in detail:
-        return f"Anthropic API overloaded after {tries}"
+        return f"Anthropic API overloaded after {after}"
     if status == 429:
-        return f"Anthropic API rate limit still hit after {tries}"
+        return f"Anthropic API rate limit still hit after {after}"
     if status >= 500:
-        return f"Anthropic API server error {status} after {tries} ({detail})"
+        return f"Anthropic API server error {status} after {after} ({detail})"
     return f"Anthropic API refused the request: {status} {detail}"
 
 
 def _error_detail(exc: Any) -> str:
     body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error") if isinstance(body.get("error"), dict) else body
+    nested = body.get("error")
+    error = nested if isinstance(nested, dict) else body
     kind, message = error.get("type", ""), error.get("message", "")
     return f"{kind}: {message}".strip(": ") or "no details"
 

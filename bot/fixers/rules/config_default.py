@@ -12,7 +12,7 @@ import yaml
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.config_evidence import Value, as_python, as_yaml, find_value
 from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.text import char_col, failing_file, line_edit, quoted, read_text, repo_files, repo_path
+from bot.fixers.text import char_col, end_of, failing_file, line_edit, quoted, read_text, repo_files, repo_path
 
 _OMEGACONF = ("ConfigAttributeError", "ConfigKeyError", "MissingMandatoryValue")
 _OMEGACONF_KEY = (
@@ -56,6 +56,8 @@ def add_config_default(ctx: FixContext) -> FixProposal | None:
     if value is None:
         return None
     text = read_text(ctx.worktree, target)
+    if text is None:  # _targets has just read it; gone or unreadable since
+        return None
     if targets[0].dict_name:
         changes = _python_insert(text, targets[0].dict_name, missing, value)
     else:
@@ -173,7 +175,7 @@ def _config_dicts(text: str) -> list[tuple[str, ast.Dict]]:
 
 def _nested(node: ast.Dict, parents: list[str]) -> ast.Dict | None:
     for parent in parents:
-        node = next(
+        child = next(
             (
                 v
                 for k, v in zip(node.keys, node.values, strict=False)
@@ -181,8 +183,9 @@ def _nested(node: ast.Dict, parents: list[str]) -> ast.Dict | None:
             ),
             None,
         )
-        if node is None:
+        if child is None:
             return None
+        node = child
     return node
 
 
@@ -214,9 +217,9 @@ def _python_insert(text: str, dict_name: str, missing: MissingKey, value: Value)
     last_key, last_value = node.keys[-1], node.values[-1]
     quote = _quote_style(lines, node)
     entry = f"{quote}{missing.key}{quote}: {as_python(value, quote)}"
-    line_no = last_value.end_lineno
+    line_no, end_byte = end_of(last_value)
     line = lines[line_no - 1]
-    end = char_col(line, last_value.end_col_offset)
+    end = char_col(line, end_byte)
     comma = re.match(r"\s*,", line[end:])
     if node.end_lineno == line_no:  # `{...}` closes on this line: insert inline
         at = end + comma.end() if comma else end
@@ -238,7 +241,7 @@ def _indent(lines: list[str], node: ast.expr) -> str:
     line = lines[node.lineno - 1]
     col = char_col(line, node.col_offset)
     before = line[:col]
-    return before if not before.strip() else re.match(r"\s*", line).group(0)
+    return before if not before.strip() else _leading_space(line)
 
 
 def _yaml_insert(text: str, missing: MissingKey, value: Value) -> dict[int, str]:
@@ -281,5 +284,9 @@ def _yaml_block(lines: list[str], parents: list[str]) -> tuple[int | None, int, 
         child = next((lines[n] for n in range(body, stop) if lines[n].strip()), None)
         if child is None:
             return None, 0, ""
-        start, end, indent = body, stop, re.match(r"\s*", child).group(0)
+        start, end, indent = body, stop, _leading_space(child)
     return start, end, indent
+
+
+def _leading_space(line: str) -> str:
+    return line[: len(line) - len(line.lstrip())]

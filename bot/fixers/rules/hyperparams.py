@@ -16,19 +16,22 @@ LR_KEYS = ("lr", "learning_rate")
 
 
 def lower_batch_size(ctx: FixContext) -> FixProposal | None:
-    sites = [s for s in find_sites(ctx.worktree, BATCH_KEYS) if isinstance(number(s.text), int)]
+    sites = [s for s in find_sites(ctx.worktree, BATCH_KEYS) if _count(s) is not None]
     batch = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
-    if batch is None or number(batch.text) <= 1:
+    old = _count(batch) if batch else None
+    if batch is None or old is None or old <= 1:
         return None
-    old = number(batch.text)
+    text = read_text(ctx.worktree, batch.path)
+    if text is None:  # find_sites has just read it; gone or unreadable since
+        return None
     changes = {batch.line: batch.with_value(str(old // 2))}
     accum = _accum_beside(ctx, batch)
-    if accum is not None:
+    accum_count = _count(accum) if accum else None  # never None for a site _accum_beside picks
+    if accum is not None and accum_count is not None:
         line = changes.get(accum.line, accum.line_text)
         shift = len(line) - len(accum.line_text)  # same line as batch_size: columns moved
         col = accum.col + (shift if accum.col > batch.col else 0)
-        changes[accum.line] = line[:col] + str(number(accum.text) * 2) + line[col + len(accum.text) :]
-    text = read_text(ctx.worktree, batch.path)
+        changes[accum.line] = line[:col] + str(accum_count * 2) + line[col + len(accum.text) :]
     description = f"halve batch size {old} → {old // 2} in {batch.path}"
     if accum is not None:
         description += f" and double {accum.key} to keep the effective batch"
@@ -51,11 +54,15 @@ def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:
 def _accum_beside(ctx: FixContext, batch: Site) -> Site | None:
     """Gradient accumulation set beside the batch size (same dict, call, parser or YAML file)."""
     sites = [
-        s
-        for s in file_sites(ctx.worktree, batch.path, ACCUM_KEYS)
-        if s.scope == batch.scope and isinstance(number(s.text), int) and number(s.text) >= 1
+        s for s in file_sites(ctx.worktree, batch.path, ACCUM_KEYS) if s.scope == batch.scope and (_count(s) or 0) >= 1
     ]
     return best_site(sites, ctx.run_config)
+
+
+def _count(site: Site) -> int | None:
+    """The site's value when it is a whole number (a batch size, an accumulation count)."""
+    value = number(site.text)
+    return value if isinstance(value, int) else None
 
 
 def lower_lr(ctx: FixContext) -> FixProposal | None:
@@ -64,13 +71,14 @@ def lower_lr(ctx: FixContext) -> FixProposal | None:
     if site is None:
         return None
     new = divide_by_ten(site.text)
-    if new is None:
+    text = read_text(ctx.worktree, site.path)
+    if new is None or text is None:  # text: find_sites has just read it; gone or unreadable since
         return None
     return FixProposal(
         fixer="rule:lower-lr",
         description=f"lower learning rate {site.text} → {new} in {site.path}",
         root_cause=f"The loss diverged to NaN/inf with {site.key}={site.text}; a 10x smaller step keeps it finite.",
-        edits=line_edit(site.path, read_text(ctx.worktree, site.path), {site.line: site.with_value(new)}),
+        edits=line_edit(site.path, text, {site.line: site.with_value(new)}),
         evidence=_evidence(ctx, [site]),
     )
 
@@ -88,8 +96,11 @@ def divide_by_ten(literal: str) -> str | None:
     except InvalidOperation:
         return None
     tenth = value.scaleb(-1).normalize()
+    value_exp, tenth_exp = value.as_tuple().exponent, tenth.as_tuple().exponent
+    if not isinstance(value_exp, int) or not isinstance(tenth_exp, int):
+        return None  # NaN or Infinity (a letter for exponent): no tenth to write
     # Keep as many decimals as the original had (10.0 → 1.0, not 1.00 or 1), more only if needed.
-    places = max(-value.as_tuple().exponent, -tenth.as_tuple().exponent, 0)
+    places = max(-value_exp, -tenth_exp, 0)
     return f"{tenth:.{places}f}"
 
 

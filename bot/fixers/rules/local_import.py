@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bot.fixers.distributions import distribution_for
 from bot.fixers.imports import CUTOFF, MissingImport, local_package_dir, missing_import, modules_in
-from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.text import char_col, failing_file, line_edit, read_text, repo_files
 
 
@@ -52,15 +52,18 @@ def _closest_module(base: Path, module: str) -> tuple[str, str] | None:
 
 
 def _closest_name(base: Path, missing: MissingImport) -> tuple[str, str] | None:
+    name = missing.name
+    if name is None:  # a whole module is missing: _closest_module's case
+        return None
     path = base.joinpath(*missing.module.split("."))
     source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     names = modules_in(path) if path.is_dir() else []
     if source.is_file():
         names += _defined_names(source.read_text(encoding="utf-8", errors="replace"))
-    if missing.name in names:
+    if name in names:
         return None
-    close = difflib.get_close_matches(missing.name, names, n=1, cutoff=CUTOFF)
-    return (missing.name, close[0]) if close else None
+    close = difflib.get_close_matches(name, names, n=1, cutoff=CUTOFF)
+    return (name, close[0]) if close else None
 
 
 def _defined_names(text: str) -> list[str]:
@@ -80,13 +83,18 @@ def _defined_names(text: str) -> list[str]:
     return names
 
 
-def _edits(ctx: FixContext, beside: str | None, missing: MissingImport, old: str, new: str):
+def _edits(
+    ctx: FixContext, beside: str | None, missing: MissingImport, old: str, new: str
+) -> tuple[list[Edit], list[str]]:
     """Edits of the file at the traceback location; of every file with that import when the
     location does not hold it."""
-    edits, evidence = [], [missing.line]
+    edits: list[Edit] = []
+    evidence = [missing.line]
     candidates = [beside] if beside else []
     for rel in candidates + [f for f in repo_files(ctx.worktree, (".py",)) if f != beside]:
         text = read_text(ctx.worktree, rel)
+        if text is None:
+            continue  # unreadable: nothing to rewrite
         changes = _rewrite(text, missing, old, new)
         if changes:
             edits += line_edit(rel, text, changes)
@@ -97,10 +105,8 @@ def _edits(ctx: FixContext, beside: str | None, missing: MissingImport, old: str
     return edits, evidence
 
 
-def _rewrite(text: str | None, missing: MissingImport, old: str, new: str) -> dict[int, str]:
+def _rewrite(text: str, missing: MissingImport, old: str, new: str) -> dict[int, str]:
     """Changed lines (1-based → new text) of a file whose imports use the missing module/name."""
-    if text is None:
-        return {}
     try:
         tree = ast.parse(text)
     except SyntaxError:

@@ -27,7 +27,9 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
         return None
     missing, message = found
     rel = _relative(ctx.worktree, missing)
-    fixed = _closest_existing(ctx.worktree, rel) if rel else None
+    if not rel:
+        return None
+    fixed = _closest_existing(ctx.worktree, rel)
     if fixed is None:
         return None
     site = _literal_site(ctx, missing, rel)
@@ -38,6 +40,8 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
     if new_literal is None:
         return None
     text = read_text(ctx.worktree, path)
+    if text is None:  # _literal_site has just found the literal in it; gone or unreadable since
+        return None
     changes = _replace_quoted(text, literal, new_literal)
     return FixProposal(
         fixer="rule:closest-path",

@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import sys
 
+from bot.core.secrets import HasSecrets, Redactor
 from bot.loop.inspect import Inspection
 from bot.runs.model import RunInfo
 
 
-def print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
+def print_json(data: object, settings: HasSecrets) -> None:
+    """`data` as JSON on stdout, every string in it redacted with the settings' secrets, last
+    (after `default=str` has turned other objects into strings)."""
+    plain = json.loads(json.dumps(data, default=str))
+    json.dump(Redactor.from_settings(settings).value(plain), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             outcome = _resumable_fix(ctx, request, steps_path, progress)
     if args.json:
-        output.print_json(outcome.to_json())
+        output.print_json(outcome.to_json(), settings)
     else:
         print(outcome.comment)
     return 1 if outcome.action == Action.GAVE_UP else 0

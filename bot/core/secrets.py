@@ -77,12 +77,10 @@ FORMATS: tuple[TokenFormat, ...] = (
     _format("gitlab", _NOT_AFTER_ALNUM + r"glpat-[A-Za-z0-9_\-]{20,}"),
     _format("slack", _NOT_AFTER_ALNUM + r"xox[abposr]-[A-Za-z0-9\-]{10,}"),
     _format("slack-app", _NOT_AFTER_ALNUM + r"xapp-\d-[A-Za-z0-9\-]{10,}"),
-    _format(
-        "slack-webhook", r"https://hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9/_\-]{8,})", "s"
-    ),
+    _format("slack-webhook", r"\bhooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9/_\-]{8,})", "s"),
     _format(
         "discord-webhook",
-        r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/\d+/(?P<s>[A-Za-z0-9_\-]{20,})",
+        r"\bdiscord(?:app)?\.com/api/webhooks/\d+/(?P<s>[A-Za-z0-9_\-]{20,})",
         "s",
     ),
     _format("sendgrid", _NOT_AFTER_ALNUM + r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
@@ -118,7 +116,7 @@ _PORT = re.compile(r"\d{1,5}(?:[/?#]|$)")
 # dotted words cannot make the search quadratic.
 _PAIR = re.compile(
     r"""(?P<name>\b[A-Za-z_][\w.\-]{0,100})(?P<q1>["']?)[ \t]*[:=][ \t]*"""
-    r"""(?:(?P<q>["'])(?P<qval>[^"'\n]*)(?P=q)|(?P<val>\[[^\[\]\n]{0,40}\]|[^\s"',;&}\])]+))"""
+    r"""(?:(?P<q>["'])(?P<qval>[^"'\n]*)(?P=q)|(?P<val>\[[^\[\]\n]{0,40}\]|[^\s"',;}\])]+))"""
 )
 _FLAG = re.compile(r"(?<![\w-])--(?P<name>[A-Za-z][\w\-]{0,60})[ \t]+(?P<val>[^\s\"'\-][^\s\"']*)")
 
@@ -146,8 +144,10 @@ _TOKENISH = re.compile(r"^(?=.*\d)(?=.*[A-Za-z])[A-Za-z0-9_+/=.\-]{16,}$")
 _HEX = re.compile(r"[0-9a-fA-F]+")
 _SEGMENT = re.compile(r"[A-Za-z0-9+=]{12,}")
 
-# Markdown escapes (any ASCII punctuation after `\`) and zero-width spaces: read through them.
+# Markdown escapes (any ASCII punctuation after `\`), the `\n` of a repr or of JSON, and
+# zero-width spaces: read through them.
 _ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_STRING_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 _ZWSP = "\u200b"
 
 
@@ -207,10 +207,14 @@ class Redactor:
 
 
 def _named_values(text: str) -> Iterator[Span]:
-    for m in _PAIR.finditer(text):
+    pos = 0
+    while m := _PAIR.search(text, pos):
         group = "qval" if m.group("q") else "val"
         if m.group(group) and is_secret(m.group("name"), m.group(group)):
             yield m.start(group), m.end(group), REDACTED
+            pos = m.end()
+        else:  # the value may itself name the next pair: `Root cause: DB_PASSWORD=…`
+            pos = m.start(group) if m.group(group) else m.end()
     for m in _FLAG.finditer(text):
         name = m.group("name")
         if _SECRET_NAME.search(name) and not _TOKENIZER_NAME.search(name) and not _NOT_A_SECRET.fullmatch(m["val"]):
@@ -253,6 +257,9 @@ def _readable(text: str) -> tuple[str, list[int] | None]:
         if c == "\\" and i + 1 < n and text[i + 1] in _ESCAPABLE:
             i += 1
             c = text[i]
+        elif c == "\\" and i + 1 < n and text[i + 1] in _STRING_ESCAPES:  # `\n` in a repr or JSON
+            i += 1
+            c = _STRING_ESCAPES[text[i]]
         elif c == _ZWSP:
             i += 1
             continue

@@ -22,8 +22,10 @@ text: only the secrets the caller knows, and URL userinfo, go (as `***`).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
+import string
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,70 +44,101 @@ class HasSecrets(Protocol):
 
 @dataclass(frozen=True)
 class TokenFormat:
-    """A secret recognised by its shape, wherever it appears; `group` is the part to replace."""
+    """A secret recognised by its shape, wherever it appears; `group` is the part to replace.
+    The pattern runs only on text that holds one of `hints` (lower case): most text holds none,
+    and a scan per format would dominate the time redaction takes."""
 
     name: str
     pattern: re.Pattern[str]
+    hints: tuple[str, ...]
     group: int | str = 0
     replacement: str = REDACTED
+    # A match counts only where no letter or digit comes before it (`ghp_` may follow `_` or `=`).
+    # Checked here, not in the pattern: a pattern that starts with its literal prefix is found
+    # many times faster than one that starts with a look-behind.
+    word_start: bool = False
 
 
-def _format(name: str, pattern: str, group: int | str = 0, flags: int = 0, replacement: str = REDACTED) -> TokenFormat:
-    return TokenFormat(name, re.compile(pattern, flags), group, replacement)
+def _format(
+    name: str,
+    hints: str,
+    pattern: str,
+    group: int | str = 0,
+    flags: int = 0,
+    replacement: str = REDACTED,
+    word_start: bool = True,
+) -> TokenFormat:
+    return TokenFormat(name, re.compile(pattern, flags), tuple(hints.split()), group, replacement, word_start)
 
 
-_NOT_AFTER_ALNUM = r"(?<![A-Za-z0-9])"  # a prefix such as `ghp_` may follow `_` or `=`, not a letter
+_ALNUM = frozenset(string.ascii_letters + string.digits)
 _URL_HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])"
 
 FORMATS: tuple[TokenFormat, ...] = (
     # PEM private keys (also PGP blocks), and a block cut off by the end of a log tail.
     _format(
         "pem",
+        "private",
         r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----.*?(?:-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----|\Z)",
         flags=re.S,
         replacement=REDACTED_KEY,
+        word_start=False,
     ),
-    _format("github", _NOT_AFTER_ALNUM + r"(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})"),
-    _format("anthropic", _NOT_AFTER_ALNUM + r"sk-ant-[A-Za-z0-9_\-]{8,}"),
-    _format("openai", _NOT_AFTER_ALNUM + r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
-    _format("stripe", _NOT_AFTER_ALNUM + r"[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
-    _format("aws-access-key-id", r"\b(?:AKIA|ASIA)[A-Z0-9]{16}\b"),
-    _format("google-api-key", _NOT_AFTER_ALNUM + r"AIza[0-9A-Za-z_\-]{35}"),
-    _format("huggingface", _NOT_AFTER_ALNUM + r"hf_[A-Za-z0-9]{30,}"),
-    _format("pypi", _NOT_AFTER_ALNUM + r"pypi-[A-Za-z0-9_\-]{50,}"),
-    _format("npm", _NOT_AFTER_ALNUM + r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
-    _format("gitlab", _NOT_AFTER_ALNUM + r"glpat-[A-Za-z0-9_\-]{20,}"),
-    _format("slack", _NOT_AFTER_ALNUM + r"xox[abposr]-[A-Za-z0-9\-]{10,}"),
-    _format("slack-app", _NOT_AFTER_ALNUM + r"xapp-\d-[A-Za-z0-9\-]{10,}"),
-    _format("slack-webhook", r"\bhooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9/_\-]{8,})", "s"),
+    _format(
+        "github",
+        "ghp_ gho_ ghu_ ghs_ ghr_ github_pat_",
+        r"(?:gh[pousr]_[A-Za-z0-9]{16,}|github_pat_[A-Za-z0-9_]{20,})",
+    ),
+    _format("anthropic", "sk-ant-", r"sk-ant-[A-Za-z0-9_\-]{8,}"),
+    _format("openai", "sk-", r"sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{16,}"),
+    _format("stripe", "k_live_ k_test_", r"[rs]k_(?:live|test)_[A-Za-z0-9]{16,}"),
+    _format("aws-access-key-id", "akia asia", r"A(?:KIA|SIA)[A-Z0-9]{16}\b"),
+    _format("google-api-key", "aiza", r"AIza[0-9A-Za-z_\-]{35}"),
+    _format("huggingface", "hf_", r"hf_[A-Za-z0-9]{30,}"),
+    _format("pypi", "pypi-", r"pypi-[A-Za-z0-9_\-]{50,}"),
+    _format("npm", "npm_", r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    _format("gitlab", "glpat-", r"glpat-[A-Za-z0-9_\-]{20,}"),
+    _format("slack", "xox", r"xox[abposr]-[A-Za-z0-9\-]{10,}"),
+    _format("slack-app", "xapp-", r"xapp-\d-[A-Za-z0-9\-]{10,}"),
+    _format(
+        "slack-webhook",
+        "hooks.slack.com",
+        r"hooks\.slack\.com/(?:services|workflows|triggers)/(?P<s>[A-Za-z0-9/_\-]{8,})",
+        "s",
+        word_start=False,
+    ),
     _format(
         "discord-webhook",
-        r"\bdiscord(?:app)?\.com/api/webhooks/\d+/(?P<s>[A-Za-z0-9_\-]{20,})",
+        "/api/webhooks/",
+        r"discord(?:app)?\.com/api/webhooks/\d+/(?P<s>[A-Za-z0-9_\-]{20,})",
         "s",
+        word_start=False,
     ),
-    _format("sendgrid", _NOT_AFTER_ALNUM + r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
-    _format("databricks", _NOT_AFTER_ALNUM + r"dapi[0-9a-f]{32}(?![0-9a-f])"),
-    _format("replicate", _NOT_AFTER_ALNUM + r"r8_[A-Za-z0-9]{37}(?![A-Za-z0-9])"),
-    _format("jwt", _NOT_AFTER_ALNUM + r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
-    _format("wandb-local", r"\blocal-[0-9a-f]{20,}\b"),
-    _format("wandb-login", r"(?i)\bwandb\s+login\s+(?:--?[\w-]+(?:[= ]\S+)?\s+)*(?P<s>[0-9a-f]{40})\b", "s"),
-    _format("netrc", r"(?i)\bmachine\s+\S+\s+login\s+\S+\s+password\s+(?P<s>\S+)", "s"),
-    _format("netrc-password", r"(?i)\bpassword\s+(?P<s>[0-9a-f]{40})\b", "s"),
+    _format("sendgrid", "sg.", r"SG\.[A-Za-z0-9_\-]{16,}\.[A-Za-z0-9_\-]{16,}"),
+    _format("databricks", "dapi", r"dapi[0-9a-f]{32}(?![0-9a-f])"),
+    _format("replicate", "r8_", r"r8_[A-Za-z0-9]{37}(?![A-Za-z0-9])"),
+    _format("jwt", "eyj", r"eyJ[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}\.[A-Za-z0-9_\-]{8,}"),
+    _format("wandb-local", "local-", r"local-[0-9a-f]{20,}\b"),
+    _format("wandb-login", "login", r"(?i)wandb\s+login\s+(?:--?[\w-]+(?:[= ]\S+)?\s+)*(?P<s>[0-9a-f]{40})\b", "s"),
+    _format("netrc", "machine", r"(?i)machine\s+\S+\s+login\s+\S+\s+password\s+(?P<s>\S+)", "s"),
+    _format("netrc-password", "password", r"(?i)password\s+(?P<s>[0-9a-f]{40})\b", "s"),
     _format(
         "authorization",
-        r"(?i)\b(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest)\s+)?(?P<s>[^\s\"',)]+)",
+        "authorization",
+        r"(?i)(?:proxy-)?authorization[\"']?\s*[:=]\s*[\"']?(?:(?:bearer|basic|token|digest)\s+)?(?P<s>[^\s\"',)]+)",
         "s",
     ),
-    _format("bearer", r"(?i)\bbearer\s+(?P<s>[A-Za-z0-9._~+/=\-]{8,})", "s"),
-    _format("x-access-token", r"x-access-token:(?P<s>[^@\s]+)@", "s"),
+    _format("bearer", "bearer", r"(?i)bearer\s+(?P<s>[A-Za-z0-9._~+/=\-]{8,})", "s"),
+    _format("x-access-token", "x-access-token:", r"x-access-token:(?P<s>[^@\s]+)@", "s", word_start=False),
     # scheme://user:password@host — the password may hold `/`, `@` and `:`: it runs to the last
-    # `@` that a host follows. Bounded, so a long line cannot make the search quadratic.
+    # `@` that a host follows. Bounded, so a long line cannot make the search quadratic. The
+    # scheme is not part of the pattern: `://` alone is found fast.
     _format(
         "url-credentials",
-        r"\b[A-Za-z][A-Za-z0-9+.\-]{0,30}://[^\s:/@\"'<>`]{0,128}:(?P<s>[^\s\"'<>`]{1,256})@(?="
-        + _URL_HOST
-        + r"(?:[:/?#\s\"'<>`),;\]|\\]|$))",
+        "://",
+        r"://[^\s:/@\"'<>`]{0,128}:(?P<s>[^\s\"'<>`]{1,256})@(?=" + _URL_HOST + r"(?:[:/?#\s\"'<>`),;\]|\\]|$))",
         "s",
+        word_start=False,
     ),
 )
 
@@ -118,6 +151,7 @@ _PAIR = re.compile(
     r"""(?P<name>\b[A-Za-z_][\w.\-]{0,100})(?P<q1>["']?)[ \t]*[:=][ \t]*"""
     r"""(?:(?P<q>["'])(?P<qval>[^"'\n]*)(?P=q)|(?P<val>\[[^\[\]\n]{0,40}\]|[^\s"',;}\])]+))"""
 )
+_SEPARATOR = re.compile(r"[\"']?[ \t]*[:=]")
 _FLAG = re.compile(r"(?<![\w-])--(?P<name>[A-Za-z][\w\-]{0,60})[ \t]+(?P<val>[^\s\"'\-][^\s\"']*)")
 
 # Names whose value is a secret whatever it looks like.
@@ -146,7 +180,7 @@ _SEGMENT = re.compile(r"[A-Za-z0-9+=]{12,}")
 
 # Markdown escapes (any ASCII punctuation after `\`), the `\n` of a repr or of JSON, and
 # zero-width spaces: read through them.
-_ESCAPABLE = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_READ_THROUGH = re.compile(r"\\([!-/:-@\[-`{-~])|\\([nrt])|\u200b")
 _STRING_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
 _ZWSP = "\u200b"
 
@@ -198,8 +232,13 @@ class Redactor:
             while start >= 0:
                 yield start, start + len(secret), REDACTED
                 start = text.find(secret, start + len(secret))
+        lowered = text.lower()
         for fmt in FORMATS:
+            if not any(hint in lowered for hint in fmt.hints):
+                continue
             for m in fmt.pattern.finditer(text):
+                if fmt.word_start and m.start() > 0 and text[m.start() - 1] in _ALNUM:
+                    continue
                 start, end = m.span(fmt.group)
                 if start < end and not (fmt.name == "url-credentials" and _PORT.match(m.group(fmt.group))):
                     yield start, end, fmt.replacement
@@ -213,12 +252,20 @@ def _named_values(text: str) -> Iterator[Span]:
         if m.group(group) and is_secret(m.group("name"), m.group(group)):
             yield m.start(group), m.end(group), REDACTED
             pos = m.end()
-        else:  # the value may itself name the next pair: `Root cause: DB_PASSWORD=…`
-            pos = m.start(group) if m.group(group) else m.end()
+        elif _names_a_pair(text, m, group):  # `Root cause: DB_PASSWORD=…`
+            pos = m.start(group)
+        else:
+            pos = m.end()
     for m in _FLAG.finditer(text):
         name = m.group("name")
         if _SECRET_NAME.search(name) and not _TOKENIZER_NAME.search(name) and not _NOT_A_SECRET.fullmatch(m["val"]):
             yield m.start("val"), m.end("val"), REDACTED
+
+
+def _names_a_pair(text: str, m: re.Match[str], group: str) -> bool:
+    """Whether a pair's value is itself the name of the next pair."""
+    value = m.group(group)
+    return bool(value) and ("=" in value or ":" in value or bool(_SEPARATOR.match(text, m.end())))
 
 
 def is_secret(name: str, value: str) -> bool:
@@ -244,29 +291,45 @@ def _looks_random(value: str) -> bool:
     return False
 
 
-def _readable(text: str) -> tuple[str, list[int] | None]:
-    """`text` as a reader sees it (markdown escapes and zero-width spaces dropped), and where
-    each of its characters is in `text` (None: the same place)."""
+class _Positions:
+    """Where each character of a view is in the text it was read from: runs of characters that
+    are contiguous in both, looked up by bisection (a list per character would cost 1 MB per MB)."""
+
+    def __init__(self) -> None:
+        self.view: list[int] = []  # where each run starts in the view
+        self.text: list[int] = []  # ... and in the text
+
+    def add(self, view_at: int, text_at: int) -> None:
+        self.view.append(view_at)
+        self.text.append(text_at)
+
+    def __getitem__(self, k: int) -> int:
+        run = bisect.bisect_right(self.view, k) - 1
+        return self.text[run] + (k - self.view[run])
+
+
+def _readable(text: str) -> tuple[str, _Positions | None]:
+    """`text` as a reader sees it (markdown and string escapes read, zero-width spaces dropped),
+    and where each of its characters is in `text` (None: the same place)."""
     if "\\" not in text and _ZWSP not in text:
         return text, None
-    chars: list[str] = []
-    where: list[int] = []
-    i, n = 0, len(text)
-    while i < n:
-        c = text[i]
-        if c == "\\" and i + 1 < n and text[i + 1] in _ESCAPABLE:
-            i += 1
-            c = text[i]
-        elif c == "\\" and i + 1 < n and text[i + 1] in _STRING_ESCAPES:  # `\n` in a repr or JSON
-            i += 1
-            c = _STRING_ESCAPES[text[i]]
-        elif c == _ZWSP:
-            i += 1
-            continue
-        chars.append(c)
-        where.append(i)
-        i += 1
-    return "".join(chars), where
+    pieces: list[str] = []
+    where = _Positions()
+    length = done = 0
+    for m in _READ_THROUGH.finditer(text):
+        if m.start() > done:
+            where.add(length, done)
+            pieces.append(text[done : m.start()])
+            length += m.start() - done
+        if m.group(1) is not None or m.group(2) is not None:  # `\_` reads `_`, `\n` a newline
+            where.add(length, m.start() + 1)
+            pieces.append(m.group(1) if m.group(1) is not None else _STRING_ESCAPES[m.group(2)])
+            length += 1
+        done = m.end()
+    if done < len(text):
+        where.add(length, done)
+        pieces.append(text[done:])
+    return "".join(pieces), where
 
 
 def _merge(spans: Iterable[Span]) -> list[Span]:
@@ -281,7 +344,7 @@ def _merge(spans: Iterable[Span]) -> list[Span]:
     return merged
 
 
-def _replace(text: str, spans: list[Span], where: list[int] | None) -> str:
+def _replace(text: str, spans: list[Span], where: _Positions | None) -> str:
     out: list[str] = []
     done = 0
     for start, end, label in spans:
@@ -293,7 +356,7 @@ def _replace(text: str, spans: list[Span], where: list[int] | None) -> str:
     return "".join(out)
 
 
-def _escape_start(text: str, where: list[int], start: int) -> int:
+def _escape_start(text: str, where: _Positions, start: int) -> int:
     """Where the span starting at view position `start` starts in `text`: an escaping backslash
     just before it goes with it (a literal one, itself escaped, stays)."""
     at = where[start]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.core.secrets import FORMATS
 from tests.support.output_boundaries import Outputs
 from tests.support.secrets_corpus import EVIDENCE, SECRETS, kept, leaks
 
@@ -42,6 +43,13 @@ def test_the_corpus_is_large_enough_and_every_output_is_tested(outputs):
     assert len({s.name for s in SECRETS}) == len(SECRETS) >= 25
     assert len({e.name for e in EVIDENCE}) == len(EVIDENCE) >= 15
     assert sorted(outputs.boundaries()) == sorted(BOUNDARIES)
+
+
+def test_every_format_is_in_the_corpus_and_found_through_its_hint():
+    for fmt in FORMATS:
+        carriers = [s.carrier for s in SECRETS if fmt.pattern.search(s.carrier)]
+        assert carriers, f"no carrier of the corpus is a {fmt.name}"
+        assert all(any(h in c.lower() for h in fmt.hints) for c in carriers), fmt.name
 
 
 @pytest.mark.parametrize("boundary", BOUNDARIES)

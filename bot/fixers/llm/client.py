@@ -335,9 +335,20 @@ def parse_tool_input(data: Any) -> dict:
     return {
         "root_cause": data["root_cause"].strip(),
         "explanation": data["explanation"].strip(),
-        "description": description[:DESCRIPTION_MAX],
+        "description": _cut_at_word(description, DESCRIPTION_MAX),
         "edits": edits,
     }
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    """At most `limit` characters, cut between words: half a token would not be recognised as one
+    by the redaction that runs on the commit subject and the comment."""
+    if len(text) <= limit:
+        return text
+    if text[limit].isspace() or text[limit - 1].isspace():  # the cut falls between words
+        return text[:limit].rstrip()
+    words = text[:limit].rsplit(None, 1)
+    return words[0].rstrip() if len(words) == 2 else text[:limit]
 
 
 def _parse_edit(i: int, raw: Any) -> Edit:

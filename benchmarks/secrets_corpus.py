@@ -3,8 +3,8 @@ and how fast redaction reads a log.
 
 Usage: python benchmarks/secrets_corpus.py [--no-server]
 Each secret format's carrier and each evidence string goes through each output (PR comments,
-check runs, app messages, branch doc, commit message, LLM prompt and request, logs, JSON output,
-stderr, and the log of a real `serve` process unless --no-server). Done when: 0 leaks, 0 destroyed.
+check runs, app messages, branch doc, commit message, LLM prompt and request, logs, JSON and
+terminal output, progress lines, stderr, and the log of a real `serve` process unless --no-server). Done when: 0 leaks, 0 destroyed.
 """
 
 from __future__ import annotations

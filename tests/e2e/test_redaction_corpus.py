@@ -27,6 +27,8 @@ BOUNDARIES = [
     "llm_request",
     "log",
     "json_output",
+    "terminal_text",
+    "progress",
     "stderr",
     "serve_log",
 ]

@@ -143,6 +143,8 @@ class Outputs:
             "llm_request": self.llm_request,
             "log": self.log,
             "json_output": self.json_output,
+            "terminal_text": self.terminal_text,
+            "progress": self.progress,
             "stderr": self.stderr,
         }
         if server:
@@ -291,6 +293,18 @@ class Outputs:
         with redirect_stdout(out):
             output.print_json(data, self.settings)
         return "\n".join(strings(json.loads(out.getvalue())))
+
+    def terminal_text(self, carrier: str) -> str:
+        out = io.StringIO()
+        with redirect_stdout(out):
+            output.print_text(output.table([{"_step": 3, "note": carrier}]), self.settings)
+        return out.getvalue()
+
+    def progress(self, carrier: str) -> str:
+        err = io.StringIO()
+        with redirect_stderr(err):
+            output.progress_printer(self.settings)(f"committed {SHA[:8]}: Fix: {carrier}")
+        return err.getvalue()
 
     def stderr(self, carrier: str) -> str:
         """`diagnose` refuses the branch name, quoting it (as a repr) in its one line on stderr."""

@@ -21,5 +21,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         output.print_json({"run": latest.to_json(), "rows": rows}, settings)
         return 0
     print(f"run {latest.id} ({latest.state}, {latest.steps} steps)")
-    print(output.table(rows))
+    output.print_text(output.table(rows), settings)
     return 0

@@ -152,7 +152,7 @@ _PAIR = re.compile(
     r"""(?:(?P<q>["'])(?P<qval>[^"'\n]*)(?P=q)|(?P<val>\[[^\[\]\n]{0,40}\]|[^\s"',;}\])]+))"""
 )
 _SEPARATOR = re.compile(r"[\"']?[ \t]*[:=]")
-_FLAG = re.compile(r"(?<![\w-])--(?P<name>[A-Za-z][\w\-]{0,60})[ \t]+(?P<val>[^\s\"'\-][^\s\"']*)")
+_FLAG = re.compile(r"--(?P<name>[A-Za-z][\w\-]{0,60})[ \t]+(?P<val>[^\s\"'\-][^\s\"']*)")
 
 # Names whose value is a secret whatever it looks like.
 _SECRET_NAME = re.compile(
@@ -189,7 +189,9 @@ class Redactor:
     """Redaction with the configured `secrets` and every known format; build one per settings."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = tuple(sorted({s for s in secrets if s and s.strip()}, key=len, reverse=True))
+        # Each as given and without surrounding whitespace (a key file's last newline).
+        given = {v for s in secrets if s and s.strip() for v in (s, s.strip())}
+        self.secrets = tuple(sorted(given, key=len, reverse=True))
 
     @classmethod
     def from_settings(cls, settings: HasSecrets | None) -> Redactor:
@@ -258,6 +260,8 @@ def _named_values(text: str) -> Iterator[Span]:
             pos = m.end()
     for m in _FLAG.finditer(text):
         name = m.group("name")
+        if m.start() > 0 and (text[m.start() - 1] in _ALNUM or text[m.start() - 1] in "_-"):
+            continue
         if _SECRET_NAME.search(name) and not _TOKENIZER_NAME.search(name) and not _NOT_A_SECRET.fullmatch(m["val"]):
             yield m.start("val"), m.end("val"), REDACTED
 

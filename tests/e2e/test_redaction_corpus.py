@@ -11,6 +11,8 @@ from bot.core.secrets import FORMATS
 from tests.support.output_boundaries import Outputs
 from tests.support.secrets_corpus import EVIDENCE, SECRETS, kept, leaks
 
+pytestmark = pytest.mark.slow  # real git, a real `serve` process, real launches
+
 BOUNDARIES = [
     "comment:fix",
     "comment:relaunch",

@@ -16,6 +16,8 @@ from tests.support.fake_anthropic import FakeAnthropic, tool_answer
 from tests.support.git_repos import git
 from tests.support.secrets_corpus import GHP, GITHUB_PAT, JWT, SLACK_BOT, URL_SLASH_PASSWORD, readable
 
+pytestmark = pytest.mark.slow  # real git, a real `serve` process, real launches
+
 CONFIGURED = "Gh-hook_Q4m7/Zt2Kp9+ws-e2e"
 EVIDENCE = ("pad_token = '</s>'", "dataset_key=imagenet-2012-train-v2", "cache_key: 5d41402abc4b2a76b9719d911017c592")
 SECRETS = (GHP, GITHUB_PAT, JWT, SLACK_BOT, URL_SLASH_PASSWORD, CONFIGURED)

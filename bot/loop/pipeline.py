@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from bot.fixers.llm.client import propose_llm_fix
 from bot.fixers.model import FixContext, FixProposal
-from bot.loop import comments, decide, report
+from bot.loop import decide, report
 from bot.loop.apply import Applier, Reporter
 from bot.loop.comments import Comments
 from bot.loop.decide import Decider
@@ -53,7 +53,7 @@ class Pipeline:
         if failed.state not in FAILED_STATES:
             return Outcome(
                 action=Action.NONE,
-                comment=comments.nothing_to_fix(req.branch, failed),
+                comment=self.comments.nothing_to_fix(req.branch, failed),
                 reason=f"the latest run ({failed.id}) is {failed.state}",
             )
         outcome = Outcome(action=Action.GAVE_UP)

@@ -3,7 +3,9 @@
 Naming: a `/` in the branch name becomes `-` (`feat/lr` → `docs/feat-lr.md`), keeping `docs/`
 flat. Each fix appends one entry at the end of the page's `## Fixes` section (created at the end
 of the page when missing, the page itself with a `# <branch>` title when missing). Everything
-else in the page is kept byte for byte, line endings included.
+else in the page is kept byte for byte, line endings included. The entry is redacted as its last
+step (its summary and root cause may come from a log or a model); the rest of the page is not
+the bot's to change.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.core.errors import BadInput
+from bot.core.secrets import Redactor
 
 SECTION = "## Fixes"
 
@@ -34,7 +37,7 @@ def doc_path(branch: str) -> str:
     return f"docs/{branch.replace('/', '-')}.md"
 
 
-def add_fix_entry(worktree: Path, branch: str, entry: FixEntry) -> str:
+def add_fix_entry(worktree: Path, branch: str, entry: FixEntry, redactor: Redactor) -> str:
     """Append `entry` to the branch's docs page in `worktree`; return the page's relative path."""
     rel = doc_path(branch)
     root = Path(worktree).resolve()
@@ -44,13 +47,13 @@ def add_fix_entry(worktree: Path, branch: str, entry: FixEntry) -> str:
     text = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else ""
     text = text or f"# {branch}\n"  # a missing or empty page starts with its title
     newline = "\r\n" if "\r\n" in text else "\n"
-    updated = insert_entry(text, render_entry(entry, newline), newline)
+    updated = insert_entry(text, render_entry(entry, redactor, newline), newline)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(updated.encode("utf-8", "surrogateescape"))
     return rel
 
 
-def render_entry(entry: FixEntry, newline: str = "\n") -> str:
+def render_entry(entry: FixEntry, redactor: Redactor, newline: str = "\n") -> str:
     when = (entry.when or datetime.now(timezone.utc)).astimezone(timezone.utc)
     files = ", ".join(f"`{_one_line(f)}`" for f in entry.files) or "no files"
     lines = [
@@ -61,7 +64,7 @@ def render_entry(entry: FixEntry, newline: str = "\n") -> str:
         f"- **Changed:** {files} ({_one_line(entry.fixer)})",
         f"- **Failed run:** `{_one_line(entry.run_id)}`" if entry.run_id else "- **Failed run:** unknown",
     ]
-    return newline.join(lines) + newline
+    return redactor.text(newline.join(lines) + newline)
 
 
 def insert_entry(text: str, entry: str, newline: str = "\n") -> str:

@@ -10,6 +10,7 @@ import re
 from typing import NamedTuple
 
 from bot.core.errors import BadInput
+from bot.core.secrets import Redactor
 from bot.repo.branch_doc import doc_path
 from bot.repo.git import git
 from bot.repo.local import LocalRepo
@@ -30,9 +31,10 @@ class Commit(NamedTuple):
     body: str = ""
 
 
-def fix_message(description: str, run_id: str) -> str:
-    """The bot's commit message: `Fix: <what>`, and a trailer naming the run it fixes."""
-    return f"Fix: {description}\n\n{BOT_TRAILER}: fixes run {' '.join(run_id.split())}\n"
+def fix_message(description: str, run_id: str, redactor: Redactor) -> str:
+    """The bot's commit message: `Fix: <what>`, and a trailer naming the run it fixes; redacted
+    last (the description may come from a model)."""
+    return redactor.text(f"Fix: {description}\n\n{BOT_TRAILER}: fixes run {' '.join(run_id.split())}\n")
 
 
 def parse_log(out: str) -> list[Commit]:

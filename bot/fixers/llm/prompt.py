@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.core.errors import OperationFailed
+from bot.core.secrets import Redactor
 from bot.fixers.model import FixContext
 from bot.repo.branch_doc import doc_path
 from bot.repo.git import git
@@ -124,13 +125,13 @@ def build_context(
     ctx: FixContext, settings: Any, *, budget_tokens: int = DEFAULT_BUDGET_TOKENS, feedback: str | None = None
 ) -> PromptContext:
     """The redacted, prioritised, budgeted context for one failure."""
-    secrets = list(settings.secrets()) if settings is not None else []
+    redactor = Redactor.from_settings(settings)
     sections = [s for s in _gather(ctx, feedback) if s.text.strip()]
     for section in sections:
         cap = LIMITS[section.kind][1]
         # Redact before the exact cut, so a cut never leaves half a secret; trim at whole lines
         # first so a 100 MB log does not have to be redacted in full.
-        section.text = _redact(_whole_lines(section.text, 2 * cap, LIMITS[section.kind][2]), secrets)
+        section.text = redactor.text(_whole_lines(section.text, 2 * cap, LIMITS[section.kind][2]))
         section.truncate(cap)
     prompt = PromptContext(ctx.branch, sections)
     fit(prompt, budget_tokens * CHARS_PER_TOKEN)
@@ -162,12 +163,6 @@ def _whole_lines(text: str, chars: int, keep: str) -> str:
         return text[start + 1 :] if start >= 0 else text[-chars:]
     end = text.rfind("\n", 0, chars)
     return text[:end] if end > 0 else text[:chars]
-
-
-def _redact(text: str, secrets: list[str]) -> str:
-    from bot.core.secrets import redact
-
-    return redact(text, secrets)
 
 
 # --- gathering ---------------------------------------------------------------------------------

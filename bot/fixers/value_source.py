@@ -100,3 +100,22 @@ def _defaults(root: Path, rel: str) -> list[tuple[str, str]]:
         if isinstance(option, str) and group and "@" not in group:
             pairs.append((group, option))
     return pairs
+
+
+def hydra_home(root: Path, config: dict, key_path: list[str]) -> tuple[str, list[str]] | None:
+    """For a Hydra app, the file a key belongs in and the key's path inside it: the composed
+    option file of its group (`model.optimizer.x` → `configs/model/mnist.yaml`, `optimizer.x`),
+    else the primary config. None when the launch runs no Hydra app."""
+    for view in launch_views(root, config):
+        if view.hydra_dir is None:
+            continue
+        composed = hydra_files(root, view)
+        group_files = {f.split("/")[-2]: f for f in composed if f.startswith(f"{view.hydra_dir}/") and f.count("/") > 1}
+        if len(key_path) > 1 and key_path[0] in group_files:
+            chosen = group_files[key_path[0]]
+            if chosen not in view.config_files:  # a group option, not an experiment (global package)
+                return chosen, key_path[1:]
+        primary = _primary_config(root, view)
+        if primary and (root / primary).is_file():
+            return primary, key_path
+    return None

@@ -13,10 +13,9 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
-from bot.fixers.invocations import COMMAND
 from bot.fixers.llm.prompt import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.patch import editable
+from bot.fixers.patch import may_edit
 from bot.fixers.text import line_edit, read_text
 from bot.fixers.value_source import sites_in_effect
 
@@ -58,17 +57,9 @@ def source_site(ctx: FixContext, keys: tuple[str, ...], usable: Callable[[Site],
     default that `best_site` picks. None when that place may not be edited."""
     in_effect = [s for s in sites_in_effect(ctx.worktree, ctx.config, keys) if usable(s)]
     if in_effect:
-        return in_effect[0] if may_edit(ctx, in_effect[0].path) else None
+        return in_effect[0] if may_edit(in_effect[0].path, ctx.config) else None
     sites = [s for s in find_sites(ctx.worktree, keys) if usable(s)]
     return best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
-
-
-def may_edit(ctx: FixContext, path: str) -> bool:
-    """Whether a fix may change `path`: never the repo config's launch command; otherwise
-    what `fix.allowed_paths`/`denied_paths` allow (everything, for a context without them)."""
-    if path == COMMAND:
-        return False
-    return "fix" not in ctx.config or editable(path, ctx.config)
 
 
 def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:

@@ -46,12 +46,13 @@ _OMEGACONF_KEY = (
 _OMEGACONF = ("ConfigAttributeError", "ConfigKeyError", "MissingMandatoryValue")
 
 
-def config_subject(diagnosis: Diagnosis, texts: list[str] | None = None) -> Subject | None:
-    """The key or flag the failure is about, or None when it names none."""
+def config_subject(diagnosis: Diagnosis, log_tail: list[str] | None = None) -> Subject | None:
+    """The key or flag the failure is about, or None when it names none. An unknown override is
+    also looked for in the log tail (bottom up): a parser's refusal is often no exception."""
     exc = diagnosis.exception or {}
     kind, message = exc.get("type") or "", exc.get("message") or ""
     headline = f"{kind}: {message}".strip(": ")
-    lines = [headline, *(texts if texts is not None else reversed(diagnosis.evidence))]
+    lines = [headline, *reversed(diagnosis.evidence), *reversed(log_tail or [])]
     for text in lines:
         found = _unknown(text)
         if found is not None:

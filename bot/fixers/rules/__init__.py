@@ -27,6 +27,8 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "oom": (lower_batch_size,),
     "nan_loss": (lower_lr,),
     "data_not_found": (closest_path,),
+    # A parser's refusal printed without a traceback (tyro's box, Fire) may classify as nothing.
+    "unknown": (rename_unknown_key,),
 }
 
 

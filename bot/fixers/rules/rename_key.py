@@ -58,7 +58,7 @@ def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
 
 
 def _rename(ctx: FixContext) -> Rename | None:
-    subject = config_subject(ctx.diagnosis)
+    subject = config_subject(ctx.diagnosis, ctx.log_tail)
     views = launch_views(ctx.worktree, ctx.config)
     if subject is not None and subject.kind is SubjectKind.UNKNOWN:
         name = subject.name
@@ -188,15 +188,15 @@ def _known_siblings(ctx: FixContext, rel: str, lines: list[str], number: int) ->
     parents = _parents(lines, number)
     keys: list[str] = []
     for other in config_files_used(ctx.worktree, ctx.config):
-        if other == rel:
+        if other == rel or not parents:
             continue
-        node = _load(ctx.worktree, other)
-        for candidate in (parents, parents[1:]):  # a group file holds its package's keys at the top
-            inner = node
-            for parent in candidate:
-                inner = inner.get(parent) if isinstance(inner, dict) else None
-            if isinstance(inner, dict) and candidate:
-                keys += [k for k in inner if isinstance(k, str)]
+        # A group's option file holds its package's keys at the top: `configs/data/x.yaml` is `data`.
+        group_file = other.split("/")[-2:-1] == parents[:1]
+        inner: object = _load(ctx.worktree, other)
+        for parent in parents[1:] if group_file else parents:
+            inner = inner.get(parent) if isinstance(inner, dict) else None
+        if isinstance(inner, dict):
+            keys += [k for k in inner if isinstance(k, str)]
     return list(dict.fromkeys(keys))
 
 

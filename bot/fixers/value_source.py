@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.fixers.config_sites import Site, file_sites, number
+from bot.fixers.config_sites import Site, file_sites
 from bot.fixers.overrides import LaunchView, launch_views
 from bot.fixers.text import read_text
 
@@ -27,7 +27,7 @@ def sites_in_effect(root: Path, config: dict, keys: tuple[str, ...]) -> list[Sit
         flags = [o.site for o in view.overrides if o.site is not None and o.leaf in keys]
         found += reversed(flags)
         for rel in reversed(_files_in_order(root, view)):
-            found += [s for s in reversed(file_sites(root, rel, keys)) if number(s.text) is not None]
+            found += reversed(file_sites(root, rel, keys))
     return found
 
 

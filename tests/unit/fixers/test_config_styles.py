@@ -371,3 +371,95 @@ def test_yaml_key_refused_by_the_class_is_renamed(tmp_path):
     ctx = unknown(root, message, launch("python src/train.py experiment=tiny"), exc_type="InstantiationException")
     apply(root, propose_rule_fix(ctx).edits)
     assert "data:\n  batch_size: 64\n" in (root / "configs/experiment/tiny.yaml").read_text()
+
+
+# --- paths -----------------------------------------------------------------------------------------
+
+
+def not_found(root: Path, path: str, **kwargs):
+    message = f"[Errno 2] No such file or directory: '{path}'"
+    return ctx_for(root, "data_not_found", "FileNotFoundError", message, **kwargs)
+
+
+def test_a_job_that_changes_folder_reads_paths_from_there(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": ARGPARSE_TRAIN,
+            "names.txt": "emma\n",
+            "runs/.keep": "",
+            "run.sh": "cd runs\npython ../train.py -i names.txt\n",
+        },
+    )
+    proposal = propose_rule_fix(not_found(root, "names.txt", config=launch("bash run.sh")))
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "cd runs\npython ../train.py -i ../names.txt\n"
+
+
+def test_a_misspelt_flag_value_in_a_launch_script_is_corrected(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {"train.py": ARGPARSE_TRAIN, "data/names.txt": "emma\n", "run.sh": "python train.py -i data/name.txt -b 4\n"},
+    )
+    proposal = propose_rule_fix(not_found(root, "data/name.txt", config=launch("bash run.sh")))
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python train.py -i data/names.txt -b 4\n"
+
+
+def test_a_joined_path_is_fixed_in_the_root_it_was_joined_to(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "data/train.csv": "a\n",
+            "config.yaml": "data_root: dat\ntrain_file: train.csv\n",
+            "train.py": "import os\npath = os.path.join(cfg['data_root'], cfg['train_file'])\n",
+        },
+    )
+    proposal = propose_rule_fix(not_found(root, "/job/worktree/dat/train.csv"))
+    apply(root, proposal.edits)
+    assert (root / "config.yaml").read_text() == "data_root: data\ntrain_file: train.csv\n"
+
+
+TIMM_LIKE = """\
+import argparse
+from lib import create_dataset
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--data-dir', default=None)
+parser.add_argument('--dataset', default='')
+args = parser.parse_args()
+ds = create_dataset(
+    args.dataset,
+    root=args.data_dir,
+)
+"""
+
+
+def test_a_bare_exists_assertion_finds_the_path_in_the_config_the_call_passed(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": TIMM_LIKE,
+            "configs/tiny.yaml": "data_dir: data/tiny-cifr\nlr: 0.1\n",
+            "data/tiny-cifar/x.png": "",
+        },
+    )
+    log = [
+        "Traceback (most recent call last):",
+        f'  File "{root}/train.py", line 8, in <module>',
+        "    ds = create_dataset(",
+        '  File "/venv/lib/python3.11/site-packages/lib/readers.py", line 41, in create_reader',
+        "    assert os.path.exists(root)",
+        "AssertionError",
+    ]
+    ctx = ctx_for(
+        root,
+        "data_not_found",
+        "AssertionError",
+        "",
+        config=launch("python train.py -c configs/tiny.yaml"),
+        log_tail=log,
+    )
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert (root / "configs/tiny.yaml").read_text() == "data_dir: data/tiny-cifar\nlr: 0.1\n"

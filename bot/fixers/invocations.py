@@ -20,7 +20,8 @@ _MAX_SCRIPT_DEPTH = 3
 _WORD = re.compile(r"""(?:[^\s'"\\;&|()<>]+|'[^']*'|"(?:[^"\\]|\\.)*"|\\.)+""")
 _SEPARATOR = re.compile(r"&&|\|\||[;&|]")
 _ENV_ASSIGN = re.compile(r"^[A-Za-z_]\w*=")
-_PYTHON = re.compile(r"(?:^|/)python(?:[\d.]*)$")
+# `python3.11`, `/venv/bin/python`, and an interpreter a variable names: `$PYTHON`, `${PYTHON:-python}`.
+_PYTHON = re.compile(r"(?:^|/)python[\d.]*$|^\$\{?\w*PYTHON\w*(?::-[^}]*)?\}?$", re.I)
 _SHELLS = {"bash", "sh", "zsh", "source", "."}
 # Launchers that take options, then the script: `torchrun --nproc_per_node 2 train.py …`.
 _LAUNCHERS = {"torchrun", "deepspeed", "accelerate", "composer", "exec", "nohup", "time", "srun", "uv", "poetry"}

@@ -23,7 +23,8 @@ Rule = Callable[[FixContext], "FixProposal | None"]
 RULES: dict[str, tuple[Rule, ...]] = {
     "import_error": (add_requirement, fix_local_import),
     "config_error": (rename_unknown_key, add_config_default),
-    "code_error": (add_config_default,),
+    # Until the classifier says data_not_found for a bare `assert os.path.exists(x)`.
+    "code_error": (add_config_default, closest_path),
     "oom": (lower_batch_size,),
     "nan_loss": (lower_lr,),
     "data_not_found": (closest_path,),

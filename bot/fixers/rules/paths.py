@@ -15,9 +15,10 @@ import re
 from pathlib import Path, PurePath
 
 from bot.fixers.asserted_path import asserted_path_site
-from bot.fixers.invocations import invocations
+from bot.fixers.invocations import COMMAND, invocations
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.text import failing_file, failure_texts, line_edit, read_text, repo_files
+from bot.fixers.value_source import config_files_used
 
 CUTOFF = 0.8
 _MAX_SIBLINGS = 20_000
@@ -155,9 +156,12 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str
     (the root a name was joined to), the traceback's file first."""
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
     heads = ["/".join(rel[:i]) for i in range(len(rel) - 1, 0, -1)]
-    where = failing_file(ctx)
-    files = ([where] if where else []) + [
-        f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f != where
+    # Where the launch sets values first (its scripts, the config files it names): they beat
+    # the defaults in the code; then the traceback's file, then the rest.
+    launch = [w.path for inv in invocations(ctx.worktree, ctx.config) for w in inv.args if w.path != COMMAND]
+    first = [*launch, *config_files_used(ctx.worktree, ctx.config), failing_file(ctx)]
+    files = [f for f in dict.fromkeys(first) if f] + [
+        f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f not in first
     ]
     texts: dict[str, str | None] = {}  # each file read once, when first needed
     for part, rewrite in [(t, _rewrite_tail) for t in dict.fromkeys(tails)] + [(h, _rewrite_head) for h in heads]:

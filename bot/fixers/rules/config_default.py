@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import yaml
 
@@ -147,22 +149,29 @@ def _declare(ctx: FixContext, subject: Subject) -> FixProposal | None:
 _STYLE_WORDS = {"argparse": "argument of the parser", "dataclass": "field of the config class", "global": "setting"}
 
 
+Declarer = Callable[[Value], "Declaration | None"]
+
+
 def _declaration(ctx: FixContext, subject: Subject) -> Declaration | None:
     texts = _python_texts(ctx)
+    key = subject.name
+    candidates: list[tuple[str, Declarer]]
     if subject.kind is SubjectKind.ATTRIBUTE and subject.holder == "Namespace":
-        candidates = [(rel, argparse_declaration, ()) for rel in texts]
+        candidates = [(rel, partial(argparse_declaration, rel, text, key)) for rel, text in texts.items()]
     elif subject.kind is SubjectKind.ATTRIBUTE and subject.holder:
         owner = dataclass_named(texts, subject.holder)
-        candidates = [(owner, dataclass_declaration, (subject.holder,))] if owner else []
+        candidates = (
+            [(owner, partial(dataclass_declaration, owner, texts[owner], subject.holder, key))] if owner else []
+        )
     else:
         reader = failing_file(ctx)
-        candidates = [(reader, global_declaration, ())] if reader in texts else []
-    for rel, declare, extra in candidates:
+        candidates = [(reader, partial(global_declaration, reader, texts[reader], key))] if reader in texts else []
+    for rel, declare in candidates:
         # The first file whose style can declare the key is the place; then the value decides.
-        if rel is None or declare(rel, texts[rel], *extra, subject.name, _PLACEHOLDER) is None:
+        if declare(_PLACEHOLDER) is None:
             continue
-        value = find_value(ctx, subject.name, rel)
-        return declare(rel, texts[rel], *extra, subject.name, value) if value is not None else None
+        value = find_value(ctx, key, rel)
+        return declare(value) if value is not None else None
     return None
 
 

@@ -124,7 +124,7 @@ def _yaml_siblings(ctx: FixContext, path: list[str]) -> list[str]:
     if home is None:
         return []
     rel, inner = home
-    node = _load(ctx.worktree, rel)
+    node: object = _load(ctx.worktree, rel)
     for parent in inner[:-1]:
         node = node.get(parent) if isinstance(node, dict) else None
     return [k for k in node if isinstance(k, str)] if isinstance(node, dict) else []
@@ -203,7 +203,7 @@ def _known_siblings(ctx: FixContext, rel: str, lines: list[str], number: int) ->
 def _parents(lines: list[str], number: int) -> list[str]:
     """The YAML mapping keys above line `number` (1-based), outermost first, by indentation."""
     indent = len(lines[number - 1]) - len(lines[number - 1].lstrip())
-    parents = []
+    parents: list[str] = []
     for line in reversed(lines[: number - 1]):
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):

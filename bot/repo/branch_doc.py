@@ -1,7 +1,8 @@
 """The branch's docs page, `docs/<branch>.md`, and its "Fixes" log.
 
 Naming: a `/` in the branch name becomes `-` (`feat/lr` → `docs/feat-lr.md`), keeping `docs/`
-flat. Each fix appends one entry at the end of the page's `## Fixes` section (created at the end
+flat, unless the team already keeps the branch's page in folders (`docs/feat/lr.md` exists):
+then that page is the branch's. Each fix appends one entry at the end of the page's `## Fixes` section (created at the end
 of the page when missing, the page itself with a `# <branch>` title when missing). Everything
 else in the page is kept byte for byte, line endings included. The entry is redacted as its last
 step (its summary and root cause may come from a log or a model); the rest of the page is not
@@ -32,14 +33,25 @@ class FixEntry:
     when: datetime | None = None  # defaults to now (UTC)
 
 
-def doc_path(branch: str) -> str:
-    """`docs/<branch>.md`, with `/` as `-`."""
-    return f"docs/{branch.replace('/', '-')}.md"
+def doc_path(branch: str, worktree: Path | None = None) -> str:
+    """`docs/<branch>.md`, with `/` as `-`; the team's own `docs/<a>/<b>.md` when `worktree`
+    has that page and not the flat one."""
+    flat = f"docs/{branch.replace('/', '-')}.md"
+    if worktree is None or "/" not in branch or (Path(worktree) / flat).exists():
+        return flat
+    nested = f"docs/{branch}.md"
+    path = Path(worktree) / nested
+    return nested if path.is_file() and not path.is_symlink() else flat
+
+
+def doc_candidates(branch: str) -> list[str]:
+    """The pages that may be the branch's: `docs/<a>/<b>.md` and `docs/<a>-<b>.md`."""
+    return list(dict.fromkeys((f"docs/{branch}.md", f"docs/{branch.replace('/', '-')}.md")))
 
 
 def add_fix_entry(worktree: Path, branch: str, entry: FixEntry, redactor: Redactor) -> str:
     """Append `entry` to the branch's docs page in `worktree`; return the page's relative path."""
-    rel = doc_path(branch)
+    rel = doc_path(branch, worktree)
     root = Path(worktree).resolve()
     path = root / rel
     if path.is_symlink() or (path.exists() and not path.is_file()) or root not in path.resolve().parents:

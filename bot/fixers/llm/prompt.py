@@ -195,7 +195,7 @@ def _gather(ctx: FixContext, feedback: str | None) -> list[Section]:
     )
     for rel in config_files(root):
         sections.append(Section(f"config_file:{rel}", f"Config file {rel}", read_in_repo(root, rel)))
-    doc = doc_path(ctx.branch)
+    doc = doc_path(ctx.branch, ctx.worktree)
     sections.append(Section("branch_doc", f"Branch doc {doc}", read_in_repo(root, doc)))
     if ctx.run_config:
         sections.append(Section("run_config", "Config of the failed run", _json(ctx.run_config)))

@@ -66,3 +66,22 @@ def test_branch_doc_section_added_at_the_end_when_missing(tmp_path):
     add_fix_entry(tmp_path, "exp-a", ENTRY, Redactor())
     text = (tmp_path / "docs/exp-a.md").read_text()
     assert text.startswith("# exp-a\n\nNotes without newline\n\n## Fixes\n\n### 2025")
+
+
+def test_the_teams_nested_page_of_a_branch_is_used_when_it_exists(tmp_path):
+    (tmp_path / "docs" / "exp").mkdir(parents=True)
+    (tmp_path / "docs" / "exp" / "warmup.md").write_text("# Warmup\n\nWhy: warm up.\n")
+
+    rel = add_fix_entry(tmp_path, "exp/warmup", ENTRY)
+
+    assert rel == doc_path("exp/warmup", tmp_path) == "docs/exp/warmup.md"
+    assert (tmp_path / rel).read_text().startswith("# Warmup\n\nWhy: warm up.\n\n## Fixes\n")
+    assert not (tmp_path / "docs" / "exp-warmup.md").exists()
+
+
+def test_the_flat_page_wins_when_both_exist_and_is_the_default(tmp_path):
+    assert doc_path("exp/warmup", tmp_path) == "docs/exp-warmup.md"
+    (tmp_path / "docs" / "exp").mkdir(parents=True)
+    (tmp_path / "docs" / "exp" / "warmup.md").write_text("nested\n")
+    (tmp_path / "docs" / "exp-warmup.md").write_text("flat\n")
+    assert doc_path("exp/warmup", tmp_path) == "docs/exp-warmup.md"

@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 from bot.core.errors import BadInput
 from bot.core.secrets import Redactor
-from bot.repo.branch_doc import doc_path
+from bot.repo.branch_doc import doc_candidates
 from bot.repo.git import git
 from bot.repo.local import LocalRepo
 from bot.repo.worktrees import Worktrees
@@ -121,9 +121,10 @@ class History:
         return [name for name in out.split("\0") if name]
 
     def files_changed(self, sha: str, branch: str) -> list[str]:
-        """The files a (non-merge) commit changed, the branch's docs page aside."""
+        """The files a (non-merge) commit changed, the branch's docs page (either form) aside."""
         out = self.repo.out("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", sha)
-        return [f for f in out.split("\0") if f and f != doc_path(branch)]
+        pages = set(doc_candidates(branch))
+        return [f for f in out.split("\0") if f and f not in pages]
 
     def reverted_bot_fixes(self, branch: str) -> list[str]:
         """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file

@@ -72,7 +72,7 @@ def test_the_teams_nested_page_of_a_branch_is_used_when_it_exists(tmp_path):
     (tmp_path / "docs" / "exp").mkdir(parents=True)
     (tmp_path / "docs" / "exp" / "warmup.md").write_text("# Warmup\n\nWhy: warm up.\n")
 
-    rel = add_fix_entry(tmp_path, "exp/warmup", ENTRY)
+    rel = add_fix_entry(tmp_path, "exp/warmup", ENTRY, Redactor())
 
     assert rel == doc_path("exp/warmup", tmp_path) == "docs/exp/warmup.md"
     assert (tmp_path / rel).read_text().startswith("# Warmup\n\nWhy: warm up.\n\n## Fixes\n")

@@ -4,6 +4,11 @@ A run the bot launched has a launch record (process state, exit code, captured l
 once the training script called `wandb.init`, a W&B run with the same id (the launcher sets
 WANDB_RUN_ID). A script that dies before `wandb.init` leaves only the record, and that is
 still a failed run to diagnose. Runs started by hand appear through the run store alone.
+
+A run is over when its process (or scheduler job) is over: while the record says it runs, the
+run is running whatever its W&B record says (a script may `wandb.finish(exit_code=1)` and go on,
+and an offline run quiet for minutes reads as crashed). A run is failed by its state, or by its
+loss whatever its state (`judged`: see bot.runs.loss).
 """
 
 from __future__ import annotations
@@ -12,10 +17,17 @@ from pathlib import Path
 
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
+from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.tail import tail_lines
 from bot.launchers import ACTIVE_STATES, refresh_run
+from bot.runs.loss import loss_problem, loss_rising, merge_rows
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
 from bot.store.runs import RunRecord, StateStore
+
+HEAD_ROWS = 3  # a run's first rows: where its loss started
+LOSS_ROWS = 20  # its last rows: where the loss is now
+# Ended states a bad loss turns into "failed": it exited cleanly, or was stopped, with a broken loss.
+_JUDGED_ENDS = ("finished", "killed")
 
 
 class BranchRuns:
@@ -35,21 +47,54 @@ class BranchRuns:
         return [run for run in merged if state is None or run.state == state]
 
     def latest(self, branch: str) -> RunInfo:
+        """The branch's newest run, judged by its loss too."""
         runs = self.runs(branch)
         if not runs:
             raise BadInput(f"no run found for branch '{branch}'")
-        return runs[0]
+        return self.judged(runs[0])
 
     def get(self, run_id: str) -> RunInfo:
+        """One run by id, judged by its loss too."""
         record = self.state.get_run(run_id)
         if record is None:
-            return self.store.get(run_id)
-        return _join(self.refresh(record), _try_get(self.store, record.wandb_run_id or record.id))
+            return self.judged(self.store.get(run_id))
+        return self.judged(_join(self.refresh(record), _try_get(self.store, record.wandb_run_id or record.id)))
+
+    def judged(self, run: RunInfo) -> RunInfo:
+        """`run` with its loss's verdict: a non-finite or exploded loss is a failed run whatever
+        its exit state. One that ended (exit 0, or stopped) becomes `failed`; one still running
+        keeps its state, since its process is not over, and carries the problem."""
+        if run.source == "launcher" or run.state == "queued":
+            return run  # no history to judge
+        run.loss_problem = loss_problem(self.loss_rows(run))
+        if run.loss_problem and run.state in _JUDGED_ENDS:
+            run.state = "failed"
+        return run
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         if run.source == "launcher":
             return []
         return self.store.history(run, rows)
+
+    def loss_rows(self, run: RunInfo, rows: int = LOSS_ROWS) -> list[dict]:
+        """The run's first rows and its last `rows`: where its loss started and where it is."""
+        if run.source == "launcher":
+            return []
+        return merge_rows(self.store.first_history(run, HEAD_ROWS), self.store.history(run, rows))
+
+    def facts(self, run: RunInfo, rows: list[dict] | None = None) -> RunFacts:
+        """What the run's end says apart from its log: exit status, the scheduler's verdict, the
+        kernel's OOM kills, and its loss (from `rows`, its loss rows, when the caller has them)."""
+        record = self.state.get_run(run.record_id) if run.record_id else None
+        handle = record.handle if record else {}
+        rows = self.loss_rows(run) if rows is None else rows
+        return RunFacts(
+            exit_code=run.exit_code,
+            scheduler=handle.get("end_reason"),
+            oom_kills=int(handle.get("oom_kills") or 0),
+            loss_problem=loss_problem(rows),
+            loss_rising=loss_rising(rows),
+        )
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
         """The run's console tail, then the scheduler's verdict when it gave one: a job
@@ -96,11 +141,14 @@ def _try_get(store: RunStore, run_id: str) -> RunInfo | None:
 
 
 def _join(record: RunRecord, found: RunInfo | None) -> RunInfo:
-    """The record's process state wins: a W&B run killed hard still says 'running'."""
+    """The record's process state wins both ways: a W&B run killed hard still says 'running',
+    and one that W&B calls failed or crashed is not over while its process runs."""
     if found is None:
         return record.to_run_info()
     found.record_id, found.log_path = record.id, record.log_path
     found.branch = found.branch or record.branch
     if record.state not in ACTIVE_STATES:
         found.state, found.exit_code = record.state, record.exit_code
+    elif found.state not in ACTIVE_STATES:
+        found.state, found.exit_code = record.state, None
     return found

@@ -13,6 +13,7 @@ loss whatever its state (`judged`: see bot.runs.loss).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from bot.core.errors import BadInput
@@ -20,14 +21,17 @@ from bot.core.settings import Settings
 from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.tail import tail_lines
 from bot.launchers import ACTIVE_STATES, refresh_run
+from bot.runs.locate import find_run_dir
 from bot.runs.loss import loss_problem, loss_rising, merge_rows
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
+from bot.runs.offline import OfflineRunStore, read_run
 from bot.store.runs import RunRecord, StateStore
 
 HEAD_ROWS = 3  # a run's first rows: where its loss started
 LOSS_ROWS = 20  # its last rows: where the loss is now
 # Ended states a bad loss turns into "failed": it exited cleanly, or was stopped, with a broken loss.
 _JUDGED_ENDS = ("finished", "killed")
+LOCATE_EVERY_S = 2.0  # how often one record's missing W&B run is searched for
 
 
 class BranchRuns:
@@ -36,12 +40,16 @@ class BranchRuns:
         self.store = store
         self.state = state
         self.settings = settings
+        self._searched: dict[str, float] = {}  # record id -> when its run was last searched for
 
     def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]:
         """Newest first, optionally only those in `state`."""
         records = [self.refresh(r) for r in self.state.list_runs(repo=self.repo, branch=branch)]
         found = {run.id: run for run in self.store.runs(branch)}
-        merged = [_join(record, found.pop(record.wandb_run_id or record.id, None)) for record in records]
+        merged = [
+            _join(record, found.pop(record.wandb_run_id or record.id, None) or self._located(record))
+            for record in records
+        ]
         merged.extend(found.values())
         merged.sort(key=lambda run: run.created_at or 0, reverse=True)
         return [run for run in merged if state is None or run.state == state]
@@ -58,7 +66,9 @@ class BranchRuns:
         record = self.state.get_run(run_id)
         if record is None:
             return self.judged(self.store.get(run_id))
-        return self.judged(_join(self.refresh(record), _try_get(self.store, record.wandb_run_id or record.id)))
+        record = self.refresh(record)
+        found = _try_get(self.store, record.wandb_run_id or record.id) or self._located(record)
+        return self.judged(_join(record, found))
 
     def judged(self, run: RunInfo) -> RunInfo:
         """`run` with its loss's verdict: a non-finite or exploded loss is a failed run whatever
@@ -127,6 +137,26 @@ class BranchRuns:
             if record and record.log_path:
                 Path(record.log_path).unlink(missing_ok=True)
             self.state.delete_run(run.record_id)
+
+    def _located(self, record: RunRecord) -> RunInfo | None:
+        """An offline run its job wrote where the store does not look (its code chose the
+        folder): searched for under the job's WANDB_DIR and worktree, then recorded, so the
+        store reads it from then on. Online, W&B finds runs by id wherever they were written."""
+        if not isinstance(self.store, OfflineRunStore) or record.wandb_run_path:
+            return None
+        now = time.monotonic()
+        if now - self._searched.get(record.id, -LOCATE_EVERY_S) < LOCATE_EVERY_S:
+            return None
+        self._searched[record.id] = now
+        roots = [Path(record.handle[key]) for key in ("wandb_dir", "worktree") if record.handle.get(key)]
+        path = find_run_dir(roots, record.wandb_run_id or record.id)
+        if path is None:
+            return None
+        self.state.update_run(record.id, wandb_run_path=str(path))
+        try:
+            return read_run(path, branch_key=self.store.branch_key, running_window=self.store.running_window)
+        except BadInput:
+            return None
 
     def refresh(self, record: RunRecord) -> RunRecord:
         """Bring an active record up to date with what its launcher says now."""

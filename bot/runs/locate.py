@@ -1,0 +1,98 @@
+"""Find offline W&B run folders wherever a job wrote them.
+
+The bot sets `WANDB_DIR` for the jobs it launches, so most runs land in `<worktree>/wandb/`.
+Code can still choose another folder: Lightning's `WandbLogger(save_dir=…)` (the
+lightning-hydra template writes `logs/train/runs/<time>/wandb/`), `wandb.init(dir=…)`, a job
+that `cd`s somewhere first with its own `WANDB_DIR`. So the worktree is searched too: a
+breadth-first walk, bounded in depth and in entries read, that skips what never holds runs
+(`.git`, virtual environments, caches) and does not descend into the `wandb` folders it finds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+
+MAX_DEPTH = 6  # logs/train/runs/<time>/wandb is depth 5
+MAX_ENTRIES = 20_000  # a data folder of a million files is not walked through
+_SKIP = frozenset(
+    {
+        ".git",
+        ".hg",
+        ".svn",
+        ".worktrees",
+        ".venv",
+        "venv",
+        ".tox",
+        ".nox",
+        "node_modules",
+        "__pycache__",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        "site-packages",
+        ".ipynb_checkpoints",
+    }
+)
+WANDB = "wandb"
+
+
+def wandb_dirs(root: Path, *, max_depth: int = MAX_DEPTH, max_entries: int = MAX_ENTRIES) -> list[Path]:
+    """Every `wandb` folder under `root` (itself included when it is one), nearest first."""
+    root = Path(root)
+    if not root.is_dir():
+        return []
+    if root.name == WANDB:
+        return [root]
+    found: list[Path] = []
+    queue: deque[tuple[Path, int]] = deque([(root, 0)])
+    budget = max_entries
+    while queue and budget > 0:
+        folder, depth = queue.popleft()
+        subfolders, read = _subfolders(folder, budget)
+        budget -= read
+        for entry in subfolders:
+            if entry.name == WANDB:
+                found.append(Path(entry.path))
+            elif depth + 1 < max_depth and entry.name not in _SKIP:
+                queue.append((Path(entry.path), depth + 1))
+    return found
+
+
+def find_run_dir(roots: Iterable[Path], run_id: str) -> Path | None:
+    """The run folder of `run_id` (`offline-run-<time>-<id>` or `run-<time>-<id>`) under any of
+    `roots` (folders to search, or `wandb` folders themselves), or None."""
+    suffix = f"-{run_id}"
+    for root in dict.fromkeys(Path(r) for r in roots):
+        for wandb_dir in wandb_dirs(root):
+            for child in _children(wandb_dir):
+                if child.name.endswith(suffix) and child.name.split("-")[0] in ("offline", "run") and child.is_dir():
+                    return Path(child.path)
+    return None
+
+
+def _subfolders(folder: Path, budget: int) -> tuple[list[os.DirEntry[str]], int]:
+    """The folder's subfolders (not links), and how many entries were read to find them."""
+    folders: list[os.DirEntry[str]] = []
+    read = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                read += 1
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(entry)
+                if read >= budget:
+                    break
+    except OSError:
+        pass
+    return sorted(folders, key=lambda e: e.name), read
+
+
+def _children(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as entries:
+            return [entry for entry in entries if not entry.is_symlink()]
+    except OSError:
+        return []

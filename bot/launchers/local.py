@@ -264,4 +264,5 @@ def _from_status_file(recorded: dict[str, Any]) -> LaunchStatus:
         ended_at=recorded.get("ended_at"),
         started_at=recorded.get("started_at"),
         job_id=recorded.get("job_id"),
+        reason=recorded.get("reason"),
     )

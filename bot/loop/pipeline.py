@@ -91,6 +91,7 @@ class Pipeline:
             config=self.config,
             progress=self.progress,
             poll=self.poll,
+            worktree=self.worktree,
         )
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:

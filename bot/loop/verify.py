@@ -16,6 +16,7 @@ import re
 import time
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BotError, OperationFailed
@@ -25,6 +26,7 @@ from bot.loop.launch import launch_branch
 from bot.loop.model import GiveUp, Step
 from bot.loop.ports import Launcher, Runs
 from bot.loop.repo_context import RepoContext
+from bot.runs.locate import starts_wandb_runs
 from bot.runs.loss import learning_problem, loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 from bot.store.runs import new_run_id
@@ -64,6 +66,7 @@ class Verifier:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         new_id: Callable[[], str] = new_run_id,
+        worktree: Path | None = None,
     ):
         self.runs = runs
         self.launcher = launcher
@@ -75,7 +78,9 @@ class Verifier:
         self.sleep = sleep
         self.new_id = new_id
         self.relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
-        self.logs_to_wandb = False  # a run it replaced had a W&B run: so must the relaunch
+        # The job logs to W&B (a run it replaced had a W&B run, or its code starts one): a
+        # relaunch of it is verified only with its W&B run found.
+        self.logs_to_wandb = worktree is not None and starts_wandb_runs(worktree)
 
     @property
     def min_steps(self) -> int:
@@ -100,8 +105,8 @@ class Verifier:
         self.launcher.stop(run.id)
 
     def judge(self, run: RunInfo, problem: str | None) -> Judgement:
-        """`judge`, knowing whether the job logs to W&B: a run it replaced did, or this one's
-        log shows wandb starting."""
+        """`judge`, knowing whether the job logs to W&B: its code starts W&B runs, a run it
+        replaced had one, or this one's log shows wandb starting."""
         needs_wandb = self.logs_to_wandb or (run.source == "launcher" and self._wandb_in_log(run))
         verdict = judge(run, problem, self.min_steps, needs_wandb=needs_wandb)
         if needs_wandb and run.source == "launcher" and verdict is Judgement.UNVERIFIED:

@@ -6,11 +6,15 @@ lightning-hydra template writes `logs/train/runs/<time>/wandb/`), `wandb.init(di
 that `cd`s somewhere first with its own `WANDB_DIR`. So the worktree is searched too: a
 breadth-first walk, bounded in depth and in entries read, that skips what never holds runs
 (`.git`, virtual environments, caches) and does not descend into the `wandb` folders it finds.
+
+`starts_wandb_runs` tells whether a worktree's code logs to W&B at all, so a run of it that left
+no W&B run behind is not taken for a good run on its exit code alone.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
@@ -96,3 +100,39 @@ def _children(folder: Path) -> list[os.DirEntry[str]]:
             return [entry for entry in entries if not entry.is_symlink()]
     except OSError:
         return []
+
+
+# Calls that start a W&B run, as training code writes them (Lightning's and HF's loggers too).
+_STARTS_A_RUN = re.compile(
+    r"\bwandb\.init\(|\bWandbLogger\(|report_to\s*=\s*\[?\s*[\"']wandb|\blog_with\s*=\s*[\"']wandb"
+)
+MAX_SOURCE_FILES = 2_000
+MAX_SOURCE_BYTES = 1 << 20
+
+
+def starts_wandb_runs(root: Path) -> bool:
+    """Whether the code under `root` starts W&B runs (a bounded look at its Python files): then a
+    run of it that left no W&B run is not verified on its exit code alone."""
+    root = Path(root)
+    if not root.is_dir():
+        return False
+    seen = 0
+    for folder, subfolders, files in os.walk(root):
+        subfolders[:] = [d for d in subfolders if d not in _SKIP and d != WANDB]
+        for name in files:
+            if not name.endswith(".py"):
+                continue
+            seen += 1
+            if seen > MAX_SOURCE_FILES:
+                return False
+            if _STARTS_A_RUN.search(_head(Path(folder) / name)):
+                return True
+    return False
+
+
+def _head(path: Path) -> str:
+    try:
+        with open(path, "rb") as f:
+            return f.read(MAX_SOURCE_BYTES).decode("utf-8", errors="replace")
+    except OSError:
+        return ""

@@ -21,7 +21,7 @@ from tests.support.experiment import wheel
 from tests.unit.launchers.test_local import config_with, make_spec
 
 PY = shlex.quote(sys.executable)
-PROBE = f"{PY} -c \"import sys, toyaug; print(toyaug.VERSION, toyaug.__file__, sys.prefix)\""
+PROBE = f'{PY} -c "import sys, toyaug; print(toyaug.VERSION, toyaug.__file__, sys.prefix)"'
 
 
 @pytest.fixture

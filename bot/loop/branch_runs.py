@@ -41,6 +41,10 @@ class BranchRuns:
         self.state = state
         self.settings = settings
         self._searched: dict[str, float] = {}  # record id -> when its run was last searched for
+        # A run's first rows never change once there are HEAD_ROWS of them; its last rows only
+        # when it logs more: the loop reads both on every poll, so they are kept per run.
+        self._heads: dict[str, list[dict]] = {}
+        self._tails: dict[str, tuple[tuple[object, ...], list[dict]]] = {}
 
     def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]:
         """Newest first, optionally only those in `state`."""
@@ -90,7 +94,16 @@ class BranchRuns:
         """The run's first rows and its last `rows`: where its loss started and where it is."""
         if run.source == "launcher":
             return []
-        return merge_rows(self.store.first_history(run, HEAD_ROWS), self.store.history(run, rows))
+        head = self._heads.get(run.id)
+        if head is None:
+            head = self.store.first_history(run, HEAD_ROWS)
+            if len(head) >= HEAD_ROWS:
+                self._heads[run.id] = head
+        key = (run.steps, run.state, run.updated_at, rows)
+        cached = self._tails.get(run.id)
+        if cached is None or cached[0] != key:
+            cached = self._tails[run.id] = (key, self.store.history(run, rows))
+        return merge_rows(head, cached[1])
 
     def facts(self, run: RunInfo, rows: list[dict] | None = None) -> RunFacts:
         """What the run's end says apart from its log: exit status, the scheduler's verdict, the

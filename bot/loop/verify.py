@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BotError, OperationFailed
-from bot.loop.branch_runs import BranchRuns
+from bot.loop.branch_runs import LOSS_ROWS, BranchRuns
 from bot.loop.journal import StepKey, StepLog
 from bot.loop.launch import launch_branch
 from bot.loop.model import GiveUp, Step
@@ -132,7 +132,7 @@ class Verifier:
         self.progress(f"watching run {run_id} for {self.min_steps} steps")
         while True:
             run = self.runs.get(run_id)
-            rows = self.runs.loss_rows(run, max(self.min_steps, 10))
+            rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
             done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
             problem = (learning_problem if done else loss_problem)(rows)
             if problem and run.state in ACTIVE_STATES:

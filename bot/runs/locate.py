@@ -13,10 +13,11 @@ no W&B run behind is not taken for a good run on its exit code alone.
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
-from collections import deque
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 MAX_DEPTH = 6  # logs/train/runs/<time>/wandb is depth 5
@@ -41,6 +42,8 @@ _SKIP = frozenset(
     }
 )
 WANDB = "wandb"
+# Folders that hold a dataset's many files, not runs: searched last.
+_DATA_LIKE = frozenset({"data", "dataset", "datasets", "images", "imgs", "raw", "processed", "cache", ".cache"})
 
 
 def wandb_dirs(root: Path, *, max_depth: int = MAX_DEPTH, max_entries: int = MAX_ENTRIES) -> list[Path]:
@@ -51,18 +54,43 @@ def wandb_dirs(root: Path, *, max_depth: int = MAX_DEPTH, max_entries: int = MAX
     if root.name == WANDB:
         return [root]
     found: list[Path] = []
-    queue: deque[tuple[Path, int]] = deque([(root, 0)])
+    for _folder, subfolders in _walk(root, max_depth, max_entries):
+        found += [Path(entry.path) for entry in subfolders if entry.name == WANDB]
+    return found
+
+
+def _walk(root: Path, max_depth: int, max_entries: int) -> Iterator[tuple[Path, list[os.DirEntry[str]]]]:
+    """(folder, its subfolders) breadth first, data-like subtrees (`data/`, `datasets/`, …) after
+    all others, skipping what never holds runs and not entering `wandb` folders; at most
+    `max_depth` deep and `max_entries` entries read in all."""
+    queue: list[tuple[int, int, str, Path]] = [(0, 0, "", root)]
     budget = max_entries
     while queue and budget > 0:
-        folder, depth = queue.popleft()
+        data_like, depth, _name, folder = heapq.heappop(queue)
         subfolders, read = _subfolders(folder, budget)
         budget -= read
+        yield folder, subfolders
         for entry in subfolders:
-            if entry.name == WANDB:
-                found.append(Path(entry.path))
-            elif depth + 1 < max_depth and entry.name not in _SKIP:
-                queue.append((Path(entry.path), depth + 1))
-    return found
+            if entry.name == WANDB or entry.name in _SKIP or depth + 1 >= max_depth:
+                continue
+            later = data_like or int(entry.name.lower() in _DATA_LIKE)
+            heapq.heappush(queue, (later, depth + 1, entry.path, Path(entry.path)))
+
+
+class WandbFolders:
+    """`wandb_dirs` remembered for `ttl` seconds per root: the loop asks on every poll."""
+
+    def __init__(self, ttl: float = 10.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._found: dict[Path, tuple[float, list[Path]]] = {}
+
+    def under(self, root: Path) -> list[Path]:
+        now = self.clock()
+        cached = self._found.get(root)
+        if cached is None or now - cached[0] > self.ttl:
+            cached = self._found[root] = (now, wandb_dirs(root))
+        return cached[1]
 
 
 def find_run_dir(roots: Iterable[Path], run_id: str) -> Path | None:
@@ -117,17 +145,22 @@ def starts_wandb_runs(root: Path) -> bool:
     if not root.is_dir():
         return False
     seen = 0
-    for folder, subfolders, files in os.walk(root):
-        subfolders[:] = [d for d in subfolders if d not in _SKIP and d != WANDB]
-        for name in files:
-            if not name.endswith(".py"):
-                continue
+    for folder, _subfolders in _walk(root, MAX_DEPTH, MAX_ENTRIES):
+        for path in _python_files(folder):
             seen += 1
             if seen > MAX_SOURCE_FILES:
                 return False
-            if _STARTS_A_RUN.search(_head(Path(folder) / name)):
+            if _STARTS_A_RUN.search(_head(path)):
                 return True
     return False
+
+
+def _python_files(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(e.path) for e in entries if e.name.endswith(".py") and e.is_file(follow_symlinks=False))
+    except OSError:
+        return []
 
 
 def _head(path: Path) -> str:

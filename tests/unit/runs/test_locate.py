@@ -30,9 +30,25 @@ def test_the_walk_skips_what_never_holds_runs_and_stops_at_its_bounds(tmp_path):
     assert locate.find_run_dir([tmp_path], "r-2") is None, "deeper than MAX_DEPTH"
     for i in range(50):
         (tmp_path / "data" / f"class{i}").mkdir(parents=True)
+    run_folder(tmp_path, "data/class7/wandb/offline-run-20250101_000000-r-5")
     run_folder(tmp_path, "zz/wandb/offline-run-20250101_000000-r-4")
-    assert locate.wandb_dirs(tmp_path, max_entries=20) == [], "the entry budget ran out in the data folder"
-    assert locate.wandb_dirs(tmp_path) == [tmp_path / "zz" / "wandb"]
+    assert locate.wandb_dirs(tmp_path, max_entries=20) == [tmp_path / "zz" / "wandb"], (
+        "a data folder is searched last, and the entry budget runs out in it"
+    )
+    assert (
+        locate.find_run_dir([tmp_path], "r-5")
+        == tmp_path / "data" / "class7" / "wandb" / "offline-run-20250101_000000-r-5"
+    )
+
+
+def test_folders_are_remembered_for_a_while(tmp_path):
+    now = [0.0]
+    folders = locate.WandbFolders(ttl=10, clock=lambda: now[0])
+    assert folders.under(tmp_path) == []
+    (tmp_path / "wandb").mkdir()
+    assert folders.under(tmp_path) == [], "asked again within the ttl: not walked again"
+    now[0] = 11.0
+    assert folders.under(tmp_path) == [tmp_path / "wandb"]
 
 
 def test_whether_code_starts_wandb_runs(tmp_path):

@@ -90,7 +90,7 @@ ML_COLLECTIONS = tb(
 @pytest.mark.parametrize(
     "log, key",
     [
-        (ARGPARSE_ATTR, ConfigKey("warmup_steps", KeyProblem.MISSING)),
+        (ARGPARSE_ATTR, ConfigKey("warmup_steps", KeyProblem.MISSING, holder="Namespace")),
         (NANOGPT_GLOBAL, ConfigKey("decay_lr", KeyProblem.MISSING)),
         (NANOGPT_CONFIGURATOR, ConfigKey("warmup_iter", KeyProblem.UNKNOWN)),
         (OMEGACONF_ATTR, ConfigKey("model.warmup", KeyProblem.MISSING)),

@@ -12,6 +12,7 @@ commits, pushes or launches twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from bot.fixers.llm.client import propose_llm_fix
@@ -28,6 +29,11 @@ from bot.loop.verify import BranchLauncher, Judgement, Verifier, judge
 from bot.runs.model import FAILED_STATES, RunInfo
 
 
+class Interrupted(Exception):
+    """The job was asked to stop (its server is shutting down): raised at a step boundary. The
+    journal holds every step done, so the next start resumes the job from there."""
+
+
 class Pipeline:
     def __init__(
         self,
@@ -38,6 +44,7 @@ class Pipeline:
         progress: Callable[[str], None] | None = None,
         poll: float = 1.0,
         cancelled: Callable[[], bool] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ):
         self.ctx = ctx
         self.steps = steps or StepLog()
@@ -45,6 +52,7 @@ class Pipeline:
         self.progress: Callable[[str], None] = progress or (lambda line: None)
         self.poll = poll
         self.cancelled = cancelled or (lambda: False)
+        self.stopping = stopping or (lambda: False)
 
     def run(self, req: FixRequest) -> Outcome:
         self._open(req)
@@ -91,6 +99,7 @@ class Pipeline:
             config=self.config,
             progress=self.progress,
             poll=self.poll,
+            sleep=self._sleep,
         )
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:
@@ -142,8 +151,19 @@ class Pipeline:
         return run
 
     def _check_cancelled(self) -> None:
+        self._check_stopping()
         if self.cancelled():
             raise GiveUp("the job was cancelled (its pull request was closed)")
+
+    def _check_stopping(self) -> None:
+        if self.stopping():
+            raise Interrupted("stopped at a step boundary")
+
+    def _sleep(self, seconds: float) -> None:
+        """The verifier's wait between looks at the new run: a stop ends it."""
+        self._check_stopping()
+        time.sleep(seconds)
+        self._check_stopping()
 
     def _diagnose(self, run: RunInfo, diverged: str | None) -> Diagnosed:
         self.progress(f"diagnosing run {run.id} ({run.state})")

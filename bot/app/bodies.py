@@ -4,8 +4,8 @@ a budget of bytes held in memory by all the bodies being read at once.
 The server checks the headers first (a missing or malformed signature or bearer token is answered
 401 before a byte of the body is read); only then is the body read, here. A body over the cap is
 refused from its Content-Length, or as soon as it passes the cap; a client that sends it too
-slowly is cut off at the deadline; when the budget is spent, a body waits for room until its
-deadline, then gets a 429. Each refusal closes the connection, so nothing more is read from it.
+slowly is cut off at the deadline; when the budget is spent, a body waits for room up to half
+its deadline, then gets a 429. Each refusal closes the connection, so nothing more is read from it.
 """
 
 from __future__ import annotations
@@ -64,8 +64,8 @@ async def read_body(request: web.Request, limits: BodyLimits, budget: BodyBudget
     size = declared if declared is not None else limits.max_bytes
     loop = asyncio.get_running_loop()
     deadline = loop.time() + limits.timeout_s
-    try:
-        await asyncio.wait_for(budget.acquire(size), limits.timeout_s)
+    try:  # half the deadline at most: a body that got room must still have time to arrive
+        await asyncio.wait_for(budget.acquire(size), limits.timeout_s / 2)
     except asyncio.TimeoutError:
         raise Refused(429, "too many request bodies in flight") from None
     try:

@@ -78,7 +78,9 @@ class RetryingGitHubAPI(GitHubAPI):
 
     async def _request(self, method: str, url: str, headers: Mapping[str, str], body: bytes = b"") -> Response:
         policy = self.retry
-        backoff = wait_exponential_jitter(initial=policy.first_wait_s, max=policy.max_wait_s)
+        backoff = wait_exponential_jitter(
+            multiplier=policy.first_wait_s, max=policy.max_wait_s, jitter=policy.first_wait_s
+        )
 
         def wait(state: RetryCallState) -> float:
             outcome = state.outcome

@@ -171,11 +171,11 @@ async def execute_job(
     await executor(job, github_app=app[GITHUB_APP], stop=app[STOPPING])
 
 
-async def github_webhook(request: web.Request) -> web.Response:
+async def github_webhook(request: web.Request) -> web.StreamResponse:
     try:
         event = await github_event(request)
     except Refused as refused:
-        return reject(request, refused)
+        return await reject(request, refused)
     router = request.app[ROUTER]
     if not router.fetch(event):
         return web.json_response({"ignored": event.event})
@@ -183,7 +183,7 @@ async def github_webhook(request: web.Request) -> web.Response:
         # No handler calls GitHub: the request side only checks, dedupes and enqueues.
         await router.dispatch(event, None, queue=request.app[QUEUE], cleanup=request.app[CLEANUP])
     except BadPayload as exc:
-        return reject(request, Refused(400, f"{event.event} payload: {exc}"))
+        return await reject(request, Refused(400, f"{event.event} payload: {exc}"))
     return web.json_response({"handled": event.event, "delivery": event.delivery_id})
 
 
@@ -208,17 +208,17 @@ async def github_event(request: web.Request) -> sansio.Event:
     return sansio.Event(data, event=event, delivery_id=delivery)
 
 
-async def wandb_webhook(request: web.Request) -> web.Response:
+async def wandb_webhook(request: web.Request) -> web.StreamResponse:
     secret = request.app[SETTINGS].wandb_webhook_secret
     if not secret:
-        return reject(request, Refused(404, "W&B webhooks are not configured (WANDB_WEBHOOK_SECRET)"))
+        return await reject(request, Refused(404, "W&B webhooks are not configured (WANDB_WEBHOOK_SECRET)"))
     try:
         payload = await wandb_payload(request, secret)
         outcome = request.app[WANDB_HANDLER](payload, queue=request.app[QUEUE])
     except Refused as refused:
-        return reject(request, refused)
+        return await reject(request, refused)
     except BadPayload as exc:
-        return reject(request, Refused(400, f"W&B payload: {exc}"))
+        return await reject(request, Refused(400, f"W&B payload: {exc}"))
     return web.json_response({"outcome": outcome})
 
 
@@ -251,15 +251,19 @@ def json_object(body: bytes) -> dict[str, Any]:
     return data
 
 
-def reject(request: web.Request, refused: Refused) -> web.Response:
-    """The answer to a request the server will not act on: one log line, and the connection closed
-    (its body may be unread)."""
+async def reject(request: web.Request, refused: Refused) -> web.StreamResponse:
+    """The answer to a request the server will not act on: one log line, the answer sent, and the
+    connection closed at once (its body may be unread: aiohttp would otherwise linger reading it)."""
     delivery = request.headers.get("X-GitHub-Delivery", "")[:64]
     log.warning(
         "%s %s refused, %d: %s (delivery %r)", request.method, request.path, refused.status, refused.reason, delivery
     )
     response = web.json_response({"error": refused.reason}, status=refused.status)
     response.force_close()
+    await response.prepare(request)
+    await response.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # flushes the answer first
     return response
 
 

@@ -57,6 +57,10 @@ def failed_run_on_bot_clone(settings, branch: str) -> None:
     assert record.state == "failed"
 
 
+def fix_jobs(queue: Queue, status: str | None = None) -> list:
+    return [j for j in queue.jobs(status) if j.kind == "fix"]
+
+
 async def wait_done(queue: Queue, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while queue.jobs("queued") or queue.jobs("running"):
@@ -98,7 +102,7 @@ async def test_pr_command_fixes_pushes_reports_and_verifies(aiohttp_client, fake
     [check] = fake_github.find("POST", "/check-runs")
     assert check.body["head_sha"] == pushed and check.body["conclusion"] == "success"
     assert check.body["name"] == "fix-and-relaunch"
-    assert queue.jobs("done") and not queue.jobs("failed")
+    assert fix_jobs(queue, "done") and not queue.jobs("failed")
     assert queue.attempts_used(REPO, "exp-oom") == 0, "a verified fix resets the budget"
 
 
@@ -237,7 +241,7 @@ async def test_a_server_killed_mid_job_resumes_without_pushing_or_launching_twic
             server = serve(settings, port, pem(app_key))
             await healthy(session, url)
             queue = Queue.from_settings(settings)
-            await until(lambda: queue.jobs("done"), 60, what="the resumed job")
+            await until(lambda: fix_jobs(queue, "done"), 60, what="the resumed job")
 
     finally:
         server.kill()
@@ -329,7 +333,7 @@ async def test_the_server_fixes_and_relaunches_on_a_cluster(
 
     queue = await run_one_job(aiohttp_client, fake_github, settings, timeout=240)
 
-    assert queue.jobs("done"), queue.jobs("failed")
+    assert fix_jobs(queue, "done"), queue.jobs("failed")
     assert "Verified" in fake_github.find("PATCH")[-1].body["body"]
     [check] = fake_github.find("POST", "/check-runs")
     assert check.body["conclusion"] == "success"

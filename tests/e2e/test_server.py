@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from tests.support.fake_github import make_settings, pr_comment, signed
 from tests.support.fake_wandb import FakeWandb
 from tests.support.git_repos import commit_on_origin, git
 from tests.support.net import free_port
+from tests.support.server_process import healthy, serve
 from tests.support.waiting import until
 
 REPO = "Codertocat/Hello-World"
@@ -155,39 +155,6 @@ async def test_wandb_alert_places_the_run_and_fixes_its_branch(aiohttp_client, f
 
 
 # -- a restart in the middle of a job ------------------------------------------------------
-
-
-def serve(settings, port: int, app_pem: str, stderr=subprocess.DEVNULL) -> subprocess.Popen:
-    env = {
-        **os.environ,
-        "GITHUB_APP_ID": settings.github_app_id,
-        "GITHUB_PRIVATE_KEY": app_pem,
-        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
-        "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret,
-        "GITHUB_API_URL": settings.github_api_url,
-        "GITHUB_GIT_URL": settings.github_git_url,
-        "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        text=True,
-    )
-
-
-async def healthy(session, url: str) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            async with session.get(f"{url}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        assert time.monotonic() < deadline, "the server never came up"
-        await asyncio.sleep(0.2)
 
 
 async def test_a_second_server_on_the_same_state_dir_refuses_to_start(world, app_key):

@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 router = routing.Router()
 
 COMMAND = "/fix-and-relaunch"
+# In the raw body of any comment naming the command: JSON may escape the "/", never the letters.
+COMMAND_BYTES = COMMAND.removeprefix("/").encode()
 DRY_RUN = re.compile(r"(?<!\S)--dry-run(?!\S)")
 
 

@@ -11,6 +11,9 @@ its deadline, then gets a 429. Each refusal closes the connection, so nothing mo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from aiohttp import web
@@ -38,22 +41,31 @@ class Refused(Exception):
 
 
 class BodyBudget:
-    """Bytes of request bodies held at once, across requests (an async byte semaphore)."""
+    """Bytes of request bodies held at once, across requests: an async byte semaphore whose usual
+    case (room left) costs no await."""
 
     def __init__(self, capacity: int):
         self.capacity = capacity
         self.used = 0
-        self._room = asyncio.Condition()
+        self._waiters: list[asyncio.Future[None]] = []
 
     async def acquire(self, size: int) -> None:
-        async with self._room:
-            await self._room.wait_for(lambda: self.used + size <= self.capacity)
-            self.used += size
+        while self.used + size > self.capacity:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+        self.used += size
 
-    async def release(self, size: int) -> None:
-        async with self._room:
-            self.used -= size
-            self._room.notify_all()
+    def release(self, size: int) -> None:
+        self.used -= size
+        for waiter in self._waiters:  # each looks again whether its body fits now
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
 
 
 async def read_body(request: web.Request, limits: BodyLimits, budget: BodyBudget) -> bytes:
@@ -62,18 +74,38 @@ async def read_body(request: web.Request, limits: BodyLimits, budget: BodyBudget
     if declared is not None and declared > limits.max_bytes:
         raise Refused(413, f"body of {declared} bytes is over the {limits.max_bytes}-byte cap")
     size = declared if declared is not None else limits.max_bytes
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + limits.timeout_s
-    try:  # half the deadline at most: a body that got room must still have time to arrive
-        await asyncio.wait_for(budget.acquire(size), limits.timeout_s / 2)
-    except asyncio.TimeoutError:
-        raise Refused(429, "too many request bodies in flight") from None
+    if budget.used + size > budget.capacity:
+        try:  # half the deadline at most: a body that got room must still have time to arrive
+            await asyncio.wait_for(budget.acquire(size), limits.timeout_s / 2)
+        except asyncio.TimeoutError:
+            raise Refused(429, "too many request bodies in flight") from None
+    else:
+        await budget.acquire(size)  # room left: returns at once
     try:
-        return await asyncio.wait_for(_read(request, limits.max_bytes), max(0.0, deadline - loop.time()))
+        async with deadline(limits.timeout_s):
+            return await _read(request, limits.max_bytes)
     except asyncio.TimeoutError:
         raise Refused(408, f"body not received within {limits.timeout_s:g} s") from None
     finally:
-        await budget.release(size)
+        budget.release(size)
+
+
+if sys.version_info >= (3, 11):
+    deadline = asyncio.timeout  # no task per read, unlike asyncio.wait_for
+else:
+
+    @contextlib.asynccontextmanager
+    async def deadline(seconds: float) -> AsyncIterator[None]:
+        """asyncio.timeout for Python 3.10: cancel the reading task at the deadline."""
+        task = asyncio.current_task()
+        assert task is not None
+        handle = asyncio.get_running_loop().call_later(seconds, task.cancel)
+        try:
+            yield
+        except asyncio.CancelledError:
+            raise asyncio.TimeoutError from None
+        finally:
+            handle.cancel()
 
 
 async def _read(request: web.Request, cap: int) -> bytes:

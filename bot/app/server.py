@@ -32,8 +32,9 @@ import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import ExitStack
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -76,6 +77,7 @@ SESSION = web.AppKey("session", aiohttp.ClientSession)
 STOPPING = web.AppKey("stopping", threading.Event)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
+ACT_ONLY_IF: web.AppKey[dict[str, bytes]] = web.AppKey("act_only_if")
 Executor = Callable[..., Awaitable[None]]  # executor(job, github_app=..., stop=...)
 WandbHandler = Callable[..., str]  # wandb_handler(payload, queue=...) -> outcome
 Cleanup = Callable[[str, str], Any]  # cleanup(repo, branch), async or blocking
@@ -100,11 +102,14 @@ def make_app(
     comment_workers: int = 1,
     github_retry: RetryPolicy = RetryPolicy(),
     body_limits: BodyLimits = BodyLimits(),
+    act_only_if: Mapping[str, bytes] | None = None,
 ) -> web.Application:
     """The aiohttp application. Raises BadInput when the App's credentials or secret are missing
     or unusable (an App id that is not a number, a private key that does not parse).
 
-    Without an `executor` only the comment workers run (fix and alert jobs stay queued)."""
+    Without an `executor` only the comment workers run (fix and alert jobs stay queued).
+    `act_only_if` (from the handlers: event -> bytes) lets a delivery of that event whose body
+    lacks those bytes be acknowledged without being parsed."""
     check_app_credentials(settings)
     if not settings.wandb_webhook_secret:
         log.warning("WANDB_WEBHOOK_SECRET is not set: /webhooks/wandb will refuse every request")
@@ -113,6 +118,7 @@ def make_app(
     app[ROUTER], app[WANDB_HANDLER] = router, wandb_handler
     app[BODY_LIMITS], app[BODY_BUDGET] = body_limits, BodyBudget(body_limits.budget_bytes)
     app[STOPPING] = threading.Event()
+    app[ACT_ONLY_IF] = dict(act_only_if or {})
     app.router.add_post("/webhooks/github", github_webhook)
     app.router.add_post("/webhooks/wandb", wandb_webhook)
     app.router.add_get("/healthz", healthz)
@@ -173,7 +179,11 @@ async def execute_job(
 
 async def github_webhook(request: web.Request) -> web.StreamResponse:
     try:
-        event = await github_event(request)
+        delivery = await signed_delivery(request)
+        act_only_if: dict[str, bytes] = request.app[ACT_ONLY_IF]
+        if not may_concern_the_bot(delivery, act_only_if):
+            return web.json_response({"ignored": delivery.event})
+        event = delivery.parse()
     except Refused as refused:
         return await reject(request, refused)
     router = request.app[ROUTER]
@@ -187,8 +197,31 @@ async def github_webhook(request: web.Request) -> web.StreamResponse:
     return web.json_response({"handled": event.event, "delivery": event.delivery_id})
 
 
-async def github_event(request: web.Request) -> sansio.Event:
-    """The signed event, or Refused. The headers are checked before a byte of the body is read."""
+@dataclass(frozen=True)
+class SignedDelivery:
+    """A GitHub delivery whose signature matched its body; not parsed yet."""
+
+    event: str
+    delivery_id: str
+    body: bytes
+
+    def parse(self) -> sansio.Event:
+        """The event, or Refused(400) when the body is not a JSON object."""
+        data = json_object(self.body)
+        if not isinstance(data.get("action", ""), str):
+            raise Refused(400, "'action' must be a string")
+        return sansio.Event(data, event=self.event, delivery_id=self.delivery_id)
+
+
+def may_concern_the_bot(delivery: SignedDelivery, act_only_if: Mapping[str, bytes]) -> bool:
+    """False when the handlers said that an event of this kind matters only with some bytes in its
+    body (a comment that does not name the command), and they are not there: acknowledged unparsed."""
+    needed = act_only_if.get(delivery.event)
+    return needed is None or needed in delivery.body
+
+
+async def signed_delivery(request: web.Request) -> SignedDelivery:
+    """The signed delivery, or Refused. The headers are checked before a byte of the body is read."""
     headers = request.headers
     signature = headers.get("X-Hub-Signature-256", "")
     if not GITHUB_SIGNATURE.fullmatch(signature):
@@ -199,13 +232,11 @@ async def github_event(request: web.Request) -> sansio.Event:
     if request.content_type != "application/json":
         raise Refused(415, "the webhook must send application/json (the App's content type setting)")
     body = await read_body(request, request.app[BODY_LIMITS], request.app[BODY_BUDGET])
-    expected = hmac.new((request.app[SETTINGS].github_webhook_secret or "").encode(), body, hashlib.sha256).hexdigest()
+    secret = (request.app[SETTINGS].github_webhook_secret or "").encode()
+    expected = hmac.new(secret, body, hashlib.sha256).hexdigest()
     if not hmac.compare_digest(signature.removeprefix("sha256=").lower(), expected):
         raise Refused(401, "the signature does not match the body")
-    data = json_object(body)
-    if not isinstance(data.get("action", ""), str):
-        raise Refused(400, "'action' must be a string")
-    return sansio.Event(data, event=event, delivery_id=delivery)
+    return SignedDelivery(event, delivery, body)
 
 
 async def wandb_webhook(request: web.Request) -> web.StreamResponse:
@@ -288,6 +319,7 @@ def run(
     router: routing.Router,
     wandb_handler: WandbHandler,
     workers: int = 2,
+    act_only_if: Mapping[str, bytes] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; the queue lives in `settings.state_dir / "state.db"`.
 
@@ -304,12 +336,19 @@ def run(
             raise OperationFailed(
                 f"another fix-and-relaunch server is using {settings.state_dir}; run one server per state directory"
             ) from None
-        app = production_app(settings, router=router, wandb_handler=wandb_handler, workers=workers)
+        app = production_app(
+            settings, router=router, wandb_handler=wandb_handler, workers=workers, act_only_if=act_only_if
+        )
         web.run_app(app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
 
 
 def production_app(
-    settings: Settings, *, router: routing.Router, wandb_handler: WandbHandler, workers: int = 2
+    settings: Settings,
+    *,
+    router: routing.Router,
+    wandb_handler: WandbHandler,
+    workers: int = 2,
+    act_only_if: Mapping[str, bytes] | None = None,
 ) -> web.Application:
     """The app with its real parts: the pipeline executor, W&B run lookup, worktree clean-up."""
     queue = Queue.from_settings(settings)
@@ -322,6 +361,7 @@ def production_app(
         runs_lookup=alerts.runs_lookup(settings),
         cleanup=functools.partial(remove_worktree, settings),
         workers=workers,
+        act_only_if=act_only_if,
     )
 
 

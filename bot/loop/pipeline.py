@@ -22,11 +22,15 @@ from bot.loop.apply import Applier, Reporter
 from bot.loop.comments import Comments
 from bot.loop.decide import Decider
 from bot.loop.inspect import diagnose_run
-from bot.loop.journal import StepLog
+from bot.loop.journal import StepKey, StepLog
 from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier, judge
+from bot.repo.git import git
+from bot.repo.publish import BOT_EMAIL, BOT_NAME
 from bot.runs.model import FAILED_STATES, RunInfo
+
+BOT_IDENTITY = (("NAME", BOT_NAME), ("EMAIL", BOT_EMAIL))  # who sets an interrupted patch aside
 
 
 class Interrupted(Exception):
@@ -76,6 +80,7 @@ class Pipeline:
 
     def _open(self, req: FixRequest) -> None:
         ctx, branch = self.ctx, req.branch
+        self._set_aside_interrupted_patch(branch)
         self.worktree = ctx.workspace.worktree(branch)
         self.config = ctx.reload_config(branch)
         self.runs = ctx.runs(branch)
@@ -101,6 +106,22 @@ class Pipeline:
             poll=self.poll,
             sleep=self._sleep,
         )
+
+    def _set_aside_interrupted_patch(self, branch: str) -> None:
+        """A job stopped between writing its patch and committing it (a kill) left the patch in the
+        bot's worktree, which would then be refused as dirty. The journal says so (an attempt's
+        base recorded, its commit not): the patch goes to git's stash (recoverable) and the
+        attempt makes it again."""
+        begun = [key.attempt for key in map(StepKey.parse, self.steps.rows()) if key and key.step is Step.BASE]
+        if not any(not self.steps.done(StepKey(Step.COMMIT, attempt=n)) for n in begun):
+            return
+        path = self.ctx.workspace.worktree_path(branch)
+        if not (path / ".git").exists() or not git(path, "status", "--porcelain", "--untracked-files=no").out.strip():
+            return
+        message = f"fix-and-relaunch: a patch of {branch} interrupted before its commit"
+        identity = {f"GIT_{role}_{part}": value for role in ("AUTHOR", "COMMITTER") for part, value in BOT_IDENTITY}
+        git(path, "stash", "push", "--quiet", "--message", message, env=identity)
+        self.progress(f"set aside an interrupted patch in the worktree of {branch} (git stash list: {message!r})")
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:
         diverged: str | None = None

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.core.settings import Settings
+from bot.loop.repo_context import RepoContext
 from tests.support import experiment
 from tests.support.git_repos import git
 from tests.support.paths import REPO_ROOT
@@ -78,5 +80,6 @@ def test_fix_killed_at_a_step_boundary_then_run_again_fixes_once(templates, bran
     assert sum(s.startswith("Fix: ") for s in subjects) == 1, (where, subjects)
     path, fixed = BRANCHES[branch]
     assert fixed in git(origin, "show", f"{branch}:{path}"), where
-    runs = json.loads(cli(work, "runs", "--repo", str(clone), "--branch", branch, "--json").stdout)
+    ctx = RepoContext.open(Settings(state_dir=work / "state"), clone)
+    runs = ctx.state.list_runs(repo=ctx.key, branch=branch)
     assert len(runs) == 2, (where, "the failed run and exactly one relaunch", runs)

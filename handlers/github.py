@@ -3,8 +3,9 @@ handler calls GitHub: the 👀 reaction, the permission check, the pull request 
 happen in a worker (bot.app.comments), so a delivery is answered in milliseconds whatever
 GitHub's state, and the handlers are dispatched with `gh=None`.
 
-Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue) and, for
-closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
+Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue),
+`enqueue` (an async `Queue.enqueue`: the server's commits a burst of deliveries at once) and,
+for closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
 plain function runs in a thread, off the event loop). A payload missing a field a handler
 needs, or carrying one of the wrong type, raises BadPayload: the server answers 400.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gidgethub import routing, sansio
@@ -22,11 +23,12 @@ from gidgethub.abc import GitHubAPI
 from bot.app.hooks import call_hook
 from bot.app.jobs import Command, CommentJob
 from bot.app.messages import MARKER
-from bot.app.queue import Queue
+from bot.app.queue import Enqueued, Queue
 from handlers.payloads import at, maybe
 
 log = logging.getLogger(__name__)
 router = routing.Router()
+Enqueue = Callable[[CommentJob], Awaitable[Enqueued]]
 
 COMMAND = "/fix-and-relaunch"
 # In the raw body of any comment naming the command: JSON may escape the "/", never the letters.
@@ -76,12 +78,12 @@ def command_comment(event: sansio.Event) -> CommentJob | None:
 
 
 @router.register("issue_comment", action="created")
-async def fix_command(event: sansio.Event, gh: GitHubAPI | None, *args: Any, queue: Queue, **kwargs: Any) -> None:
+async def fix_command(event: sansio.Event, gh: GitHubAPI | None, *args: Any, enqueue: Enqueue, **kwargs: Any) -> None:
     """`/fix-and-relaunch` on a pull request: queue it; a worker reacts, authorises it and queues the fix."""
     comment = command_comment(event)
     if comment is None:
         return
-    result = queue.enqueue(comment)  # DUPLICATE: a redelivery, or the same comment under a new delivery id
+    result = await enqueue(comment)  # DUPLICATE: a redelivery, or the same comment under a new delivery id
     log.info("comment %s on %s#%s: %s", comment.comment_id, comment.repo, comment.pr, result.outcome)
 
 

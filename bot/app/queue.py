@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,28 +131,20 @@ class Queue:
         remembered for BUSY outcomes too, so a redelivery is not answered twice; a W&B run is
         not: the next alert tries it again.
         """
-        github, keys = github_keys(payload), dedupe_keys(payload)
-        if source is not None:
-            github = keys = [source_key(source)]
-        blocking = blocking_statuses(payload)
         with self.db.transaction() as conn:
-            if tables.seen_keys(conn, keys):
-                return Enqueued(EnqueueOutcome.DUPLICATE)
-            row = tables.first_job(conn, blocking, lane=payload.lane) if blocking else None
-            if row is not None:
-                tables.remember(conn, github, row.id, EnqueueOutcome.BUSY)
-                return Enqueued(EnqueueOutcome.BUSY, active=_job(row))
-            job_id = tables.insert_job(
-                conn,
-                kind=payload.kind,
-                repo=payload.repo,
-                branch=payload.branch,
-                lane=payload.lane,
-                payload=payload.to_json(),
-            )
-            tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
-        self._notify()
-        return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
+            result = _enqueue(conn, payload, source)
+        if result.outcome == EnqueueOutcome.QUEUED:
+            self._notify()
+        return result
+
+    def enqueue_many(self, payloads: Sequence[Payload]) -> list[Enqueued]:
+        """`enqueue` each payload in turn, in one transaction: one commit for a burst of deliveries
+        (each sees the ones before it, so duplicates within the burst are caught)."""
+        with self.db.transaction() as conn:
+            results = [_enqueue(conn, payload, None) for payload in payloads]
+        if any(r.outcome == EnqueueOutcome.QUEUED for r in results):
+            self._notify()
+        return results
 
     def seen(self, delivery_id: str | None) -> bool:
         """Whether this GitHub delivery id (or other dedupe key) was already handled."""
@@ -283,6 +277,24 @@ class Queue:
         loop, event = self._loop, self._wakeup
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
+
+
+def _enqueue(conn: sqlite3.Connection, payload: Payload, source: int | None) -> Enqueued:
+    github, keys = github_keys(payload), dedupe_keys(payload)
+    if source is not None:
+        github = keys = [source_key(source)]
+    if tables.seen_keys(conn, keys):
+        return Enqueued(EnqueueOutcome.DUPLICATE)
+    blocking = blocking_statuses(payload)
+    row = tables.first_job(conn, blocking, lane=payload.lane) if blocking else None
+    if row is not None:
+        tables.remember(conn, github, row.id, EnqueueOutcome.BUSY)
+        return Enqueued(EnqueueOutcome.BUSY, active=_job(row))
+    job_id = tables.insert_job(
+        conn, kind=payload.kind, repo=payload.repo, branch=payload.branch, lane=payload.lane, payload=payload.to_json()
+    )
+    tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
+    return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
 
 
 def _job(row: tables.JobRow) -> Job:

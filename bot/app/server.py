@@ -12,8 +12,9 @@ field a handler needs, is a 400; an event the bot does not act on is a 200 that 
 refusal is one log line.
 
 The request side of each webhook is handed in by the composer (bot.cli's `serve`, the
-tests): `router`, a gidgethub router of GitHub handlers dispatched with `queue=` and
-`cleanup=` (and `gh=None`: they make no GitHub call), and `wandb_handler(payload, queue=...)`,
+tests): `router`, a gidgethub router of GitHub handlers dispatched with `queue=`, `enqueue=`
+(bot.app.group_commit: one commit per burst of deliveries) and `cleanup=` (and `gh=None`:
+they make no GitHub call), and `wandb_handler(payload, queue=...)`,
 which answers an outcome. The app never imports them.
 
 One `ClientSession` and one `GitHubApp` (token cache, retrying calls) for the life of the app,
@@ -48,6 +49,7 @@ from bot.app.comments import authorise_comment
 from bot.app.executor import FixJobExecutor
 from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
+from bot.app.group_commit import GroupCommit
 from bot.app.jobs import AlertJob, BadPayload, CommentJob, Job
 from bot.app.queue import Queue
 from bot.app.workers import Execute, Workers, start_workers
@@ -78,6 +80,7 @@ STOPPING = web.AppKey("stopping", threading.Event)
 BODY_LIMITS = web.AppKey("body_limits", BodyLimits)
 BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 ACT_ONLY_IF: web.AppKey[dict[str, bytes]] = web.AppKey("act_only_if")
+GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)
 Executor = Callable[..., Awaitable[None]]  # executor(job, github_app=..., stop=...)
 WandbHandler = Callable[..., str]  # wandb_handler(payload, queue=...) -> outcome
 Cleanup = Callable[[str, str], Any]  # cleanup(repo, branch), async or blocking
@@ -115,6 +118,7 @@ def make_app(
         log.warning("WANDB_WEBHOOK_SECRET is not set: /webhooks/wandb will refuse every request")
     app = web.Application(client_max_size=MAX_BODY)
     app[SETTINGS], app[QUEUE], app[CLEANUP] = settings, queue, cleanup
+    app[GROUP_COMMIT] = GroupCommit(queue)
     app[ROUTER], app[WANDB_HANDLER] = router, wandb_handler
     app[BODY_LIMITS], app[BODY_BUDGET] = body_limits, BodyBudget(body_limits.budget_bytes)
     app[STOPPING] = threading.Event()
@@ -191,7 +195,13 @@ async def github_webhook(request: web.Request) -> web.StreamResponse:
         return web.json_response({"ignored": event.event})
     try:
         # No handler calls GitHub: the request side only checks, dedupes and enqueues.
-        await router.dispatch(event, None, queue=request.app[QUEUE], cleanup=request.app[CLEANUP])
+        await router.dispatch(
+            event,
+            None,
+            queue=request.app[QUEUE],
+            enqueue=request.app[GROUP_COMMIT].enqueue,
+            cleanup=request.app[CLEANUP],
+        )
     except BadPayload as exc:
         return await reject(request, Refused(400, f"{event.event} payload: {exc}"))
     return web.json_response({"handled": event.event, "delivery": event.delivery_id})

@@ -13,6 +13,7 @@ import handlers
 from bot.app.comments import authorise_comment
 from bot.app.forge import GitHubForge
 from bot.app.github_auth import GitHubApp
+from bot.app.group_commit import GroupCommit
 from bot.app.jobs import COMMENTS_LANE, FixJob, JobKind
 from bot.app.messages import DIAGNOSING, job_marker
 from handlers.github import parse_command
@@ -40,7 +41,7 @@ def comment_event(fake, body="/fix-and-relaunch", delivery="d-1", comment_id=Non
 async def dispatch(event, gh, queue, **kw):
     """The request side (no GitHub call: `gh=None`), then a worker on the comment jobs it queued."""
     calls = len(gh_calls(gh))
-    await handlers.router.dispatch(event, None, queue=queue, **kw)
+    await handlers.router.dispatch(event, None, queue=queue, enqueue=GroupCommit(queue).enqueue, **kw)
     assert len(gh_calls(gh)) == calls, "the request side called GitHub"
     while (job := queue.claim(COMMENTS_LANE)) is not None:
         await authorise_comment(job, gh, queue=queue)

@@ -1,0 +1,42 @@
+"""Enqueueing from the request path with one commit per burst (group commit).
+
+A delivery is answered only once its job is committed, so a crash after the answer loses
+nothing; but one commit per delivery costs more than the rest of the request path. The
+deliveries whose handlers run in the same turn of the event loop are enqueued together, in one
+transaction (`Queue.enqueue_many`), on the next turn: each waits for that one commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.app.jobs import Payload
+from bot.app.queue import Enqueued, Queue
+
+
+class GroupCommit:
+    def __init__(self, queue: Queue) -> None:
+        self.queue = queue
+        self._pending: list[tuple[Payload, asyncio.Future[Enqueued]]] = []
+
+    async def enqueue(self, payload: Payload) -> Enqueued:
+        """What `Queue.enqueue(payload)` answers, once the burst it came in is committed."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[Enqueued] = loop.create_future()
+        if not self._pending:
+            loop.call_soon(self._commit)
+        self._pending.append((payload, done))
+        return await done
+
+    def _commit(self) -> None:
+        burst, self._pending = self._pending, []
+        try:
+            results = self.queue.enqueue_many([payload for payload, _ in burst])
+        except Exception as exc:  # each request fails as its own enqueue would have
+            for _, done in burst:
+                if not done.done():
+                    done.set_exception(exc)
+            return
+        for (_, done), result in zip(burst, results, strict=True):
+            if not done.done():
+                done.set_result(result)

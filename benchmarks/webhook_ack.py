@@ -11,7 +11,7 @@ bare aiohttp handler that reads the body and answers 200. "Unreachable" is a clo
 process sends the same signed requests with a few concurrent clients and prints p50/p95/p99
 latency and throughput, and the ratios real/bare, for:
 
-- `bare`: the signed bytes of a PR comment to the bare handler (measured before and after);
+- `bare`: the signed bytes of a PR comment to the bare handler;
 - `comment`: the same to the real app: a comment that is no command (verify, parse, route, ack);
 - `command`: `/fix-and-relaunch`, a new comment each time (verify, parse, dedupe, enqueue, ack).
 
@@ -51,6 +51,7 @@ from tests.support.net import free_port  # noqa: E402
 REPO = "Codertocat/Hello-World"
 STATES = ("unreachable", "slow")
 SLOW_S = 2.0
+ROUNDS = 4
 
 
 async def serve(state: str) -> None:
@@ -116,8 +117,10 @@ def bodies(api_url: str, kind: str, count: int) -> list[tuple[bytes, dict[str, s
     return out
 
 
-async def hammer(url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int) -> dict[str, float]:
-    latencies: list[float] = []
+async def hammer(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int, latencies: list[float]
+) -> float:
+    """Send `requests` with `concurrency` clients; add each latency; return the wall time."""
     pending = iter(requests)
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
@@ -132,23 +135,31 @@ async def hammer(url: str, requests: list[tuple[bytes, dict[str, str]]], concurr
 
         wall = time.perf_counter()
         await asyncio.gather(*(client() for _ in range(concurrency)))
-        wall = time.perf_counter() - wall
+        return time.perf_counter() - wall
+
+
+def figures(latencies: list[float], wall: float) -> dict[str, float]:
     q = statistics.quantiles(latencies, n=100)
     return {"p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "rps": len(latencies) / wall}
 
 
-async def bench(urls: dict[str, str], n: int, concurrency: int) -> dict[str, dict[str, float]]:
+async def bench(urls: dict[str, str], n: int, concurrency: int, rounds: int) -> dict[str, dict[str, float]]:
+    """The targets take turns, `rounds` times, so a machine whose load drifts weighs on each alike."""
     api = urls["github"]
     warm = bodies(api, "comment", 200)
-    await hammer(urls["real"], warm, concurrency)
-    await hammer(urls["bare"], warm, concurrency)
-    comment = bodies(api, "comment", n)
-    return {
-        "bare": await hammer(urls["bare"], comment, concurrency),
-        "comment": await hammer(urls["real"], comment, concurrency),
-        "command": await hammer(urls["real"], bodies(api, "command", n), concurrency),
-        "bare again": await hammer(urls["bare"], comment, concurrency),
-    }
+    await hammer(urls["real"], warm, concurrency, [])
+    await hammer(urls["bare"], warm, concurrency, [])
+    per_round = n // rounds
+    comment, command = bodies(api, "comment", n), bodies(api, "command", n)
+    targets = {"bare": (urls["bare"], comment), "comment": (urls["real"], comment), "command": (urls["real"], command)}
+    latencies: dict[str, list[float]] = {name: [] for name in targets}
+    walls = dict.fromkeys(targets, 0.0)
+    for r in range(rounds):
+        for name, (url, requests) in targets.items():
+            walls[name] += await hammer(
+                url, requests[r * per_round : (r + 1) * per_round], concurrency, latencies[name]
+            )
+    return {name: figures(latencies[name], walls[name]) for name in targets}
 
 
 def run_state(state: str, n: int, concurrency: int) -> dict[str, dict[str, float]]:
@@ -163,7 +174,7 @@ def run_state(state: str, n: int, concurrency: int) -> dict[str, dict[str, float
     try:
         assert child.stdout is not None
         urls = json.loads(child.stdout.readline())
-        return asyncio.run(bench(urls, n, concurrency))
+        return asyncio.run(bench(urls, n, concurrency, ROUNDS))
     finally:
         child.terminate()
         child.wait()
@@ -174,8 +185,7 @@ def report(state: str, results: dict[str, dict[str, float]]) -> None:
     print(f"{'target':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}")
     for name, r in results.items():
         print(f"{name:<12}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['rps']:>9.0f}")
-    bare_p99 = statistics.mean(results[b]["p99_ms"] for b in ("bare", "bare again"))
-    bare_rps = statistics.mean(results[b]["rps"] for b in ("bare", "bare again"))
+    bare_p99, bare_rps = results["bare"]["p99_ms"], results["bare"]["rps"]
     for name in ("comment", "command"):
         r = results[name]
         p99, rps = r["p99_ms"] / bare_p99, r["rps"] / bare_rps
@@ -195,7 +205,7 @@ def main() -> None:
     if not EXAMPLES.exists():
         raise SystemExit(f"{EXAMPLES} is absent: the benchmark sends GitHub's payload examples")
     print(f"{args.requests} signed requests per target, {args.concurrency} concurrent clients, 127.0.0.1")
-    print("(bare: mean of the runs before and after the real app's)")
+    print(f"(the targets take turns, {ROUNDS} rounds, so a drifting machine load weighs on each alike)")
     for state in STATES:
         report(state, run_state(state, args.requests, args.concurrency))
 

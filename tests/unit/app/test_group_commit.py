@@ -1,4 +1,4 @@
-"""Deliveries handled in the same turn of the event loop are enqueued in one transaction."""
+"""Deliveries that come while a commit is under way are enqueued together, in one transaction."""
 
 from __future__ import annotations
 
@@ -34,10 +34,10 @@ async def test_a_burst_is_one_transaction_and_dedupes_within_itself(tmp_path):
     same = [group.enqueue(fix("exp-a", "same")) for _ in range(10)]
     other = [group.enqueue(fix(f"exp-{n}", f"d-{n}")) for n in range(5)]
     results = await asyncio.gather(*same, *other)
-    assert queue.bursts == [15]
+    assert queue.bursts == [15]  # all came before the first commit could start
     outcomes = [r.outcome for r in results]
     assert outcomes[:10] == [EnqueueOutcome.QUEUED] + [EnqueueOutcome.DUPLICATE] * 9
     assert outcomes[10:] == [EnqueueOutcome.QUEUED] * 5
     assert len(queue.jobs()) == 6
-    await group.enqueue(fix("exp-z", "later"))  # the next turn: a burst of its own
+    await group.enqueue(fix("exp-z", "later"))  # after it: a burst of its own
     assert queue.bursts == [15, 1]

@@ -410,3 +410,42 @@ def test_the_app_never_imports_the_handlers():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"GITHUB_APP_ID": "my-app"}, "GITHUB_APP_ID must be the App's numeric id"),
+        (
+            {"GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----"},
+            "not a usable RSA private key",
+        ),
+        ({"GITHUB_WEBHOOK_SECRET": ""}, "needs GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": "short"}, "GITHUB_WEBHOOK_SECRET is 5 characters long"),
+    ],
+    ids=["app-id", "private-key", "no-secret", "short-secret"],
+)
+def test_serve_refuses_to_start_with_a_clear_message(settings, app_key, tmp_path, env, message):
+    """Found at start-up (exit 2, one line, nothing quoted of the key), not at the first webhook."""
+    import os
+
+    from tests.support.fake_github import pem
+
+    base = {
+        **os.environ,
+        "GITHUB_APP_ID": settings.github_app_id,
+        "GITHUB_PRIVATE_KEY": pem(app_key),
+        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
+        "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "state"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--port", str(free_port())],
+        env={**base, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "not a key" not in done.stderr and "Traceback" not in done.stderr

@@ -1,31 +1,38 @@
-"""GitHub webhook handlers: check, authorize, enqueue, answer. The slow work runs in a worker.
+"""GitHub webhook handlers, the request side: check the payload's shape, dedupe and enqueue. No
+handler calls GitHub: the 👀 reaction, the permission check, the pull request and every reply
+happen in a worker (bot.app.comments), so a delivery is answered in milliseconds whatever
+GitHub's state, and the handlers are dispatched with `gh=None`.
 
-Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue) and, for
-closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
-plain function runs in a thread, off the event loop).
+Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue),
+`enqueue` (an async `Queue.enqueue`: the server's commits a burst of deliveries at once) and,
+for closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
+plain function runs in a thread, off the event loop). A payload missing a field a handler
+needs, or carrying one of the wrong type, raises BadPayload: the server answers 400.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
-from bot.app.forge import GitHubForge
 from bot.app.hooks import call_hook
-from bot.app.jobs import Command, FixJob
-from bot.app.messages import BUSY, FORK_NOT_PUSHABLE, MARKER, NOT_ALLOWED
-from bot.app.permissions import can_push, has_write_access
-from bot.app.queue import EnqueueOutcome, Queue, comment_key
+from bot.app.jobs import Command, CommentJob
+from bot.app.messages import MARKER
+from bot.app.queue import Enqueued, Queue
+from handlers.payloads import at, maybe
 
 log = logging.getLogger(__name__)
 router = routing.Router()
+Enqueue = Callable[[CommentJob], Awaitable[Enqueued]]
 
 COMMAND = "/fix-and-relaunch"
+# In the raw body of any comment naming the command: JSON may escape the "/", never the letters.
+COMMAND_BYTES = COMMAND.removeprefix("/").encode()
 DRY_RUN = re.compile(r"(?<!\S)--dry-run(?!\S)")
 
 
@@ -42,50 +49,59 @@ def parse_command(body: str | None) -> Command | None:
 
 
 def from_bot(comment: dict[str, Any]) -> bool:
-    return comment["user"].get("type") == "Bot" or MARKER in (comment.get("body") or "")
+    """The bot's own messages, and other bots', are never commands."""
+    return maybe(comment, "user.type", str) == "Bot" or MARKER in (maybe(comment, "body", str) or "")
+
+
+def command_comment(event: sansio.Event) -> CommentJob | None:
+    """The comment job of a `/fix-and-relaunch` comment on a pull request; None for any other comment."""
+    data = event.data
+    body = maybe(data, "comment.body", str)
+    command = parse_command(body)
+    if command is None or maybe(data, "issue.pull_request", dict) is None or from_bot(at(data, "comment", dict)):
+        return None
+    return CommentJob(
+        repo=at(data, "repository.full_name", str),
+        installation_id=at(data, "installation.id", int),
+        pr=at(data, "issue.number", int),
+        pr_url=at(data, "issue.pull_request.url", str),
+        comments_url=at(data, "issue.comments_url", str),
+        reactions_url=at(data, "comment.reactions.url", str),
+        collaborators_url=at(data, "repository.collaborators_url", str),
+        comment_id=at(data, "comment.id", int),
+        author=at(data, "comment.user.login", str),
+        association=maybe(data, "comment.author_association", str) or "NONE",
+        delivery_id=event.delivery_id,
+        dry_run=command.dry_run,
+        hint=command.hint,
+    )
 
 
 @router.register("issue_comment", action="created")
-async def fix_command(event: sansio.Event, gh: GitHubAPI, *args: Any, queue: Queue, **kwargs: Any) -> None:
-    """`/fix-and-relaunch` on a pull request: 👀, authorize, enqueue a fix job."""
-    issue, comment = event.data["issue"], event.data["comment"]
-    command = parse_command(comment.get("body"))
-    if command is None or "pull_request" not in issue or from_bot(comment):
+async def fix_command(event: sansio.Event, gh: GitHubAPI | None, *args: Any, enqueue: Enqueue, **kwargs: Any) -> None:
+    """`/fix-and-relaunch` on a pull request: queue it; a worker reacts, authorises it and queues the fix."""
+    comment = command_comment(event)
+    if comment is None:
         return
-    if queue.seen(event.delivery_id) or queue.seen(comment_key(comment["id"])):
-        return  # a redelivery, or a replay of the same comment under a new delivery id
-    forge, user = GitHubForge(gh), comment["user"]["login"]
-    await forge.react(comment["reactions"]["url"], "eyes")
-    if not await has_write_access(gh, event.data):
-        await forge.reply(issue["comments_url"], NOT_ALLOWED.format(user=user))
-        return
-    pr = await gh.getitem(issue["pull_request"]["url"])
-    if not can_push(pr):
-        await forge.reply(issue["comments_url"], FORK_NOT_PUSHABLE.format(user=user, head=pr["head"]["label"]))
-        return
-    result = queue.enqueue(FixJob.for_comment(event, pr, command))
-    if result.outcome == EnqueueOutcome.BUSY and result.active is not None:
-        active = result.active
-        await forge.reply(
-            issue["comments_url"], BUSY.format(user=user, branch=active.branch, status=active.status, job_id=active.id)
-        )
+    result = await enqueue(comment)  # DUPLICATE: a redelivery, or the same comment under a new delivery id
+    log.info("comment %s on %s#%s: %s", comment.comment_id, comment.repo, comment.pr, result.outcome)
 
 
 @router.register("pull_request", action="closed")
 async def drop_jobs(
     event: sansio.Event,
-    gh: GitHubAPI,
+    gh: GitHubAPI | None,
     *args: Any,
     queue: Queue,
     cleanup: Callable[[str, str], Any] | None = None,
     **kwargs: Any,
 ) -> None:
     """A closed pull request: its branch's queued jobs are dropped and its worktree removed."""
-    pr = event.data["pull_request"]
-    head_repo = pr["head"].get("repo") or event.data["repository"]
-    repo, branch = head_repo["full_name"], pr["head"]["ref"]
+    data = event.data
+    head_repo = maybe(data, "pull_request.head.repo", dict) or at(data, "repository", dict)
+    repo, branch = at(head_repo, "full_name", str), at(data, "pull_request.head.ref", str)
     dropped = queue.cancel_branch(repo, branch)
-    log.info("PR %s closed: dropped jobs %s of %s#%s", pr["number"], dropped, repo, branch)
+    log.info("PR %s closed: dropped jobs %s of %s#%s", maybe(data, "pull_request.number", int), dropped, repo, branch)
     if cleanup is not None:
         await remove_worktree(cleanup, queue, repo, branch)
 
@@ -114,10 +130,15 @@ async def remove_worktree(cleanup: Callable[[str, str], Any], queue: Queue, repo
 @router.register("installation", action="unsuspend")
 @router.register("installation_repositories", action="added")
 @router.register("installation_repositories", action="removed")
-async def log_installation(event: sansio.Event, gh: GitHubAPI, *args: Any, **kwargs: Any) -> None:
-    installation = event.data["installation"]
-    account = (installation.get("account") or {}).get("login")
-    repos = [r["full_name"] for r in event.data.get("repositories") or event.data.get("repositories_added") or []]
+async def log_installation(event: sansio.Event, gh: GitHubAPI | None, *args: Any, **kwargs: Any) -> None:
+    data = event.data
+    listed = maybe(data, "repositories", list) or maybe(data, "repositories_added", list) or []
+    repos = [r.get("full_name") for r in listed if isinstance(r, dict)]
     log.info(
-        "%s %s: installation %s on %s %s", event.event, event.data.get("action"), installation["id"], account, repos
+        "%s %s: installation %s on %s %s",
+        event.event,
+        maybe(data, "action", str),
+        at(data, "installation.id", int),
+        maybe(data, "installation.account.login", str),
+        repos,
     )

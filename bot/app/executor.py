@@ -2,12 +2,24 @@
 
 The worker gets the installation id, never a stored token: each fetch and push asks the
 App's token cache for a token, so a job that outlives one token gets the next.
+
+When the server stops (`stop` is set), the pipeline stops at its next step boundary: right
+after a step is journaled, between two looks at the relaunched run, or instead of waiting on a
+PR comment. It raises `Interrupted`; the job goes back to the queue with its journal, and the
+next start resumes it. The pipeline runs in a daemon thread, so a step that does not end in
+time (a long setup, an LLM call) never holds the process: it is cut as a kill would cut it,
+which the journal is made for.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from bot.app.forge import GitHubForge
@@ -19,7 +31,7 @@ from bot.core.secrets import Redactor
 from bot.core.settings import Settings
 from bot.loop.journal import StepLog
 from bot.loop.model import FixRequest, Outcome
-from bot.loop.pipeline import Pipeline
+from bot.loop.pipeline import Interrupted, Pipeline
 from bot.loop.repo_context import RepoContext
 from bot.loop.report import stopped_body
 from bot.repo.publish import clone_for_server
@@ -27,6 +39,8 @@ from bot.repo.publish import clone_for_server
 log = logging.getLogger(__name__)
 
 REPORT_TIMEOUT_S = 60
+STOP_POLL_S = 0.2  # how often a wait on the event loop looks at the stop flag
+T = TypeVar("T")
 CONCLUSIONS = {"patched": "success", "relaunched": "success", "gave_up": "failure", "none": "neutral"}
 TITLES = {
     "patched": "Fixed and relaunched",
@@ -53,7 +67,8 @@ class FixJobExecutor:
         self.queue = queue
         self.redactor = Redactor.from_settings(settings)  # the last step of every comment and check run
 
-    async def __call__(self, job: Job, *, github_app) -> None:
+    async def __call__(self, job: Job, *, github_app: Any, stop: threading.Event | None = None) -> None:
+        stop = stop or threading.Event()
         if self.queue.cancel_requested(job.id):
             return
         gh = await github_app.gh_for_installation(job.fix.installation_id)
@@ -64,9 +79,13 @@ class FixJobExecutor:
         loop = asyncio.get_running_loop()
 
         def report(stage: str, body: str) -> None:
+            if stop.is_set():
+                raise Interrupted(f"stopped before the {stage} report")  # not journaled: posted on resume
             future = asyncio.run_coroutine_threadsafe(self._comment(forge, job, marker, body), loop)
             try:
-                future.result(timeout=REPORT_TIMEOUT_S)
+                wait_unless_stopped(future, REPORT_TIMEOUT_S, stop)
+            except Interrupted:
+                raise
             except Exception as exc:
                 log.warning("job %s: the PR comment was not updated in time: %s", job.id, exc)
 
@@ -74,18 +93,31 @@ class FixJobExecutor:
             return self._clone_url(job, github_app.token_from_thread(job.fix.installation_id))
 
         try:
-            outcome = await asyncio.to_thread(self._run, job, clone_url, pr_text, report)
+            outcome = await in_daemon_thread(lambda: self._run(job, clone_url, pr_text, report, stop))
+        except Interrupted:
+            raise  # the worker puts the job back in the queue
         except Exception as exc:
             await self._stopped(forge, job, marker, exc)
             raise
         await self._conclude(forge, job, outcome, marker)
 
-    def _run(self, job: Job, clone_url, pr_text: str | None, report) -> Outcome:
+    def _run(
+        self,
+        job: Job,
+        clone_url: Callable[[], str],
+        pr_text: str | None,
+        report: Callable[[str, str], None],
+        stop: threading.Event,
+    ) -> Outcome:
         clone = clone_for_server(self.settings.state_dir, job.fix.repo, clone_url())
         ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
-        steps = StepLog(
-            load=lambda: self.queue.steps(job.id), save=lambda key, value: self.queue.record_step(job.id, key, value)
-        )
+
+        def save(key: str, value: Any) -> None:
+            self.queue.record_step(job.id, key, value)
+            if stop.is_set():  # a step boundary: this step is journaled, the next one is for the next start
+                raise Interrupted(f"stopped after step {key}")
+
+        steps = StepLog(load=lambda: self.queue.steps(job.id), save=save)
         repo, branch = job.fix.repo, job.fix.branch
         used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
         request = FixRequest(
@@ -96,9 +128,17 @@ class FixJobExecutor:
             attempts_used=used,
             expected_head=self._expected_head(job),
         )
-        pipeline = Pipeline(ctx, steps=steps, reporter=report, cancelled=lambda: self.queue.cancel_requested(job.id))
+        pipeline = Pipeline(
+            ctx,
+            steps=steps,
+            reporter=report,
+            cancelled=lambda: self.queue.cancel_requested(job.id),
+            stopping=stop.is_set,
+        )
         try:
             outcome = pipeline.run(request)
+        except Interrupted:
+            raise  # what it committed is journaled and pushed on resume: nothing is discarded
         except Exception:
             self._discard_unpushed(ctx, branch)
             raise
@@ -138,7 +178,7 @@ class FixJobExecutor:
         url = template.format(repo=job.fix.repo) if template else job.fix.clone_url
         return authenticated_url(url, token)
 
-    async def _pr_text(self, gh, job: Job) -> str | None:
+    async def _pr_text(self, gh: Any, job: Job) -> str | None:
         if not job.fix.pr_url:
             return None
         pr = await gh.getitem(job.fix.pr_url)
@@ -183,3 +223,43 @@ class FixJobExecutor:
         log.info(
             "job %s on %s#%s: %s (verified: %s)", job.id, job.fix.repo, job.fix.branch, outcome.action, outcome.verified
         )
+
+
+def wait_unless_stopped(future: Future[Any], timeout: float, stop: threading.Event) -> Any:
+    """`future.result(timeout)`, from a thread; Interrupted (the future cancelled) once `stop` is set."""
+    waited = 0.0
+    while waited < timeout:
+        if stop.is_set():
+            future.cancel()
+            raise Interrupted("stopped while waiting on GitHub")
+        try:
+            return future.result(timeout=min(STOP_POLL_S, timeout - waited))
+        except concurrent.futures.TimeoutError:  # not the builtin TimeoutError before Python 3.11
+            waited += STOP_POLL_S
+    return future.result(timeout=0)
+
+
+async def in_daemon_thread(func: Callable[[], T]) -> T:
+    """`func()` in a daemon thread: awaited like `asyncio.to_thread`, but a process that exits
+    does not wait for it (the default executor's threads would hold the exit until they end)."""
+    loop = asyncio.get_running_loop()
+    result: asyncio.Future[T] = loop.create_future()
+
+    def settle(set_outcome: Callable[[], None]) -> None:
+        if not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(lambda: None if result.done() else set_outcome())
+            except RuntimeError:  # the loop closed meanwhile: nobody waits for the outcome
+                pass
+
+    def target() -> None:
+        try:
+            value = func()
+        except BaseException as exc:
+            error = exc  # `exc` is unbound once the except block ends; the callback runs later
+            settle(lambda: result.set_exception(error))
+        else:
+            settle(lambda: result.set_result(value))
+
+    threading.Thread(target=target, name="pipeline", daemon=True).start()
+    return await result

@@ -2,7 +2,8 @@
 
 One `GitHubApp` lives as long as the server, with the server's one `ClientSession`. Workers
 get the installation id with their job, never a stored token, and ask this object for a
-`GitHubAPI` when they need one.
+`GitHubAPI` (one that retries GitHub's hiccups: bot.app.github_api) when they need one; the
+request side never does, so a token is fetched only when a job needs one.
 """
 
 from __future__ import annotations
@@ -14,9 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 
 import aiohttp
+import jwt
 from gidgethub import apps
-from gidgethub.aiohttp import GitHubAPI
 
+from bot.app.github_api import RetryingGitHubAPI, RetryPolicy
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
 
@@ -44,6 +46,21 @@ def check_app_settings(settings: Settings) -> tuple[str, str]:
     raise BadInput(f"the webhook server needs {', '.join(missing)}; refusing to start without them")
 
 
+def check_app_credentials(settings: Settings) -> None:
+    """BadInput, at start-up, for an App id that is not a number or a private key that cannot sign
+    the App's JWT: found then, not at the first webhook. The key itself is never quoted."""
+    app_id, private_key = check_app_settings(settings)
+    if not app_id.isdigit():
+        raise BadInput(f"GITHUB_APP_ID must be the App's numeric id (its settings page shows it), got {app_id!r}")
+    try:
+        apps.get_jwt(app_id=app_id, private_key=private_key)
+    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        raise BadInput(
+            "GITHUB_PRIVATE_KEY (or the file GITHUB_PRIVATE_KEY_PATH names) is not a usable RSA private key in PEM "
+            f"form ({type(exc).__name__}); download a new one from the App's settings page"
+        ) from None
+
+
 def parse_expiry(expires_at: str) -> float:
     """GitHub's `2016-07-11T22:14:10Z` as epoch seconds."""
     return datetime.fromisoformat(expires_at.replace("Z", "+00:00")).timestamp()
@@ -53,20 +70,30 @@ INSTALLATION_TTL = 15 * 60  # seconds a repo's installation id is trusted withou
 
 
 class GitHubApp:
-    def __init__(self, settings: Settings, session: aiohttp.ClientSession, *, clock: Callable[[], float] = time.time):
+    def __init__(
+        self,
+        settings: Settings,
+        session: aiohttp.ClientSession,
+        *,
+        clock: Callable[[], float] = time.time,
+        retry: RetryPolicy = RetryPolicy(),
+    ):
         self._app_id, self._private_key = check_app_settings(settings)
         self.settings = settings
         self.session = session
         self.clock = clock
+        self.retry = retry
         self._tokens: dict[int, tuple[str, float]] = {}
         self._locks: dict[int, asyncio.Lock] = {}
         self._installations: dict[str, tuple[int, float]] = {}  # repo -> (installation id, fetched at)
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def _gh(self, token: str | None = None) -> GitHubAPI:
-        return GitHubAPI(self.session, USER_AGENT, oauth_token=token, base_url=self.settings.github_api_url)
+    def _gh(self, token: str | None = None) -> RetryingGitHubAPI:
+        return RetryingGitHubAPI(
+            self.session, USER_AGENT, oauth_token=token, base_url=self.settings.github_api_url, retry=self.retry
+        )
 
-    def anonymous(self) -> GitHubAPI:
+    def anonymous(self) -> RetryingGitHubAPI:
         """A GitHubAPI without a token (pass `jwt=self.jwt()` per call to act as the App)."""
         return self._gh()
 
@@ -92,7 +119,7 @@ class GitHubApp:
             log.info("new access token for installation %s, expires %s", installation_id, data["expires_at"])
             return data["token"]
 
-    async def gh_for_installation(self, installation_id: int) -> GitHubAPI:
+    async def gh_for_installation(self, installation_id: int) -> RetryingGitHubAPI:
         return self._gh(await self.installation_token(installation_id))
 
     def token_from_thread(self, installation_id: int, timeout: float = 30) -> str:
@@ -115,7 +142,7 @@ class GitHubApp:
         self._installations[full_name] = (int(data["id"]), self.clock())
         return int(data["id"])
 
-    async def for_repo(self, full_name: str) -> tuple[GitHubAPI, int]:
+    async def for_repo(self, full_name: str) -> tuple[RetryingGitHubAPI, int]:
         """A `gh_factory` for `resolve_wandb_alert`: the repo's GitHubAPI and installation id."""
         installation_id = await self.installation_for_repo(full_name)
         return await self.gh_for_installation(installation_id), installation_id

@@ -3,8 +3,11 @@
 A job's payload is stored as JSON. The keys are those of earlier releases, so a job queued
 before an upgrade still runs after it; code reads the payload by attribute.
 
-- `FixJob`: fix one PR branch. Built by `FixJob.for_comment` (a `/fix-and-relaunch` comment)
-  or `FixJob.for_failed_run` (a failed W&B run placed on a PR by an alert).
+- `CommentJob`: a `/fix-and-relaunch` comment as the webhook carried it, not yet authorised. The
+  request side only enqueues it; a worker reacts 👀, checks the author's permission, looks up the
+  pull request and queues its fix job (bot.app.comments).
+- `FixJob`: fix one PR branch. Built by `FixJob.for_comment` (an authorised comment on a pull
+  request) or `FixJob.for_failed_run` (a failed W&B run placed on a PR by an alert).
 - `AlertJob`: a W&B run-failure alert, resolved by a worker into fix jobs. Built by
   `AlertJob.from_payload` from the webhook's body.
 """
@@ -15,8 +18,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
-from gidgethub import sansio
-
 # The body a W&B webhook automation must send; `${…}` are W&B's payload variables.
 WANDB_PAYLOAD_TEMPLATE = (
     '{"event_type": "${event_type}", "entity": "${entity_name}", '
@@ -24,6 +25,7 @@ WANDB_PAYLOAD_TEMPLATE = (
 )
 RUN_EVENTS = frozenset({"RUN_STATE", "RUN_STATE_CHANGED", "RUN_FAILED"})
 ALERT_REQUESTER = "wandb"  # `requested_by` of a fix job an alert made
+COMMENTS_LANE = "github:comments"  # every comment job: none waits for another, one worker serves them first
 
 
 class TextEnum(str, Enum):
@@ -36,6 +38,7 @@ class TextEnum(str, Enum):
 class JobKind(TextEnum):
     FIX = "fix"
     WANDB_ALERT = "wandb_alert"
+    COMMENT = "comment"
 
 
 class JobStatus(TextEnum):
@@ -90,24 +93,24 @@ class FixJob:
     requested_by: str | None = None
 
     @classmethod
-    def for_comment(cls, event: sansio.Event, pr: dict[str, Any], command: Command) -> FixJob:
-        """The job of a `/fix-and-relaunch` comment on `pr` (the pull request as GitHub gives it)."""
-        data, head = event.data, pr["head"]
+    def for_comment(cls, comment: CommentJob, pr: dict[str, Any]) -> FixJob:
+        """The job of an authorised `/fix-and-relaunch` comment on `pr` (the pull request as GitHub gives it)."""
+        head = pr["head"]
         return cls(
             repo=head["repo"]["full_name"],
-            base_repo=data["repository"]["full_name"],
+            base_repo=comment.repo,
             clone_url=head["repo"]["clone_url"],
-            installation_id=data["installation"]["id"],
+            installation_id=comment.installation_id,
             pr=pr["number"],
             pr_url=pr["url"],
-            comments_url=data["issue"]["comments_url"],
+            comments_url=comment.comments_url,
             branch=head["ref"],
             head_sha=head["sha"],
-            delivery_id=event.delivery_id,
-            comment_id=data["comment"]["id"],
-            dry_run=command.dry_run,
-            hint=command.hint,
-            requested_by=data["comment"]["user"]["login"],
+            delivery_id=comment.delivery_id,
+            comment_id=comment.comment_id,
+            dry_run=comment.dry_run,
+            hint=comment.hint,
+            requested_by=comment.author,
         )
 
     @classmethod
@@ -205,13 +208,17 @@ class AlertJob:
         were left unfilled)."""
         if not isinstance(payload, dict):
             raise BadPayload("the payload must be a JSON object")
-        if payload.get("event_type") not in RUN_EVENTS:
+        event_type = payload.get("event_type")
+        if not isinstance(event_type, str) or event_type not in RUN_EVENTS:
             return None
         entity, project, run_path = payload.get("entity"), payload.get("project"), payload.get("run_path")
         entity, project = _name("entity", entity), _name("project", project)
         if run_path is not None and (not isinstance(run_path, str) or run_path.count("/") != 2):
             raise BadPayload("'run_path' must look like entity/project/runid")
-        return cls(entity=entity, project=project, run_path=run_path, author=payload.get("author"))
+        author = payload.get("author")
+        return cls(
+            entity=entity, project=project, run_path=run_path, author=author if isinstance(author, str) else None
+        )
 
     @property
     def lane(self) -> str:
@@ -243,14 +250,85 @@ class AlertJob:
         )
 
 
+@dataclass(frozen=True)
+class CommentJob:
+    """A `/fix-and-relaunch` comment on a pull request, as its webhook carried it (the request side
+    checked its shape, never GitHub). What the worker needs comes from the payload's own URLs."""
+
+    kind: ClassVar[JobKind] = JobKind.COMMENT
+
+    repo: str  # where the pull request and the comment live
+    installation_id: int
+    pr: int
+    pr_url: str
+    comments_url: str
+    reactions_url: str
+    collaborators_url: str  # a URL template: `{/collaborator}`
+    comment_id: int
+    author: str
+    association: str  # the author's `author_association` (OWNER needs no permission lookup)
+    delivery_id: str | None = None
+    dry_run: bool = False
+    hint: str | None = None
+
+    @property
+    def lane(self) -> str:
+        return COMMENTS_LANE
+
+    @property
+    def branch(self) -> None:
+        """The branch is the pull request's head: known once a worker looked the pull request up."""
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "repo": self.repo,
+            "installation_id": self.installation_id,
+            "pr": self.pr,
+            "pr_url": self.pr_url,
+            "comments_url": self.comments_url,
+            "reactions_url": self.reactions_url,
+            "collaborators_url": self.collaborators_url,
+            "comment_id": self.comment_id,
+            "author": self.author,
+            "association": self.association,
+            "delivery_id": self.delivery_id,
+            "dry_run": self.dry_run,
+            "hint": self.hint,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> CommentJob:
+        return cls(
+            repo=data["repo"],
+            installation_id=data["installation_id"],
+            pr=data["pr"],
+            pr_url=data["pr_url"],
+            comments_url=data["comments_url"],
+            reactions_url=data["reactions_url"],
+            collaborators_url=data["collaborators_url"],
+            comment_id=data["comment_id"],
+            author=data["author"],
+            association=data["association"],
+            delivery_id=data.get("delivery_id"),
+            dry_run=bool(data.get("dry_run")),
+            hint=data.get("hint"),
+        )
+
+
 def _name(what: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or "$" in value:
         raise BadPayload(f"'{what}' must name the W&B {what} (payload template: {WANDB_PAYLOAD_TEMPLATE})")
     return value.strip()
 
 
-Payload = FixJob | AlertJob
-PAYLOADS: dict[JobKind, type[FixJob] | type[AlertJob]] = {JobKind.FIX: FixJob, JobKind.WANDB_ALERT: AlertJob}
+Payload = FixJob | AlertJob | CommentJob
+PAYLOADS: dict[JobKind, type[FixJob] | type[AlertJob] | type[CommentJob]] = {
+    JobKind.FIX: FixJob,
+    JobKind.WANDB_ALERT: AlertJob,
+    JobKind.COMMENT: CommentJob,
+}
 
 
 def payload_from_json(kind: str, data: dict[str, Any]) -> Payload:
@@ -285,6 +363,13 @@ class Job:
         """The payload of a fix job; TypeError for an alert."""
         if not isinstance(self.payload, FixJob):
             raise TypeError(f"job {self.id} is a {self.kind} job, not a fix job")
+        return self.payload
+
+    @property
+    def comment(self) -> CommentJob:
+        """The payload of a comment job; TypeError for another kind."""
+        if not isinstance(self.payload, CommentJob):
+            raise TypeError(f"job {self.id} is a {self.kind} job, not a comment job")
         return self.payload
 
     @property

@@ -13,14 +13,13 @@ TRUSTED_ASSOCIATIONS = frozenset({"OWNER"})
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 
 
-async def has_write_access(gh: GitHubAPI, data: dict[str, Any]) -> bool:
-    """Whether the author of the comment in `data` (an issue_comment payload) may write to its repo."""
-    comment = data["comment"]
-    if comment.get("author_association") in TRUSTED_ASSOCIATIONS:
+async def has_write_access(gh: GitHubAPI, collaborators_url: str, login: str, association: str) -> bool:
+    """Whether `login` (a comment's author, with its `author_association`) may write to the repo
+    whose `collaborators_url` (a URL template, as payloads give it) is given."""
+    if association in TRUSTED_ASSOCIATIONS:
         return True
-    url = data["repository"]["collaborators_url"] + "/permission"
     try:
-        answer = await gh.getitem(url, {"collaborator": comment["user"]["login"]})
+        answer = await gh.getitem(collaborators_url + "/permission", {"collaborator": login})
     except gidgethub.BadRequest:  # 404: not a collaborator at all
         return False
     return answer.get("permission") in WRITE_PERMISSIONS

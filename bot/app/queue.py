@@ -4,10 +4,11 @@ A webhook handler only enqueues; workers (`bot.app.workers`) claim jobs and run 
 queue guarantees:
 
 - one active job per lane (a fix job's repo+branch: queued or running; a W&B project: one
-  alert waiting): `enqueue` answers BUSY otherwise;
+  alert waiting): `enqueue` answers BUSY otherwise; comment jobs share a lane but never wait;
 - a GitHub delivery id, a PR comment or a W&B run path is acted on once: `enqueue` answers
   DUPLICATE (the delivery id is not covered by the signature, so a replayed comment with a
-  new delivery id is caught by its comment id);
+  new delivery id is caught by its comment id); a job that another job queues (the fix job of
+  an authorised comment) is deduped by that job, so a rerun of it queues nothing twice;
 - a job left running by a stopped process is requeued by `recover()`, and the steps it
   recorded (`record_step`) are still there, so the pipeline resumes without pushing or
   launching twice;
@@ -21,11 +22,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.app.jobs import ACTIVE, AlertJob, FixJob, Job, JobStatus, Payload, TextEnum, branch_lane, payload_from_json
+from bot.app.jobs import (
+    ACTIVE,
+    AlertJob,
+    CommentJob,
+    FixJob,
+    Job,
+    JobStatus,
+    Payload,
+    TextEnum,
+    branch_lane,
+    payload_from_json,
+)
 from bot.core.settings import Settings
 from bot.store import jobs as tables
 from bot.store.db import DB_NAME, Database
@@ -62,9 +76,14 @@ def comment_key(comment_id: int | str) -> str:
     return f"comment:{comment_id}"
 
 
+def source_key(job_id: int) -> str:
+    """The dedupe key of the job another job queued: one per source job."""
+    return f"job:{job_id}"
+
+
 def github_keys(payload: Payload) -> list[str]:
     """The dedupe keys of the GitHub delivery behind a job: remembered even when it is not queued."""
-    if not isinstance(payload, FixJob):
+    if not isinstance(payload, (FixJob, CommentJob)):
         return []
     keys = [payload.delivery_id] if payload.delivery_id else []
     if payload.comment_id is not None:
@@ -81,7 +100,10 @@ def dedupe_keys(payload: Payload) -> list[str]:
 
 
 def blocking_statuses(payload: Payload) -> tuple[JobStatus, ...]:
-    """A fix job waits for no other job of its branch; an alert only for one not yet started."""
+    """A fix job waits for no other job of its branch; an alert only for one not yet started; a
+    comment for none."""
+    if isinstance(payload, CommentJob):
+        return ()
     return (JobStatus.QUEUED,) if isinstance(payload, AlertJob) else ACTIVE
 
 
@@ -101,32 +123,28 @@ class Queue:
 
     # -- enqueue, dedupe, one active job per lane -------------------------------------
 
-    def enqueue(self, payload: Payload) -> Enqueued:
+    def enqueue(self, payload: Payload, *, source: int | None = None) -> Enqueued:
         """Add a job unless its delivery / W&B run was seen or its lane already has one.
 
         Dedupe keys are the delivery id (X-GitHub-Delivery), the PR comment and, for fix jobs,
-        the W&B run. GitHub keys are remembered for BUSY outcomes too, so a redelivery is not
-        answered twice; a W&B run is not: the next alert tries it again.
+        the W&B run; for a job queued by job `source`, that job alone. GitHub keys are
+        remembered for BUSY outcomes too, so a redelivery is not answered twice; a W&B run is
+        not: the next alert tries it again.
         """
-        github, keys = github_keys(payload), dedupe_keys(payload)
         with self.db.transaction() as conn:
-            if tables.seen_keys(conn, keys):
-                return Enqueued(EnqueueOutcome.DUPLICATE)
-            row = tables.first_job(conn, blocking_statuses(payload), lane=payload.lane)
-            if row is not None:
-                tables.remember(conn, github, row.id, EnqueueOutcome.BUSY)
-                return Enqueued(EnqueueOutcome.BUSY, active=_job(row))
-            job_id = tables.insert_job(
-                conn,
-                kind=payload.kind,
-                repo=payload.repo,
-                branch=payload.branch,
-                lane=payload.lane,
-                payload=payload.to_json(),
-            )
-            tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
-        self._notify()
-        return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
+            result = _enqueue(conn, payload, source)
+        if result.outcome == EnqueueOutcome.QUEUED:
+            self._notify()
+        return result
+
+    def enqueue_many(self, payloads: Sequence[Payload]) -> list[Enqueued]:
+        """`enqueue` each payload in turn, in one transaction: one commit for a burst of deliveries
+        (each sees the ones before it, so duplicates within the burst are caught)."""
+        with self.db.transaction() as conn:
+            results = [_enqueue(conn, payload, None) for payload in payloads]
+        if any(r.outcome == EnqueueOutcome.QUEUED for r in results):
+            self._notify()
+        return results
 
     def seen(self, delivery_id: str | None) -> bool:
         """Whether this GitHub delivery id (or other dedupe key) was already handled."""
@@ -144,10 +162,10 @@ class Queue:
 
     # -- claiming and finishing ------------------------------------------------------
 
-    def claim(self) -> Job | None:
-        """Take the oldest queued job and mark it running."""
+    def claim(self, lane: str | None = None) -> Job | None:
+        """Take the oldest queued job (of `lane`, when given) and mark it running."""
         with self.db.transaction() as conn:
-            row = tables.first_job(conn, (JobStatus.QUEUED,))
+            row = tables.first_job(conn, (JobStatus.QUEUED,), lane=lane)
             if row is None:
                 return None
             tables.start_job(conn, row.id, JobStatus.RUNNING)
@@ -164,6 +182,12 @@ class Queue:
         # A job cancelled while it ran stays cancelled.
         with self.db.transaction() as conn:
             tables.set_status(conn, job_id, status, error, unless=JobStatus.CANCELLED)
+
+    def requeue(self, job_id: int, note: str) -> None:
+        """Put a running job back in the queue (a stop at a step boundary): its steps stay recorded,
+        so the next start resumes it; `note` says where it stopped."""
+        with self.db.transaction() as conn:
+            tables.set_status(conn, job_id, JobStatus.QUEUED, note, unless=JobStatus.CANCELLED)
 
     def recover(self) -> list[int]:
         """Requeue the jobs a stopped process left running; call once at start-up."""
@@ -245,10 +269,32 @@ class Queue:
             pass
         self._wakeup.clear()
 
+    def wake(self) -> None:
+        """Wake the workers waiting in `wait` (e.g. to see that they must stop)."""
+        self._notify()
+
     def _notify(self) -> None:
         loop, event = self._loop, self._wakeup
         if loop is not None and event is not None and not loop.is_closed():
             loop.call_soon_threadsafe(event.set)
+
+
+def _enqueue(conn: sqlite3.Connection, payload: Payload, source: int | None) -> Enqueued:
+    github, keys = github_keys(payload), dedupe_keys(payload)
+    if source is not None:
+        github = keys = [source_key(source)]
+    if tables.seen_keys(conn, keys):
+        return Enqueued(EnqueueOutcome.DUPLICATE)
+    blocking = blocking_statuses(payload)
+    row = tables.first_job(conn, blocking, lane=payload.lane) if blocking else None
+    if row is not None:
+        tables.remember(conn, github, row.id, EnqueueOutcome.BUSY)
+        return Enqueued(EnqueueOutcome.BUSY, active=_job(row))
+    job_id = tables.insert_job(
+        conn, kind=payload.kind, repo=payload.repo, branch=payload.branch, lane=payload.lane, payload=payload.to_json()
+    )
+    tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
+    return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
 
 
 def _job(row: tables.JobRow) -> Job:

@@ -13,6 +13,11 @@ from pathlib import Path
 
 from bot.core.errors import BadInput
 
+# Every configured secret is removed verbatim from whatever the bot prints or posts, so a short
+# one ("s") would garble every message; and a short webhook secret is guessable. Refused instead.
+MIN_SECRET_LENGTH = 16
+SECRET_NAMES = ("WANDB_API_KEY", "ANTHROPIC_API_KEY", "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET")
+
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
     """XDG state dir, the place for data that outlives a process but is not the user's."""
@@ -28,6 +33,21 @@ def _read_key(path: Path) -> str:
         raise BadInput(
             f"cannot read the GitHub App's private key file {path} ({reason or exc}); check GITHUB_PRIVATE_KEY_PATH"
         ) from None
+
+
+def check_secret_lengths(secrets: Mapping[str, str | None]) -> None:
+    """BadInput naming each configured secret shorter than MIN_SECRET_LENGTH (never its value)."""
+    short = [
+        f"{name} is {len(value)} character{'s' if len(value) > 1 else ''} long"
+        for name, value in secrets.items()
+        if value and len(value) < MIN_SECRET_LENGTH
+    ]
+    if not short:
+        return
+    raise BadInput(
+        f"{'; '.join(short)}: a secret must have at least {MIN_SECRET_LENGTH} characters, or it garbles every "
+        "message the bot redacts it from (make one with `python -c 'import secrets; print(secrets.token_hex(32))'`)"
+    )
 
 
 @dataclass(frozen=True)
@@ -49,12 +69,14 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """The settings named in the environment; BadInput for a secret too short to be one."""
         env = os.environ if env is None else env
 
         def get(name: str) -> str | None:
             value = env.get(name, "").strip()
             return value or None
 
+        check_secret_lengths({name: get(name) for name in SECRET_NAMES})
         private_key = get("GITHUB_PRIVATE_KEY")
         key_path = get("GITHUB_PRIVATE_KEY_PATH")
         if private_key is None and key_path:

@@ -12,6 +12,7 @@ commits, pushes or launches twice.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from bot.fixers.llm.client import propose_llm_fix
@@ -21,11 +22,20 @@ from bot.loop.apply import Applier, Reporter
 from bot.loop.comments import Comments
 from bot.loop.decide import Decider
 from bot.loop.inspect import diagnose_run
-from bot.loop.journal import StepLog
+from bot.loop.journal import StepKey, StepLog
 from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier
+from bot.repo.git import git
+from bot.repo.publish import BOT_EMAIL, BOT_NAME
 from bot.runs.model import RunInfo
+
+BOT_IDENTITY = (("NAME", BOT_NAME), ("EMAIL", BOT_EMAIL))  # who sets an interrupted patch aside
+
+
+class Interrupted(Exception):
+    """The job was asked to stop (its server is shutting down): raised at a step boundary. The
+    journal holds every step done, so the next start resumes the job from there."""
 
 
 class Pipeline:
@@ -38,6 +48,7 @@ class Pipeline:
         progress: Callable[[str], None] | None = None,
         poll: float = 1.0,
         cancelled: Callable[[], bool] | None = None,
+        stopping: Callable[[], bool] | None = None,
     ):
         self.ctx = ctx
         self.steps = steps or StepLog()
@@ -45,6 +56,7 @@ class Pipeline:
         self.progress: Callable[[str], None] = progress or (lambda line: None)
         self.poll = poll
         self.cancelled = cancelled or (lambda: False)
+        self.stopping = stopping or (lambda: False)
 
     def run(self, req: FixRequest) -> Outcome:
         self._open(req)
@@ -68,6 +80,7 @@ class Pipeline:
 
     def _open(self, req: FixRequest) -> None:
         ctx, branch = self.ctx, req.branch
+        self._set_aside_interrupted_patch(branch)
         self.worktree = ctx.workspace.worktree(branch)
         self.config = ctx.reload_config(branch)
         self.runs = ctx.runs(branch)
@@ -92,7 +105,24 @@ class Pipeline:
             progress=self.progress,
             poll=self.poll,
             worktree=self.worktree,
+            sleep=self._sleep,
         )
+
+    def _set_aside_interrupted_patch(self, branch: str) -> None:
+        """A job stopped between writing its patch and committing it (a kill) left the patch in the
+        bot's worktree, which would then be refused as dirty. The journal says so (an attempt's
+        base recorded, its commit not): the patch goes to git's stash (recoverable) and the
+        attempt makes it again."""
+        begun = [key.attempt for key in map(StepKey.parse, self.steps.rows()) if key and key.step is Step.BASE]
+        if not any(not self.steps.done(StepKey(Step.COMMIT, attempt=n)) for n in begun):
+            return
+        path = self.ctx.workspace.worktree_path(branch)
+        if not (path / ".git").exists() or not git(path, "status", "--porcelain", "--untracked-files=no").out.strip():
+            return
+        message = f"fix-and-relaunch: a patch of {branch} interrupted before its commit"
+        identity = {f"GIT_{role}_{part}": value for role in ("AUTHOR", "COMMITTER") for part, value in BOT_IDENTITY}
+        git(path, "stash", "push", "--quiet", "--message", message, env=identity)
+        self.progress(f"set aside an interrupted patch in the worktree of {branch} (git stash list: {message!r})")
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:
         diverged: str | None = None
@@ -145,8 +175,19 @@ class Pipeline:
         return run
 
     def _check_cancelled(self) -> None:
+        self._check_stopping()
         if self.cancelled():
             raise GiveUp("the job was cancelled (its pull request was closed)")
+
+    def _check_stopping(self) -> None:
+        if self.stopping():
+            raise Interrupted("stopped at a step boundary")
+
+    def _sleep(self, seconds: float) -> None:
+        """The verifier's wait between looks at the new run: a stop ends it."""
+        self._check_stopping()
+        time.sleep(seconds)
+        self._check_stopping()
 
     def _diagnose(self, run: RunInfo, diverged: str | None) -> Diagnosed:
         self.progress(f"diagnosing run {run.id} ({run.state})")

@@ -18,6 +18,7 @@ from bot.core.errors import BadInput
 CONFIG_PATH = ".github/fix-and-relaunch.yml"
 # Never edited by a fix, whatever the repo config says: CI, git's own files, the bot's config.
 ALWAYS_DENIED = (".github/**", ".git/**", ".gitmodules", ".gitattributes")
+MAX_CONFIG_CHARS = 256 * 1024  # a real config is a few hundred bytes; this bounds parse time and memory
 BACKENDS = ("local", "command", "slurm", "ray", "wandb-launch")
 
 DEFAULTS: dict[str, Any] = {
@@ -67,10 +68,14 @@ _TYPES: dict[str, tuple[type, ...]] = {
 
 def parse(text: str, source: str = CONFIG_PATH) -> dict[str, Any]:
     """Parse and validate the YAML text of a repo config; return the full config with defaults."""
+    if len(text) > MAX_CONFIG_CHARS:
+        raise BadInput(f"{source}: {len(text)} characters; a repo config may have at most {MAX_CONFIG_CHARS}")
     try:
         data = yaml.safe_load(text) if text.strip() else {}
     except yaml.YAMLError as exc:
         raise BadInput(f"{source}: not valid YAML{_where(exc)}") from None
+    except RecursionError:  # PyYAML composes nested nodes recursively
+        raise BadInput(f"{source}: nested too deeply to be a repo config") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -58,6 +58,9 @@ class FakeGitHub:
     tokens: dict[str, tuple[int, float]] = field(default_factory=dict)  # token -> (installation, expiry)
     record: bool = True  # the benchmark turns recording off
     stall: str | None = None  # a request whose body holds this text never gets an answer
+    delay: float = 0.0  # seconds before each answer: a slow GitHub
+    faults: list[int] = field(default_factory=list)  # the next requests get these statuses (500, 502, 429, 403…)
+    reactions: dict[tuple[str, str], int] = field(default_factory=dict)  # (comment path, content) -> reaction id
 
     def __post_init__(self):
         self._ids = itertools.count(1000)
@@ -130,7 +133,25 @@ class FakeGitHub:
         r.add_get("/repos/{owner}/{repo}/pulls", self.list_pulls)
         r.add_get("/repos/{owner}/{repo}/commits/{sha}/pulls", self.commit_pulls_handler)
         app.middlewares.append(self._record)
+        app.middlewares.append(self._misbehave)
         return app
+
+    @web.middleware
+    async def _misbehave(self, request: web.Request, handler):
+        """A slow GitHub (`delay`), and injected failures (`faults`): a 5xx, or a rate limit
+        asking to retry in a second."""
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if not self.faults:
+            return await handler(request)
+        status = self.faults.pop(0)
+        if status in (403, 429):
+            return web.json_response(
+                {"message": "API rate limit exceeded"},
+                status=status,
+                headers={"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0", "Retry-After": "1"},
+            )
+        return self._error(status, "Server Error")
 
     @web.middleware
     async def _record(self, request: web.Request, handler):
@@ -211,10 +232,15 @@ class FakeGitHub:
         return web.json_response({**self._repo(repo), "default_branch": self.default_branches.get(repo, "main")})
 
     async def reaction(self, request: web.Request) -> web.Response:
+        """Like GitHub: the same reaction again is answered 200 with the one that exists."""
         if (denied := self._installation_auth(request)) is not None:
             return denied
         body = await request.json()
-        return web.json_response({"id": next(self._ids), "content": body["content"]}, status=201)
+        key = (request.path, body["content"])
+        if key in self.reactions:
+            return web.json_response({"id": self.reactions[key], "content": body["content"]}, status=200)
+        self.reactions[key] = next(self._ids)
+        return web.json_response({"id": self.reactions[key], "content": body["content"]}, status=201)
 
     async def list_comments(self, request: web.Request) -> web.Response:
         if (denied := self._installation_auth(request)) is not None:

@@ -10,5 +10,12 @@ from bot.core.settings import Settings
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    run_server(settings, args.host, args.port, router=handlers.router, wandb_handler=handlers.wandb.handle)
+    run_server(
+        settings,
+        args.host,
+        args.port,
+        router=handlers.router,
+        wandb_handler=handlers.wandb.handle,
+        act_only_if=handlers.ACT_ONLY_IF,
+    )
     return 0

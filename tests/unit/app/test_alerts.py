@@ -245,7 +245,7 @@ async def test_server_worker_resolves_alerts_into_fix_jobs(aiohttp_client, setti
     fake_github.commit_pulls = {SHA_A: [5]}
     executed = []
 
-    async def executor(job, *, github_app):
+    async def executor(job, *, github_app, **kwargs):
         executed.append(job)
 
     app = webhook_app(settings, queue=queue, executor=executor, runs_lookup=lambda e, p: [run("r1", branch="exp-a")])

@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from gidgethub import sansio
 
 from bot.app.jobs import (
     RUN_EVENTS,
     WANDB_PAYLOAD_TEMPLATE,
     AlertJob,
     BadPayload,
-    Command,
+    CommentJob,
     FixJob,
     Job,
     JobKind,
@@ -59,6 +58,23 @@ RUN_JOB = {
     "hint": None,
     "requested_by": "wandb",
 }
+# A `/fix-and-relaunch` comment not yet authorised, as the request side queues it.
+UNAUTHORISED_COMMENT = {
+    "kind": "comment",
+    "repo": REPO,
+    "installation_id": 1,
+    "pr": 1,
+    "pr_url": f"{API}/pulls/1",
+    "comments_url": f"{API}/issues/1/comments",
+    "reactions_url": f"{API}/issues/comments/492700400/reactions",
+    "collaborators_url": f"{API}/collaborators{{/collaborator}}",
+    "comment_id": 492700400,
+    "author": "Codertocat",
+    "association": "OWNER",
+    "delivery_id": "delivery-1",
+    "dry_run": True,
+    "hint": "the loss explodes",
+}
 ALERT_JOB = {"kind": "wandb_alert", "entity": "team", "project": "proj", "run_path": None, "author": "ada"}
 
 
@@ -77,7 +93,11 @@ def pull(number: int, head_repo: str, ref: str, sha: str) -> dict:
     }
 
 
-@pytest.mark.parametrize("stored", [COMMENT_JOB, RUN_JOB, ALERT_JOB], ids=["comment", "failed-run", "alert"])
+@pytest.mark.parametrize(
+    "stored",
+    [COMMENT_JOB, RUN_JOB, ALERT_JOB, UNAUTHORISED_COMMENT],
+    ids=["comment", "failed-run", "alert", "unauthorised-comment"],
+)
 def test_a_stored_payload_reads_typed_and_writes_back_the_same_json(stored):
     text = json.dumps(stored)
     payload = payload_from_json(stored["kind"], json.loads(text))
@@ -102,17 +122,10 @@ def test_fields_are_read_by_attribute():
     assert (alert.lane, alert.repo, alert.branch) == ("wandb:team/proj", None, None)
 
 
-def test_for_comment_builds_the_job_a_comment_asks_for():
-    data = {
-        "repository": {"full_name": REPO},
-        "installation": {"id": 1},
-        "issue": {"comments_url": f"{API}/issues/1/comments"},
-        "comment": {"id": 492700400, "user": {"login": "Codertocat"}},
-    }
-    event = sansio.Event(data, event="issue_comment", delivery_id="delivery-1")
-    fix = FixJob.for_comment(
-        event, pull(1, "alice/Hello-World", "exp-a", "a" * 40), Command(dry_run=True, hint="the loss explodes")
-    )
+def test_for_comment_builds_the_job_an_authorised_comment_asks_for():
+    comment = CommentJob.from_json(UNAUTHORISED_COMMENT)
+    assert (comment.lane, comment.branch) == ("github:comments", None)
+    fix = FixJob.for_comment(comment, pull(1, "alice/Hello-World", "exp-a", "a" * 40))
     assert fix.to_json() == COMMENT_JOB
 
 

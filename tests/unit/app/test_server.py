@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -17,10 +18,11 @@ import pytest
 
 import handlers
 from bot.app.github_auth import GitHubApp
-from bot.app.jobs import FixJob
+from bot.app.jobs import FixJob, JobKind
 from bot.app.server import make_app
 from bot.core.errors import BadInput
 from tests.support.fake_github import INSTALLATION_ID, WANDB_SECRET, WEBHOOK_SECRET, example, pr_comment, signed
+from tests.support.net import free_port
 from tests.support.paths import REPO_ROOT
 from tests.support.waiting import until
 
@@ -46,18 +48,28 @@ async def post_github(client, body: bytes, event="issue_comment", delivery=None,
     return await client.post("/webhooks/github", data=body, headers=headers)
 
 
-async def test_signed_pr_command_reacts_and_queues_fast(client, fake_github, queue):
+def fix_jobs(queue, status=None):
+    return [j for j in queue.jobs(status) if j.kind == JobKind.FIX]
+
+
+async def queued_fix(queue):
+    await until(lambda: fix_jobs(queue, "queued"), what="the fix job")
+    [job] = fix_jobs(queue, "queued")
+    return job
+
+
+async def test_signed_pr_command_is_answered_then_authorised_and_queued_by_a_worker(client, fake_github, queue):
     body = command(fake_github, "/fix-and-relaunch --dry-run the loss explodes after warmup")
     start = time.perf_counter()
     resp = await post_github(client, body, delivery="delivery-1")
     elapsed = time.perf_counter() - start
     assert resp.status == 200, await resp.text()
-    assert elapsed < 1.0  # token, reaction, PR lookup and enqueue against a local GitHub
+    assert elapsed < 1.0
 
+    job = await queued_fix(queue)
     reactions = fake_github.find("POST", "/issues/comments/492700400/reactions")
     assert [c.body for c in reactions] == [{"content": "eyes"}]
     assert reactions[0].authorization.startswith("token ghs_")
-    [job] = queue.jobs("queued")
     assert job.kind == "fix" and job.repo == "Codertocat/Hello-World" and job.branch == "exp-a"
     assert job.payload.to_json() == {
         "kind": "fix",
@@ -77,6 +89,33 @@ async def test_signed_pr_command_reacts_and_queues_fast(client, fake_github, que
         "requested_by": "Codertocat",
     }
     assert not any(str(v).startswith("ghs_") for v in job.payload.to_json().values())  # never a stored token
+    await until(lambda: queue.jobs("done"), what="the comment job")
+    assert [j.kind for j in queue.jobs("done")] == [JobKind.COMMENT]
+
+
+async def test_the_request_path_makes_no_github_call(aiohttp_client, settings, fake_github, queue):
+    """GitHub unreachable: every delivery is answered all the same, and queued when it asks for work."""
+    offline = replace(settings, github_api_url=f"http://127.0.0.1:{free_port()}")
+    client = await aiohttp_client(webhook_app(offline, queue=queue, comment_workers=0))
+    plain = example("issue_comment/created.with-installation.payload.json", fake_github.url)  # on an issue
+    assert (await post_github(client, json.dumps(plain).encode())).status == 200
+    assert (await post_github(client, command(fake_github))).status == 200
+    closed = example("pull_request/opened.payload.json", fake_github.url)
+    closed["action"] = "closed"
+    assert (await post_github(client, json.dumps(closed).encode(), event="pull_request")).status == 200
+    [job] = queue.jobs()
+    assert job.kind == JobKind.COMMENT and job.status == "queued" and job.comment.author == "Codertocat"
+    assert fake_github.calls == []
+
+
+async def test_ten_identical_concurrent_deliveries_make_one_job_and_one_reaction(client, fake_github, queue):
+    body = command(fake_github)
+    answers = await asyncio.gather(*(post_github(client, body, delivery="same-delivery") for _ in range(10)))
+    assert [a.status for a in answers] == [200] * 10
+    await queued_fix(queue)
+    await until(lambda: queue.jobs("done"), what="the comment job")
+    assert len(queue.jobs()) == 2  # the comment, authorised, and its fix job
+    assert len(fake_github.find("POST", "/reactions")) == 1
 
 
 async def test_unsigned_missigned_garbage_and_oversized(client, fake_github, queue):
@@ -108,9 +147,11 @@ async def test_unknown_event_is_acknowledged_and_ignored(client, fake_github, qu
 
 async def test_duplicate_delivery_makes_one_job_and_one_reaction(client, fake_github, queue):
     body = command(fake_github)
-    for _ in range(3):
+    assert (await post_github(client, body, delivery="same-delivery")).status == 200
+    await queued_fix(queue)
+    for _ in range(2):  # redelivered once the comment was acted on
         assert (await post_github(client, body, delivery="same-delivery")).status == 200
-    assert len(queue.jobs()) == 1
+    assert len(queue.jobs()) == 2 and len(fix_jobs(queue)) == 1
     assert len(fake_github.find("POST", "/reactions")) == 1
 
 
@@ -118,31 +159,34 @@ async def test_replayed_comment_with_a_new_delivery_id_is_a_duplicate(client, fa
     """X-GitHub-Delivery is not signed: a replay of the same signed body under new ids does nothing."""
     body = command(fake_github)
     assert (await post_github(client, body, delivery="first")).status == 200
-    [job] = queue.jobs()
+    job = await queued_fix(queue)
     queue.finish(queue.claim().id)  # even after the job is done, the comment is not acted on again
+    before = [j.id for j in queue.jobs()]
     for delivery in ("replay-1", "replay-2"):
         assert (await post_github(client, body, delivery=delivery)).status == 200
-    assert [j.id for j in queue.jobs()] == [job.id]
+    assert [j.id for j in queue.jobs()] == before and job.id in before
     assert len(fake_github.find("POST", "/reactions")) == 1 and fake_github.find("POST", "/issues/1/comments") == []
 
 
 async def test_one_token_per_installation_for_many_webhooks(client, fake_github, queue):
-    body = command(fake_github)
-    for _ in range(3):
-        await post_github(client, body)
+    for comment_id in (1, 2, 3):
+        await post_github(client, command(fake_github, comment_id=comment_id))
+    await until(lambda: len(fake_github.find("POST", "/reactions")) == 3, what="three reactions")
     assert len(fake_github.token_requests()) == 1
     assert fake_github.token_requests()[0].path == f"/app/installations/{INSTALLATION_ID}/access_tokens"
 
 
 async def test_second_trigger_while_job_runs_answers_busy(client, fake_github, queue):
     await post_github(client, command(fake_github))
+    await queued_fix(queue)
     running = queue.claim()
     resp = await post_github(client, command(fake_github, "/fix-and-relaunch please", comment_id=2))
     assert resp.status == 200
+    await until(lambda: fake_github.find("POST", "/issues/1/comments"), what="the reply")
     [reply] = fake_github.find("POST", "/issues/1/comments")
     assert "<!-- fix-and-relaunch:busy -->" in reply.body["body"]
     assert f"job {running.id}" in reply.body["body"] and "running" in reply.body["body"]
-    assert len(queue.jobs()) == 1
+    assert len(fix_jobs(queue)) == 1
 
 
 async def test_closed_pull_request_over_http_drops_queued_jobs(aiohttp_client, settings, fake_github, queue):
@@ -151,12 +195,13 @@ async def test_closed_pull_request_over_http_drops_queued_jobs(aiohttp_client, s
         webhook_app(settings, queue=queue, cleanup=lambda repo, branch: cleaned.append((repo, branch)))
     )
     await post_github(client, command(fake_github))
+    await queued_fix(queue)
     closed = example("pull_request/opened.payload.json", fake_github.url)
     closed["action"] = "closed"
     closed["installation"] = {"id": INSTALLATION_ID}
     closed["pull_request"]["head"]["ref"] = "exp-a"
     assert (await post_github(client, json.dumps(closed).encode(), event="pull_request")).status == 200
-    assert [j.status for j in queue.jobs()] == ["cancelled"]
+    assert [j.status for j in fix_jobs(queue)] == ["cancelled"]
     assert cleaned == [("Codertocat/Hello-World", "exp-a")]
 
 
@@ -206,7 +251,7 @@ async def test_refuses_to_start_without_secret_or_app_credentials(settings, queu
 
 
 async def test_healthz_reports_queue_and_workers(aiohttp_client, settings, queue, fake_github):
-    async def executor(job, *, github_app):
+    async def executor(job, *, github_app, **kwargs):
         pass
 
     queue.enqueue(
@@ -215,7 +260,7 @@ async def test_healthz_reports_queue_and_workers(aiohttp_client, settings, queue
     client = await aiohttp_client(webhook_app(settings, queue=queue, executor=executor, workers=3))
     resp = await client.get("/healthz")
     data = await resp.json()
-    assert resp.status == 200 and data["status"] == "ok" and data["workers"] == 3
+    assert resp.status == 200 and data["status"] == "ok" and data["workers"] == 3 and data["comment_workers"] == 1
     assert set(data["queue"]) == {"queued", "running", "done", "failed", "cancelled"}
 
 
@@ -223,7 +268,7 @@ async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, sett
     """The worker gets the installation id, and a token only from the shared App object."""
     seen = []
 
-    async def executor(job, *, github_app):
+    async def executor(job, *, github_app, **kwargs):
         gh = await github_app.gh_for_installation(job.fix.installation_id)
         seen.append((job.branch, gh.oauth_token))
 
@@ -231,7 +276,7 @@ async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, sett
     await post_github(client, command(fake_github))
     await until(lambda: seen, what="the worker")
     assert seen[0][0] == "exp-a" and seen[0][1].startswith("ghs_")
-    assert len(fake_github.token_requests()) == 1  # the webhook's token was reused
+    assert len(fake_github.token_requests()) == 1  # the comment worker's token was reused
 
 
 # -- W&B -------------------------------------------------------------------------------
@@ -286,7 +331,7 @@ async def test_wandb_webhook_input_rules(client, aiohttp_client, settings, queue
 
     unconfigured = await aiohttp_client(webhook_app(replace(settings, wandb_webhook_secret=None), queue=queue))
     resp = await unconfigured.post("/webhooks/wandb", data=WANDB_BODY, headers=wandb_headers())
-    assert resp.status == 503
+    assert resp.status == 404
 
 
 # -- App auth and the token cache -------------------------------------------------------
@@ -365,3 +410,42 @@ def test_the_app_never_imports_the_handlers():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"GITHUB_APP_ID": "my-app"}, "GITHUB_APP_ID must be the App's numeric id"),
+        (
+            {"GITHUB_PRIVATE_KEY": "-----BEGIN RSA PRIVATE KEY-----\nnot a key\n-----END RSA PRIVATE KEY-----"},
+            "not a usable RSA private key",
+        ),
+        ({"GITHUB_WEBHOOK_SECRET": ""}, "needs GITHUB_WEBHOOK_SECRET"),
+        ({"GITHUB_WEBHOOK_SECRET": "short"}, "GITHUB_WEBHOOK_SECRET is 5 characters long"),
+    ],
+    ids=["app-id", "private-key", "no-secret", "short-secret"],
+)
+def test_serve_refuses_to_start_with_a_clear_message(settings, app_key, tmp_path, env, message):
+    """Found at start-up (exit 2, one line, nothing quoted of the key), not at the first webhook."""
+    import os
+
+    from tests.support.fake_github import pem
+
+    base = {
+        **os.environ,
+        "GITHUB_APP_ID": settings.github_app_id,
+        "GITHUB_PRIVATE_KEY": pem(app_key),
+        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret,
+        "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "state"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "serve", "--port", str(free_port())],
+        env={**base, **env},
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert "not a key" not in done.stderr and "Traceback" not in done.stderr

@@ -6,7 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from bot.core.settings import Settings
+import pytest
+
+from bot.core.errors import BadInput
+from bot.core.settings import MIN_SECRET_LENGTH, Settings
 from tests.support.paths import REPO_ROOT
 
 ROOT = REPO_ROOT
@@ -20,14 +23,14 @@ def test_every_documented_name_is_read(tmp_path: Path):
         "WANDB_BASE_URL": "http://wandb.local",
         "WANDB_ENTITY": "team",
         "WANDB_PROJECT": "vision",
-        "ANTHROPIC_API_KEY": " sk-ant-x ",
+        "ANTHROPIC_API_KEY": " sk-ant-x-0123456789 ",
         "ANTHROPIC_BASE_URL": "http://llm.local",
         "ANTHROPIC_MODEL": "claude-test",
         "GITHUB_APP_ID": "42",
         "GITHUB_PRIVATE_KEY_PATH": str(key_file),
-        "GITHUB_WEBHOOK_SECRET": "hook",
+        "GITHUB_WEBHOOK_SECRET": "hook-secret-0123456789",
         "GITHUB_API_URL": "http://gh.local/api/",
-        "WANDB_WEBHOOK_SECRET": "wb",
+        "WANDB_WEBHOOK_SECRET": "wandb-secret-0123456789",
         "GITHUB_GIT_URL": "http://git.local/{repo}.git",
         "FIX_AND_RELAUNCH_STATE_DIR": str(tmp_path / "s"),
     }
@@ -41,14 +44,40 @@ def test_every_documented_name_is_read(tmp_path: Path):
         "vision",
     )
     assert (settings.anthropic_api_key, settings.anthropic_base_url, settings.anthropic_model) == (
-        "sk-ant-x",
+        "sk-ant-x-0123456789",
         "http://llm.local",
         "claude-test",
     )
     assert settings.github_app_id == "42" and settings.github_private_key == "-----BEGIN RSA PRIVATE KEY-----abc"
     assert settings.github_api_url == "http://gh.local/api" and settings.github_git_url == "http://git.local/{repo}.git"
-    assert (settings.github_webhook_secret, settings.wandb_webhook_secret) == ("hook", "wb")
+    assert (settings.github_webhook_secret, settings.wandb_webhook_secret) == (
+        "hook-secret-0123456789",
+        "wandb-secret-0123456789",
+    )
     assert settings.state_dir == tmp_path / "s" and settings.online_wandb
+
+
+@pytest.mark.parametrize(
+    "name", ["WANDB_WEBHOOK_SECRET", "GITHUB_WEBHOOK_SECRET", "WANDB_API_KEY", "ANTHROPIC_API_KEY"]
+)
+def test_a_secret_too_short_to_be_one_is_refused_by_name_never_by_value(name, tmp_path: Path):
+    with pytest.raises(BadInput) as refused:
+        Settings.from_env({"HOME": str(tmp_path), name: "s"})
+    message = str(refused.value)
+    assert f"{name} is 1 character long" in message and f"at least {MIN_SECRET_LENGTH} characters" in message
+    assert Settings.from_env({"HOME": str(tmp_path), name: "s" * MIN_SECRET_LENGTH}).secrets() == ["s" * 16]
+
+
+def test_every_command_refuses_a_short_secret_with_exit_2(tmp_path: Path):
+    import os
+
+    env = {**os.environ, "HOME": str(tmp_path), "WANDB_WEBHOOK_SECRET": "s"}
+    for command in (["serve"], ["runs"], ["diagnose", "--log", str(tmp_path / "none.log")]):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", *command], cwd=ROOT, env=env, capture_output=True, text=True
+        )
+        assert done.returncode == 2, (command, done.stderr)
+        assert "WANDB_WEBHOOK_SECRET is 1 character long" in done.stderr and "[REDACTED]" not in done.stderr
 
 
 def test_no_credentials_means_the_embedded_defaults(tmp_path: Path):

@@ -1,4 +1,5 @@
-"""GitHub handlers dispatched through the real router, with real gidgethub against the fake GitHub."""
+"""GitHub handlers dispatched through the real router, then the worker's side of a comment job
+(bot.app.comments) with real gidgethub against the fake GitHub."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ import pytest
 from gidgethub import sansio
 
 import handlers
+from bot.app.comments import authorise_comment
 from bot.app.forge import GitHubForge
 from bot.app.github_auth import GitHubApp
-from bot.app.jobs import FixJob
+from bot.app.group_commit import GroupCommit
+from bot.app.jobs import COMMENTS_LANE, FixJob, JobKind
 from bot.app.messages import DIAGNOSING, job_marker
 from handlers.github import parse_command
 from tests.support.fake_github import INSTALLATION_ID, example, pr_comment
@@ -24,6 +27,7 @@ async def gh(settings, fake_github):
     async with aiohttp.ClientSession() as session:
         gh = await GitHubApp(settings, session).gh_for_installation(INSTALLATION_ID)
         fake_github.calls.clear()  # the token request; tests look at what handlers do
+        gh.fake = fake_github
         yield gh
 
 
@@ -35,7 +39,21 @@ def comment_event(fake, body="/fix-and-relaunch", delivery="d-1", comment_id=Non
 
 
 async def dispatch(event, gh, queue, **kw):
-    await handlers.router.dispatch(event, gh, queue=queue, **kw)
+    """The request side (no GitHub call: `gh=None`), then a worker on the comment jobs it queued."""
+    calls = len(gh_calls(gh))
+    await handlers.router.dispatch(event, None, queue=queue, enqueue=GroupCommit(queue).enqueue, **kw)
+    assert len(gh_calls(gh)) == calls, "the request side called GitHub"
+    while (job := queue.claim(COMMENTS_LANE)) is not None:
+        await authorise_comment(job, gh, queue=queue)
+        queue.finish(job.id)
+
+
+def gh_calls(gh):
+    return gh.fake.calls
+
+
+def fix_jobs(queue, status=None):
+    return [j for j in queue.jobs(status) if j.kind == JobKind.FIX]
 
 
 def fix_job(branch: str, delivery: str) -> FixJob:
@@ -77,20 +95,20 @@ async def test_reader_is_refused_with_a_short_reply(gh, fake_github, queue):
     [reply] = replies(fake_github)
     assert reply.startswith("<!-- fix-and-relaunch:not-allowed -->") and "@mallory" in reply
     assert len(reply) < 200
-    assert queue.jobs() == [] and fake_github.find("GET", "/pulls/1") == []
+    assert fix_jobs(queue) == [] and fake_github.find("GET", "/pulls/1") == []
 
 
 async def test_stranger_not_a_collaborator_is_refused(gh, fake_github, queue):
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
     await dispatch(comment_event(fake_github, association="NONE", login="stranger"), gh, queue)
-    assert "not-allowed" in replies(fake_github)[0] and queue.jobs() == []
+    assert "not-allowed" in replies(fake_github)[0] and fix_jobs(queue) == []
 
 
 async def test_contributor_with_write_permission_is_allowed(gh, fake_github, queue):
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
     fake_github.permissions["ada"] = "maintain"
     await dispatch(comment_event(fake_github, association="CONTRIBUTOR", login="ada"), gh, queue)
-    [job] = queue.jobs()
+    [job] = fix_jobs(queue)
     assert job.fix.requested_by == "ada" and replies(fake_github) == []
 
 
@@ -108,14 +126,14 @@ async def test_member_and_collaborator_are_checked_not_trusted(
     await dispatch(comment_event(fake_github, association=association, login="eve"), gh, queue)
     [perm] = fake_github.find("GET", "/permission")
     assert perm.path == f"/repos/{REPO}/collaborators/eve/permission"
-    assert len(queue.jobs()) == (1 if allowed else 0)
+    assert len(fix_jobs(queue)) == (1 if allowed else 0)
     assert any("not-allowed" in r for r in replies(fake_github)) is not allowed
 
 
 async def test_owner_needs_no_permission_lookup(gh, fake_github, queue):
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
     await dispatch(comment_event(fake_github, association="OWNER"), gh, queue)
-    assert fake_github.find("GET", "/permission") == [] and len(queue.jobs()) == 1
+    assert fake_github.find("GET", "/permission") == [] and len(fix_jobs(queue)) == 1
 
 
 @pytest.mark.parametrize(
@@ -127,7 +145,7 @@ async def test_owner_needs_no_permission_lookup(gh, fake_github, queue):
 )
 async def test_bots_and_own_comments_are_ignored(gh, fake_github, queue, kw):
     await dispatch(comment_event(fake_github, **kw), gh, queue)
-    assert fake_github.calls == [] and queue.jobs() == []
+    assert fake_github.calls == [] and fix_jobs(queue) == []
 
 
 async def test_plain_issue_and_plain_comment_are_ignored(gh, fake_github, queue):
@@ -138,7 +156,7 @@ async def test_plain_issue_and_plain_comment_are_ignored(gh, fake_github, queue)
     edited = comment_event(fake_github, delivery="d-3")
     edited.data["action"] = "edited"
     await dispatch(edited, gh, queue)
-    assert fake_github.calls == [] and queue.jobs() == []
+    assert fake_github.calls == [] and fix_jobs(queue) == []
 
 
 async def test_fork_without_maintainer_edits_is_explained(gh, fake_github, queue):
@@ -148,14 +166,14 @@ async def test_fork_without_maintainer_edits_is_explained(gh, fake_github, queue
     await dispatch(comment_event(fake_github), gh, queue)
     [reply] = replies(fake_github)
     assert "<!-- fix-and-relaunch:fork -->" in reply and "alice:exp-a" in reply
-    assert queue.jobs() == []
+    assert fix_jobs(queue) == []
 
 
 @pytest.mark.parametrize("pull", [{"maintainer_can_modify": True}, {"push": True}])
 async def test_pushable_fork_queues_a_job_on_the_fork(gh, fake_github, queue, pull):
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="b" * 40, head_repo="alice/Hello-World", **pull)
     await dispatch(comment_event(fake_github), gh, queue)
-    [job] = queue.jobs()
+    [job] = fix_jobs(queue)
     assert (job.repo, job.fix.base_repo, job.fix.clone_url) == (
         "alice/Hello-World",
         REPO,
@@ -169,7 +187,7 @@ async def test_busy_branch_gets_a_reply_not_a_second_job(gh, fake_github, queue)
     await dispatch(comment_event(fake_github, delivery="d-2", comment_id=2), gh, queue)
     [reply] = replies(fake_github)
     assert "<!-- fix-and-relaunch:busy -->" in reply and "queued" in reply
-    assert len(queue.jobs()) == 1 and len(fake_github.find("POST", "/reactions")) == 2
+    assert len(fix_jobs(queue)) == 1 and len(fake_github.find("POST", "/reactions")) == 2
 
 
 async def test_replayed_comment_under_a_new_delivery_id_is_ignored(gh, fake_github, queue):
@@ -178,7 +196,7 @@ async def test_replayed_comment_under_a_new_delivery_id_is_ignored(gh, fake_gith
     calls = len(fake_github.calls)
     await dispatch(comment_event(fake_github, delivery="d-replayed"), gh, queue)
     assert len(fake_github.calls) == calls  # no second 👀, no busy reply
-    [job] = queue.jobs()
+    [job] = fix_jobs(queue)
     assert job.fix.comment_id == 492700400
 
 

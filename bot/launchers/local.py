@@ -22,6 +22,7 @@ from bot.core.errors import OperationFailed
 from bot.core.settings import Settings
 from bot.launchers import procs
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
+from bot.launchers.sandbox import sandbox_for
 from bot.store.runs import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
@@ -91,9 +92,11 @@ class LocalLauncher(Launcher):
             "status_path": str(status_path),
             "cancel_path": str(cancel_path),
             "state_db": str(self._state_db()),
+            "grace_s": self.grace_s,
             **self.supervisor_options(),
         }
-        self._start_supervisor(supervisor_spec, self.environment(spec), log_path)
+        env = self._sandboxed(supervisor_spec, spec, self.environment(spec), log_path)
+        self._start_supervisor(supervisor_spec, env, log_path)
         started = self._wait_started(status_path, log_path)
         return {
             "backend": self.name,
@@ -107,6 +110,20 @@ class LocalLauncher(Launcher):
                 for key in ("supervisor_pid", "supervisor_start", "pid", "pgid", "start_time", "started_at")
             },
         }
+
+    def _sandboxed(
+        self, supervisor_spec: dict[str, Any], spec: LaunchSpec, env: dict[str, str], log_path: Path
+    ) -> dict[str, str]:
+        """Wrap the job in the repo's sandbox when it has one (bot/launchers/sandbox): the
+        supervisor gets the wrapped command, and runs with the job's clean environment."""
+        sandbox = sandbox_for(self.config, self.settings)
+        if sandbox is None:
+            return env
+        argv = [supervisor_spec["shell"], "-c", supervisor_spec["script"]]
+        worktree = Path(supervisor_spec["cwd"])
+        prepared = sandbox.prepare(argv, worktree=worktree, env=env, name=spec.run_id, watch=[log_path.parent])
+        supervisor_spec["sandbox"] = prepared.to_json()
+        return sandbox.environment(env, keep=spec.env)
 
     def script(self, spec: LaunchSpec) -> str:
         return compose_script(spec.setup, spec.command)
@@ -244,4 +261,5 @@ def _from_status_file(recorded: dict[str, Any]) -> LaunchStatus:
         ended_at=recorded.get("ended_at"),
         started_at=recorded.get("started_at"),
         job_id=recorded.get("job_id"),
+        reason=recorded.get("reason"),
     )

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.launchers import procs
+from bot.launchers.command import find_job_id, log_tail
 from bot.launchers.sandbox import Prepared, Stopper, Watch
 from bot.launchers.sandbox.limits import WATCH_INTERVAL_S
 
@@ -89,7 +90,7 @@ def _run(spec: dict[str, Any], argv: list[str], sandbox: Prepared | None, watch:
         status["job_id"] = _job_id(Path(spec["log_path"]))
     if Path(spec["cancel_path"]).exists():
         return _end(spec, "killed", code, status)
-    reason = sandbox.verdict(code, breach) if sandbox else None
+    reason = sandbox.verdict(code, breach, log_tail(Path(spec["log_path"]))) if sandbox else None
     if reason:
         status["reason"] = reason
     # A job stopped for a limit failed, even when it caught the stop and exited 0.
@@ -109,8 +110,6 @@ def _wait(child: subprocess.Popen[bytes], watch: Watch | None, grace_s: float) -
 
 
 def _job_id(log_path: Path) -> str | None:
-    from bot.launchers.command import find_job_id, log_tail
-
     return find_job_id(log_tail(log_path))
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from bot.launchers.sandbox import cgroups
 from bot.launchers.sandbox.policy import Limits, show_duration, show_size
 
-WATCH_INTERVAL_S = 0.5
+WATCH_INTERVAL_S = 0.1  # a statvfs per disk: cheap; at disk speed, 0.1 s is still a few hundred MB
 RESERVE_BYTES = 1 << 30  # the disk keeps this much free for the bot (or half what was free)
 CPU_GRACE_S = 5  # between SIGXCPU and SIGKILL
 
@@ -87,6 +87,12 @@ def _used(path: Path) -> tuple[int, int, int] | None:
     return st.st_dev, (vfs.f_blocks - vfs.f_bfree) * vfs.f_frsize, vfs.f_bavail * vfs.f_frsize
 
 
+@dataclass(frozen=True)
+class Breach:
+    reason: str
+    urgent: bool = False  # stop at once (a disk filling up), not after the grace period
+
+
 @dataclass
 class Watch:
     """Checks, while the job runs, what no rlimit covers: its wall time, and the disk it writes
@@ -102,11 +108,11 @@ class Watch:
             if (found := _used(Path(path))) is not None and found[0] not in self.baseline:
                 self.baseline[found[0]] = (found[1], min(RESERVE_BYTES, found[2] // 2))
 
-    def breach(self) -> str | None:
-        """The limit the job has broken, in words; None while it keeps to them."""
+    def breach(self) -> Breach | None:
+        """The limit the job has broken; None while it keeps to them."""
         elapsed = time.monotonic() - self.started
         if self.limits.wall_time and elapsed > self.limits.wall_time:
-            return f"TIMEOUT: it ran past its wall-time limit of {show_duration(self.limits.wall_time)}"
+            return Breach(f"TIMEOUT: it ran past its wall-time limit of {show_duration(self.limits.wall_time)}")
         written, seen = 0, set()
         for path in self.paths:
             found = _used(Path(path))
@@ -117,9 +123,14 @@ class Watch:
             start, reserve = self.baseline[device]
             written += max(0, used - start)
             if free < reserve:
-                return f"Disk quota exceeded: the disk holding {path} fell below {show_size(reserve)} free"
+                return Breach(
+                    f"Disk quota exceeded: the disk holding {path} fell below {show_size(reserve)} free", True
+                )
         if self.limits.disk and written > self.limits.disk:
-            return f"Disk quota exceeded: it wrote {show_size(written)}, over its disk limit of {show_size(self.limits.disk)}"
+            return Breach(
+                f"Disk quota exceeded: it wrote {show_size(written)}, over its disk limit of {show_size(self.limits.disk)}",
+                True,
+            )
         return None
 
 
@@ -134,11 +145,13 @@ class Stopper:
 
     def tick(self, watch: Watch) -> None:
         if self.reason is None:
-            self.reason = watch.breach()
-            if self.reason is not None:
-                self.kill_at = time.monotonic() + self.grace_s
-                _signal(self.pgid, signal.SIGTERM)
-        elif self.kill_at is not None and time.monotonic() >= self.kill_at:
+            breach = watch.breach()
+            if breach is None:
+                return
+            self.reason = breach.reason
+            self.kill_at = time.monotonic() + (0.0 if breach.urgent else self.grace_s)
+            _signal(self.pgid, signal.SIGTERM)
+        if self.kill_at is not None and time.monotonic() >= self.kill_at:
             _signal(self.pgid, signal.SIGKILL)
             self.kill_at = None
 
@@ -150,18 +163,27 @@ def _signal(pgid: int, signum: int) -> None:
         pass
 
 
-def verdict(limits: Limits, groups: Iterable[Group], exit_code: int | None, breach: str | None) -> str | None:
+def verdict(
+    limits: Limits, groups: Iterable[Group], exit_code: int | None, breach: str | None, output_tail: str = ""
+) -> str | None:
     """Why the job ended, when a limit ended it: the watch's breach, the kernel's oom kill, a
-    process's CPU time or file size; None when it ended on its own."""
+    process's CPU time or file size (Python ignores SIGXFSZ: its write fails with EFBIG, "File
+    too large", which `output_tail` shows); None when it ended on its own."""
     if breach:
         return breach
     counts = {g.controller.name: cgroups.events(g.controller, Path(g.path)) for g in groups}
     if counts.get("memory") and limits.memory:
         return f"OUT_OF_MEMORY: the kernel killed it for using more than its memory limit of {show_size(limits.memory)}"
+    if not exit_code:
+        return None
     if exit_code == 128 + signal.SIGXCPU and limits.cpu_time:
         return f"TIMEOUT: a process used more than its CPU time limit of {show_duration(limits.cpu_time)}"
-    if exit_code == 128 + signal.SIGXFSZ and limits.disk:
+    file_limit = exit_code == 128 + signal.SIGXFSZ or any(text in output_tail for text in FILE_LIMIT_TEXTS)
+    if file_limit and limits.disk:
         return f"Disk quota exceeded: a file reached its disk limit of {show_size(limits.disk)}"
-    if exit_code and counts.get("pids") and limits.processes:
+    if counts.get("pids") and limits.processes:
         return f"it reached its limit of {limits.processes} processes"
     return None
+
+
+FILE_LIMIT_TEXTS = ("File too large", "File size limit exceeded", "[Errno 27]")

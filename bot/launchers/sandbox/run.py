@@ -52,8 +52,9 @@ class Prepared:
             raise OperationFailed(f"the sandbox's cgroups could not be made: {exc}") from None
         return enforced.Watch(self.limits, self.watch_paths)
 
-    def verdict(self, exit_code: int | None, breach: str | None) -> str | None:
-        return enforced.verdict(self.limits, self.groups, exit_code, breach)
+    def verdict(self, exit_code: int | None, breach: str | None, output_tail: str = "") -> str | None:
+        """The limit that ended the command, in words (limits.verdict); None when none did."""
+        return enforced.verdict(self.limits, self.groups, exit_code, breach, output_tail)
 
     def finish(self) -> None:
         enforced.remove_groups(self.groups)
@@ -217,7 +218,7 @@ def _run(argv: list[str], *, cwd: Path, env: dict[str, str], timeout: float, pre
             start_new_session=True,
         )
         output, timed_out, breach = _wait(proc, timeout, watch)
-        reason = prepared.verdict(proc.returncode, breach) if prepared is not None else None
+        reason = prepared.verdict(proc.returncode, breach, output[-4096:]) if prepared is not None else None
     finally:
         if prepared is not None:
             prepared.finish()

@@ -99,6 +99,7 @@ def start_run(
     """Launch `branch` with the repo config's backend, setup and command; record the run."""
     launch = config["launch"]
     launcher = get_launcher(launch["backend"], settings, config)
+    launcher.check_ready()
     run_id = run_id or new_run_id()
     log_path = run_dir(settings, run_id) / "output.log"
     store.add_run(

@@ -68,6 +68,12 @@ class Launcher(ABC):
         """What the job runs with (see `job_environment`)."""
         return job_environment(self.settings, spec, self.inherited_env())
 
+    def check_ready(self) -> None:
+        """Raise when this launcher cannot launch (its sandbox is refused), before the run is
+        recorded; the work it does (trying the sandbox tool) is kept for `launch`. Most
+        backends run nothing here and are always ready."""
+        return None
+
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:
         """Start the job and return as soon as it is running (not when it ends)."""

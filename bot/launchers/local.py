@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from bot.core.errors import OperationFailed
 from bot.core.settings import Settings
 from bot.launchers import procs
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
-from bot.launchers.sandbox import sandbox_for
+from bot.launchers.sandbox import Sandbox, sandbox_for
 from bot.store.runs import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
@@ -111,12 +112,20 @@ class LocalLauncher(Launcher):
             },
         }
 
+    @cached_property
+    def sandbox(self) -> Sandbox | None:
+        """The sandbox the repo's code runs in here (bot/launchers/sandbox); None: unsandboxed."""
+        return sandbox_for(self.config, self.settings)
+
+    def check_ready(self) -> None:
+        self.sandbox  # noqa: B018 (decided, and the tool tried, before the run is recorded)
+
     def _sandboxed(
         self, supervisor_spec: dict[str, Any], spec: LaunchSpec, env: dict[str, str], log_path: Path
     ) -> dict[str, str]:
-        """Wrap the job in the repo's sandbox when it has one (bot/launchers/sandbox): the
-        supervisor gets the wrapped command, and runs with the job's clean environment."""
-        sandbox = sandbox_for(self.config, self.settings)
+        """Wrap the job in the repo's sandbox when it has one: the supervisor gets the wrapped
+        command, and runs with the job's clean environment."""
+        sandbox = self.sandbox
         if sandbox is None:
             return env
         argv = [supervisor_spec["shell"], "-c", supervisor_spec["script"]]

@@ -101,6 +101,12 @@ def _real(path: str | Path) -> Path:
     return Path(path).expanduser().resolve()
 
 
+def _within(path: Path, folder: Path) -> bool:
+    """`path` is `folder` or under it (both resolved); pathlib's is_relative_to, without its cost."""
+    inner, outer = str(path), str(folder).rstrip("/")
+    return inner == outer or inner.startswith(outer + "/") or outer == ""
+
+
 def _python_prefix(directory: Path) -> Path | None:
     """The installation a bin folder belongs to, when it is a Python's (lib/pythonX.Y)."""
     parent = directory.parent
@@ -181,7 +187,7 @@ class View:
         """ExposesHidden when a shown folder is, or holds, a hidden path."""
         for shown in [self.worktree, *self.writable, *self.read_only]:
             for secret in self.hidden:
-                if secret == shown or secret.is_relative_to(shown):
+                if _within(secret, shown):
                     raise ExposesHidden(f"{shown} holds {secret}, which a job must never see")
 
     def _read_only(self) -> list[Path]:
@@ -189,7 +195,7 @@ class View:
         system = [Path(p) for p in SYSTEM]
         kept: dict[Path, None] = {}
         for path in self.read_only:
-            if path.exists() and not any(path.is_relative_to(s) for s in system):
+            if path.exists() and not any(_within(path, s) for s in system):
                 kept.setdefault(path)
         # A writable folder wins over a read-only one above it: bind the read-only ones first.
         return sorted(kept, key=lambda p: len(p.parts))
@@ -253,7 +259,7 @@ def build_view(
     the operator asked for that would is refused (ExposesHidden, when the view is used)."""
     secret = [_real(p) for p in hidden] + [Path.home().resolve()]
     found = [_real(p) for p in [*toolchain(env.get("PATH", ""), script), *git_metadata(_real(worktree))]]
-    found = [p for p in found if not any(s == p or s.is_relative_to(p) for s in secret)]
+    found = [p for p in found if not any(_within(s, p) for s in secret)]
     return View(
         _real(worktree),
         read_only=[*found, *(_real(p) for p in read_only)],

@@ -21,6 +21,7 @@ import handlers
 from bot.app.executor import FixJobExecutor
 from bot.app.queue import Queue
 from bot.app.server import make_app
+from bot.launchers.sandbox import tool as sandbox_tool
 from bot.loop.launch import launch_branch, wait_for
 from bot.loop.repo_context import RepoContext
 from bot.repo.publish import clone_for_server
@@ -164,6 +165,8 @@ def serve(settings, port: int, app_pem: str, stderr=subprocess.DEVNULL) -> subpr
         "GITHUB_GIT_URL": settings.github_git_url,
         "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
     }
+    if sandbox_tool.check().tool is None:  # serve runs jobs in the sandbox; without bwrap, say run them anyway
+        env["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port)],
         env=env,

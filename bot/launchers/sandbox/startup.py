@@ -7,6 +7,7 @@ import os
 
 from bot.core.settings import Settings
 from bot.launchers.sandbox import cgroups, tool
+from bot.launchers.sandbox.limits import WATCH_INTERVAL_S
 from bot.launchers.sandbox.policy import operator_caps, required
 from bot.launchers.sandbox.run import OPT_OUT
 
@@ -31,8 +32,8 @@ def enforcement() -> dict[str, str]:
         else "each process (RLIMIT_DATA: allocations fail with MemoryError)",
         "processes": processes,
         "cpu_time": "each process (RLIMIT_CPU)",
-        "disk": "the growth of the job's disks, checked every 0.5 s; each file (RLIMIT_FSIZE); /tmp's size",
-        "wall_time": "checked every 0.5 s",
+        "disk": f"the growth of the job's disks, checked every {WATCH_INTERVAL_S:g} s; each file (RLIMIT_FSIZE); /tmp's size",
+        "wall_time": f"checked every {WATCH_INTERVAL_S:g} s",
     }
 
 

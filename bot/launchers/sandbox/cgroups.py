@@ -3,7 +3,8 @@
 A cgroup limits the job's processes together and says afterwards whether the kernel killed one
 for memory; rlimits (the fallback) are per process. Cgroups are used only where they already
 are writable to the bot: v1 hierarchies (a root bot on most hosts and containers), or a v2
-group whose subtree already has the controller enabled (a systemd service with Delegate=yes).
+group that already delegates the controller to the bot's group or its children (systemd:
+Delegate=memory pids, the bot in a sub-group of its service). Only v1 is tried here by tests.
 Nothing here changes the host's cgroup set-up.
 """
 
@@ -92,9 +93,12 @@ def _candidates(name: str) -> list[Controller]:
             if base is not None:
                 found.append(Controller(name, 1, str(base)))
         elif fstype == "cgroup2" and "" in groups:
-            base = _under(root, point, groups[""])
-            if base is not None and name in _read(base / "cgroup.subtree_control").split():
-                found.append(Controller(name, 2, str(base)))
+            own = _under(root, point, groups[""])
+            # Its own group (a container's root group), or the parent that delegates to it: runs
+            # go beside the bot, since a v2 group with processes cannot have limited children.
+            for base in (own, own.parent if own is not None and own != Path(point) else None):
+                if base is not None and name in _read(base / "cgroup.subtree_control").split():
+                    found.append(Controller(name, 2, str(base)))
     return found
 
 
@@ -156,7 +160,7 @@ def events(controller: Controller, group: Path) -> int:
 
 def remove(group: Path) -> None:
     """Kill anything left in the group, then remove it (best effort)."""
-    for _ in range(50):
+    for _ in range(250):  # 5 s: the last processes of a killed job take a moment to go
         pids = [int(p) for p in _read(group / "cgroup.procs").split() if p.isdigit()]
         for pid in pids:
             try:
@@ -165,7 +169,7 @@ def remove(group: Path) -> None:
                 pass
         if _remove(group):
             return
-        time.sleep(0.1)
+        time.sleep(0.02)
 
 
 def _remove(group: Path) -> bool:

@@ -1,4 +1,4 @@
-"""The first step of a sandboxed job, run by path: `python -I enter.py '<json>' -- ARGV...`.
+"""The first step of a sandboxed job, run by path: `python -I -S enter.py '<json>' -- ARGV...`.
 
 It joins the run's cgroups, makes the job the kernel's first choice when the host runs out of
 memory, ignores the signals a stop sends (bubblewrap must outlive its job's graceful stop; the

@@ -68,10 +68,10 @@ class Launcher(ABC):
         """What the job runs with (see `job_environment`)."""
         return job_environment(self.settings, spec, self.inherited_env())
 
-    def check_ready(self) -> None:
-        """Raise when this launcher cannot launch (its sandbox is refused), before the run is
-        recorded; the work it does (trying the sandbox tool) is kept for `launch`. Most
-        backends run nothing here and are always ready."""
+    def check_ready(self, spec: LaunchSpec) -> None:
+        """Called before the run is recorded: raise when this launcher cannot launch `spec` (its
+        sandbox is refused), and do now what `launch` can reuse, so that little happens between
+        recording the run and starting it. Most backends have nothing to do."""
         return None
 
     @abstractmethod

@@ -101,6 +101,13 @@ class CommandLauncher(LocalLauncher):
     name = "command"
 
     def launch(self, spec: LaunchSpec) -> Handle:
+        return super().launch(self._rendered(spec))
+
+    def check_ready(self, spec: LaunchSpec) -> None:
+        super().check_ready(self._rendered(spec))
+
+    @staticmethod
+    def _rendered(spec: LaunchSpec) -> LaunchSpec:
         values = {
             "branch": spec.branch,
             "commit": spec.commit,
@@ -108,7 +115,7 @@ class CommandLauncher(LocalLauncher):
             "worktree": str(spec.worktree),
             "run_id": spec.run_id,
         }
-        return super().launch(replace(spec, command=render_command(spec.command, values)))
+        return replace(spec, command=render_command(spec.command, values))
 
     def supervisor_options(self) -> dict[str, Any]:
         return {"find_job_id": True}

@@ -23,7 +23,7 @@ from bot.core.errors import OperationFailed
 from bot.core.settings import Settings
 from bot.launchers import procs
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
-from bot.launchers.sandbox import Sandbox, sandbox_for
+from bot.launchers.sandbox import Prepared, Sandbox, sandbox_for
 from bot.store.runs import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
@@ -50,6 +50,10 @@ def compose_script(setup: str | None, command: str) -> str:
     return SETUP_TEMPLATE.format(setup=setup, command=command)
 
 
+def _shell() -> str:
+    return shutil.which("bash") or "/bin/sh"
+
+
 def status_paths(log_path: Path) -> tuple[Path, Path]:
     """The status file and the cancel marker that live next to a run's log."""
     return log_path.with_name(log_path.name + ".status.json"), log_path.with_name(log_path.name + ".cancel")
@@ -74,6 +78,7 @@ class LocalLauncher(Launcher):
         self.start_timeout_s = start_timeout_s
         # Up to start_timeout_s for the supervisor to detach, as long again for the job to start.
         self.launch_timeout_s = max(60.0, 2 * start_timeout_s + 30.0)
+        self._wrapped: dict[tuple[str, str], tuple[Prepared, dict[str, str]]] = {}  # by check_ready
 
     # -- launch -----------------------------------------------------------------------
 
@@ -86,7 +91,7 @@ class LocalLauncher(Launcher):
             stale.unlink(missing_ok=True)
         supervisor_spec = {
             "run_id": spec.run_id,
-            "shell": shutil.which("bash") or "/bin/sh",
+            "shell": _shell(),
             "script": self.script(spec),
             "cwd": str(Path(spec.worktree).resolve()),
             "log_path": str(log_path),
@@ -96,7 +101,7 @@ class LocalLauncher(Launcher):
             "grace_s": self.grace_s,
             **self.supervisor_options(),
         }
-        env = self._sandboxed(supervisor_spec, spec, self.environment(spec), log_path)
+        env = self._sandboxed(supervisor_spec, spec, self.environment(spec))
         self._start_supervisor(supervisor_spec, env, log_path)
         started = self._wait_started(status_path, log_path)
         return {
@@ -117,22 +122,28 @@ class LocalLauncher(Launcher):
         """The sandbox the repo's code runs in here (bot/launchers/sandbox); None: unsandboxed."""
         return sandbox_for(self.config, self.settings)
 
-    def check_ready(self) -> None:
-        self.sandbox  # noqa: B018 (decided, and the tool tried, before the run is recorded)
+    def check_ready(self, spec: LaunchSpec) -> None:
+        """Decide the sandbox and wrap the job before the run is recorded: a refusal leaves no
+        record, and `launch` then starts the supervisor at once."""
+        if self.sandbox is not None:
+            self._wrapped[(spec.run_id, self.script(spec))] = self._wrap(self.sandbox, spec)
 
-    def _sandboxed(
-        self, supervisor_spec: dict[str, Any], spec: LaunchSpec, env: dict[str, str], log_path: Path
-    ) -> dict[str, str]:
-        """Wrap the job in the repo's sandbox when it has one: the supervisor gets the wrapped
-        command, and runs with the job's clean environment."""
-        sandbox = self.sandbox
-        if sandbox is None:
+    def _wrap(self, sandbox: Sandbox, spec: LaunchSpec) -> tuple[Prepared, dict[str, str]]:
+        """The job's shell wrapped in the sandbox, and its clean environment."""
+        argv = [_shell(), "-c", self.script(spec)]
+        env = self.environment(spec)
+        worktree, log_dir = Path(spec.worktree).resolve(), Path(spec.log_path).resolve().parent
+        prepared = sandbox.prepare(argv, worktree=worktree, env=env, name=spec.run_id, watch=[log_dir])
+        return prepared, sandbox.environment(env, keep=spec.env)
+
+    def _sandboxed(self, supervisor_spec: dict[str, Any], spec: LaunchSpec, env: dict[str, str]) -> dict[str, str]:
+        """With a sandbox, the supervisor gets the wrapped command and the job's clean environment."""
+        if self.sandbox is None:
             return env
-        argv = [supervisor_spec["shell"], "-c", supervisor_spec["script"]]
-        worktree = Path(supervisor_spec["cwd"])
-        prepared = sandbox.prepare(argv, worktree=worktree, env=env, name=spec.run_id, watch=[log_path.parent])
+        wrapped = self._wrapped.pop((spec.run_id, supervisor_spec["script"]), None)
+        prepared, clean = wrapped if wrapped is not None else self._wrap(self.sandbox, spec)
         supervisor_spec["sandbox"] = prepared.to_json()
-        return sandbox.environment(env, keep=spec.env)
+        return clean
 
     def script(self, spec: LaunchSpec) -> str:
         return compose_script(spec.setup, spec.command)

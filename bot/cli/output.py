@@ -4,14 +4,30 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 
+from bot.core.secrets import HasSecrets, Redactor
 from bot.loop.inspect import Inspection
 from bot.runs.model import RunInfo
 
 
-def print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
+def print_json(data: object, settings: HasSecrets) -> None:
+    """`data` as JSON on stdout, every string in it redacted with the settings' secrets, last
+    (after `default=str` has turned other objects into strings)."""
+    plain = json.loads(json.dumps(data, default=str))
+    json.dump(Redactor.from_settings(settings).value(plain), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def print_text(text: str, settings: HasSecrets) -> None:
+    """Text for the terminal that may hold others' strings (a run's logged values), redacted."""
+    print(Redactor.from_settings(settings).text(text))
+
+
+def progress_printer(settings: HasSecrets) -> Callable[[str], None]:
+    """Prints a progress line on stderr, redacted (it may quote the model's description)."""
+    redactor = Redactor.from_settings(settings)
+    return lambda line: print(f"· {redactor.text(line)}", file=sys.stderr)
 
 
 def inspection(found: Inspection) -> str:

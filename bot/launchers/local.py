@@ -21,8 +21,16 @@ from typing import Any
 
 from bot.core.errors import OperationFailed
 from bot.core.settings import Settings
-from bot.launchers import procs
-from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
+from bot.launchers import jobenv, procs
+from bot.launchers.base import (
+    END_STATES,
+    Handle,
+    Launcher,
+    LaunchSpec,
+    LaunchStatus,
+    existing_worktree,
+    run_locations,
+)
 from bot.launchers.sandbox import Prepared, Sandbox, sandbox_for
 from bot.store.runs import DB_NAME
 
@@ -61,6 +69,7 @@ def status_paths(log_path: Path) -> tuple[Path, Path]:
 
 class LocalLauncher(Launcher):
     name = "local"
+    installs_requirements = True  # the default backend runs the repo's code here, so it installs its requirements
 
     def __init__(
         self,
@@ -105,6 +114,7 @@ class LocalLauncher(Launcher):
         self._start_supervisor(supervisor_spec, env, log_path)
         started = self._wait_started(status_path, log_path)
         return {
+            **run_locations(spec, env),
             "backend": self.name,
             "host": socket.gethostname(),
             "run_id": spec.run_id,
@@ -133,8 +143,20 @@ class LocalLauncher(Launcher):
         argv = [_shell(), "-c", self.script(spec)]
         env = self.environment(spec)
         worktree, log_dir = Path(spec.worktree).resolve(), Path(spec.log_path).resolve().parent
-        prepared = sandbox.prepare(argv, worktree=worktree, env=env, name=spec.run_id, watch=[log_dir])
+        helper, target = self._install_paths(spec)
+        prepared = sandbox.prepare(
+            argv, worktree=worktree, env=env, name=spec.run_id, watch=[log_dir], read_only=helper, writable=target
+        )
         return prepared, sandbox.environment(env, keep=spec.env)
+
+    def _install_paths(self, spec: LaunchSpec) -> tuple[list[Path], list[Path]]:
+        """What the install of the worktree's environment needs in the sandbox: its helper
+        (read-only) and the environment's folder (made now, read-write)."""
+        if self.install_lines(spec) is None:
+            return [], []
+        target = jobenv.env_dir(Path(self.settings.state_dir), Path(spec.worktree))
+        target.mkdir(parents=True, exist_ok=True)
+        return [jobenv.HELPER], [target]
 
     def _sandboxed(self, supervisor_spec: dict[str, Any], spec: LaunchSpec, env: dict[str, str]) -> dict[str, str]:
         """With a sandbox, the supervisor gets the wrapped command and the job's clean environment."""
@@ -146,7 +168,16 @@ class LocalLauncher(Launcher):
         return clean
 
     def script(self, spec: LaunchSpec) -> str:
-        return compose_script(spec.setup, spec.command)
+        return (self.install_lines(spec) or "") + compose_script(spec.setup, spec.command)
+
+    def install_lines(self, spec: LaunchSpec) -> str | None:
+        """With no `launch.setup`, what the repo declares is installed into the worktree's own
+        environment first (see jobenv.py); `launch.install: false` turns that off."""
+        if not self.installs_requirements or (spec.setup and spec.setup.strip()):
+            return None
+        if not (self.config or {}).get("launch", {}).get("install", True):
+            return None
+        return jobenv.install_lines(Path(spec.worktree), spec.command, Path(self.settings.state_dir))
 
     def supervisor_options(self) -> dict[str, Any]:
         """Extra settings a subclass passes to the supervisor (see supervise.py)."""

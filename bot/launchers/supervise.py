@@ -7,8 +7,14 @@ store when it can. The status file is the record `LocalLauncher.status` trusts.
 
 The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
 optionally state_db, find_job_id (look for a job id the script printed, see command.py),
-grace_s, and sandbox (a sandbox.Prepared: run its argv instead of the shell, enforce its limits,
-and record the limit that ended the job as the status's `reason`).
+cgroup_root (where cgroup files are read, for tests), grace_s, and sandbox (a sandbox.Prepared:
+run its argv instead of the shell, enforce its limits, and record the limit that ended the job
+as the status's `reason`).
+
+The kernel's OOM-kill count of the job's memory cgroup is read when the job starts and when it
+ends: kills in between are the evidence that a job killed by SIGKILL ran out of memory (the
+job itself prints nothing), recorded as `oom_kills` and as the end's `reason` (a sandbox's own
+verdict, from the run's own cgroups, comes last and wins).
 """
 
 from __future__ import annotations
@@ -85,7 +91,10 @@ def _run(spec: dict[str, Any], argv: list[str], sandbox: Prepared | None, watch:
         "start_time": procs.start_time(child.pid),
     }
     procs.write_json(spec["status_path"], status)
+    cgroup_root = Path(spec.get("cgroup_root") or procs.CGROUP_ROOT)
+    kills_before = procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)  # the job's cgroup is ours
     code, breach = _wait(child, watch, float(spec.get("grace_s", 10.0)))
+    status.update(_oom_evidence(kills_before, procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)))
     if spec.get("find_job_id"):
         status["job_id"] = _job_id(Path(spec["log_path"]))
     if Path(spec["cancel_path"]).exists():
@@ -107,6 +116,17 @@ def _wait(child: subprocess.Popen[bytes], watch: Watch | None, grace_s: float) -
             return procs.exit_code(child.wait(timeout=WATCH_INTERVAL_S)), stopper.reason
         except subprocess.TimeoutExpired:
             stopper.tick(watch)
+
+
+def _oom_evidence(before: int | None, after: int | None) -> dict[str, Any]:
+    """The OOM kills of the job's cgroup while it ran (the supervisor shares its cgroup)."""
+    if before is None or after is None or after <= before:
+        return {}
+    kills = after - before
+    return {
+        "oom_kills": kills,
+        "reason": f"OOM: the kernel's OOM killer killed {kills} process(es) of the job's cgroup",
+    }
 
 
 def _job_id(log_path: Path) -> str | None:
@@ -148,6 +168,8 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
             store.update_handle(spec["run_id"], job_id=status["job_id"])
         if status.get("reason"):
             store.update_handle(spec["run_id"], end_reason=status["reason"])
+        if status.get("oom_kills"):
+            store.update_handle(spec["run_id"], oom_kills=status["oom_kills"])
         store.update_run(
             spec["run_id"],
             if_state=("queued", "running"),

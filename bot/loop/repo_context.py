@@ -11,6 +11,7 @@ from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.loop.branch_runs import BranchRuns
 from bot.repo import config as repo_config
+from bot.runs.locate import WandbFolders
 from bot.store.runs import StateStore
 
 
@@ -38,6 +39,10 @@ class RepoContext:
     @cached_property
     def state(self) -> StateStore:
         return StateStore.open(self.settings.state_dir)
+
+    @cached_property
+    def _wandb_folders(self) -> WandbFolders:
+        return WandbFolders()
 
     @cached_property
     def workspace(self):
@@ -114,15 +119,17 @@ class RepoContext:
         return base is None or base == branch or not ws.is_ancestor(commit, base)
 
     def _offline_roots(self, branch: str | None) -> list[Path]:
-        """Where offline runs of a branch live: its worktree, the repo itself, and the
-        folders the launcher recorded."""
+        """Where offline runs of a branch live: its worktree, the repo itself (each searched
+        for `wandb` folders in sub-folders too: see bot.runs.locate), and the folders the
+        launcher recorded."""
         worktrees = self.repo / ".worktrees"
-        roots = [self.repo / "wandb"]
+        roots = [self.repo / "wandb", *self._wandb_folders.under(self.repo)]
         if branch is None:
             # Branch names may hold one or two slashes; a deeper glob would walk data folders.
             roots += [*worktrees.glob("*/wandb"), *worktrees.glob("*/*/wandb"), *worktrees.glob("*/*/*/wandb")]
         else:
-            roots.append(self.workspace.worktree_path(branch) / "wandb")
+            worktree = self.workspace.worktree_path(branch)
+            roots += [worktree / "wandb", *self._wandb_folders.under(worktree)]
         for record in self.state.list_runs(repo=self.key, branch=branch):
             if record.wandb_run_path:
                 roots.append(Path(record.wandb_run_path).parent)

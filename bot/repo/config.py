@@ -25,6 +25,7 @@ DEFAULTS: dict[str, Any] = {
     "launch": {
         "backend": "local",
         "setup": None,
+        "install": True,  # local backend, no setup: install what the repo declares (bot/launchers/jobenv.py)
         "command": "python main.py",
         "slurm": {},
         "ray": {},
@@ -46,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
 _TYPES: dict[str, tuple[type, ...]] = {
     "launch.backend": (str,),
     "launch.setup": (str,),
+    "launch.install": (bool,),
     "launch.command": (str,),
     "launch.slurm": (dict,),
     "launch.ray": (dict,),

@@ -21,7 +21,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise BadInput("diagnose needs --branch (or --log FILE)")
     ctx = RepoContext.open(settings, args.repo)
     found = inspect_latest_failed(ctx, args.branch)
-    output.print_json(found.to_json()) if args.json else print(output.inspection(found))
+    output.print_json(found.to_json(), settings) if args.json else print(output.inspection(found))
     return 0
 
 
@@ -29,5 +29,5 @@ def _log_file(args: argparse.Namespace, settings: Settings) -> int:
     if not args.log.is_file():
         raise BadInput(f"no such log file: {args.log}")
     diagnosis = diagnose_lines(tail_lines(args.log, LOG_LINES), extra_secrets=settings.secrets())
-    output.print_json(diagnosis.to_json()) if args.json else print(diagnosis.text())
+    output.print_json(diagnosis.to_json(), settings) if args.json else print(diagnosis.text())
     return 0

@@ -24,7 +24,7 @@ Progress = Callable[[str], None]
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_sandbox(choice=args.sandbox)
     ctx = RepoContext.open(settings, args.repo)
-    progress = None if args.json else _progress
+    progress = None if args.json else output.progress_printer(settings)
     request = FixRequest(branch=args.branch, dry_run=args.dry_run, relaunch=not args.no_relaunch, hint=args.hint)
     with fix_lock(settings, ctx, args.branch) as steps_path:
         if args.dry_run:
@@ -32,14 +32,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         else:
             outcome = _resumable_fix(ctx, request, steps_path, progress)
     if args.json:
-        output.print_json(outcome.to_json())
+        output.print_json(outcome.to_json(), settings)
     else:
         print(outcome.comment)
     return 1 if outcome.action == Action.GAVE_UP else 0
-
-
-def _progress(line: str) -> None:
-    print(f"· {line}", file=sys.stderr)
 
 
 def _resumable_fix(ctx: RepoContext, request: FixRequest, steps_path: Path, progress: Progress | None) -> Outcome:

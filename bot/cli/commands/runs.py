@@ -13,7 +13,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = RepoContext.open(settings, args.repo)
     found = ctx.runs(args.branch).runs(args.branch, state=args.state)
     if args.json:
-        output.print_json([r.to_json() for r in found])
+        output.print_json([r.to_json() for r in found], settings)
     else:
         print(output.runs_table(found))
     return 0

@@ -104,11 +104,13 @@ class Sandbox:
         env: Mapping[str, str],
         name: str,
         writable: Iterable[str | Path] = (),
+        read_only: Iterable[str | Path] = (),
         watch: Iterable[str | Path] = (),
     ) -> Prepared:
-        """`argv` wrapped to run in `worktree` (read-write, with `writable`) under this sandbox.
-        `env` is the environment it will run with (its PATH finds the toolchain); `name` names
-        its cgroups; `watch` adds paths whose disks its writes are counted on (its log)."""
+        """`argv` wrapped to run in `worktree` (read-write, with `writable`; `read_only` shown
+        too) under this sandbox. `env` is the environment it will run with (its PATH finds the
+        toolchain); `name` names its cgroups; `watch` adds paths whose disks its writes are
+        counted on (its log). A folder that would show a hidden path is refused (SandboxRefused)."""
         limits = self.policy.limits
         groups = enforced.plan_groups(limits, name)
         rlimits = enforced.rlimits(limits, groups)
@@ -121,7 +123,7 @@ class Sandbox:
         inner = list(argv)
         wrapper: list[str] = []
         if self.tool is not None:
-            wrapper = [self.tool.path, *self._view(worktree, env, argv, extra), "--"]
+            wrapper = [self.tool.path, *self._view(worktree, env, argv, extra, [Path(p) for p in read_only]), "--"]
             if self.tool.default_signal:
                 # bwrap dies on TERM and takes the job with it: it ignores the stop signals, the job gets them back.
                 setup["ignore"] = [int(s) for s in STOP_SIGNALS]
@@ -135,12 +137,14 @@ class Sandbox:
             sandboxed=self.tool is not None,
         )
 
-    def _view(self, worktree: Path, env: Mapping[str, str], argv: Sequence[str], writable: list[Path]) -> list[str]:
+    def _view(
+        self, worktree: Path, env: Mapping[str, str], argv: Sequence[str], writable: list[Path], read_only: list[Path]
+    ) -> list[str]:
         shown = view.build_view(
             worktree=worktree,
             env=env,
             script=" ".join(argv),
-            read_only=self.policy.read_only,
+            read_only=[*self.policy.read_only, *read_only],
             writable=writable,
             hidden=self.policy.hidden,
         )

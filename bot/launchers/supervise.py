@@ -68,6 +68,9 @@ def supervise(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _run(spec: dict[str, Any], argv: list[str], sandbox: Prepared | None, watch: Watch | None) -> dict[str, Any]:
+    cgroup_root = Path(spec.get("cgroup_root") or procs.CGROUP_ROOT)
+    # Counted before the job starts: a job that is killed at once must not be counted in both.
+    kills_before = procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)  # the job's cgroup is ours
     with open(spec["log_path"], "ab", buffering=0) as log:
         if sandbox:
             log.write(f"{sandbox.note}\n".encode())
@@ -91,8 +94,6 @@ def _run(spec: dict[str, Any], argv: list[str], sandbox: Prepared | None, watch:
         "start_time": procs.start_time(child.pid),
     }
     procs.write_json(spec["status_path"], status)
-    cgroup_root = Path(spec.get("cgroup_root") or procs.CGROUP_ROOT)
-    kills_before = procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)  # the job's cgroup is ours
     code, breach = _wait(child, watch, float(spec.get("grace_s", 10.0)))
     status.update(_oom_evidence(kills_before, procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)))
     if spec.get("find_job_id"):

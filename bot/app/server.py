@@ -56,6 +56,7 @@ from bot.app.workers import Execute, Workers, start_workers
 from bot.core.errors import OperationFailed
 from bot.core.locks import exclusive
 from bot.core.settings import Settings
+from bot.launchers.sandbox import serve_settings
 from bot.repo.workspace import Workspace
 from bot.runs.model import ACTIVE_STATES
 from bot.store.runs import StateStore
@@ -346,6 +347,7 @@ def run(
             raise OperationFailed(
                 f"another fix-and-relaunch server is using {settings.state_dir}; run one server per state directory"
             ) from None
+        settings = serve_settings(settings)  # the sandbox: on by default, its state said in the log
         app = production_app(
             settings, router=router, wandb_handler=wandb_handler, workers=workers, act_only_if=act_only_if
         )

@@ -11,6 +11,16 @@ def _repo_branch(p: argparse.ArgumentParser, *, branch_required: bool = True) ->
     p.add_argument("--branch", required=branch_required, help="the experiment branch")
 
 
+def _sandbox(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--sandbox",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the repository's code in the sandbox, or not (default: the repo config's launch.sandbox; "
+        "auto is off on the command line)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fix-and-relaunch",
@@ -27,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     _repo_branch(p)
     p.add_argument("--wait", action="store_true", help="block until the run ends; exit 0 only on success")
     p.add_argument("--json", action="store_true")
+    _sandbox(p)
 
     p = sub.add_parser("diagnose", help="diagnose the branch's latest failed run, or a log file")
     _repo_branch(p, branch_required=False)
@@ -52,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-relaunch", action="store_true", help="commit and push the fix but do not relaunch")
     p.add_argument("--hint", help="a hint for the fixer, as in a /fix-and-relaunch comment")
     p.add_argument("--json", action="store_true")
+    _sandbox(p)
 
     p = sub.add_parser("demo", help="build a sample experiment repo with a crashing branch and fix it, offline")
     p.add_argument("--dir", type=Path, help="where to build it (default: a new temporary folder)")

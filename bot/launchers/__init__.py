@@ -101,15 +101,6 @@ def start_run(
     launcher = get_launcher(launch["backend"], settings, config)
     run_id = run_id or new_run_id()
     log_path = run_dir(settings, run_id) / "output.log"
-    store.add_run(
-        id=run_id,
-        repo=str(repo),
-        branch=branch,
-        commit=commit,
-        backend=launcher.name,
-        log_path=str(log_path),
-        unless_active=True,
-    )
     spec = LaunchSpec(
         repo=str(repo),
         branch=branch,
@@ -120,6 +111,16 @@ def start_run(
         env=dict(env or {}),
         log_path=log_path,
         run_id=run_id,
+    )
+    launcher.check_ready(spec)
+    store.add_run(
+        id=run_id,
+        repo=str(repo),
+        branch=branch,
+        commit=commit,
+        backend=launcher.name,
+        log_path=str(log_path),
+        unless_active=True,
     )
     try:
         handle = launcher.launch(spec)

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from bot.core.errors import BadInput
+from bot.launchers.sandbox.policy import SandboxSpec
 
 CONFIG_PATH = ".github/fix-and-relaunch.yml"
 # Never edited by a fix, whatever the repo config says: CI, git's own files, the bot's config.
@@ -30,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
         "slurm": {},
         "ray": {},
         "wandb": {},
+        "sandbox": "auto",  # auto | on | off, or a mapping: see bot/launchers/sandbox/policy.py
     },
     "verify": {"min_steps": 20, "timeout": 900, "smoke": None, "smoke_timeout": 300},
     "fix": {
@@ -51,6 +53,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "launch.slurm": (dict,),
     "launch.ray": (dict,),
     "launch.wandb": (dict,),
+    "launch.sandbox": (str, bool, dict),
     "verify.min_steps": (int,),
     "verify.timeout": (int, float),
     "verify.smoke": (str,),
@@ -128,6 +131,11 @@ def _check(key: str, value: Any, source: str) -> Any:
         raise BadInput(f"{source}: '{key}' must be {names}, got {type(value).__name__} {value!r}")
     if key == "launch.backend" and value not in BACKENDS:
         raise BadInput(f"{source}: 'launch.backend' must be one of {', '.join(BACKENDS)}, got {value!r}")
+    if key == "launch.sandbox":
+        try:
+            SandboxSpec.parse(value, key)
+        except BadInput as exc:  # it names the part that is wrong
+            raise BadInput(f"{source}: {exc}") from None
     if key.endswith(("_paths",)) and not all(isinstance(p, str) and p for p in value):
         raise BadInput(f"{source}: '{key}' must be a list of glob strings")
     if key in ("verify.min_steps", "fix.max_attempts", "fix.max_patch_lines") and value < 1:

@@ -22,6 +22,7 @@ Progress = Callable[[str], None]
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.with_sandbox(choice=args.sandbox)
     ctx = RepoContext.open(settings, args.repo)
     progress = None if args.json else output.progress_printer(settings)
     request = FixRequest(branch=args.branch, dry_run=args.dry_run, relaunch=not args.no_relaunch, hint=args.hint)

@@ -11,6 +11,7 @@ from bot.loop.repo_context import RepoContext
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = settings.with_sandbox(choice=args.sandbox)
     ctx = RepoContext.open(settings, args.repo)
     record = launch_branch(ctx, args.branch)
     if not args.json:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.core.errors import BadInput
+from bot.core.errors import BadInput, OperationFailed
 from bot.core.settings import Settings
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
 from bot.launchers.command import CommandLauncher
@@ -40,8 +40,11 @@ __all__ = [
 LauncherFactory = Callable[[Settings, Mapping[str, Any] | None], Launcher]
 
 
-class LaunchRefused(BadInput):
-    """The backend did not start the run (a scheduler missing or refusing the job): exit 2."""
+class LaunchRefused(OperationFailed):
+    """The backend did not start the run (a scheduler missing or refusing the job). Exit 2, as
+    for bad input; still an OperationFailed, so a relaunch the loop makes gives up on it as before."""
+
+    exit_code = 2
 
 
 def _ray(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:

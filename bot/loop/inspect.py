@@ -49,7 +49,12 @@ def inspect_latest_failed(ctx: RepoContext, branch: str) -> Inspection:
     candidates = runs.runs(branch)
     if not candidates:
         raise BadInput(f"no run found for branch '{branch}'")
-    run = next((r for r in candidates if r.state in FAILED_STATES), candidates[0])
+    return inspect_run(ctx, branch, next((r for r in candidates if r.state in FAILED_STATES), candidates[0]))
+
+
+def inspect_run(ctx: RepoContext, branch: str, run: RunInfo) -> Inspection:
+    """One run of the branch, diagnosed, every secret redacted."""
+    runs = ctx.runs(branch)
     secrets = ctx.settings.secrets()
     history = runs.history(run, HISTORY_ROWS)
     tail = runs.log_tail(run, TAIL_LINES)

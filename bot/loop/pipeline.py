@@ -23,6 +23,7 @@ from bot.loop.decide import Decider
 from bot.loop.inspect import diagnose_run
 from bot.loop.journal import StepLog
 from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
+from bot.loop.progress import OnPoll, ignore_poll
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier, judge
 from bot.runs.model import FAILED_STATES, RunInfo
@@ -38,6 +39,7 @@ class Pipeline:
         progress: Callable[[str], None] | None = None,
         poll: float = 1.0,
         cancelled: Callable[[], bool] | None = None,
+        on_poll: OnPoll = ignore_poll,
     ):
         self.ctx = ctx
         self.steps = steps or StepLog()
@@ -45,16 +47,17 @@ class Pipeline:
         self.progress: Callable[[str], None] = progress or (lambda line: None)
         self.poll = poll
         self.cancelled = cancelled or (lambda: False)
+        self.on_poll = on_poll
 
     def run(self, req: FixRequest) -> Outcome:
         self._open(req)
         # A resumed job works on the run it started with, not whatever is newest now.
-        failed = self.runs.get(self.steps.once(Step.TARGET, lambda: self.runs.latest(req.branch).id))
+        failed = self.runs.get(self.steps.once(Step.TARGET, lambda: req.run_id or self.runs.latest(req.branch).id))
         if failed.state not in FAILED_STATES:
             return Outcome(
                 action=Action.NONE,
                 comment=comments.nothing_to_fix(req.branch, failed),
-                reason=f"the latest run ({failed.id}) is {failed.state}",
+                reason=f"the {'' if req.run_id else 'latest '}run ({failed.id}) is {failed.state}",
             )
         outcome = Outcome(action=Action.GAVE_UP)
         try:
@@ -91,6 +94,7 @@ class Pipeline:
             config=self.config,
             progress=self.progress,
             poll=self.poll,
+            on_poll=self.on_poll,
         )
 
     def _loop(self, req: FixRequest, failed: RunInfo, outcome: Outcome) -> Outcome:

@@ -15,6 +15,7 @@ from bot.repo.local import LocalRepo
 from bot.repo.private_clone import user_repo_of
 from bot.repo.publish import is_server_clone
 from bot.repo.workspace import Workspace
+from bot.repo.worktrees import USER_REMOTE
 from bot.store.runs import StateStore
 
 
@@ -60,9 +61,10 @@ class RepoContext:
             if (worktree / ".git").exists():
                 self._configs[branch] = repo_config.load(worktree)
             else:
-                text = self.workspace.file_at(branch, repo_config.CONFIG_PATH)
-                if text is None:
-                    text = self.workspace.file_at(f"origin/{branch}", repo_config.CONFIG_PATH)
+                text = None
+                for ref in (branch, f"{USER_REMOTE}/{branch}", f"origin/{branch}"):  # the user's may be newest
+                    if text is None:
+                        text = self.workspace.file_at(ref, repo_config.CONFIG_PATH)
                 self._configs[branch] = repo_config.parse(text or "")
         return self._configs[branch]
 

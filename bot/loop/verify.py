@@ -16,6 +16,7 @@ from bot.loop.journal import StepKey, StepLog
 from bot.loop.launch import launch_branch
 from bot.loop.model import GiveUp, Step
 from bot.loop.ports import Launcher, Runs
+from bot.loop.progress import OnPoll, Poll, ignore_poll, latest_loss
 from bot.loop.repo_context import RepoContext
 from bot.runs.loss import loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
@@ -52,6 +53,7 @@ class Verifier:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         new_id: Callable[[], str] = new_run_id,
+        on_poll: OnPoll = ignore_poll,
     ):
         self.runs = runs
         self.launcher = launcher
@@ -62,6 +64,7 @@ class Verifier:
         self.clock = clock
         self.sleep = sleep
         self.new_id = new_id
+        self.on_poll = on_poll
         self.relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
 
     @property
@@ -91,7 +94,9 @@ class Verifier:
         self.progress(f"watching run {run_id} for {self.min_steps} steps")
         while True:
             run = self.runs.get(run_id)
-            problem = loss_problem(self.runs.history(run, max(self.min_steps, 10)))
+            rows = self.runs.history(run, max(self.min_steps, 10))
+            self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
+            problem = loss_problem(rows)
             if problem and run.state in ACTIVE_STATES:
                 self.launcher.stop(run_id)
                 run = self.runs.get(run_id)

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
+from bot.core.secrets import redact
+from bot.core.settings import Settings
 from bot.loop.inspect import Inspection
 from bot.loop.repo_context import RepoContext
 from bot.runs.model import RunInfo
@@ -94,6 +96,12 @@ def human_time(when: float | None, now: float) -> str:
     if 0 <= ago < 86400:
         return f"{int(ago // 3600)} h ago"
     return datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
+
+
+def redactor(settings: Settings) -> Callable[[str], str]:
+    """What progress lines go through before they are printed: a step may quote a log or a model."""
+    secrets = settings.secrets()
+    return lambda text: redact(text, secrets)
 
 
 def note_uncommitted(ctx: RepoContext, branch: str, say: Callable[[str], None], what: str) -> None:

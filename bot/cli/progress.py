@@ -44,8 +44,10 @@ class Progress:
         terminal: bool | None = None,
         heartbeat_s: float = HEARTBEAT_S,
         clock: Callable[[], float] = time.monotonic,
+        redact: Callable[[str], str] = str,
     ) -> None:
         self.quiet = quiet
+        self.redact = redact  # every line goes through it: a step may quote a model's or a log's text
         self.stream = stream or sys.stderr
         self.console = Console(file=self.stream, force_terminal=terminal, highlight=False, soft_wrap=True)
         self.terminal = self.console.is_terminal and not self.console.is_dumb_terminal
@@ -84,7 +86,7 @@ class Progress:
     def note(self, line: str) -> None:
         """Something the user should know (`--quiet` does not silence it)."""
         if self.quiet:
-            print(f"note: {line}", file=self.stream, flush=True)
+            print(f"note: {self.redact(line)}", file=self.stream, flush=True)
         else:
             self._emit(f"note: {line}")
 
@@ -92,7 +94,7 @@ class Progress:
         """A line of the command's own output, for stdout; on a terminal that also shows the
         live line, printed above it rather than through it."""
         if self._live is not None and sys.stdout.isatty():
-            self.console.print(line, markup=False, highlight=False)
+            self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:
             print(line, flush=True)
 
@@ -132,7 +134,7 @@ class Progress:
     def __rich__(self) -> Text:
         """What the live line shows at each refresh (so the time elapsed ticks on its own).
         Called from rich's refresh thread, which holds rich's lock: it takes none of ours."""
-        poll, text = self._poll, self.status()
+        poll, text = self._poll, self.redact(self.status())
         line = Text(text, no_wrap=True, overflow="ellipsis")
         if poll is not None and poll.state in _STATE_STYLES:
             head = len(f"run {poll.run_id} {poll.state}")
@@ -148,6 +150,7 @@ class Progress:
         self._last_line = self.clock()
         if self.quiet:
             return
+        line = self.redact(line)
         if self._live is not None:
             self.console.print(line, markup=False, highlight=False)
             return

@@ -37,7 +37,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         branch=branch, dry_run=args.dry_run, relaunch=not args.no_relaunch, hint=args.hint, run_id=args.run
     )
     synced = None
-    with Progress(quiet=args.quiet) as progress, fix_lock(settings, ctx, branch) as steps_path:
+    with (
+        Progress(quiet=args.quiet, redact=output.redactor(settings)) as progress,
+        fix_lock(settings, ctx, branch) as steps_path,
+    ):
         output.note_uncommitted(ctx, branch, progress.note, "the fix is")
 
         def pipeline(steps: StepLog | None = None) -> Pipeline:

@@ -16,7 +16,7 @@ from bot.loop.repo_context import RepoContext
 def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = RepoContext.open(settings, args.repo)
     branch = branch_of(args)
-    with Progress(quiet=args.quiet) as progress:
+    with Progress(quiet=args.quiet, redact=output.redactor(settings)) as progress:
         output.note_uncommitted(ctx, branch, progress.note, "this run is")
         record = launch_branch(ctx, branch)
         if not args.json:

@@ -93,3 +93,11 @@ def test_latest_loss_reads_the_last_finite_loss():
     assert latest_loss([{"loss": 1.0}, {"loss": 0.5}, {"_step": 3}]) == 0.5
     assert latest_loss([{"train/loss": 2.0}, {"train/loss": float("nan")}]) == 2.0
     assert latest_loss([{"acc": 1}]) is None
+
+
+def test_every_line_is_redacted():
+    stream = io.StringIO()
+    with Progress(stream=stream, terminal=False, redact=lambda text: text.replace("s3cr3t", "[REDACTED]")) as progress:
+        progress.step("the model says: use token s3cr3t")
+        progress.note("s3cr3t")
+    assert "s3cr3t" not in stream.getvalue() and stream.getvalue().count("[REDACTED]") == 2

@@ -28,8 +28,10 @@ def current_branch(folder: Path) -> str | None:
     """The branch checked out in the checkout `folder` belongs to, if any."""
     if not folder.is_dir():
         return None
-    out = git(folder, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
-    return out.out.strip() or None if out.ok else None
+    head = git(folder, "symbolic-ref", "--quiet", "--short", "HEAD", check=False)
+    if not head.ok:
+        return None
+    return head.out.strip() or None
 
 
 def pick_run(runs: BranchRuns, branch: str, run_id: str | None) -> RunInfo:

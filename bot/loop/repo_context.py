@@ -61,11 +61,9 @@ class RepoContext:
             if (worktree / ".git").exists():
                 self._configs[branch] = repo_config.load(worktree)
             else:
-                text = None
-                for ref in (branch, f"{USER_REMOTE}/{branch}", f"origin/{branch}"):  # the user's may be newest
-                    if text is None:
-                        text = self.workspace.file_at(ref, repo_config.CONFIG_PATH)
-                self._configs[branch] = repo_config.parse(text or "")
+                refs = (branch, f"{USER_REMOTE}/{branch}", f"origin/{branch}")  # the user's own may be newest
+                found = (self.workspace.file_at(ref, repo_config.CONFIG_PATH) for ref in refs)
+                self._configs[branch] = repo_config.parse(next((t for t in found if t is not None), ""))
         return self._configs[branch]
 
     def reload_config(self, branch: str) -> dict:

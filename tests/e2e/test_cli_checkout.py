@@ -19,17 +19,25 @@ pytestmark = pytest.mark.slow
 BRANCH = sample_repo.BRANCH
 
 
+def user_env() -> dict[str, str]:
+    """The user's shell: without the wandb-core connection an earlier test's in-process wandb left."""
+    return {k: v for k, v in os.environ.items() if k != "WANDB_SERVICE"}
+
+
 def bot(cwd: Path, *args: str) -> subprocess.CompletedProcess:
     """`fix-and-relaunch ARGS` run by the user in `cwd` (stderr is not a terminal here)."""
     return subprocess.run(
-        [sys.executable, "-m", "bot", *args], cwd=cwd, env=dict(os.environ), capture_output=True, text=True, timeout=600
+        [sys.executable, "-m", "bot", *args], cwd=cwd, env=user_env(), capture_output=True, text=True, timeout=600
     )
 
 
 def user_runs_the_experiment(clone: Path) -> None:
     """What the researcher did: run the branch's training from their checkout; it crashes."""
-    proc = subprocess.run([sys.executable, "main.py"], cwd=clone, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, "main.py"], cwd=clone, env=user_env(), capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode != 0 and "FloatingPointError" in proc.stderr
+    assert list((clone / "wandb").glob("offline-run-*")), "the run is logged offline in the checkout"
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from bot.app.jobs import Job
 from bot.app.messages import DIAGNOSING, job_marker
 from bot.app.queue import Queue
 from bot.core.errors import BotError
-from bot.core.secrets import redact
+from bot.core.secrets import Redactor
 from bot.core.settings import Settings
 from bot.loop.journal import StepLog
 from bot.loop.model import FixRequest, Outcome
@@ -51,6 +51,7 @@ class FixJobExecutor:
     def __init__(self, settings: Settings, queue: Queue):
         self.settings = settings
         self.queue = queue
+        self.redactor = Redactor.from_settings(settings)  # the last step of every comment and check run
 
     async def __call__(self, job: Job, *, github_app) -> None:
         if self.queue.cancel_requested(job.id):
@@ -148,7 +149,7 @@ class FixJobExecutor:
         if not job.fix.comments_url:
             return
         try:
-            await forge.upsert_comment(job.fix.comments_url, marker, body)
+            await forge.upsert_comment(job.fix.comments_url, marker, self.redactor.text(body))
         except Exception as exc:
             log.warning("job %s: could not update the PR comment: %s", job.id, exc)
 
@@ -157,7 +158,7 @@ class FixJobExecutor:
         reason = (
             str(exc) if isinstance(exc, BotError) else f"an internal error ({type(exc).__name__}); see the bot's log"
         )
-        reason = redact(reason, self.settings.secrets())
+        reason = self.redactor.text(reason)
         await self._comment(forge, job, marker, stopped_body(reason))
         if job.fix.head_sha:
             await forge.create_check_run(
@@ -176,8 +177,8 @@ class FixJobExecutor:
             job.fix.check_repo,
             head,
             conclusion=conclusion,
-            title=TITLES[outcome.action],
-            summary=outcome.comment[:60000],
+            title=self.redactor.text(TITLES[outcome.action]),
+            summary=self.redactor.text(outcome.comment)[:60000],  # redacted before the cut: no half secret
         )
         log.info(
             "job %s on %s#%s: %s (verified: %s)", job.id, job.fix.repo, job.fix.branch, outcome.action, outcome.verified

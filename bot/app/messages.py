@@ -8,6 +8,8 @@ delivered under the same job marker, so the one comment is edited in place.
 
 from __future__ import annotations
 
+from bot.core.secrets import Redactor
+
 MARKER = "<!-- fix-and-relaunch:"  # every message of the bot carries one
 JOB_MARKER = "<!-- fix-and-relaunch:job={job_id} -->"
 
@@ -29,6 +31,12 @@ BUSY = """\
 @{user} a fix-and-relaunch job for `{branch}` is already {status} (job {job_id}); \
 it will report here. Ask again when it is done.
 """
+
+
+def render(template: str, redactor: Redactor, **fields: object) -> str:
+    """A message filled in and redacted, its last step before it is posted (a branch name or a
+    label comes from the payload)."""
+    return redactor.text(template.format(**fields))
 
 
 def job_marker(job_id: int | str) -> str:

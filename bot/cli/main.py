@@ -13,7 +13,7 @@ import sys
 
 from bot.cli.parser import build_parser
 from bot.core.errors import BotError
-from bot.core.secrets import redact
+from bot.core.secrets import Redactor, redacted_logs
 from bot.core.settings import Settings
 
 # command -> its module under bot.cli.commands; imported only when it runs.
@@ -33,15 +33,16 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    settings = None
+    redactor = Redactor()
     try:
         settings = Settings.from_env()
+        redactor = Redactor.from_settings(settings)
         command = importlib.import_module(f"bot.cli.commands.{COMMANDS[args.command]}")
-        status: int = command.run(args, settings)
+        with redacted_logs(redactor):  # every log record of the command, `serve`'s included
+            status: int = command.run(args, settings)
         return status
     except BotError as exc:
-        secrets = settings.secrets() if settings else []
-        print(error_text(redact(str(exc), secrets)), file=sys.stderr)
+        print(error_text(redactor.text(str(exc))), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130

@@ -8,8 +8,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import datetime
 
-from bot.core.secrets import redact
-from bot.core.settings import Settings
+from bot.core.secrets import HasSecrets, Redactor
 from bot.loop.inspect import Inspection
 from bot.loop.repo_context import RepoContext
 from bot.runs.model import RunInfo
@@ -17,9 +16,17 @@ from bot.runs.model import RunInfo
 RUN_COLUMNS = ("id", "branch", "state", "steps", "started", "commit", "backend")
 
 
-def print_json(data: object) -> None:
-    json.dump(data, sys.stdout, indent=2, default=str)
+def print_json(data: object, settings: HasSecrets) -> None:
+    """`data` as JSON on stdout, every string in it redacted with the settings' secrets, last
+    (after `default=str` has turned other objects into strings)."""
+    plain = json.loads(json.dumps(data, default=str))
+    json.dump(Redactor.from_settings(settings).value(plain), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def print_text(text: str, settings: HasSecrets) -> None:
+    """Text for the terminal that may hold others' strings (a run's logged values), redacted."""
+    print(Redactor.from_settings(settings).text(text))
 
 
 def inspection(found: Inspection) -> str:
@@ -98,10 +105,9 @@ def human_time(when: float | None, now: float) -> str:
     return datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
 
 
-def redactor(settings: Settings) -> Callable[[str], str]:
+def redactor(settings: HasSecrets) -> Callable[[str], str]:
     """What progress lines go through before they are printed: a step may quote a log or a model."""
-    secrets = settings.secrets()
-    return lambda text: redact(text, secrets)
+    return Redactor.from_settings(settings).text
 
 
 def note_uncommitted(ctx: RepoContext, branch: str, say: Callable[[str], None], what: str) -> None:

@@ -1,384 +1,53 @@
-"""Classify a failed run from its log tail and history: an ordered, weighted rule table.
+"""Classify a failed run from its log tail, its exceptions and its run facts.
 
-Each rule is (category, pattern, weight). Patterns run over the log's message lines (frame and
-source lines of tracebacks are skipped: code can mention anything) and over every parsed
-exception (`Type: message`, chained ones included). A category scores the weight of its strongest
-matching rule; the highest score wins, ties go to the rule table's order. So a specific signal
-deep in a chained traceback (CUDA OOM, weight 10) beats the generic wrapper around it (any
-exception: code_error, weight 1), and a SIGTERM/preemption notice (infra, 8) beats the
-KeyboardInterrupt-like traceback it causes.
+Evidence, strongest first:
+
+1. Structured run facts (fact_rules.py): the scheduler's verdict, the kernel's OOM kills, the
+   signal that killed the job, the loss curve.
+2. The failing exception: the exception that ended the run (a worker's or torchrun's original
+   first) and those chained to it. Its rule matches weigh `EXCEPTION_BONUS` more than the same
+   rule on a stray line, and when no rule fits it, it is still a `code_error` worth more than
+   most stray text (`UNCLASSIFIED_EXCEPTION`): a warning about the network does not make a
+   `ValueError` in the user's code a network failure.
+3. Free text: the log's message lines (frame and source lines of tracebacks skipped: code can
+   mention anything), with paths masked (paths.py).
+
+Each match scores its rule's weight (rules.py) plus the exception bonus; a category scores its
+best match; the highest wins, ties going to the rule table's order. So a specific signal deep in
+a chained traceback (CUDA OOM, 10) still beats the generic wrapper around it.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.secrets import redact, redact_lines
+from bot.diagnosis.config_keys import find_config_key
+from bot.diagnosis.fact_rules import fact_matches
+from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.model import Diagnosis
+from bot.diagnosis.paths import mask_paths
+from bot.diagnosis.rules import RULES, R, Rule
 from bot.diagnosis.tail import clean_line
 from bot.diagnosis.tracebacks import (
     ParsedTraceback,
     find_location,
     frame_line_indices,
-    is_library_file,
     normalize_lines,
     parse_normalized,
 )
 
 RETRYABLE_BY_DEFAULT = {"infra"}
-
-
-@dataclass(frozen=True)
-class Rule:
-    category: str
-    pattern: re.Pattern
-    weight: float
-    retryable: bool | None = None  # None: the category's default
-    # Extra check against the traceback whose exception matched; such rules only see exceptions.
-    when: Callable[[re.Match, ParsedTraceback], bool] | None = None
-    # A launcher's wrapper around a worker's failure: ignored once the worker's own exception is known.
-    wrapper: bool = False
-
-
-def _innermost_code(tb: ParsedTraceback) -> str:
-    return tb.frames[-1][3] if tb.frames else ""
-
-
-def _used_as_module(m: re.Match, tb: ParsedTraceback) -> bool:
-    """`NameError: name 'amp'` where the code does `amp.something`: an import that failed quietly."""
-    return bool(re.search(rf"\b{re.escape(m['name'])}\.\w", _innermost_code(tb)))
-
-
-def _innermost_user_code(tb: ParsedTraceback) -> str:
-    return next((code for file, _line, _func, code in reversed(tb.frames) if not is_library_file(file)), "")
-
-
-def _config_lookup(m: re.Match, tb: ParsedTraceback) -> bool:
-    """A KeyError raised while indexing something config-like (in the raising frame or the user's code)."""
-    return bool(
-        re.search(
-            r"(?i)\b(?:conf|config|cfg|hparams?|hp|args|opts?|params|settings|yaml|environ)\w*\b",
-            _innermost_code(tb) + " " + _innermost_user_code(tb),
-        )
-    )
-
-
-_CONFIG_MODULE = re.compile(
-    r"(?i)(?:^|[/\\])(?:\w*config\w*|\w*_args|arg_?parse\w*|arguments|options|settings)"
-    r"(?:[/\\]__init__)?\.py$|[/\\]configs?[/\\]"
-)
-
-
-def _raised_in_config_code(m: re.Match, tb: ParsedTraceback) -> bool:
-    """Raised by a config/argument module's own validation (deepspeed/runtime/config.py, training_args.py)."""
-    return bool(tb.frames) and bool(_CONFIG_MODULE.search(tb.frames[-1][0]))
-
-
-def _mentions_config(m: re.Match, tb: ParsedTraceback) -> bool:
-    """A parse/validation error whose frames or message name something config-like."""
-    text = " ".join(f"{f[0]} {f[3]}" for f in tb.frames) + " " + tb.message
-    return bool(re.search(r"(?i)config|settings|hparams|\.(?:ya?ml|toml|ini)\b", text))
-
-
-_DISTRIBUTED_CODE = re.compile(
-    r"[/\\](?:torch[/\\]distributed[/\\](?!elastic[/\\]|launcher[/\\]|run\.py|launch\.py)|"
-    r"torch[/\\]nn[/\\]parallel[/\\]|deepspeed[/\\](?:runtime[/\\]zero|comm)[/\\])"
-)
-
-
-def _raised_in_distributed_code(m: re.Match, tb: ParsedTraceback) -> bool:
-    """Raised by the sharding/parallel wrappers themselves (FSDP, DDP, ZeRO), not by a launcher's summary."""
-    launcher = re.search(r"ChildFailedError|SignalException|Process(?:Raised|Exited)Exception", tb.exc_type or "")
-    return bool(tb.frames) and not launcher and bool(_DISTRIBUTED_CODE.search(tb.frames[-1][0]))
-
-
-def R(
-    category: str, pattern: str, weight: float, retryable: bool | None = None, when=None, wrapper: bool = False
-) -> Rule:
-    return Rule(category, re.compile(pattern), weight, retryable, when, wrapper)
-
-
-RULES: tuple[Rule, ...] = (
-    # --- out of memory: device (CUDA/XLA/TF) and host
-    R(
-        "oom",
-        r"(?i)CUDA out of memory|OutOfMemoryError|\b(?:HIP|MPS backend|XPU) out of memory|CUDA error: out of memory",
-        10,
-    ),
-    # allocation failures inside CUDA libraries, and Accelerate's batch-size search running out
-    R(
-        "oom",
-        r"CUBLAS_STATUS_ALLOC_FAILED|CUDNN_STATUS_ALLOC_FAILED|cudaErrorMemoryAllocation|CUDA_ERROR_OUT_OF_MEMORY|"
-        r"No executable batch size found",
-        9,
-    ),
-    R("oom", r"RESOURCE_EXHAUSTED|ResourceExhaustedError|Resource exhausted: OOM|OOM when allocating", 10),
-    R(
-        "oom",
-        r"(?i)ran out of memory|out of memory (?:while|trying) to allocate|Out of memory: Killed process|oom[-_]kill|OOMKilled",
-        9,
-    ),
-    # Schedulers' own verdicts, e.g. Slurm's job state as the launcher reports it.
-    R("oom", r"\bOUT_OF_MEMORY\b|\bJOB \d+ .*CANCELLED .*\bOUT OF MEMORY\b", 9),
-    R(
-        "oom",
-        r"DefaultCPUAllocator: (?:can't|not enough memory)|\bstd::bad_alloc|\b_?ArrayMemoryError|^MemoryError\b|Cannot allocate memory",
-        8,
-    ),
-    R(
-        "oom",
-        r"killed by signal: Killed|Signal 9 \(SIGKILL\)|exitcode\s*:\s*-9\b|<Signals\.SIGKILL: 9>|^Killed\s*$|"
-        r"(?i:\bexit(?:ed with)? (?:code|status):? 137\b)|signal 9: SIGKILL|^\[\d+\]\s+\d+ killed\s",
-        6,
-    ),
-    # --- loss went NaN/inf
-    R(
-        "nan_loss",
-        r"(?i)(?<![a-z])(?:loss|grad(?:ient)?_?norm)\b.{0,60}\b(?:became|is|was|are|has become) (?:infinite or )?"
-        r"(?:nan|inf(?:inity)?|non-finite|not finite)\b|\bnan loss\b|Invalid loss, terminating training|"
-        r"returned nan values|Tensor had (?:NaN|Inf) values|loss scale already at minimum",
-        9,
-    ),
-    R("nan_loss", r"FloatingPointError|(?i:\bnon-finite (?:loss|values?|norm)|is non-finite|NaN or Inf found)", 8),
-    R(
-        "nan_loss",
-        r"(?i)(?<![a-z])loss\w*['\"]?\s*[:=]\s*['\"]?(?:nan|[-+]?inf(?:inity)?)\b|reducing loss scale to \d(?:\.\d+)?e-\d{2,}|(?i:NaN in summary histogram)",
-        7,
-    ),
-    R(
-        "nan_loss",
-        r"(?i)\b(?:nan|inf) (?:detected|encountered)|detected (?:nan|inf)\b|Gradient overflow\.\s+Skipping step",
-        5,
-    ),
-    # --- tensor shapes
-    R(
-        "shape_error",
-        r"(?i)size mismatch|shape mismatch|shapes? cannot be multiplied|Incompatible shapes|"
-        r"The size of tensor \w+ \(\d+\) must match|Expected input batch_size|Sizes of tensors must match|"
-        r"shape '\[[^\]]*\]' is invalid for input of size|Dimensions must be equal|"
-        r"operands could not be broadcast|Shapes .{1,80} are incompatible|is incompatible with the layer|"
-        r"Target size .{1,60} must be the same as input size|to have \d+ channels, but got|"
-        r"Expected \d+D (?:\(unbatched\) or \d+D \(batched\) )?input|cannot reshape (?:array|tensor)|"
-        r"matrices expected|dimension specified as -?\d+ but tensor has no dimensions|view size is not compatible with input tensor's size|"
-        r"\b(?:dimensions?|shapes?)\b.{0,50}\b(?:to|must) (?:have the same shape|match)\b|size-incompatible|inhomogeneous shape|"
-        r"expects each tensor to be equal size",
-        8,
-    ),
-    # "expected <dimension/size> ... but got": a layer's own shape check
-    R(
-        "shape_error",
-        r"(?i)\bexpect(?:ed|ing)\b.{0,40}\b(?:dimension|dim|shape|size|channels|features|length)\b.{0,30}\bbut (?:got|received|found)\b",
-        7,
-    ),
-    R(
-        "shape_error",
-        r"(?i)Dimension out of range|index \d+ is out of bounds for dimension|input and target (?:shapes|sizes) do not match",
-        6,
-    ),
-    # --- device, driver and kernel failures
-    R(
-        "device_error",
-        r"(?i)illegal memory access|device-side assert|cuda runtime error|CUBLAS_STATUS_\w+|CUDNN_STATUS_\w+|"
-        r"cuDNN error|no kernel image is available|CUDA driver version is insufficient|Found no NVIDIA driver|"
-        r"NVIDIA driver on your system is too old|no CUDA GPUs are available|CUDA-capable device|"
-        r"Torch not compiled with CUDA enabled|Expected all tensors to be on the same device|"
-        r"Input type \(.{1,40}\) and weight type \(.{1,40}\) should be the same|unspecified launch failure|"
-        r"misaligned address|CUDA_ERROR_\w+|CUDA unknown error",
-        8,
-    ),
-    # a backend lacking an op or dtype (MPS); cuDNN loaded at another version than built for; TF device placement
-    R(
-        "device_error",
-        r"(?i:\bMPS (?:framework|backend|device)\b.{0,40}(?:doesn't|does not|not) (?:support|implemented)|"
-        r"not (?:currently )?implemented for the '?MPS'? device)|DNN library is not found|Loaded runtime CuDNN library|"
-        r"Cannot assign a device for operation|Could not satisfy explicit device specification",
-        8,
-    ),
-    R("device_error", r"CUDA error|Assertion `.{1,120}` failed|cudaError\w*", 6),
-    # --- distributed runtime
-    R("distributed", r"(?i)Address already in use|EADDRINUSE|errno: 98\b", 9, False),  # needs a new port, not a retry
-    R(
-        "distributed",
-        r"Watchdog caught collective operation timeout|Some NCCL operations have failed or timed out|"
-        r"DistStoreError|Socket Timeout|(?i:(?:NCCL|c10d|gloo|TCPStore|rendezvous)\b.{0,120}(?:timed out|timeout|Connection reset|"
-        r"Connection refused|Connection closed|Broken pipe)|RendezvousTimeoutError|RendezvousConnectionError|DistNetworkError)",
-        9,
-        True,
-    ),
-    # a collective that lost its peer over the network: transient more often than not
-    R(
-        "distributed",
-        r"ncclRemoteError|remote process exited or there was a network error|NCCL WARN .{0,80}Connection closed|"
-        r"NET/IB : Got (?:async event|completion from peer)|socketStartConnect: Connect to .{0,80} failed|Software caused connection abort",
-        8,
-        True,
-    ),
-    R(
-        "distributed",
-        r"ncclInternalError|ncclSystemError|ncclUnhandledCudaError|ncclInvalidUsage|"
-        r"DistBackendError|NCCL error|ProcessGroupNCCL|Expected to have finished reduction in the prior iteration|"
-        r"failed to pass monitoredBarrier|Default process group has not been initialized|"
-        r"environment variable (?:RANK|WORLD_SIZE|MASTER_ADDR|MASTER_PORT) expected",
-        7,
-    ),
-    R("distributed", r"NCCL WARN", 4),
-    # any other exception raised inside FSDP/DDP/ZeRO code: a sharding or wrapping problem
-    R("distributed", r".", 4, when=_raised_in_distributed_code),
-    R(
-        "distributed",
-        r"ChildFailedError|Root Cause \(first observed failure\)|ProcessRaisedException|ProcessExitedException",
-        5,
-        wrapper=True,
-    ),
-    R("distributed", r"torch\.distributed\.elastic.{0,80}failed \(exitcode|SignalException", 3, wrapper=True),
-    # --- missing modules and broken environments
-    R(
-        "import_error",
-        r"ModuleNotFoundError|No module named|cannot open shared object file|undefined symbol:|DLL load failed",
-        9,
-    ),
-    R(
-        "import_error",
-        r"ImportError|cannot import name|Failed to import|numpy\.dtype size changed|binary incompatibility|"
-        r"compiled using NumPy 1\.x cannot be run|_ARRAY_API not found|numpy\.core\.multiarray failed to import",
-        8,
-    ),
-    # a C++/CUDA extension that failed to build (JIT ops of DeepSpeed, apex, custom kernels)
-    R("import_error", r"Error building extension '|ninja: build stopped|unsupported GNU version|nvcc fatal", 7),
-    # packages installed at incompatible versions; an op missing from a compiled extension (torch vs torchvision)
-    R(
-        "import_error",
-        r"VersionConflict|DistributionNotFound|distribution was not found and is required|"
-        r"\boperator \w+::\w+ does not exist",
-        7,
-    ),
-    R("import_error", r"NameError: name '(?P<name>\w+)' is not defined", 7, when=_used_as_module),
-    R(
-        "import_error",
-        r"AttributeError: module '[\w.]+' has no attribute|requires? (?:the )?`?[\w-]+(?:[<>=]=?[\d.]+)`?"
-        r"(?: library)?(?:[:,.] Please| to be installed| but it was not found)|is not installed",
-        5,
-    ),
-    # --- missing data, checkpoints, artifacts
-    R(
-        "config_error",
-        r"can't open file '[^']+': \[Errno 2\]|No such file or directory:? '?[^'\s]*(?:conf|cfg)[^'\s]*\.(?:ya?ml|json|toml|ini|cfg)\b",
-        9,
-    ),
-    R(
-        "data_not_found",
-        r"FileNotFoundError|No such file or directory|\[Errno 2\]|NotADirectoryError|"
-        r"num_samples should be a positive integer value, but got num_samples=0|EmptyDataError",
-        8,
-    ),
-    R(
-        "data_not_found",
-        r"(?i)(?:can't|cannot|could not|couldn't|unable to) (?:find|locate|open|load|read)\b.{0,120}"
-        r"\b(?:files?|datasets?|data|checkpoints?|director(?:y|ies)|path|images?|artifacts?)\b|"
-        r"does not contain artifact|(?:dataset|artifact|checkpoint)\b.{0,80}\b(?:doesn't|does not) exist|"
-        r"RepositoryNotFoundError|EntryNotFoundError|is not a local folder and is not a valid model identifier|"
-        r"(?i:can't load (?:tokenizer|config|the model|model|weights|processor|feature extractor) for)|"
-        r"(?i:\b(?:artifact|dataset|checkpoint|file|bucket)\b.{0,80}\bnot found\b)",
-        7,
-    ),
-    # object stores: S3/GCS say 404/NoSuchKey; OpenCV's empty-image assertions follow a failed imread
-    R(
-        "data_not_found",
-        r"An error occurred \((?:404|NoSuchKey|NoSuchBucket)\)|The specified (?:key|bucket) does not exist|"
-        r"No such object:|\(-215:Assertion failed\) !_?\w*\.empty\(\)|\(-215:Assertion failed\) size\.width>0",
-        8,
-    ),
-    # --- configuration and command line
-    R(
-        "config_error",
-        r"MissingConfigException|Cannot find primary config|unrecognized arguments:|the following arguments are required|error: argument \S+|invalid choice:|"
-        r"Some specified arguments are not used by the HfArgumentParser|Could not consume arg:|"
-        r"Unknown command line flag|Flags parsing error|No such option:|Available options in '|In '[\w/]+': Could not (?:find|load)",
-        9,
-    ),
-    R(
-        "config_error",
-        r"ConfigAttributeError|ConfigKeyError|MissingMandatoryValue|Missing mandatory value|"
-        r"ConfigCompositionException|InterpolationResolutionError|OverrideParseException|"
-        r"Could not override '|Key '[^']+' (?:is )?not in struct|Could not find '[^']+' in the config|"
-        r"omegaconf\.errors\.\w+|yaml\.(?:scanner|parser|constructor)\.\w+Error|"
-        r"(?:Arguments|Config)\.__init__\(\) got an unexpected keyword argument",
-        8,
-    ),
-    # Lightning's verdict on the Trainer/module set-up; a tokenizer set up without a pad token
-    R(
-        "config_error",
-        r"MisconfigurationException|tokenizer does not have a padding token|"
-        r"no padding token is defined",
-        8,
-    ),
-    # cloud/tracker credentials missing or invalid on the job: set-up, a relaunch as is fails again
-    R(
-        "config_error",
-        r"NoCredentialsError|PartialCredentialsError|Unable to locate credentials|DefaultCredentialsError|"
-        r"Could not automatically determine credentials|InvalidAccessKeyId|api_key not configured",
-        8,
-    ),
-    R("config_error", r"KeyError: .*", 6, when=_config_lookup),
-    # validation raised by a config/arguments module, or a config file that does not parse/validate
-    R(
-        "config_error",
-        r"^(?:\w+\.)*(?:ValueError|AssertionError|TypeError|KeyError|\w*Config\w*Error):",
-        6,
-        when=_raised_in_config_code,
-    ),
-    R("config_error", r"JSONDecodeError|TOMLDecodeError|ValidationError", 6, when=_mentions_config),
-    R(
-        "config_error",
-        r"InstantiationException|(?i:(?:unknown|unsupported|invalid|unrecognized) (?:model|optimizer|scheduler|strategy|accelerator|precision|"
-        r"backend|lr[_ ]scheduler|loss|activation|config(?:uration)?)\b(?: name| type| value)?)",
-        5,
-    ),
-    # --- infrastructure: node, disk, network, scheduler
-    R("infra", r"(?i)No space left on device|ENOSPC|\[Errno 28\]|Disk quota exceeded|EDQUOT", 9),
-    R(
-        "infra",
-        r"(?i)DUE TO (?:PREEMPTION|NODE FAILURE|TIME LIMIT)|\bpreempt(?:ed|ion)\b|NODE_FAIL|BOOT_FAIL|ended: TIMEOUT\b|node failure|"
-        r"(?<!closing signal )SIGTERM(?! handler)|got signal: 15\b|\bsignal 15\b|The node was low on resource|fallen off the bus|GPU is lost|"
-        r"uncorrectable ECC|ECC error|\bXid\b|Stale file handle|Input/output error|Read-only file system",
-        8,
-    ),
-    # torch.save cut short by a full disk or quota; cloud spot capacity taken back
-    R(
-        "infra",
-        r"PytorchStreamWriter failed writing file|file write failed|unexpected pos \d+ vs \d+|"
-        r"(?i:\bspot\b.{0,40}\b(?:reclaim|interrupt|terminat)\w*|\b(?:instance|capacity|node|vm)\b.{0,30}\breclaimed\b)",
-        8,
-    ),
-    # Ray's job supervisor failures: the cluster lost the job, the code did not fail.
-    R(
-        "infra",
-        r"JOB_SUPERVISOR_ACTOR_(?:DIED|UNKNOWN_FAILURE|START_TIMEOUT|START_FAILURE|UNSCHEDULABLE)|"
-        r"RaySystemError|NodeDiedError|ActorDiedError: .*(?:node|raylet)|(?i:\b(?:its|the) (?:node|raylet) (?:has )?died\b|node .{0,60}marked (?:as )?dead)",
-        8,
-    ),
-    R("infra", r"(?i)Bus error|SIGBUS|insufficient shared memory|out of shared memory|/dev/shm", 8),
-    # a lock on a shared cache (HF datasets/hub, NFS) held by another job or left stale
-    R("infra", r"(?i)file lock .{1,300} could not be acquired|filelock\.(?:\w+\.)*Timeout", 6),
-    R("infra", r"DataLoader worker \(pid\(?s?\)? [\d, ]+\) exited unexpectedly", 6),  # usually /dev/shm
-    # (not "Illegal instruction (core dumped)": a binary built for another CPU fails the same way every time)
-    R("infra", r"(?i)Segmentation fault|SIGSEGV|segfault|(?<!Illegal instruction \()core dumped", 7),
-    R(
-        "infra",
-        r"(?i)Network error|ReadTimeout|ConnectTimeout|ConnectionError|Connection (?:reset|refused|aborted)|"
-        r"Temporary failure in name resolution|Name or service not known|Max retries exceeded|"
-        r"\b50[234] (?:Server Error|Service Unavailable|Bad Gateway|Gateway Time-?out)|RemoteDisconnected|"
-        r"Error communicating with wandb|(?:could not|couldn't) connect to|Failed to establish a new connection|"
-        r"Network is unreachable|<Response \[50[0234]\]>|\bUnavailableError\b|failed to connect to all addresses|IncompleteRead\(|"
-        r"\b(?:ServiceUnavailable|BadGateway|GatewayTimeout|InternalServerError|TooManyRequests|SlowDown)\b|"
-        r"\b(?:429|50[0234]) (?:GET|POST|PUT|HEAD|PATCH|DELETE) https?://",
-        7,
-    ),
-    R("infra", r"wandb\.errors\.CommError|\btimed out\b", 4),
+EXCEPTION_BONUS = 1.5
+UNCLASSIFIED_EXCEPTION = 7.5
+# Exceptions that say how the process was stopped, not what went wrong: never code_error alone.
+# (CalledProcessError: a child process failed; its own output, above, says why.)
+_NOT_A_CAUSE = re.compile(
+    r"(?:^|\.)(?:KeyboardInterrupt|SystemExit|SignalException|ChildFailedError|CalledProcessError)$"
 )
 
 
@@ -388,22 +57,35 @@ class Match:
     text: str
     index: int | None = None  # log line index, None for an exception-only match
     traceback: ParsedTraceback | None = None
+    score: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.score = self.score or self.rule.weight
 
 
-def match_rules(lines: list[str], skip: set[int], tracebacks: list[ParsedTraceback]) -> list[Match]:
-    """Every (rule, line) and (rule, exception) match."""
+def match_rules(
+    lines: list[str],
+    skip: set[int],
+    tracebacks: list[ParsedTraceback],
+    failing: list[ParsedTraceback] | None = None,
+) -> list[Match]:
+    """Every (rule, line) and (rule, exception) match; paths masked; the failing exceptions'
+    matches scored up."""
     found: list[Match] = []
+    masked = {parts: [mask_paths(line, parts) for line in lines] for parts in {r.path_parts for r in RULES}}
     for rule in RULES:
         if rule.when is None:
+            texts = masked[rule.path_parts]
             found += [
                 Match(rule, line, i)
                 for i, line in enumerate(lines)
-                if i not in skip and line and rule.pattern.search(line)
+                if i not in skip and line and rule.pattern.search(texts[i])
             ]
         for tb in tracebacks:
-            m = rule.pattern.search(tb.text) if tb.exc_type else None
+            m = rule.pattern.search(mask_paths(tb.text, rule.path_parts)) if tb.exc_type else None
             if m and (rule.when is None or rule.when(m, tb)):
-                found.append(Match(rule, tb.text.split("\n", 1)[0], None, tb))
+                bonus = EXCEPTION_BONUS if failing and any(tb is f for f in failing) else 0.0
+                found.append(Match(rule, tb.text.split("\n", 1)[0], None, tb, rule.weight + bonus))
     return found
 
 
@@ -414,14 +96,16 @@ def best_category(matches: list[Match]) -> tuple[str, float, list[Match]] | None
     order = {r.category: n for n, r in reversed(list(enumerate(RULES)))}
     scores: dict[str, float] = {}
     for m in matches:
-        scores[m.rule.category] = max(scores.get(m.rule.category, 0), m.rule.weight)
+        scores[m.rule.category] = max(scores.get(m.rule.category, 0), m.score)
     category = max(scores, key=lambda c: (scores[c], -order.get(c, len(RULES))))
-    won = sorted((m for m in matches if m.rule.category == category), key=lambda m: -m.rule.weight)
+    won = sorted((m for m in matches if m.rule.category == category), key=lambda m: -m.score)
     return category, scores[category], won
 
 
 def retryable(category: str, matches: list[Match]) -> bool:
-    top = matches[0].rule if matches else None
+    """What the strongest rule of the category says (by its own weight: the exception bonus
+    picks the category, not how transient the failure is), else the category's default."""
+    top = max(matches, key=lambda m: m.rule.weight).rule if matches else None
     if top is not None and top.retryable is not None:
         return top.retryable
     return category in RETRYABLE_BY_DEFAULT
@@ -446,6 +130,23 @@ def _not_finite(value) -> bool:
         return False
 
 
+def failing_chain(tracebacks: list[ParsedTraceback]) -> list[ParsedTraceback]:
+    """The exception that ended the run (the last one, a worker's or torchrun's original first)
+    and the exceptions chained to it ("During handling…", "The above exception…")."""
+    with_exc = [tb for tb in tracebacks if tb.exc_type]
+    if not with_exc:
+        return []
+    last = next((tb for tb in reversed(with_exc) if tb.kind in ("worker", "torchrun")), with_exc[-1])
+    index = next(i for i, tb in enumerate(tracebacks) if tb is last)
+    chain = [last]
+    while index > 0 and tracebacks[index].chained:
+        index -= 1
+        chain.insert(0, tracebacks[index])
+    # The same exception raised on every rank is one failure, however short each rank's copy.
+    chain += [tb for tb in with_exc if tb.text == last.text and all(tb is not c for c in chain)]
+    return [tb for tb in chain if tb.exc_type]
+
+
 # --- putting it together -------------------------------------------------------------------------
 
 _LABELS = {
@@ -461,6 +162,7 @@ _LABELS = {
     "code_error": "Error in the training code",
     "unknown": "No failure cause found in the log",
 }
+_UNCLASSIFIED = R("code_error", r".", UNCLASSIFIED_EXCEPTION)
 _ANY_EXCEPTION = R("code_error", r".", 1)
 _HISTORY_NAN = R("nan_loss", r".", 9)
 _MAX_EVIDENCE = 6
@@ -472,24 +174,22 @@ def diagnose_lines(
     *,
     repo_root: Path | None = None,
     history: list[dict] | None = None,
+    facts: RunFacts | None = None,
     extra_secrets: Iterable[str] = (),
 ) -> Diagnosis:
-    """Classify a failed run from its log lines (and history rows, when given)."""
+    """Classify a failed run from its log lines, and its history rows and run facts when given."""
     norm = normalize_lines([clean_line(line) for line in lines])
     tracebacks = parse_normalized(norm)
-    matches = match_rules(norm, frame_line_indices(norm), tracebacks)
+    failing = failing_chain(tracebacks)
+    matches = match_rules(norm, frame_line_indices(norm), tracebacks, failing)
     # A torchrun record always names an exception: the worker's own, or ChildFailedError.
     if any(tb.kind == "torchrun" and not (tb.exc_type or "").endswith("ChildFailedError") for tb in tracebacks):
         matches = [m for m in matches if not m.rule.wrapper]  # the root cause speaks for itself
     nan_row = nan_in_history(history)
     if nan_row:
         matches.append(Match(_HISTORY_NAN, nan_row))
-    with_exc = [tb for tb in tracebacks if tb.exc_type]
-    last_exc = next(
-        (tb for tb in reversed(with_exc) if tb.kind in ("worker", "torchrun")), with_exc[-1] if with_exc else None
-    )
-    if not matches and last_exc:
-        matches.append(Match(_ANY_EXCEPTION, last_exc.text.split("\n", 1)[0], None, last_exc))
+    matches += [Match(rule, line) for rule, line in fact_matches(facts, failing[-1] if failing else None)]
+    matches += _unclassified(failing, matches)
     best = best_category(matches)
     if best is None:
         return Diagnosis(
@@ -505,11 +205,25 @@ def diagnose_lines(
         exception = {"type": tb.exc_type, "message": redact(tb.message[:2000], secrets)}
     evidence = redact_lines(_evidence(won, norm), secrets)
     summary = redact(_summary(category, exception, won, location), secrets)
-    return Diagnosis(category, retryable(category, won), exception, location, evidence, summary)
+    config_key = find_config_key(tb, norm[-80:]) if category == "config_error" else None
+    return Diagnosis(category, retryable(category, won), exception, location, evidence, summary, config_key)
 
 
 def diagnose_text(text: str, **kwargs) -> Diagnosis:
     return diagnose_lines(text.splitlines(), **kwargs)
+
+
+def _unclassified(failing: list[ParsedTraceback], matches: list[Match]) -> list[Match]:
+    """The failing exception as code_error evidence when no rule named what it is."""
+    if not failing:
+        return []
+    last = failing[-1]
+    if any(m.traceback is not None and any(m.traceback is f for f in failing) for m in matches):
+        return []  # a rule read it: that says more
+    rule = _ANY_EXCEPTION if _NOT_A_CAUSE.search(last.exc_type or "") else _UNCLASSIFIED
+    if rule is _ANY_EXCEPTION and matches:
+        return []
+    return [Match(rule, last.text.split("\n", 1)[0], None, last)]
 
 
 def _chosen_traceback(won: list[Match], tracebacks: list[ParsedTraceback]) -> ParsedTraceback | None:
@@ -521,7 +235,7 @@ def _chosen_traceback(won: list[Match], tracebacks: list[ParsedTraceback]) -> Pa
         if kind_hits:
             return kind_hits[-1]
     if hits:
-        return max(hits, key=tracebacks.index)
+        return max(hits, key=lambda t: next(i for i, x in enumerate(tracebacks) if x is t))
     return next((t for t in reversed(tracebacks) if t.exc_type), tracebacks[-1] if tracebacks else None)
 
 
@@ -541,8 +255,9 @@ def _summary(category: str, exception: dict | None, won: list[Match], location: 
     detail = top.text.strip() if top else ""
     if exception and (top is None or top.traceback is not None or exception["type"] in detail):
         detail = f"{exception['type']}: {exception['message']}".strip().split("\n", 1)[0]
-        if detail.endswith(":") and top and top.index is not None:
-            detail += " " + top.text.strip()
+        line = next((m for m in won if m.index is not None), None)
+        if detail.endswith(":") and line is not None:
+            detail += " " + line.text.strip()
     where = f" (at {location['file']}:{location['line']})" if location else ""
     return _clip(f"{_LABELS[category]}: {detail}".rstrip(": ") + where, 240)
 

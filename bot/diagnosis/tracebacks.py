@@ -10,6 +10,8 @@ from pathlib import Path, PurePosixPath
 # a pasted line number `[1745] `, markdown quotes and bold markers.
 _PREFIX = re.compile(r"^(?:\s*(?:\[(?:rank|default)\d+\]:|\[\d+\](?= )|\d{1,4}:(?= )|>(?= )))+ ?")
 _FENCE = re.compile(r"^\s*```")
+# A line inside a box drawn by rich (tyro's and typer's errors): `│ text │`.
+_BOXED = re.compile(r"^\s*│ ?(?P<inner>.*?)\s*│\s*$")
 _FLAT_FRAME = re.compile(r"\s+(?=File \"[^\"]+\", line \d+)")
 # A record glued after a progress bar that did not end its line: `…it/s][rank5]:[E602 …`.
 _GLUED = re.compile(r"(?<=\S)(?=\[rank\d+\]:|\[[EWIF](?:\d{4} [\d:.]+)? ?\w+\.(?:cpp|cc|h):\d+\])")
@@ -73,7 +75,7 @@ def normalize_lines(lines: list[str]) -> list[str]:
         if _FENCE.match(line):
             out.append("")
             continue
-        pieces = [_unbold(_PREFIX.sub("", p)) for p in _GLUED.split(line.rstrip("\n"))]
+        pieces = [_unbox(_unbold(_PREFIX.sub("", p))) for p in _GLUED.split(line.rstrip("\n"))]
         out += pieces[:-1]
         line = pieces[-1]
         if out and _OPEN_FILE.match(out[-1]) and _CLOSE_FILE.match(line):
@@ -99,6 +101,11 @@ def _split_inline_code(lines: list[str]) -> list[str]:
         if tail:
             out[-1:] = [m["indent"] + "    " + m["code"][: tail.start()].strip(), f"{tail['type']}: {tail['msg']}"]
     return out
+
+
+def _unbox(line: str) -> str:
+    boxed = _BOXED.match(line)
+    return boxed["inner"] if boxed else line
 
 
 def _unbold(line: str) -> str:

@@ -15,6 +15,7 @@ from bot.fixers.config_sites import Site, find_sites, python_sites, yaml_sites
 from bot.fixers.llm.prompt import git_output
 from bot.fixers.model import FixContext
 from bot.fixers.text import read_text
+from bot.repo.branch_doc import doc_candidates
 
 _EVIDENCE_KINDS = ("entry", "assign", "argparse", "yaml")
 _VALUE = (
@@ -68,19 +69,28 @@ def _site_value(site: Site, evidence: str) -> Value | None:
 
 
 def _from_docs(ctx: FixContext, key: str, target: str) -> Value | None:
-    texts = [
-        (f"docs/{name}.md", read_text(ctx.worktree, f"docs/{name}.md"))
-        for name in dict.fromkeys((ctx.branch, ctx.branch.replace("/", "-")))
-    ]
+    texts = [(rel, read_text(ctx.worktree, rel)) for rel in doc_candidates(ctx.branch)]
     texts += [("PR description", ctx.pr_text), ("hint", ctx.hint)]
-    pattern = re.compile(rf"`?\b{re.escape(key)}\b`?\s*(?:=|:|\bof\b|\bto\b|\bis\b)\s*`?({_VALUE})(?!\w|\.\d)")
+    names = "|".join(re.escape(name) for name in dict.fromkeys((key, key.replace("_", "-"))))
+    # `warmup_steps = 10`, `--warmup-steps 10`, "warmup_steps of 10"; a code span may hold any
+    # scalar: `matmul_precision: medium`.
+    patterns = (
+        (re.compile(rf"`(?:--)?(?:{names})\s*(?:=|:|\s)\s*([^`\s]+)\s*`"), "text"),
+        (
+            re.compile(
+                rf"`?(?<![\w-])(?:(?:{names})\b`?\s*(?:=|:|\bof\b|\bto\b|\bis\b)|--(?:{names})\s)\s*`?({_VALUE})(?!\w|\.\d)"
+            ),
+            "text",
+        ),
+    )
     for where, text in texts:
         for line in (text or "").splitlines():
-            match = pattern.search(line)
-            if match:
-                obj = _parse(match.group(1), "text")
-                if obj is not _UNREADABLE:
-                    return Value(obj, match.group(1), "text", f"{where}: {line.strip()}")
+            for pattern, kind in patterns:
+                match = pattern.search(line)
+                if match:
+                    obj = _parse(match.group(1), kind)
+                    if obj is not _UNREADABLE:
+                        return Value(obj, match.group(1), kind, f"{where}: {line.strip()}")
     return None
 
 

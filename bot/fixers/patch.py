@@ -18,6 +18,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.core.errors import OperationFailed
+from bot.fixers.invocations import COMMAND
 from bot.fixers.model import Edit
 
 OUTPUT_TAIL_CHARS = 2000
@@ -110,6 +111,15 @@ def _glob_regex(pattern: str) -> re.Pattern[str]:
 def glob_match(path: str, pattern: str) -> bool:
     """Whether the relative `path` matches `pattern` (anchored at the repository root)."""
     return _glob_regex(normalize(pattern)).match(normalize(path)) is not None
+
+
+def may_edit(rel: str, config: dict[str, Any]) -> bool:
+    """Whether a rule may propose to edit `rel`: never the repo config's `launch.command` (where
+    a flag read from it sits), else what `editable` says; a context without a `fix` section
+    (a rule run on its own) may edit anything."""
+    if rel == COMMAND:
+        return False
+    return "fix" not in config or editable(rel, config)
 
 
 def editable(rel: str, config: dict[str, Any]) -> bool:

@@ -65,8 +65,8 @@ class Launcher(ABC):
         return os.environ if self.base_env is None else self.base_env
 
     def environment(self, spec: LaunchSpec) -> dict[str, str]:
-        """What the job runs with (see `job_environment`)."""
-        return job_environment(self.settings, spec, self.inherited_env())
+        """What the job runs with (see `job_environment`), its W&B runs written to the worktree."""
+        return job_environment(self.settings, spec, self.inherited_env(), wandb_dir=Path(spec.worktree).resolve())
 
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:
@@ -112,6 +112,15 @@ def without_bot_secrets(settings: Any, env: Mapping[str, str]) -> dict[str, str]
     }
 
 
+def run_locations(spec: LaunchSpec, env: Mapping[str, str]) -> Handle:
+    """Where a job ran and where its W&B runs go, for its handle: the bot searches there for a
+    run whose code chose its own folder (`wandb.init(dir=…)`, Lightning's `save_dir`)."""
+    found: Handle = {"worktree": str(Path(spec.worktree).resolve())}
+    if env.get("WANDB_DIR"):
+        found["wandb_dir"] = env["WANDB_DIR"]
+    return found
+
+
 def existing_worktree(spec: LaunchSpec) -> Path:
     """The job's worktree, resolved; BadInput when it is not a folder."""
     worktree = Path(spec.worktree).resolve()
@@ -120,10 +129,17 @@ def existing_worktree(spec: LaunchSpec) -> Path:
     return worktree
 
 
-def job_environment(settings: Any, spec: LaunchSpec, base: Mapping[str, str]) -> dict[str, str]:
+def job_environment(
+    settings: Any, spec: LaunchSpec, base: Mapping[str, str], *, wandb_dir: Path | None = None
+) -> dict[str, str]:
     """What a job runs with: `base`, the run's own variables, and W&B told where to log; never
-    the bot's own secrets (see `without_bot_secrets`)."""
+    the bot's own secrets (see `without_bot_secrets`).
+
+    `wandb_dir`: where the job's W&B runs go (`WANDB_DIR`, unless the user set one), so a job
+    that `cd`s into a sub-folder still writes `<worktree>/wandb/` where the bot reads runs."""
     env = without_bot_secrets(settings, {**base, **spec.env})
+    if wandb_dir is not None:
+        env.setdefault("WANDB_DIR", str(wandb_dir))
     # Set in the bot's environment once it used wandb in-process (the API, Launch): a job
     # that inherits it logs through the bot's wandb-core, and loses its run's last records
     # when the bot stops. Each job starts its own.

@@ -99,6 +99,7 @@ def find_job_id(text: str) -> str | None:
 
 class CommandLauncher(LocalLauncher):
     name = "command"
+    installs_requirements = False  # a launch script submits the job elsewhere: installing here helps nothing
 
     def launch(self, spec: LaunchSpec) -> Handle:
         values = {

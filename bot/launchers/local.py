@@ -20,8 +20,16 @@ from typing import Any
 
 from bot.core.errors import OperationFailed
 from bot.core.settings import Settings
-from bot.launchers import procs
-from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
+from bot.launchers import jobenv, procs
+from bot.launchers.base import (
+    END_STATES,
+    Handle,
+    Launcher,
+    LaunchSpec,
+    LaunchStatus,
+    existing_worktree,
+    run_locations,
+)
 from bot.store.runs import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
@@ -55,6 +63,7 @@ def status_paths(log_path: Path) -> tuple[Path, Path]:
 
 class LocalLauncher(Launcher):
     name = "local"
+    installs_requirements = True  # the default backend runs the repo's code here, so it installs its requirements
 
     def __init__(
         self,
@@ -93,9 +102,11 @@ class LocalLauncher(Launcher):
             "state_db": str(self._state_db()),
             **self.supervisor_options(),
         }
-        self._start_supervisor(supervisor_spec, self.environment(spec), log_path)
+        env = self.environment(spec)
+        self._start_supervisor(supervisor_spec, env, log_path)
         started = self._wait_started(status_path, log_path)
         return {
+            **run_locations(spec, env),
             "backend": self.name,
             "host": socket.gethostname(),
             "run_id": spec.run_id,
@@ -109,7 +120,16 @@ class LocalLauncher(Launcher):
         }
 
     def script(self, spec: LaunchSpec) -> str:
-        return compose_script(spec.setup, spec.command)
+        return (self.install_lines(spec) or "") + compose_script(spec.setup, spec.command)
+
+    def install_lines(self, spec: LaunchSpec) -> str | None:
+        """With no `launch.setup`, what the repo declares is installed into the worktree's own
+        environment first (see jobenv.py); `launch.install: false` turns that off."""
+        if not self.installs_requirements or (spec.setup and spec.setup.strip()):
+            return None
+        if not (self.config or {}).get("launch", {}).get("install", True):
+            return None
+        return jobenv.install_lines(Path(spec.worktree), spec.command, Path(self.settings.state_dir))
 
     def supervisor_options(self) -> dict[str, Any]:
         """Extra settings a subclass passes to the supervisor (see supervise.py)."""
@@ -244,4 +264,5 @@ def _from_status_file(recorded: dict[str, Any]) -> LaunchStatus:
         ended_at=recorded.get("ended_at"),
         started_at=recorded.get("started_at"),
         job_id=recorded.get("job_id"),
+        reason=recorded.get("reason"),
     )

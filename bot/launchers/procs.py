@@ -14,6 +14,7 @@ from typing import Any
 from bot.core.files import write_atomic
 
 PROC = Path("/proc")
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -85,6 +86,44 @@ def wait_until(done: Callable[[], bool], timeout: float, interval: float = 0.05)
 def exit_code(returncode: int) -> int:
     """Popen's -N for "killed by signal N" as the shell reports it, 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+def oom_kills(pid: int, *, cgroup_root: Path = CGROUP_ROOT, proc: Path = PROC) -> int | None:
+    """How many processes the kernel's OOM killer has killed in the memory cgroup of `pid`
+    (cgroup v2 `memory.events`, v1 `memory.oom_control`); None when that cannot be read."""
+    try:
+        lines = (proc / str(pid) / "cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        hierarchy, controllers, path = (line.split(":", 2) + ["", ""])[:3]
+        relative = path.lstrip("/")
+        if hierarchy == "0" and not controllers:
+            candidates = [
+                cgroup_root / relative / "memory.events",
+                cgroup_root / "unified" / relative / "memory.events",
+            ]
+        elif "memory" in controllers.split(","):
+            candidates = [cgroup_root / "memory" / relative / "memory.oom_control"]
+        else:
+            continue
+        for candidate in candidates:
+            count = _oom_kill_field(candidate)
+            if count is not None:
+                return count
+    return None
+
+
+def _oom_kill_field(path: Path) -> int | None:
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name == "oom_kill" and value.strip().isdigit():
+            return int(value)
+    return None
 
 
 def read_json(path: Path) -> dict[str, Any] | None:

@@ -36,6 +36,7 @@ from bot.launchers.base import (
     LaunchStatus,
     existing_worktree,
     job_environment,
+    run_locations,
 )
 from bot.launchers.local import compose_script
 
@@ -99,11 +100,12 @@ class RayLauncher(Launcher):
         log_path = Path(spec.log_path).resolve()
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
+        runtime_env = self.runtime_env(spec, worktree)
         try:
             client.submit_job(
                 entrypoint=self.entrypoint(spec),
                 submission_id=spec.run_id,
-                runtime_env=self.runtime_env(spec, worktree),
+                runtime_env=runtime_env,
                 metadata={"fix_and_relaunch_branch": spec.branch[:200], "fix_and_relaunch_commit": spec.commit},
                 # None (not set in the repo's config) is Ray's own default: no reservation.
                 entrypoint_num_cpus=self.options.get("num_cpus"),
@@ -114,6 +116,7 @@ class RayLauncher(Launcher):
         except Exception as exc:
             raise OperationFailed(f"Ray at {address} did not take the job: {exception_line(exc)}") from None
         return {
+            **run_locations(spec, runtime_env["env_vars"]),
             "backend": self.name,
             "address": address,
             "submission_id": spec.run_id,

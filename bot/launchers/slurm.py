@@ -32,7 +32,7 @@ from typing import Any
 from bot.core.errors import BadInput, OperationFailed
 from bot.core.settings import Settings
 from bot.launchers import procs
-from bot.launchers.base import Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree
+from bot.launchers.base import Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree, run_locations
 from bot.launchers.local import compose_script
 
 # Values that go on an `#SBATCH` line: sbatch splits them at spaces and reads quotes itself.
@@ -98,11 +98,13 @@ class SlurmLauncher(Launcher):
             "--export=ALL",
             str(script_path),
         ]
-        out = self._run(argv, env=self.environment(spec), what="sbatch")
+        env = self.environment(spec)
+        out = self._run(argv, env=env, what="sbatch")
         job_id, _, cluster = out.strip().splitlines()[-1].partition(";")
         if not job_id.strip().isdigit():
             raise OperationFailed(f"sbatch printed no job id: {out.strip()!r}")
         return {
+            **run_locations(spec, env),
             "backend": self.name,
             "job_id": job_id.strip(),
             "cluster": cluster or self._cluster_name(),

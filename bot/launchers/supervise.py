@@ -6,7 +6,12 @@ when the job ends writes the exit code and end time to the status file, then to 
 store when it can. The status file is the record `LocalLauncher.status` trusts.
 
 The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
-optionally state_db and find_job_id (look for a job id the script printed, see command.py).
+optionally state_db, find_job_id (look for a job id the script printed, see command.py) and
+cgroup_root (where cgroup files are read, for tests).
+
+The kernel's OOM-kill count of the job's memory cgroup is read when the job starts and when it
+ends: kills in between are the evidence that a job killed by SIGKILL ran out of memory (the
+job itself prints nothing), recorded as `oom_kills` and as the end's `reason`.
 """
 
 from __future__ import annotations
@@ -67,12 +72,26 @@ def supervise(spec: dict[str, Any]) -> dict[str, Any]:
         "start_time": procs.start_time(child.pid),
     }
     procs.write_json(spec["status_path"], status)
+    cgroup_root = Path(spec.get("cgroup_root") or procs.CGROUP_ROOT)
+    kills_before = procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)  # the job's cgroup is ours
     code = procs.exit_code(child.wait())
+    status.update(_oom_evidence(kills_before, procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)))
     if spec.get("find_job_id"):
         status["job_id"] = _job_id(Path(spec["log_path"]))
     if Path(spec["cancel_path"]).exists():
         return _end(spec, "killed", code, status)
     return _end(spec, "finished" if code == 0 else "failed", code, status)
+
+
+def _oom_evidence(before: int | None, after: int | None) -> dict[str, Any]:
+    """The OOM kills of the job's cgroup while it ran (the supervisor shares its cgroup)."""
+    if before is None or after is None or after <= before:
+        return {}
+    kills = after - before
+    return {
+        "oom_kills": kills,
+        "reason": f"OOM: the kernel's OOM killer killed {kills} process(es) of the job's cgroup",
+    }
 
 
 def _job_id(log_path: Path) -> str | None:
@@ -114,6 +133,8 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
         store = StateStore(Path(db))
         if status.get("job_id"):
             store.update_handle(spec["run_id"], job_id=status["job_id"])
+        if status.get("oom_kills"):
+            store.update_handle(spec["run_id"], oom_kills=status["oom_kills"])
         store.update_run(
             spec["run_id"],
             if_state=("queued", "running"),

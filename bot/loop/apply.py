@@ -136,7 +136,9 @@ class Applier:
             base = head  # someone else's commits came in: fix on top of them
         chosen, files = self._patch(fix_ctx, proposal)
         doc = self._add_doc_entry(found, chosen, files, number)
-        sha = self.workspace.commit(self.branch, files + [doc], fix_message(chosen.description, found.run.id))
+        sha = self.workspace.commit(
+            self.branch, files + [doc], fix_message(chosen.description, found.run.id, self.comments.redactor)
+        )
         return Committed(sha, files + [doc], chosen, self._diff(base))
 
     def _adopt(self, base: str) -> Committed:
@@ -176,7 +178,7 @@ class Applier:
             files=files,
             run_id=found.run.id,
         )
-        return add_fix_entry(self.worktree, self.branch, entry)
+        return add_fix_entry(self.worktree, self.branch, entry, self.comments.redactor)
 
     def _diff(self, base: str) -> str:
         return self.workspace.diff(self.branch, base)[:DIFF_LIMIT]

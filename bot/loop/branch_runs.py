@@ -4,18 +4,34 @@ A run the bot launched has a launch record (process state, exit code, captured l
 once the training script called `wandb.init`, a W&B run with the same id (the launcher sets
 WANDB_RUN_ID). A script that dies before `wandb.init` leaves only the record, and that is
 still a failed run to diagnose. Runs started by hand appear through the run store alone.
+
+A run is over when its process (or scheduler job) is over: while the record says it runs, the
+run is running whatever its W&B record says (a script may `wandb.finish(exit_code=1)` and go on,
+and an offline run quiet for minutes reads as crashed). A run is failed by its state, or by its
+loss whatever its state (`judged`: see bot.runs.loss).
 """
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
+from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.tail import tail_lines
 from bot.launchers import ACTIVE_STATES, refresh_run
+from bot.runs.locate import find_run_dir
+from bot.runs.loss import loss_problem, loss_rising, merge_rows
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
+from bot.runs.offline import OfflineRunStore, read_run
 from bot.store.runs import RunRecord, StateStore
+
+HEAD_ROWS = 3  # a run's first rows: where its loss started
+LOSS_ROWS = 20  # its last rows: where the loss is now
+# Ended states a bad loss turns into "failed": it exited cleanly, or was stopped, with a broken loss.
+_JUDGED_ENDS = ("finished", "killed")
+LOCATE_EVERY_S = 2.0  # how often one record's missing W&B run is searched for
 
 
 class BranchRuns:
@@ -24,32 +40,84 @@ class BranchRuns:
         self.store = store
         self.state = state
         self.settings = settings
+        self._searched: dict[str, float] = {}  # record id -> when its run was last searched for
+        # A run's first rows never change once there are HEAD_ROWS of them; its last rows only
+        # when it logs more: the loop reads both on every poll, so they are kept per run.
+        self._heads: dict[str, list[dict]] = {}
+        self._tails: dict[str, tuple[tuple[object, ...], list[dict]]] = {}
 
     def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]:
         """Newest first, optionally only those in `state`."""
         records = [self.refresh(r) for r in self.state.list_runs(repo=self.repo, branch=branch)]
         found = {run.id: run for run in self.store.runs(branch)}
-        merged = [_join(record, found.pop(record.wandb_run_id or record.id, None)) for record in records]
+        merged = [
+            _join(record, found.pop(record.wandb_run_id or record.id, None) or self._located(record))
+            for record in records
+        ]
         merged.extend(found.values())
         merged.sort(key=lambda run: run.created_at or 0, reverse=True)
         return [run for run in merged if state is None or run.state == state]
 
     def latest(self, branch: str) -> RunInfo:
+        """The branch's newest run, judged by its loss too."""
         runs = self.runs(branch)
         if not runs:
             raise BadInput(f"no run found for branch '{branch}'")
-        return runs[0]
+        return self.judged(runs[0])
 
     def get(self, run_id: str) -> RunInfo:
+        """One run by id, judged by its loss too."""
         record = self.state.get_run(run_id)
         if record is None:
-            return self.store.get(run_id)
-        return _join(self.refresh(record), _try_get(self.store, record.wandb_run_id or record.id))
+            return self.judged(self.store.get(run_id))
+        record = self.refresh(record)
+        found = _try_get(self.store, record.wandb_run_id or record.id) or self._located(record)
+        return self.judged(_join(record, found))
+
+    def judged(self, run: RunInfo) -> RunInfo:
+        """`run` with its loss's verdict: a non-finite or exploded loss is a failed run whatever
+        its exit state. One that ended (exit 0, or stopped) becomes `failed`; one still running
+        keeps its state, since its process is not over, and carries the problem."""
+        if run.source == "launcher" or run.state == "queued":
+            return run  # no history to judge
+        run.loss_problem = loss_problem(self.loss_rows(run))
+        if run.loss_problem and run.state in _JUDGED_ENDS:
+            run.state = "failed"
+        return run
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         if run.source == "launcher":
             return []
         return self.store.history(run, rows)
+
+    def loss_rows(self, run: RunInfo, rows: int = LOSS_ROWS) -> list[dict]:
+        """The run's first rows and its last `rows`: where its loss started and where it is."""
+        if run.source == "launcher":
+            return []
+        head = self._heads.get(run.id)
+        if head is None:
+            head = self.store.first_history(run, HEAD_ROWS)
+            if len(head) >= HEAD_ROWS:
+                self._heads[run.id] = head
+        key = (run.steps, run.state, run.updated_at, rows)
+        cached = self._tails.get(run.id)
+        if cached is None or cached[0] != key:
+            cached = self._tails[run.id] = (key, self.store.history(run, rows))
+        return merge_rows(head, cached[1])
+
+    def facts(self, run: RunInfo, rows: list[dict] | None = None) -> RunFacts:
+        """What the run's end says apart from its log: exit status, the scheduler's verdict, the
+        kernel's OOM kills, and its loss (from `rows`, its loss rows, when the caller has them)."""
+        record = self.state.get_run(run.record_id) if run.record_id else None
+        handle = record.handle if record else {}
+        rows = self.loss_rows(run) if rows is None else rows
+        return RunFacts(
+            exit_code=run.exit_code,
+            scheduler=handle.get("end_reason"),
+            oom_kills=int(handle.get("oom_kills") or 0),
+            loss_problem=loss_problem(rows),
+            loss_rising=loss_rising(rows),
+        )
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
         """The run's console tail, then the scheduler's verdict when it gave one: a job
@@ -83,6 +151,26 @@ class BranchRuns:
                 Path(record.log_path).unlink(missing_ok=True)
             self.state.delete_run(run.record_id)
 
+    def _located(self, record: RunRecord) -> RunInfo | None:
+        """An offline run its job wrote where the store does not look (its code chose the
+        folder): searched for under the job's WANDB_DIR and worktree, then recorded, so the
+        store reads it from then on. Online, W&B finds runs by id wherever they were written."""
+        if not isinstance(self.store, OfflineRunStore) or record.wandb_run_path:
+            return None
+        now = time.monotonic()
+        if now - self._searched.get(record.id, -LOCATE_EVERY_S) < LOCATE_EVERY_S:
+            return None
+        self._searched[record.id] = now
+        roots = [Path(record.handle[key]) for key in ("wandb_dir", "worktree") if record.handle.get(key)]
+        path = find_run_dir(roots, record.wandb_run_id or record.id)
+        if path is None:
+            return None
+        self.state.update_run(record.id, wandb_run_path=str(path))
+        try:
+            return read_run(path, branch_key=self.store.branch_key, running_window=self.store.running_window)
+        except BadInput:
+            return None
+
     def refresh(self, record: RunRecord) -> RunRecord:
         """Bring an active record up to date with what its launcher says now."""
         return refresh_run(self.state, self.settings, record)
@@ -96,11 +184,14 @@ def _try_get(store: RunStore, run_id: str) -> RunInfo | None:
 
 
 def _join(record: RunRecord, found: RunInfo | None) -> RunInfo:
-    """The record's process state wins: a W&B run killed hard still says 'running'."""
+    """The record's process state wins both ways: a W&B run killed hard still says 'running',
+    and one that W&B calls failed or crashed is not over while its process runs."""
     if found is None:
         return record.to_run_info()
     found.record_id, found.log_path = record.id, record.log_path
     found.branch = found.branch or record.branch
     if record.state not in ACTIVE_STATES:
         found.state, found.exit_code = record.state, record.exit_code
+    elif found.state not in ACTIVE_STATES:
+        found.state, found.exit_code = record.state, None
     return found

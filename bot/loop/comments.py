@@ -1,10 +1,11 @@
 """The PR comment at each stage of the loop: report.py's templates filled in from the loop's
-records, and redacted last, just before the text leaves the process."""
+records, and redacted last, after report.py's escaping, just before the text leaves the loop."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from bot.core.secrets import Redactor
 from bot.fixers.model import FixProposal
 from bot.loop import report
 from bot.loop.model import Attempt, Committed, Diagnosed, Outcome, run_json
@@ -25,17 +26,18 @@ def final_step(verified: bool, run: dict[str, Any], verify: dict[str, Any]) -> s
     )
 
 
-def nothing_to_fix(branch: str, run: RunInfo) -> str:
-    return report.none_body(branch=branch, run=run_json(run))
-
-
 class Comments:
+    """Every body the loop posts comes from here, redacted with `redactor` as its last step."""
+
     def __init__(self, secrets: list[str], max_attempts: int):
-        self.secrets = secrets
+        self.redactor = Redactor(secrets)
         self.max_attempts = max_attempts
 
     def safe(self, text: str) -> str:
-        return report.safe(text, self.secrets)
+        return self.redactor.text(text)
+
+    def nothing_to_fix(self, branch: str, run: RunInfo) -> str:
+        return self.safe(report.none_body(branch=branch, run=run_json(run)))
 
     def fix(
         self, found: Diagnosed, committed: Committed, attempt: Attempt, step: str, new_run: dict[str, Any] | None

@@ -12,6 +12,7 @@ from bot.core.errors import BadInput
 from bot.core.secrets import redact_lines, redact_value
 from bot.diagnosis import diagnose_lines
 from bot.diagnosis.model import Diagnosis
+from bot.loop.branch_runs import BranchRuns
 from bot.loop.model import Diagnosed
 from bot.loop.ports import Runs
 from bot.loop.repo_context import RepoContext
@@ -20,6 +21,7 @@ from bot.runs.model import FAILED_STATES, RunInfo
 TAIL_LINES = 200
 HISTORY_ROWS = 10
 LOOP_HISTORY_ROWS = 20  # the loop also reads the loss curve from these
+JUDGED_CANDIDATES = 5  # how many of the newest runs `diagnose` reads the loss of, looking for a failed one
 
 
 @dataclass
@@ -44,26 +46,42 @@ class Inspection:
 
 
 def inspect_latest_failed(ctx: RepoContext, branch: str) -> Inspection:
-    """The branch's latest failed run (its latest run when none failed), diagnosed."""
+    """The branch's latest failed run (its latest run when none failed), diagnosed. Failed by
+    its state, or by its loss whatever its state: a run that exited 0 with a NaN loss counts."""
     runs = ctx.runs(branch)
     candidates = runs.runs(branch)
     if not candidates:
         raise BadInput(f"no run found for branch '{branch}'")
-    return inspect_run(ctx, branch, next((r for r in candidates if r.state in FAILED_STATES), candidates[0]))
+    return inspect_run(ctx, branch, latest_failed(runs, candidates))
 
 
 def inspect_run(ctx: RepoContext, branch: str, run: RunInfo) -> Inspection:
     """One run of the branch, diagnosed, every secret redacted."""
     runs = ctx.runs(branch)
     secrets = ctx.settings.secrets()
-    history = runs.history(run, HISTORY_ROWS)
+    rows = runs.loss_rows(run, HISTORY_ROWS)
     tail = runs.log_tail(run, TAIL_LINES)
     worktree = ctx.workspace.worktree_path(branch)
     result = diagnose_lines(
-        tail, repo_root=worktree if worktree.exists() else ctx.repo, history=history, extra_secrets=secrets
+        tail,
+        repo_root=worktree if worktree.exists() else ctx.repo,
+        history=rows,
+        facts=runs.facts(run, rows),
+        extra_secrets=secrets,
     )
     run.config, run.summary = redact_value(run.config, secrets), redact_value(run.summary, secrets)
+    history = rows[-HISTORY_ROWS:]
     return Inspection(run, redact_value(history, secrets), redact_lines(tail, secrets), result)
+
+
+def latest_failed(runs: BranchRuns, candidates: list[RunInfo]) -> RunInfo:
+    """The newest run that failed by its state, or by its loss among the newest few."""
+    for index, run in enumerate(candidates):
+        if run.state in FAILED_STATES:
+            return run
+        if index < JUDGED_CANDIDATES and runs.judged(run).failed:
+            return run
+    return candidates[0]
 
 
 def diagnose_run(
@@ -72,8 +90,9 @@ def diagnose_run(
     """The fix loop's look at a run. `diverged`: the bot stopped this run itself because its
     loss went bad, so its log shows no error; the loss curve is the evidence."""
     tail = runs.log_tail(run, TAIL_LINES)
-    history = runs.history(run, LOOP_HISTORY_ROWS)
-    diagnosis = diagnose_lines(tail, repo_root=worktree, history=history, extra_secrets=secrets)
+    history = runs.loss_rows(run, LOOP_HISTORY_ROWS)
+    facts = runs.facts(run, history)
+    diagnosis = diagnose_lines(tail, repo_root=worktree, history=history, facts=facts, extra_secrets=secrets)
     if diverged:
         diagnosis = Diagnosis(
             category="nan_loss",

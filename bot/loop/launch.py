@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
 from bot.core.errors import BadInput, OperationFailed
 from bot.launchers import ACTIVE_STATES, active_runs, refresh_run, start_run
@@ -52,7 +53,8 @@ def wait_for(
     timeout: float | None = None,
     on_poll: OnPoll = ignore_poll,
 ) -> RunRecord:
-    """Block until the run ends (or `timeout` seconds pass) and return its record."""
+    """Block until the run ends (or `timeout` seconds pass) and return its record, judged: a
+    run whose loss went non-finite or exploded failed, whatever its exit code."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while (record := refresh_run(ctx.state, ctx.settings, record)).state in ACTIVE_STATES:
         on_poll(Poll(record.id, record.state))
@@ -60,7 +62,18 @@ def wait_for(
             return record
         time.sleep(poll)
     _settle(ctx, record)
-    return record
+    return judged(ctx, record)
+
+
+def judged(ctx: RepoContext, record: RunRecord) -> RunRecord:
+    """A finished record as `failed` when the run's loss says so, with the reason as its
+    `end_reason` (not stored: the record keeps what the process did)."""
+    if record.state != "finished":
+        return record
+    run = ctx.runs(record.branch).get(record.id)
+    if run.loss_problem is None:
+        return record
+    return replace(record, state="failed", handle={**record.handle, "end_reason": run.loss_problem})
 
 
 def _settle(ctx: RepoContext, record: RunRecord, timeout: float = SETTLE_S) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from bot.fixers.llm.client import propose_llm_fix
 from bot.fixers.model import FixContext, FixProposal
-from bot.loop import comments, decide, report
+from bot.loop import decide, report
 from bot.loop.apply import Applier, Reporter
 from bot.loop.comments import Comments
 from bot.loop.decide import Decider
@@ -25,8 +25,8 @@ from bot.loop.journal import StepLog
 from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
 from bot.loop.progress import OnPoll, ignore_poll
 from bot.loop.repo_context import RepoContext
-from bot.loop.verify import BranchLauncher, Judgement, Verifier, judge
-from bot.runs.model import FAILED_STATES, RunInfo
+from bot.loop.verify import BranchLauncher, Judgement, Verifier
+from bot.runs.model import RunInfo
 
 
 class Pipeline:
@@ -53,10 +53,10 @@ class Pipeline:
         self._open(req)
         # A resumed job works on the run it started with, not whatever is newest now.
         failed = self.runs.get(self.steps.once(Step.TARGET, lambda: req.run_id or self.runs.latest(req.branch).id))
-        if failed.state not in FAILED_STATES:
+        if not failed.failed:  # by its state, or by its loss whatever its state
             return Outcome(
                 action=Action.NONE,
-                comment=comments.nothing_to_fix(req.branch, failed),
+                comment=self.comments.nothing_to_fix(req.branch, failed),
                 reason=f"the {'' if req.run_id else 'latest '}run ({failed.id}) is {failed.state}",
             )
         outcome = Outcome(action=Action.GAVE_UP)
@@ -94,6 +94,7 @@ class Pipeline:
             config=self.config,
             progress=self.progress,
             poll=self.poll,
+            worktree=self.worktree,
             on_poll=self.on_poll,
         )
 
@@ -108,13 +109,15 @@ class Pipeline:
             if req.dry_run:
                 return self._dry_run(outcome, found, self.decider.decide(found, fix_ctx), fix_ctx)
             decision = self.decider.decision(self.steps, number, found, fix_ctx)
+            if req.relaunch:
+                self.verifier.end(found.run)  # before the push: a run still running blocks its relaunch
             applied = self.applier.apply(req, found, decision, fix_ctx, attempt, outcome)
             if not req.relaunch:
                 outcome.action = Action.PATCHED if attempt.commit else Action.NONE
                 return outcome
             self._check_cancelled()
             run = self._relaunch(attempt, failed, outcome)
-            verdict = judge(run, attempt.problem, self.verifier.min_steps)
+            verdict = self.verifier.judge(run, attempt.problem)
             if verdict is not Judgement.FAILED:
                 outcome.verified = verdict is Judgement.VERIFIED
                 self.applier.report_verdict(outcome, found, attempt, applied)

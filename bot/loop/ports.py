@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from bot.diagnosis.facts import RunFacts
 from bot.runs.model import RunInfo
 
 
@@ -67,6 +68,14 @@ class Runs(Protocol):
     def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]: ...
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict[str, Any]]: ...
+
+    def loss_rows(self, run: RunInfo, rows: int = 20) -> list[dict[str, Any]]:
+        """The run's first history rows and its last `rows`, in step order."""
+        ...
+
+    def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
+        """How the run ended apart from its log (exit status, scheduler, OOM kills, loss)."""
+        ...
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]: ...
 

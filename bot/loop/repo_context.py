@@ -16,6 +16,7 @@ from bot.repo.private_clone import user_repo_of
 from bot.repo.publish import is_server_clone
 from bot.repo.workspace import Workspace
 from bot.repo.worktrees import USER_REMOTE
+from bot.runs.locate import WandbFolders
 from bot.store.runs import StateStore
 
 
@@ -45,6 +46,10 @@ class RepoContext:
     @cached_property
     def state(self) -> StateStore:
         return StateStore.open(self.settings.state_dir)
+
+    @cached_property
+    def _wandb_folders(self) -> WandbFolders:
+        return WandbFolders()
 
     @cached_property
     def workspace(self) -> Workspace:
@@ -122,15 +127,17 @@ class RepoContext:
         return base is None or base == branch or not ws.is_ancestor(commit, base)
 
     def _offline_roots(self, branch: str | None) -> list[Path]:
-        """Where offline runs of a branch live: its worktree, the repo itself, and the
-        folders the launcher recorded."""
+        """Where offline runs of a branch live: its worktree, the repo itself (each searched
+        for `wandb` folders in sub-folders too: see bot.runs.locate), and the folders the
+        launcher recorded."""
         worktrees = self.repo / ".worktrees"
-        roots = [self.repo / "wandb"]
+        roots = [self.repo / "wandb", *self._wandb_folders.under(self.repo)]
         if branch is None:
             # Branch names may hold one or two slashes; a deeper glob would walk data folders.
             roots += [*worktrees.glob("*/wandb"), *worktrees.glob("*/*/wandb"), *worktrees.glob("*/*/*/wandb")]
         else:
-            roots.append(self.workspace.worktree_path(branch) / "wandb")
+            worktree = self.workspace.worktree_path(branch)
+            roots += [worktree / "wandb", *self._wandb_folders.under(worktree)]
         for record in self.state.list_runs(repo=self.key, branch=branch):
             if record.wandb_run_path:
                 roots.append(Path(record.wandb_run_path).parent)

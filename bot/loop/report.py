@@ -2,8 +2,9 @@
 
 Templates are constants with a hidden marker so the bot can find its own comment again.
 Text that comes from a log, a model or a PR is untrusted: it is escaped so it cannot mention
-people, render HTML or links, or break out of a code block, and everything is redacted
-before it leaves the process.
+people, render HTML or links, or break out of a code block. The bodies here are not yet
+redacted: `bot.loop.comments.Comments` redacts each one as its last step, after this escaping
+(the redactor reads through the escapes), and the server redacts again as it posts.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from bot.core.secrets import redact
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.model import Edit, FixProposal
 
@@ -160,11 +160,6 @@ def run_link(run: dict | None) -> str:
         return "—"
     label = f"`{run['id']}`"
     return f"[{label}]({run['url']})" if run.get("url") else label
-
-
-def safe(text: str, secrets: Iterable[str]) -> str:
-    """The last step before a body leaves the process."""
-    return redact(text, list(secrets))
 
 
 # -- the bodies the pipeline posts ---------------------------------------------------------

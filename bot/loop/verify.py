@@ -1,28 +1,39 @@
 """Relaunch the branch and judge the new run: its id is chosen and journaled before the launch
 (so a crash in between is adopted, not launched again), the run is watched for
 `verify.min_steps` steps, its end or the timeout, a diverging run is stopped, and the failed
-runs that were relaunched are deleted once the loop ends (`fix.delete_failed_run`)."""
+runs that were relaunched are deleted once the loop ends (`fix.delete_failed_run`).
+
+Verified means learning (bot.runs.loss): at `verify.min_steps` (or at its end) the run's loss is
+finite, not above twice its first value and not running away; a run with no loss logged is
+judged on its progress and on its numbers being finite. A job that logs to W&B is never
+verified without its W&B run: its exit code alone says nothing about its loss. A failed run
+still running (its loss went bad while its process lives) is stopped before its fix is pushed,
+so the relaunch is never refused for it."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from enum import Enum
+from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BotError, OperationFailed
-from bot.loop.branch_runs import BranchRuns
+from bot.loop.branch_runs import LOSS_ROWS, BranchRuns
 from bot.loop.journal import StepKey, StepLog
 from bot.loop.launch import launch_branch
 from bot.loop.model import GiveUp, Step
 from bot.loop.ports import Launcher, Runs
 from bot.loop.progress import OnPoll, Poll, ignore_poll, latest_loss
 from bot.loop.repo_context import RepoContext
-from bot.runs.loss import loss_problem
+from bot.runs.locate import starts_wandb_runs
+from bot.runs.loss import learning_problem, loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 from bot.store.runs import new_run_id
 
 STOP_WAIT_S = 30  # how long a cancelled run may take to end
+_WANDB_BANNER = re.compile(r"^wandb: ")  # what wandb prints when a run starts (unless WANDB_SILENT)
 
 
 class Judgement(Enum):
@@ -31,12 +42,15 @@ class Judgement(Enum):
     FAILED = "failed"  # failed, or diverged and was stopped: the next attempt starts from it
 
 
-def judge(run: RunInfo, problem: str | None, min_steps: int) -> Judgement:
-    """The watched run's verdict; someone else stopping it ends the loop."""
+def judge(run: RunInfo, problem: str | None, min_steps: int, *, needs_wandb: bool = False) -> Judgement:
+    """The watched run's verdict; someone else stopping it ends the loop. With `needs_wandb`
+    (the job logs to W&B), a run whose W&B run was never found is not verified."""
     if run.state == "killed" and problem is None:
         raise GiveUp(f"the relaunched run {run.id} was stopped by someone else")
     if problem is not None or run.state in FAILED_STATES:
         return Judgement.FAILED
+    if needs_wandb and run.source == "launcher":
+        return Judgement.UNVERIFIED
     return Judgement.VERIFIED if run.steps >= min_steps or run.state == "finished" else Judgement.UNVERIFIED
 
 
@@ -53,6 +67,7 @@ class Verifier:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         new_id: Callable[[], str] = new_run_id,
+        worktree: Path | None = None,
         on_poll: OnPoll = ignore_poll,
     ):
         self.runs = runs
@@ -66,6 +81,9 @@ class Verifier:
         self.new_id = new_id
         self.on_poll = on_poll
         self.relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
+        # The job logs to W&B (a run it replaced had a W&B run, or its code starts one): a
+        # relaunch of it is verified only with its W&B run found.
+        self.logs_to_wandb = worktree is not None and starts_wandb_runs(worktree)
 
     @property
     def min_steps(self) -> int:
@@ -77,7 +95,29 @@ class Verifier:
         self.steps.once(StepKey(Step.LAUNCH, attempt=number), lambda: self._launch(run_id))
         self.progress(f"relaunched: run {run_id}")
         self.relaunched_from.append(failed)
+        self.logs_to_wandb = self.logs_to_wandb or failed.source != "launcher"
         return run_id
+
+    def end(self, run: RunInfo) -> None:
+        """Stop a failed run that still runs (its loss went bad while its process lives) before
+        its fix is pushed: while it runs, its relaunch would be refused and the fix never run.
+        Only a run the bot launched is stopped; one started by hand does not block a launch."""
+        if run.state not in ACTIVE_STATES or not self.launcher.launched(run.id):
+            return
+        self.progress(f"stopping run {run.id}: {run.loss_problem or 'it failed'}")
+        self.launcher.stop(run.id)
+
+    def judge(self, run: RunInfo, problem: str | None) -> Judgement:
+        """`judge`, knowing whether the job logs to W&B: its code starts W&B runs, a run it
+        replaced had one, or this one's log shows wandb starting."""
+        needs_wandb = self.logs_to_wandb or (run.source == "launcher" and self._wandb_in_log(run))
+        verdict = judge(run, problem, self.min_steps, needs_wandb=needs_wandb)
+        if needs_wandb and run.source == "launcher" and verdict is Judgement.UNVERIFIED:
+            self.progress(f"run {run.id} is not verified: the job logs to W&B but its W&B run was not found")
+        return verdict
+
+    def _wandb_in_log(self, run: RunInfo) -> bool:
+        return any(_WANDB_BANNER.match(line) for line in self.runs.log_tail(run, 200))
 
     def _launch(self, run_id: str) -> str:
         if self.launcher.launched(run_id):
@@ -89,18 +129,20 @@ class Verifier:
 
     def watch(self, run_id: str) -> tuple[RunInfo, str | None]:
         """Wait for the new run's first `verify.min_steps` steps (or its end), then return it and
-        what is wrong with its loss, if anything. A diverging run is stopped at once."""
+        what is wrong with its loss, if anything: a non-finite or exploded loss at any time (the
+        run is stopped at once), one running away by then. A run over is one whose process is."""
         deadline = self.clock() + self.config["verify"]["timeout"]
         self.progress(f"watching run {run_id} for {self.min_steps} steps")
         while True:
             run = self.runs.get(run_id)
-            rows = self.runs.history(run, max(self.min_steps, 10))
+            rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
             self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
-            problem = loss_problem(rows)
+            done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
+            problem = (learning_problem if done else loss_problem)(rows)
             if problem and run.state in ACTIVE_STATES:
                 self.launcher.stop(run_id)
                 run = self.runs.get(run_id)
-            if problem or run.state not in ACTIVE_STATES or run.steps >= self.min_steps:
+            if problem or done:
                 return run, problem
             if self.clock() > deadline:
                 return run, None

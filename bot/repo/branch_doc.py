@@ -1,9 +1,12 @@
 """The branch's docs page, `docs/<branch>.md`, and its "Fixes" log.
 
 Naming: a `/` in the branch name becomes `-` (`feat/lr` → `docs/feat-lr.md`), keeping `docs/`
-flat. Each fix appends one entry at the end of the page's `## Fixes` section (created at the end
+flat, unless the team already keeps the branch's page in folders (`docs/feat/lr.md` exists):
+then that page is the branch's. Each fix appends one entry at the end of the page's `## Fixes` section (created at the end
 of the page when missing, the page itself with a `# <branch>` title when missing). Everything
-else in the page is kept byte for byte, line endings included.
+else in the page is kept byte for byte, line endings included. The entry is redacted as its last
+step (its summary and root cause may come from a log or a model); the rest of the page is not
+the bot's to change.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bot.core.errors import BadInput
+from bot.core.secrets import Redactor
 
 SECTION = "## Fixes"
 
@@ -29,14 +33,25 @@ class FixEntry:
     when: datetime | None = None  # defaults to now (UTC)
 
 
-def doc_path(branch: str) -> str:
-    """`docs/<branch>.md`, with `/` as `-`."""
-    return f"docs/{branch.replace('/', '-')}.md"
+def doc_path(branch: str, worktree: Path | None = None) -> str:
+    """`docs/<branch>.md`, with `/` as `-`; the team's own `docs/<a>/<b>.md` when `worktree`
+    has that page and not the flat one."""
+    flat = f"docs/{branch.replace('/', '-')}.md"
+    if worktree is None or "/" not in branch or (Path(worktree) / flat).exists():
+        return flat
+    nested = f"docs/{branch}.md"
+    path = Path(worktree) / nested
+    return nested if path.is_file() and not path.is_symlink() else flat
 
 
-def add_fix_entry(worktree: Path, branch: str, entry: FixEntry) -> str:
+def doc_candidates(branch: str) -> list[str]:
+    """The pages that may be the branch's: `docs/<a>/<b>.md` and `docs/<a>-<b>.md`."""
+    return list(dict.fromkeys((f"docs/{branch}.md", f"docs/{branch.replace('/', '-')}.md")))
+
+
+def add_fix_entry(worktree: Path, branch: str, entry: FixEntry, redactor: Redactor) -> str:
     """Append `entry` to the branch's docs page in `worktree`; return the page's relative path."""
-    rel = doc_path(branch)
+    rel = doc_path(branch, worktree)
     root = Path(worktree).resolve()
     path = root / rel
     if path.is_symlink() or (path.exists() and not path.is_file()) or root not in path.resolve().parents:
@@ -44,13 +59,13 @@ def add_fix_entry(worktree: Path, branch: str, entry: FixEntry) -> str:
     text = path.read_bytes().decode("utf-8", "surrogateescape") if path.exists() else ""
     text = text or f"# {branch}\n"  # a missing or empty page starts with its title
     newline = "\r\n" if "\r\n" in text else "\n"
-    updated = insert_entry(text, render_entry(entry, newline), newline)
+    updated = insert_entry(text, render_entry(entry, redactor, newline), newline)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(updated.encode("utf-8", "surrogateescape"))
     return rel
 
 
-def render_entry(entry: FixEntry, newline: str = "\n") -> str:
+def render_entry(entry: FixEntry, redactor: Redactor, newline: str = "\n") -> str:
     when = (entry.when or datetime.now(timezone.utc)).astimezone(timezone.utc)
     files = ", ".join(f"`{_one_line(f)}`" for f in entry.files) or "no files"
     lines = [
@@ -61,7 +76,7 @@ def render_entry(entry: FixEntry, newline: str = "\n") -> str:
         f"- **Changed:** {files} ({_one_line(entry.fixer)})",
         f"- **Failed run:** `{_one_line(entry.run_id)}`" if entry.run_id else "- **Failed run:** unknown",
     ]
-    return newline.join(lines) + newline
+    return redactor.text(newline.join(lines) + newline)
 
 
 def insert_entry(text: str, entry: str, newline: str = "\n") -> str:

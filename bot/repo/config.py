@@ -118,6 +118,9 @@ class WandbLaunchOptions(BackendOptions):
 class Launch(Section):
     backend: Backend = Field("local", description="where a run goes")
     setup: str | None = Field(None, description="run first, in the worktree, e.g. pip install -r requirements.txt")
+    install: bool = Field(
+        True, description="local backend without setup: install what the repo declares first (bot/launchers/jobenv.py)"
+    )
     command: str = Field("python main.py", description="what a run executes")
     slurm: SlurmOptions = Field(default_factory=SlurmOptions, description="backend slurm's options")
     ray: RayOptions = Field(default_factory=RayOptions, description="backend ray's options")

@@ -10,7 +10,8 @@ import re
 from typing import NamedTuple
 
 from bot.core.errors import BadInput
-from bot.repo.branch_doc import doc_path
+from bot.core.secrets import Redactor
+from bot.repo.branch_doc import doc_candidates
 from bot.repo.git import check_branch_name, git
 from bot.repo.local import LocalRepo
 from bot.repo.worktrees import Worktrees
@@ -30,9 +31,10 @@ class Commit(NamedTuple):
     body: str = ""
 
 
-def fix_message(description: str, run_id: str) -> str:
-    """The bot's commit message: `Fix: <what>`, and a trailer naming the run it fixes."""
-    return f"Fix: {description}\n\n{BOT_TRAILER}: fixes run {' '.join(run_id.split())}\n"
+def fix_message(description: str, run_id: str, redactor: Redactor) -> str:
+    """The bot's commit message: `Fix: <what>`, and a trailer naming the run it fixes; redacted
+    last (the description may come from a model)."""
+    return redactor.text(f"Fix: {description}\n\n{BOT_TRAILER}: fixes run {' '.join(run_id.split())}\n")
 
 
 def parse_log(out: str) -> list[Commit]:
@@ -120,9 +122,10 @@ class History:
         return [name for name in out.split("\0") if name]
 
     def files_changed(self, sha: str, branch: str) -> list[str]:
-        """The files a (non-merge) commit changed, the branch's docs page aside."""
+        """The files a (non-merge) commit changed, the branch's docs page (either form) aside."""
         out = self.repo.out("diff-tree", "-z", "--no-commit-id", "--name-only", "-r", sha)
-        return [f for f in out.split("\0") if f and f != doc_path(branch)]
+        pages = set(doc_candidates(branch))
+        return [f for f in out.split("\0") if f and f not in pages]
 
     def reverted_bot_fixes(self, branch: str) -> list[str]:
         """Bot fix commits a human undid, newest first: reverted with `git revert`, or every file

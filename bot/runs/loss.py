@@ -1,25 +1,74 @@
-"""Sanity checks on a run's early metrics: is the loss finite, and is it not running away?"""
+"""Is a run learning? The verdicts the bot draws from a run's logged history rows.
+
+Which metric is judged: the training loss, found by name (`loss_key`): `loss`, `train/loss`,
+`train_loss`, `training_loss` and their Lightning step/epoch forms first, then any other key
+ending in `loss` that is not a validation or test loss nor one part of a sum (`losses/…`,
+RL's `losses/value_loss`). Returns and rewards (`charts/episodic_return`) are not losses:
+higher is better, and a few early RL steps are noise, so they are only checked to be finite.
+
+The verdicts, over the rows given (oldest first; callers pass the run's first rows with its
+last, so "where it started" is the run's own start):
+
+- `loss_problem` (a failed run, whatever its exit state): a loss or return that is NaN or
+  infinite anywhere in the rows, or a training loss that *exploded*: its latest value is more
+  than twice its first logged value (for a first value at or below zero: more than its own
+  size above it). 4.6 → 446 → 15 exploded; 4.6 → 9.0 did not.
+- `learning_problem` (is a relaunched run verified at `verify.min_steps`?): `loss_problem`, or
+  a training loss that is *running away*: it rose at each of its last `RISING_ROWS` values and
+  ended more than `RISE_MARGIN` above its lowest. A run logging no loss at all is judged on its
+  numbers being finite and on its progress (the caller's step count), nothing else.
+- `loss_rising`: weaker, for evidence only: the loss ended above where it started, or rose over
+  its last rows. With an overflow in `math.exp(loss)` it says the loss was on its way up.
+"""
 
 from __future__ import annotations
 
 import math
-from typing import SupportsFloat, SupportsIndex
+import re
+from collections.abc import Iterable
+from typing import Any, SupportsFloat, SupportsIndex
 
-LOSS_KEYS = ("loss", "train/loss", "train_loss", "training_loss")
-DIVERGENCE_FACTOR = 10.0  # the loss grew tenfold over its early minimum…
-RISING_STEPS = 3  # …and rose on each of the last steps
+LOSS_KEYS = (
+    "loss",
+    "train/loss",
+    "train_loss",
+    "training_loss",
+    "train/loss_step",
+    "train/loss_epoch",
+    "train_loss_step",
+    "train_loss_epoch",
+    "loss/train",
+)
+EXPLODE_FACTOR = 2.0  # latest loss above twice its first value: exploded
+RISING_ROWS = 4  # at min_steps: rose on each of the last three steps…
+RISE_MARGIN = 1.2  # …to more than 20% above its lowest value
+# Keys that are not the training loss: evaluation losses, and parts of a sum ("losses/…").
+_NOT_TRAINING = re.compile(r"(?i)(?:^|[/_.\-])(?:val|valid|validation|eval|test|dev)(?:[/_.\-]|$)|^losses?[/.]")
+_RETURN = re.compile(r"(?i)(?:^|[/_.\-])(?:episodic_)?(?:return|reward)s?(?:[/_.\-]|$)")
 # What float() accepts: text, bytes-likes, and objects with __float__ or __index__.
 _FLOAT_INPUTS = (str, bytes, bytearray, memoryview, SupportsFloat, SupportsIndex)
 
+Rows = list[dict[str, Any]]
+Point = tuple[object, float]  # (step, value)
 
-def loss_key(rows: list[dict]) -> str | None:
+
+def loss_key(rows: Rows) -> str | None:
     """The history key that holds the training loss, if any."""
     keys = {k for row in rows for k in row}
     for key in LOSS_KEYS:
         if key in keys:
             return key
-    candidates = sorted(k for k in keys if k.lower().endswith("loss") and not k.startswith("_"))
-    return candidates[0] if candidates else None
+    candidates = sorted(
+        k for k in keys if k.lower().endswith("loss") and not k.startswith("_") and not _NOT_TRAINING.search(k)
+    )
+    trained = [k for k in candidates if "train" in k.lower()]
+    ranked = trained or candidates
+    return ranked[0] if ranked else None
+
+
+def is_return_key(key: str) -> bool:
+    """A return or reward: higher is better, never judged as a loss."""
+    return bool(_RETURN.search(key))
 
 
 def as_float(value: object) -> float | None:
@@ -32,27 +81,95 @@ def as_float(value: object) -> float | None:
         return None
 
 
-def loss_problem(rows: list[dict]) -> str | None:
-    """A one-line reason why the loss in these history rows is not sane, or None."""
+def merge_rows(*parts: Iterable[dict[str, Any]]) -> Rows:
+    """Rows from several reads (a run's first rows, then its last), once each, in step order."""
+    seen: dict[object, dict[str, Any]] = {}
+    unstepped: Rows = []
+    for rows in parts:
+        for row in rows:
+            step = row.get("_step")
+            if step is None:
+                unstepped.append(row)
+            else:
+                seen.setdefault(step, row)
+    ordered = sorted(seen.items(), key=lambda kv: as_float(kv[0]) or 0.0)
+    return [row for _, row in ordered] + unstepped
+
+
+def non_finite(rows: Rows) -> str | None:
+    """A loss or return logged as NaN or ±inf, the first one found."""
+    for row in rows:
+        for key, value in row.items():
+            if str(key).startswith("_") or not ("loss" in str(key).lower() or is_return_key(str(key))):
+                continue
+            number = as_float(value)
+            if number is not None and not math.isfinite(number):
+                return f"{key} is {number} at step {_step(row)}"
+    return None
+
+
+def loss_problem(rows: Rows) -> str | None:
+    """Why these rows show a failed run (a non-finite or exploded loss), or None."""
+    found = non_finite(rows)
+    if found:
+        return found
+    key = loss_key(rows)
+    return _exploded(key, _points(rows, key)) if key else None
+
+
+def learning_problem(rows: Rows) -> str | None:
+    """Why these rows do not show a run that learns (see the module doc), or None."""
+    found = loss_problem(rows)
+    if found:
+        return found
+    key = loss_key(rows)
+    return _running_away(key, _points(rows, key)) if key else None
+
+
+def loss_rising(rows: Rows) -> bool:
+    """The training loss ended above its first value, or rose over its last rows."""
     key = loss_key(rows)
     if key is None:
-        return None
-    read = [(row.get("_step"), as_float(row[key])) for row in rows if key in row]
-    points = [(step, value) for step, value in read if value is not None]
-    for step, value in points:
-        if not math.isfinite(value):
-            return f"{key} is {value} at step {step}"
-    return _divergence(key, points)
+        return False
+    values = [value for _, value in _points(rows, key) if math.isfinite(value)]
+    if len(values) < 2:
+        return False
+    tail = values[-RISING_ROWS:]
+    return values[-1] > values[0] or (len(tail) == RISING_ROWS and _strictly_rising(tail))
 
 
-def _divergence(key: str, points: list[tuple[object, float]]) -> str | None:
-    values = [value for _, value in points]
-    if len(values) < RISING_STEPS + 2:
+def _points(rows: Rows, key: str) -> list[Point]:
+    read = [(_step(row), as_float(row[key])) for row in rows if key in row]
+    return [(step, value) for step, value in read if value is not None]
+
+
+def _step(row: dict[str, Any]) -> object:
+    return row.get("_step", row.get("step", "?"))
+
+
+def _exploded(key: str, points: list[Point]) -> str | None:
+    if len(points) < 2:
         return None
-    floor = min(values[: len(values) // 2])
-    last = values[-1]
-    tail = values[-(RISING_STEPS + 1) :]
-    rising = all(b > a for a, b in zip(tail, tail[1:], strict=False))
-    if rising and last > DIVERGENCE_FACTOR * max(abs(floor), 1e-12):
-        return f"{key} is diverging: {floor:.4g} → {last:.4g} by step {points[-1][0]}"
+    first, (step, last) = points[0][1], points[-1]
+    if first == 0:
+        return None  # a placeholder logged before training: no scale to judge against
+    if last > first + (EXPLODE_FACTOR - 1) * abs(first):
+        return f"{key} is diverging: {first:.4g} → {last:.4g} by step {step}"
     return None
+
+
+def _running_away(key: str, points: list[Point]) -> str | None:
+    values = [value for _, value in points]
+    if len(values) < RISING_ROWS:
+        return None
+    tail = values[-RISING_ROWS:]
+    lowest = min(values)
+    if _strictly_rising(tail) and tail[-1] > lowest + (RISE_MARGIN - 1) * abs(lowest):
+        return (
+            f"{key} is rising: {lowest:.4g} → {tail[-1]:.4g} over its last {RISING_ROWS} values (step {points[-1][0]})"
+        )
+    return None
+
+
+def _strictly_rising(values: list[float]) -> bool:
+    return all(b > a for a, b in zip(values, values[1:], strict=False))

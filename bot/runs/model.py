@@ -29,6 +29,18 @@ class RunInfo:
     source: str = "offline"  # offline | wandb | launcher
     record_id: str | None = None  # the bot's launch record, when the bot launched it
     log_path: str | None = None  # the launcher's captured stdout+stderr, when it has one
+    # Why its logged loss shows a failed run (non-finite, exploded; see bot.runs.loss), once judged.
+    loss_problem: str | None = None
+
+    @property
+    def failed(self) -> bool:
+        """Failed by its state, or by its loss whatever its state (a run that exits 0 with a NaN
+        loss failed; one still running with it is failing)."""
+        return self.state in FAILED_STATES or self.loss_problem is not None
+
+    @property
+    def active(self) -> bool:
+        return self.state in ACTIVE_STATES
 
     def to_json(self) -> dict:
         return {
@@ -45,6 +57,7 @@ class RunInfo:
             "path": self.path,
             "source": self.source,
             "record_id": self.record_id,
+            "loss_problem": self.loss_problem,
         }
 
 
@@ -59,6 +72,9 @@ class RunStore(Protocol):
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         """The last `rows` history rows, oldest first, without reading the whole history."""
+
+    def first_history(self, run: RunInfo, rows: int = 3) -> list[dict]:
+        """The first `rows` history rows (where the run started), without reading the rest."""
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
         """The last `lines` lines of the run's console log, without reading the whole log."""

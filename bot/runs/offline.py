@@ -95,6 +95,19 @@ def read_history(run_dir: Path, rows: int = 10) -> list[dict]:
     return list(last)
 
 
+def read_first_history(run_dir: Path, rows: int = 3) -> list[dict]:
+    """The first `rows` history rows: where the run started. Reading stops once they are found."""
+    first: list[dict] = []
+    if rows <= 0:
+        return first
+    for record in RecordReader(run_log(Path(run_dir))):
+        if record.WhichOneof("record_type") == "history":
+            first.append({_flat_key(item): _value(item.value_json) for item in record.history.item})
+            if len(first) >= rows:
+                break
+    return first
+
+
 def read_log_tail(run_dir: Path, lines: int = 200) -> list[str]:
     """The last `lines` console lines: files/output.log, or, for a run that never recorded its
     exit, the log's console records when they hold more (wandb-core died before writing
@@ -149,6 +162,9 @@ class OfflineRunStore:
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         return read_history(self._path(run), rows)
+
+    def first_history(self, run: RunInfo, rows: int = 3) -> list[dict]:
+        return read_first_history(self._path(run), rows)
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
         return read_log_tail(self._path(run), lines)

@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 _STATES = {"pending": "queued", "preempting": "running", "preempted": "crashed"}
 _INTERNAL_KEYS = ("_wandb", "wandb_version")
 _FALLBACK_TAIL_BYTES = 256 * 1024
+# A run's first rows are read from its steps below this, in one request: a run whose first
+# logged step is later (sparse `step=` values) is judged from its last rows alone.
+HEAD_STEPS = 200
 
 
 class WandbApiRunStore:
@@ -81,6 +84,13 @@ class WandbApiRunStore:
                 return []
             scan = wandb_run.scan_history(min_step=max(0, last_step - rows + 1), page_size=rows)
             return list(scan)[-rows:]
+
+    def first_history(self, run: RunInfo, rows: int = 3) -> list[dict]:
+        if rows <= 0:
+            return []
+        with self._calling(f"reading the first history rows of run {run.id}"):
+            scan = self._wandb_run(run).scan_history(min_step=0, max_step=HEAD_STEPS, page_size=HEAD_STEPS)
+            return list(itertools.islice(scan, rows))
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
         if lines <= 0:

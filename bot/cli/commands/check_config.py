@@ -19,7 +19,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     source, text = _file(LocalRepo(args.repo), args.branch)
     problems = repo_config.check(text, source)
     if args.json:
-        output.print_json({"file": source, "valid": not problems, "problems": [_json(p) for p in problems]})
+        output.print_json({"file": source, "valid": not problems, "problems": [_json(p) for p in problems]}, settings)
     elif problems:
         print(f"{source}: {len(problems)} problem{'s' if len(problems) > 1 else ''}", file=sys.stderr)
         for problem in problems:

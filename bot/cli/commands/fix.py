@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         outcome = pipeline().run(request) if args.dry_run else _resumable_fix(pipeline, request, steps_path)
         if outcome.commits:
             synced = ctx.workspace.sync_checkout(branch)
-    _print(args, outcome, synced)
+    _print(args, settings, outcome, synced)
     failure = why_not_ok(outcome, request, ctx.config(branch)["verify"])
     if failure is None:
         return 0
@@ -73,14 +73,14 @@ def why_not_ok(outcome: Outcome, request: FixRequest, verify: dict) -> str | Non
     )
 
 
-def _print(args: argparse.Namespace, outcome: Outcome, synced: CheckoutSync | None) -> None:
+def _print(args: argparse.Namespace, settings: Settings, outcome: Outcome, synced: CheckoutSync | None) -> None:
     if args.json:
         data = outcome.to_json()
         if synced is not None:
             data["checkout"] = {"sync": str(synced.sync), "path": synced.checkout, "command": synced.command}
-        output.print_json(data)
+        output.print_json(data, settings)
         return
-    print(to_terminal(outcome.comment), end="")
+    output.print_text(to_terminal(outcome.comment).rstrip("\n"), settings)
     message = synced.message(cwd=Path.cwd()) if synced is not None else None
     if message:
         print(f"\n{message}")

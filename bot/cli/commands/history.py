@@ -20,8 +20,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     latest = runs.latest(branch)
     rows = runs.history(latest, args.rows)
     if args.json:
-        output.print_json({"run": latest.to_json(), "rows": rows})
+        output.print_json({"run": latest.to_json(), "rows": rows}, settings)
         return 0
     print(f"run {latest.id} ({latest.state}, {latest.steps} steps)")
-    print(output.table(rows))
+    output.print_text(output.table(rows), settings)
     return 0

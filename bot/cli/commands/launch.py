@@ -27,5 +27,5 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.wait and not args.json:
         print(f"run {record.id} {record.state} (exit code {record.exit_code})")
     if args.json:
-        output.print_json(record.to_json())
+        output.print_json(record.to_json(), settings)
     return 0 if not args.wait or record.state == "finished" else 1

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.errors import OperationFailed
+from bot.core.secrets import Redactor
 from bot.fixers.llm.prompt import DEFAULT_BUDGET_TOKENS, PromptContext, build_context, estimate_tokens
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.patch import PatchError, apply_and_validate
@@ -215,7 +216,7 @@ class Conversation:
         self._last_tool_id = call.id if call else None
         # Replay the text and the one call we answer: an unanswered tool_use is a 400 next round.
         kept = [b for b in message.content if b.type == "text" or b is call]
-        content = [_block_param(b, self.settings.secrets()) for b in kept]
+        content = [_block_param(b) for b in kept]
         if content:
             self.messages.append({"role": "assistant", "content": content})
         if call is None:
@@ -224,10 +225,8 @@ class Conversation:
 
     def report_failure(self, error: str) -> None:
         """Send the error back as the result of the last call, asking for a corrected proposal."""
-        from bot.core.secrets import redact
-
         text = (
-            f"{redact(error, self.settings.secrets())}\n\nThe proposal was not applied; the files are "
+            f"{error}\n\nThe proposal was not applied; the files are "
             f"unchanged. Call {TOOL_NAME} again with a corrected, complete proposal."
         )
         if self._last_tool_id:
@@ -247,14 +246,15 @@ class Conversation:
     def _send(self) -> Any:
         import anthropic
 
+        redactor = Redactor.from_settings(self.settings)  # the last step: every block, as sent
         try:
             message = self.client.messages.create(
                 model=self.model,
                 max_tokens=MAX_OUTPUT_TOKENS,
-                system=system_blocks(self.ctx.config),
+                system=redactor.value(system_blocks(self.ctx.config)),
                 tools=[tool_definition()],
                 tool_choice={"type": "tool", "name": TOOL_NAME},
-                messages=self.messages,
+                messages=redactor.value(self.messages),
             )
         except anthropic.APIError as exc:
             raise LLMUnavailable(api_error_message(exc, self.client.max_retries + 1)) from None
@@ -278,17 +278,11 @@ class Conversation:
         return [f"context shown: {', '.join(shown)}"]
 
 
-def _block_param(block: Any, secrets: list[str]) -> dict:
-    """The assistant's block as it is sent back in the next round, redacted like all prompt text."""
+def _block_param(block: Any) -> dict:
+    """The assistant's block as it is sent back in the next round (redacted as it is sent)."""
     if block.type == "tool_use":
-        return {"type": "tool_use", "id": block.id, "name": block.name, "input": _redacted(block.input, secrets)}
-    return {"type": "text", "text": _redacted(block.text, secrets) or "(empty)"}
-
-
-def _redacted(value: Any, secrets: list[str]) -> Any:
-    from bot.core.secrets import redact_value
-
-    return redact_value(value, secrets)
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    return {"type": "text", "text": block.text or "(empty)"}
 
 
 def api_error_message(exc: Exception, tries: int) -> str:
@@ -341,9 +335,20 @@ def parse_tool_input(data: Any) -> dict:
     return {
         "root_cause": data["root_cause"].strip(),
         "explanation": data["explanation"].strip(),
-        "description": description[:DESCRIPTION_MAX],
+        "description": _cut_at_word(description, DESCRIPTION_MAX),
         "edits": edits,
     }
+
+
+def _cut_at_word(text: str, limit: int) -> str:
+    """At most `limit` characters, cut between words: half a token would not be recognised as one
+    by the redaction that runs on the commit subject and the comment."""
+    if len(text) <= limit:
+        return text
+    if text[limit].isspace() or text[limit - 1].isspace():  # the cut falls between words
+        return text[:limit].rstrip()
+    words = text[:limit].rsplit(None, 1)
+    return words[0].rstrip() if len(words) == 2 else text[:limit]
 
 
 def _parse_edit(i: int, raw: Any) -> Edit:

@@ -17,6 +17,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.core.errors import OperationFailed
+from bot.core.secrets import Redactor
 from bot.fixers.model import FixContext
 from bot.repo.branch_doc import doc_path
 from bot.repo.git import git
@@ -124,13 +125,13 @@ def build_context(
     ctx: FixContext, settings: Any, *, budget_tokens: int = DEFAULT_BUDGET_TOKENS, feedback: str | None = None
 ) -> PromptContext:
     """The redacted, prioritised, budgeted context for one failure."""
-    secrets = list(settings.secrets()) if settings is not None else []
+    redactor = Redactor.from_settings(settings)
     sections = [s for s in _gather(ctx, feedback) if s.text.strip()]
     for section in sections:
         cap = LIMITS[section.kind][1]
         # Redact before the exact cut, so a cut never leaves half a secret; trim at whole lines
         # first so a 100 MB log does not have to be redacted in full.
-        section.text = _redact(_whole_lines(section.text, 2 * cap, LIMITS[section.kind][2]), secrets)
+        section.text = redactor.text(_whole_lines(section.text, 2 * cap, LIMITS[section.kind][2]))
         section.truncate(cap)
     prompt = PromptContext(ctx.branch, sections)
     fit(prompt, budget_tokens * CHARS_PER_TOKEN)
@@ -164,12 +165,6 @@ def _whole_lines(text: str, chars: int, keep: str) -> str:
     return text[:end] if end > 0 else text[:chars]
 
 
-def _redact(text: str, secrets: list[str]) -> str:
-    from bot.core.secrets import redact
-
-    return redact(text, secrets)
-
-
 # --- gathering ---------------------------------------------------------------------------------
 
 
@@ -200,7 +195,7 @@ def _gather(ctx: FixContext, feedback: str | None) -> list[Section]:
     )
     for rel in config_files(root):
         sections.append(Section(f"config_file:{rel}", f"Config file {rel}", read_in_repo(root, rel)))
-    doc = doc_path(ctx.branch)
+    doc = doc_path(ctx.branch, ctx.worktree)
     sections.append(Section("branch_doc", f"Branch doc {doc}", read_in_repo(root, doc)))
     if ctx.run_config:
         sections.append(Section("run_config", "Config of the failed run", _json(ctx.run_config)))

@@ -14,6 +14,7 @@ from bot.fixers.rules.config_default import add_config_default
 from bot.fixers.rules.hyperparams import lower_batch_size, lower_lr
 from bot.fixers.rules.local_import import fix_local_import
 from bot.fixers.rules.paths import closest_path
+from bot.fixers.rules.rename_key import rename_unknown_key
 from bot.fixers.rules.requirements import add_requirement
 
 Rule = Callable[[FixContext], "FixProposal | None"]
@@ -21,11 +22,14 @@ Rule = Callable[[FixContext], "FixProposal | None"]
 # category → rules, most specific first. A KeyError on the config may be classified either way.
 RULES: dict[str, tuple[Rule, ...]] = {
     "import_error": (add_requirement, fix_local_import),
-    "config_error": (add_config_default,),
-    "code_error": (add_config_default,),
+    "config_error": (rename_unknown_key, add_config_default),
+    # Until the classifier says data_not_found for a bare `assert os.path.exists(x)`.
+    "code_error": (add_config_default, closest_path),
     "oom": (lower_batch_size,),
     "nan_loss": (lower_lr,),
     "data_not_found": (closest_path,),
+    # A parser's refusal printed without a traceback (tyro's box, Fire) may classify as nothing.
+    "unknown": (rename_unknown_key,),
 }
 
 

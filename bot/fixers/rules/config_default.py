@@ -1,26 +1,33 @@
-"""A config key is missing → add it, with a value some evidence gives, to the config that the
-failing code reads (a `DEFAULTS = {...}` literal or a YAML file). No evidence, no guess."""
+"""A config key is missing → add it, with a value some evidence gives, where the repo's config
+style declares its keys: a `DEFAULTS = {...}` literal, a YAML file (for a Hydra app, the file the
+key's group composes), an argparse `add_argument`, a dataclass field, a module-level global.
+No evidence, no guess."""
 
 from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import yaml
 
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.config_evidence import Value, as_python, as_yaml, find_value
-from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.text import char_col, end_of, failing_file, line_edit, quoted, read_text, repo_files, repo_path
-
-_OMEGACONF = ("ConfigAttributeError", "ConfigKeyError", "MissingMandatoryValue")
-_OMEGACONF_KEY = (
-    re.compile(r"full_key: ([\w.]+)"),
-    re.compile(r"Key '(\w+)' is not in struct"),
-    re.compile(r"Missing key (\w+)"),
-    re.compile(r"Missing mandatory value:? ([\w.]+)"),
+from bot.fixers.config_subject import Subject, SubjectKind, config_subject
+from bot.fixers.declare import (
+    Declaration,
+    argparse_declaration,
+    dataclass_declaration,
+    dataclass_named,
+    global_declaration,
 )
+from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.overrides import launch_views
+from bot.fixers.text import char_col, end_of, failing_file, line_edit, read_text, repo_files, repo_path
+from bot.fixers.value_source import hydra_home
+
 # Names under which code usually holds its configuration.
 _CONFIG_NAME = re.compile(r"cfg|conf|config|default|hparam|hyper|param|setting|args|opt", re.I)
 
@@ -42,9 +49,13 @@ class Target:
     path: str
     score: int
     dict_name: str | None = None  # the Python dict literal to add to; None for YAML
+    inner_path: list[str] | None = None  # the key's path inside the file, when not the key's own
 
 
 def add_config_default(ctx: FixContext) -> FixProposal | None:
+    subject = config_subject(ctx.diagnosis)
+    if subject is not None and subject.kind in (SubjectKind.ATTRIBUTE, SubjectKind.GLOBAL):
+        return _declare(ctx, subject)
     missing = missing_key(ctx)
     if missing is None:
         return None
@@ -61,7 +72,8 @@ def add_config_default(ctx: FixContext) -> FixProposal | None:
     if targets[0].dict_name:
         changes = _python_insert(text, targets[0].dict_name, missing, value)
     else:
-        changes = _yaml_insert(text, missing, value)
+        inner = targets[0].inner_path or missing.path
+        changes = _yaml_insert(text, MissingKey(inner, missing.omegaconf, missing.reader, missing.message), value)
     if not changes:
         return None
     return FixProposal(
@@ -78,23 +90,16 @@ def add_config_default(ctx: FixContext) -> FixProposal | None:
 
 def missing_key(ctx: FixContext) -> MissingKey | None:
     """The key a KeyError on a config, or an OmegaConf/Hydra error, names."""
+    subject = config_subject(ctx.diagnosis)
+    if subject is None or subject.kind is not SubjectKind.KEY:
+        return None
     exc = ctx.diagnosis.exception or {}
-    kind, message = exc.get("type") or "", exc.get("message") or ""
-    if any(name in kind or name in message for name in _OMEGACONF) or "is not in struct" in message:
-        for pattern in _OMEGACONF_KEY:
-            found = pattern.search(message)
-            if found:
-                return MissingKey(found.group(1).split("."), True, None, f"{kind}: {message}".strip())
-        return None
-    if not kind.endswith("KeyError"):
-        return None
-    names = quoted(message) or [message.strip()]
-    if not names or not re.fullmatch(r"[\w.-]+", names[0]):
-        return None
-    reader = _reading_line(ctx, names[0])
+    if not (exc.get("type") or "").endswith("KeyError") or "Config" in (exc.get("type") or ""):
+        return MissingKey(subject.name.split("."), True, None, subject.message)
+    reader = _reading_line(ctx, subject.name)
     if reader is None:
         return None
-    return MissingKey([names[0]], False, reader, f"{kind}: {message}")
+    return MissingKey([subject.name], False, reader, subject.message)
 
 
 def _reading_line(ctx: FixContext, key: str) -> str | None:
@@ -118,10 +123,81 @@ def _candidate_lines(diagnosis: Diagnosis, ctx: FixContext) -> list[str]:
     return lines + list(reversed(diagnosis.evidence))
 
 
+# --- Python config styles: argparse, dataclasses, globals -----------------------------------------
+
+
+def _declare(ctx: FixContext, subject: Subject) -> FixProposal | None:
+    """`args.x` that no `add_argument`/field declares, or a config global that is not defined:
+    declare it in the file that declares its siblings, with a value from evidence."""
+    declaration = _declaration(ctx, subject)
+    if declaration is None:
+        return None
+    text = read_text(ctx.worktree, declaration.path) or ""
+    lines = text.split("\n")
+    changes = {declaration.after_line: lines[declaration.after_line - 1] + "\n" + declaration.text}
+    return FixProposal(
+        fixer="rule:config-default",
+        description=f"declare missing config key {subject.name} in {declaration.path}",
+        root_cause=(
+            f"The code reads {subject.name}, which no {_STYLE_WORDS[declaration.style]} in {declaration.path} declares."
+        ),
+        edits=line_edit(declaration.path, text, changes),
+        evidence=[subject.message, declaration.evidence],
+    )
+
+
+_STYLE_WORDS = {"argparse": "argument of the parser", "dataclass": "field of the config class", "global": "setting"}
+
+
+Declarer = Callable[[Value], "Declaration | None"]
+
+
+def _declaration(ctx: FixContext, subject: Subject) -> Declaration | None:
+    texts = _python_texts(ctx)
+    key = subject.name
+    candidates: list[tuple[str, Declarer]]
+    if subject.kind is SubjectKind.ATTRIBUTE and subject.holder == "Namespace":
+        candidates = [(rel, partial(argparse_declaration, rel, text, key)) for rel, text in texts.items()]
+    elif subject.kind is SubjectKind.ATTRIBUTE and subject.holder:
+        owner = dataclass_named(texts, subject.holder)
+        candidates = (
+            [(owner, partial(dataclass_declaration, owner, texts[owner], subject.holder, key))] if owner else []
+        )
+    else:
+        reader = failing_file(ctx)
+        candidates = [(reader, partial(global_declaration, reader, texts[reader], key))] if reader in texts else []
+    for rel, declare in candidates:
+        # The first file whose style can declare the key is the place; then the value decides.
+        if declare(_PLACEHOLDER) is None:
+            continue
+        value = find_value(ctx, key, rel)
+        return declare(value) if value is not None else None
+    return None
+
+
+_PLACEHOLDER = Value(0, "0", "python", "")
+
+
+def _python_texts(ctx: FixContext) -> dict[str, str]:
+    """The repo's Python files, the failing file and the launched scripts first."""
+    first = [failing_file(ctx)] + [v.invocation.script for v in launch_views(ctx.worktree, ctx.config)]
+    order = [f for f in dict.fromkeys(first) if f] + list(repo_files(ctx.worktree, (".py",), skip_tests=True))
+    texts = {}
+    for rel in dict.fromkeys(order):
+        text = read_text(ctx.worktree, rel)
+        if text:
+            texts[rel] = text
+    return texts
+
+
 # --- where the config lives -------------------------------------------------------------------
 
 
 def _targets(ctx: FixContext, missing: MissingKey) -> list[Target]:
+    home = hydra_home(ctx.worktree, ctx.config, missing.path) if missing.omegaconf else None
+    if home is not None:  # Hydra composes the config: the key's group file, else the primary one
+        path, inner = home
+        return [Target(path, 1000, inner_path=inner)]
     reader_file = failing_file(ctx)
     reader_text = read_text(ctx.worktree, reader_file) if reader_file else ""
     targets = []

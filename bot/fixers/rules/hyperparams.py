@@ -1,14 +1,23 @@
-"""OOM → halve the batch size (doubling gradient accumulation); NaN loss → lower the learning rate."""
+"""OOM → halve the batch size (doubling gradient accumulation); NaN loss → lower the learning rate.
+
+Each changes the value where the failed run got it: a flag in a launch script, the config file
+the launch names, else the declared default (argparse, dataclass, global, dict or YAML). A value
+set in `launch.command` itself is not the fix's to change (`.github/**` is never edited), so
+the rule then proposes nothing rather than change a default the flag overrides.
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
 from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.llm.prompt import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.patch import may_edit
 from bot.fixers.text import line_edit, read_text
+from bot.fixers.value_source import sites_in_effect
 
 BATCH_KEYS = ("batch_size", "train_batch_size", "per_device_train_batch_size")
 ACCUM_KEYS = ("grad_accum", "grad_accum_steps", "gradient_accumulation_steps", "accumulate_grad_batches")
@@ -16,8 +25,7 @@ LR_KEYS = ("lr", "learning_rate")
 
 
 def lower_batch_size(ctx: FixContext) -> FixProposal | None:
-    sites = [s for s in find_sites(ctx.worktree, BATCH_KEYS) if _count(s) is not None]
-    batch = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
+    batch = source_site(ctx, BATCH_KEYS, lambda s: _count(s) is not None)
     old = _count(batch) if batch else None
     if batch is None or old is None or old <= 1:
         return None
@@ -25,7 +33,7 @@ def lower_batch_size(ctx: FixContext) -> FixProposal | None:
     if text is None:  # find_sites has just read it; gone or unreadable since
         return None
     changes = {batch.line: batch.with_value(str(old // 2))}
-    accum = _accum_beside(ctx, batch)
+    accum = _accum_beside(ctx, batch) if batch.kind != "flag" else None
     accum_count = _count(accum) if accum else None  # never None for a site _accum_beside picks
     if accum is not None and accum_count is not None:
         line = changes.get(accum.line, accum.line_text)
@@ -42,6 +50,16 @@ def lower_batch_size(ctx: FixContext) -> FixProposal | None:
         edits=line_edit(batch.path, text, changes),
         evidence=_evidence(ctx, [batch] + ([accum] if accum else [])),
     )
+
+
+def source_site(ctx: FixContext, keys: tuple[str, ...], usable: Callable[[Site], bool]) -> Site | None:
+    """The site the failed run's value came from: what the launch sets, else the declared
+    default that `best_site` picks. None when that place may not be edited."""
+    in_effect = [s for s in sites_in_effect(ctx.worktree, ctx.config, keys) if usable(s)]
+    if in_effect:
+        return in_effect[0] if may_edit(in_effect[0].path, ctx.config) else None
+    sites = [s for s in find_sites(ctx.worktree, keys) if usable(s)]
+    return best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
 
 
 def preferred_paths(ctx: FixContext, sites: list[Site]) -> list[set[str]]:
@@ -66,8 +84,7 @@ def _count(site: Site) -> int | None:
 
 
 def lower_lr(ctx: FixContext) -> FixProposal | None:
-    sites = [s for s in find_sites(ctx.worktree, LR_KEYS) if (number(s.text) or 0) > 0]
-    site = best_site(sites, ctx.run_config, preferred_paths(ctx, sites))
+    site = source_site(ctx, LR_KEYS, lambda s: (number(s.text) or 0) > 0)
     if site is None:
         return None
     new = divide_by_ten(site.text)

@@ -1,5 +1,11 @@
 """A data file is missing → the closest existing path, written into the literal that named it
-(`data/trian.csv` → `data/train.csv`)."""
+(`data/trian.csv` → `data/train.csv`).
+
+Paths resolve from the folder the job runs in (`cd runs && python ../train.py -i names.txt`
+reads `runs/names.txt`); a path joined from a config value (`os.path.join(root, name)`) is
+fixed in whichever part is wrong, the root or the name; a bare `assert os.path.exists(path)`
+names no path, so the path is the config value the failing call passed.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,11 @@ import itertools
 import re
 from pathlib import Path, PurePath
 
+from bot.fixers.asserted_path import asserted_path_site
+from bot.fixers.invocations import COMMAND, invocations
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.text import failing_file, failure_texts, line_edit, read_text, repo_files
+from bot.fixers.value_source import config_files_used
 
 CUTOFF = 0.8
 _MAX_SIBLINGS = 20_000
@@ -24,25 +33,25 @@ _MISSING = (
 def closest_path(ctx: FixContext) -> FixProposal | None:
     found = _missing_path(ctx)
     if found is None:
-        return None
+        return _asserted(ctx)
     missing, message = found
-    rel = _relative(ctx.worktree, missing)
+    cwd = _job_folder(ctx)
+    rel = _relative(ctx.worktree / cwd, missing) if cwd else _relative(ctx.worktree, missing)
     if not rel:
         return None
-    fixed = _closest_existing(ctx.worktree, rel)
+    fixed = _closest_existing(ctx.worktree / cwd, rel) if cwd else _closest_existing(ctx.worktree, rel)
+    if fixed is None and cwd:
+        fixed = _from_repo_root(ctx.worktree, cwd, rel)
     if fixed is None:
         return None
-    site = _literal_site(ctx, missing, rel)
+    site = _literal_site(ctx, missing, rel, fixed)
     if site is None:
         return None
-    path, literal = site
-    new_literal = _rewrite_tail(literal, rel, fixed)
-    if new_literal is None:
-        return None
+    path, literal, new_literal = site
     text = read_text(ctx.worktree, path)
     if text is None:  # _literal_site has just found the literal in it; gone or unreadable since
         return None
-    changes = _replace_quoted(text, literal, new_literal)
+    changes = _replace_quoted(text, literal, new_literal, shell=path.endswith(".sh"))
     return FixProposal(
         fixer="rule:closest-path",
         description=f"read {'/'.join(fixed)} instead of the missing {'/'.join(rel)} in {path}",
@@ -50,6 +59,44 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
         edits=line_edit(path, text, changes),
         evidence=[message] + [f"{path}:{n}: {text.split(chr(10))[n - 1].strip()}" for n in sorted(changes)],
     )
+
+
+def _asserted(ctx: FixContext) -> FixProposal | None:
+    """`assert os.path.exists(root)` with no message: the config value the call passed."""
+    found = asserted_path_site(ctx)
+    if found is None:
+        return None
+    site, message = found
+    cwd = _job_folder(ctx)
+    parts = [p for p in PurePath(site.text.strip("'\"")).parts if p not in (".", "/")]
+    fixed = _closest_existing(ctx.worktree / cwd, parts) if parts and ".." not in parts else None
+    text = read_text(ctx.worktree, site.path)
+    if fixed is None or text is None:
+        return None
+    new = "/".join(fixed)
+    quote = site.text[0] if site.text[:1] in ("'", '"') else ""
+    return FixProposal(
+        fixer="rule:closest-path",
+        description=f"read {new} instead of the missing {site.text} in {site.path}",
+        root_cause=f"The run checks that {site.key}={site.text} exists, and it does not; {new} is the closest path that does.",
+        edits=line_edit(site.path, text, {site.line: site.with_value(f"{quote}{new}{quote}")}),
+        evidence=[message, f"{site.path}:{site.line}: {site.line_text.strip()}"],
+    )
+
+
+def _job_folder(ctx: FixContext) -> str:
+    """The folder the job runs in, relative to the worktree, when the launch says ("" otherwise)."""
+    folders = {inv.cwd for inv in invocations(ctx.worktree, ctx.config)}
+    return folders.pop() if len(folders) == 1 else ""
+
+
+def _from_repo_root(root: Path, cwd: str, parts: list[str]) -> list[str] | None:
+    """A path the job reads from its folder that exists (or is close) from the repo root: the
+    job changed folder and the path did not follow, so it goes up as many levels."""
+    from_root = parts if (Path(root).joinpath(*parts)).exists() else _closest_existing(root, parts)
+    if from_root is None:
+        return None
+    return [".."] * len(PurePath(cwd).parts) + from_root
 
 
 def _missing_path(ctx: FixContext) -> tuple[str, str] | None:
@@ -73,6 +120,10 @@ def _relative(root: Path, missing: str) -> list[str] | None:
         return parts or None
     for start in range(len(parts) - 1):
         if (Path(root) / parts[start]).exists():
+            return parts[start:]
+    # The wrong part may be the first one in the worktree (`/job/dat/train.csv` for `data/`).
+    for start in range(len(parts) - 1):
+        if difflib.get_close_matches(parts[start], _siblings(Path(root)), n=1, cutoff=CUTOFF):
             return parts[start:]
     return None
 
@@ -99,46 +150,68 @@ def _siblings(folder: Path) -> list[str]:
     return sorted(itertools.islice(names, _MAX_SIBLINGS))  # a data folder may hold millions
 
 
-def _literal_site(ctx: FixContext, missing: str, rel: list[str]) -> tuple[str, str] | None:
-    """(file, literal) of the string in the repo that names the missing path: the whole path,
-    or its tail (code that joins a folder and a file name), the traceback's file first."""
+def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str]) -> tuple[str, str, str] | None:
+    """(file, literal, new literal) of the string in the repo that names the wrong part of the
+    missing path: the whole path, a tail of it (code joining a folder and a file name) or a head
+    (the root a name was joined to), the traceback's file first."""
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
-    where = failing_file(ctx)
-    files = ([where] if where else []) + [
-        f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f != where
+    heads = ["/".join(rel[:i]) for i in range(len(rel) - 1, 0, -1)]
+    # Where the launch sets values first (its scripts, the config files it names): they beat
+    # the defaults in the code; then the traceback's file, then the rest.
+    launch = [w.path for inv in invocations(ctx.worktree, ctx.config) for w in inv.args if w.path != COMMAND]
+    first = [*launch, *config_files_used(ctx.worktree, ctx.config), failing_file(ctx)]
+    files = [f for f in dict.fromkeys(first) if f] + [
+        f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f not in first
     ]
     texts: dict[str, str | None] = {}  # each file read once, when first needed
-    for tail in dict.fromkeys(tails):
-        for variant in (tail, f"./{tail}"):
-            pattern = _quoted_pattern(variant)
+    for part, rewrite in [(t, _rewrite_tail) for t in dict.fromkeys(tails)] + [(h, _rewrite_head) for h in heads]:
+        for variant in (part, f"./{part}"):
+            new = rewrite(variant, rel, fixed)
+            if new is None:
+                continue
             for rel_file in files:
                 if rel_file not in texts:
                     texts[rel_file] = read_text(ctx.worktree, rel_file)
-                if texts[rel_file] and pattern.search(texts[rel_file]):
-                    return rel_file, variant
+                pattern = _quoted_pattern(variant, shell=rel_file.endswith(".sh"))
+                if texts[rel_file] and pattern.search(texts[rel_file] or ""):
+                    return rel_file, variant, new
     return None
 
 
-def _quoted_pattern(literal: str) -> re.Pattern:
-    # In quotes (Python, JSON, YAML) or a bare YAML/INI value after `:` or `=`.
+def _quoted_pattern(literal: str, *, shell: bool = False) -> re.Pattern:
+    # In quotes (Python, JSON, YAML) or a bare YAML/INI value after `:` or `=`; in a shell
+    # script also a bare word (`-i data/names.txt`).
     escaped = re.escape(literal)
-    return re.compile(rf"""(['"]){escaped}\1|(?<=[:=] ){escaped}(?=\s*(?:#|$))""", re.M)
+    bare = r"(?<=[\s:=])" if shell else r"(?<=[:=] )"
+    end = r"(?=[\s;&|#]|$)" if shell else r"(?=\s*(?:#|$))"
+    return re.compile(rf"""(['"]){escaped}\1|{bare}{escaped}{end}""", re.M)
 
 
 def _rewrite_tail(literal: str, rel: list[str], fixed: list[str]) -> str | None:
     """The literal with its trailing path parts replaced by the fixed ones."""
     segments = literal.split("/")
     k = min(len(segments), len(rel))
-    if segments[-k:] != rel[-k:] or fixed[-k:] == rel[-k:]:
-        return None  # the wrong part is not in this literal (e.g. a folder from another setting)
-    if fixed[:-k] != rel[:-k]:
+    if segments[-k:] != rel[-k:]:
         return None
+    if len(fixed) != len(rel):  # the job's folder moved the path up: only the whole path says so
+        return "/".join(segments[:-k] + fixed) if k == len(rel) else None
+    if fixed[-k:] == rel[-k:] or fixed[:-k] != rel[:-k]:
+        return None  # the wrong part is not in this literal (e.g. a folder from another setting)
     return "/".join(segments[:-k] + fixed[-k:])
 
 
-def _replace_quoted(text: str, literal: str, new: str) -> dict[int, str]:
+def _rewrite_head(literal: str, rel: list[str], fixed: list[str]) -> str | None:
+    """The literal (a root folder some name is joined to) with its parts replaced by the fixed ones."""
+    segments = [s for s in literal.split("/") if s not in ("", ".")]
+    k = len(segments)
+    if len(fixed) != len(rel) or segments != rel[:k] or fixed[k:] != rel[k:] or fixed[:k] == rel[:k]:
+        return None
+    return literal.replace("/".join(rel[:k]), "/".join(fixed[:k]), 1)
+
+
+def _replace_quoted(text: str, literal: str, new: str, *, shell: bool = False) -> dict[int, str]:
     changes = {}
-    pattern = _quoted_pattern(literal)
+    pattern = _quoted_pattern(literal, shell=shell)
     for number, line in enumerate(text.split("\n"), 1):
         if pattern.search(line):
             changes[number] = pattern.sub(lambda m: m.group(0).replace(literal, new), line)

@@ -3,10 +3,15 @@ masking of known secrets and URL credentials in error text."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+
 import pytest
 
 from bot.core.errors import exception_line, first_line
-from bot.core.secrets import mask, redact, redact_lines, redact_value, strip_credentials
+from bot.core.secrets import Redactor, mask, redact, redact_lines, redact_value, redacted_logs, strip_credentials
+from bot.loop.report import inline
 
 WANDB_KEY = "0a1b2c3d4e5f60718293a4b5c6d7e8f901234567"
 
@@ -155,3 +160,151 @@ def test_first_line_of_a_client_error_masks_the_given_secrets():
     assert first_line("x" * 400) == "x" * 300
     assert exception_line(ValueError("")) == "ValueError"
     assert exception_line(RuntimeError("token k-123 refused"), ["k-123"]) == "token *** refused"
+
+
+# -- the Redactor: the last step of every output -------------------------------------------------
+
+GHP = "ghp_" + "16C7e42F292c6912E7710c838347Ae178B4a"
+
+
+def test_a_token_escaped_for_markdown_is_still_redacted_and_leaves_no_backslash():
+    escaped = inline(f"the LLM said: use {GHP} and github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz")
+    assert "ghp\\_" in escaped, "the premise: inline() escapes the underscore"
+    out = Redactor().text(escaped)
+    assert out == "the LLM said: use [REDACTED] and [REDACTED]"
+
+
+def test_a_token_after_a_zero_width_space_or_a_string_escape_is_redacted():
+    assert Redactor().text("a@\u200bxoxb-2481357924-5719273645018-Wk0qWasBWWBnk9b") == "a@\u200b[REDACTED]"
+    assert Redactor().text(repr(f"line one\n{GHP}")) == "'line one\\n[REDACTED]'"
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("postgres://admin:p4ss/w0rd+Kx9@db.internal:5432/exps", "postgres://admin:[REDACTED]@db.internal:5432/exps"),
+        (
+            "https://deploy:s3cr@t:w1th/all#Qz@pypi.example.com/simple",
+            "https://deploy:[REDACTED]@pypi.example.com/simple",
+        ),
+        ("redis://:Zq8m/PLx7vN2@cache.local:6379/0", "redis://:[REDACTED]@cache.local:6379/0"),
+        (
+            "alert to https://hooks.slack.com/services/T024BE7LD/B08M1NQ3X2Y/P6T11I0fGlYs",
+            "alert to https://hooks.slack.com/services/[REDACTED]",
+        ),
+        ("jwt eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJib3QifQ.cnR2EIyh1rAbDLngscVlVA", "jwt [REDACTED]"),
+        ("as xoxb-2481357924-5719273645018-Wk0qWasBWWBnk9b7", "as [REDACTED]"),
+        ("with xapp-1-A0G45K6M38YVM-5719273645020-45fe436d65", "with [REDACTED]"),
+        ("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", "[REDACTED]"),
+        ("-p pypi-AgEIcHlwaS5vcmc2F8Zqza7QvD9JjAsxcv_2C03uwS_Ow4wcnFG0K5R63iappes", "-p [REDACTED]"),
+        (
+            "//registry.npmjs.org/:_authToken=npm_X3LAht27hSL19grBEJRjPpu9Am58TBlRRl2I",
+            "//registry.npmjs.org/:_authToken=[REDACTED]",
+        ),
+        ("Root cause: DB_PASSWORD=Tr0ub4dor&3-horse python", "Root cause: DB_PASSWORD=[REDACTED] python"),
+        ("launch --db-password hunter2-Correct --epochs 3", "launch --db-password [REDACTED] --epochs 3"),
+        ("wandb.login(key='fceecb867fabc94029c9f4da58dd141e397563cf')", "wandb.login(key='[REDACTED]')"),
+    ],
+)
+def test_new_formats_are_redacted_keeping_what_surrounds_them(text, expected):
+    assert Redactor().text(text) == expected
+
+
+def test_a_gcp_service_account_key_is_redacted_as_json_and_as_escaped_json():
+    key = {
+        "type": "service_account",
+        "private_key_id": "92647c8b6463781e3f51d90fcbc22ec0bd40a289",
+        "private_key": "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n",
+        "client_email": "bot@exp-123.iam.gserviceaccount.com",
+    }
+    for text in (json.dumps(key), json.dumps(json.dumps(key))):
+        out = Redactor().text(text)
+        assert "92647c8b" not in out and "MIIEvQ" not in out, out
+        assert "bot@exp-123.iam.gserviceaccount.com" in out and "service_account" in out
+    assert Redactor().value(key)["private_key_id"] == "[REDACTED]"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "pad_token = '</s>'",
+        'eos_token: "<|endoftext|>"',
+        "bos_token=<s> unk_token='[UNK]' pad_token: [PAD]",
+        "dataset_key=imagenet-2012-train-v2",
+        "sort_key: created_at",
+        "cache_key: 5d41402abc4b2a76b9719d911017c592",
+        "cache_key=e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+        "request_key: 123e4567-e89b-12d3-a456-426614174000",
+        "sorted(runs, key=len)",
+        "api_key: ${WANDB_API_KEY}",
+        "api_key=os.environ['WANDB_API_KEY']",
+        "private_key_path: /etc/bot/key.pem",
+        "GET https://registry.npmjs.org:443/@types/node and http://localhost:8080/@me",
+        "ssh://git@github.com/acme/exp.git and git@github.com:acme/exp.git",
+        "wandb: View run at https://wandb.ai/my-team/my-project/runs/3kq7z9xw",
+        "password: [REDACTED] token=[REDACTED PRIVATE KEY]",
+    ],
+)
+def test_evidence_is_kept(text):
+    assert Redactor().text(text) == text
+
+
+def test_configured_secrets_are_redacted_verbatim_longest_first():
+    redactor = Redactor(["abc-secret-1", "abc-secret-12", " ", ""])
+    assert redactor.text("a abc-secret-12 b abc-secret-1 c") == "a [REDACTED] b [REDACTED] c"
+    assert Redactor.from_settings(None).secrets == ()
+
+
+def test_redaction_is_idempotent():
+    text = f"GITHUB_TOKEN={GHP}\n-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----"
+    once = Redactor().text(text)
+    assert Redactor().text(once) == once == "GITHUB_TOKEN=[REDACTED]\n[REDACTED PRIVATE KEY]"
+
+
+def test_value_redacts_keys_too():
+    assert Redactor().value({GHP: 1, "n": [GHP], "ok": (1, 2)}) == {"[REDACTED]": 1, "n": ["[REDACTED]"], "ok": [1, 2]}
+
+
+def test_strip_credentials_takes_a_password_with_slashes():
+    assert strip_credentials("fatal: 'https://u:pa/ss@github.com/o/r.git'") == "fatal: 'https://github.com/o/r.git'"
+    assert strip_credentials("http://localhost:8080/@me") == "http://localhost:8080/@me"
+
+
+# -- logs -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def captured():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    logger = logging.getLogger("tests.secrets")
+    logger.addHandler(handler)
+    yield logger, stream
+    logger.removeHandler(handler)
+
+
+def test_every_log_record_made_inside_the_block_is_redacted(captured):
+    logger, stream = captured
+    before = logging.getLogRecordFactory()
+    with redacted_logs(Redactor(["hook-secret-1"])):
+        logger.warning("token %s and %s", GHP, "hook-secret-1")
+        try:
+            raise ValueError(f"bad {GHP}")
+        except ValueError:
+            logger.exception("failed with %d", 3)
+        logger.warning("bad args %d", "x")  # a broken format does not lose the record
+    assert logging.getLogRecordFactory() is before, "logging is restored after the block"
+    logger.warning("after %s", "hook-secret-1")
+    text = stream.getvalue()
+    assert GHP not in text and text.count("hook-secret-1") == 1
+    assert "token [REDACTED] and [REDACTED]" in text and "ValueError: bad [REDACTED]" in text
+    assert "failed with 3" in text and "bad args %d" in text
+
+
+def test_nested_blocks_do_not_stack_and_restore_in_order(captured):
+    logger, stream = captured
+    with redacted_logs(Redactor(["outer-secret"])):
+        with redacted_logs(Redactor(["inner-secret"])):
+            logger.warning("%s %s", "outer-secret", "inner-secret")
+        logger.warning("%s %s", "outer-secret", "inner-secret")
+    assert stream.getvalue().splitlines() == ["outer-secret [REDACTED]", "[REDACTED] inner-secret"]

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.errors import BadInput, OperationFailed
+from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.model import Diagnosis
 from bot.loop.model import Diagnosed
 from bot.runs.model import RunInfo
@@ -115,6 +116,13 @@ class FakeRuns:
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict[str, Any]]:
         return self.histories.get(run.id, [])[-rows:]
+
+    def loss_rows(self, run: RunInfo, rows: int = 20) -> list[dict[str, Any]]:
+        history = self.histories.get(run.id, [])
+        return history[:3] + [row for row in history[3:][-rows:]]
+
+    def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
+        return RunFacts(exit_code=run.exit_code, loss_problem=run.loss_problem)
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:
         return []

@@ -212,3 +212,57 @@ def test_a_run_that_cannot_be_deleted_is_reported_and_not_tried_again():
     check.delete_failed_runs()
     assert "could not delete failed run run-1: W&B refused to delete run-1" in said
     assert runs.deleted == ["run-2"] and steps.done(StepKey(Step.DELETED, run="run-1"))
+
+
+# -- issue 10: verified means learning; a failed run still running is stopped before its fix -------
+
+
+def test_at_min_steps_a_loss_running_away_is_not_verified_and_the_run_is_stopped():
+    runs = FakeRuns()
+    rising = [4.0, 3.0, 2.0, 2.1, 2.3, 2.6, 2.9]  # never twice its start, but climbing away
+    runs.add("new-1", ("running", 7), ("killed", 7), history=[{"_step": i, "loss": v} for i, v in enumerate(rising)])
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher, min_steps=7)[0].watch("new-1")
+    assert problem is not None and problem.startswith("loss is rising: 2 → 2.9")
+    assert launcher.stopped == ["new-1"]
+
+
+def test_before_min_steps_only_a_broken_loss_stops_the_run():
+    runs = FakeRuns()
+    early = [4.0, 3.0, 3.1, 3.2, 3.3]  # rising, but at step 5 of 20: wait and see
+    runs.add("new-1", ("running", 5), ("running", 20), history=[{"_step": i, "loss": v} for i, v in enumerate(early)])
+    runs.histories["new-1"] += [{"_step": 5 + i, "loss": 3.0 - 0.1 * i} for i in range(15)]
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher)[0].watch("new-1")
+    assert (run.steps, problem, launcher.stopped) == (20, None, [])
+
+
+def test_a_failed_run_still_running_is_stopped_before_its_fix_is_pushed():
+    launcher = FakeLauncher(existing={"run-1"})
+    check, said = verifier(FakeRuns(), launcher)
+    failing = RunInfo(id="run-1", state="running", loss_problem="loss is nan at step 3")
+    check.end(failing)
+    assert launcher.stopped == ["run-1"] and said == ["stopping run run-1: loss is nan at step 3"]
+    check.end(RunInfo(id="run-2", state="running", loss_problem="loss is nan"))  # started by hand
+    check.end(RunInfo(id="run-1", state="failed"))  # over already
+    assert launcher.stopped == ["run-1"]
+
+
+def test_a_job_that_logs_to_wandb_is_not_verified_on_its_exit_code(tmp_path):
+    finished_without_wandb = RunInfo(id="new-1", state="finished", steps=0, source="launcher")
+    assert judge(finished_without_wandb, None, 20) is Judgement.VERIFIED, "a job that never logs to W&B"
+    assert judge(finished_without_wandb, None, 20, needs_wandb=True) is Judgement.UNVERIFIED
+    (tmp_path / "train.py").write_text("import wandb\nrun = wandb.init(project='p')\n")
+    check, said = verifier(FakeRuns())
+    check.logs_to_wandb = True
+    assert check.judge(finished_without_wandb, None) is Judgement.UNVERIFIED
+    assert said[-1] == "run new-1 is not verified: the job logs to W&B but its W&B run was not found"
+    assert Verifier(
+        runs=FakeRuns(), launcher=FakeLauncher(), steps=StepLog(), config={}, progress=said.append, worktree=tmp_path
+    ).logs_to_wandb
+
+
+def test_a_relaunch_of_a_run_that_had_a_wandb_run_needs_one_too():
+    check, _ = verifier(FakeRuns())
+    check.relaunch(1, RunInfo(id="run-1", state="failed", source="offline"))
+    assert check.logs_to_wandb

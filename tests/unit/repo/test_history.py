@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.core.errors import BadInput, OperationFailed
+from bot.core.secrets import Redactor
 from bot.repo.branch_doc import FixEntry, add_fix_entry
 from bot.repo.history import fix_message
 from bot.repo.workspace import Workspace
@@ -37,9 +38,9 @@ def test_reverted_bot_fixes(repo):
     ws = Workspace(clone)
     path = ws.worktree("exp-a")
     write_files(path, {"src/config.py": config_py(lr=0.01)})
-    ws.commit("exp-a", ["src/config.py"], fix_message("lower lr", "r1"))
+    ws.commit("exp-a", ["src/config.py"], fix_message("lower lr", "r1", Redactor()))
     write_files(path, {"src/train.py": "# fixed\n"})
-    second = ws.commit("exp-a", ["src/train.py"], fix_message("train loop", "r2"))
+    second = ws.commit("exp-a", ["src/train.py"], fix_message("train loop", "r2", Redactor()))
     assert ws.reverted_bot_fixes("exp-a") == []
     git(path, "revert", "--no-edit", second)
     assert ws.reverted_bot_fixes("exp-a") == [second]
@@ -58,8 +59,8 @@ def test_fix_undone_by_hand_counts_as_reverted(repo):
     path = ws.worktree("exp-a")
     write_files(path, {"src/config.py": config_py(lr=0.01)})
     entry = FixEntry(1, "nan_loss", "Loss is NaN", "lr too high", "rule:lower-lr", ["src/config.py"], "r1")
-    doc = add_fix_entry(path, "exp-a", entry)
-    fix = ws.commit("exp-a", ["src/config.py", doc], fix_message("lower lr", "r1"))
+    doc = add_fix_entry(path, "exp-a", entry, Redactor())
+    fix = ws.commit("exp-a", ["src/config.py", doc], fix_message("lower lr", "r1", Redactor()))
     write_files(path, {"src/config.py": config_py(lr=10.0)})  # a human puts the old lr back
     git(path, "commit", "-qam", "I want lr 10")
     assert ws.reverted_bot_fixes("exp-a") == [fix]
@@ -74,7 +75,7 @@ def test_commits_since_lists_the_branchs_new_commits_oldest_first(repo):
     shas = []
     for i in (1, 2):
         write_files(path, {f"n{i}.txt": f"{i}\n"})
-        shas.append(ws.commit("exp-a", [f"n{i}.txt"], fix_message(f"note {i}", "r1")))
+        shas.append(ws.commit("exp-a", [f"n{i}.txt"], fix_message(f"note {i}", "r1", Redactor())))
     write_files(path, {"n3.txt": "3\n"})
     # A human's, though titled like ours and quoting our trailer (not in its closing block),
     # with a record separator in the text that must not split the listing.
@@ -98,7 +99,7 @@ def test_diff_is_what_the_branchs_new_commits_changed(repo):
     base = ws.head("exp-a")
     assert ws.diff("exp-a", base) == ""
     write_files(path, {"src/config.py": config_py(lr=0.01)})
-    ws.commit("exp-a", ["src/config.py"], fix_message("lower lr", "r1"))
+    ws.commit("exp-a", ["src/config.py"], fix_message("lower lr", "r1", Redactor()))
     diff = ws.diff("exp-a", base)
     assert diff.startswith("diff --git a/src/config.py b/src/config.py\n")
     assert "-    'lr': 10.0,\n+    'lr': 0.01,\n" in diff
@@ -113,9 +114,9 @@ def test_changed_paths_between_two_commits(repo):
     path = ws.worktree("exp-a")
     base = ws.head("exp-a")
     write_files(path, {"src/config.py": config_py(lr=0.01), "with space.txt": "x\n"})
-    first = ws.commit("exp-a", ["src/config.py", "with space.txt"], fix_message("lower lr", "r1"))
+    first = ws.commit("exp-a", ["src/config.py", "with space.txt"], fix_message("lower lr", "r1", Redactor()))
     (path / "requirements.txt").unlink()
-    tip = ws.commit("exp-a", ["requirements.txt"], fix_message("drop requirements", "r1"))
+    tip = ws.commit("exp-a", ["requirements.txt"], fix_message("drop requirements", "r1", Redactor()))
     assert ws.changed_paths("exp-a", base, tip) == ["requirements.txt", "src/config.py", "with space.txt"]
     assert ws.changed_paths("exp-a", first, tip) == ["requirements.txt"]
     assert ws.changed_paths("exp-a", tip, tip) == []

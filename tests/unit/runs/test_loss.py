@@ -1,4 +1,4 @@
-from bot.runs.loss import loss_key, loss_problem
+from bot.runs.loss import is_return_key, learning_problem, loss_key, loss_problem, loss_rising, merge_rows
 
 
 def rows(values, key="loss"):
@@ -29,3 +29,63 @@ def test_loss_key_prefers_loss_then_any_loss_named_key():
     assert loss_key([{"_step": 0, "mlm_loss": 2}]) == "mlm_loss"
     assert loss_key([{"acc": 1}]) is None
     assert loss_problem([{"acc": 1.0}]) is None
+
+
+# -- issue 10: a failed run is one whose loss is non-finite or exploded; verified means learning --
+
+
+def test_an_exploded_loss_is_a_problem_even_after_it_came_down():
+    # 4.6 → 446 → 15: the latest value is still over twice where it started
+    assert loss_problem(rows([4.6, 446.0, 15.0])) == "loss is diverging: 4.6 → 15 by step 2"
+    assert loss_problem(rows([4.6, 9.0])) is None, "below twice the start: not exploded"
+    assert learning_problem(rows([4.6, 446.0, 15.0])) is not None
+
+
+def test_a_negative_loss_explodes_when_it_rises_by_more_than_its_own_size():
+    assert loss_problem(rows([-5.0, -4.0, -1.0])) is None
+    assert loss_problem(rows([-5.0, -2.0, 0.5])) is not None
+
+
+def test_a_zero_first_value_is_no_scale_to_judge_by():
+    assert loss_problem(rows([0.0, 3.0, 2.0])) is None
+
+
+def test_learning_means_not_running_away_at_the_end():
+    assert learning_problem(rows([4.0, 3.0, 2.0, 1.9, 1.8])) is None
+    problem = learning_problem(rows([4.0, 3.0, 2.0, 2.1, 2.3, 2.6, 2.9]))
+    assert problem is not None and problem.startswith("loss is rising: 2 → 2.9")
+    # noise at a plateau is not a runaway: rising three times but within 20% of the lowest
+    assert learning_problem(rows([4.0, 3.0, 2.0, 2.01, 2.05, 2.1, 2.2])) is None
+    assert loss_problem(rows([4.0, 3.0, 2.0, 2.1, 2.3, 2.6, 2.9])) is None, "rising is not failed"
+
+
+def test_the_metric_names_real_repos_use():
+    assert loss_key([{"train/loss": 1.0, "val/loss": 2.0}]) == "train/loss"
+    assert loss_key([{"train_loss": 1.0, "eval_loss": 2.0}]) == "train_loss"
+    # cleanrl: losses/* are parts of PPO's objective (the value loss grows with the returns)
+    assert loss_key([{"losses/value_loss": 1.0, "losses/policy_loss": -0.01, "charts/episodic_return": 9}]) is None
+    assert loss_key([{"val_loss": 1.0}]) is None
+    assert loss_key([{"train/mlm_loss": 1.0, "test/mlm_loss": 1.0}]) == "train/mlm_loss"
+
+
+def test_returns_are_not_judged_as_losses_but_must_be_finite():
+    rising_return = [{"_step": i, "charts/episodic_return": v} for i, v in enumerate([9.0, 20.0, 40.0, 80.0, 160.0])]
+    assert loss_problem(rising_return) is None and learning_problem(rising_return) is None
+    assert is_return_key("charts/episodic_return") and not is_return_key("train/loss")
+    broken = rising_return + [{"_step": 5, "charts/episodic_return": "NaN"}]
+    assert loss_problem(broken) == "charts/episodic_return is nan at step 5"
+    value_loss = [{"_step": i, "losses/value_loss": v} for i, v in enumerate([1.0, 5.0, 30.0, 90.0])]
+    assert loss_problem(value_loss) is None, "a growing value loss is how PPO learns"
+
+
+def test_first_rows_and_last_rows_merge_in_step_order():
+    head = rows([4.6, 446.0])
+    tail = [{"_step": 40, "loss": 12.0}, {"_step": 41, "loss": 15.0}]
+    merged = merge_rows(head, tail, [{"_step": 1, "loss": 446.0}])
+    assert [r["_step"] for r in merged] == [0, 1, 40, 41]
+    assert loss_problem(merged) == "loss is diverging: 4.6 → 15 by step 41"
+
+
+def test_a_rising_loss_is_evidence_even_below_the_failure_line():
+    assert loss_rising(rows([2.0, 2.5])) and loss_rising(rows([3.0, 1.0, 1.1, 1.2, 1.3]))
+    assert not loss_rising(rows([3.0, 2.0, 1.5])) and not loss_rising([{"acc": 1.0}])

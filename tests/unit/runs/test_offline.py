@@ -256,3 +256,11 @@ def _copy_run(run_dir: Path, parent: Path) -> Path:
     target = parent / run_dir.name
     shutil.copytree(run_dir, target)
     return target
+
+
+def test_first_history_reads_only_the_first_rows(repo, store):
+    _, runs = repo
+    run = store.get(read_run(runs["failed"]).id)
+    assert [row["loss"] for row in store.first_history(run, 2)] == [1.0, 2.0]
+    assert store.first_history(run, 0) == []
+    assert len(store.first_history(run, 100)) == 5

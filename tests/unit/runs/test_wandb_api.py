@@ -277,3 +277,12 @@ def test_fake_rejects_queries_it_does_not_know(server):
     answer = server.execute({"query": "query Mystery { mystery }"})
 
     assert answer["errors"][0]["message"] == "fake wandb: unsupported operation Mystery"
+
+
+def test_first_history_is_one_request_for_the_first_rows(server):
+    server.add_run("r", project=PROJECT, history=[{"loss": 4.6}, {"loss": 446.0}] + [{"loss": 15.0}] * 40)
+    store = make_store(server)
+    run = store.get("r")
+    before = len(server.requests_for("HistoryPage"))
+    assert [row["loss"] for row in store.first_history(run, 2)] == [4.6, 446.0]
+    assert len(server.requests_for("HistoryPage")) - before == 1

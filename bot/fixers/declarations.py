@@ -1,0 +1,165 @@
+"""Where a Python config style declares its keys: argparse `add_argument` calls, dataclass fields
+(tyro, simple_parsing, HfArgumentParser), and module-level globals (nanoGPT-style globals that an
+exec'd config file and `--key=value` flags override). Used to add a missing key in the style the
+repo already uses, to rename an unknown key to an existing one, and to map a flag to its key.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass, field
+
+from bot.fixers.text import end_of
+
+# A config file exec'd into the module's globals, nanoGPT's configurator pattern.
+_EXEC_CONFIG = re.compile(r"exec\(\s*open\(|globals\(\)\s*\[|config_keys\s*=")
+
+
+@dataclass
+class Argument:
+    """One `add_argument(...)` call."""
+
+    options: list[str]  # "--learning-rate", "-l"
+    dest: str  # "learning_rate"
+    holder: str  # the object called: "parser", "group"
+    line: int  # first line of the statement (1-based)
+    end_line: int  # its last line
+    has_default: bool
+    action: str | None = None
+
+
+@dataclass
+class Field:
+    name: str
+    line: int
+    end_line: int  # the field's last line, its docstring included
+    annotation: str
+
+
+@dataclass
+class DataClass:
+    name: str
+    line: int
+    fields: list[Field] = field(default_factory=list)
+    indent: str = "    "
+
+
+@dataclass
+class Global:
+    name: str
+    line: int
+    end_line: int
+
+
+def arguments(text: str) -> list[Argument]:
+    """The `add_argument` calls of a module, in source order, each a statement of its own."""
+    tree = _parse(text)
+    if tree is None:
+        return []
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+            continue
+        call = node.value
+        func = call.func
+        if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
+            continue
+        options = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+        if not options:
+            continue
+        keywords = {kw.arg: kw.value for kw in call.keywords if kw.arg}
+        dest = _constant(keywords.get("dest")) or _dest(options)
+        found.append(
+            Argument(
+                options=options,
+                dest=dest,
+                holder=ast.unparse(func.value),
+                line=node.lineno,
+                end_line=end_of(node.value)[0],
+                has_default="default" in keywords,
+                action=_constant(keywords.get("action")),
+            )
+        )
+    return sorted(found, key=lambda a: a.line)
+
+
+def dest_of(options: list[str]) -> str:
+    return _dest(options)
+
+
+def _dest(options: list[str]) -> str:
+    long = next((o for o in options if o.startswith("--")), None)
+    chosen = long or options[0]
+    return chosen.lstrip("-").replace("-", "_")
+
+
+def dataclasses(text: str) -> list[DataClass]:
+    """Module-level classes decorated with `@dataclass` (or `@dataclasses.dataclass(...)`)."""
+    tree = _parse(text)
+    if tree is None:
+        return []
+    lines = text.split("\n")
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef) or not any(_is_dataclass(d) for d in node.decorator_list):
+            continue
+        cls = DataClass(node.name, node.lineno)
+        body = node.body
+        for i, statement in enumerate(body):
+            if isinstance(statement, ast.AnnAssign) and isinstance(statement.target, ast.Name):
+                end = end_of(statement.value)[0] if statement.value else statement.lineno
+                following = body[i + 1] if i + 1 < len(body) else None
+                if _is_docstring(following):
+                    end = end_of(following.value)[0]  # type: ignore[union-attr]
+                cls.fields.append(Field(statement.target.id, statement.lineno, end, ast.unparse(statement.annotation)))
+        if cls.fields:
+            first = lines[cls.fields[0].line - 1]
+            cls.indent = first[: len(first) - len(first.lstrip())]
+        found.append(cls)
+    return found
+
+
+def _is_dataclass(decorator: ast.expr) -> bool:
+    target = decorator.func if isinstance(decorator, ast.Call) else decorator
+    name = target.attr if isinstance(target, ast.Attribute) else getattr(target, "id", "")
+    return name in ("dataclass", "define", "frozen")
+
+
+def _is_docstring(node: ast.stmt | None) -> bool:
+    return isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str)
+
+
+def config_globals(text: str) -> list[Global]:
+    """Module-level `name = <literal>` assignments of a module that lets a config file or flags
+    override its globals (nanoGPT's `exec(open('configurator.py').read())`); [] otherwise."""
+    if not _EXEC_CONFIG.search(text):
+        return []
+    tree = _parse(text)
+    if tree is None:
+        return []
+    found = []
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            if _is_literal(node.value):
+                found.append(Global(node.targets[0].id, node.lineno, end_of(node.value)[0]))
+    return found
+
+
+def _is_literal(node: ast.expr) -> bool:
+    try:
+        ast.literal_eval(node)
+    except (ValueError, SyntaxError, TypeError):
+        return False
+    return True
+
+
+def _constant(node: ast.expr | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _parse(text: str) -> ast.Module | None:
+    try:
+        return ast.parse(text)
+    except SyntaxError:
+        return None

@@ -1,0 +1,261 @@
+"""An override names a key the config does not have → rename it to the closest existing key,
+where the override is written, when exactly one existing key is that close:
+
+- a flag argparse or tyro refuses (`--batch_size` → `--batch-size`), or a `--key=value` a
+  nanoGPT-style configurator refuses, in a launch script;
+- a Hydra override of a key its config lacks (`data.batchsize=32` → `data.batch_size=32`);
+- a Hydra group option that does not exist (`override /callbacks: defualt` → `default`);
+- a YAML key the instantiated class refuses (`batchsize: 64` → `batch_size: 64`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from bot.fixers.config_subject import SubjectKind, config_subject, unexpected_keyword
+from bot.fixers.declarations import arguments, config_globals, dataclasses
+from bot.fixers.invocations import Word
+from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.overrides import LaunchView, launch_views
+from bot.fixers.patch import may_edit
+from bot.fixers.text import line_edit, read_text
+from bot.fixers.value_source import config_files_used, hydra_home
+
+CUTOFF = 0.75
+
+
+@dataclass
+class Rename:
+    path: str
+    line: int
+    col: int
+    end_col: int
+    old: str
+    new: str
+    line_text: str
+
+
+def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
+    rename = _rename(ctx)
+    if rename is None or not may_edit(rename.path, ctx.config):
+        return None
+    text = read_text(ctx.worktree, rename.path)
+    if text is None:
+        return None
+    new_line = rename.line_text[: rename.col] + rename.new + rename.line_text[rename.end_col :]
+    return FixProposal(
+        fixer="rule:rename-key",
+        description=f"rename unknown {rename.old} to {rename.new} in {rename.path}",
+        root_cause=f"The config has no {rename.old}; {rename.new} is the existing key closest to it.",
+        edits=line_edit(rename.path, text, {rename.line: new_line}),
+        evidence=list(ctx.diagnosis.evidence[-2:]) + [f"{rename.path}:{rename.line}: {rename.line_text.strip()}"],
+    )
+
+
+def _rename(ctx: FixContext) -> Rename | None:
+    subject = config_subject(ctx.diagnosis, ctx.log_tail)
+    views = launch_views(ctx.worktree, ctx.config)
+    if subject is not None and subject.kind is SubjectKind.UNKNOWN:
+        name = subject.name
+        if "/" in name:
+            return _group_option(ctx, views, name)
+        if name.startswith("-"):
+            return _flag(ctx, views, name)
+        return _flag(ctx, views, name) or _hydra_override(ctx, views, name)
+    keyword = unexpected_keyword(ctx.diagnosis)
+    return _yaml_key(ctx, keyword) if keyword else None
+
+
+# --- flags --------------------------------------------------------------------------------------
+
+
+def _flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
+    """A flag the script's parser refuses, renamed to the closest flag it declares."""
+    for view in views:
+        for override in view.overrides:
+            written = override.flag.text.split("=", 1)[0]
+            if written != name and written.lstrip("-") != name:
+                continue
+            known = _declared_flags(ctx.worktree, view.invocation.script)
+            prefix = written[: len(written) - len(written.lstrip("-"))]
+            new = closest(written, known, normalise=True)
+            if new is None:
+                continue
+            new = new if new.startswith("-") else prefix + new
+            return _in_word(override.flag, written, new)
+    return None
+
+
+def _declared_flags(root: Path, script: str) -> list[str]:
+    text = read_text(root, script) or ""
+    flags = [o for a in arguments(text) for o in a.options if o.startswith("--")]
+    for cls in dataclasses(text):  # tyro: `--field-name`, also accepted as `--field_name`
+        flags += [f"--{f.name.replace('_', '-')}" for f in cls.fields]
+    flags += [f"--{g.name}" for g in config_globals(text)]
+    return list(dict.fromkeys(flags))
+
+
+# --- Hydra --------------------------------------------------------------------------------------
+
+
+def _hydra_override(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
+    """`group.key=value` for a key the composed config lacks, renamed to its closest sibling."""
+    for view in views:
+        override = next((o for o in view.overrides if o.style == "hydra" and o.key == name), None)
+        if override is None:
+            continue
+        path = name.split(".")
+        siblings = _yaml_siblings(ctx, path)
+        new = closest(path[-1], siblings)
+        if new is None:
+            continue
+        written = override.flag.text.split("=", 1)[0]
+        return _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new)
+    return None
+
+
+def _yaml_siblings(ctx: FixContext, path: list[str]) -> list[str]:
+    home = hydra_home(ctx.worktree, ctx.config, path)
+    if home is None:
+        return []
+    rel, inner = home
+    node: object = _load(ctx.worktree, rel)
+    for parent in inner[:-1]:
+        node = node.get(parent) if isinstance(node, dict) else None
+    return [k for k in node if isinstance(k, str)] if isinstance(node, dict) else []
+
+
+def _group_option(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
+    """`override /group: option` (or `group=option`) for an option file that does not exist."""
+    group, _, option = name.rpartition("/")
+    for view in views:
+        if view.hydra_dir is None:
+            continue
+        folder = ctx.worktree / view.hydra_dir / group
+        options = sorted(p.stem for p in folder.glob("*.yaml")) if folder.is_dir() else []
+        new = closest(option, options)
+        if new is None:
+            continue
+        for word in view.invocation.args:
+            if word.text == f"{group}={option}":
+                return _in_word(word, word.text, f"{group}={new}")
+        for rel in config_files_used(ctx.worktree, ctx.config) + _experiment_files(ctx, view):
+            found = _defaults_entry(ctx.worktree, rel, group, option, new)
+            if found:
+                return found
+    return None
+
+
+def _experiment_files(ctx: FixContext, view: LaunchView) -> list[str]:
+    return [f for f in view.config_files if (ctx.worktree / f).is_file()]
+
+
+def _defaults_entry(root: Path, rel: str, group: str, option: str, new: str) -> Rename | None:
+    pattern = re.compile(
+        rf"^\s*-\s*(?:override\s+)?/?{re.escape(group)}\s*:\s*(?P<option>{re.escape(option)})\s*(?:#.*)?$"
+    )
+    for number, line in enumerate((read_text(root, rel) or "").split("\n"), 1):
+        found = pattern.match(line)
+        if found:
+            return Rename(rel, number, found.start("option"), found.end("option"), option, new, line)
+    return None
+
+
+def _yaml_key(ctx: FixContext, keyword: str) -> Rename | None:
+    """A key of a composed YAML file that the class it configures refuses, renamed to the
+    closest key the same section has in the repo's other configs of that group."""
+    for rel in reversed(config_files_used(ctx.worktree, ctx.config)):
+        lines = (read_text(ctx.worktree, rel) or "").split("\n")
+        for number, line in enumerate(lines, 1):
+            found = re.match(rf"^(\s*){re.escape(keyword)}(\s*):", line)
+            if not found:
+                continue
+            known = _known_siblings(ctx, rel, lines, number)
+            new = closest(keyword, known)
+            if new is not None:
+                col = len(found.group(1))
+                return Rename(rel, number, col, col + len(keyword), keyword, new, line)
+    return None
+
+
+def _known_siblings(ctx: FixContext, rel: str, lines: list[str], number: int) -> list[str]:
+    """The keys the section holding line `number` has in the other composed files."""
+    parents = _parents(lines, number)
+    keys: list[str] = []
+    for other in config_files_used(ctx.worktree, ctx.config):
+        if other == rel or not parents:
+            continue
+        # A group's option file holds its package's keys at the top: `configs/data/x.yaml` is `data`.
+        group_file = other.split("/")[-2:-1] == parents[:1]
+        inner: object = _load(ctx.worktree, other)
+        for parent in parents[1:] if group_file else parents:
+            inner = inner.get(parent) if isinstance(inner, dict) else None
+        if isinstance(inner, dict):
+            keys += [k for k in inner if isinstance(k, str)]
+    return list(dict.fromkeys(keys))
+
+
+def _parents(lines: list[str], number: int) -> list[str]:
+    """The YAML mapping keys above line `number` (1-based), outermost first, by indentation."""
+    indent = len(lines[number - 1]) - len(lines[number - 1].lstrip())
+    parents: list[str] = []
+    for line in reversed(lines[: number - 1]):
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        own = len(line) - len(line.lstrip())
+        found = re.match(r"^\s*([\w.-]+)\s*:\s*(?:#.*)?$", line)
+        if own < indent and found:
+            parents.insert(0, found.group(1))
+            indent = own
+        if own == 0 and found:
+            break
+    return parents
+
+
+def _load(root: Path, rel: str) -> dict:
+    try:
+        data = yaml.safe_load(read_text(root, rel) or "")
+    except yaml.YAMLError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+# --- shared -------------------------------------------------------------------------------------
+
+
+def closest(name: str, known: list[str], *, normalise: bool = False) -> str | None:
+    """The one existing name close to `name`: equal once dashes and underscores are ignored
+    (with `normalise`), else the only one above CUTOFF, or one clearly closer than the rest."""
+    known = [k for k in known if k != name]
+    if normalise:
+        plain = _plain(name)
+        same = [k for k in known if _plain(k) == plain]
+        if len(same) == 1:
+            return same[0]
+    scored = sorted(((difflib.SequenceMatcher(None, _plain(name), _plain(k)).ratio(), k) for k in known), reverse=True)
+    scored = [(score, k) for score, k in scored if score >= CUTOFF]
+    if not scored:
+        return None
+    if len(scored) == 1 or scored[0][0] - scored[1][0] >= 0.1:
+        return scored[0][1]
+    return None
+
+
+def _plain(name: str) -> str:
+    return name.lstrip("-+~").replace("-", "").replace("_", "").lower()
+
+
+def _in_word(word: Word, old: str, new: str) -> Rename | None:
+    """Replace `old` at the start of the word as written (after an opening quote, if any)."""
+    written = word.line_text[word.col : word.end_col]
+    start = written.find(old)
+    if start < 0:
+        return None
+    col = word.col + start
+    return Rename(word.path, word.line, col, col + len(old), old, new, word.line_text)

@@ -1,0 +1,77 @@
+"""The real-repo suite: real training repositories broken on an experiment branch the way a
+researcher would, fixed by the bot rules-only (no LLM key), judged like the sample zoo and then
+some: launch (fails) → `fix --json` → the pushed branch, checked out and run independently,
+trains (its metric moves the right way).
+
+Slow (each case is three tiny CPU trainings): `pytest -m "not slow"` leaves it out. Needs the
+job environment of `.ci/install-jobenv.sh` and ../shared/data/realrepos; skips without them
+(fails under CI=true without the job environment).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import pytest
+
+from bot.cli.main import main as cli
+from bot.store.runs import StateStore
+from tests.support.git_repos import git
+from tests.support.realrepos import Case, build, load_cases, require_job_python, spec, train_pushed
+
+pytestmark = pytest.mark.slow
+
+CASES = load_cases()
+
+
+def _param(case: Case):
+    marks = [pytest.mark.xfail(reason=case.xfail, strict=False)] if case.xfail else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+def run_cli(capsys, *args: str) -> tuple[int, dict]:
+    code = cli(list(args))
+    out, _ = capsys.readouterr()
+    return code, json.loads(out)
+
+
+def stop_runs(clone: Path) -> None:
+    """End the jobs the bot left running (a relaunch watched for its first steps only), so the
+    check that follows has the CPUs to itself."""
+    state = StateStore.open(Path(os.environ["FIX_AND_RELAUNCH_STATE_DIR"]))
+    for record in state.list_runs(repo=str(clone.resolve())):
+        pgid = (record.handle or {}).get("pgid")
+        if pgid:
+            try:
+                os.killpg(int(pgid), signal.SIGTERM)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
+def test_real_repo_breakage_is_fixed_and_trains(capsys, tmp_path, case: Case):
+    python = require_job_python()
+    origin, clone = build(case, tmp_path, python)
+
+    code, launched = run_cli(capsys, "launch", "--repo", str(clone), "--branch", case.branch, "--wait", "--json")
+    assert code == 1, f"the broken branch should fail: {launched}"
+
+    try:
+        code, result = run_cli(capsys, "fix", "--repo", str(clone), "--branch", case.branch, "--json")
+    finally:
+        stop_runs(clone)
+    assert result["category"] in case.expect.categories, result.get("comment")
+    assert result["attempts"][0]["fixer"] == case.expect.fixer, result.get("comment")
+    assert (code, result["action"], result["verified"]) == (0, "patched", True), result.get("reason")
+    changed = {f for f in result["files_changed"] if not f.startswith("docs/")}
+    assert changed == set(case.expect.changed)
+    for expected in case.expect.contains:
+        path, text = expected.split(": ", 1)
+        assert text in git(origin, "show", f"{case.branch}:{path}"), expected
+
+    training = train_pushed(origin, case.branch, case, python, tmp_path)
+    assert training.returncode == 0, training.log_tail
+    assert training.trend_ok(spec(case.repo)["expect"]), (training.metric, training.series)

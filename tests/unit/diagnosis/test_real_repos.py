@@ -1,0 +1,230 @@
+"""Diagnosis the way real training repositories fail (issue 10): config styles other than a
+dict literal, signals and scheduler verdicts without a word in the log, paths that happen to
+contain category words, and divergence that crashes code far from the loss."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.diagnosis import diagnose_lines, diagnose_text
+from bot.diagnosis.facts import RunFacts
+from bot.diagnosis.model import ConfigKey, KeyProblem
+
+
+def tb(*frames: tuple[str, int, str, str], error: str) -> str:
+    lines = ["Traceback (most recent call last):"]
+    for file, line, func, code in frames:
+        lines += [f'  File "{file}", line {line}, in {func}', f"    {code}"]
+    return "\n".join(lines + [error])
+
+
+# -- config styles → config_error, with the key named ----------------------------------------------
+
+ARGPARSE_ATTR = tb(
+    ("/home/ana/makemore/makemore.py", 613, "<module>", "warmup = args.warmup_steps"),
+    error="AttributeError: 'Namespace' object has no attribute 'warmup_steps'",
+)
+NANOGPT_GLOBAL = tb(
+    ("/home/ana/nanoGPT/train.py", 231, "<module>", "lr = get_lr(iter_num) if decay_lr else learning_rate"),
+    error="NameError: name 'decay_lr' is not defined",
+)
+NANOGPT_CONFIGURATOR = "Overriding config with config/train_shakespeare_char.py:\n" + tb(
+    ("/home/ana/nanoGPT/train.py", 77, "<module>", "exec(open('configurator.py').read())"),
+    ("<string>", 47, "<module>", ""),
+    error="ValueError: Unknown config key: warmup_iter",
+)
+OMEGACONF_ATTR = (
+    "Error executing job with overrides: ['experiment=tiny_cpu']\n"
+    + tb(
+        ("/home/ana/lht/src/train.py", 61, "train", "warmup = cfg.model.warmup"),
+        error="omegaconf.errors.ConfigAttributeError: Key 'warmup' is not in struct\n"
+        "    full_key: model.warmup\n    object_type=dict",
+    )
+    + "\n\nSet the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."
+)
+HYDRA_OVERRIDE = """Could not override 'trainer.max_epochz'.
+To append to your config use +trainer.max_epochz=4
+Key 'max_epochz' is not in struct
+    full_key: trainer.max_epochz
+    object_type=dict
+
+Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."""
+MANDATORY = tb(
+    ("/w/src/train.py", 40, "main", "optimizer = build(cfg.optim)"),
+    error="omegaconf.errors.MissingMandatoryValue: Missing mandatory value: optim.lr\n    full_key: optim.lr",
+)
+ARGPARSE_FLAG = """usage: train.py [-h] [-c CONFIG] [--lr LR] [--epochs EPOCHS]
+train.py: error: unrecognized arguments: --lr_decay 0.1"""
+TYRO_FLAG = """╭─ Unrecognized options ────────────────────╮
+│ Unrecognized options: --learning-ratee, 3 │
+│ ───────────────────────────────────────── │
+│ Perhaps you meant:                        │
+│     --learning-rate FLOAT                 │
+│         (default: 0.00025)                │
+│ ───────────────────────────────────────── │
+│ For full helptext, run ppo.py --help      │
+╰───────────────────────────────────────────╯"""
+TYRO_REQUIRED = """╭─ Required options ──────╮
+│ Missing from ppo.py:    │
+│     --env-id STR        │
+│         (required)      │
+╰─────────────────────────╯"""
+HF_PARSER = tb(
+    ("run_clm.py", 250, "main", "model_args, data_args, training_args = parser.parse_args_into_dataclasses()"),
+    (
+        "/opt/venv/lib/python3.11/site-packages/transformers/hf_argparser.py",
+        348,
+        "parse_args_into_dataclasses",
+        "raise",
+    ),
+    error="ValueError: Some specified arguments are not used by the HfArgumentParser: ['--warmup_ratioo', '0.1']",
+)
+ABSL = "FATAL Flags parsing error: Unknown command line flag 'learning_rat'. Did you mean: learning_rate ?"
+ML_COLLECTIONS = tb(
+    ("/w/main.py", 30, "train", "lr = config.lrr"),
+    ("/opt/venv/lib/python3.11/site-packages/ml_collections/config_dict/config_dict.py", 829, "__getattr__", "raise"),
+    error='AttributeError: "\'lrr\'\nDid you mean "lr" instead of "lrr"?"',
+)
+
+
+@pytest.mark.parametrize(
+    "log, key",
+    [
+        (ARGPARSE_ATTR, ConfigKey("warmup_steps", KeyProblem.MISSING)),
+        (NANOGPT_GLOBAL, ConfigKey("decay_lr", KeyProblem.MISSING)),
+        (NANOGPT_CONFIGURATOR, ConfigKey("warmup_iter", KeyProblem.UNKNOWN)),
+        (OMEGACONF_ATTR, ConfigKey("model.warmup", KeyProblem.MISSING)),
+        (HYDRA_OVERRIDE, ConfigKey("trainer.max_epochz", KeyProblem.UNKNOWN)),
+        (MANDATORY, ConfigKey("optim.lr", KeyProblem.MISSING)),
+        (ARGPARSE_FLAG, ConfigKey("lr_decay", KeyProblem.UNKNOWN, "--lr_decay")),
+        (TYRO_FLAG, ConfigKey("learning-ratee", KeyProblem.UNKNOWN, "--learning-ratee", "--learning-rate")),
+        (TYRO_REQUIRED, ConfigKey("env-id", KeyProblem.MISSING, "--env-id")),
+        (HF_PARSER, ConfigKey("warmup_ratioo", KeyProblem.UNKNOWN, "--warmup_ratioo")),
+        (ABSL, ConfigKey("learning_rat", KeyProblem.UNKNOWN, "--learning_rat", "learning_rate")),
+        (ML_COLLECTIONS, ConfigKey("lrr", KeyProblem.MISSING, suggestion="lr")),
+    ],
+)
+def test_every_config_style_is_a_config_error_naming_its_key(log, key):
+    d = diagnose_text(log)
+    assert d.category == "config_error", d.summary
+    assert d.config_key == key
+    assert d.to_json()["config_key"]["problem"] == key.problem.value
+
+
+def test_a_name_error_inside_a_function_is_still_code():
+    log = tb(("/w/train.py", 12, "train", "y = modle(x)"), error="NameError: name 'modle' is not defined")
+    assert diagnose_text(log).category == "code_error"
+
+
+def test_an_attribute_error_on_a_tensor_is_code_not_config():
+    log = tb(
+        ("/w/train.py", 12, "train", "y = x.sizes()"), error="AttributeError: 'Tensor' object has no attribute 'sizes'"
+    )
+    d = diagnose_text(log)
+    assert d.category == "code_error" and d.config_key is None
+    assert "config_key" not in d.to_json(), "the DESIGN.md keys only, when there is no key to name"
+
+
+# -- paths are names, not signals -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("folder", ["oom-test", "nan_runs", "data", "preempted-jobs", "segfault-repro", "OOMKilled"])
+def test_a_folder_named_like_a_category_does_not_decide(folder):
+    warning = (
+        f"/home/ana/{folder}/.venv/lib/python3.11/site-packages/torch/utils/data/dataloader.py:557: UserWarning: "
+        "This DataLoader will create 8 worker processes in total."
+    )
+    crash = tb(
+        (f"/home/ana/{folder}/src/train.py", 40, "train", "scale = cfg_scale / 0"),
+        error="ZeroDivisionError: division by zero",
+    )
+    d = diagnose_text(warning + "\n" + crash)
+    assert d.category == "code_error", d.evidence
+
+
+def test_a_missing_config_file_is_still_told_by_its_name():
+    d = diagnose_text("FileNotFoundError: [Errno 2] No such file or directory: '/home/ana/conf-test/data/train.csv'")
+    assert d.category == "data_not_found"
+    assert (
+        diagnose_text("FileNotFoundError: [Errno 2] No such file or directory: 'configs/exp.yaml'").category
+        == "config_error"
+    )
+
+
+def test_a_stray_network_warning_does_not_outweigh_the_failing_exception():
+    log = "wandb: Network error (ConnectionError), entering retry loop.\n" + tb(
+        ("/w/train.py", 88, "train", "idx = order[step]"), error="IndexError: list index out of range"
+    )
+    assert diagnose_text(log).category == "code_error"
+
+
+# -- signals, OOM kills and scheduler verdicts as evidence ----------------------------------------
+
+
+def test_sigterm_with_a_silent_log_is_retryable_infra():
+    d = diagnose_lines(["step 10 loss 2.3", "step 11 loss 2.2"], facts=RunFacts(exit_code=143))
+    assert (d.category, d.retryable) == ("infra", True)
+    assert "SIGTERM" in d.summary and any("exit code 143" in line for line in d.evidence)
+
+
+def test_sigkill_without_oom_evidence_is_retryable_infra():
+    d = diagnose_lines(["step 10 loss 2.3"], facts=RunFacts(exit_code=137))
+    assert (d.category, d.retryable) == ("infra", True)
+    assert "SIGKILL" in d.summary
+
+
+def test_sigkill_with_oom_evidence_is_oom():
+    kernel = "Out of memory: Killed process 4242 (python) total-vm:92000000kB"
+    assert diagnose_lines([kernel], facts=RunFacts(exit_code=137)).category == "oom"
+    d = diagnose_lines(["step 10 loss 2.3"], facts=RunFacts(exit_code=137, oom_kills=1))
+    assert (d.category, d.retryable) == ("oom", False)
+    assert "OOM killer" in d.summary
+
+
+def test_a_scheduler_verdict_decides():
+    assert diagnose_lines([], facts=RunFacts(exit_code=0, scheduler="PREEMPTED")).retryable
+    assert diagnose_lines([], facts=RunFacts(scheduler="OUT_OF_MEMORY")).category == "oom"
+
+
+def test_an_exception_with_exit_code_1_is_not_a_signal():
+    log = tb(("/w/train.py", 3, "f", "x = y[3]"), error="IndexError: list index out of range")
+    assert diagnose_text(log, facts=RunFacts(exit_code=1)).category == "code_error"
+
+
+# -- divergence, direct and indirect --------------------------------------------------------------
+
+PERPLEXITY = tb(
+    ("/w/train.py", 120, "evaluate", "ppl = math.exp(loss)"),
+    error="OverflowError: math range error",
+)
+
+
+def test_an_overflow_in_perplexity_while_the_loss_rises_is_nan_loss():
+    d = diagnose_text(PERPLEXITY, facts=RunFacts(exit_code=1, loss_rising=True))
+    assert d.category == "nan_loss"
+    assert d.exception == {"type": "OverflowError", "message": "math range error"}
+    assert diagnose_text(PERPLEXITY).category == "nan_loss", "math.exp(loss) overflowing says so on its own"
+
+
+def test_inf_in_a_logging_line_with_an_exploded_loss_is_nan_loss():
+    log = tb(
+        ("/w/train.py", 99, "log_metrics", "f.write(json.dumps(metrics))"),
+        ("/usr/lib/python3.11/json/encoder.py", 258, "iterencode", "return _iterencode(o, 0)"),
+        error="ValueError: Out of range float values are not JSON compliant",
+    )
+    facts = RunFacts(exit_code=1, loss_problem="loss is diverging: 4.6 → 446 by step 40", loss_rising=True)
+    assert diagnose_text(log, facts=facts).category == "nan_loss"
+
+
+def test_a_finished_run_with_an_exploded_loss_is_nan_loss():
+    d = diagnose_lines(
+        ["step 98", "done"], facts=RunFacts(exit_code=0, loss_problem="train/loss is diverging: 4.6 → 15")
+    )
+    assert (d.category, d.retryable) == ("nan_loss", False)
+    assert d.evidence == ["history: train/loss is diverging: 4.6 → 15"]
+
+
+def test_an_unrelated_crash_beside_a_rising_loss_stays_what_it_is():
+    log = tb(("/w/train.py", 3, "f", "x = y[3]"), error="IndexError: list index out of range")
+    facts = RunFacts(exit_code=1, loss_problem="loss is diverging: 2 → 5 by step 9", loss_rising=True)
+    assert diagnose_text(log, facts=facts).category == "code_error"

@@ -1,0 +1,465 @@
+"""Rules across the config styles real repos use: argparse, dataclasses (tyro), nanoGPT-style
+globals with an exec'd config file, Hydra YAML trees, launch scripts that pass flags. Each
+repo here is a few lines written for the test, in the shape of the real thing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.fixers.invocations import COMMAND, invocations
+from bot.fixers.overrides import launch_views
+from bot.fixers.rules import propose_rule_fix
+from bot.fixers.value_source import config_files_used, sites_in_effect
+from tests.unit.fixers.test_rules import apply, ctx_for, make_repo
+
+ARGPARSE_TRAIN = """\
+import argparse
+
+if __name__ == '__main__':
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--input-file', '-i', type=str, default='names.txt')
+    parser.add_argument('--batch-size', '-b', type=int, default=32, help="batch size")
+    parser.add_argument('--learning-rate', '-l', type=float, default=5e-4)
+    parser.add_argument('--weight-decay', type=float, default=0.01)
+    parser.add_argument('--track', action='store_true')
+    args = parser.parse_args()
+    warmup = args.warmup_steps
+"""
+
+DATACLASS_TRAIN = '''\
+from dataclasses import dataclass
+
+import tyro
+
+
+@dataclass
+class Args:
+    seed: int = 1
+    """seed of the experiment"""
+    learning_rate: float = 2.5e-4
+    """the learning rate"""
+    ent_coef: float = 0.01
+    """coefficient of the entropy"""
+    vf_coef: float = 0.5
+    """coefficient of the value function"""
+
+
+if __name__ == "__main__":
+    args = tyro.cli(Args)
+    coef = args.ent_coef_final
+'''
+
+GLOBALS_TRAIN = """\
+import math
+
+batch_size = 12
+learning_rate = 6e-4  # max learning rate
+warmup_iters = 2000
+config_keys = [k for k, v in globals().items() if not k.startswith('_')]
+exec(open('configurator.py').read())  # overrides from command line or config file
+lr_decay = lr_decay_iters * 2
+"""
+
+HYDRA_TRAIN = """\
+import hydra
+
+
+@hydra.main(version_base="1.3", config_path="../configs", config_name="train.yaml")
+def main(cfg):
+    return cfg.matmul_precision
+"""
+
+HYDRA_FILES = {
+    "src/train.py": HYDRA_TRAIN,
+    "configs/train.yaml": "defaults:\n  - _self_\n  - data: mnist\n  - model: mnist\n  - experiment: null\n\nseed: null\n",
+    "configs/data/mnist.yaml": "batch_size: 128\nnum_workers: 0\n",
+    "configs/model/mnist.yaml": "optimizer:\n  _target_: torch.optim.Adam\n  lr: 0.001\n  weight_decay: 0.0\n",
+    "configs/callbacks/default.yaml": "early_stopping: null\n",
+    "configs/callbacks/none.yaml": "{}\n",
+    "configs/experiment/tiny.yaml": (
+        "# @package _global_\ndefaults:\n  - override /data: mnist\n\nmodel:\n  optimizer:\n    lr: 0.002\ndata:\n  batch_size: 64\n"
+    ),
+}
+
+
+def launch(command: str, **fix) -> dict:
+    return {"launch": {"command": command}, **({"fix": fix} if fix else {})}
+
+
+# --- reading the launch ------------------------------------------------------------------------
+
+
+def test_invocations_follow_scripts_folders_and_continuations(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "scripts/train.sh": "#!/bin/bash\nset -e\ncd exp  # the run folder\nWANDB_MODE=offline python ../train.py \\\n  --lr 0.1 \\\n  --batch-size=64\n",
+            "train.py": "",
+        },
+    )
+    [inv] = invocations(root, launch("bash scripts/train.sh"))
+    assert (inv.script, inv.cwd) == ("train.py", "exp")
+    assert [(w.text, w.path, w.line) for w in inv.args] == [
+        ("--lr", "scripts/train.sh", 5),
+        ("0.1", "scripts/train.sh", 5),
+        ("--batch-size=64", "scripts/train.sh", 6),
+    ]
+
+
+def test_flags_map_to_argparse_dests_and_a_value_is_a_site(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
+    [view] = launch_views(root, launch("python train.py -l 0.5 --batch-size='64' --track -i data/x.txt"))
+    found = {o.key: (o.site.text if o.site else None) for o in view.overrides}
+    assert found == {"learning_rate": "0.5", "batch_size": "64", "track": None, "input_file": "data/x.txt"}
+    site = next(o.site for o in view.overrides if o.key == "batch_size")
+    assert site.path == COMMAND and site.with_value("32").endswith("--batch-size='32' --track -i data/x.txt")
+
+
+def test_hydra_app_composes_primary_groups_and_the_chosen_experiment(tmp_path):
+    root = make_repo(tmp_path, HYDRA_FILES)
+    config = launch("python src/train.py experiment=tiny model.optimizer.lr=0.5")
+    assert config_files_used(root, config) == [
+        "configs/data/mnist.yaml",
+        "configs/model/mnist.yaml",
+        "configs/train.yaml",
+        "configs/experiment/tiny.yaml",
+    ]
+    assert [(s.path, s.text) for s in sites_in_effect(root, config, ("lr",))] == [
+        (COMMAND, "0.5"),
+        ("configs/experiment/tiny.yaml", "0.002"),
+        ("configs/model/mnist.yaml", "0.001"),
+    ]
+
+
+# --- a hyperparameter is changed where the run got it -------------------------------------------
+
+
+def nan(root: Path, **kwargs):
+    return ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN", **kwargs)
+
+
+def test_lr_from_a_launch_script_flag_is_lowered_in_the_script(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN, "scripts/run.sh": "python train.py --learning-rate 0.5\n"})
+    proposal = propose_rule_fix(nan(root, config=launch("bash scripts/run.sh")))
+    apply(root, proposal.edits)
+    assert (root / "scripts/run.sh").read_text() == "python train.py --learning-rate 0.05\n"
+    assert "default=5e-4" in (root / "train.py").read_text()
+
+
+def test_lr_set_in_launch_command_itself_is_not_changed_elsewhere(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
+    ctx = nan(root, config=launch("python train.py --learning-rate 0.5", allowed_paths=["**/*.py"]))
+    assert propose_rule_fix(ctx) is None  # the argparse default is overridden: changing it does nothing
+
+
+def test_lr_from_the_config_file_the_launch_names(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": ARGPARSE_TRAIN.replace("--learning-rate', '-l'", "--lr'"),
+            "configs/tiny.yaml": "model: resnet10t\nlr: 2.0\nbatch_size: 32\n",
+            "configs/other.yaml": "lr: 2.0\n",
+        },
+    )
+    proposal = propose_rule_fix(nan(root, config=launch("python train.py -c configs/tiny.yaml")))
+    assert proposal.edits[0].path == "configs/tiny.yaml"
+    apply(root, proposal.edits)
+    assert "lr: 0.2\n" in (root / "configs/tiny.yaml").read_text()
+
+
+def test_lr_in_a_hydra_experiment_file_beats_the_group_default(tmp_path):
+    root = make_repo(tmp_path, HYDRA_FILES)
+    proposal = propose_rule_fix(nan(root, config=launch("python src/train.py experiment=tiny")))
+    assert proposal.edits[0].path == "configs/experiment/tiny.yaml"
+    apply(root, proposal.edits)
+    assert "    lr: 0.0002\n" in (root / "configs/experiment/tiny.yaml").read_text()
+
+
+def test_lr_as_a_dataclass_default(tmp_path):
+    root = make_repo(tmp_path, {"ppo.py": DATACLASS_TRAIN.replace("2.5e-4", "2.5")})
+    proposal = propose_rule_fix(nan(root, config=launch("python ppo.py --seed 3"), run_config={"learning_rate": 2.5}))
+    apply(root, proposal.edits)
+    assert "    learning_rate: float = 0.25\n" in (root / "ppo.py").read_text()
+
+
+def test_batch_size_from_a_launch_script_short_flag(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN, "run.sh": "python train.py -b 256 -l 0.1\n"})
+    ctx = ctx_for(root, "oom", "OutOfMemoryError", "CUDA out of memory", config=launch("bash run.sh"))
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python train.py -b 128 -l 0.1\n"
+
+
+# --- a missing key is declared in the repo's style ------------------------------------------------
+
+
+def test_namespace_attribute_becomes_an_add_argument_with_the_documented_default(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {"train.py": ARGPARSE_TRAIN, "docs/exp/warmup.md": "# Warmup\n\nLinear warmup: warmup_steps = 10.\n"},
+    )
+    ctx = ctx_for(
+        root,
+        "code_error",
+        "AttributeError",
+        "'Namespace' object has no attribute 'warmup_steps'",
+        file="train.py",
+        line=11,
+        branch="exp/warmup",
+    )
+    proposal = propose_rule_fix(ctx)
+    assert proposal.fixer == "rule:config-default"
+    apply(root, proposal.edits)
+    text = (root / "train.py").read_text()
+    assert "    parser.add_argument('--track', action='store_true')\n" in text
+    assert "    parser.add_argument('--warmup-steps', type=int, default=10)\n    args = parser" in text
+    assert "docs/exp/warmup.md: Linear warmup: warmup_steps = 10." in proposal.evidence
+
+
+def test_namespace_attribute_without_evidence_is_not_guessed(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
+    ctx = ctx_for(root, "config_error", "AttributeError", "'Namespace' object has no attribute 'warmup_steps'")
+    assert propose_rule_fix(ctx) is None
+
+
+def test_dataclass_attribute_becomes_a_field_beside_its_relative(tmp_path):
+    root = make_repo(tmp_path, {"ppo.py": DATACLASS_TRAIN})
+    ctx = ctx_for(
+        root,
+        "code_error",
+        "AttributeError",
+        "'Args' object has no attribute 'ent_coef_final'",
+        hint="anneal the entropy bonus down to ent_coef_final=0.001",
+    )
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert (
+        '    """coefficient of the entropy"""\n    ent_coef_final: float = 0.001\n    vf_coef'
+        in (root / "ppo.py").read_text()
+    )
+
+
+def test_name_error_on_a_config_global_adds_the_global(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {"train.py": GLOBALS_TRAIN, "config/train_small.py": "lr_decay_iters = 5000\nbatch_size = 8\n"},
+    )
+    ctx = ctx_for(root, "code_error", "NameError", "name 'lr_decay_iters' is not defined", file="train.py", line=8)
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert "warmup_iters = 2000\nlr_decay_iters = 5000\nconfig_keys" in (root / "train.py").read_text()
+
+
+def test_name_error_in_a_module_without_config_globals_is_a_plain_bug(tmp_path):
+    root = make_repo(tmp_path, {"train.py": "x = 1\nprint(y)\n", "docs/exp-a.md": "y = 3\n"})
+    ctx = ctx_for(root, "code_error", "NameError", "name 'y' is not defined", file="train.py", line=2)
+    assert propose_rule_fix(ctx) is None
+
+
+def test_hydra_top_level_key_goes_to_the_primary_config(tmp_path):
+    root = make_repo(tmp_path, {**HYDRA_FILES, "docs/exp-a.md": "Use `matmul_precision: medium` for speed.\n"})
+    ctx = ctx_for(
+        root,
+        "config_error",
+        "omegaconf.errors.ConfigAttributeError",
+        "Key 'matmul_precision' is not in struct\n    full_key: matmul_precision\n    object_type=dict",
+        config=launch("python src/train.py experiment=tiny"),
+    )
+    proposal = propose_rule_fix(ctx)
+    assert proposal.edits[0].path == "configs/train.yaml"
+    apply(root, proposal.edits)
+    assert (root / "configs/train.yaml").read_text().endswith("seed: null\nmatmul_precision: medium\n")
+
+
+def test_hydra_group_key_goes_to_the_composed_group_file(tmp_path):
+    root = make_repo(tmp_path, {**HYDRA_FILES, "docs/exp-a.md": "Set betas: 0.9 in the optimizer.\n"})
+    ctx = ctx_for(
+        root,
+        "config_error",
+        "omegaconf.errors.ConfigAttributeError",
+        "Key 'momentum' is not in struct\n    full_key: model.optimizer.momentum",
+        config=launch("python src/train.py experiment=tiny"),
+        hint="momentum=0.9",
+    )
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert "  weight_decay: 0.0\n  momentum: 0.9\n" in (root / "configs/model/mnist.yaml").read_text()
+
+
+# --- an unknown override is renamed to the close existing key ---------------------------------------
+
+
+def unknown(root: Path, message: str, config: dict, exc_type: str = "", *, earlier: str = "", **kwargs):
+    evidence = [earlier, message] if earlier else [message]
+    return ctx_for(root, "config_error", exc_type, message, config=config, evidence=evidence, **kwargs)
+
+
+def test_unrecognized_argparse_flag_in_a_launch_script_is_renamed(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN, "run.sh": "python train.py --batch_size 64 -l 0.1\n"})
+    ctx = unknown(root, "train.py: error: unrecognized arguments: --batch_size 64", launch("bash run.sh"))
+    proposal = propose_rule_fix(ctx)
+    assert proposal.fixer == "rule:rename-key"
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python train.py --batch-size 64 -l 0.1\n"
+
+
+def test_tyro_unrecognized_option_is_renamed_to_the_field_flag(tmp_path):
+    root = make_repo(tmp_path, {"ppo.py": DATACLASS_TRAIN, "run.sh": "python ppo.py --seed 1 --learning-rat=0.1\n"})
+    message = "│ Unrecognized options: --learning-rat=0.1                  │"
+    ctx = ctx_for(root, "unknown", config=launch("bash run.sh"), evidence=[], log_tail=["╭─ x ─╮", message])
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python ppo.py --seed 1 --learning-rate=0.1\n"
+
+
+def test_unknown_flag_in_the_launch_command_is_left_alone(tmp_path):
+    root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
+    ctx = unknown(root, "error: unrecognized arguments: --batch_size 64", launch("python train.py --batch_size 64"))
+    assert propose_rule_fix(ctx) is None
+
+
+def test_ambiguous_flag_is_not_renamed(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": ARGPARSE_TRAIN.replace("--track'", "--weight-decays'"),
+            "run.sh": "python train.py --weight-decayy 1\n",
+        },
+    )
+    ctx = unknown(root, "error: unrecognized arguments: --weight-decayy 1", launch("bash run.sh"))
+    assert propose_rule_fix(ctx) is None
+
+
+def test_nanogpt_unknown_config_key_is_renamed(tmp_path):
+    root = make_repo(tmp_path, {"train.py": GLOBALS_TRAIN, "run.sh": "python train.py --warmup_iter=100\n"})
+    ctx = unknown(root, "Unknown config key: warmup_iter", launch("bash run.sh"), exc_type="ValueError")
+    apply(root, propose_rule_fix(ctx).edits)
+    assert (root / "run.sh").read_text() == "python train.py --warmup_iters=100\n"
+
+
+def test_hydra_override_of_a_missing_key_is_renamed(tmp_path):
+    root = make_repo(tmp_path, {**HYDRA_FILES, "train.sh": "python src/train.py experiment=tiny data.batchsize=32\n"})
+    message = "Could not override 'data.batchsize'.\nTo append to your config use +data.batchsize=32"
+    ctx = unknown(root, message, launch("bash train.sh"), exc_type="hydra.errors.ConfigCompositionException")
+    apply(root, propose_rule_fix(ctx).edits)
+    assert (root / "train.sh").read_text() == "python src/train.py experiment=tiny data.batch_size=32\n"
+
+
+def test_hydra_group_option_typo_in_an_experiment_is_renamed(tmp_path):
+    files = dict(HYDRA_FILES)
+    files["configs/experiment/tiny.yaml"] = files["configs/experiment/tiny.yaml"].replace(
+        "  - override /data: mnist\n", "  - override /data: mnist\n  - override /callbacks: defualt\n"
+    )
+    root = make_repo(tmp_path, files)
+    message = "In 'experiment/tiny': Could not override 'callbacks'. No match in the defaults list."
+    message2 = "Could not find 'callbacks/defualt'\n\nAvailable options in 'callbacks':\n\tdefault\n\tnone"
+    ctx = unknown(root, message2, launch("python src/train.py experiment=tiny"), earlier=message)
+    apply(root, propose_rule_fix(ctx).edits)
+    assert "  - override /callbacks: default\n" in (root / "configs/experiment/tiny.yaml").read_text()
+
+
+def test_yaml_key_refused_by_the_class_is_renamed(tmp_path):
+    files = dict(HYDRA_FILES)
+    files["configs/experiment/tiny.yaml"] = files["configs/experiment/tiny.yaml"].replace(
+        "  batch_size: 64", "  batchsize: 64"
+    )
+    root = make_repo(tmp_path, files)
+    message = (
+        "Error in call to target 'src.data.mnist_datamodule.MNISTDataModule':\n"
+        "TypeError(\"MNISTDataModule.__init__() got an unexpected keyword argument 'batchsize'\")\nfull_key: data"
+    )
+    ctx = unknown(root, message, launch("python src/train.py experiment=tiny"), exc_type="InstantiationException")
+    apply(root, propose_rule_fix(ctx).edits)
+    assert "data:\n  batch_size: 64\n" in (root / "configs/experiment/tiny.yaml").read_text()
+
+
+# --- paths -----------------------------------------------------------------------------------------
+
+
+def not_found(root: Path, path: str, **kwargs):
+    message = f"[Errno 2] No such file or directory: '{path}'"
+    return ctx_for(root, "data_not_found", "FileNotFoundError", message, **kwargs)
+
+
+def test_a_job_that_changes_folder_reads_paths_from_there(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": ARGPARSE_TRAIN,
+            "names.txt": "emma\n",
+            "runs/.keep": "",
+            "run.sh": "cd runs\npython ../train.py -i names.txt\n",
+        },
+    )
+    proposal = propose_rule_fix(not_found(root, "names.txt", config=launch("bash run.sh")))
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "cd runs\npython ../train.py -i ../names.txt\n"
+
+
+def test_a_misspelt_flag_value_in_a_launch_script_is_corrected(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {"train.py": ARGPARSE_TRAIN, "data/names.txt": "emma\n", "run.sh": "python train.py -i data/name.txt -b 4\n"},
+    )
+    proposal = propose_rule_fix(not_found(root, "data/name.txt", config=launch("bash run.sh")))
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python train.py -i data/names.txt -b 4\n"
+
+
+def test_a_joined_path_is_fixed_in_the_root_it_was_joined_to(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "data/train.csv": "a\n",
+            "config.yaml": "data_root: dat\ntrain_file: train.csv\n",
+            "train.py": "import os\npath = os.path.join(cfg['data_root'], cfg['train_file'])\n",
+        },
+    )
+    proposal = propose_rule_fix(not_found(root, "/job/worktree/dat/train.csv"))
+    apply(root, proposal.edits)
+    assert (root / "config.yaml").read_text() == "data_root: data\ntrain_file: train.csv\n"
+
+
+TIMM_LIKE = """\
+import argparse
+from lib import create_dataset
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--data-dir', default=None)
+parser.add_argument('--dataset', default='')
+args = parser.parse_args()
+ds = create_dataset(
+    args.dataset,
+    root=args.data_dir,
+)
+"""
+
+
+def test_a_bare_exists_assertion_finds_the_path_in_the_config_the_call_passed(tmp_path):
+    root = make_repo(
+        tmp_path,
+        {
+            "train.py": TIMM_LIKE,
+            "configs/tiny.yaml": "data_dir: data/tiny-cifr\nlr: 0.1\n",
+            "data/tiny-cifar/x.png": "",
+        },
+    )
+    log = [
+        "Traceback (most recent call last):",
+        f'  File "{root}/train.py", line 8, in <module>',
+        "    ds = create_dataset(",
+        '  File "/venv/lib/python3.11/site-packages/lib/readers.py", line 41, in create_reader',
+        "    assert os.path.exists(root)",
+        "AssertionError",
+    ]
+    ctx = ctx_for(
+        root,
+        "data_not_found",
+        "AssertionError",
+        "",
+        config=launch("python train.py -c configs/tiny.yaml"),
+        log_tail=log,
+    )
+    proposal = propose_rule_fix(ctx)
+    apply(root, proposal.edits)
+    assert (root / "configs/tiny.yaml").read_text() == "data_dir: data/tiny-cifar\nlr: 0.1\n"

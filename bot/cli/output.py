@@ -105,6 +105,12 @@ def human_time(when: float | None, now: float) -> str:
     return datetime.fromtimestamp(when).strftime("%Y-%m-%d %H:%M")
 
 
+def progress_printer(settings: HasSecrets) -> Callable[[str], None]:
+    """Prints a progress line on stderr, redacted (it may quote the model's description)."""
+    redactor = Redactor.from_settings(settings)
+    return lambda line: print(f"· {redactor.text(line)}", file=sys.stderr)
+
+
 def redactor(settings: HasSecrets) -> Callable[[str], str]:
     """What progress lines go through before they are printed: a step may quote a log or a model."""
     return Redactor.from_settings(settings).text

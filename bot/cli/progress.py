@@ -93,6 +93,7 @@ class Progress:
     def out(self, line: str) -> None:
         """A line of the command's own output, for stdout; on a terminal that also shows the
         live line, printed above it rather than through it."""
+        line = self.redact(line)
         if self._live is not None and sys.stdout.isatty():
             self.console.print(line, markup=False, highlight=False, soft_wrap=True)
         else:

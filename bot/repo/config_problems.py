@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from bot.core.errors import BadInput
 
-MAX_BYTES = 1024 * 1024
+MAX_BYTES = 256 * 1024  # a real config is a few hundred bytes; this bounds parse time and memory
 MAX_DEPTH = 50
 MAX_NODES = 10_000
 

@@ -397,7 +397,7 @@ def test_launch_and_fix_refuse_a_broken_config_with_every_problem(capsys, tmp_pa
     "text,message",
     [
         ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
-        ("launch:\n  command: '" + "x" * (2 * 1024 * 1024) + "'\n", "is over 1024 KiB"),
+        ("launch:\n  command: '" + "x" * (2 * 1024 * 1024) + "'\n", "is over 256 KiB"),
     ],
 )
 def test_a_hostile_config_is_a_config_error_not_a_traceback(capsys, tmp_path, text, message):

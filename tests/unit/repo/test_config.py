@@ -121,7 +121,7 @@ def test_numbers_keep_their_type_and_empty_sections_mean_defaults():
     "text,message",
     [
         ("a: " + "[" * 5000 + "]" * 5000, "nested too deeply"),
-        ("launch:\n  command: " + "x" * (2 * 1024 * 1024) + "\n", "is over 1024 KiB"),
+        ("launch:\n  command: " + "x" * (2 * 1024 * 1024) + "\n", "is over 256 KiB"),
         (
             "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
             + "".join(f"{n}: &{n} [{', '.join(['*' + p] * 10)}]\n" for p, n in zip("abcdefg", "bcdefgh", strict=True))

@@ -72,6 +72,12 @@ class Progress:
             self._activity, self._since, self._poll = line, self.clock(), None
         self._emit(f"· {line}")
 
+    def begin(self, activity: str) -> None:
+        """What the command is doing, shown on the live line and in heartbeats but not printed
+        as a line of its own (a command that fails at once keeps its stderr to the error)."""
+        with self._lock:
+            self._activity, self._since, self._poll = activity, self.clock(), None
+
     def poll(self, poll: Poll) -> None:
         """The watched run as the last poll saw it; a new state is printed at once off a terminal."""
         with self._lock:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         Progress(quiet=args.quiet, redact=output.redactor(settings)) as progress,
         fix_lock(settings, ctx, branch) as steps_path,
     ):
-        progress.step(f"fetching {branch} and opening its worktree")
+        progress.begin(f"fetching {branch} and opening its worktree")
         output.note_uncommitted(ctx, branch, progress.note, "the fix is")
 
         def pipeline(steps: StepLog | None = None) -> Pipeline:

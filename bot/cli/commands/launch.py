@@ -17,7 +17,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = RepoContext.open(settings, args.repo)
     branch = branch_of(args)
     with Progress(quiet=args.quiet, redact=output.redactor(settings)) as progress:
-        progress.step(f"fetching {branch} and launching it")
+        progress.begin(f"fetching {branch} and launching it")
         output.note_uncommitted(ctx, branch, progress.note, "this run is")
         record = launch_branch(ctx, branch)
         if not args.json:

@@ -101,3 +101,13 @@ def test_every_line_is_redacted():
         progress.step("the model says: use token s3cr3t")
         progress.note("s3cr3t")
     assert "s3cr3t" not in stream.getvalue() and stream.getvalue().count("[REDACTED]") == 2
+
+
+def test_an_activity_begun_is_shown_but_not_printed_as_a_line():
+    clock = Clock()
+    stream = io.StringIO()
+    progress = Progress(stream=stream, terminal=False, clock=clock)
+    progress.begin("fetching exp-a and launching it")
+    clock.now += 6
+    assert progress.status() == "fetching exp-a and launching it · 6s"
+    assert stream.getvalue() == ""

@@ -55,7 +55,9 @@ from bot.app.queue import Queue
 from bot.app.workers import Execute, Workers, start_workers
 from bot.core.errors import OperationFailed
 from bot.core.locks import exclusive
+from bot.core.secrets import Redactor
 from bot.core.settings import Settings
+from bot.launchers.sandbox import serve_settings
 from bot.repo.workspace import Workspace
 from bot.runs.model import ACTIVE_STATES
 from bot.store.runs import StateStore
@@ -163,7 +165,7 @@ async def execute_job(
     payload = job.payload
     if isinstance(payload, CommentJob):
         gh = await app[GITHUB_APP].gh_for_installation(payload.installation_id)
-        await authorise_comment(job, gh, queue=app[QUEUE])
+        await authorise_comment(job, gh, queue=app[QUEUE], redactor=Redactor.from_settings(app[SETTINGS]))
         return
     if isinstance(payload, AlertJob):
         if runs_lookup is None:
@@ -346,6 +348,7 @@ def run(
             raise OperationFailed(
                 f"another fix-and-relaunch server is using {settings.state_dir}; run one server per state directory"
             ) from None
+        settings = serve_settings(settings)  # the sandbox: on by default, its state said in the log
         app = production_app(
             settings, router=router, wandb_handler=wandb_handler, workers=workers, act_only_if=act_only_if
         )

@@ -1,7 +1,7 @@
 """The command line: `fix-and-relaunch …` and `python -m bot …`.
 
 Parse, read the settings once, run the one command asked for, and turn a BotError into its
-exit status and one line on stderr. Exit status (docs/contracts.md): 0 success, 1 the operation
+exit status and one line on stderr (a config error: one line per problem). Exit status (docs/contracts.md): 0 success, 1 the operation
 ran and failed, 2 bad usage or input.
 """
 
@@ -27,6 +27,7 @@ COMMANDS = {
     "demo": "demo",
     "serve": "serve",
     "wandb-setup": "wandb_setup",
+    "check-config": "check_config",
 }
 
 
@@ -41,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
             status: int = command.run(args, settings)
         return status
     except BotError as exc:
-        print(f"fix-and-relaunch: {redactor.text(str(exc))}", file=sys.stderr)
+        print(error_text(redactor.text(str(exc))), file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
@@ -49,6 +50,14 @@ def main(argv: list[str] | None = None) -> int:
         # The reader went away (`… | head`): say nothing more, as the Python docs advise.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
+
+
+def error_text(message: str) -> str:
+    """One line; a config error with several problems puts each on a line of its own."""
+    first, *more = message.splitlines() or [""]
+    if not more:
+        return f"fix-and-relaunch: {first}"
+    return "\n".join([f"fix-and-relaunch: {len(more) + 1} problems:", first, *more])
 
 
 if __name__ == "__main__":

@@ -7,9 +7,10 @@ and the server when they start, and the result is passed down.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from bot.core.errors import BadInput
 
@@ -50,6 +51,43 @@ def check_secret_lengths(secrets: Mapping[str, str | None]) -> None:
     )
 
 
+UNSANDBOXED_OPT_OUT = "i-understand"
+
+
+def _names(text: str | None) -> tuple[str, ...]:
+    """A list setting: items separated by commas or the OS path separator, blanks dropped."""
+    return tuple(item.strip() for item in (text or "").replace(os.pathsep, ",").split(",") if item.strip())
+
+
+@dataclass(frozen=True)
+class SandboxSettings:
+    """The operator's word on the sandbox that repository code runs in (bot/launchers/sandbox),
+    and what this process makes of the repo config's `launch.sandbox: auto`."""
+
+    auto: bool = False  # what `auto` means here: on under `serve`, off on the command line
+    choice: bool | None = None  # --sandbox / --no-sandbox: over the repo config
+    required: bool | None = None  # FIX_AND_RELAUNCH_SANDBOX=required|optional; None: required under serve
+    unsandboxed_ok: bool = False  # FIX_AND_RELAUNCH_UNSANDBOXED_JOBS=i-understand: run without the tool
+    limits: str | None = None  # FIX_AND_RELAUNCH_SANDBOX_LIMITS: caps, e.g. "memory=32G,processes=4096"
+    paths: tuple[str, ...] = ()  # FIX_AND_RELAUNCH_SANDBOX_PATHS: host folders jobs may read (datasets)
+    env: tuple[str, ...] = ()  # FIX_AND_RELAUNCH_SANDBOX_ENV: the bot's variables jobs are given
+    hidden: tuple[str, ...] = ()  # never shown to a job, whatever else is: the App's key file
+
+    @classmethod
+    def from_env(cls, get: Callable[[str], str | None]) -> SandboxSettings:
+        required = get("FIX_AND_RELAUNCH_SANDBOX")
+        if required not in (None, "required", "optional"):
+            raise BadInput(f"FIX_AND_RELAUNCH_SANDBOX must be 'required' or 'optional', got {required!r}")
+        return cls(
+            required=None if required is None else required == "required",
+            unsandboxed_ok=get("FIX_AND_RELAUNCH_UNSANDBOXED_JOBS") == UNSANDBOXED_OPT_OUT,
+            limits=get("FIX_AND_RELAUNCH_SANDBOX_LIMITS"),
+            paths=_names(get("FIX_AND_RELAUNCH_SANDBOX_PATHS")),
+            env=_names(get("FIX_AND_RELAUNCH_SANDBOX_ENV")),
+            hidden=tuple(path for path in [get("GITHUB_PRIVATE_KEY_PATH")] if path),
+        )
+
+
 @dataclass(frozen=True)
 class Settings:
     wandb_api_key: str | None = None
@@ -66,6 +104,7 @@ class Settings:
     github_git_url: str | None = None  # e.g. "file:///srv/git/{repo}.git"; default: the payload's clone_url
     wandb_webhook_secret: str | None = None
     state_dir: Path = field(default_factory=lambda: Path("."))
+    sandbox: SandboxSettings = field(default_factory=SandboxSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -96,7 +135,12 @@ class Settings:
             github_git_url=get("GITHUB_GIT_URL"),
             wandb_webhook_secret=get("WANDB_WEBHOOK_SECRET"),
             state_dir=Path(get("FIX_AND_RELAUNCH_STATE_DIR") or default_state_dir(env)).expanduser(),
+            sandbox=SandboxSettings.from_env(get),
         )
+
+    def with_sandbox(self, **changes: Any) -> Settings:
+        """These settings with the sandbox's changed (serve's `auto`, a command's --sandbox)."""
+        return replace(self, sandbox=replace(self.sandbox, **changes))
 
     @property
     def online_wandb(self) -> bool:

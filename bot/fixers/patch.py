@@ -10,8 +10,7 @@ from __future__ import annotations
 import difflib
 import os
 import re
-import signal
-import subprocess
+import uuid
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -20,6 +19,7 @@ from typing import Any
 from bot.core.errors import OperationFailed
 from bot.fixers.invocations import COMMAND
 from bot.fixers.model import Edit
+from bot.launchers.sandbox import Sandbox, SandboxContext, run_command, sandbox_for
 
 OUTPUT_TAIL_CHARS = 2000
 # The smoke check runs code an LLM just wrote, before anyone reviewed it: none of the bot's
@@ -283,39 +283,39 @@ def _tail(text: str) -> str:
     return text if len(text) <= OUTPUT_TAIL_CHARS else "…" + text[-OUTPUT_TAIL_CHARS:]
 
 
-def run_smoke(worktree: Path, command: str, timeout: float) -> None:
-    """Run the repo's smoke command in the worktree; PatchError with the output tail on failure."""
+def run_smoke(worktree: Path, command: str, timeout: float, *, sandbox: Sandbox | None = None) -> None:
+    """Run the repo's smoke command in the worktree, in `sandbox` when given; PatchError with the
+    output tail on failure."""
     env = {k: v for k, v in os.environ.items() if k not in _SECRET_ENV} | {"WANDB_MODE": "offline"}
-    # A session of its own, so a timeout kills the shell's children too.
-    proc = subprocess.Popen(
-        command,
-        shell=True,
+    done = run_command(
+        ["/bin/sh", "-c", command],
         cwd=worktree,
         env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        errors="replace",
-        start_new_session=True,
+        timeout=timeout,
+        sandbox=sandbox,
+        name=f"smoke-{uuid.uuid4().hex[:12]}",
     )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        output, _ = proc.communicate()
-        raise PatchError(f"smoke check `{command}` timed out after {timeout:g}s:\n{_tail(output)}") from None
-    if proc.returncode != 0:
-        raise PatchError(f"smoke check `{command}` failed with exit status {proc.returncode}:\n{_tail(output)}")
+    if done.timed_out:
+        raise PatchError(f"smoke check `{command}` timed out after {timeout:g}s:\n{_tail(done.output)}")
+    if done.reason:
+        raise PatchError(f"smoke check `{command}` was stopped: {done.reason}:\n{_tail(done.output)}")
+    if done.returncode != 0:
+        raise PatchError(f"smoke check `{command}` failed with exit status {done.returncode}:\n{_tail(done.output)}")
 
 
 def validate(
-    worktree: Path, edits: list[Edit], config: dict[str, Any], *, before: dict[str, str | None] | None = None
+    worktree: Path,
+    edits: list[Edit],
+    config: dict[str, Any],
+    *,
+    before: dict[str, str | None] | None = None,
+    settings: SandboxContext | None = None,
 ) -> None:
     """Check applied edits against the guardrails; PatchError names the first one broken.
 
     `before` maps each edited path to its original text (None: the file did not exist); without
-    it the size is counted from the edits' search and replace text.
+    it the size is counted from the edits' search and replace text. `settings` decide the smoke
+    check's sandbox with the repo config (bot/launchers/sandbox); without them it runs unsandboxed.
     """
     paths = list(dict.fromkeys(normalize(e.path) for e in edits))
     check_paths(worktree, paths, config)
@@ -323,10 +323,13 @@ def validate(
     _check_size(worktree, paths, before, edits, int(fix.get("max_patch_lines") or 200))
     _check_compiles(worktree, paths)
     if verify.get("smoke"):
-        run_smoke(worktree, verify["smoke"], float(verify.get("smoke_timeout") or 300))
+        sandbox = sandbox_for(config, settings) if settings is not None else None
+        run_smoke(worktree, verify["smoke"], float(verify.get("smoke_timeout") or 300), sandbox=sandbox)
 
 
-def apply_and_validate(worktree: Path, edits: list[Edit], config: dict[str, Any]) -> list[str]:
+def apply_and_validate(
+    worktree: Path, edits: list[Edit], config: dict[str, Any], *, settings: SandboxContext | None = None
+) -> list[str]:
     """Apply and validate the edits; on any failure put every original file back exactly."""
     paths = [normalize(e.path) for e in edits]
     check_paths(worktree, paths, config)  # refuse before a single byte is written
@@ -334,7 +337,7 @@ def apply_and_validate(worktree: Path, edits: list[Edit], config: dict[str, Any]
     created_dirs = _missing_dirs(worktree, before)
     changed = apply_edits(worktree, edits)
     try:
-        validate(worktree, edits, config, before=before)
+        validate(worktree, edits, config, before=before, settings=settings)
     except BaseException:
         _restore(worktree, {rel: before[rel] for rel in changed}, created_dirs)
         raise

@@ -1,7 +1,7 @@
 """Launch backends, and the runs they start as the state store keeps them.
 
 `get_launcher(backend, settings, config)` picks a backend; `start_run` launches a branch and
-records it; `refresh_run` / `active_runs` bring recorded runs up to date from their backend;
+records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record); `refresh_run` / `active_runs` bring recorded runs up to date from their backend;
 `cancel_run` stops one. A new backend registers itself with `register`.
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from bot.core.errors import BadInput
+from bot.core.errors import BadInput, OperationFailed
 from bot.core.settings import Settings
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
 from bot.launchers.command import CommandLauncher
@@ -27,6 +27,7 @@ __all__ = [
     "Launcher",
     "LaunchSpec",
     "LaunchStatus",
+    "LaunchRefused",
     "get_launcher",
     "register",
     "run_dir",
@@ -37,6 +38,13 @@ __all__ = [
 ]
 
 LauncherFactory = Callable[[Settings, Mapping[str, Any] | None], Launcher]
+
+
+class LaunchRefused(OperationFailed):
+    """The backend did not start the run (a scheduler missing or refusing the job). Exit 2, as
+    for bad input; still an OperationFailed, so a relaunch the loop makes gives up on it as before."""
+
+    exit_code = 2
 
 
 def _ray(settings: Settings, config: Mapping[str, Any] | None) -> Launcher:
@@ -101,15 +109,6 @@ def start_run(
     launcher = get_launcher(launch["backend"], settings, config)
     run_id = run_id or new_run_id()
     log_path = run_dir(settings, run_id) / "output.log"
-    store.add_run(
-        id=run_id,
-        repo=str(repo),
-        branch=branch,
-        commit=commit,
-        backend=launcher.name,
-        log_path=str(log_path),
-        unless_active=True,
-    )
     spec = LaunchSpec(
         repo=str(repo),
         branch=branch,
@@ -121,9 +120,26 @@ def start_run(
         log_path=log_path,
         run_id=run_id,
     )
+    launcher.check_ready(spec)
+    store.add_run(
+        id=run_id,
+        repo=str(repo),
+        branch=branch,
+        commit=commit,
+        backend=launcher.name,
+        log_path=str(log_path),
+        unless_active=True,
+    )
     try:
         handle = launcher.launch(spec)
-    except BaseException:
+    except Exception as exc:
+        # The backend refused (bad options, no scheduler, no key): nothing started that the bot
+        # could follow, so there is no run to record, diagnose or fix; only an error to report.
+        store.delete_run(run_id)
+        if isinstance(exc, BadInput):
+            raise
+        raise LaunchRefused(f"the {launcher.name} backend refused the launch: {exc}") from exc
+    except BaseException:  # interrupted mid-launch: the job may have started
         store.update_run(run_id, state="failed", ended_at=time.time())
         raise
     # A quick run's supervisor may already have recorded its end (and a job id): merge, keep.

@@ -68,6 +68,12 @@ class Launcher(ABC):
         """What the job runs with (see `job_environment`), its W&B runs written to the worktree."""
         return job_environment(self.settings, spec, self.inherited_env(), wandb_dir=Path(spec.worktree).resolve())
 
+    def check_ready(self, spec: LaunchSpec) -> None:
+        """Called before the run is recorded: raise when this launcher cannot launch `spec` (its
+        sandbox is refused), and do now what `launch` can reuse, so that little happens between
+        recording the run and starting it. Most backends have nothing to do."""
+        return None
+
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:
         """Start the job and return as soon as it is running (not when it ends)."""

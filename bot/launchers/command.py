@@ -102,6 +102,13 @@ class CommandLauncher(LocalLauncher):
     installs_requirements = False  # a launch script submits the job elsewhere: installing here helps nothing
 
     def launch(self, spec: LaunchSpec) -> Handle:
+        return super().launch(self._rendered(spec))
+
+    def check_ready(self, spec: LaunchSpec) -> None:
+        super().check_ready(self._rendered(spec))
+
+    @staticmethod
+    def _rendered(spec: LaunchSpec) -> LaunchSpec:
         values = {
             "branch": spec.branch,
             "commit": spec.commit,
@@ -109,7 +116,7 @@ class CommandLauncher(LocalLauncher):
             "worktree": str(spec.worktree),
             "run_id": spec.run_id,
         }
-        return super().launch(replace(spec, command=render_command(spec.command, values)))
+        return replace(spec, command=render_command(spec.command, values))
 
     def supervisor_options(self) -> dict[str, Any]:
         return {"find_job_id": True}

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from bot.launchers.base import (
     existing_worktree,
     run_locations,
 )
+from bot.launchers.sandbox import Prepared, Sandbox, sandbox_for
 from bot.store.runs import DB_NAME
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
@@ -54,6 +56,10 @@ def compose_script(setup: str | None, command: str) -> str:
     if not setup or not setup.strip():
         return command
     return SETUP_TEMPLATE.format(setup=setup, command=command)
+
+
+def _shell() -> str:
+    return shutil.which("bash") or "/bin/sh"
 
 
 def status_paths(log_path: Path) -> tuple[Path, Path]:
@@ -81,6 +87,7 @@ class LocalLauncher(Launcher):
         self.start_timeout_s = start_timeout_s
         # Up to start_timeout_s for the supervisor to detach, as long again for the job to start.
         self.launch_timeout_s = max(60.0, 2 * start_timeout_s + 30.0)
+        self._wrapped: dict[tuple[str, str], tuple[Prepared, dict[str, str]]] = {}  # by check_ready
 
     # -- launch -----------------------------------------------------------------------
 
@@ -93,16 +100,17 @@ class LocalLauncher(Launcher):
             stale.unlink(missing_ok=True)
         supervisor_spec = {
             "run_id": spec.run_id,
-            "shell": shutil.which("bash") or "/bin/sh",
+            "shell": _shell(),
             "script": self.script(spec),
             "cwd": str(Path(spec.worktree).resolve()),
             "log_path": str(log_path),
             "status_path": str(status_path),
             "cancel_path": str(cancel_path),
             "state_db": str(self._state_db()),
+            "grace_s": self.grace_s,
             **self.supervisor_options(),
         }
-        env = self.environment(spec)
+        env = self._sandboxed(supervisor_spec, spec, self.environment(spec))
         self._start_supervisor(supervisor_spec, env, log_path)
         started = self._wait_started(status_path, log_path)
         return {
@@ -118,6 +126,46 @@ class LocalLauncher(Launcher):
                 for key in ("supervisor_pid", "supervisor_start", "pid", "pgid", "start_time", "started_at")
             },
         }
+
+    @cached_property
+    def sandbox(self) -> Sandbox | None:
+        """The sandbox the repo's code runs in here (bot/launchers/sandbox); None: unsandboxed."""
+        return sandbox_for(self.config, self.settings)
+
+    def check_ready(self, spec: LaunchSpec) -> None:
+        """Decide the sandbox and wrap the job before the run is recorded: a refusal leaves no
+        record, and `launch` then starts the supervisor at once."""
+        if self.sandbox is not None:
+            self._wrapped[(spec.run_id, self.script(spec))] = self._wrap(self.sandbox, spec)
+
+    def _wrap(self, sandbox: Sandbox, spec: LaunchSpec) -> tuple[Prepared, dict[str, str]]:
+        """The job's shell wrapped in the sandbox, and its clean environment."""
+        argv = [_shell(), "-c", self.script(spec)]
+        env = self.environment(spec)
+        worktree, log_dir = Path(spec.worktree).resolve(), Path(spec.log_path).resolve().parent
+        helper, target = self._install_paths(spec)
+        prepared = sandbox.prepare(
+            argv, worktree=worktree, env=env, name=spec.run_id, watch=[log_dir], read_only=helper, writable=target
+        )
+        return prepared, sandbox.environment(env, keep=spec.env)
+
+    def _install_paths(self, spec: LaunchSpec) -> tuple[list[Path], list[Path]]:
+        """What the install of the worktree's environment needs in the sandbox: its helper
+        (read-only) and the environment's folder (made now, read-write)."""
+        if self.install_lines(spec) is None:
+            return [], []
+        target = jobenv.env_dir(Path(self.settings.state_dir), Path(spec.worktree))
+        target.mkdir(parents=True, exist_ok=True)
+        return [jobenv.HELPER], [target]
+
+    def _sandboxed(self, supervisor_spec: dict[str, Any], spec: LaunchSpec, env: dict[str, str]) -> dict[str, str]:
+        """With a sandbox, the supervisor gets the wrapped command and the job's clean environment."""
+        if self.sandbox is None:
+            return env
+        wrapped = self._wrapped.pop((spec.run_id, supervisor_spec["script"]), None)
+        prepared, clean = wrapped if wrapped is not None else self._wrap(self.sandbox, spec)
+        supervisor_spec["sandbox"] = prepared.to_json()
+        return clean
 
     def script(self, spec: LaunchSpec) -> str:
         return (self.install_lines(spec) or "") + compose_script(spec.setup, spec.command)

@@ -6,12 +6,15 @@ when the job ends writes the exit code and end time to the status file, then to 
 store when it can. The status file is the record `LocalLauncher.status` trusts.
 
 The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
-optionally state_db, find_job_id (look for a job id the script printed, see command.py) and
-cgroup_root (where cgroup files are read, for tests).
+optionally state_db, find_job_id (look for a job id the script printed, see command.py),
+cgroup_root (where cgroup files are read, for tests), grace_s, and sandbox (a sandbox.Prepared:
+run its argv instead of the shell, enforce its limits, and record the limit that ended the job
+as the status's `reason`).
 
 The kernel's OOM-kill count of the job's memory cgroup is read when the job starts and when it
 ends: kills in between are the evidence that a job killed by SIGKILL ran out of memory (the
-job itself prints nothing), recorded as `oom_kills` and as the end's `reason`.
+job itself prints nothing), recorded as `oom_kills` and as the end's `reason` (a sandbox's own
+verdict, from the run's own cgroups, comes last and wins).
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from bot.launchers import procs
+from bot.launchers.command import find_job_id, log_tail
+from bot.launchers.sandbox import Prepared, Stopper, Watch
+from bot.launchers.sandbox.limits import WATCH_INTERVAL_S
 
 
 def main(argv: list[str]) -> int:
@@ -51,9 +57,25 @@ def _own_process_group() -> dict[str, Any]:
 
 
 def supervise(spec: dict[str, Any]) -> dict[str, Any]:
+    sandbox = Prepared.from_json(spec["sandbox"]) if spec.get("sandbox") else None
+    argv = sandbox.argv if sandbox else [spec["shell"], "-c", spec["script"]]
+    watch = sandbox.start() if sandbox else None
+    try:
+        return _run(spec, argv, sandbox, watch)
+    finally:
+        if sandbox:
+            sandbox.finish()
+
+
+def _run(spec: dict[str, Any], argv: list[str], sandbox: Prepared | None, watch: Watch | None) -> dict[str, Any]:
+    cgroup_root = Path(spec.get("cgroup_root") or procs.CGROUP_ROOT)
+    # Counted before the job starts: a job that is killed at once must not be counted in both.
+    kills_before = procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)  # the job's cgroup is ours
     with open(spec["log_path"], "ab", buffering=0) as log:
+        if sandbox:
+            log.write(f"{sandbox.note}\n".encode())
         child = subprocess.Popen(
-            [spec["shell"], "-c", spec["script"]],
+            argv,
             cwd=spec["cwd"],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -72,15 +94,29 @@ def supervise(spec: dict[str, Any]) -> dict[str, Any]:
         "start_time": procs.start_time(child.pid),
     }
     procs.write_json(spec["status_path"], status)
-    cgroup_root = Path(spec.get("cgroup_root") or procs.CGROUP_ROOT)
-    kills_before = procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)  # the job's cgroup is ours
-    code = procs.exit_code(child.wait())
+    code, breach = _wait(child, watch, float(spec.get("grace_s", 10.0)))
     status.update(_oom_evidence(kills_before, procs.oom_kills(os.getpid(), cgroup_root=cgroup_root)))
     if spec.get("find_job_id"):
         status["job_id"] = _job_id(Path(spec["log_path"]))
     if Path(spec["cancel_path"]).exists():
         return _end(spec, "killed", code, status)
-    return _end(spec, "finished" if code == 0 else "failed", code, status)
+    reason = sandbox.verdict(code, breach, log_tail(Path(spec["log_path"]))) if sandbox else None
+    if reason:
+        status["reason"] = reason
+    # A job stopped for a limit failed, even when it caught the stop and exited 0.
+    return _end(spec, "finished" if code == 0 and not breach else "failed", code, status)
+
+
+def _wait(child: subprocess.Popen[bytes], watch: Watch | None, grace_s: float) -> tuple[int, str | None]:
+    """The job's exit code, and the limit the watch stopped it for (when it did)."""
+    if watch is None:
+        return procs.exit_code(child.wait()), None
+    stopper = Stopper(child.pid, grace_s)
+    while True:
+        try:
+            return procs.exit_code(child.wait(timeout=WATCH_INTERVAL_S)), stopper.reason
+        except subprocess.TimeoutExpired:
+            stopper.tick(watch)
 
 
 def _oom_evidence(before: int | None, after: int | None) -> dict[str, Any]:
@@ -95,8 +131,6 @@ def _oom_evidence(before: int | None, after: int | None) -> dict[str, Any]:
 
 
 def _job_id(log_path: Path) -> str | None:
-    from bot.launchers.command import find_job_id, log_tail
-
     return find_job_id(log_tail(log_path))
 
 
@@ -133,6 +167,8 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
         store = StateStore(Path(db))
         if status.get("job_id"):
             store.update_handle(spec["run_id"], job_id=status["job_id"])
+        if status.get("reason"):
+            store.update_handle(spec["run_id"], end_reason=status["reason"])
         if status.get("oom_kills"):
             store.update_handle(spec["run_id"], oom_kills=status["oom_kills"])
         store.update_run(

@@ -152,7 +152,8 @@ class Applier:
         """The validated change on disk (not committed) and the files it changed."""
         if proposal is not None:
             try:
-                return proposal, sorted(apply_and_validate(self.worktree, proposal.edits, self.config))
+                changed = apply_and_validate(self.worktree, proposal.edits, self.config, settings=self.settings)
+                return proposal, sorted(changed)
             except PatchError as exc:
                 if not self.settings.anthropic_api_key:
                     raise GiveUp(f"the `{proposal.fixer}` patch failed validation: {exc}") from None

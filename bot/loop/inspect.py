@@ -52,7 +52,12 @@ def inspect_latest_failed(ctx: RepoContext, branch: str) -> Inspection:
     candidates = runs.runs(branch)
     if not candidates:
         raise BadInput(f"no run found for branch '{branch}'")
-    run = latest_failed(runs, candidates)
+    return inspect_run(ctx, branch, latest_failed(runs, candidates))
+
+
+def inspect_run(ctx: RepoContext, branch: str, run: RunInfo) -> Inspection:
+    """One run of the branch, diagnosed, every secret redacted."""
+    runs = ctx.runs(branch)
     secrets = ctx.settings.secrets()
     rows = runs.loss_rows(run, HISTORY_ROWS)
     tail = runs.log_tail(run, TAIL_LINES)

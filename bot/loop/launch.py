@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from bot.core.errors import BadInput, OperationFailed
 from bot.launchers import ACTIVE_STATES, active_runs, refresh_run, start_run
+from bot.loop.progress import OnPoll, Poll, ignore_poll
 from bot.loop.repo_context import RepoContext
 from bot.store.runs import RunRecord, new_run_id
 
@@ -44,11 +45,19 @@ def _run_env(ctx: RepoContext, run_id: str) -> dict[str, str]:
     return env
 
 
-def wait_for(ctx: RepoContext, record: RunRecord, *, poll: float = 1.0, timeout: float | None = None) -> RunRecord:
+def wait_for(
+    ctx: RepoContext,
+    record: RunRecord,
+    *,
+    poll: float = 1.0,
+    timeout: float | None = None,
+    on_poll: OnPoll = ignore_poll,
+) -> RunRecord:
     """Block until the run ends (or `timeout` seconds pass) and return its record, judged: a
     run whose loss went non-finite or exploded failed, whatever its exit code."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while (record := refresh_run(ctx.state, ctx.settings, record)).state in ACTIVE_STATES:
+        on_poll(Poll(record.id, record.state))
         if deadline is not None and time.monotonic() > deadline:
             return record
         time.sleep(poll)

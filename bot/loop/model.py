@@ -71,6 +71,7 @@ class FixRequest:
     pr_text: str | None = None
     attempts_used: int = 0  # spent by earlier triggers on this branch
     expected_head: str | None = None  # the commit the requester saw; the branch must not have moved
+    run_id: str | None = None  # the run to fix (default: the branch's latest run)
 
 
 @dataclass

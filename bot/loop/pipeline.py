@@ -24,6 +24,7 @@ from bot.loop.decide import Decider
 from bot.loop.inspect import diagnose_run
 from bot.loop.journal import StepKey, StepLog
 from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outcome, Step, run_json
+from bot.loop.progress import OnPoll, ignore_poll
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier
 from bot.repo.git import git
@@ -49,6 +50,7 @@ class Pipeline:
         poll: float = 1.0,
         cancelled: Callable[[], bool] | None = None,
         stopping: Callable[[], bool] | None = None,
+        on_poll: OnPoll = ignore_poll,
     ):
         self.ctx = ctx
         self.steps = steps or StepLog()
@@ -57,16 +59,17 @@ class Pipeline:
         self.poll = poll
         self.cancelled = cancelled or (lambda: False)
         self.stopping = stopping or (lambda: False)
+        self.on_poll = on_poll
 
     def run(self, req: FixRequest) -> Outcome:
         self._open(req)
         # A resumed job works on the run it started with, not whatever is newest now.
-        failed = self.runs.get(self.steps.once(Step.TARGET, lambda: self.runs.latest(req.branch).id))
+        failed = self.runs.get(self.steps.once(Step.TARGET, lambda: req.run_id or self.runs.latest(req.branch).id))
         if not failed.failed:  # by its state, or by its loss whatever its state
             return Outcome(
                 action=Action.NONE,
                 comment=self.comments.nothing_to_fix(req.branch, failed),
-                reason=f"the latest run ({failed.id}) is {failed.state}",
+                reason=f"the {'' if req.run_id else 'latest '}run ({failed.id}) is {failed.state}",
             )
         outcome = Outcome(action=Action.GAVE_UP)
         try:
@@ -106,6 +109,7 @@ class Pipeline:
             poll=self.poll,
             worktree=self.worktree,
             sleep=self._sleep,
+            on_poll=self.on_poll,
         )
 
     def _set_aside_interrupted_patch(self, branch: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bot.diagnosis.facts import RunFacts
+from bot.launchers.sandbox import SandboxContext
 from bot.runs.model import RunInfo
 
 
@@ -102,8 +103,9 @@ class Launcher(Protocol):
         ...
 
 
-class LlmSettings(Protocol):
-    """The settings the decisions read: whether an LLM may write fixes, and what to redact."""
+class LlmSettings(SandboxContext, Protocol):
+    """The settings the decisions read: whether an LLM may write fixes, and what to redact; and
+    the sandbox a patch's smoke check runs in."""
 
     @property
     def anthropic_api_key(self) -> str | None: ...

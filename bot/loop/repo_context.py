@@ -11,6 +11,11 @@ from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.loop.branch_runs import BranchRuns
 from bot.repo import config as repo_config
+from bot.repo.local import LocalRepo
+from bot.repo.private_clone import user_repo_of
+from bot.repo.publish import is_server_clone
+from bot.repo.workspace import Workspace
+from bot.repo.worktrees import USER_REMOTE
 from bot.runs.locate import WandbFolders
 from bot.store.runs import StateStore
 
@@ -26,10 +31,12 @@ class RepoContext:
 
     @classmethod
     def open(cls, settings: Settings, repo: Path, *, auth_url: str | Callable[[], str] | None = None) -> RepoContext:
-        repo = Path(repo).expanduser().resolve()
-        if not (repo / ".git").exists():
-            raise BadInput(f"{repo} is not a git repository")
-        return cls(settings, repo, auth_url)
+        """The repository that `repo` (its checkout, any folder in it, or one of the bot's
+        `.worktrees/`) belongs to, named by its main checkout."""
+        root = LocalRepo(Path(repo).expanduser().resolve()).root
+        if (user := user_repo_of(root)) is not None:
+            root = LocalRepo(user).root
+        return cls(settings, root, auth_url)
 
     @property
     def key(self) -> str:
@@ -45,10 +52,12 @@ class RepoContext:
         return WandbFolders()
 
     @cached_property
-    def workspace(self):
-        from bot.repo.workspace import Workspace
-
-        return Workspace(self.repo, auth_url=self.auth_url)
+    def workspace(self) -> Workspace:
+        """The server's own clone is worked in directly; a user's clone through the bot's
+        private clone of it, so the user's branches, checkout and index stay theirs."""
+        if self.auth_url is not None or is_server_clone(self.repo):
+            return Workspace(self.repo, auth_url=self.auth_url)
+        return Workspace.for_checkout(self.repo)
 
     def config(self, branch: str) -> dict:
         """The branch's repo config, read from the branch itself (its worktree when it has one)."""
@@ -57,10 +66,9 @@ class RepoContext:
             if (worktree / ".git").exists():
                 self._configs[branch] = repo_config.load(worktree)
             else:
-                text = self.workspace.file_at(branch, repo_config.CONFIG_PATH)
-                if text is None:
-                    text = self.workspace.file_at(f"origin/{branch}", repo_config.CONFIG_PATH)
-                self._configs[branch] = repo_config.parse(text or "")
+                refs = (branch, f"{USER_REMOTE}/{branch}", f"origin/{branch}")  # the user's own may be newest
+                found = (self.workspace.file_at(ref, repo_config.CONFIG_PATH) for ref in refs)
+                self._configs[branch] = repo_config.parse(next((t for t in found if t is not None), ""))
         return self._configs[branch]
 
     def reload_config(self, branch: str) -> dict:

@@ -26,6 +26,7 @@ from bot.loop.journal import StepKey, StepLog
 from bot.loop.launch import launch_branch
 from bot.loop.model import GiveUp, Step
 from bot.loop.ports import Launcher, Runs
+from bot.loop.progress import OnPoll, Poll, ignore_poll, latest_loss
 from bot.loop.repo_context import RepoContext
 from bot.runs.locate import starts_wandb_runs
 from bot.runs.loss import learning_problem, loss_problem, printed_loss_problem
@@ -68,6 +69,7 @@ class Verifier:
         sleep: Callable[[float], None] = time.sleep,
         new_id: Callable[[], str] = new_run_id,
         worktree: Path | None = None,
+        on_poll: OnPoll = ignore_poll,
     ):
         self.runs = runs
         self.launcher = launcher
@@ -78,6 +80,7 @@ class Verifier:
         self.clock = clock
         self.sleep = sleep
         self.new_id = new_id
+        self.on_poll = on_poll
         self.relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
         # The job logs to W&B (a run it replaced had a W&B run, or its code starts one): a
         # relaunch of it is verified only with its W&B run found.
@@ -134,6 +137,7 @@ class Verifier:
         while True:
             run = self.runs.get(run_id)
             rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
+            self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
             done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
             # A printed loss is noisier (one batch each): only a non-finite or exploded one counts.
             logged = (learning_problem if done else loss_problem)(rows)

@@ -1,146 +1,266 @@
-"""The repo config `.github/fix-and-relaunch.yml`: parsed, validated, defaults filled in.
+"""The repo config `.github/fix-and-relaunch.yml`: one pydantic model, parsed, validated, defaults filled in.
 
-Every key is optional. A bad file raises `BadInput` naming the offending key, so the bot
-reports it instead of running on a guess.
+`RepoConfig` is the one definition of the file: `parse` and `load` validate against it and
+report every problem at once (a `ConfigError`, which is a BadInput naming the file, the line
+and the key path, with a "did you mean" for an unknown key), `check-config` prints them, and
+`docs/fix-and-relaunch.schema.json` is its JSON Schema, for editors (`check-config --schema`
+writes it; a test keeps the two equal). Every key is optional; nothing runs on a guess.
+
+To add a key, add a field with its default and a description to its section's model below
+(a new section is a new `Section` subclass and a field of `RepoConfig`), then regenerate the
+schema. Callers get the config as plain dicts (`config["launch"]["backend"]`); backend options
+(`launch.slurm`, `launch.ray`, `launch.wandb`) hold only the keys the file sets, as each
+launcher expects.
 """
 
 from __future__ import annotations
 
 import copy
-import math
+import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
-import yaml
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.core.errors import BadInput
+from bot.launchers.sandbox.policy import SandboxSpec
+from bot.launchers.slurm import SAFE_VALUE
+from bot.repo.config_problems import ConfigError, ConfigProblem, problems_from, read_yaml
+
+__all__ = [
+    "ALWAYS_DENIED",
+    "BACKENDS",
+    "CONFIG_PATH",
+    "DEFAULTS",
+    "ConfigError",
+    "ConfigProblem",
+    "RepoConfig",
+    "check",
+    "json_schema",
+    "load",
+    "parse",
+]
 
 CONFIG_PATH = ".github/fix-and-relaunch.yml"
 # Never edited by a fix, whatever the repo config says: CI, git's own files, the bot's config.
 ALWAYS_DENIED = (".github/**", ".git/**", ".gitmodules", ".gitattributes")
 MAX_CONFIG_CHARS = 256 * 1024  # a real config is a few hundred bytes; this bounds parse time and memory
 BACKENDS = ("local", "command", "slurm", "ray", "wandb-launch")
+Backend = Literal["local", "command", "slurm", "ray", "wandb-launch"]
 
-DEFAULTS: dict[str, Any] = {
-    "launch": {
-        "backend": "local",
-        "setup": None,
-        "install": True,  # local backend, no setup: install what the repo declares (bot/launchers/jobenv.py)
-        "command": "python main.py",
-        "slurm": {},
-        "ray": {},
-        "wandb": {},
-    },
-    "verify": {"min_steps": 20, "timeout": 900, "smoke": None, "smoke_timeout": 300},
-    "fix": {
-        "max_attempts": 3,
-        "allowed_paths": ["**/*.py", "requirements*.txt", "configs/**", "docs/**"],
-        "denied_paths": [".github/**"],
-        "delete_failed_run": False,
-        "max_patch_lines": 200,
-    },
-    "wandb": {"entity": None, "project": None, "branch_key": "branch"},
+
+def _whole(value: float) -> float:
+    # YAML `timeout: 60` stays the integer 60 (strict mode reads it as 60.0).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Count = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False), AfterValidator(_whole)]
+Number = Annotated[float, Field(ge=0, allow_inf_nan=False), AfterValidator(_whole)]
+Glob = Annotated[str, Field(min_length=1)]
+SBATCH_WORD = f"^{SAFE_VALUE.pattern}$"
+SBATCH_OPTION = r"^\s*(#SBATCH\s+)?-[^\n\r\x00]*$"
+SbatchWord = Annotated[str, Field(pattern=SBATCH_WORD)]
+SbatchOption = Annotated[str, Field(pattern=SBATCH_OPTION)]
+# What each pattern asks for, in words, for the problems `check-config` reports.
+PATTERN_TEXT = {
+    SBATCH_WORD: "one word of letters, digits and .:,=+/@%*-_ (no spaces)",
+    SBATCH_OPTION: "one sbatch option starting with '-', on one line",
 }
 
-# key -> the types its value may have; None allowed where the default is None.
-_TYPES: dict[str, tuple[type, ...]] = {
-    "launch.backend": (str,),
-    "launch.setup": (str,),
-    "launch.install": (bool,),
-    "launch.command": (str,),
-    "launch.slurm": (dict,),
-    "launch.ray": (dict,),
-    "launch.wandb": (dict,),
-    "verify.min_steps": (int,),
-    "verify.timeout": (int, float),
-    "verify.smoke": (str,),
-    "verify.smoke_timeout": (int, float),
-    "fix.max_attempts": (int,),
-    "fix.allowed_paths": (list,),
-    "fix.denied_paths": (list,),
-    "fix.delete_failed_run": (bool,),
-    "fix.max_patch_lines": (int,),
-    "wandb.entity": (str,),
-    "wandb.project": (str,),
-    "wandb.branch_key": (str,),
-}
+
+class Section(BaseModel):
+    """A mapping of the file: strict types (a `true` is not a number, `"3"` is not an
+    integer), no unknown keys, and an empty section (`launch:`) meaning its defaults."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", validate_default=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections_are_defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        sections = {name for name, f in cls.model_fields.items() if _is_section(f.annotation)}
+        return {k: ({} if v is None and k in sections else v) for k, v in data.items()}
+
+
+class BackendOptions(Section):
+    """A backend's options: passed to its launcher as the file sets them, defaults unfilled."""
+
+
+class SlurmOptions(BackendOptions):
+    partition: SbatchWord | None = Field(None, description="sbatch --partition")
+    time: Count | SbatchWord | None = Field(None, description="sbatch --time, e.g. 4:00:00 or minutes")
+    gres: SbatchWord | None = Field(None, description="sbatch --gres, e.g. gpu:1")
+    cpus: Count | None = Field(None, description="sbatch --cpus-per-task")
+    mem: Count | SbatchWord | None = Field(None, description="sbatch --mem, e.g. 32G")
+    qos: SbatchWord | None = Field(None, description="sbatch --qos")
+    account: SbatchWord | None = Field(None, description="sbatch --account")
+    requeue: bool = Field(False, description="let Slurm requeue a preempted job (--requeue)")
+    extra: list[SbatchOption] = Field([], description="more sbatch options, one per entry, e.g. --exclusive")
+
+
+class RayOptions(BackendOptions):
+    address: str | None = Field(None, description="the Ray job server, e.g. http://ray-head:8265")
+    num_cpus: Number | None = Field(None, description="CPUs reserved for the job's entrypoint")
+    num_gpus: Number | None = Field(None, description="GPUs reserved for the job's entrypoint")
+    runtime_env: dict[str, Any] = Field({}, description="more of Ray's runtime_env (env_vars, pip, …)")
+
+
+class WandbLaunchOptions(BackendOptions):
+    queue: str | None = Field(None, description="the W&B Launch queue (default: default)")
+    entity: str | None = Field(None, description="the queue's entity (default: wandb.entity)")
+    project: str | None = Field(None, description="the run's project (default: wandb.project)")
+    project_queue: str | None = Field(None, description="the project holding the queue (default: model-registry)")
+    job: str | None = Field(None, description="the W&B job artifact to run, e.g. team/project/train:latest")
+    docker_image: str | None = Field(None, description="a docker image to run instead of a job")
+    resource_args: dict[str, Any] | None = Field(None, description="resource arguments for the queue's agent")
+
+
+def _sandbox(value: str | bool | dict[str, Any]) -> str | bool | dict[str, Any]:
+    try:
+        SandboxSpec.parse(value, "launch.sandbox")
+    except BadInput as exc:  # it names the part that is wrong
+        raise ValueError(str(exc)) from None
+    return value
+
+
+class Launch(Section):
+    backend: Backend = Field("local", description="where a run goes")
+    setup: str | None = Field(None, description="run first, in the worktree, e.g. pip install -r requirements.txt")
+    install: bool = Field(
+        True, description="local backend without setup: install what the repo declares first (bot/launchers/jobenv.py)"
+    )
+    command: str = Field("python main.py", description="what a run executes")
+    slurm: SlurmOptions = Field(default_factory=SlurmOptions, description="backend slurm's options")
+    ray: RayOptions = Field(default_factory=RayOptions, description="backend ray's options")
+    wandb: WandbLaunchOptions = Field(default_factory=WandbLaunchOptions, description="backend wandb-launch's options")
+    sandbox: Annotated[str | bool | dict[str, Any], AfterValidator(_sandbox)] = Field(
+        "auto",
+        description="run the job in the sandbox: auto, on, off, or a mapping (mode, network, limits): see the README",
+    )
+
+    @model_validator(mode="after")
+    def _wandb_launch_runs_something(self) -> Launch:
+        chosen = [k for k in ("job", "docker_image") if getattr(self.wandb, k)]
+        if self.backend == "wandb-launch" and len(chosen) != 1:
+            raise ValueError(
+                "needs exactly one of launch.wandb.job or launch.wandb.docker_image for backend wandb-launch"
+            )
+        return self
+
+
+class Verify(Section):
+    min_steps: Count = Field(20, description="the relaunched run must log this many steps with a sane loss")
+    timeout: Seconds = Field(900, description="seconds to wait for them")
+    smoke: str | None = Field(None, description="a command a patch must pass before it is committed")
+    smoke_timeout: Seconds = Field(300, description="seconds the smoke command may take")
+
+
+class Fix(Section):
+    max_attempts: Count = Field(3, description="fix → relaunch → verify rounds before giving up")
+    allowed_paths: list[Glob] = Field(
+        ["**/*.py", "requirements*.txt", "configs/**", "docs/**"], description="what a fix may edit"
+    )
+    denied_paths: list[Glob] = Field(
+        [".github/**"], description="what a fix never edits (always also .github/**, .git/**, .gitmodules)"
+    )
+    delete_failed_run: bool = Field(False, description="delete the failed runs a relaunch replaced, at the end")
+    max_patch_lines: Count = Field(200, description="the largest patch a fix may make")
+
+
+class Wandb(Section):
+    entity: str | None = Field(None, description="the W&B entity (default: WANDB_ENTITY)")
+    project: str | None = Field(None, description="the W&B project (default: WANDB_PROJECT)")
+    branch_key: str = Field("branch", description="the run config key naming the git branch")
+
+
+class RepoConfig(Section):
+    """`.github/fix-and-relaunch.yml`"""
+
+    model_config = ConfigDict(title="fix-and-relaunch repo config")
+
+    launch: Launch = Field(default_factory=Launch)
+    verify: Verify = Field(default_factory=Verify)
+    fix: Fix = Field(default_factory=Fix)
+    wandb: Wandb = Field(default_factory=Wandb)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as callers read it, the deny list's floor added."""
+        config = _as_dict(self)
+        denied = config["fix"]["denied_paths"]
+        config["fix"]["denied_paths"] = [*ALWAYS_DENIED, *(p for p in denied if p not in ALWAYS_DENIED)]
+        return config
+
+
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Section)
+
+
+def _as_dict(model: Section) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BackendOptions):
+            out[name] = value.model_dump(exclude_unset=True)
+        elif isinstance(value, Section):
+            out[name] = _as_dict(value)
+        else:
+            out[name] = copy.deepcopy(value)
+    return out
+
+
+DEFAULTS: dict[str, Any] = _as_dict(RepoConfig())
+
+
+def check(text: str, source: str = CONFIG_PATH) -> list[ConfigProblem]:
+    """Every problem of the file's text, in file order; empty when it is valid."""
+    try:
+        _validate(text, source)
+    except ConfigError as err:
+        return err.problems
+    return []
 
 
 def parse(text: str, source: str = CONFIG_PATH) -> dict[str, Any]:
-    """Parse and validate the YAML text of a repo config; return the full config with defaults."""
-    if len(text) > MAX_CONFIG_CHARS:
-        raise BadInput(f"{source}: {len(text)} characters; a repo config may have at most {MAX_CONFIG_CHARS}")
+    """Parse and validate the YAML text of a repo config; return the full config with defaults.
+    ConfigError (a BadInput) lists every problem."""
+    return _validate(text, source).to_dict()
+
+
+def _validate(text: str, source: str) -> RepoConfig:
+    document = read_yaml(text, source)
+    if document.data is None:
+        return RepoConfig()
+    if not isinstance(document.data, dict):
+        raise ConfigError.one(
+            source, "", f"the top level must be a mapping of sections, got {type(document.data).__name__}"
+        )
     try:
-        data = yaml.safe_load(text) if text.strip() else {}
-    except yaml.YAMLError as exc:
-        raise BadInput(f"{source}: not valid YAML{_where(exc)}") from None
-    except RecursionError:  # PyYAML composes nested nodes recursively
-        raise BadInput(f"{source}: nested too deeply to be a repo config") from None
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise BadInput(f"{source}: the top level must be a mapping of sections, got {type(data).__name__}")
-    config = copy.deepcopy(DEFAULTS)
-    for section, values in data.items():
-        if section not in DEFAULTS:
-            raise BadInput(f"{source}: unknown key '{section}' (known: {', '.join(DEFAULTS)})")
-        if values is None:
-            continue
-        if not isinstance(values, dict):
-            raise BadInput(f"{source}: '{section}' must be a mapping, got {type(values).__name__}")
-        for key, value in values.items():
-            config[section][key] = _check(f"{section}.{key}", value, source)
-    denied = config["fix"]["denied_paths"]
-    config["fix"]["denied_paths"] = [*ALWAYS_DENIED, *(p for p in denied if p not in ALWAYS_DENIED)]
-    return config
+        return RepoConfig.model_validate(document.data)
+    except ValidationError as exc:
+        raise ConfigError(problems_from(exc, document, RepoConfig, PATTERN_TEXT)) from None
 
 
 def load(repo: Path) -> dict[str, Any]:
     """The config of the checkout at `repo`; defaults when it has none."""
+    return parse(read_text(repo))
+
+
+def read_text(repo: Path) -> str:
+    """The text of the checkout's config file ("" when it has none); a link is refused."""
     path = Path(repo) / CONFIG_PATH
     if not path.exists() and not path.is_symlink():
-        return parse("")
+        return ""
     if path.is_symlink() or not path.resolve().is_relative_to(Path(repo).resolve()):
         raise BadInput(f"{CONFIG_PATH}: must be a file of the repository, not a link")
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise BadInput(f"{CONFIG_PATH}: cannot read: {exc}") from None
-    return parse(text)
 
 
-def _has_type(value: Any, types: tuple[type, ...]) -> bool:
-    # bool is an int in Python; a `true` where a number belongs is still a mistake.
-    return isinstance(value, types) and not (isinstance(value, bool) and bool not in types)
-
-
-def _check(key: str, value: Any, source: str) -> Any:
-    types = _TYPES.get(key)
-    if types is None:
-        raise BadInput(f"{source}: unknown key '{key}'")
-    if value is None:
-        section, name = key.split(".")
-        if DEFAULTS[section][name] is not None:
-            raise BadInput(f"{source}: '{key}' must not be empty")
-        return value
-    if not _has_type(value, types):
-        names = " or ".join(t.__name__ for t in types)
-        raise BadInput(f"{source}: '{key}' must be {names}, got {type(value).__name__} {value!r}")
-    if key == "launch.backend" and value not in BACKENDS:
-        raise BadInput(f"{source}: 'launch.backend' must be one of {', '.join(BACKENDS)}, got {value!r}")
-    if key.endswith(("_paths",)) and not all(isinstance(p, str) and p for p in value):
-        raise BadInput(f"{source}: '{key}' must be a list of glob strings")
-    if key in ("verify.min_steps", "fix.max_attempts", "fix.max_patch_lines") and value < 1:
-        raise BadInput(f"{source}: '{key}' must be at least 1, got {value}")
-    if key in ("verify.timeout", "verify.smoke_timeout") and not (0 < value < math.inf):
-        raise BadInput(f"{source}: '{key}' must be a positive number of seconds, got {value}")
-    return value
-
-
-def _where(exc: yaml.YAMLError) -> str:
-    """Where the YAML is broken and why, without quoting the file (it may not be ours to show)."""
-    mark = getattr(exc, "problem_mark", None)
-    problem = getattr(exc, "problem", None) or "cannot be parsed"
-    if mark is None:
-        return f": {problem}"
-    return f" at line {mark.line + 1}, column {mark.column + 1}: {problem}"
+def json_schema() -> str:
+    """The model's JSON Schema, as shipped in docs/fix-and-relaunch.schema.json."""
+    schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **RepoConfig.model_json_schema()}
+    return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"

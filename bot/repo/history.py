@@ -12,7 +12,7 @@ from typing import NamedTuple
 from bot.core.errors import BadInput
 from bot.core.secrets import Redactor
 from bot.repo.branch_doc import doc_candidates
-from bot.repo.git import git
+from bot.repo.git import check_branch_name, git
 from bot.repo.local import LocalRepo
 from bot.repo.worktrees import Worktrees
 
@@ -62,14 +62,15 @@ class History:
         return self.repo.out("rev-parse", "--verify", self.repo.ref(branch) + "^{commit}").strip()
 
     def is_ancestor(self, commit: str, branch: str) -> bool:
-        """Whether `commit` is in the branch's history; False for unknown commits."""
+        """Whether `commit` is in the history of any view of the branch (the local branch, the
+        remote one, the user's own in a private clone); False for unknown commits."""
         if not commit or commit.startswith("-"):
             return False
         try:
-            ref = self.repo.ref(branch)
+            views = self.worktrees.views(check_branch_name(branch))
         except BadInput:
             return False
-        return self.repo.run("merge-base", "--is-ancestor", commit, ref, check=False).ok
+        return any(self.repo.run("merge-base", "--is-ancestor", commit, v.sha, check=False).ok for v in views)
 
     def on_remote(self, sha: str, branch: str) -> bool:
         """Whether `sha` is in the remote-tracking branch, as last fetched."""

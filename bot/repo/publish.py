@@ -32,6 +32,16 @@ _REJECTED = ("[rejected]", "(fetch first)", "(non-fast-forward)", "(stale info)"
 AuthSource = str | Callable[[], str] | None
 
 
+def is_server_clone(repo: Path) -> bool:
+    """Whether `repo` is one of the bot's server clones (made by `clone_for_server`)."""
+    return git(repo, "config", "--bool", "--get", SERVER_CLONE_KEY, check=False).out.strip() == "true"
+
+
+def rejected(push_output: str) -> bool:
+    """Whether git's push output says the remote refused a non-fast-forward update."""
+    return any(marker in push_output for marker in _REJECTED)
+
+
 class PushRejected(OperationFailed):
     """The remote refused a fast-forward push: the branch moved on the remote meanwhile."""
 
@@ -84,7 +94,7 @@ class Remote:
             if target != self.repo.remote:
                 self._fetch_quietly(branch)
             return
-        if any(marker in text for marker in _REJECTED):
+        if rejected(text):
             raise PushRejected(f"push of {branch} rejected, the remote branch moved on: {text}")
         raise OperationFailed(f"git push of {branch} failed: {text}")
 

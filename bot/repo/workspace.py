@@ -5,9 +5,14 @@
     worktrees.py  one worktree per branch under `<repo>/.worktrees/`, and the safety checks
     history.py    reading: heads, ancestry, files at a ref, the bot's own (and reverted) commits
     publish.py    writing: commit, fetch, fast-forward push, replay, the server's own clone
+    private_clone.py  in a user's clone: the bot's own clone, reaching the remote through theirs
+    user_checkout.py  afterwards: the user's own checkout of the branch, fast-forwarded when clean
 
 In server mode one clone per repository lives under `state_dir/repos/<owner>/<repo>` with the
-same layout (`clone_for_server`).
+same layout (`clone_for_server`). In a user's clone (`Workspace.for_checkout`), the bot works in
+its private clone (`.git/fix-and-relaunch.git`), so no branch of the user's is ever checked out
+or moved by it, and its worktrees are still the user's `.worktrees/<branch>`; afterwards the
+user's checkout is fast-forwarded when it is clean and on the branch (`sync_checkout`).
 """
 
 from __future__ import annotations
@@ -16,7 +21,9 @@ from pathlib import Path
 
 from bot.repo.history import Commit, History
 from bot.repo.local import LocalRepo
+from bot.repo.private_clone import RelayRemote, private_clone
 from bot.repo.publish import AuthSource, Publisher, Remote
+from bot.repo.user_checkout import Checkout, CheckoutSync, Sync, bring_along, find_checkout
 from bot.repo.worktrees import Worktrees
 
 
@@ -28,14 +35,29 @@ class Workspace:
     """
 
     def __init__(self, repo: Path, remote: str = "origin", auth_url: AuthSource = None) -> None:
-        self.local = LocalRepo(repo, remote)
-        self.remote_repo = Remote(self.local, auth_url)
-        self.worktrees = Worktrees(self.local)
-        self.history = History(self.local, self.worktrees)
-        self.publisher = Publisher(self.local, self.worktrees, self.remote_repo)
-        self.remote = remote
-        self.root = self.local.root
-        self.git_dir = self.local.git_dir
+        local = LocalRepo(repo, remote)
+        self._wire(local, Remote(local, auth_url), Worktrees(local), user=None)
+
+    @classmethod
+    def for_checkout(cls, repo: Path, remote: str = "origin") -> Workspace:
+        """A user's clone: the bot works in its private clone of it and never on the user's
+        branches, checkout or index; fetch and push go through the user's repository."""
+        user = LocalRepo(repo, remote)
+        local = LocalRepo(private_clone(user), remote)
+        workspace = cls.__new__(cls)
+        workspace._wire(local, RelayRemote(local, user), Worktrees(local, home=user), user=user)
+        return workspace
+
+    def _wire(self, local: LocalRepo, remote: Remote, worktrees: Worktrees, user: LocalRepo | None) -> None:
+        self.local = local
+        self.user = user  # the user's repository, when the bot works in its private clone
+        self.remote_repo = remote
+        self.worktrees = worktrees
+        self.history = History(local, worktrees)
+        self.publisher = Publisher(local, worktrees, remote)
+        self.remote = local.remote
+        self.root = (user or local).root
+        self.git_dir = local.git_dir
 
     # -- worktrees ---------------------------------------------------------------------------
 
@@ -105,6 +127,22 @@ class Workspace:
 
     def discard_unpushed(self, branch: str) -> list[str]:
         return self.publisher.discard_unpushed(branch)
+
+    # -- the user's own checkout ---------------------------------------------------------------
+
+    def checkout(self, branch: str) -> Checkout | None:
+        """Where the user has the branch checked out, if anywhere (None outside a user's clone)."""
+        return find_checkout(self.user, branch) if self.user is not None else None
+
+    def sync_checkout(self, branch: str) -> CheckoutSync:
+        """After a push: bring the user's local branch to the pushed commit when that is a safe
+        fast-forward (see `bot.repo.user_checkout`). Outside a user's clone there is no user."""
+        if self.user is None:
+            return CheckoutSync(Sync.NO_LOCAL_BRANCH, branch)
+        pushed = self.local.out("rev-parse", "--verify", "--quiet", self.local.tracking_ref(branch), check=False)
+        if not pushed.strip():
+            return CheckoutSync(Sync.NO_LOCAL_BRANCH, branch)
+        return bring_along(self.user, branch, pushed.strip())
 
     def rebase_onto_remote(self, branch: str, paths_that_must_be_unchanged: list[str]) -> bool:
         return self.publisher.rebase_onto_remote(branch, paths_that_must_be_unchanged)

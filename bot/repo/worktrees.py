@@ -1,13 +1,20 @@
 """One worktree per branch, under `<repo>/.worktrees/<branch>` (a branch `a/b` is the nested
 folder `.worktrees/a/b`); `.worktrees/` is listed in `.git/info/exclude` so it is never committed.
 
-A dirty worktree (uncommitted changes to tracked files) or a diverged branch is reported
+Each worktree is on a local branch of the repository the bot works in: its server clone, or,
+in a user's clone, its private clone (`bot.repo.private_clone`), whose worktrees live in the
+user's `.worktrees/` all the same. A branch has up to three views: that local branch, the
+remote-tracking branch and, in a private clone, the user's own local branch; the worktree
+follows the newest of them when every other one is in its history.
+
+A dirty worktree (uncommitted changes to tracked files) or views that diverged are reported
 (OperationFailed), never reset; untracked files (run outputs such as `wandb/`) are not "dirty".
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import NamedTuple
 
 from bot.core.errors import BadInput, OperationFailed
 from bot.repo.git import check_branch_name, git
@@ -15,19 +22,28 @@ from bot.repo.local import LocalRepo
 
 WORKTREES_DIR = ".worktrees"
 EXCLUDE_LINE = "/.worktrees/"
+USER_REMOTE = "user"  # in a private clone: the user's repository, its branches under refs/remotes/user/
+
+
+class View(NamedTuple):
+    """One view of a branch: how a message names it, and the commit it is at."""
+
+    name: str
+    sha: str
 
 
 class Worktrees:
     """The branches' worktrees of one repository: where they are, making and removing them, and
     the checks that keep a human's work safe. Fetching is the caller's (see `Workspace.worktree`)."""
 
-    def __init__(self, repo: LocalRepo) -> None:
-        self.repo = repo
+    def __init__(self, repo: LocalRepo, home: LocalRepo | None = None) -> None:
+        self.repo = repo  # whose branches the worktrees hold
+        self.home = home or repo  # whose working tree holds `.worktrees/` (the user's, for a private clone)
 
     def path(self, branch: str) -> Path:
         """Where the branch's worktree is (or would be); BadInput for a name that leaves it."""
         check_branch_name(branch)
-        base = (self.repo.root / WORKTREES_DIR).resolve()
+        base = (self.home.root / WORKTREES_DIR).resolve()
         path = (base / branch).resolve()
         if base not in path.parents:
             raise BadInput(f"invalid branch name: {branch!r} (leaves {WORKTREES_DIR}/)")
@@ -37,12 +53,13 @@ class Worktrees:
         """The branch's worktree, created (or recreated) if missing, checked to be on the branch
         and clean, then fast-forwarded to its upstream if asked."""
         path = self.path(branch)
-        if not self.is_worktree(path):
+        created = not self.is_worktree(path)
+        if created:
             with self.repo.lock():
                 self._add(branch, path)
         self.check_on_branch(branch, path)
         self.check_clean(branch, path)
-        if fast_forward:
+        if fast_forward or created:
             self._fast_forward(branch, path)
         return path
 
@@ -66,8 +83,8 @@ class Worktrees:
 
     def exclude(self) -> None:
         """List `.worktrees/` in the common git dir's info/exclude, once."""
-        exclude = self.repo.git_dir / "info" / "exclude"
-        with self.repo.lock():
+        exclude = self.home.git_dir / "info" / "exclude"
+        with self.home.lock():
             text = exclude.read_text() if exclude.exists() else ""
             if EXCLUDE_LINE in text.splitlines():
                 return
@@ -96,18 +113,73 @@ class Worktrees:
                 "commit or discard them, the bot does not reset them"
             )
 
+    # -- the branch's views -------------------------------------------------------------------
+
+    def views(self, branch: str, path: Path | None = None) -> list[View]:
+        """The views of the branch that exist: the worktree at `path` (else the local branch),
+        the remote-tracking branch, and the user's local branch (in a private clone)."""
+        found = []
+        if path is not None:
+            found.append(View("the bot's worktree", git(path, "rev-parse", "HEAD").out.strip()))
+        refs = [] if path is not None else [(f"refs/heads/{branch}", f"local branch {branch}")]
+        refs.append((self.repo.tracking_ref(branch), f"{self.repo.remote}/{branch}"))
+        refs.append((f"refs/remotes/{USER_REMOTE}/{branch}", f"your local branch {branch}"))
+        for ref, name in refs:
+            sha = self.repo.out("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip()
+            if sha:
+                found.append(View(name, sha))
+        return found
+
+    def tip(self, branch: str, path: Path | None = None) -> str:
+        """The newest view of the branch, which every other view must be in the history of;
+        BadInput when the branch exists nowhere, OperationFailed when two views diverged."""
+        views = self.views(branch, path)
+        if not views:
+            raise BadInput(f"no branch {branch!r} here or on {self.repo.remote}")
+        newest = views[0]
+        for view in views[1:]:
+            if self._contains(newest.sha, view.sha):
+                continue
+            if not self._contains(view.sha, newest.sha):
+                raise self._diverged(branch, newest, view)
+            newest = view
+        return newest.sha
+
+    def _contains(self, tip: str, sha: str) -> bool:
+        return tip == sha or self.repo.run("merge-base", "--is-ancestor", sha, tip, check=False).ok
+
+    def _diverged(self, branch: str, ours: View, theirs: View) -> OperationFailed:
+        counts = self.repo.out("rev-list", "--left-right", "--count", f"{ours.sha}...{theirs.sha}").split()
+        return OperationFailed(
+            f"{branch} has diverged: {ours.name} has {counts[0]} commit(s) that {theirs.name} lacks, and "
+            f"{theirs.name} has {counts[1]} that {ours.name} lacks; reconcile them by hand "
+            "(e.g. git pull --rebase), the bot does not reset"
+        )
+
+    # -- making and moving the worktree ------------------------------------------------------
+
     def _add(self, branch: str, path: Path) -> None:
         self.repo.run("worktree", "prune")  # forget worktrees whose folder was deleted
         if path.exists() and any(path.iterdir()):
-            raise OperationFailed(f"{path} exists but is not a worktree of {branch}; move it away")
+            raise OperationFailed(self._in_the_way(branch, path))
         if self.repo.has_local(branch):
             self._check_not_checked_out(branch)
             self.repo.run("worktree", "add", "--quiet", str(path), branch)
             return
-        remote = self.repo.remote
-        if not self.repo.out("rev-parse", "--verify", "--quiet", self.repo.tracking_ref(branch), check=False).strip():
-            raise BadInput(f"no branch {branch!r} here or on {remote}")
-        self.repo.run("worktree", "add", "--quiet", "--track", "-b", branch, str(path), f"{remote}/{branch}")
+        start = self.tip(branch)  # BadInput when the branch exists nowhere
+        tracking = self.repo.tracking_ref(branch)
+        if self.repo.out("rev-parse", "--verify", "--quiet", tracking, check=False).strip():
+            self.repo.run("worktree", "add", "--quiet", "--track", "-b", branch, str(path), tracking)
+        else:  # only the user has it, not pushed yet
+            self.repo.run("worktree", "add", "--quiet", "-b", branch, str(path), start)
+
+    def _in_the_way(self, branch: str, path: Path) -> str:
+        if (path / ".git").is_file() and self.home is not self.repo:
+            return (
+                f"{path} is a worktree an earlier version of the bot made in your repository; move it away "
+                f"(its run outputs are in it): mv {path} <elsewhere> && git worktree prune"
+            )
+        return f"{path} exists but is not a worktree of {branch}; move it away"
 
     def _check_not_checked_out(self, branch: str) -> None:
         current = None
@@ -121,24 +193,8 @@ class Worktrees:
                 )
 
     def _fast_forward(self, branch: str, path: Path) -> None:
-        fields = (
-            self.repo.out(
-                "for-each-ref",
-                "--format=%(upstream)%00%(upstream:remotename)%00%(upstream:remoteref)",
-                f"refs/heads/{branch}",
-            )
-            .strip()
-            .split("\0")
-        )
-        if len(fields) != 3 or not fields[0]:
-            return  # no upstream: nothing to pull
-        upstream = fields[0]  # fetched by Workspace.worktree() when it is <remote>/<branch>
-        counts = git(path, "rev-list", "--left-right", "--count", f"HEAD...{upstream}").out.split()
-        ahead, behind = int(counts[0]), int(counts[1])
-        if ahead and behind:
-            raise OperationFailed(
-                f"{branch} has diverged from {upstream}: {ahead} local commit(s) not on the remote and "
-                f"{behind} remote commit(s) not local; reconcile them by hand, the bot does not reset"
-            )
-        if behind:
-            git(path, "merge", "--ff-only", "--quiet", upstream)
+        """Move the worktree's branch to the newest view (fetched by Workspace.worktree())."""
+        head = git(path, "rev-parse", "HEAD").out.strip()
+        tip = self.tip(branch, path)
+        if tip != head:
+            git(path, "merge", "--ff-only", "--quiet", tip)

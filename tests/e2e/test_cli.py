@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -339,3 +340,132 @@ def test_diagnose_redacts_secret_named_config_values(capsys, tmp_path):
     result = json.loads(out)
     assert result["config"]["db_password"] == "[REDACTED]" and result["config"]["lr"] == 0.1
     assert "abcdefghijklmnop" not in out and 'p\\"w0rd' not in out
+
+
+# -- check-config, and the same validation in launch and fix -----------------------------------
+
+BAD_CONFIG = """launch:
+  comand: python train.py
+  backend: slurm
+  slurm: {partiton: gpu, cpus: 0}
+verify:
+  min_steps: 0
+"""
+
+
+def test_check_config_reports_every_problem_at_once(capsys, tmp_path, monkeypatch):
+    from tests.support.git_repos import make_origin, write_files
+
+    _, clone = make_origin(tmp_path, branches={"exp-a": {"x.txt": "x"}})
+    monkeypatch.chdir(clone)
+    code, out, err = run(capsys, "check-config")
+    assert code == 0 and out.startswith(".github/fix-and-relaunch.yml: valid (backend local")
+    write_files(clone, {".github/fix-and-relaunch.yml": BAD_CONFIG})
+    code, out, err = run(capsys, "check-config")
+    assert code == 2 and out == ""
+    assert err.splitlines() == [
+        ".github/fix-and-relaunch.yml: 4 problems",
+        "  .github/fix-and-relaunch.yml:2: 'launch.comand' is not a known key (did you mean 'launch.command'?)",
+        "  .github/fix-and-relaunch.yml:4: 'launch.slurm.cpus' must be at least 1, got int 0",
+        "  .github/fix-and-relaunch.yml:4: 'launch.slurm.partiton' is not a known key "
+        "(did you mean 'launch.slurm.partition'?)",
+        "  .github/fix-and-relaunch.yml:6: 'verify.min_steps' must be at least 1, got int 0",
+    ]
+    code, out, _ = run(capsys, "check-config", "--json")
+    report = json.loads(out)
+    assert code == 2 and not report["valid"] and [p["key"] for p in report["problems"]][0] == "launch.comand"
+    code, out, _ = run(capsys, "check-config", "--branch", "exp-a")  # as committed: still valid
+    assert code == 0 and out.startswith("exp-a:.github/fix-and-relaunch.yml: valid")
+    code, out, _ = run(capsys, "check-config", "--schema")
+    assert code == 0 and json.loads(out)["title"] == "fix-and-relaunch repo config"
+
+
+def test_launch_and_fix_refuse_a_broken_config_with_every_problem(capsys, tmp_path):
+    from tests.support.git_repos import commit_on_origin, make_origin
+
+    origin, clone = make_origin(tmp_path, branches={"exp-a": {"x.txt": "x"}})
+    commit_on_origin(origin, "exp-a", {".github/fix-and-relaunch.yml": BAD_CONFIG}, "Broken config")
+    for command in ("launch", "fix"):
+        code, out, err = run(capsys, command, "--repo", clone, "--branch", "exp-a")
+        assert code == 2 and out == "", command
+        lines = err.splitlines()
+        assert lines[0] == "fix-and-relaunch: 4 problems:"
+        assert "'launch.comand' is not a known key (did you mean 'launch.command'?)" in lines[1]
+
+
+@pytest.mark.parametrize(
+    "text,message",
+    [
+        ("a: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
+        ("launch:\n  command: '" + "x" * (2 * 1024 * 1024) + "'\n", "is over 256 KiB"),
+    ],
+)
+def test_a_hostile_config_is_a_config_error_not_a_traceback(capsys, tmp_path, text, message):
+    from tests.support.git_repos import make_origin
+
+    _, clone = make_origin(tmp_path, branches={"exp-h": {".github/fix-and-relaunch.yml": text}})
+    code, out, err = run(capsys, "launch", "--repo", clone, "--branch", "exp-h")
+    assert code == 2 and message in err and "Traceback" not in err
+
+
+# -- a launch the backend refuses is an error, not a run ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    "config,env,message",
+    [
+        ("launch:\n  backend: slurm\n  command: python main.py\n", {"PATH": "/nonexistent"}, "sbatch not found"),
+        (
+            "launch:\n  backend: wandb-launch\n  wandb: {job: t/p/train:latest, entity: t, project: p}\n",
+            {},
+            "WANDB_API_KEY",
+        ),
+    ],
+)
+def test_a_refused_launch_exits_2_and_records_no_run(capsys, tmp_path, monkeypatch, config, env, message):
+    from tests.support.git_repos import make_origin
+
+    _, clone = make_origin(tmp_path, branches={"exp-r": {".github/fix-and-relaunch.yml": config}})
+    if "PATH" in env:  # a machine without Slurm's client: only git on the PATH
+        tools = tmp_path / "bin"
+        tools.mkdir()
+        (tools / "git").symlink_to(shutil.which("git"))
+        monkeypatch.setenv("PATH", str(tools))
+    code, out, err = run(capsys, "launch", "--repo", clone, "--branch", "exp-r")
+    assert code == 2 and message in err and err.count("\n") == 1
+    code, out, _ = run(capsys, "runs", "--repo", clone, "--json")
+    assert json.loads(out) == [], "no failed run is left for diagnose or fix to pick up"
+
+
+# -- diagnose and fix act on the latest run ---------------------------------------------------
+
+
+def test_diagnose_says_when_the_latest_run_did_not_fail_and_reaches_older_ones(capsys, repo):
+    _, clone = repo
+    code, out, _ = run(capsys, "launch", "--repo", clone, "--branch", "exp-data", "--wait", "--json")
+    failed = json.loads(out)
+    assert code == 1
+    from bot.core.settings import Settings
+    from bot.store.runs import StateStore
+
+    store = StateStore.open(Settings.from_env().state_dir)  # a later run of the branch that finished
+    store.add_run(repo=str(clone.resolve()), branch="exp-data", backend="local", state="finished", exit_code=0)
+    code, out, _ = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-data")
+    assert code == 0 and "the latest run of exp-data" in out and "is finished" in out and "--run ID" in out
+    code, out, _ = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-data", "--json")
+    assert json.loads(out)["category"] is None
+    code, out, _ = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-data", "--run", failed["id"], "--json")
+    assert code == 0 and json.loads(out)["category"] == "data_not_found"
+    code, out, _ = run(capsys, "fix", "--repo", clone, "--branch", "exp-data", "--json")
+    assert code == 0 and json.loads(out)["action"] == "none", "the latest run did not fail: nothing to fix"
+    code, _, err = run(capsys, "diagnose", "--repo", clone, "--branch", "exp-ok", "--run", failed["id"])
+    assert code == 2 and "not of exp-ok" in err
+
+
+def test_version_and_help(capsys):
+    with pytest.raises(SystemExit):
+        cli(["--version"])
+    assert capsys.readouterr().out.startswith("fix-and-relaunch ")
+    with pytest.raises(SystemExit):
+        cli(["serve", "--help"])
+    assert "GITHUB_WEBHOOK_SECRET" in capsys.readouterr().out

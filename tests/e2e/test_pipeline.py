@@ -457,7 +457,8 @@ def test_an_interrupted_fix_command_resumes_without_a_second_launch(capsys, repo
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
-    while len(state.list_runs(branch="exp-cli-resume")) < 2:  # relaunched: now watching it
+    # Relaunched (its job started, so its log exists): now watching it.
+    while len(runs := state.list_runs(branch="exp-cli-resume")) < 2 or not Path(runs[0].log_path).exists():
         assert time.monotonic() < deadline and bot.poll() is None, "the fix never relaunched"
         time.sleep(0.05)
     bot.kill()

@@ -57,6 +57,11 @@ def stop_runs(clone: Path) -> None:
 def test_real_repo_breakage_is_fixed_and_trains(capsys, tmp_path, case: Case):
     if not selected(case):
         pytest.skip(f"not in the representative subset; {ALL_VAR}=1 runs every case")
+    check_case(capsys, tmp_path, case)
+
+
+def check_case(capsys, tmp_path: Path, case: Case) -> None:
+    """Launch the broken branch (it fails), `fix --json` it, then train what was pushed."""
     python = require_job_python()
     origin, clone = build(case, tmp_path, python)
 

@@ -331,7 +331,8 @@ class Outputs:
     # -- `serve`'s log, from a real server process ------------------------------------------------
 
     def serve_log(self, carrier: str) -> str:
-        """A webhook with a bad signature is rejected and logged with its delivery id: the carrier."""
+        """A webhook with a bad signature is rejected; the access log line quotes its User-Agent: the carrier.
+        (The delivery id cannot carry it: an id that is not a plain token is refused unread.)"""
         log_path = self._serve()
         self._count += 1
         request = urllib.request.Request(
@@ -340,7 +341,8 @@ class Outputs:
             method="POST",
             headers={
                 "X-GitHub-Event": "ping",
-                "X-GitHub-Delivery": " ".join(carrier.split()),
+                "X-GitHub-Delivery": f"delivery-{self._count}",
+                "User-Agent": " ".join(carrier.split()),
                 "X-Hub-Signature-256": "sha256=" + "0" * 64,
                 "Content-Type": "application/json",
             },

@@ -12,6 +12,7 @@ from typing import IO, Any
 import aiohttp
 
 from bot.core.settings import Settings
+from bot.launchers.sandbox import tool as sandbox_tool
 
 
 def serve(
@@ -27,6 +28,8 @@ def serve(
         "GITHUB_GIT_URL": settings.github_git_url or "",
         "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
     }
+    if sandbox_tool.check().tool is None:  # serve runs jobs in the sandbox; without bwrap, say run them anyway
+        env["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port)],
         env=env,

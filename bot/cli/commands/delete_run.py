@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from bot.cli.target import branch_of
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.loop.repo_context import RepoContext
@@ -12,10 +13,11 @@ from bot.runs.model import FAILED_STATES
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     ctx = RepoContext.open(settings, args.repo)
-    runs = ctx.runs(args.branch)
-    failed = [r for r in runs.runs(args.branch) if r.state in FAILED_STATES]
+    branch = branch_of(args)
+    runs = ctx.runs(branch)
+    failed = [r for r in runs.runs(branch) if r.state in FAILED_STATES]
     if not failed:
-        raise BadInput(f"branch '{args.branch}' has no failed run to delete")
+        raise BadInput(f"branch '{branch}' has no failed run to delete")
     runs.delete(failed[0])
     print(f"deleted run {failed[0].id} ({failed[0].state})")
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from bot.cli import output
+from bot.cli.target import branch_of
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.loop.repo_context import RepoContext
@@ -14,8 +15,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.rows < 1:
         raise BadInput("--rows must be at least 1")
     ctx = RepoContext.open(settings, args.repo)
-    runs = ctx.runs(args.branch)
-    latest = runs.latest(args.branch)
+    branch = branch_of(args)
+    runs = ctx.runs(branch)
+    latest = runs.latest(branch)
     rows = runs.history(latest, args.rows)
     if args.json:
         output.print_json({"run": latest.to_json(), "rows": rows}, settings)

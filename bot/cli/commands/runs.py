@@ -1,4 +1,4 @@
-"""`runs`: the runs the bot knows, launched ones and the run store's."""
+"""`runs`: the runs the bot knows, launched ones and the run store's, newest first."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     found = ctx.runs(args.branch).runs(args.branch, state=args.state)
     if args.json:
         output.print_json([r.to_json() for r in found], settings)
-    else:
-        print(output.runs_table(found))
+        return 0
+    backends = {record.id: record.backend for record in ctx.state.list_runs(repo=ctx.key, branch=args.branch)}
+    output.print_text(output.runs_table(found, backends), settings)
     return 0

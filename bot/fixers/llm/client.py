@@ -401,7 +401,7 @@ def fix_with_llm(
         proposal = None
         try:
             proposal = conversation.ask()
-            apply_and_validate(ctx.worktree, proposal.edits, ctx.config)
+            apply_and_validate(ctx.worktree, proposal.edits, ctx.config, settings=settings)
             return proposal
         except LLMUnavailable as exc:
             exc.attempts = attempts

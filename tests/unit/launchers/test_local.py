@@ -401,11 +401,10 @@ def test_a_record_left_without_a_handle_by_a_crash_stops_blocking_the_branch(set
     assert active_runs(store, settings, repo="o/r", branch="exp-a") == []
 
 
-def test_a_launch_that_cannot_start_is_recorded_as_failed(settings, store, tmp_path):
+def test_a_launch_that_cannot_start_is_an_error_and_records_no_run(settings, store, tmp_path):
     with pytest.raises(BadInput):
         start_run(store, settings, config_with(), repo="o/r", branch="b", commit="1", worktree=tmp_path / "missing")
-    (record,) = store.list_runs()
-    assert record.state == "failed"
+    assert store.list_runs() == [], "nothing started: no failed run for diagnose or fix to pick up"
 
 
 def test_get_launcher_knows_local_and_command_and_refuses_others(settings):

@@ -67,7 +67,7 @@ def test_diverged_worktree_is_refused_and_left_untouched(repo):
     write_files(path, {"local.txt": "mine\n"})
     local = ws.commit("exp-a", ["local.txt"], "Local work")
     commit_on_origin(origin, "exp-a", {"remote.txt": "theirs\n"}, "Remote work")
-    with pytest.raises(OperationFailed, match=r"diverged.*1 local commit.*1 remote commit"):
+    with pytest.raises(OperationFailed, match=r"diverged: the bot's worktree has 1 commit.*origin/exp-a has 1 "):
         ws.worktree("exp-a")
     assert ws.head("exp-a") == local and not (path / "remote.txt").exists()
 

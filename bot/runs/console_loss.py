@@ -11,8 +11,8 @@ followed by a number (`loss 3.51`, `Loss: 2.21`, `train/loss=0.3`, `'loss': 2.3`
 `"train_loss": "0.7"`, `loss: tensor(2.3)`): one row per line, keyed by the names as printed
 (lower-cased), so `loss_key` picks the training loss among several. Evaluation losses
 (`val_loss`, `eval loss`, anything after `Test:` or `val` on its line) are left out, as in the
-W&B history, and so is an indented or quoted lone `"loss": 2.3` (a dump of metrics whose
-section the line does not show). A log is read incrementally, only what was appended since the
+W&B history, and so are an indented or quoted lone `"loss": 2.3` (a dump of metrics whose
+section the line does not show) and a traceback's source lines. A log is read incrementally, only what was appended since the
 last read; a long one's middle is skipped: its first rows say where the loss started, its last
 where it is.
 """
@@ -20,6 +20,7 @@ where it is.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ _EVALUATING = re.compile(r"(?i)\b(?:val|valid|validation|validating|eval|evaluat
 # One key and its value, indented or quoted: a line of a JSON or YAML dump.
 _DUMPED_PAIR = re.compile(r"""^(?:\s+["']?|\s*["'])[\w/.-]+["']?\s*:\s*\S+?,?\s*$""")
 _LINES = re.compile(r"[\r\n]+")
+_FRAME = re.compile(r'^\s*File "[^"]+", line \d+')  # a traceback's frame: its next line is code
 
 
 def losses_in_line(line: str) -> dict[str, float]:
@@ -52,6 +54,22 @@ def losses_in_line(line: str) -> dict[str, float]:
             continue
         found[name] = float(match["value"])
     return found
+
+
+def printed_losses(text: str) -> Iterator[dict[str, float]]:
+    """The training losses printed in `text`, one dict per line that prints any. A traceback's
+    source lines (`    loss = 0.5 * mse`) are code, not output."""
+    in_frame = False
+    for line in _LINES.split(text):
+        if in_frame:
+            in_frame = False
+            continue
+        if _FRAME.match(line):
+            in_frame = True
+            continue
+        found = losses_in_line(line)
+        if found:
+            yield found
 
 
 @dataclass
@@ -98,12 +116,10 @@ class ConsoleLoss:
         if end <= skip:
             return
         self.offset = start + end
-        for line in _LINES.split(chunk[skip:end].decode("utf-8", errors="replace")):
-            self._add(losses_in_line(line))
+        for losses in printed_losses(chunk[skip:end].decode("utf-8", errors="replace")):
+            self._add(losses)
 
     def _add(self, losses: dict[str, float]) -> None:
-        if not losses:
-            return
         row: dict[str, Any] = {"_step": self.count, **losses}
         self.count += 1
         if len(self.head) < HEAD_ROWS:

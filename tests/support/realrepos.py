@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.runs.console_loss import losses_in_line
+from bot.runs.console_loss import printed_losses
 from bot.runs.loss import loss_key
 from bot.runs.offline import read_history
 from tests.support.git_repos import commit_all, git, write_files
@@ -256,7 +255,7 @@ def train_pushed(origin: Path, branch: str, case: Case, python: Path, tmp: Path)
 
 def printed_loss(output: str) -> list[float]:
     """The training loss a run printed, line by line."""
-    rows = [losses for line in re.split(r"[\r\n]+", output) if (losses := losses_in_line(line))]
+    rows: list[dict] = list(printed_losses(output))
     key = loss_key(rows)
     return [row[key] for row in rows if key in row] if key else []
 

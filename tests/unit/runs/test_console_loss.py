@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from bot.runs import console_loss
-from bot.runs.console_loss import HEAD_ROWS, TAIL_ROWS, ConsoleLoss, losses_in_line
+from bot.runs.console_loss import HEAD_ROWS, TAIL_ROWS, ConsoleLoss, losses_in_line, printed_losses
 from bot.runs.loss import printed_loss_problem
 
 NAN = float("nan")
@@ -69,6 +69,16 @@ def test_a_printed_training_loss_is_read(line, expected):
 )
 def test_what_is_not_a_training_loss_is_left_out(line):
     assert losses_in_line(line) == {}
+
+
+def test_a_tracebacks_source_lines_are_code_not_output():
+    log = """step 0 | loss 3.5
+Traceback (most recent call last):
+  File "train.py", line 40, in <module>
+    loss = 0.5 * mse + 9.0 * kl
+RuntimeError: boom
+"""
+    assert list(printed_losses(log)) == [{"loss": 3.5}]
 
 
 def test_a_loss_that_exploded_between_logged_epochs_shows_on_the_console(tmp_path):

@@ -135,9 +135,9 @@ def printed_loss_problem(rows: Rows) -> str | None:
     if key is None:
         return None
     values = [value for _, value in _points(rows, key)]
-    if len(values) < 2:
-        return None
-    first, settled = values[0], min(values[1:][-SETTLE_ROWS:])
+    if len(values) <= SETTLE_ROWS:
+        return None  # one spike early on is not yet an explosion
+    first, settled = values[0], min(values[-SETTLE_ROWS:])
     if first != 0 and settled > first + (EXPLODE_FACTOR - 1) * abs(first):
         return f"printed {key} is diverging: {first:.4g} → {values[-1]:.4g}"
     return None

@@ -89,6 +89,16 @@ def test_a_loss_that_exploded_between_logged_epochs_shows_on_the_console(tmp_pat
     assert printed_loss_problem(rows) == "printed loss is diverging: 2.21 → 37.7"
 
 
+def test_an_early_spike_is_not_yet_an_explosion(tmp_path):
+    """timm at a learning rate of 0.2: a spike on its second print, then it learns; at 2.0 the
+    spike lasts (175, 35, 8.63 over its first epoch) and is an explosion."""
+    log = tmp_path / "output.log"
+    log.write_text("Loss: 2.21 (2.21)\nLoss: 3.27 (2.74)\n")
+    assert printed_loss_problem(ConsoleLoss().rows(log)) is None
+    log.write_text("".join(f"Loss: {v} ({v})\n" for v in [2.21, 175.0, 35.0, 8.63]))
+    assert printed_loss_problem(ConsoleLoss().rows(log)) == "printed loss is diverging: 2.21 → 8.63"
+
+
 def test_a_printed_nan_is_a_failed_run(tmp_path):
     log = tmp_path / "output.log"
     log.write_text("step 0 | loss 3.5\rstep 10 | loss nan\n")

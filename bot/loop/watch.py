@@ -96,7 +96,10 @@ class RunWatch:
         """The W&B runs of every wait, one listing per project, where the store can batch."""
         groups: dict[tuple[str, ...], tuple[BranchRuns, list[str]]] = {}
         for w in watched:
-            runs = self.branch_runs(w.repo, w.branch)
+            try:
+                runs = self.branch_runs(w.repo, w.branch)
+            except BotError:
+                continue  # said when the run itself is read
             project = getattr(runs.store, "project", None)
             if not hasattr(runs.store, "get_many") or project is None:
                 continue

@@ -126,13 +126,14 @@ def serve(settings: Settings, port: int, app_pem: str, code: Path, workers: int,
 
 
 def comment_for(fake: FakeGitHub, number: int) -> bytes:
+    """GitHub's example comment, made a comment on pull request `number` with an id of its own."""
     data = pr_comment(fake.url, "/fix-and-relaunch")
+    original = data["comment"]["id"]
+    text = json.dumps(data)
+    for kind in ("issues", "pulls", "pull"):
+        text = text.replace(f'/{kind}/1"', f'/{kind}/{number}"').replace(f"/{kind}/1/", f"/{kind}/{number}/")
+    data = json.loads(text.replace(str(original), str(10_000 + number)))
     data["issue"]["number"] = number
-    for key in ("url", "html_url", "diff_url", "patch_url"):
-        data["issue"]["pull_request"][key] = data["issue"]["pull_request"][key].replace("/1", f"/{number}")
-    data["issue"]["comments_url"] = f"{fake.url}/repos/{REPO}/issues/{number}/comments"
-    data["comment"]["id"] = 10_000 + number
-    data["comment"]["url"] = f"{fake.url}/repos/{REPO}/issues/comments/{10_000 + number}"
     return json.dumps(data).encode()
 
 
@@ -250,7 +251,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="FIX_AND_RELAUNCH_WORKERS of the server")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose `bot` serves (default: this one)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder (serve.log, state) and say where")
     args = parser.parse_args()
+    if args.keep:
+        tmp = tempfile.mkdtemp(prefix="burst-")
+        print(f"work folder: {tmp}", flush=True)
+        asyncio.run(burst(args, Path(tmp)))
+        return
     with tempfile.TemporaryDirectory(prefix="burst-") as tmp:
         asyncio.run(burst(args, Path(tmp)))
 

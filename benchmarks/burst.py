@@ -76,7 +76,7 @@ class Figures:
     done: dict[str, float] = field(default_factory=dict)
     verified: int = 0
     peak_busy: int = 0
-    busy_while_only_waiting: int = 0  # the most busy workers seen while every job waited
+    busy_while_only_waiting: int | None = None  # the most busy workers seen while every job waited
 
 
 def branch_names(n: int) -> list[str]:
@@ -168,7 +168,7 @@ async def sample_busy(session: aiohttp.ClientSession, url: str, figures: Figures
     figures.peak_busy = max(figures.peak_busy, health["busy"])
     queue = health["queue"]
     if queue.get("waiting") and not queue.get("queued") and not queue.get("running"):
-        figures.busy_while_only_waiting = max(figures.busy_while_only_waiting, health["busy"])
+        figures.busy_while_only_waiting = max(figures.busy_while_only_waiting or 0, health["busy"])
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -233,7 +233,11 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     checks = fake.find("POST", "/check-runs")
     figures.verified = sum(c.body.get("conclusion") == "success" for c in checks)
     print(f"verified: {figures.verified} of {len(branches)}; jobs done: {len(figures.done)}")
-    print(f"workers busy while every job only waited: at most {figures.busy_while_only_waiting}")
+    only_waiting = figures.busy_while_only_waiting
+    if only_waiting is None:
+        print("workers busy while every job only waited: never seen (no job was ever parked at a wait)")
+    else:
+        print(f"workers busy while every job only waited: at most {only_waiting}")
     last_relaunch = max(figures.relaunched.values(), default=float("nan"))
     last_done = max(figures.done.values(), default=float("nan"))
     print(f"jobs' own time to their verify steps: ~{MIN_STEPS * args.step_time:.0f} s; workers: {args.workers}")

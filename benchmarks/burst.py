@@ -1,15 +1,19 @@
 """A burst of failures: N branches fail at once and get `/fix-and-relaunch` together.
 
-    python benchmarks/burst.py [--branches 50] [--step-time 1.5] [--workers 2] [--code PATH]
+    python benchmarks/burst.py [--branches 50] [--step-time 1.5] [--workers 2] [--backend local|slurm] [--code PATH]
 
 Through the real server: `python -m bot serve` in a child process (the code of `--code`, this
 checkout by default: point it at a checkout of an earlier commit to measure that), the local
 fake GitHub (tests/support/fake_github.py) in this process, a bare git remote, real git and the
 local launch backend (each relaunch a real process on this machine, in the sandbox when bwrap
-is here). Every branch holds the toy experiment with a batch size that runs out of memory, and
-a failed run of it; the fix halves the batch size and the relaunched run logs one step every
-`--step-time` seconds, verified at 20 steps (~30 s at the default). The N comments arrive
-together; this process then watches the state database and the server's /healthz.
+is here) or, with `--backend slurm`, the Slurm test cluster (tests/support/slurm_cluster.py: one
+node with this machine's cores, so most relaunched jobs pend in its queue; the jobs' own time
+is then mostly their queueing). Every branch holds the toy experiment with a batch size that runs out of memory, and
+a failed run of it; the fix halves the batch size and the relaunched run prints one step every
+`--step-time` seconds for 25 steps (~37 s at the default). The toy logs no W&B history, so the
+bot verifies such a run when it ends (with W&B it would at `verify.min_steps`, 20 here: ~30 s).
+The N comments arrive together; this process then watches the state database and /healthz.
+Set-up (the N failed runs) takes about a second per branch.
 
 It prints the figures, one last line:
 
@@ -64,6 +68,7 @@ from tests.support.fake_github import (  # noqa: E402
 )
 from tests.support.git_repos import git, make_origin  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
+from tests.support.slurm_cluster import SlurmCluster  # noqa: E402
 
 REPO = "Codertocat/Hello-World"  # the repository of GitHub's payload examples
 MIN_STEPS = 20
@@ -84,13 +89,13 @@ def branch_names(n: int) -> list[str]:
     return [f"exp-{i:03d}" for i in range(n)]
 
 
-def build_origin(work: Path, n: int, step_time: float) -> Path:
+def build_origin(work: Path, n: int, step_time: float, backend: str) -> Path:
     """A bare remote whose N branches each hold the toy experiment with an OOM batch size."""
     slow_oom = CONFIG_PY.format(batch_size=128, data_path="data/train.csv").replace(
         '"steps": 5,', f'"steps": {MIN_STEPS + RUN_TAIL},\n    "step_time": {step_time},'
     )
     config = repo_config(command="python main.py").replace("min_steps: 3", f"min_steps: {MIN_STEPS}")
-    config = config.replace("timeout: 60", "timeout: 900")
+    config = config.replace("timeout: 60", "timeout: 3600").replace("launch:\n", f"launch:\n  backend: {backend}\n")
     base = {**BASE_FILES, ".github/fix-and-relaunch.yml": config}
     (work / "exp").mkdir(parents=True)
     origin, _ = make_origin(work / "exp", base, {b: {"src/config.py": slow_oom} for b in branch_names(n)})
@@ -190,7 +195,10 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     fake.installations[REPO] = INSTALLATION_ID
 
     branches = branch_names(args.branches)
-    origin = build_origin(work, args.branches, args.step_time)
+    if args.backend == "slurm":  # one node with this machine's cores: most relaunched jobs pend
+        cluster = SlurmCluster.start(work / "slurm")
+        os.environ.update(cluster.env)  # for the failed runs launched here and for the server
+    origin = build_origin(work, args.branches, args.step_time, args.backend)
     owner = work / "git" / REPO.split("/")[0]
     owner.mkdir(parents=True)
     (owner / f"{REPO.split('/')[1]}.git").symlink_to(origin)
@@ -231,6 +239,8 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
             server.terminate()
             server.wait(timeout=30)
             await runner.cleanup()
+            if args.backend == "slurm":
+                cluster.stop()
     checks = fake.find("POST", "/check-runs")
     figures.verified = sum(c.body.get("conclusion") == "success" for c in checks)
     print(f"verified: {figures.verified} of {len(branches)}; jobs done: {len(figures.done)}")
@@ -256,6 +266,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--branches", type=int, default=50)
     parser.add_argument("--step-time", type=float, default=1.5, help="seconds per step of a relaunched run")
+    parser.add_argument("--backend", choices=("local", "slurm"), default="local", help="slurm: the test cluster")
     parser.add_argument("--workers", type=int, default=2, help="FIX_AND_RELAUNCH_WORKERS of the server")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose `bot` serves (default: this one)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")

@@ -3,13 +3,17 @@
 One look at every wait costs one question per launch backend (`refresh_runs`: one `scontrol`
 for every Slurm job, one Ray job list, a status file per local run) and, for runs read from
 W&B, one filtered listing per project (`get_many`); offline runs are read from their files.
-Nothing is judged here (the loss is the loop's business once the job is woken): a wait is
-over when its run ended, logged its target steps, or its deadline passed (`Wait.ready`).
+Steps are read at most every STEPS_EVERY_S per run (a run that reached its steps is woken up to
+that much later); the process state on every look. Nothing is judged here (the loss is the
+loop's business once the job is woken): a wait is over when its run ended, logged its target
+steps, or its deadline passed (`Wait.ready`).
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -20,10 +24,14 @@ from bot.launchers import refresh_runs
 from bot.loop.branch_runs import BranchRuns
 from bot.loop.repo_context import RepoContext
 from bot.loop.waits import Wait
-from bot.runs.model import RunInfo
+from bot.runs.model import ACTIVE_STATES, RunInfo
 from bot.store.runs import RunRecord, StateStore
 
 log = logging.getLogger(__name__)
+
+# How often one run's steps are read from its run store: a W&B listing, or offline files searched
+# for under its worktree (the costly part of a look); its process state is asked on every look.
+STEPS_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -46,9 +54,12 @@ class RunWatch:
     """The watcher's eyes: `over(watched, now)` says which waits are over. Holds one repository
     context and one branch's runs per waiting job, dropped once the job no longer waits."""
 
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.monotonic):
         self.settings = settings
+        self.clock = clock
         self._runs: dict[tuple[Path, str], BranchRuns] = {}
+        self._read_at: dict[str, float] = {}  # run id -> when its steps were last read
+        self._steps: dict[str, int] = {}  # run id -> the steps it had then
 
     @cached_property
     def state(self) -> StateStore:
@@ -65,7 +76,9 @@ class RunWatch:
         return [w.key for w in (*due, *ready)]
 
     def look(self, watched: list[Watched]) -> dict[int, Seen]:
-        """Each wait's run as it stands now; a run that cannot be read is left out."""
+        """Each wait's run as it stands now; a run that cannot be read is left out. The process
+        state is asked on every look; the steps (the run store: W&B, or offline files searched
+        for) at most every STEPS_EVERY_S per run, the last count standing in between."""
         records = {w.key: self.state.get_run(w.wait.run_id) for w in watched}
         present = [record for record in records.values() if record is not None]
         try:
@@ -73,9 +86,19 @@ class RunWatch:
         except BotError as exc:
             log.warning("the watcher could not ask the launch backends: %s", exc)
             return {}
-        found = self._batched_reads(watched, refreshed)
+        now = self.clock()
         seen: dict[int, Seen] = {}
+        reading: list[Watched] = []
         for w in watched:
+            record = refreshed.get(w.wait.run_id)
+            if record is not None and record.state not in ACTIVE_STATES:
+                seen[w.key] = Seen(record.state, self._steps.get(w.wait.run_id, 0))  # over: ready as it is
+            elif record is not None and now - self._read_at.get(w.wait.run_id, -STEPS_EVERY_S) < STEPS_EVERY_S:
+                seen[w.key] = Seen(record.state, self._steps.get(w.wait.run_id, 0))
+            else:
+                reading.append(w)
+        found = self._batched_reads(reading, refreshed)
+        for w in reading:
             record = records[w.key]
             wandb_id = (record.wandb_run_id if record else None) or w.wait.run_id
             try:
@@ -83,6 +106,7 @@ class RunWatch:
             except BotError as exc:
                 log.warning("job %s: run %s cannot be read: %s", w.key, w.wait.run_id, exc)
                 continue
+            self._read_at[w.wait.run_id], self._steps[w.wait.run_id] = now, run.steps
             seen[w.key] = Seen(run.state, run.steps)
         return seen
 
@@ -124,3 +148,7 @@ class RunWatch:
         keep = {(w.repo, w.branch) for w in watched}
         for key in [k for k in self._runs if k not in keep]:
             del self._runs[key]
+        runs = {w.wait.run_id for w in watched}
+        for run_id in [r for r in self._read_at if r not in runs]:
+            del self._read_at[run_id]
+            self._steps.pop(run_id, None)

@@ -17,6 +17,7 @@ from bot.app.workers import start_workers, workers_from_env
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.loop.waits import Parked, Wait
+from bot.loop.watch import RunWatch, Watched
 from bot.store.runs import StateStore
 from tests.support.waiting import until
 
@@ -141,3 +142,26 @@ async def test_the_watcher_task_stops_with_the_server(tmp_path, db):
     await asyncio.sleep(0.2)
     stopping.set()
     await asyncio.wait_for(task, 2)
+
+
+def test_a_runs_steps_are_read_at_most_every_few_seconds_its_state_on_every_look(tmp_path, db):
+    settings = settings_for(tmp_path)
+    state = StateStore.open(settings.state_dir)
+    run = state.add_run(id="r-1", repo="/r", branch="exp-a", backend="local", state="running")
+    repo = settings.state_dir / "repos" / "team" / "exp"
+    watched = [Watched(1, repo, "exp-a", Wait(run.id, 20, time.time() + 60))]
+    now = [0.0]
+    reads = []
+
+    class Counting(RunWatch):
+        def _run(self, *args):
+            reads.append(now[0])
+            return super()._run(*args)
+
+    eyes = Counting(settings, clock=lambda: now[0])
+    for now[0] in (0.0, 2.0, 4.0, 9.0, 10.0, 12.0):
+        assert eyes.over(watched, time.time()) == []
+    assert reads == [0.0, 10.0]
+    state.update_run(run.id, state="failed")
+    now[0] = 14.0
+    assert eyes.over(watched, time.time()) == [1], "an ended run is seen at the next look"

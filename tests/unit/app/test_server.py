@@ -422,8 +422,9 @@ def test_the_app_never_imports_the_handlers():
         ),
         ({"GITHUB_WEBHOOK_SECRET": ""}, "needs GITHUB_WEBHOOK_SECRET"),
         ({"GITHUB_WEBHOOK_SECRET": "short"}, "GITHUB_WEBHOOK_SECRET is 5 characters long"),
+        ({"FIX_AND_RELAUNCH_WORKERS": "lots"}, "FIX_AND_RELAUNCH_WORKERS must be a whole number from 1 to 64"),
     ],
-    ids=["app-id", "private-key", "no-secret", "short-secret"],
+    ids=["app-id", "private-key", "no-secret", "short-secret", "workers"],
 )
 def test_serve_refuses_to_start_with_a_clear_message(settings, app_key, tmp_path, env, message):
     """Found at start-up (exit 2, one line, nothing quoted of the key), not at the first webhook."""

@@ -261,7 +261,7 @@ async def test_healthz_reports_queue_and_workers(aiohttp_client, settings, queue
     resp = await client.get("/healthz")
     data = await resp.json()
     assert resp.status == 200 and data["status"] == "ok" and data["workers"] == 3 and data["comment_workers"] == 1
-    assert set(data["queue"]) == {"queued", "running", "done", "failed", "cancelled"}
+    assert set(data["queue"]) == {"queued", "running", "waiting", "done", "failed", "cancelled"}
 
 
 async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, settings, queue, fake_github):

@@ -3,6 +3,7 @@
     POST /webhooks/github   X-Hub-Signature-256 checked with GITHUB_WEBHOOK_SECRET
     POST /webhooks/wandb    Authorization: Bearer WANDB_WEBHOOK_SECRET (+ X-Wandb-Signature if sent)
     GET  /healthz           queue depth and workers
+    GET  /, /jobs/{id}      the status page and a job as JSON; GET /metrics (bot.app.operator_routes)
 
 The request path makes no outbound call: a delivery is answered from what it carries and the
 queue, whatever GitHub's state. Every request gets a 2xx or a 4xx: a missing or malformed
@@ -51,6 +52,10 @@ from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
 from bot.app.group_commit import GroupCommit
 from bot.app.jobs import AlertJob, BadPayload, CommentJob, Job
+from bot.app.logs import QuietProbesAccessLogger
+from bot.app.logs import configure as configure_logging
+from bot.app.metrics import METRICS
+from bot.app.operator_routes import add_operator_routes
 from bot.app.queue import Queue
 from bot.app.workers import Execute, Workers, start_workers
 from bot.core.errors import OperationFailed
@@ -127,6 +132,7 @@ def make_app(
     app.router.add_post("/webhooks/github", github_webhook)
     app.router.add_post("/webhooks/wandb", wandb_webhook)
     app.router.add_get("/healthz", healthz)
+    add_operator_routes(app, settings, queue)
     app.on_shutdown.append(_stop_taking_jobs)
     app.cleanup_ctx.append(functools.partial(_github_context, session=session, retry=github_retry))
     execute = functools.partial(execute_job, app, executor=executor, runs_lookup=runs_lookup)
@@ -139,7 +145,7 @@ async def _github_context(
     app: web.Application, *, session: aiohttp.ClientSession | None, retry: RetryPolicy
 ) -> AsyncIterator[None]:
     own = session is None
-    app[SESSION] = session or aiohttp.ClientSession(timeout=REQUEST_TIMEOUT)
+    app[SESSION] = session or aiohttp.ClientSession(timeout=REQUEST_TIMEOUT, trace_configs=[app[METRICS].trace()])
     app[GITHUB_APP] = GitHubApp(app[SETTINGS], app[SESSION], retry=retry)
     yield
     if own:
@@ -337,7 +343,7 @@ def run(
     Refuses to start (BadInput) on unusable App credentials; stops within about 10 s: requests in
     flight get SHUTDOWN_TIMEOUT_S, jobs stop at their next step boundary within STOP_GRACE_S."""
     check_app_credentials(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format)
     with ExitStack() as held:
         # Start-up requeues every job left running: a second server on the same state
         # would take over the first one's live jobs.
@@ -351,7 +357,9 @@ def run(
         app = production_app(
             settings, router=router, wandb_handler=wandb_handler, workers=workers, act_only_if=act_only_if
         )
-        web.run_app(app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        web.run_app(
+            app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_class=QuietProbesAccessLogger
+        )
 
 
 def production_app(

@@ -85,9 +85,9 @@ def login_handler(settings: Settings) -> Handler:
         if token is None or not isinstance(given, str) or not hmac.compare_digest(given.encode(), token.encode()):
             error = '<p class="error">That is not the status token.</p>'
             return html_page("Sign in", LOGIN_FORM.format(error=error), status=401)
-        response = web.HTTPSeeOther("/")
-        response.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="Strict", secure=request.secure)
-        return response
+        signed_in = web.HTTPSeeOther("/")
+        signed_in.set_cookie(COOKIE, cookie_value(token), httponly=True, samesite="Strict", secure=request.secure)
+        raise signed_in
 
     return login
 

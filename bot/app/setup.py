@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import secrets
+import signal
 from dataclasses import dataclass
 from html import escape
 from importlib import resources
@@ -179,20 +180,33 @@ class SetupFlow:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "setup"})
 
-    async def serve(self, host: str, port: int) -> Registered:
-        """Serve until the App is registered."""
-        self.done = asyncio.get_running_loop().create_future()
+    async def serve(self, host: str, port: int) -> Registered | None:
+        """Serve until the App is registered; None when SIGTERM or SIGINT came first."""
+        loop = asyncio.get_running_loop()
+        self.done = loop.create_future()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._stop)
         runner = web.AppRunner(self.app(), access_log_class=QuietProbesAccessLogger)
         await runner.setup()
         await web.TCPSite(runner, host, port).start()
         log.info("no GitHub App configured: open http://%s:%d/ to register one", host, port)
         try:
             return await self.done
+        except asyncio.CancelledError:
+            log.info("stopped before a GitHub App was registered")
+            return None
         finally:
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(signum)
             await runner.cleanup()
 
+    def _stop(self) -> None:
+        if self.done is not None and not self.done.done():
+            self.done.cancel()
 
-def register(settings: Settings, host: str, port: int, *, org: str | None = None) -> Registered:
-    """Serve the set-up page on host:port until the App is registered (blocking)."""
+
+def register(settings: Settings, host: str, port: int, *, org: str | None = None) -> Registered | None:
+    """Serve the set-up page on host:port until the App is registered (blocking); None when the
+    process was asked to stop first."""
     configure_logging(settings.log_format)
     return asyncio.run(SetupFlow(settings, org).serve(host, port))

@@ -19,7 +19,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if not unconfigured(settings):
         serve(args, settings)
         return 0
-    register(settings, args.host, args.port)
+    if register(settings, args.host, args.port) is None:
+        return 0  # stopped (SIGTERM) before anyone registered the App
     settings = Settings.from_env()  # now with the registered App
     with redacted_logs(Redactor.from_settings(settings)):  # its new secrets too
         serve(args, settings)

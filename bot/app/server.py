@@ -46,12 +46,13 @@ from gidgethub import routing, sansio
 from bot.app import alerts
 from bot.app.alerts import RunsLookup, resolve_wandb_alert
 from bot.app.bodies import MAX_BODY, BodyBudget, BodyLimits, Refused, read_body
+from bot.app.checks import run_config_check
 from bot.app.comments import authorise_comment
 from bot.app.executor import FixJobExecutor
 from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
 from bot.app.group_commit import GroupCommit
-from bot.app.jobs import AlertJob, BadPayload, CommentJob, Job
+from bot.app.jobs import AlertJob, BadPayload, CommentJob, ConfigCheckJob, Job
 from bot.app.logs import QuietProbesAccessLogger
 from bot.app.logs import configure as configure_logging
 from bot.app.metrics import METRICS
@@ -171,6 +172,9 @@ async def execute_job(
     if isinstance(payload, CommentJob):
         gh = await app[GITHUB_APP].gh_for_installation(payload.installation_id)
         await authorise_comment(job, gh, queue=app[QUEUE])
+        return
+    if isinstance(payload, ConfigCheckJob):
+        await run_config_check(await app[GITHUB_APP].gh_for_installation(payload.installation_id), payload)
         return
     if isinstance(payload, AlertJob):
         if runs_lookup is None:

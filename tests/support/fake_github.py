@@ -13,6 +13,7 @@ endpoints require an installation token it issued and that has not expired. Reac
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -67,6 +68,10 @@ class FakeGitHub:
     reactions: dict[tuple[str, str], int] = field(default_factory=dict)  # (comment path, content) -> reaction id
     manifest_codes: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> {"manifest", "owner"}
     registered_apps: list[dict[str, Any]] = field(default_factory=list)  # conversions made, with their key
+    pull_files: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # (repo, PR) -> files
+    contents: dict[tuple[str, str, str], str] = field(
+        default_factory=dict
+    )  # (repo, ref, path) -> text; ref "" = default
 
     def __post_init__(self):
         self._ids = itertools.count(1000)
@@ -138,6 +143,8 @@ class FakeGitHub:
         r.add_get("/repos/{owner}/{repo}/pulls/{number}", self.get_pull)
         r.add_get("/repos/{owner}/{repo}/pulls", self.list_pulls)
         r.add_get("/repos/{owner}/{repo}/commits/{sha}/pulls", self.commit_pulls_handler)
+        r.add_get("/repos/{owner}/{repo}/pulls/{number}/files", self.list_pull_files)
+        r.add_get("/repos/{owner}/{repo}/contents/{path:.+}", self.get_contents)
         r.add_post("/settings/apps/new", self.new_app_form)
         r.add_post("/organizations/{org}/settings/apps/new", self.new_app_form)
         r.add_post("/settings/apps/new/confirm", self.confirm_new_app)
@@ -335,6 +342,25 @@ class FakeGitHub:
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
         numbers = self.commit_pulls.get(request.match_info["sha"], [])
         return web.json_response([self.pulls[(repo, n)] for n in numbers if (repo, n) in self.pulls])
+
+    async def list_pull_files(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        return web.json_response(self.pull_files.get((repo, int(request.match_info["number"])), []))
+
+    async def get_contents(self, request: web.Request) -> web.Response:
+        """A file as the contents API gives it: base64 content; 404 when the repo, ref or path is unknown."""
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo, path = f"{request.match_info['owner']}/{request.match_info['repo']}", request.match_info["path"]
+        text = self.contents.get((repo, request.query.get("ref", ""), path))
+        if text is None:
+            return self._error(404, "Not Found")
+        encoded = base64.b64encode(text.encode()).decode()
+        return web.json_response(
+            {"type": "file", "encoding": "base64", "path": path, "name": path.rsplit("/", 1)[-1], "content": encoded}
+        )
 
     # -- the App manifest flow -------------------------------------------------------
 

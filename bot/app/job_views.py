@@ -15,6 +15,8 @@ from typing import Any
 
 from bot.app.jobs import JobStatus
 
+OUTCOME_STEP = "outcome"  # journaled by bot.app.outcomes when a fix job ends
+
 JOB_COLUMNS = "id, kind, repo, branch, status, payload, tries, cancel_requested, error, created_at, updated_at"
 
 
@@ -82,6 +84,14 @@ class JobView:
         return [s.data for s in self.steps if s.step == "run_id" and isinstance(s.data, str)]
 
     @property
+    def outcome(self) -> str | None:
+        """How a fix job ended, in words: "verified", "patched, not verified", "gave up"…"""
+        data = next((s.data for s in reversed(self.steps) if s.name == OUTCOME_STEP), None)
+        if not isinstance(data, dict):
+            return None
+        return outcome_words(str(data.get("action")), bool(data.get("verified")))
+
+    @property
     def llm(self) -> LlmUse:
         return sum((decision_use(s.data) for s in self.steps if s.step == "decision"), LlmUse())
 
@@ -99,12 +109,19 @@ class JobView:
             "error": self.error,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "outcome": self.outcome,
             "attempts": self.attempts,
             "commits": self.commits,
             "runs": self.runs,
             "llm": {"input_tokens": llm.input_tokens, "output_tokens": llm.output_tokens, "cost_usd": llm.cost_usd},
             "steps": [{"name": s.name, "data": s.data, "recorded_at": s.recorded_at} for s in self.steps],
         }
+
+
+def outcome_words(action: str, verified: bool) -> str:
+    if action in ("patched", "relaunched"):
+        return "verified" if verified else f"{action}, not verified"
+    return {"gave_up": "gave up", "none": "nothing to fix"}.get(action, action)
 
 
 def decision_use(data: Any) -> LlmUse:

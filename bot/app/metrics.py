@@ -5,7 +5,7 @@ middleware), and GitHub API calls and errors (an aiohttp trace on the App's sess
 Read from the state database at each scrape, so they survive restarts and cost nothing on
 the request path: jobs by status (the queue depth is `queued`), step durations (the time
 from a job's previous step, or from its queueing, to the step's record) and the LLM's
-tokens and cost (the journaled decisions).
+tokens and cost (the journaled decisions), and how fix jobs ended (bot.app.outcomes).
 
 Each app has a registry of its own (not prometheus-client's global one): two apps in one
 test process never share counts.
@@ -137,11 +137,14 @@ class QueueCollector(Collector):
         durations: dict[str, list[float]] = defaultdict(list)
         tokens = {"input": 0, "output": 0}
         cost = 0.0
+        outcomes: dict[str, int] = defaultdict(int)
         previous: tuple[int, float] | None = None
         for job_id, step in job_views.all_steps(conn):
             since = previous[1] if previous and previous[0] == job_id else started.get(job_id, step.recorded_at)
             durations[step.step].append(max(0.0, step.recorded_at - since))
             previous = (job_id, step.recorded_at)
+            if step.name == job_views.OUTCOME_STEP and isinstance(step.data, dict):
+                outcomes[job_views.outcome_words(str(step.data.get("action")), bool(step.data.get("verified")))] += 1
             if step.step == "decision":
                 use = job_views.decision_use(step.data)
                 tokens["input"] += use.input_tokens
@@ -160,6 +163,12 @@ class QueueCollector(Collector):
             llm_tokens.add_metric([direction], count)
         yield llm_tokens
         yield CounterMetricFamily(f"{PREFIX}_llm_cost_usd", "What the LLM fixer cost, in US dollars", value=cost)
+        fixes = CounterMetricFamily(
+            f"{PREFIX}_fix_outcomes", "How fix jobs ended (verified, gave up, …)", labels=["outcome"]
+        )
+        for outcome, count in sorted(outcomes.items()):
+            fixes.add_metric([outcome], count)
+        yield fixes
 
 
 METRICS = web.AppKey("metrics", Metrics)

@@ -153,10 +153,11 @@ def section(ident: str, title: str, jobs: list[JobView], settings: Settings) -> 
 def job_row(job: JobView, settings: Settings) -> str:
     timeline = "".join(f'<li title="{escape(_when(s.recorded_at))}">{escape(s.name)}</li>' for s in job.steps)
     error = f'<div class="error">{escape(job.error)}</div>' if job.error else ""
+    outcome = f'<div class="outcome">{escape(job.outcome)}</div>' if job.outcome else ""
     return (
         f'<tr class="job" data-job="{job.id}" data-status="{escape(job.status.value)}">'
         f'<td><a href="/jobs/{job.id}">#{job.id}</a> {escape(job.kind)}</td>'
-        f'<td class="status">{escape(job.status.value)}{error}</td>'
+        f'<td class="status">{escape(job.status.value)}{outcome}{error}</td>'
         f"<td>{escape(describe(job))}</td>"
         f'<td><ol class="timeline">{timeline}</ol></td>'
         f"<td>{links(job, settings)}</td>"

@@ -60,6 +60,7 @@ async def test_metrics_are_scraped_after_real_deliveries_and_github_calls(aiohtt
     queue.record_step(fix.id, "target", "run-1")
     queue.record_step(fix.id, "1:decision", {"fixer": "llm", "tokens": {"input": 1200, "output": 300}, "cost_usd": 0.5})
     queue.record_step(fix.id, "1:push", "b" * 40)
+    queue.record_step(fix.id, "outcome", {"action": "patched", "verified": True, "reason": None})
 
     resp = await client.get("/metrics")
     assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
@@ -80,6 +81,7 @@ async def test_metrics_are_scraped_after_real_deliveries_and_github_calls(aiohtt
     assert found[("fix_and_relaunch_llm_tokens_total", (("direction", "input"),))] == 1200
     assert found[("fix_and_relaunch_llm_tokens_total", (("direction", "output"),))] == 300
     assert found[("fix_and_relaunch_llm_cost_usd_total", ())] == 0.5
+    assert found[("fix_and_relaunch_fix_outcomes_total", (("outcome", "verified"),))] == 1
 
 
 async def test_github_errors_are_counted(aiohttp_client, settings, fake_github, queue):
@@ -100,6 +102,10 @@ async def test_the_status_page_shows_jobs_steps_links_and_escapes_everything(aio
     queue.record_step(running, "1:push", "c" * 40)
     queue.record_step(running, "1:run_id", "relaunch-7")
     hostile = queue.enqueue(fix_job(branch="<script>alert(1)</script>", pr=2)).job_id
+    gave_up = queue.enqueue(fix_job(branch="exp-c", pr=3)).job_id
+    queue.claim(lane=fix_job(branch="exp-c").lane)
+    queue.record_step(gave_up, "outcome", {"action": "gave_up", "verified": False, "reason": "no safe fix"})
+    queue.finish(gave_up)
 
     resp = await client.get("/")
     assert resp.status == 200 and resp.content_type == "text/html"
@@ -112,6 +118,8 @@ async def test_the_status_page_shows_jobs_steps_links_and_escapes_everything(aio
     assert 'href="https://github.com/Codertocat/Hello-World/pull/1"' in page
     assert f'href="https://github.com/Codertocat/Hello-World/commit/{"c" * 40}"' in page
     assert "run relaunch-7" in page
+    assert f'data-job="{gave_up}" data-status="done"><td><a href="/jobs/{gave_up}">' in page
+    assert '<div class="outcome">gave up</div>' in page
     assert "1 attempts, 10 input and 5 output LLM tokens, $0.2500" in page
 
 

@@ -132,13 +132,17 @@ def render_status(depth: dict[str, int], active: list[JobView], recent: list[Job
         [
             "<h1>fix-and-relaunch</h1>",
             f'<p id="counts">{counts}</p>',
-            f'<p id="totals">Shown jobs: {sum(j.attempts for j in shown)} attempts, '
+            f'<p id="totals">Shown jobs: {plural(sum(j.attempts for j in shown), "attempt")}, '
             f"{llm.input_tokens} input and {llm.output_tokens} output LLM tokens, ${llm.cost_usd:.4f}</p>",
             section("running", "Running", running, settings),
             section("queued", "Queued and waiting", queued, settings),
             section("recent", "Recent outcomes", recent, settings),
         ]
     )
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def section(ident: str, title: str, jobs: list[JobView], settings: Settings) -> str:

@@ -20,33 +20,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from bot.launchers.sandbox import tool as sandbox_tool
-from tests.support.fake_github import FakeGitHub, signed
+from tests.support.fake_github import signed
 from tests.support.net import free_port
-from tests.support.paths import REPO_ROOT
+from tests.support.server_process import procfile_command, serve_unregistered
 
 VENV_BIN = Path(sys.executable).parent
-
-
-def operator_env(fake: FakeGitHub, state_dir: Path, **extra: str) -> dict[str, str]:
-    """A shell environment with no App credentials; this checkout's code first on the path."""
-    env = {name: value for name, value in os.environ.items() if not name.startswith("GITHUB_")}
-    env.update(
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYTHONPATH=str(REPO_ROOT),
-        GITHUB_API_URL=fake.url,
-        FIX_AND_RELAUNCH_STATE_DIR=str(state_dir),
-        FIX_AND_RELAUNCH_LOG_FORMAT="json",
-        **extra,
-    )
-    if sandbox_tool.check().tool is None:
-        env["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
-    return env
-
-
-def procfile_command() -> str:
-    [line] = [line for line in (REPO_ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")]
-    return line.removeprefix("web:").strip()
 
 
 async def wait_for(session: aiohttp.ClientSession, url: str, ready, timeout: float = 60) -> dict:
@@ -93,9 +71,8 @@ async def test_serve_without_credentials_registers_the_app_and_then_serves_webho
     port = free_port()
     state_dir = tmp_path / "state"
     log_path = tmp_path / "serve.log"
-    env = operator_env(fake_github, state_dir, PORT=str(port))
     with log_path.open("w") as log:
-        server = subprocess.Popen(["sh", "-c", f"exec {procfile_command()}"], env=env, stderr=log, cwd=tmp_path)
+        server = serve_unregistered(fake_github.url, state_dir, port, log, FIX_AND_RELAUNCH_LOG_FORMAT="json")
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:

@@ -6,8 +6,10 @@ key), the installation of a repo, reactions, issue comments (create, list, edit)
 collaborator permission, check runs (create), pulls (get, list by head), the
 pulls of a commit and a repo (clone_url, default_branch); and the App manifest flow: the
 `/settings/apps/new` form (a confirmation page, then the redirect with a code) and
-`POST /app-manifests/{code}/conversions`, after which the fake knows the new App. Repo
-endpoints require an installation token it issued and that has not expired. Reach it through real gidgethub with `base_url=fake.url`.
+`POST /app-manifests/{code}/conversions`, after which the fake knows the new App; a pull
+request's files and a file's contents (for the config check). Repo endpoints require an
+installation token it issued and that has not expired. Reach it through real gidgethub with
+`base_url=fake.url`.
 """
 
 from __future__ import annotations
@@ -62,7 +64,8 @@ class FakeGitHub:
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, tuple[int, float]] = field(default_factory=dict)  # token -> (installation, expiry)
     record: bool = True  # the benchmark turns recording off
-    stall: str | None = None  # a request whose body holds this text never gets an answer
+    stall: str | None = None  # a request whose body holds this text never gets an answer…
+    hold: asyncio.Event | None = None  # …or not until this is set
     delay: float = 0.0  # seconds before each answer: a slow GitHub
     faults: list[int] = field(default_factory=list)  # the next requests get these statuses (500, 502, 429, 403…)
     reactions: dict[tuple[str, str], int] = field(default_factory=dict)  # (comment path, content) -> reaction id
@@ -183,7 +186,8 @@ class FakeGitHub:
             Call(request.method, request.path, dict(request.query), body, request.headers.get("Authorization"))
         )
         if self.stall and self.stall in raw.decode("utf-8", "replace"):
-            await asyncio.sleep(3600)  # the bot is stopped while it waits (a restart test)
+            # The bot is stopped while it waits (a restart test), or the test lets it go on.
+            await (self.hold.wait() if self.hold is not None else asyncio.sleep(3600))
         return await handler(request)
 
     @staticmethod

@@ -120,7 +120,7 @@ async def test_the_status_page_shows_jobs_steps_links_and_escapes_everything(aio
     assert "run relaunch-7" in page
     assert f'data-job="{gave_up}" data-status="done"><td><a href="/jobs/{gave_up}">' in page
     assert '<div class="outcome">gave up</div>' in page
-    assert "1 attempts, 10 input and 5 output LLM tokens, $0.2500" in page
+    assert "1 attempt, 10 input and 5 output LLM tokens, $0.2500" in page
 
 
 async def test_a_job_as_json(aiohttp_client, settings, queue):

@@ -151,7 +151,7 @@ class SetupFlow:
         folder = store_credentials(self.settings.state_dir, conversion)
         registered = Registered(str(conversion["id"]), str(conversion.get("slug", "")), conversion["html_url"], folder)
         log.info("registered the GitHub App %s (id %s); credentials in %s", registered.slug, registered.app_id, folder)
-        asyncio.get_running_loop().call_later(CLOSE_DELAY_S, self.done.set_result, registered)
+        asyncio.get_running_loop().call_later(CLOSE_DELAY_S, self._finish, registered)
         install = f"{registered.html_url}/installations/new"
         body = (
             f"<h1>Registered {escape(registered.slug)}</h1>"
@@ -199,6 +199,10 @@ class SetupFlow:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)
             await runner.cleanup()
+
+    def _finish(self, registered: Registered) -> None:
+        if self.done is not None and not self.done.done():  # not stopped in the meantime
+            self.done.set_result(registered)
 
     def _stop(self) -> None:
         if self.done is not None and not self.done.done():

@@ -30,6 +30,11 @@ VARIABLES = {
     "FIX_AND_RELAUNCH_STATUS_TOKEN": "the status page's token (without it the page answers localhost only)",
     "FIX_AND_RELAUNCH_LOG_FORMAT": "text (default) or json: one JSON object a line",
     "NO_COLOR": "no colour in the progress line",
+    "FIX_AND_RELAUNCH_SANDBOX": "required (default under serve: launch.sandbox off is refused) or optional",
+    "FIX_AND_RELAUNCH_SANDBOX_LIMITS": "sandbox limits for every job, e.g. memory=32G,processes=4096",
+    "FIX_AND_RELAUNCH_SANDBOX_PATHS": "host folders sandboxed jobs may read (datasets)",
+    "FIX_AND_RELAUNCH_SANDBOX_ENV": "the bot's variables sandboxed jobs are given",
+    "FIX_AND_RELAUNCH_UNSANDBOXED_JOBS": "i-understand: run repository code without bubblewrap where it is missing",
 }
 
 STATE = ("FIX_AND_RELAUNCH_STATE_DIR", "XDG_STATE_HOME", "HOME")
@@ -43,21 +48,28 @@ GITHUB = (
     "GITHUB_API_URL",
     "GITHUB_GIT_URL",
 )
+SANDBOX = (
+    "FIX_AND_RELAUNCH_SANDBOX",
+    "FIX_AND_RELAUNCH_SANDBOX_LIMITS",
+    "FIX_AND_RELAUNCH_SANDBOX_PATHS",
+    "FIX_AND_RELAUNCH_SANDBOX_ENV",
+    "FIX_AND_RELAUNCH_UNSANDBOXED_JOBS",
+)
 # Read by every command, to redact them from what it prints (and the key file must be readable).
 SECRETS = ("WANDB_API_KEY", "ANTHROPIC_API_KEY", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH",
            "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET", "FIX_AND_RELAUNCH_STATUS_TOKEN")  # fmt: skip
 OPERATE = ("GITHUB_WEB_URL", "FIX_AND_RELAUNCH_PUBLIC_URL", "FIX_AND_RELAUNCH_LOG_FORMAT")
 
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "serve": (*RUNS, *LLM, *GITHUB, "WANDB_WEBHOOK_SECRET", *OPERATE, "FIX_AND_RELAUNCH_STATUS_TOKEN"),
+    "serve": (*RUNS, *LLM, *GITHUB, "WANDB_WEBHOOK_SECRET", *SANDBOX, *OPERATE, "FIX_AND_RELAUNCH_STATUS_TOKEN"),
     "register-app": (*STATE, "GITHUB_API_URL", *OPERATE),
     "jobs": STATE,
-    "launch": (*RUNS, "NO_COLOR"),
+    "launch": (*RUNS, *SANDBOX, "NO_COLOR"),
     "diagnose": RUNS,
     "history": RUNS,
     "runs": RUNS,
     "delete-run": RUNS,
-    "fix": (*RUNS, *LLM, "NO_COLOR"),
+    "fix": (*RUNS, *LLM, *SANDBOX, "NO_COLOR"),
     "demo": (*LLM, "NO_COLOR"),
     "check-config": (),
     "wandb-setup": ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_WEBHOOK_SECRET"),

@@ -137,6 +137,8 @@ def relaunch_why(proposal: FixProposal) -> str:
         return proposal.root_cause  # names the files that changed
     if proposal.description.startswith("test the pushed fix"):
         return "the bot's fix is on the branch but has not run yet"
+    if proposal.fixer.startswith("llm:"):  # the model answered relaunch_unchanged
+        return f"the failure looks transient to {proposal.fixer.removeprefix('llm:').removesuffix(':relaunch')}: {proposal.root_cause}"
     return "the failure looks transient"
 
 
@@ -259,4 +261,5 @@ def fix_context(
         pr_text=req.pr_text,
         earlier_run_configs=earlier,
         previous_attempts=[a.to_json() for a in earlier_attempts],
+        run=found.run,
     )

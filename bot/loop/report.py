@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bot.diagnosis.model import Diagnosis
+from bot.fixers.llm.costs import usage_text
 from bot.fixers.model import Edit, FixProposal
 
 MARKER = "<!-- fix-and-relaunch:report -->"
@@ -151,8 +152,7 @@ def cost_line(proposal: FixProposal) -> str:
         return ""
     t = proposal.tokens
     total = sum(v for v in t.values() if isinstance(v, int))
-    cost = f", ${proposal.cost_usd:.4f}" if proposal.cost_usd is not None else ""
-    return f"| Tokens | {total} ({t.get('input', 0)} in, {t.get('output', 0)} out){cost} |\n"
+    return f"| Tokens | {total} ({usage_text(t, proposal.cost_usd)}) |\n"
 
 
 def run_link(run: dict | None) -> str:

@@ -164,7 +164,9 @@ class Lookups:
         return target
 
     def _denied(self, rel: str) -> bool:
-        return any(glob_match(rel, p) for p in (*self.denied, *SECRET_FILES))
+        """Denied by name, or a folder whose contents are (`.github` under `.github/**`)."""
+        patterns = (*self.denied, *SECRET_FILES)
+        return any(glob_match(rel, p) or glob_match(rel + "/-", p) for p in patterns)
 
     # -- the tools ------------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ class Lookups:
         folder = self.confine(path, folder=True)
         entries = []
         for entry in sorted(folder.iterdir(), key=lambda p: p.name)[: MAX_DIR_ENTRIES + 1]:
-            rel = entry.relative_to(self.root).as_posix() if entry.parent == folder else entry.name
+            rel = entry.relative_to(self.root).as_posix()
             if entry.name == ".git" or self._denied(rel):
                 continue
             entries.append(entry.name + ("/" if entry.is_dir() and not entry.is_symlink() else ""))

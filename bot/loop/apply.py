@@ -211,4 +211,4 @@ def _spent(exc: Exception) -> str:
     if not tokens:
         return ""
     total = sum(v for v in tokens.values() if isinstance(v, int))
-    return f" ({total} tokens: {spent_text(tokens, cost)})"
+    return f" ({total} tokens{f', ${cost:.4f}' if cost is not None else ''}: {spent_text(tokens, None)})"

@@ -96,7 +96,7 @@ class Decider:
         diagnosis = found.diagnosis
         if diagnosis.retryable:
             return FixProposal(fixer=RELAUNCH, description="relaunch unchanged", root_cause=diagnosis.summary)
-        proposal = self.rules(fix_ctx)
+        proposal = self.rules(fix_ctx) if self.config.get("fix", {}).get("rules", True) else None
         untested = untested_changes(self.history, self.branch, found.run, proposal, self.config)
         if untested:
             return newer_code_relaunch(found.run, untested)

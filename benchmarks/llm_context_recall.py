@@ -11,7 +11,10 @@ once by benchmarks/llm_realrepo_failures.py, which runs each broken job through 
   the bot would send (the rules left aside: every case is treated as one the LLM must fix);
 - recall after the look-up loop, with a scripted model that asks what a careful reader would
   ask, knowing the failure but not the fix: grep the names in the failure, read the files the
-  run used and the code around each frame, then read around the best grep hits (3 rounds);
+  run used and the code around each frame, then look for where names are declared (the end of an add_argument block, a Hydra primary
+  config) and read around the best hits (3 rounds);
+- the same two without the sections that follow the failure to its source (launch command,
+  the files the run used, declaration sites), as an ablation: what they and the look-ups add;
 - prompt tokens (tools + system + user message, 4 characters a token) median and max;
 - cost per fix at list prices: the first fix of a repository writes the fixed prefix to the
   cache, later ones read it; the answer is the reference fix as a propose_fix call; look-up
@@ -55,7 +58,9 @@ from bot.repo import config as repo_config  # noqa: E402
 from bot.runs.model import RunInfo  # noqa: E402
 from tests.support.realrepos import Case, job_python, load_cases  # noqa: E402
 
-READ_AROUND = 30  # lines either side of a grep hit the scripted reader reads
+SOURCE_KINDS = ("source", "run_file", "launch")  # the sections that follow the failure to its source
+READ_AROUND = 30
+DECLARED = r"add_argument\(|config_name\s*="  # where a careful reader looks for declarations  # lines either side of a grep hit the scripted reader reads
 _DIFF_FILE = re.compile(r"^diff --git a/(\S+) b/", re.M)
 _NUMBERED = re.compile(r"^\s*\d+\t", re.M)
 
@@ -69,8 +74,11 @@ class Measured:
     missing_first: list[str] = field(default_factory=list)
     missing_after: list[str] = field(default_factory=list)
     rounds: int = 0
+    first_without_sources: bool = False  # ablation: the prompt without what follows the failure to its source
+    after_without_sources: bool = False  # … and after the scripted look-ups
     cost_first_fix: float = 0.0
     cost_later_fix: float = 0.0
+    cost_with_lookups: float = 0.0  # a fix that makes the scripted reader's look-up rounds (prefix cached)
 
 
 # -- the context the bot builds ---------------------------------------------------------------
@@ -118,10 +126,12 @@ def first_prompt(ctx: FixContext, settings: Settings) -> PromptContext:
 # -- what was shown, by file -----------------------------------------------------------------
 
 
-def shown_by_path(prompt: PromptContext) -> dict[str, str]:
+def shown_by_path(prompt: PromptContext, leave_out: tuple[str, ...] = ()) -> dict[str, str]:
     shown: dict[str, str] = {}
     for section in prompt.sections:
         kind, _, rest = section.name.partition(":")
+        if kind in leave_out:
+            continue
         if kind in ("code", "source"):
             _add(shown, rest.rsplit(":", 1)[0], section.text)
         elif kind in ("run_file", "config_file"):
@@ -188,11 +198,28 @@ def careful_reader(ctx: FixContext, prompt: PromptContext, lookups: Lookups) -> 
             match = re.match(r"([^:]+):(\d+): ", line)
             if match and all(match[1] != p for p, _ in best):
                 best.append((match[1], int(match[2])))
-    if best:
-        rounds.append(
-            [("read_file", {"path": p, "start": max(1, n - READ_AROUND), "end": n + READ_AROUND}) for p, n in best[:3]]
-        )
+    # A name the code reads and nothing declares: where are names declared here? The end of an
+    # add_argument block, a Hydra primary config.
+    declared = lookups.grep(DECLARED, "**/*.py")
+    rounds.append([("grep", {"pattern": DECLARED, "glob": "**/*.py"})])
+    third = [("read_file", {"path": p, "start": max(1, n - READ_AROUND), "end": n + READ_AROUND}) for p, n in best[:3]]
+    third += [("read_file", {"path": p, "start": max(1, n - 10), "end": n + 10}) for p, n in _last_hits(declared)]
+    third += [
+        ("read_file", {"path": p, "start": 1, "end": 200}) for p in sources.hydra_configs(root, run_files, command)
+    ]
+    if third:
+        rounds.append(third)
     return rounds
+
+
+def _last_hits(grep_text: str) -> list[tuple[str, int]]:
+    """The last hit of each file in a grep answer."""
+    last: dict[str, int] = {}
+    for line in grep_text.splitlines():
+        match = re.match(r"([^:]+):(\d+): ", line)
+        if match:
+            last[match[1]] = int(match[2])
+    return list(last.items())[:3]
 
 
 def run_rounds(lookups: Lookups, rounds: list[list[tuple[str, dict]]]) -> tuple[list[tuple[str, str]], list[int]]:
@@ -261,6 +288,10 @@ def measure(case: Case, folder: Path, settings: Settings, model: str) -> Measure
     for path, text in lookup_shown(results).items():
         _add(after, path, text)
     missing_after = missing_lines(case, after)
+    ablated = shown_by_path(prompt, leave_out=SOURCE_KINDS)
+    ablated_after = copy.deepcopy(ablated)
+    for path, text in lookup_shown(results).items():
+        _add(ablated_after, path, text)
     answer = answer_tokens(case)
     asked = sizes if missing_first else []  # a reader shown everything answers at once
     return Measured(
@@ -271,8 +302,11 @@ def measure(case: Case, folder: Path, settings: Settings, model: str) -> Measure
         missing_first=missing_first,
         missing_after=missing_after,
         rounds=len(asked),
+        first_without_sources=not missing_lines(case, ablated),
+        after_without_sources=not missing_lines(case, ablated_after),
         cost_first_fix=fix_cost(model, fixed, user, asked, answer, first_fix=True),
         cost_later_fix=fix_cost(model, fixed, user, asked, answer, first_fix=False),
+        cost_with_lookups=fix_cost(model, fixed, user, sizes, answer, first_fix=False),
     )
 
 
@@ -286,14 +320,21 @@ def main() -> int:
     cases = [c for c in load_cases() if not args.case or c.id in args.case]
     python = job_python()
     settings = Settings()
-    measured = []
+    measured: list[Measured] = []
+    skipped: list[str] = []
     for case in cases:
         if not failure_path(args.dir, case).exists():
             if python is None:
                 raise SystemExit("no job environment to run the broken jobs: run bash .ci/install-jobenv.sh")
             collect(case, args.dir, python)
+        found = json.loads(failure_path(args.dir, case).read_text())
+        if not found.get("category"):  # the bot did not judge the run failed: nothing to fix
+            skipped.append(f"{case.id}: {found.get('summary')}")
+            continue
         measured.append(measure(case, args.dir, settings, args.model))
     report(measured, args.model, as_json=args.json)
+    for line in skipped:
+        print(f"left out, not a failed run here: {line[:150]}")
     return 0
 
 
@@ -319,12 +360,22 @@ def report(measured: list[Measured], model: str, *, as_json: bool) -> None:
     print(
         f"recall after look-ups: {sum(m.after for m in measured)}/{n} = {100 * sum(m.after for m in measured) / n:.0f}%"
     )
+    ablation = sum(m.first_without_sources for m in measured)
+    ablation_after = sum(m.after_without_sources for m in measured)
+    print(
+        f"ablation, without the source-following sections: recall@first {ablation}/{n} = {100 * ablation / n:.0f}%, "
+        f"after look-ups {ablation_after}/{n} = {100 * ablation_after / n:.0f}%"
+    )
     print(f"first-request tokens: median {statistics.median(tokens):.0f}, max {max(tokens)}")
     first = [m.cost_first_fix for m in measured]
     later = [m.cost_later_fix for m in measured]
     print(
         f"cost per fix: median ${statistics.median(first):.4f} (first fix of a repo), "
         f"${statistics.median(later):.4f} (prefix cached); max ${max(first):.4f}"
+    )
+    looked = [m.cost_with_lookups for m in measured]
+    print(
+        f"cost per fix with the scripted reader's look-up rounds: median ${statistics.median(looked):.4f}, max ${max(looked):.4f}"
     )
 
 

@@ -90,7 +90,12 @@ def stop_runs(clone: Path) -> None:
                 pass
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, id=c.id) for c in CASES])
+def _param(case: Case):
+    marks = [pytest.mark.xfail(reason=case.xfail, strict=False)] if case.xfail else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_scripted_model_fixes_the_real_repo_case(capsys, tmp_path, anthropic, case: Case):
     python = require_job_python()
     origin, clone = build(case, tmp_path, python)

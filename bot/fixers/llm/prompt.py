@@ -33,6 +33,7 @@ MIN_USEFUL_CHARS = 800  # a section cut below this is dropped instead
 GIT_TIMEOUT_S = 30
 SOURCE_BUDGET_CHARS = 5_000  # the looked-up declaration sites, all together
 DIFF_FILE_CHARS = 3_000  # one file's share of the branch diff
+DIFF_MAX_FILES = 30  # files diffed one by one; the rest are named
 
 # name -> (priority: lower is kept longer, cap in characters, end that survives a cut)
 LIMITS: dict[str, tuple[int, int, str]] = {
@@ -380,21 +381,22 @@ def branch_diff(root: Path, branch: str, base: str | None) -> str:
         return ""
     for ref in (base, f"origin/{base}"):
         names = git_output(root, "diff", "--name-only", "-z", "--no-renames", f"{ref}...{branch}", "--")
-        if names is None:
-            continue
-        parts = []
-        for name in sorted(filter(None, names.split("\0")), key=_diff_rank):
-            text = git_output(
-                root, "diff", "--no-color", "--no-ext-diff", "--no-renames", f"{ref}...{branch}", "--", name
-            )
-            if text:
-                parts.append(
-                    text
-                    if len(text) <= DIFF_FILE_CHARS
-                    else _whole_lines(text, DIFF_FILE_CHARS, "head") + f"\n[… the rest of {name}'s diff cut …]"
-                )
-        return "\n".join(parts)
+        if names is not None:
+            ranked = sorted(filter(None, names.split("\0")), key=_diff_rank)
+            parts = [_file_diff(root, f"{ref}...{branch}", name) for name in ranked[:DIFF_MAX_FILES]]
+            rest = ranked[DIFF_MAX_FILES:]
+            if rest:
+                more = ", ".join(rest[:20]) + (" …" if len(rest) > 20 else "")
+                parts.append(f"[{len(rest)} more changed files not shown: {more}]")
+            return "\n".join(p for p in parts if p)
     return ""
+
+
+def _file_diff(root: Path, span: str, name: str) -> str:
+    text = git_output(root, "diff", "--no-color", "--no-ext-diff", "--no-renames", span, "--", name) or ""
+    if len(text) <= DIFF_FILE_CHARS:
+        return text
+    return _whole_lines(text, DIFF_FILE_CHARS, "head") + f"\n[… the rest of {name}'s diff cut …]"
 
 
 def _diff_rank(name: str) -> tuple[int, str]:

@@ -18,9 +18,10 @@ from gidgethub.abc import GitHubAPI
 
 from bot.app.forge import GitHubForge
 from bot.app.jobs import FixJob, Job
-from bot.app.messages import BUSY, FORK_NOT_PUSHABLE, NOT_ALLOWED
+from bot.app.messages import BUSY, FORK_NOT_PUSHABLE, NOT_ALLOWED, render
 from bot.app.permissions import can_push, has_write_access
 from bot.app.queue import EnqueueOutcome, Queue
+from bot.core.secrets import Redactor
 
 log = logging.getLogger(__name__)
 
@@ -32,26 +33,27 @@ class CommentStep(str, Enum):
     REPLIED = "comment:replied"
 
 
-async def authorise_comment(job: Job, gh: GitHubAPI, *, queue: Queue) -> FixJob | None:
+async def authorise_comment(job: Job, gh: GitHubAPI, *, queue: Queue, redactor: Redactor) -> FixJob | None:
     """React, check the author may write, look the pull request up and queue its fix job.
 
     Returns the fix job queued, or None (not allowed, a fork the bot cannot push to, or the
-    branch busy: each answered on the pull request)."""
+    branch busy: each answered on the pull request, redacted: a branch name is the author's text)."""
     comment = job.comment
     forge = GitHubForge(gh)
     await _once(queue, job, CommentStep.REACTED, lambda: forge.react(comment.reactions_url, "eyes"))
     if not await has_write_access(gh, comment.collaborators_url, comment.author, comment.association):
-        await _reply(queue, job, forge, NOT_ALLOWED.format(user=comment.author))
+        await _reply(queue, job, forge, render(NOT_ALLOWED, redactor, user=comment.author))
         return None
     pr: dict[str, Any] = await gh.getitem(comment.pr_url)
     if not can_push(pr):
-        await _reply(queue, job, forge, FORK_NOT_PUSHABLE.format(user=comment.author, head=pr["head"]["label"]))
+        fork = render(FORK_NOT_PUSHABLE, redactor, user=comment.author, head=pr["head"]["label"])
+        await _reply(queue, job, forge, fork)
         return None
     fix = FixJob.for_comment(comment, pr)
     result = queue.enqueue(fix, source=job.id)
     if result.outcome == EnqueueOutcome.BUSY and result.active is not None:
         active = result.active
-        busy = BUSY.format(user=comment.author, branch=active.branch, status=active.status, job_id=active.id)
+        busy = render(BUSY, redactor, user=comment.author, branch=active.branch, status=active.status, job_id=active.id)
         await _reply(queue, job, forge, busy)
         return None
     log.info(

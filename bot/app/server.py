@@ -55,6 +55,7 @@ from bot.app.queue import Queue
 from bot.app.workers import Execute, Workers, start_workers
 from bot.core.errors import OperationFailed
 from bot.core.locks import exclusive
+from bot.core.secrets import Redactor
 from bot.core.settings import Settings
 from bot.launchers.sandbox import serve_settings
 from bot.repo.workspace import Workspace
@@ -164,7 +165,7 @@ async def execute_job(
     payload = job.payload
     if isinstance(payload, CommentJob):
         gh = await app[GITHUB_APP].gh_for_installation(payload.installation_id)
-        await authorise_comment(job, gh, queue=app[QUEUE])
+        await authorise_comment(job, gh, queue=app[QUEUE], redactor=Redactor.from_settings(app[SETTINGS]))
         return
     if isinstance(payload, AlertJob):
         if runs_lookup is None:

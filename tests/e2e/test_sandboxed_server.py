@@ -7,6 +7,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.app.jobs import JobKind, JobStatus
 from bot.launchers.sandbox import serve_settings
 from bot.loop.repo_context import RepoContext
 from tests.e2e.test_server import REPO, failed_run_on_bot_clone, run_one_job, world  # noqa: F401 (world: a fixture)
@@ -45,7 +46,8 @@ async def test_a_branch_switching_the_sandbox_off_is_told_so_on_the_pr(aiohttp_c
 
     queue = await run_one_job(aiohttp_client, fake_github, settings)
 
-    assert queue.jobs("failed") and not queue.jobs("done")
+    fix_jobs = [job for job in queue.jobs() if job.kind == JobKind.FIX]  # the comment's own job is done
+    assert [job.status for job in fix_jobs] == [JobStatus.FAILED]
     bodies = [c.body.get("body", "") for c in fake_github.find("PATCH")] + [
         c.body.get("output", {}).get("summary", "") for c in fake_github.find("POST", "/check-runs")
     ]

@@ -16,6 +16,7 @@ from bot.app.github_api import RetryPolicy
 from bot.app.github_auth import GitHubApp
 from bot.app.jobs import COMMENTS_LANE, CommentJob, JobKind
 from bot.app.server import make_app
+from bot.core.secrets import Redactor
 from tests.support.fake_github import INSTALLATION_ID, pr_comment, signed
 from tests.support.waiting import until
 
@@ -50,8 +51,8 @@ async def test_a_resumed_comment_job_reacts_and_queues_once(gh, fake_github, que
     fake_github.add_pull(REPO, 1, head_ref="exp-a", head_sha="a" * 40)
     queue.enqueue(comment_job(fake_github))
     job = queue.claim(COMMENTS_LANE)
-    first = await authorise_comment(job, gh, queue=queue)
-    again = await authorise_comment(job, gh, queue=queue)  # a restart before the job was marked done
+    first = await authorise_comment(job, gh, queue=queue, redactor=Redactor())
+    again = await authorise_comment(job, gh, queue=queue, redactor=Redactor())  # a restart before it was marked done
     assert first is not None and again is None
     assert [j.kind for j in queue.jobs()] == [JobKind.COMMENT, JobKind.FIX]
     assert len(fake_github.find("POST", "/reactions")) == 1
@@ -63,11 +64,25 @@ async def test_a_busy_reply_is_posted_once(gh, fake_github, queue):
     for comment_id in (1, 2):
         queue.enqueue(comment_job(fake_github, comment_id))
     first, second = queue.claim(COMMENTS_LANE), queue.claim(COMMENTS_LANE)
-    await authorise_comment(first, gh, queue=queue)
+    await authorise_comment(first, gh, queue=queue, redactor=Redactor())
     for _ in range(2):
-        await authorise_comment(second, gh, queue=queue)
+        await authorise_comment(second, gh, queue=queue, redactor=Redactor())
     [reply] = fake_github.find("POST", "/issues/1/comments")
     assert "<!-- fix-and-relaunch:busy -->" in reply.body["body"]
+
+
+async def test_a_reply_quoting_the_payload_is_redacted(gh, fake_github, queue):
+    # A branch name is the author's text: a token pasted into it must not be echoed on the PR.
+    token = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
+    branch = f"exp-{token}"
+    fake_github.add_pull(REPO, 1, head_ref=branch, head_sha="a" * 40)
+    for comment_id in (1, 2):
+        queue.enqueue(comment_job(fake_github, comment_id))
+    first, second = queue.claim(COMMENTS_LANE), queue.claim(COMMENTS_LANE)
+    await authorise_comment(first, gh, queue=queue, redactor=Redactor([token]))
+    await authorise_comment(second, gh, queue=queue, redactor=Redactor([token]))
+    [reply] = fake_github.find("POST", "/issues/1/comments")
+    assert token not in reply.body["body"] and "exp-" in reply.body["body"]
 
 
 async def test_a_github_hiccup_delays_the_command_and_loses_nothing(aiohttp_client, settings, fake_github, queue):

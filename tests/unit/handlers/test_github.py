@@ -16,6 +16,7 @@ from bot.app.github_auth import GitHubApp
 from bot.app.group_commit import GroupCommit
 from bot.app.jobs import COMMENTS_LANE, FixJob, JobKind
 from bot.app.messages import DIAGNOSING, job_marker
+from bot.core.secrets import Redactor
 from handlers.github import parse_command
 from tests.support.fake_github import INSTALLATION_ID, example, pr_comment
 
@@ -44,7 +45,7 @@ async def dispatch(event, gh, queue, **kw):
     await handlers.router.dispatch(event, None, queue=queue, enqueue=GroupCommit(queue).enqueue, **kw)
     assert len(gh_calls(gh)) == calls, "the request side called GitHub"
     while (job := queue.claim(COMMENTS_LANE)) is not None:
-        await authorise_comment(job, gh, queue=queue)
+        await authorise_comment(job, gh, queue=queue, redactor=Redactor())
         queue.finish(job.id)
 
 

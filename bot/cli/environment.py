@@ -26,6 +26,11 @@ VARIABLES = {
     "GITHUB_GIT_URL": "a clone URL template, e.g. https://ghe.example.com/{repo}.git",
     "WANDB_WEBHOOK_SECRET": "the bearer secret of W&B alerts",
     "NO_COLOR": "no colour in the progress line",
+    "FIX_AND_RELAUNCH_SANDBOX": "required (default under serve: launch.sandbox off is refused) or optional",
+    "FIX_AND_RELAUNCH_SANDBOX_LIMITS": "sandbox limits for every job, e.g. memory=32G,processes=4096",
+    "FIX_AND_RELAUNCH_SANDBOX_PATHS": "host folders sandboxed jobs may read (datasets)",
+    "FIX_AND_RELAUNCH_SANDBOX_ENV": "the bot's variables sandboxed jobs are given",
+    "FIX_AND_RELAUNCH_UNSANDBOXED_JOBS": "i-understand: run repository code without bubblewrap where it is missing",
 }
 
 STATE = ("FIX_AND_RELAUNCH_STATE_DIR", "XDG_STATE_HOME", "HOME")
@@ -39,18 +44,25 @@ GITHUB = (
     "GITHUB_API_URL",
     "GITHUB_GIT_URL",
 )
+SANDBOX = (
+    "FIX_AND_RELAUNCH_SANDBOX",
+    "FIX_AND_RELAUNCH_SANDBOX_LIMITS",
+    "FIX_AND_RELAUNCH_SANDBOX_PATHS",
+    "FIX_AND_RELAUNCH_SANDBOX_ENV",
+    "FIX_AND_RELAUNCH_UNSANDBOXED_JOBS",
+)
 # Read by every command, to redact them from what it prints (and the key file must be readable).
 SECRETS = ("WANDB_API_KEY", "ANTHROPIC_API_KEY", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH",
            "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET")  # fmt: skip
 
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "serve": (*RUNS, *LLM, *GITHUB, "WANDB_WEBHOOK_SECRET"),
-    "launch": (*RUNS, "NO_COLOR"),
+    "serve": (*RUNS, *LLM, *GITHUB, "WANDB_WEBHOOK_SECRET", *SANDBOX),
+    "launch": (*RUNS, *SANDBOX, "NO_COLOR"),
     "diagnose": RUNS,
     "history": RUNS,
     "runs": RUNS,
     "delete-run": RUNS,
-    "fix": (*RUNS, *LLM, "NO_COLOR"),
+    "fix": (*RUNS, *LLM, *SANDBOX, "NO_COLOR"),
     "demo": (*LLM, "NO_COLOR"),
     "check-config": (),
     "wandb-setup": ("WANDB_API_KEY", "WANDB_BASE_URL", "WANDB_WEBHOOK_SECRET"),

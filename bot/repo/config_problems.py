@@ -40,7 +40,9 @@ class ConfigProblem:
 
     def __str__(self) -> str:
         where = f"{self.source}:{self.line}" if self.line else self.source
-        return f"{where}: '{self.path}' {self.message}" if self.path else f"{where}: {self.message}"
+        # A message that names its key itself (a nested key's, say) is not prefixed with it again.
+        named = self.message.startswith(f"'{self.path}'") or self.message.startswith(f"'{self.path}.")
+        return f"{where}: '{self.path}' {self.message}" if self.path and not named else f"{where}: {self.message}"
 
 
 class ConfigError(BadInput):

@@ -90,13 +90,13 @@ def test_a_mapping_sets_mode_network_and_limits():
         ("sandbox: {wall_time: -5}", "'launch.sandbox.wall_time' must be a duration"),
         ("sandbox: {cpus: 2}", "unknown key 'launch.sandbox.cpus'"),
         ("sandbox: {network: maybe}", "'launch.sandbox.network' must be on or off"),
-        ("sandbox: 3", "'launch.sandbox' must be str or bool or dict"),
+        ("sandbox: 3", "'launch.sandbox' must be a string or true or false or a mapping, got int 3"),
     ],
 )
 def test_a_bad_sandbox_key_is_refused_naming_it(text, error):
     with pytest.raises(BadInput) as caught:
         parse(f"launch:\n  {text}\n")
-    assert error in str(caught.value) and str(caught.value).startswith(".github/fix-and-relaunch.yml: ")
+    assert error in str(caught.value) and str(caught.value).startswith(".github/fix-and-relaunch.yml:2: ")
 
 
 def test_the_default_is_auto():

@@ -94,7 +94,10 @@ def test_every_problem_is_reported_at_once_with_its_line():
 
 def test_an_unknown_key_far_from_any_known_one_lists_them():
     problems = repo_config.check("launch:\n  zzz: 1\n")
-    assert problems[0].message == "is not a known key (known: backend, setup, install, command, slurm, ray, wandb)"
+    assert (
+        problems[0].message
+        == "is not a known key (known: backend, setup, install, command, slurm, ray, wandb, sandbox)"
+    )
 
 
 def test_backend_options_are_checked_by_the_file_and_passed_as_set():

@@ -17,7 +17,7 @@ from tests.support.git_repos import make_origin
     [
         ("launch:\n  slurm: " + "[" * 5000 + "]" * 5000 + "\n", "nested too deeply"),
         ("launch: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n", "nested too deeply"),
-        ("# padding\n" * 40_000, "characters; a repo config may have at most"),
+        ("# padding\n" * 40_000, "is over 256 KiB"),
     ],
     ids=["lists-5000-deep", "mappings-5000-deep", "huge"],
 )

@@ -110,3 +110,4 @@ def test_look_ups_then_a_patch_is_pushed_and_verified(capsys, repo, anthropic):
     assert "cache_control" not in json.dumps(bodies[0]["messages"])
     assert bodies[2]["messages"][-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     assert "cache write" in result["comment"] and "cache read" in result["comment"]
+    assert " over 4 requests (" in result["comment"]

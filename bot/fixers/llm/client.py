@@ -343,7 +343,7 @@ class Conversation:
             root_cause=answer.root_cause,
             edits=answer.edits,
             evidence=[e for e in (answer.explanation,) if e] + self._evidence(),
-            tokens=dict(self.tokens),
+            tokens={**self.tokens, "requests": len(self.ledger.rounds)},
             cost_usd=self.cost,
         )
 

@@ -218,7 +218,7 @@ def test_tokens_and_cost_recorded(repo, fake, settings):
     }
     fake.script(tool_answer(GOOD_FIX, usage=usage))
     proposal = propose_llm_fix(context(repo), settings)
-    assert proposal.tokens == {"input": 2000, "output": 500, "cache_read": 0, "cache_write": 1000}
+    assert proposal.tokens == {"input": 2000, "output": 500, "cache_read": 0, "cache_write": 1000, "requests": 1}
     # Sonnet: $3/M input, $15/M output, cache write 1.25x input
     assert proposal.cost_usd == pytest.approx((2000 * 3 + 500 * 15 + 1000 * 3.75) / 1e6)
 

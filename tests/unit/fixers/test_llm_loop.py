@@ -45,7 +45,7 @@ def test_look_ups_are_answered_then_the_patch_applied(repo, fake, settings):
         "round 2 (look-up: grep lr): 1000 in, 0 cache write, 0 cache read, 100 out, $0.0045",
         "round 3 (answer: propose_fix): 1000 in, 0 cache write, 0 cache read, 100 out, $0.0045",
     ]
-    assert proposal.tokens == {"input": 3000, "output": 300, "cache_read": 0, "cache_write": 0}
+    assert proposal.tokens == {"input": 3000, "output": 300, "cache_read": 0, "cache_write": 0, "requests": 3}
     assert proposal.cost_usd == pytest.approx(3 * 0.0045)
 
 

@@ -183,6 +183,7 @@ class Fix(Section):
     )
     delete_failed_run: bool = Field(False, description="delete the failed runs a relaunch replaced, at the end")
     max_patch_lines: Count = Field(200, description="the largest patch a fix may make")
+    rules: bool = Field(True, description="try the built-in rules first; false sends every failure to the LLM")
 
 
 class Wandb(Section):

@@ -3,6 +3,7 @@
     POST /webhooks/github   X-Hub-Signature-256 checked with GITHUB_WEBHOOK_SECRET
     POST /webhooks/wandb    Authorization: Bearer WANDB_WEBHOOK_SECRET (+ X-Wandb-Signature if sent)
     GET  /healthz           queue depth and workers
+    GET  /, /jobs/{id}      the status page and a job as JSON; GET /metrics (bot.app.operator_routes)
 
 The request path makes no outbound call: a delivery is answered from what it carries and the
 queue, whatever GitHub's state. Every request gets a 2xx or a 4xx: a missing or malformed
@@ -46,12 +47,17 @@ from gidgethub import routing, sansio
 from bot.app import alerts
 from bot.app.alerts import RunsLookup, resolve_wandb_alert
 from bot.app.bodies import MAX_BODY, BodyBudget, BodyLimits, Refused, read_body
+from bot.app.checks import run_config_check
 from bot.app.comments import authorise_comment
-from bot.app.executor import FixJobExecutor
 from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
 from bot.app.group_commit import GroupCommit
-from bot.app.jobs import AlertJob, BadPayload, CommentJob, Job
+from bot.app.jobs import AlertJob, BadPayload, CommentJob, ConfigCheckJob, Job
+from bot.app.logs import QuietProbesAccessLogger
+from bot.app.logs import configure as configure_logging
+from bot.app.metrics import METRICS
+from bot.app.operator_routes import add_operator_routes
+from bot.app.outcomes import OutcomeRecordingExecutor
 from bot.app.queue import Queue
 from bot.app.watcher import WATCH_POLL_S, Watcher
 from bot.app.workers import Execute, Workers, start_workers, workers_from_env
@@ -132,6 +138,7 @@ def make_app(
     app.router.add_post("/webhooks/github", github_webhook)
     app.router.add_post("/webhooks/wandb", wandb_webhook)
     app.router.add_get("/healthz", healthz)
+    add_operator_routes(app, settings, queue)
     app.on_shutdown.append(_stop_taking_jobs)
     app.cleanup_ctx.append(functools.partial(_github_context, session=session, retry=github_retry))
     execute = functools.partial(execute_job, app, executor=executor, runs_lookup=runs_lookup)
@@ -147,7 +154,7 @@ async def _github_context(
     app: web.Application, *, session: aiohttp.ClientSession | None, retry: RetryPolicy
 ) -> AsyncIterator[None]:
     own = session is None
-    app[SESSION] = session or aiohttp.ClientSession(timeout=REQUEST_TIMEOUT)
+    app[SESSION] = session or aiohttp.ClientSession(timeout=REQUEST_TIMEOUT, trace_configs=[app[METRICS].trace()])
     app[GITHUB_APP] = GitHubApp(app[SETTINGS], app[SESSION], retry=retry)
     yield
     if own:
@@ -183,6 +190,9 @@ async def execute_job(
     if isinstance(payload, CommentJob):
         gh = await app[GITHUB_APP].gh_for_installation(payload.installation_id)
         await authorise_comment(job, gh, queue=app[QUEUE], redactor=Redactor.from_settings(app[SETTINGS]))
+        return
+    if isinstance(payload, ConfigCheckJob):
+        await run_config_check(await app[GITHUB_APP].gh_for_installation(payload.installation_id), payload)
         return
     if isinstance(payload, AlertJob):
         if runs_lookup is None:
@@ -359,7 +369,7 @@ def run(
     flight get SHUTDOWN_TIMEOUT_S, jobs stop at their next step boundary within STOP_GRACE_S."""
     check_app_credentials(settings)
     workers = workers_from_env() if workers is None else workers
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(settings.log_format)
     with ExitStack() as held:
         # Start-up requeues every job left running: a second server on the same state
         # would take over the first one's live jobs.
@@ -373,7 +383,9 @@ def run(
         app = production_app(
             settings, router=router, wandb_handler=wandb_handler, workers=workers, act_only_if=act_only_if
         )
-        web.run_app(app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        web.run_app(
+            app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_class=QuietProbesAccessLogger
+        )
 
 
 def production_app(
@@ -391,7 +403,7 @@ def production_app(
         queue=queue,
         router=router,
         wandb_handler=wandb_handler,
-        executor=FixJobExecutor(settings, queue),
+        executor=OutcomeRecordingExecutor(settings, queue),
         runs_lookup=alerts.runs_lookup(settings),
         cleanup=functools.partial(remove_worktree, settings),
         workers=workers,

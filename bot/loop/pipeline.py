@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bot.fixers.llm.client import GaveUp as GaveUpFixing
 from bot.fixers.llm.client import propose_llm_fix
 from bot.fixers.model import FixContext, FixProposal
 from bot.loop import decide, report
@@ -224,7 +225,10 @@ class Pipeline:
     ) -> Outcome:
         """Nothing is changed: `action` stays `none` and the proposed diff is shown."""
         if proposal is None:
-            proposal = propose_llm_fix(fix_ctx, self.ctx.settings)
+            try:
+                proposal = propose_llm_fix(fix_ctx, self.ctx.settings)
+            except GaveUpFixing as exc:  # the model found no safe fix: the same outcome as a real run's
+                raise GiveUp(f"the LLM fixer gave up: {exc}") from None
         outcome.action = Action.NONE
         outcome.patch = report.render_diff(self.worktree, proposal.edits)
         outcome.attempts[-1].fixer = proposal.fixer

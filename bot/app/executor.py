@@ -9,6 +9,10 @@ PR comment. It raises `Interrupted`; the job goes back to the queue with its jou
 next start resumes it. The pipeline runs in a daemon thread, so a step that does not end in
 time (a long setup, an LLM call) never holds the process: it is cut as a kill would cut it,
 which the journal is made for.
+
+The pipeline runs parked: at its wait for the relaunched run it raises `Parked`, the worker
+stores the job as waiting, and the watcher queues it again when the run is ready; the job is
+then run again from its journal, given its wait (`job.wait`), to judge the run.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from bot.loop.model import FixRequest, Outcome
 from bot.loop.pipeline import Interrupted, Pipeline
 from bot.loop.repo_context import RepoContext
 from bot.loop.report import stopped_body
+from bot.loop.waits import Parked
 from bot.repo.publish import clone_for_server
 
 log = logging.getLogger(__name__)
@@ -74,7 +79,8 @@ class FixJobExecutor:
         gh = await github_app.gh_for_installation(job.fix.installation_id)
         forge = GitHubForge(gh)
         marker = job_marker(job.id)
-        await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job.fix.branch))
+        if job.wait is None:  # a job woken from its wait keeps its comment (the relaunch) until the verdict
+            await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job.fix.branch))
         pr_text = await self._pr_text(gh, job)
         loop = asyncio.get_running_loop()
 
@@ -94,8 +100,8 @@ class FixJobExecutor:
 
         try:
             outcome = await in_daemon_thread(lambda: self._run(job, clone_url, pr_text, report, stop))
-        except Interrupted:
-            raise  # the worker puts the job back in the queue
+        except (Interrupted, Parked):
+            raise  # the worker puts the job back in the queue, or parks it at its wait
         except Exception as exc:
             await self._stopped(forge, job, marker, exc)
             raise
@@ -134,10 +140,12 @@ class FixJobExecutor:
             reporter=report,
             cancelled=lambda: self.queue.cancel_requested(job.id),
             stopping=stop.is_set,
+            park=True,
+            wait=job.wait,
         )
         try:
             outcome = pipeline.run(request)
-        except Interrupted:
+        except (Interrupted, Parked):
             raise  # what it committed is journaled and pushed on resume: nothing is discarded
         except Exception:
             self._discard_unpushed(ctx, branch)

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
 
+from bot.loop.waits import Wait
+
 # The body a W&B webhook automation must send; `${…}` are W&B's payload variables.
 WANDB_PAYLOAD_TEMPLATE = (
     '{"event_type": "${event_type}", "entity": "${entity_name}", '
@@ -47,12 +49,13 @@ class JobKind(TextEnum):
 class JobStatus(TextEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"  # parked at a wait (bot.loop.waits): no worker holds it; the watcher wakes it
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING)  # a waiting job still holds its lane
 
 
 def branch_lane(repo: str, branch: str) -> str:
@@ -394,6 +397,7 @@ class Job:
     payload: Payload
     tries: int = 0
     error: str | None = None
+    wait: Wait | None = None  # what the job waits for (waiting), or was woken from (queued again)
 
     @property
     def kind(self) -> JobKind:

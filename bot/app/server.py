@@ -27,6 +27,7 @@ On shutdown the workers stop taking jobs and running pipelines stop at their nex
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -58,7 +59,8 @@ from bot.app.metrics import METRICS
 from bot.app.operator_routes import add_operator_routes
 from bot.app.outcomes import OutcomeRecordingExecutor
 from bot.app.queue import Queue
-from bot.app.workers import Execute, Workers, start_workers
+from bot.app.watcher import WATCH_POLL_S, Watcher
+from bot.app.workers import Execute, Workers, start_workers, workers_from_env
 from bot.core.errors import OperationFailed
 from bot.core.locks import exclusive
 from bot.core.secrets import Redactor
@@ -94,6 +96,7 @@ WandbHandler = Callable[..., str]  # wandb_handler(payload, queue=...) -> outcom
 Cleanup = Callable[[str, str], Any]  # cleanup(repo, branch), async or blocking
 
 WORKERS = web.AppKey("workers", Workers)
+WATCHER = web.AppKey("watcher", Watcher)
 ROUTER = web.AppKey("router", routing.Router)
 CLEANUP: web.AppKey[Cleanup | None] = web.AppKey("cleanup")
 WANDB_HANDLER: web.AppKey[WandbHandler] = web.AppKey("wandb_handler")
@@ -114,6 +117,7 @@ def make_app(
     github_retry: RetryPolicy = RetryPolicy(),
     body_limits: BodyLimits = BodyLimits(),
     act_only_if: Mapping[str, bytes] | None = None,
+    watch_poll_s: float = WATCH_POLL_S,
 ) -> web.Application:
     """The aiohttp application. Raises BadInput when the App's credentials or secret are missing
     or unusable (an App id that is not a number, a private key that does not parse).
@@ -140,6 +144,9 @@ def make_app(
     execute = functools.partial(execute_job, app, executor=executor, runs_lookup=runs_lookup)
     general = workers if executor is not None else 0
     app.cleanup_ctx.append(functools.partial(_workers_context, execute=execute, n=general, comments=comment_workers))
+    if executor is not None:  # only a server that runs fix jobs has jobs that wait
+        app[WATCHER] = Watcher(settings, queue, poll_s=watch_poll_s)
+        app.cleanup_ctx.append(_watcher_context)
     return app
 
 
@@ -158,6 +165,16 @@ async def _workers_context(app: web.Application, *, execute: Execute, n: int, co
     app[WORKERS] = start_workers(app[QUEUE], execute, n, stopping=app[STOPPING], comment_workers=comments)
     yield
     await app[WORKERS].stop()
+
+
+async def _watcher_context(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[WATCHER].run(app[STOPPING]), name="watcher")
+    yield
+    app[STOPPING].set()
+    try:  # a sweep in flight is cut: the waits are in the store, the next start looks again
+        await asyncio.wait_for(task, timeout=1.0)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        pass
 
 
 async def _stop_taking_jobs(app: web.Application) -> None:
@@ -328,6 +345,7 @@ async def healthz(request: web.Request) -> web.Response:
         "workers": workers.general if workers is not None else 0,
         "comment_workers": len(workers) - workers.general if workers is not None else 0,
         "busy": workers.busy if workers is not None else 0,
+        "peak_busy": workers.peak_busy if workers is not None else 0,
         "stopping": request.app[STOPPING].is_set(),
     }
     return web.json_response(body)
@@ -340,14 +358,17 @@ def run(
     *,
     router: routing.Router,
     wandb_handler: WandbHandler,
-    workers: int = 2,
+    workers: int | None = None,
     act_only_if: Mapping[str, bytes] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; the queue lives in `settings.state_dir / "state.db"`.
+    `workers`: how many fix workers; by default FIX_AND_RELAUNCH_WORKERS, else 2 (BadInput
+    when it is not a whole number from 1 to 64).
 
     Refuses to start (BadInput) on unusable App credentials; stops within about 10 s: requests in
     flight get SHUTDOWN_TIMEOUT_S, jobs stop at their next step boundary within STOP_GRACE_S."""
     check_app_credentials(settings)
+    workers = workers_from_env() if workers is None else workers
     configure_logging(settings.log_format)
     with ExitStack() as held:
         # Start-up requeues every job left running: a second server on the same state

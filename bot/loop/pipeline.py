@@ -7,7 +7,9 @@
 `decide` chooses, `apply` changes the branch, `verify` relaunches and judges; this module ties
 them together. Each step with an effect outside the process (commit, push, comment, launch)
 is journaled under (job, attempt, step), so a resumed job skips what it already did: it never
-commits, pushes or launches twice.
+commits, pushes or launches twice. The same journal makes the loop resumable at its wait for
+the relaunched run (bot.loop.waits): parked, `run` raises `Parked` there, and the job is run
+again, given its `wait`, once the watcher finds the run ready.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outco
 from bot.loop.progress import OnPoll, ignore_poll
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier
+from bot.loop.waits import Wait
 from bot.repo.git import git
 from bot.repo.publish import BOT_EMAIL, BOT_NAME
 from bot.runs.model import RunInfo
@@ -52,7 +55,11 @@ class Pipeline:
         cancelled: Callable[[], bool] | None = None,
         stopping: Callable[[], bool] | None = None,
         on_poll: OnPoll = ignore_poll,
+        park: bool = False,
+        wait: Wait | None = None,
     ):
+        """`park`: at a wait, raise `Parked` (the server: the watcher wakes the job) rather than
+        wait in-process (the command line). `wait`: the wait a parked job is resumed from."""
         self.ctx = ctx
         self.steps = steps or StepLog()
         self.reporter: Reporter = reporter or (lambda stage, body: None)
@@ -61,6 +68,8 @@ class Pipeline:
         self.cancelled = cancelled or (lambda: False)
         self.stopping = stopping or (lambda: False)
         self.on_poll = on_poll
+        self.park = park
+        self.wait = wait
 
     def run(self, req: FixRequest) -> Outcome:
         self._open(req)
@@ -111,6 +120,8 @@ class Pipeline:
             worktree=self.worktree,
             sleep=self._sleep,
             on_poll=self.on_poll,
+            park=self.park,
+            resumed=self.wait,
         )
 
     def _set_aside_interrupted_patch(self, branch: str) -> None:

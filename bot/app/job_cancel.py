@@ -18,8 +18,9 @@ UNKNOWN = CancelOutcome("no such job")
 
 
 def cancel(queue: Queue, job_id: int) -> CancelOutcome:
-    """Cancel a queued job, or ask a running one to stop (a running fix job stops at its next step
-    and stays cancelled), in one write transaction: the job cannot be claimed in between."""
+    """Cancel a queued job, or ask a running or waiting one to stop (a running fix job stops at its
+    next step; a waiting one is woken to stop), in one write transaction: the job cannot be claimed
+    in between."""
     with queue.db.transaction() as conn:
         row = tables.get_job(conn, job_id)
         if row is None:
@@ -32,5 +33,10 @@ def cancel(queue: Queue, job_id: int) -> CancelOutcome:
         if row.status == JobStatus.RUNNING:
             # A lane holds one running fix job; the flag is what the pipeline polls.
             tables.request_cancel(conn, row.lane, JobStatus.RUNNING)
+            return STOPPING
+        if row.status == JobStatus.WAITING:
+            # Parked at a wait: queued again, flagged, it resumes only to stop and say so.
+            tables.request_cancel(conn, row.lane, JobStatus.WAITING)
+            tables.move_job(conn, job_id, JobStatus.WAITING, JobStatus.QUEUED)
             return STOPPING
         return FINISHED

@@ -115,7 +115,7 @@ def job_handler(queue: Queue) -> Handler:
 def status_handler(queue: Queue, settings: Settings) -> Handler:
     async def status_page(request: web.Request) -> web.Response:
         conn = queue.db.connection
-        active = job_views.jobs(conn, (JobStatus.QUEUED, JobStatus.RUNNING), limit=100)
+        active = job_views.jobs(conn, (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING), limit=100)
         recent = job_views.jobs(conn, (JobStatus.DONE, JobStatus.FAILED, JobStatus.CANCELLED), limit=RECENT)
         return html_page("fix-and-relaunch", render_status(queue.depth(), active, recent, settings), refresh=True)
 
@@ -127,7 +127,7 @@ def render_status(depth: dict[str, int], active: list[JobView], recent: list[Job
     llm = sum((j.llm for j in shown), LlmUse())
     counts = " ".join(f'<span class="count {escape(s)}">{escape(s)}: {n}</span>' for s, n in depth.items())
     running = [j for j in active if j.status == JobStatus.RUNNING]
-    queued = [j for j in active if j.status == JobStatus.QUEUED]
+    queued = [j for j in active if j.status in (JobStatus.QUEUED, JobStatus.WAITING)]
     return "\n".join(
         [
             "<h1>fix-and-relaunch</h1>",

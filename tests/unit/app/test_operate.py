@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import time
 from dataclasses import replace
 from unittest import mock
 
@@ -16,6 +17,7 @@ import handlers
 from bot.app import status
 from bot.app.jobs import FixJob, JobKind
 from bot.app.server import make_app
+from bot.loop.waits import Wait
 from tests.support.fake_github import pr_comment, signed
 from tests.support.waiting import until
 
@@ -121,6 +123,16 @@ async def test_the_status_page_shows_jobs_steps_links_and_escapes_everything(aio
     assert f'data-job="{gave_up}" data-status="done"><td><a href="/jobs/{gave_up}">' in page
     assert '<div class="outcome">gave up</div>' in page
     assert "1 attempt, 10 input and 5 output LLM tokens, $0.2500" in page
+
+
+async def test_a_job_parked_at_a_wait_is_on_the_status_page(aiohttp_client, settings, queue):
+    client = await aiohttp_client(webhook_app(settings, queue=queue, comment_workers=0))
+    parked = queue.enqueue(fix_job(branch="exp-w")).job_id
+    queue.claim(lane=fix_job(branch="exp-w").lane)
+    queue.park(parked, Wait(run_id="relaunch-9", target_steps=20, deadline=time.time() + 600))
+    page = await (await client.get("/")).text()
+    queued_section = page.split('<section id="queued">')[1].split("</section>")[0]
+    assert f'data-job="{parked}" data-status="waiting"' in queued_section
 
 
 async def test_a_job_as_json(aiohttp_client, settings, queue):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -10,6 +11,7 @@ from bot.app.jobs import FixJob
 from bot.app.queue import Queue
 from bot.cli.main import main
 from bot.core.settings import Settings
+from bot.loop.waits import Wait
 
 
 def fix_job(branch: str) -> FixJob:
@@ -70,3 +72,12 @@ def test_cancel_a_queued_job_a_running_one_and_a_finished_one(queue, capsys):
     queue.finish(done)
     assert main(["jobs", "cancel", str(done)]) == 1
     assert "already finished" in capsys.readouterr().err
+
+
+def test_cancel_a_waiting_job_wakes_it_flagged(queue, capsys):
+    waiting = queue.enqueue(fix_job("exp-w")).job_id
+    queue.claim(lane=fix_job("exp-w").lane)
+    queue.park(waiting, Wait(run_id="r-1", target_steps=20, deadline=time.time() + 600, poll_s=2.0))
+    assert main(["jobs", "cancel", str(waiting)]) == 0
+    assert capsys.readouterr().out == f"job {waiting}: asked to stop\n"
+    assert queue.get(waiting).status == "queued" and queue.cancel_requested(waiting)

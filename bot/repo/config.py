@@ -333,9 +333,10 @@ def _model(document: Document) -> RepoConfig:
     return model
 
 
-def load(repo: Path) -> dict[str, Any]:
-    """The config of the checkout at `repo`; defaults when it has none."""
-    return parse(read_text(repo))
+def load(repo: Path, base: Base | None = None) -> dict[str, Any]:
+    """The config of the checkout at `repo` (merged over the `base` it extends, when given);
+    defaults when it has none."""
+    return parse(read_text(repo), base=base)
 
 
 def read_text(repo: Path) -> str:

@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 from bot.core.settings import Settings  # noqa: E402
 from bot.demo import sample_repo  # noqa: E402
 from bot.diagnosis.model import Diagnosis  # noqa: E402
-from bot.fixers.llm.client import Conversation, system_blocks, tool_definition  # noqa: E402
+from bot.fixers.llm.client import Conversation, system_blocks, tool_definitions  # noqa: E402
 from bot.fixers.llm.prompt import DEFAULT_BUDGET_TOKENS, estimate_tokens  # noqa: E402
 from bot.fixers.model import FixContext  # noqa: E402
 from bot.repo.config import DEFAULTS  # noqa: E402
@@ -86,7 +86,7 @@ def report(ctx: FixContext, budget: int) -> None:
     prompt = conversation.context
     fixed = {
         "system": sum(len(b["text"]) for b in system_blocks(ctx.config)),
-        "tool": len(json.dumps(tool_definition())),
+        "tools": len(json.dumps(tool_definitions())),
     }
     user = len(conversation.messages[0]["content"][0]["text"])
     print(f"log lines: {len(ctx.log_tail)}   budget: {budget} tokens")

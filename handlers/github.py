@@ -21,14 +21,14 @@ from gidgethub import routing, sansio
 from gidgethub.abc import GitHubAPI
 
 from bot.app.hooks import call_hook
-from bot.app.jobs import Command, CommentJob
+from bot.app.jobs import Command, CommentJob, ConfigCheckJob
 from bot.app.messages import MARKER
 from bot.app.queue import Enqueued, Queue
 from handlers.payloads import at, maybe
 
 log = logging.getLogger(__name__)
 router = routing.Router()
-Enqueue = Callable[[CommentJob], Awaitable[Enqueued]]
+Enqueue = Callable[[CommentJob | ConfigCheckJob], Awaitable[Enqueued]]
 
 COMMAND = "/fix-and-relaunch"
 # In the raw body of any comment naming the command: JSON may escape the "/", never the letters.
@@ -122,6 +122,27 @@ async def remove_worktree(cleanup: Callable[[str, str], Any], queue: Queue, repo
         await call_hook(cleanup, repo, branch)
     except Exception:
         log.exception("clean-up of %s#%s failed; the worktree stays", repo, branch)
+
+
+@router.register("pull_request", action="opened")
+@router.register("pull_request", action="synchronize")
+@router.register("pull_request", action="reopened")
+async def check_config(event: sansio.Event, gh: GitHubAPI | None, *args: Any, enqueue: Enqueue, **kwargs: Any) -> None:
+    """A pull request's new head: a worker checks its repo config (when the pull request edits it)
+    and posts a check run (bot.app.checks)."""
+    data = event.data
+    base_repo = at(data, "repository.full_name", str)
+    head_repo = maybe(data, "pull_request.head.repo.full_name", str) or base_repo
+    job = ConfigCheckJob(
+        repo=base_repo,
+        head_repo=head_repo,
+        head_sha=at(data, "pull_request.head.sha", str),
+        pr=at(data, "pull_request.number", int),
+        installation_id=at(data, "installation.id", int),
+        delivery_id=event.delivery_id,
+    )
+    result = await enqueue(job)
+    log.info("PR %s#%s head %s: config check %s", base_repo, job.pr, job.head_sha[:10], result.outcome)
 
 
 @router.register("installation", action="created")

@@ -9,6 +9,10 @@ PR comment. It raises `Interrupted`; the job goes back to the queue with its jou
 next start resumes it. The pipeline runs in a daemon thread, so a step that does not end in
 time (a long setup, an LLM call) never holds the process: it is cut as a kill would cut it,
 which the journal is made for.
+
+The pipeline runs parked: at its wait for the relaunched run it raises `Parked`, the worker
+stores the job as waiting, and the watcher queues it again when the run is ready; the job is
+then run again from its journal, given its wait (`job.wait`), to judge the run.
 """
 
 from __future__ import annotations
@@ -22,11 +26,14 @@ from concurrent.futures import Future
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from gidgethub.abc import GitHubAPI
+
+from bot.app.checks import extended_base, file_text
 from bot.app.forge import GitHubForge
 from bot.app.jobs import Job
 from bot.app.messages import DIAGNOSING, job_marker
 from bot.app.queue import Queue
-from bot.core.errors import BotError
+from bot.core.errors import BadInput, BotError
 from bot.core.secrets import Redactor
 from bot.core.settings import Settings
 from bot.loop.journal import StepLog
@@ -34,6 +41,8 @@ from bot.loop.model import FixRequest, Outcome
 from bot.loop.pipeline import Interrupted, Pipeline
 from bot.loop.repo_context import RepoContext
 from bot.loop.report import stopped_body
+from bot.loop.waits import Parked
+from bot.repo.config import CONFIG_PATH, Base
 from bot.repo.publish import clone_for_server
 
 log = logging.getLogger(__name__)
@@ -74,8 +83,10 @@ class FixJobExecutor:
         gh = await github_app.gh_for_installation(job.fix.installation_id)
         forge = GitHubForge(gh)
         marker = job_marker(job.id)
-        await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job.fix.branch))
+        if job.wait is None:  # a job woken from its wait keeps its comment (the relaunch) until the verdict
+            await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job.fix.branch))
         pr_text = await self._pr_text(gh, job)
+        base = await self._config_base(gh, job)
         loop = asyncio.get_running_loop()
 
         def report(stage: str, body: str) -> None:
@@ -93,9 +104,9 @@ class FixJobExecutor:
             return self._clone_url(job, github_app.token_from_thread(job.fix.installation_id))
 
         try:
-            outcome = await in_daemon_thread(lambda: self._run(job, clone_url, pr_text, report, stop))
-        except Interrupted:
-            raise  # the worker puts the job back in the queue
+            outcome = await in_daemon_thread(lambda: self._run(job, clone_url, pr_text, report, stop, base))
+        except (Interrupted, Parked):
+            raise  # the worker puts the job back in the queue, or parks it at its wait
         except Exception as exc:
             await self._stopped(forge, job, marker, exc)
             raise
@@ -108,9 +119,11 @@ class FixJobExecutor:
         pr_text: str | None,
         report: Callable[[str, str], None],
         stop: threading.Event,
+        base: Base | None = None,
     ) -> Outcome:
         clone = clone_for_server(self.settings.state_dir, job.fix.repo, clone_url())
         ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
+        ctx.config_base = base
 
         def save(key: str, value: Any) -> None:
             self.queue.record_step(job.id, key, value)
@@ -134,10 +147,12 @@ class FixJobExecutor:
             reporter=report,
             cancelled=lambda: self.queue.cancel_requested(job.id),
             stopping=stop.is_set,
+            park=True,
+            wait=job.wait,
         )
         try:
             outcome = pipeline.run(request)
-        except Interrupted:
+        except (Interrupted, Parked):
             raise  # what it committed is journaled and pushed on resume: nothing is discarded
         except Exception:
             self._discard_unpushed(ctx, branch)
@@ -146,6 +161,20 @@ class FixJobExecutor:
             self._discard_unpushed(ctx, branch)  # e.g. a fix committed, then the push was refused
         steps.once("attempts_counted", lambda: self._count(repo, branch, outcome))
         return outcome
+
+    @staticmethod
+    async def _config_base(gh: GitHubAPI, job: Job) -> Base | None:
+        """The organisation defaults the branch's repo config extends (`_extends`), read through the
+        App here in the worker; None when it extends nothing. One the App cannot read is logged, and
+        the branch's own config stands (the config check run reports it on the PR)."""
+        text = await file_text(gh, job.fix.repo, CONFIG_PATH, ref=job.fix.branch) or ""
+        try:
+            extends, base = await extended_base(gh, text, job.fix.repo.split("/", 1)[0])
+        except BadInput:
+            return None  # a broken `_extends` is the repo config's problem, reported when it is parsed
+        if extends is not None and base is None:
+            log.warning("job %s: %s names %s, which the App cannot read", job.id, CONFIG_PATH, extends.source)
+        return base
 
     @staticmethod
     def _expected_head(job: Job) -> str | None:

@@ -10,6 +10,8 @@ before an upgrade still runs after it; code reads the payload by attribute.
   request) or `FixJob.for_failed_run` (a failed W&B run placed on a PR by an alert).
 - `AlertJob`: a W&B run-failure alert, resolved by a worker into fix jobs. Built by
   `AlertJob.from_payload` from the webhook's body.
+- `ConfigCheckJob`: a pull request's head commit whose repo config a worker checks, posting a
+  check run with its problems when the pull request edits the file (bot.app.checks).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar
+
+from bot.loop.waits import Wait
 
 # The body a W&B webhook automation must send; `${…}` are W&B's payload variables.
 WANDB_PAYLOAD_TEMPLATE = (
@@ -39,17 +43,19 @@ class JobKind(TextEnum):
     FIX = "fix"
     WANDB_ALERT = "wandb_alert"
     COMMENT = "comment"
+    CONFIG_CHECK = "config_check"
 
 
 class JobStatus(TextEnum):
     QUEUED = "queued"
     RUNNING = "running"
+    WAITING = "waiting"  # parked at a wait (bot.loop.waits): no worker holds it; the watcher wakes it
     DONE = "done"
     FAILED = "failed"
     CANCELLED = "cancelled"
 
 
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.WAITING)  # a waiting job still holds its lane
 
 
 def branch_lane(repo: str, branch: str) -> str:
@@ -317,17 +323,63 @@ class CommentJob:
         )
 
 
+@dataclass(frozen=True)
+class ConfigCheckJob:
+    """Check the repo config of a pull request's head commit (from a `pull_request` webhook)."""
+
+    kind: ClassVar[JobKind] = JobKind.CONFIG_CHECK
+
+    repo: str  # the base repository: where the pull request and the check run live
+    head_repo: str  # where the head commit's file is read
+    head_sha: str
+    pr: int
+    installation_id: int
+    delivery_id: str | None = None
+
+    @property
+    def lane(self) -> str:
+        """One waiting check per commit: a redelivery or a reopen while it waits adds nothing."""
+        return f"config-check:{self.repo}@{self.head_sha}"
+
+    @property
+    def branch(self) -> None:
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "repo": self.repo,
+            "head_repo": self.head_repo,
+            "head_sha": self.head_sha,
+            "pr": self.pr,
+            "installation_id": self.installation_id,
+            "delivery_id": self.delivery_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> ConfigCheckJob:
+        return cls(
+            repo=data["repo"],
+            head_repo=data["head_repo"],
+            head_sha=data["head_sha"],
+            pr=data["pr"],
+            installation_id=data["installation_id"],
+            delivery_id=data.get("delivery_id"),
+        )
+
+
 def _name(what: str, value: Any) -> str:
     if not isinstance(value, str) or not value.strip() or "$" in value:
         raise BadPayload(f"'{what}' must name the W&B {what} (payload template: {WANDB_PAYLOAD_TEMPLATE})")
     return value.strip()
 
 
-Payload = FixJob | AlertJob | CommentJob
-PAYLOADS: dict[JobKind, type[FixJob] | type[AlertJob] | type[CommentJob]] = {
+Payload = FixJob | AlertJob | CommentJob | ConfigCheckJob
+PAYLOADS: dict[JobKind, type[FixJob] | type[AlertJob] | type[CommentJob] | type[ConfigCheckJob]] = {
     JobKind.FIX: FixJob,
     JobKind.WANDB_ALERT: AlertJob,
     JobKind.COMMENT: CommentJob,
+    JobKind.CONFIG_CHECK: ConfigCheckJob,
 }
 
 
@@ -345,6 +397,7 @@ class Job:
     payload: Payload
     tries: int = 0
     error: str | None = None
+    wait: Wait | None = None  # what the job waits for (waiting), or was woken from (queued again)
 
     @property
     def kind(self) -> JobKind:

@@ -9,6 +9,9 @@ queue guarantees:
   DUPLICATE (the delivery id is not covered by the signature, so a replayed comment with a
   new delivery id is caught by its comment id); a job that another job queues (the fix job of
   an authorised comment) is deduped by that job, so a rerun of it queues nothing twice;
+- a fix job at a wait (the relaunched run queued or short of its steps) is parked (`park`,
+  status WAITING, holding its lane) and woken by the watcher (`wake_waiting`); a restart
+  leaves it waiting;
 - a job left running by a stopped process is requeued by `recover()`, and the steps it
   recorded (`record_step`) are still there, so the pipeline resumes without pushing or
   launching twice;
@@ -41,6 +44,7 @@ from bot.app.jobs import (
     payload_from_json,
 )
 from bot.core.settings import Settings
+from bot.loop.waits import Wait
 from bot.store import jobs as tables
 from bot.store.db import DB_NAME, Database
 
@@ -189,8 +193,27 @@ class Queue:
         with self.db.transaction() as conn:
             tables.set_status(conn, job_id, JobStatus.QUEUED, note, unless=JobStatus.CANCELLED)
 
+    def park(self, job_id: int, wait: Wait) -> None:
+        """A running job reached a wait: store it as waiting, due at the wait's deadline. No worker
+        holds it; the watcher wakes it (`wake_waiting`). Its steps stay recorded."""
+        with self.db.transaction() as conn:
+            tables.park_job(conn, job_id, JobStatus.WAITING, wait.to_json(), wait.deadline)
+
+    def waiting(self) -> list[Job]:
+        """The jobs parked at a wait, oldest first."""
+        return self.jobs(JobStatus.WAITING)
+
+    def wake_waiting(self, job_ids: Sequence[int]) -> list[int]:
+        """Queue waiting jobs again (their wait is over, or they were cancelled); those it moved."""
+        with self.db.transaction() as conn:
+            woken = [i for i in job_ids if tables.move_job(conn, i, JobStatus.WAITING, JobStatus.QUEUED)]
+        if woken:
+            self._notify()
+        return woken
+
     def recover(self) -> list[int]:
-        """Requeue the jobs a stopped process left running; call once at start-up."""
+        """Requeue the jobs a stopped process left running; call once at start-up. A waiting job
+        stays waiting: the watcher wakes it when its run is ready."""
         with self.db.transaction() as conn:
             ids = tables.job_ids(conn, JobStatus.RUNNING)
             tables.move_jobs(conn, JobStatus.RUNNING, JobStatus.QUEUED)
@@ -200,12 +223,16 @@ class Queue:
         return ids
 
     def cancel_branch(self, repo: str, branch: str) -> list[int]:
-        """Drop the branch's queued jobs; ask its running job to stop at its next step."""
+        """Drop the branch's queued jobs; ask its running job to stop at its next step. A waiting
+        job is queued again, flagged: it resumes only to give up and say so on the PR."""
         lane = branch_lane(repo, branch)
         with self.db.transaction() as conn:
             queued = tables.job_ids(conn, JobStatus.QUEUED, lane)
             tables.move_jobs(conn, JobStatus.QUEUED, JobStatus.CANCELLED, lane)
             tables.request_cancel(conn, lane, JobStatus.RUNNING)
+            tables.request_cancel(conn, lane, JobStatus.WAITING)
+            tables.move_jobs(conn, JobStatus.WAITING, JobStatus.QUEUED, lane)
+        self._notify()
         return queued
 
     def active_job(self, repo: str, branch: str) -> Job | None:
@@ -304,4 +331,5 @@ def _job(row: tables.JobRow) -> Job:
         payload=payload_from_json(row.kind, row.payload),
         tries=row.tries,
         error=row.error,
+        wait=Wait.from_json(row.wait) if row.wait else None,
     )

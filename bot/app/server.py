@@ -3,6 +3,7 @@
     POST /webhooks/github   X-Hub-Signature-256 checked with GITHUB_WEBHOOK_SECRET
     POST /webhooks/wandb    Authorization: Bearer WANDB_WEBHOOK_SECRET (+ X-Wandb-Signature if sent)
     GET  /healthz           queue depth and workers
+    GET  /, /jobs/{id}      the status page and a job as JSON; GET /metrics (bot.app.operator_routes)
 
 The request path makes no outbound call: a delivery is answered from what it carries and the
 queue, whatever GitHub's state. Every request gets a 2xx or a 4xx: a missing or malformed
@@ -26,6 +27,7 @@ On shutdown the workers stop taking jobs and running pipelines stop at their nex
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import hmac
@@ -45,14 +47,20 @@ from gidgethub import routing, sansio
 from bot.app import alerts
 from bot.app.alerts import RunsLookup, resolve_wandb_alert
 from bot.app.bodies import MAX_BODY, BodyBudget, BodyLimits, Refused, read_body
+from bot.app.checks import run_config_check
 from bot.app.comments import authorise_comment
-from bot.app.executor import FixJobExecutor
 from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
 from bot.app.group_commit import GroupCommit
-from bot.app.jobs import AlertJob, BadPayload, CommentJob, Job
+from bot.app.jobs import AlertJob, BadPayload, CommentJob, ConfigCheckJob, Job
+from bot.app.logs import QuietProbesAccessLogger
+from bot.app.logs import configure as configure_logging
+from bot.app.metrics import METRICS
+from bot.app.operator_routes import add_operator_routes
+from bot.app.outcomes import OutcomeRecordingExecutor
 from bot.app.queue import Queue
-from bot.app.workers import Execute, Workers, start_workers
+from bot.app.watcher import WATCH_POLL_S, Watcher
+from bot.app.workers import Execute, Workers, start_workers, workers_from_env
 from bot.core.errors import OperationFailed
 from bot.core.locks import exclusive
 from bot.core.secrets import Redactor
@@ -88,6 +96,7 @@ WandbHandler = Callable[..., str]  # wandb_handler(payload, queue=...) -> outcom
 Cleanup = Callable[[str, str], Any]  # cleanup(repo, branch), async or blocking
 
 WORKERS = web.AppKey("workers", Workers)
+WATCHER = web.AppKey("watcher", Watcher)
 ROUTER = web.AppKey("router", routing.Router)
 CLEANUP: web.AppKey[Cleanup | None] = web.AppKey("cleanup")
 WANDB_HANDLER: web.AppKey[WandbHandler] = web.AppKey("wandb_handler")
@@ -108,6 +117,7 @@ def make_app(
     github_retry: RetryPolicy = RetryPolicy(),
     body_limits: BodyLimits = BodyLimits(),
     act_only_if: Mapping[str, bytes] | None = None,
+    watch_poll_s: float = WATCH_POLL_S,
 ) -> web.Application:
     """The aiohttp application. Raises BadInput when the App's credentials or secret are missing
     or unusable (an App id that is not a number, a private key that does not parse).
@@ -128,11 +138,15 @@ def make_app(
     app.router.add_post("/webhooks/github", github_webhook)
     app.router.add_post("/webhooks/wandb", wandb_webhook)
     app.router.add_get("/healthz", healthz)
+    add_operator_routes(app, settings, queue)
     app.on_shutdown.append(_stop_taking_jobs)
     app.cleanup_ctx.append(functools.partial(_github_context, session=session, retry=github_retry))
     execute = functools.partial(execute_job, app, executor=executor, runs_lookup=runs_lookup)
     general = workers if executor is not None else 0
     app.cleanup_ctx.append(functools.partial(_workers_context, execute=execute, n=general, comments=comment_workers))
+    if executor is not None:  # only a server that runs fix jobs has jobs that wait
+        app[WATCHER] = Watcher(settings, queue, poll_s=watch_poll_s)
+        app.cleanup_ctx.append(_watcher_context)
     return app
 
 
@@ -140,7 +154,7 @@ async def _github_context(
     app: web.Application, *, session: aiohttp.ClientSession | None, retry: RetryPolicy
 ) -> AsyncIterator[None]:
     own = session is None
-    app[SESSION] = session or aiohttp.ClientSession(timeout=REQUEST_TIMEOUT)
+    app[SESSION] = session or aiohttp.ClientSession(timeout=REQUEST_TIMEOUT, trace_configs=[app[METRICS].trace()])
     app[GITHUB_APP] = GitHubApp(app[SETTINGS], app[SESSION], retry=retry)
     yield
     if own:
@@ -151,6 +165,16 @@ async def _workers_context(app: web.Application, *, execute: Execute, n: int, co
     app[WORKERS] = start_workers(app[QUEUE], execute, n, stopping=app[STOPPING], comment_workers=comments)
     yield
     await app[WORKERS].stop()
+
+
+async def _watcher_context(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[WATCHER].run(app[STOPPING]), name="watcher")
+    yield
+    app[STOPPING].set()
+    try:  # a sweep in flight is cut: the waits are in the store, the next start looks again
+        await asyncio.wait_for(task, timeout=1.0)
+    except (asyncio.TimeoutError, asyncio.CancelledError):
+        pass
 
 
 async def _stop_taking_jobs(app: web.Application) -> None:
@@ -166,6 +190,9 @@ async def execute_job(
     if isinstance(payload, CommentJob):
         gh = await app[GITHUB_APP].gh_for_installation(payload.installation_id)
         await authorise_comment(job, gh, queue=app[QUEUE], redactor=Redactor.from_settings(app[SETTINGS]))
+        return
+    if isinstance(payload, ConfigCheckJob):
+        await run_config_check(await app[GITHUB_APP].gh_for_installation(payload.installation_id), payload)
         return
     if isinstance(payload, AlertJob):
         if runs_lookup is None:
@@ -318,6 +345,7 @@ async def healthz(request: web.Request) -> web.Response:
         "workers": workers.general if workers is not None else 0,
         "comment_workers": len(workers) - workers.general if workers is not None else 0,
         "busy": workers.busy if workers is not None else 0,
+        "peak_busy": workers.peak_busy if workers is not None else 0,
         "stopping": request.app[STOPPING].is_set(),
     }
     return web.json_response(body)
@@ -330,15 +358,18 @@ def run(
     *,
     router: routing.Router,
     wandb_handler: WandbHandler,
-    workers: int = 2,
+    workers: int | None = None,
     act_only_if: Mapping[str, bytes] | None = None,
 ) -> None:
     """Serve until SIGTERM or SIGINT; the queue lives in `settings.state_dir / "state.db"`.
+    `workers`: how many fix workers; by default FIX_AND_RELAUNCH_WORKERS, else 2 (BadInput
+    when it is not a whole number from 1 to 64).
 
     Refuses to start (BadInput) on unusable App credentials; stops within about 10 s: requests in
     flight get SHUTDOWN_TIMEOUT_S, jobs stop at their next step boundary within STOP_GRACE_S."""
     check_app_credentials(settings)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    workers = workers_from_env() if workers is None else workers
+    configure_logging(settings.log_format)
     with ExitStack() as held:
         # Start-up requeues every job left running: a second server on the same state
         # would take over the first one's live jobs.
@@ -352,7 +383,9 @@ def run(
         app = production_app(
             settings, router=router, wandb_handler=wandb_handler, workers=workers, act_only_if=act_only_if
         )
-        web.run_app(app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        web.run_app(
+            app, host=host, port=port, shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log_class=QuietProbesAccessLogger
+        )
 
 
 def production_app(
@@ -370,7 +403,7 @@ def production_app(
         queue=queue,
         router=router,
         wandb_handler=wandb_handler,
-        executor=FixJobExecutor(settings, queue),
+        executor=OutcomeRecordingExecutor(settings, queue),
         runs_lookup=alerts.runs_lookup(settings),
         cleanup=functools.partial(remove_worktree, settings),
         workers=workers,

@@ -25,6 +25,10 @@ VARIABLES = {
     "GITHUB_API_URL": "the GitHub API (GitHub Enterprise; default https://api.github.com)",
     "GITHUB_GIT_URL": "a clone URL template, e.g. https://ghe.example.com/{repo}.git",
     "WANDB_WEBHOOK_SECRET": "the bearer secret of W&B alerts",
+    "GITHUB_WEB_URL": "GitHub's web address, where the App manifest form posts (default: from GITHUB_API_URL)",
+    "FIX_AND_RELAUNCH_PUBLIC_URL": "the server's public address, put in the App manifest (default: the request's)",
+    "FIX_AND_RELAUNCH_STATUS_TOKEN": "the status page's token (without it the page answers localhost only)",
+    "FIX_AND_RELAUNCH_LOG_FORMAT": "text (default) or json: one JSON object a line",
     "NO_COLOR": "no colour in the progress line",
     "FIX_AND_RELAUNCH_SANDBOX": "required (default under serve: launch.sandbox off is refused) or optional",
     "FIX_AND_RELAUNCH_SANDBOX_LIMITS": "sandbox limits for every job, e.g. memory=32G,processes=4096",
@@ -53,10 +57,13 @@ SANDBOX = (
 )
 # Read by every command, to redact them from what it prints (and the key file must be readable).
 SECRETS = ("WANDB_API_KEY", "ANTHROPIC_API_KEY", "GITHUB_PRIVATE_KEY", "GITHUB_PRIVATE_KEY_PATH",
-           "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET")  # fmt: skip
+           "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET", "FIX_AND_RELAUNCH_STATUS_TOKEN")  # fmt: skip
+OPERATE = ("GITHUB_WEB_URL", "FIX_AND_RELAUNCH_PUBLIC_URL", "FIX_AND_RELAUNCH_LOG_FORMAT")
 
 COMMANDS: dict[str, tuple[str, ...]] = {
-    "serve": (*RUNS, *LLM, *GITHUB, "WANDB_WEBHOOK_SECRET", *SANDBOX),
+    "serve": (*RUNS, *LLM, *GITHUB, "WANDB_WEBHOOK_SECRET", *SANDBOX, *OPERATE, "FIX_AND_RELAUNCH_STATUS_TOKEN"),
+    "register-app": (*STATE, "GITHUB_API_URL", *OPERATE),
+    "jobs": STATE,
     "launch": (*RUNS, *SANDBOX, "NO_COLOR"),
     "diagnose": RUNS,
     "history": RUNS,

@@ -28,6 +28,8 @@ COMMANDS = {
     "serve": "serve",
     "wandb-setup": "wandb_setup",
     "check-config": "check_config",
+    "jobs": "jobs",
+    "register-app": "register_app",
 }
 
 

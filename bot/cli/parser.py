@@ -6,6 +6,7 @@ import argparse
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from bot.app.jobs import JobStatus
 from bot.cli.environment import epilog
 
 EXIT_STATUS = "exit status: 0 success, 1 the operation ran and failed, 2 bad usage or input"
@@ -49,6 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
     p = command("serve", "run the webhook server")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
+
+    p = command("register-app", "register the GitHub App from app.yml through GitHub's manifest flow, then exit")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--org", help="register the App under this organisation (default: your user account)")
+
+    p = command("jobs", "the server's jobs in the state directory: list, show or cancel them")
+    jobs = p.add_subparsers(dest="jobs_command", required=True, metavar="ACTION")
+    q = jobs.add_parser("list", help="the newest jobs, newest first")
+    q.add_argument("--status", choices=[s.value for s in JobStatus])
+    q.add_argument("--limit", type=int, default=50)
+    _json(q)
+    q = jobs.add_parser("show", help="one job: its request, steps, error and LLM cost")
+    q.add_argument("id", type=int)
+    _json(q)
+    q = jobs.add_parser("cancel", help="cancel a queued job, or stop a running one at its next step")
+    q.add_argument("id", type=int)
 
     p = command("launch", "start the branch's job with its configured backend")
     _repo_branch(p)

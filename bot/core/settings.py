@@ -17,7 +17,18 @@ from bot.core.errors import BadInput
 # Every configured secret is removed verbatim from whatever the bot prints or posts, so a short
 # one ("s") would garble every message; and a short webhook secret is guessable. Refused instead.
 MIN_SECRET_LENGTH = 16
-SECRET_NAMES = ("WANDB_API_KEY", "ANTHROPIC_API_KEY", "GITHUB_WEBHOOK_SECRET", "WANDB_WEBHOOK_SECRET")
+SECRET_NAMES = (
+    "WANDB_API_KEY",
+    "ANTHROPIC_API_KEY",
+    "GITHUB_WEBHOOK_SECRET",
+    "WANDB_WEBHOOK_SECRET",
+    "FIX_AND_RELAUNCH_STATUS_TOKEN",
+)
+LOG_FORMATS = ("text", "json")
+
+# Where `register-app` (bot.app.setup) keeps the App it registered, in the state directory.
+REGISTERED_APP_DIR = "github-app"
+REGISTERED_APP_FILES = {"app_id": "app-id", "private_key": "private-key.pem", "webhook_secret": "webhook-secret"}
 
 
 def default_state_dir(env: Mapping[str, str]) -> Path:
@@ -34,6 +45,27 @@ def _read_key(path: Path) -> str:
         raise BadInput(
             f"cannot read the GitHub App's private key file {path} ({reason or exc}); check GITHUB_PRIVATE_KEY_PATH"
         ) from None
+
+
+def github_web_url(api_url: str) -> str:
+    """GitHub's web address for its API's: github.com, or an Enterprise server's `/api/v3` stripped."""
+    if api_url == "https://api.github.com":
+        return "https://github.com"
+    return api_url.removesuffix("/api/v3")
+
+
+def registered_app(state_dir: Path) -> dict[str, str]:
+    """The App credentials `register-app` stored in the state directory (empty when it never ran)."""
+    folder = state_dir / REGISTERED_APP_DIR
+    found: dict[str, str] = {}
+    for name, file in REGISTERED_APP_FILES.items():
+        try:
+            found[name] = (folder / file).read_text().strip()
+        except FileNotFoundError:
+            return {}
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInput(f"cannot read the registered App's {folder / file} ({exc})") from None
+    return found
 
 
 def check_secret_lengths(secrets: Mapping[str, str | None]) -> None:
@@ -102,6 +134,10 @@ class Settings:
     github_webhook_secret: str | None = None
     github_api_url: str = "https://api.github.com"
     github_git_url: str | None = None  # e.g. "file:///srv/git/{repo}.git"; default: the payload's clone_url
+    github_web_url: str = "https://github.com"  # where the App manifest form posts (GitHub Enterprise: its server)
+    public_url: str | None = None  # the server's public address, for the App manifest (default: the request's)
+    status_token: str | None = None  # protects the status page; without it, only localhost may read it
+    log_format: str = "text"  # one of LOG_FORMATS
     wandb_webhook_secret: str | None = None
     state_dir: Path = field(default_factory=lambda: Path("."))
     sandbox: SandboxSettings = field(default_factory=SandboxSettings)
@@ -120,6 +156,13 @@ class Settings:
         key_path = get("GITHUB_PRIVATE_KEY_PATH")
         if private_key is None and key_path:
             private_key = _read_key(Path(key_path))
+        log_format = get("FIX_AND_RELAUNCH_LOG_FORMAT") or cls.log_format
+        if log_format not in LOG_FORMATS:
+            raise BadInput(f"FIX_AND_RELAUNCH_LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+        state_dir = Path(get("FIX_AND_RELAUNCH_STATE_DIR") or default_state_dir(env)).expanduser()
+        # The environment's App, else the one `register-app` stored (never a mix of the two).
+        registered = registered_app(state_dir) if get("GITHUB_APP_ID") is None else {}
+        api_url = (get("GITHUB_API_URL") or cls.github_api_url).rstrip("/")
         return cls(
             wandb_api_key=get("WANDB_API_KEY"),
             wandb_base_url=get("WANDB_BASE_URL"),
@@ -128,13 +171,17 @@ class Settings:
             anthropic_api_key=get("ANTHROPIC_API_KEY"),
             anthropic_base_url=get("ANTHROPIC_BASE_URL"),
             anthropic_model=get("ANTHROPIC_MODEL") or cls.anthropic_model,
-            github_app_id=get("GITHUB_APP_ID"),
-            github_private_key=private_key,
-            github_webhook_secret=get("GITHUB_WEBHOOK_SECRET"),
-            github_api_url=(get("GITHUB_API_URL") or cls.github_api_url).rstrip("/"),
+            github_app_id=get("GITHUB_APP_ID") or registered.get("app_id"),
+            github_private_key=private_key if not registered else registered["private_key"],
+            github_webhook_secret=get("GITHUB_WEBHOOK_SECRET") if not registered else registered["webhook_secret"],
+            github_api_url=api_url,
             github_git_url=get("GITHUB_GIT_URL"),
+            github_web_url=(get("GITHUB_WEB_URL") or github_web_url(api_url)).rstrip("/"),
+            public_url=(get("FIX_AND_RELAUNCH_PUBLIC_URL") or "").rstrip("/") or None,
+            status_token=get("FIX_AND_RELAUNCH_STATUS_TOKEN"),
+            log_format=log_format,
             wandb_webhook_secret=get("WANDB_WEBHOOK_SECRET"),
-            state_dir=Path(get("FIX_AND_RELAUNCH_STATE_DIR") or default_state_dir(env)).expanduser(),
+            state_dir=state_dir,
             sandbox=SandboxSettings.from_env(get),
         )
 
@@ -154,5 +201,6 @@ class Settings:
             self.github_private_key,
             self.github_webhook_secret,
             self.wandb_webhook_secret,
+            self.status_token,
         ]
         return [v for v in values if v]

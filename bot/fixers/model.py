@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.diagnosis.model import Diagnosis
+from bot.runs.model import RunInfo
 
 
 @dataclass
@@ -46,3 +47,4 @@ class FixContext:
     pr_text: str | None = None
     earlier_run_configs: list[dict] = field(default_factory=list)
     previous_attempts: list[dict] = field(default_factory=list)
+    run: RunInfo | None = None  # the failed run: its state, exit status, steps (for the LLM's prompt)

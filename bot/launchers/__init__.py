@@ -1,7 +1,7 @@
 """Launch backends, and the runs they start as the state store keeps them.
 
 `get_launcher(backend, settings, config)` picks a backend; `start_run` launches a branch and
-records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record); `refresh_run` / `active_runs` bring recorded runs up to date from their backend;
+records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record); `refresh_run` / `refresh_runs` (many at once) / `active_runs` bring recorded runs up to date from their backend;
 `cancel_run` stops one. A new backend registers itself with `register`.
 """
 
@@ -33,6 +33,7 @@ __all__ = [
     "run_dir",
     "start_run",
     "refresh_run",
+    "refresh_runs",
     "active_runs",
     "cancel_run",
 ]
@@ -159,7 +160,27 @@ def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> Run
         return record
     if not record.handle:
         return _end_if_launch_lost(store, settings, record)
-    status = get_launcher(record.backend, settings).status(record.handle)
+    return _record_status(store, record, get_launcher(record.backend, settings).status(record.handle))
+
+
+def refresh_runs(store: StateStore, settings: Settings, records: list[RunRecord]) -> list[RunRecord]:
+    """`refresh_run` for many runs, in order, with one question per backend (`Launcher.statuses`):
+    the watcher's poll of every waiting run asks Slurm once, not once per job."""
+    refreshed = {record.id: record for record in records}
+    asking: dict[str, list[RunRecord]] = {}
+    for record in records:
+        if record.state in ACTIVE_STATES and record.handle:
+            asking.setdefault(record.backend, []).append(record)
+        else:
+            refreshed[record.id] = refresh_run(store, settings, record)
+    for backend, group in asking.items():
+        statuses = get_launcher(backend, settings).statuses([record.handle for record in group])
+        for record, status in zip(group, statuses, strict=True):
+            refreshed[record.id] = _record_status(store, record, status)
+    return [refreshed[record.id] for record in records]
+
+
+def _record_status(store: StateStore, record: RunRecord, status: LaunchStatus) -> RunRecord:
     if status.job_id and record.handle.get("job_id") != status.job_id:
         record = store.update_handle(record.id, job_id=status.job_id)
     if not status.ended:

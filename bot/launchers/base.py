@@ -82,6 +82,12 @@ class Launcher(ABC):
     def status(self, handle: Handle) -> LaunchStatus:
         """Where the job stands now."""
 
+    def statuses(self, handles: list[Handle]) -> list[LaunchStatus]:
+        """Where each job stands now, in order. A backend that can ask its scheduler about all
+        of them at once (one `scontrol`, one Ray job list) overrides this; the default asks one
+        by one, which for a local run is reading its status file."""
+        return [self.status(handle) for handle in handles]
+
     @abstractmethod
     def cancel(self, handle: Handle) -> None:
         """Stop the job; a job that already ended is left alone."""

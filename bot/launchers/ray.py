@@ -165,6 +165,29 @@ class RayLauncher(Launcher):
         self._save_logs(client, handle, final=status.ended)
         return status
 
+    def statuses(self, handles: list[Handle]) -> list[LaunchStatus]:
+        """Every job's status from one job list per Ray cluster, not one request per job."""
+        listed: dict[str, dict[str, Any] | Exception] = {}
+        for address in {h["address"] for h in handles}:
+            try:
+                client = self._client(address)
+                listed[address] = {job.submission_id: job for job in client.list_jobs() if job.submission_id}
+            except BadInput:
+                raise
+            except Exception as exc:
+                listed[address] = exc
+        result = []
+        for handle in handles:
+            jobs = listed[handle["address"]]
+            info = jobs.get(handle["submission_id"]) if isinstance(jobs, dict) else None
+            if info is None:  # not listed (or no list): ask about this one, as `status` does
+                result.append(self.status(handle))
+                continue
+            status = from_job_info(info)
+            self._save_logs(self._client(handle["address"]), handle, final=status.ended)
+            result.append(status)
+        return result
+
     def _unreadable(self, handle: Handle, exc: Exception) -> LaunchStatus:
         """A cluster that answers but has no such job lost it; one that does not answer
         cannot say, and the run counts as running until it can."""

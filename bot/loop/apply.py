@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import OperationFailed
-from bot.fixers.llm.client import fix_with_llm
+from bot.fixers.llm.client import RelaunchAdvised, fix_with_llm, spent_text
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.patch import PatchError, apply_and_validate
 from bot.loop.comments import Comments, final_step, next_step
@@ -79,11 +79,15 @@ class Applier:
             base = decision.adopt_from
             self.steps.once(commit_key, lambda: self._adopt(base).to_json())
         base = self.steps.once(StepKey(Step.BASE, attempt=number), lambda: self.workspace.head(self.branch))
-        committed = Committed.from_json(
-            self.steps.once(
-                commit_key, lambda: self._patch_and_commit(found, decision.proposal, fix_ctx, number, base).to_json()
+        try:
+            committed = Committed.from_json(
+                self.steps.once(
+                    commit_key,
+                    lambda: self._patch_and_commit(found, decision.proposal, fix_ctx, number, base).to_json(),
+                )
             )
-        )
+        except RelaunchAdvised as advice:  # the LLM judged the failure transient: nothing to commit
+            return self._relaunch_unchanged(req, found, advice.proposal, attempt, outcome)
         self.progress(f"committed {committed.sha[:8]}: Fix: {committed.proposal.description}")
         attempt.fixer = committed.proposal.fixer
         attempt.commit = self.steps.once(StepKey(Step.PUSH, attempt=number), lambda: self._push(committed.files))
@@ -207,4 +211,4 @@ def _spent(exc: Exception) -> str:
     if not tokens:
         return ""
     total = sum(v for v in tokens.values() if isinstance(v, int))
-    return f" ({total} tokens{f', ${cost:.4f}' if cost is not None else ''})"
+    return f" ({total} tokens{f', ${cost:.4f}' if cost is not None else ''}: {spent_text(tokens, None)})"

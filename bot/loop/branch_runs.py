@@ -76,6 +76,14 @@ class BranchRuns:
         found = _try_get(self.store, record.wandb_run_id or record.id) or self._located(record)
         return self.judged(_join(record, found))
 
+    def view(self, record: RunRecord, found: RunInfo | None = None) -> RunInfo:
+        """A run the bot launched as it stands, from its record as given (already refreshed: the
+        watcher asks each backend about many runs at once) and its run in the store (`found`, when
+        the caller read it in a batch): its state and steps, not judged by its loss."""
+        if found is None:
+            found = _try_get(self.store, record.wandb_run_id or record.id) or self._located(record)
+        return _join(record, found)
+
     def judged(self, run: RunInfo) -> RunInfo:
         """`run` with its loss's verdict: a non-finite or exploded loss, logged or printed, is a
         failed run whatever its exit state. One that ended (exit 0, or stopped) becomes

@@ -96,7 +96,7 @@ class Decider:
         diagnosis = found.diagnosis
         if diagnosis.retryable:
             return FixProposal(fixer=RELAUNCH, description="relaunch unchanged", root_cause=diagnosis.summary)
-        proposal = self.rules(fix_ctx)
+        proposal = self.rules(fix_ctx) if self.config.get("fix", {}).get("rules", True) else None
         untested = untested_changes(self.history, self.branch, found.run, proposal, self.config)
         if untested:
             return newer_code_relaunch(found.run, untested)
@@ -137,6 +137,8 @@ def relaunch_why(proposal: FixProposal) -> str:
         return proposal.root_cause  # names the files that changed
     if proposal.description.startswith("test the pushed fix"):
         return "the bot's fix is on the branch but has not run yet"
+    if proposal.fixer.startswith("llm:"):  # the model answered relaunch_unchanged
+        return f"the failure looks transient to {proposal.fixer.removeprefix('llm:').removesuffix(':relaunch')}: {proposal.root_cause}"
     return "the failure looks transient"
 
 
@@ -259,4 +261,5 @@ def fix_context(
         pr_text=req.pr_text,
         earlier_run_configs=earlier,
         previous_attempts=[a.to_json() for a in earlier_attempts],
+        run=found.run,
     )

@@ -7,7 +7,9 @@
 `decide` chooses, `apply` changes the branch, `verify` relaunches and judges; this module ties
 them together. Each step with an effect outside the process (commit, push, comment, launch)
 is journaled under (job, attempt, step), so a resumed job skips what it already did: it never
-commits, pushes or launches twice.
+commits, pushes or launches twice. The same journal makes the loop resumable at its wait for
+the relaunched run (bot.loop.waits): parked, `run` raises `Parked` there, and the job is run
+again, given its `wait`, once the watcher finds the run ready.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from bot.fixers.llm.client import GaveUp as GaveUpFixing
 from bot.fixers.llm.client import propose_llm_fix
 from bot.fixers.model import FixContext, FixProposal
 from bot.loop import decide, report
@@ -27,6 +30,7 @@ from bot.loop.model import Action, Attempt, Diagnosed, FixRequest, GiveUp, Outco
 from bot.loop.progress import OnPoll, ignore_poll
 from bot.loop.repo_context import RepoContext
 from bot.loop.verify import BranchLauncher, Judgement, Verifier
+from bot.loop.waits import Wait
 from bot.repo.git import git
 from bot.repo.publish import BOT_EMAIL, BOT_NAME
 from bot.runs.model import RunInfo
@@ -51,7 +55,11 @@ class Pipeline:
         cancelled: Callable[[], bool] | None = None,
         stopping: Callable[[], bool] | None = None,
         on_poll: OnPoll = ignore_poll,
+        park: bool = False,
+        wait: Wait | None = None,
     ):
+        """`park`: at a wait, raise `Parked` (the server: the watcher wakes the job) rather than
+        wait in-process (the command line). `wait`: the wait a parked job is resumed from."""
         self.ctx = ctx
         self.steps = steps or StepLog()
         self.reporter: Reporter = reporter or (lambda stage, body: None)
@@ -60,6 +68,8 @@ class Pipeline:
         self.cancelled = cancelled or (lambda: False)
         self.stopping = stopping or (lambda: False)
         self.on_poll = on_poll
+        self.park = park
+        self.wait = wait
 
     def run(self, req: FixRequest) -> Outcome:
         self._open(req)
@@ -110,6 +120,8 @@ class Pipeline:
             worktree=self.worktree,
             sleep=self._sleep,
             on_poll=self.on_poll,
+            park=self.park,
+            resumed=self.wait,
         )
 
     def _set_aside_interrupted_patch(self, branch: str) -> None:
@@ -213,7 +225,10 @@ class Pipeline:
     ) -> Outcome:
         """Nothing is changed: `action` stays `none` and the proposed diff is shown."""
         if proposal is None:
-            proposal = propose_llm_fix(fix_ctx, self.ctx.settings)
+            try:
+                proposal = propose_llm_fix(fix_ctx, self.ctx.settings)
+            except GaveUpFixing as exc:  # the model found no safe fix: the same outcome as a real run's
+                raise GiveUp(f"the LLM fixer gave up: {exc}") from None
         outcome.action = Action.NONE
         outcome.patch = report.render_diff(self.worktree, proposal.edits)
         outcome.attempts[-1].fixer = proposal.fixer

@@ -26,6 +26,8 @@ class RepoContext:
     repo: Path
     # Server mode: the clone URL carrying an installation token, or a function giving a fresh one.
     auth_url: str | Callable[[], str] | None = None
+    # The organisation defaults the repo config extends (`_extends`), fetched by the server's worker.
+    config_base: repo_config.Base | None = None
     _configs: dict[str, dict] = field(default_factory=dict)
     _bases: dict[str, str | None] = field(default_factory=dict)
 
@@ -64,11 +66,12 @@ class RepoContext:
         if branch not in self._configs:
             worktree = self.workspace.worktree_path(branch)
             if (worktree / ".git").exists():
-                self._configs[branch] = repo_config.load(worktree)
+                self._configs[branch] = repo_config.load(worktree, base=self.config_base)
             else:
                 refs = (branch, f"{USER_REMOTE}/{branch}", f"origin/{branch}")  # the user's own may be newest
                 found = (self.workspace.file_at(ref, repo_config.CONFIG_PATH) for ref in refs)
-                self._configs[branch] = repo_config.parse(next((t for t in found if t is not None), ""))
+                text = next((t for t in found if t is not None), "")
+                self._configs[branch] = repo_config.parse(text, base=self.config_base)
         return self._configs[branch]
 
     def reload_config(self, branch: str) -> dict:

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from bot.diagnosis.model import Diagnosis
+from bot.fixers.llm.costs import TOKEN_KINDS, usage_text
 from bot.fixers.model import Edit, FixProposal
 
 MARKER = "<!-- fix-and-relaunch:report -->"
@@ -150,9 +151,9 @@ def cost_line(proposal: FixProposal) -> str:
     if not proposal.tokens:
         return ""
     t = proposal.tokens
-    total = sum(v for v in t.values() if isinstance(v, int))
-    cost = f", ${proposal.cost_usd:.4f}" if proposal.cost_usd is not None else ""
-    return f"| Tokens | {total} ({t.get('input', 0)} in, {t.get('output', 0)} out){cost} |\n"
+    total = sum(t.get(kind, 0) for kind in TOKEN_KINDS)
+    requests = f" over {t['requests']} requests" if t.get("requests", 1) > 1 else ""
+    return f"| Tokens | {total}{requests} ({usage_text(t, proposal.cost_usd)}) |\n"
 
 
 def run_link(run: dict | None) -> str:

@@ -28,6 +28,7 @@ from bot.loop.model import GiveUp, Step
 from bot.loop.ports import Launcher, Runs
 from bot.loop.progress import OnPoll, Poll, ignore_poll, latest_loss
 from bot.loop.repo_context import RepoContext
+from bot.loop.waits import Parked, Wait
 from bot.runs.locate import starts_wandb_runs
 from bot.runs.loss import learning_problem, loss_problem, printed_loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
@@ -65,11 +66,13 @@ class Verifier:
         config: dict[str, Any],
         progress: Callable[[str], None],
         poll: float = 1.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
         new_id: Callable[[], str] = new_run_id,
         worktree: Path | None = None,
         on_poll: OnPoll = ignore_poll,
+        park: bool = False,
+        resumed: Wait | None = None,
     ):
         self.runs = runs
         self.launcher = launcher
@@ -81,6 +84,8 @@ class Verifier:
         self.sleep = sleep
         self.new_id = new_id
         self.on_poll = on_poll
+        self.park = park  # a wait is left to the watcher (Parked) rather than slept through
+        self.resumed = resumed  # the wait this job was parked at: its deadline stands
         self.relaunched_from: list[RunInfo] = []  # failed runs a relaunch replaced
         # The job logs to W&B (a run it replaced had a W&B run, or its code starts one): a
         # relaunch of it is verified only with its W&B run found.
@@ -131,25 +136,38 @@ class Verifier:
     def watch(self, run_id: str) -> tuple[RunInfo, str | None]:
         """Wait for the new run's first `verify.min_steps` steps (or its end), then return it and
         what is wrong with its loss, if anything: a non-finite or exploded loss at any time (the
-        run is stopped at once), one running away by then. A run over is one whose process is."""
-        deadline = self.clock() + self.config["verify"]["timeout"]
-        self.progress(f"watching run {run_id} for {self.min_steps} steps")
-        while True:
-            run = self.runs.get(run_id)
-            rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
-            self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
-            done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
-            # A printed loss is noisier (one batch each): only a non-finite or exploded one counts.
-            logged = (learning_problem if done else loss_problem)(rows)
-            problem = logged or printed_loss_problem(self.runs.console_loss_rows(run))
-            if problem and run.state in ACTIVE_STATES:
-                self.launcher.stop(run_id)
-                run = self.runs.get(run_id)
-            if problem or done:
-                return run, problem
-            if self.clock() > deadline:
-                return run, None
+        run is stopped at once), one running away by then. A run over is one whose process is.
+        Parked, the wait is not slept through: `Parked` carries it to the caller."""
+        wait = self.wait_for(run_id)
+        while (seen := self.look(wait)) is None:
+            if self.park:
+                raise Parked(wait)
             self.sleep(self.poll)
+        return seen
+
+    def wait_for(self, run_id: str) -> Wait:
+        """The wait for `run_id`: the one it was parked at (its deadline kept), or a new one."""
+        if self.resumed is not None and self.resumed.run_id == run_id:
+            return self.resumed
+        self.progress(f"watching run {run_id} for {self.min_steps} steps")
+        return Wait(run_id, self.min_steps, self.clock() + self.config["verify"]["timeout"], self.poll)
+
+    def look(self, wait: Wait) -> tuple[RunInfo, str | None] | None:
+        """One look at the waited-for run: the run and its loss's problem once it can be judged
+        (enough steps, its end, a broken loss, or the deadline passed); None to wait on."""
+        run = self.runs.get(wait.run_id)
+        rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
+        self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
+        done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
+        # A printed loss is noisier (one batch each): only a non-finite or exploded one counts.
+        logged = (learning_problem if done else loss_problem)(rows)
+        problem = logged or printed_loss_problem(self.runs.console_loss_rows(run))
+        if problem and run.state in ACTIVE_STATES:
+            self.launcher.stop(wait.run_id)
+            run = self.runs.get(wait.run_id)
+        if problem or done or self.clock() > wait.deadline:
+            return run, problem
+        return None
 
     def delete_failed_runs(self) -> None:
         """With `fix.delete_failed_run`, the runs that were relaunched go once the loop ends (not

@@ -8,7 +8,16 @@ writes it; a test keeps the two equal). Every key is optional; nothing runs on a
 
 To add a key, add a field with its default and a description to its section's model below
 (a new section is a new `Section` subclass and a field of `RepoConfig`), then regenerate the
-schema. Callers get the config as plain dicts (`config["launch"]["backend"]`); backend options
+schema.
+
+Organisation defaults (Probot's `_extends` convention): `_extends: .github` (the owner's `.github`
+repository), `_extends: repo`, `_extends: owner/repo` or `owner/repo:path/to/file.yml` names a
+file (default this same path) whose keys the repository's own file overrides, mapping by mapping
+(a list or a value is replaced whole). The server fetches it through the App (`extends_of` says
+which); `parse`/`check` take its text as `base`, validate it on its own (its problems name it) and
+then the merge, with the same model. The base's own `_extends` is not followed.
+
+Callers get the config as plain dicts (`config["launch"]["backend"]`); backend options
 (`launch.slurm`, `launch.ray`, `launch.wandb`) hold only the keys the file sets, as each
 launcher expects.
 """
@@ -17,6 +26,8 @@ from __future__ import annotations
 
 import copy
 import json
+import re
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -25,7 +36,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 from bot.core.errors import BadInput
 from bot.launchers.sandbox.policy import SandboxSpec
 from bot.launchers.slurm import SAFE_VALUE
-from bot.repo.config_problems import ConfigError, ConfigProblem, problems_from, read_yaml
+from bot.repo.config_problems import ConfigError, ConfigProblem, Document, problems_from, read_yaml
 
 __all__ = [
     "ALWAYS_DENIED",
@@ -34,8 +45,10 @@ __all__ = [
     "DEFAULTS",
     "ConfigError",
     "ConfigProblem",
+    "Extends",
     "RepoConfig",
     "check",
+    "extends_of",
     "json_schema",
     "load",
     "parse",
@@ -46,6 +59,9 @@ CONFIG_PATH = ".github/fix-and-relaunch.yml"
 ALWAYS_DENIED = (".github/**", ".git/**", ".gitmodules", ".gitattributes")
 MAX_CONFIG_CHARS = 256 * 1024  # a real config is a few hundred bytes; this bounds parse time and memory
 BACKENDS = ("local", "command", "slurm", "ray", "wandb-launch")
+EXTENDS_KEY = "_extends"
+# `.github`, `repo`, `owner/repo`, `owner/repo:path/file.yml` (GitHub's owner and repository names).
+EXTENDS_PATTERN = r"^(?:([A-Za-z0-9-]{1,39})/)?([A-Za-z0-9._-]{1,100})(?::([^\s:]{1,255}))?$"
 Backend = Literal["local", "command", "slurm", "ray", "wandb-launch"]
 
 
@@ -167,6 +183,7 @@ class Fix(Section):
     )
     delete_failed_run: bool = Field(False, description="delete the failed runs a relaunch replaced, at the end")
     max_patch_lines: Count = Field(200, description="the largest patch a fix may make")
+    rules: bool = Field(True, description="try the built-in rules first; false sends every failure to the LLM")
 
 
 class Wandb(Section):
@@ -213,38 +230,113 @@ def _as_dict(model: Section) -> dict[str, Any]:
 DEFAULTS: dict[str, Any] = _as_dict(RepoConfig())
 
 
-def check(text: str, source: str = CONFIG_PATH) -> list[ConfigProblem]:
-    """Every problem of the file's text, in file order; empty when it is valid."""
+@dataclass(frozen=True)
+class Extends:
+    """The file a config's `_extends` names: `path` in the repository `repo` (owner/name)."""
+
+    repo: str
+    path: str = CONFIG_PATH
+
+    @property
+    def source(self) -> str:
+        return f"{self.repo}:{self.path}"
+
+
+@dataclass(frozen=True)
+class Base:
+    """The text of the file a config extends, and where it came from (for its problems)."""
+
+    text: str
+    source: str
+
+
+def extends_of(text: str, owner: str) -> Extends | None:
+    """The file the config's `_extends` names (a bare repository name is `owner`'s); None when it
+    names none, or the text is not a config (its problems are `check`'s to report)."""
     try:
-        _validate(text, source)
+        data = read_yaml(text, CONFIG_PATH).data
+    except ConfigError:
+        return None
+    value = data.get(EXTENDS_KEY) if isinstance(data, dict) else None
+    match = re.fullmatch(EXTENDS_PATTERN, value) if isinstance(value, str) else None
+    if match is None:
+        return None
+    return Extends(f"{match[1] or owner}/{match[2]}", match[3] or CONFIG_PATH)
+
+
+def merged(base: dict[str, Any], own: dict[str, Any]) -> dict[str, Any]:
+    """`own` over `base`: mappings merged key by key, anything else taken from `own` whole."""
+    out = dict(base)
+    for key, value in own.items():
+        below = out.get(key)
+        out[key] = merged(below, value) if isinstance(below, dict) and isinstance(value, dict) else value
+    return out
+
+
+def check(text: str, source: str = CONFIG_PATH, base: Base | None = None) -> list[ConfigProblem]:
+    """Every problem of the file's text (and of the `base` it extends), in file order; empty when valid."""
+    try:
+        _validate(text, source, base)
     except ConfigError as err:
         return err.problems
     return []
 
 
-def parse(text: str, source: str = CONFIG_PATH) -> dict[str, Any]:
-    """Parse and validate the YAML text of a repo config; return the full config with defaults.
-    ConfigError (a BadInput) lists every problem."""
-    return _validate(text, source).to_dict()
+def parse(text: str, source: str = CONFIG_PATH, base: Base | None = None) -> dict[str, Any]:
+    """Parse and validate the YAML text of a repo config, merged over the `base` it extends when
+    given; return the full config with defaults. ConfigError (a BadInput) lists every problem."""
+    return _validate(text, source, base).to_dict()
 
 
-def _validate(text: str, source: str) -> RepoConfig:
-    document = read_yaml(text, source)
+def _validate(text: str, source: str, base: Base | None = None) -> RepoConfig:
+    document = _mapping(read_yaml(text, source))
+    if base is None:
+        return _model(document)
+    try:
+        base_document = _mapping(read_yaml(base.text, base.source))
+        base_data = {k: v for k, v in (base_document.data or {}).items() if k != EXTENDS_KEY}
+        _model(replace(base_document, data=base_data))
+    except ConfigError as broken:  # the base's problems, named by its source, and the file's own
+        try:
+            _model(document)
+        except ConfigError as own:
+            raise ConfigError([*broken.problems, *own.problems]) from None
+        raise
+    return _model(replace(document, data=merged(base_data, document.data or {})))
+
+
+def _mapping(document: Document) -> Document:
+    if document.data is not None and not isinstance(document.data, dict):
+        raise ConfigError.one(
+            document.source, "", f"the top level must be a mapping of sections, got {type(document.data).__name__}"
+        )
+    return document
+
+
+def _model(document: Document) -> RepoConfig:
+    """The model of the document's sections; `_extends` (how the file was made, not a setting)
+    is checked here and left out."""
     if document.data is None:
         return RepoConfig()
-    if not isinstance(document.data, dict):
-        raise ConfigError.one(
-            source, "", f"the top level must be a mapping of sections, got {type(document.data).__name__}"
-        )
+    data = {k: v for k, v in document.data.items() if k != EXTENDS_KEY}
+    problems = []
+    extends = document.data.get(EXTENDS_KEY)
+    if EXTENDS_KEY in document.data and not (isinstance(extends, str) and re.fullmatch(EXTENDS_PATTERN, extends)):
+        message = f"must name a repository: .github, repo, owner/repo or owner/repo:path, got {extends!r}"
+        problems.append(ConfigProblem(document.source, EXTENDS_KEY, message, document.line_of((EXTENDS_KEY,))))
     try:
-        return RepoConfig.model_validate(document.data)
+        model = RepoConfig.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(problems_from(exc, document, RepoConfig, PATTERN_TEXT)) from None
+        problems += problems_from(exc, document, RepoConfig, PATTERN_TEXT)
+    if problems:
+        raise ConfigError(problems)
+    return model
 
 
-def load(repo: Path) -> dict[str, Any]:
-    """The config of the checkout at `repo`; defaults when it has none."""
-    return parse(read_text(repo))
+def load(repo: Path, base: Base | None = None) -> dict[str, Any]:
+    """The config of the checkout at `repo` (merged over the `base` it extends, when given);
+    defaults when it has none."""
+    return parse(read_text(repo), base=base)
 
 
 def read_text(repo: Path) -> str:
@@ -263,4 +355,13 @@ def read_text(repo: Path) -> str:
 def json_schema() -> str:
     """The model's JSON Schema, as shipped in docs/fix-and-relaunch.schema.json."""
     schema = {"$schema": "https://json-schema.org/draft/2020-12/schema", **RepoConfig.model_json_schema()}
+    schema["properties"] = {
+        EXTENDS_KEY: {
+            "type": "string",
+            "pattern": EXTENDS_PATTERN,
+            "description": "Inherit this file's keys from another repository's (the organisation's defaults): "
+            "`.github`, `repo`, `owner/repo` or `owner/repo:path`; the keys here override it",
+        },
+        **schema["properties"],
+    }
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"

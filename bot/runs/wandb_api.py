@@ -73,6 +73,14 @@ class WandbApiRunStore:
             raise BadInput(f"W&B run {self._path()}/{run_id} not found")
         return found[0]
 
+    def get_many(self, run_ids: list[str]) -> dict[str, RunInfo]:
+        """The runs of `run_ids` this project has, by id, from one filtered listing: a poll of
+        many waiting runs is one query per project, not one per run."""
+        if not run_ids:
+            return {}
+        found = self._list({"name": {"$in": list(run_ids)}}, limit=len(run_ids))
+        return {run.id: run for run in found}
+
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         if rows <= 0:
             return []

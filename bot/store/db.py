@@ -88,7 +88,14 @@ JOB_TABLES: Migration = (
     )""",
 )
 
-MIGRATIONS: list[Migration] = [RUNS, JOB_TABLES]
+# Version 3: a fix job parked at a wait (status 'waiting') keeps the wait (JSON: bot.loop.waits)
+# and when it is due at the latest; the watcher reads them, a restart resumes from them.
+JOB_WAITS: Migration = (
+    "ALTER TABLE jobs ADD COLUMN wait TEXT",
+    "ALTER TABLE jobs ADD COLUMN due_at REAL",
+)
+
+MIGRATIONS: list[Migration] = [RUNS, JOB_TABLES, JOB_WAITS]
 
 
 def connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:

@@ -27,6 +27,8 @@ class JobRow:
     tries: int
     cancel_requested: bool
     error: str | None
+    wait: dict[str, Any] | None = None  # what a waiting job waits for
+    due_at: float | None = None  # when a waiting job is woken at the latest (unix s)
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRow:
@@ -41,6 +43,8 @@ class JobRow:
             tries=row["tries"],
             cancel_requested=bool(row["cancel_requested"]),
             error=row["error"],
+            wait=json.loads(row["wait"]) if row["wait"] else None,
+            due_at=row["due_at"],
         )
 
 
@@ -106,6 +110,23 @@ def set_status(conn: sqlite3.Connection, job_id: int, status: str, error: str | 
         "UPDATE jobs SET status = ?, error = ?, updated_at = ? WHERE id = ? AND status != ?",
         (status, error, time.time(), job_id, unless),
     )
+
+
+def park_job(conn: sqlite3.Connection, job_id: int, status: str, wait: dict[str, Any], due_at: float) -> None:
+    """Store a job as waiting: its wait and due time, its status `status` (unless cancelled)."""
+    conn.execute(
+        "UPDATE jobs SET status = ?, wait = ?, due_at = ?, error = NULL, updated_at = ? WHERE id = ? AND status != ?",
+        (status, json.dumps(wait), due_at, time.time(), job_id, "cancelled"),
+    )
+
+
+def move_job(conn: sqlite3.Connection, job_id: int, from_status: str, to_status: str) -> bool:
+    """Move one job from `from_status` to `to_status`; whether it was in `from_status`."""
+    cursor = conn.execute(
+        "UPDATE jobs SET status = ?, updated_at = ? WHERE id = ? AND status = ?",
+        (to_status, time.time(), job_id, from_status),
+    )
+    return cursor.rowcount > 0
 
 
 def move_jobs(conn: sqlite3.Connection, from_status: str, to_status: str, lane: str | None = None) -> None:

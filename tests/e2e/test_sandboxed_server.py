@@ -52,3 +52,26 @@ async def test_a_branch_switching_the_sandbox_off_is_told_so_on_the_pr(aiohttp_c
         c.body.get("output", {}).get("summary", "") for c in fake_github.find("POST", "/check-runs")
     ]
     assert any("launch.sandbox: off is not allowed here" in body for body in bodies), bodies
+
+
+async def test_org_defaults_the_branch_extends_apply_to_its_fix_job(aiohttp_client, fake_github, world):  # noqa: F811
+    # The organisation's .github repository switches the sandbox off; the branch's config extends it
+    # and sets the rest itself: the fix job reads the merge (and refuses, as for the branch's own `off`).
+    require_sandbox()
+    settings, origin = world
+    settings = serve_settings(settings)
+    failed_run_on_bot_clone(settings, "exp-oom")
+    own = "_extends: .github\n" + experiment.repo_config()
+    sha = commit_on_origin(origin, "exp-oom", {".github/fix-and-relaunch.yml": own}, "Org defaults")
+    fake_github.add_pull(REPO, 1, head_ref="exp-oom", head_sha=sha)
+    fake_github.contents[(REPO, "exp-oom", ".github/fix-and-relaunch.yml")] = own
+    fake_github.contents[("Codertocat/.github", "", ".github/fix-and-relaunch.yml")] = "launch:\n  sandbox: off\n"
+
+    queue = await run_one_job(aiohttp_client, fake_github, settings)
+
+    fix_jobs = [job for job in queue.jobs() if job.kind == JobKind.FIX]
+    assert [job.status for job in fix_jobs] == [JobStatus.FAILED]
+    bodies = [c.body.get("body", "") for c in fake_github.find("PATCH")] + [
+        c.body.get("output", {}).get("summary", "") for c in fake_github.find("POST", "/check-runs")
+    ]
+    assert any("launch.sandbox: off is not allowed here" in body for body in bodies), bodies

@@ -63,7 +63,7 @@ def fix_jobs(queue: Queue, status: str | None = None) -> list:
 
 async def wait_done(queue: Queue, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while queue.jobs("queued") or queue.jobs("running"):
+    while queue.jobs("queued") or queue.jobs("running") or queue.jobs("waiting"):
         assert time.monotonic() < deadline, "the job never finished"
         await asyncio.sleep(0.1)
 

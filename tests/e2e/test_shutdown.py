@@ -1,7 +1,8 @@
 """Stopping the real `serve` (a subprocess, against a local GitHub, a bare git remote and real
-launches) and starting it again: SIGTERM ends it within 10 s with the job stopped at a step
-boundary; SIGKILL with a job queued, or with one watching its relaunched run, loses nothing; the
-next start resumes each job without a second 👀, push or launch."""
+launches) and starting it again: SIGTERM ends it within 10 s, a job waiting for its relaunched
+run staying waiting; SIGKILL with a job queued, or with one waiting for its relaunched run,
+loses nothing; the next start resumes each job (each wait from the store) without a second
+👀, push or launch. While a job only waits, no worker is busy."""
 
 from __future__ import annotations
 
@@ -79,6 +80,17 @@ def _log(run) -> str:
         return ""
 
 
+async def parked(session: aiohttp.ClientSession, url: str, settings) -> None:
+    """The job waits for its relaunched run in the store, and no worker is busy with it."""
+    queue = Queue.from_settings(settings)
+    await until(lambda: fix_jobs(queue, "waiting"), 60, what="the fix job, parked at its wait")
+    [job] = fix_jobs(queue, "waiting")
+    assert job.wait is not None and job.wait.run_id == launches(settings)[0].id and job.wait.target_steps == 20
+    async with session.get(f"{url}/healthz") as response:
+        health = await response.json()
+    assert health["busy"] == 0 and health["queue"]["waiting"] == 1, health
+
+
 async def resumed_to_the_end(session, url, settings, fake, origin, app_key) -> subprocess.Popen[str]:
     server = serve(settings, int(url.rsplit(":", 1)[1]), pem(app_key))
     await healthy(session, url)
@@ -114,6 +126,7 @@ async def test_sigterm_mid_verify_exits_within_10_s_and_the_next_start_resumes(
                 await healthy(session, url)
                 await post_command(session, url, fake_github)
                 await watching_relaunched_run(settings)
+                await parked(session, url, settings)
                 pushed = git(origin, "rev-parse", BRANCH)
 
                 stopped_at = time.monotonic()
@@ -126,7 +139,7 @@ async def test_sigterm_mid_verify_exits_within_10_s_and_the_next_start_resumes(
 
                 queue = Queue.from_settings(settings)
                 [job] = fix_jobs(queue)
-                assert job.status == "queued" and job.error.startswith("interrupted: stopped"), job
+                assert job.status == "waiting" and job.wait is not None, "a waiting job simply stays waiting"
                 server = await resumed_to_the_end(session, url, settings, fake_github, origin, app_key)
         finally:
             server.kill()
@@ -148,10 +161,11 @@ async def test_sigkill_mid_verify_loses_nothing_and_launches_nothing_twice(slow_
             await healthy(session, url)
             await post_command(session, url, fake_github)
             await watching_relaunched_run(settings)
+            await parked(session, url, settings)
             pushed = git(origin, "rev-parse", BRANCH)
             server.kill()
             server.wait(timeout=10)
-            assert [j.status for j in fix_jobs(Queue.from_settings(settings))] == ["running"]
+            assert [j.status for j in fix_jobs(Queue.from_settings(settings))] == ["waiting"]
             server = await resumed_to_the_end(session, url, settings, fake_github, origin, app_key)
     finally:
         server.kill()

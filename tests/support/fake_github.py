@@ -4,13 +4,18 @@ It records every call (method, path, query, body, authorization) and answers lik
 for what the bot uses: App installation tokens (checking the App's JWT against its public
 key), the installation of a repo, reactions, issue comments (create, list, edit),
 collaborator permission, check runs (create), pulls (get, list by head), the
-pulls of a commit and a repo (clone_url, default_branch). Repo endpoints require an installation token it issued and that has not
-expired. Reach it through real gidgethub with `base_url=fake.url`.
+pulls of a commit and a repo (clone_url, default_branch); and the App manifest flow: the
+`/settings/apps/new` form (a confirmation page, then the redirect with a code) and
+`POST /app-manifests/{code}/conversions`, after which the fake knows the new App; a pull
+request's files and a file's contents (for the config check). Repo endpoints require an
+installation token it issued and that has not expired. Reach it through real gidgethub with
+`base_url=fake.url`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import hmac
 import itertools
@@ -18,8 +23,10 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from html import escape
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import jwt
 from aiohttp import web
@@ -57,10 +64,17 @@ class FakeGitHub:
     calls: list[Call] = field(default_factory=list)
     tokens: dict[str, tuple[int, float]] = field(default_factory=dict)  # token -> (installation, expiry)
     record: bool = True  # the benchmark turns recording off
-    stall: str | None = None  # a request whose body holds this text never gets an answer
+    stall: str | None = None  # a request whose body holds this text never gets an answer…
+    hold: asyncio.Event | None = None  # …or not until this is set
     delay: float = 0.0  # seconds before each answer: a slow GitHub
     faults: list[int] = field(default_factory=list)  # the next requests get these statuses (500, 502, 429, 403…)
     reactions: dict[tuple[str, str], int] = field(default_factory=dict)  # (comment path, content) -> reaction id
+    manifest_codes: dict[str, dict[str, Any]] = field(default_factory=dict)  # code -> {"manifest", "owner"}
+    registered_apps: list[dict[str, Any]] = field(default_factory=list)  # conversions made, with their key
+    pull_files: dict[tuple[str, int], list[dict[str, Any]]] = field(default_factory=dict)  # (repo, PR) -> files
+    contents: dict[tuple[str, str, str], str] = field(
+        default_factory=dict
+    )  # (repo, ref, path) -> text; ref "" = default
 
     def __post_init__(self):
         self._ids = itertools.count(1000)
@@ -132,6 +146,12 @@ class FakeGitHub:
         r.add_get("/repos/{owner}/{repo}/pulls/{number}", self.get_pull)
         r.add_get("/repos/{owner}/{repo}/pulls", self.list_pulls)
         r.add_get("/repos/{owner}/{repo}/commits/{sha}/pulls", self.commit_pulls_handler)
+        r.add_get("/repos/{owner}/{repo}/pulls/{number}/files", self.list_pull_files)
+        r.add_get("/repos/{owner}/{repo}/contents/{path:.+}", self.get_contents)
+        r.add_post("/settings/apps/new", self.new_app_form)
+        r.add_post("/organizations/{org}/settings/apps/new", self.new_app_form)
+        r.add_post("/settings/apps/new/confirm", self.confirm_new_app)
+        r.add_post("/app-manifests/{code}/conversions", self.manifest_conversion)
         app.middlewares.append(self._record)
         app.middlewares.append(self._misbehave)
         return app
@@ -158,12 +178,16 @@ class FakeGitHub:
         if not self.record:
             return await handler(request)
         raw = await request.read()
-        body = json.loads(raw) if raw else None
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:  # a form (the App manifest flow)
+            body = raw.decode("utf-8", "replace")
         self.calls.append(
             Call(request.method, request.path, dict(request.query), body, request.headers.get("Authorization"))
         )
         if self.stall and self.stall in raw.decode("utf-8", "replace"):
-            await asyncio.sleep(3600)  # the bot is stopped while it waits (a restart test)
+            # The bot is stopped while it waits (a restart test), or the test lets it go on.
+            await (self.hold.wait() if self.hold is not None else asyncio.sleep(3600))
         return await handler(request)
 
     @staticmethod
@@ -322,6 +346,89 @@ class FakeGitHub:
         repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
         numbers = self.commit_pulls.get(request.match_info["sha"], [])
         return web.json_response([self.pulls[(repo, n)] for n in numbers if (repo, n) in self.pulls])
+
+    async def list_pull_files(self, request: web.Request) -> web.Response:
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo = f"{request.match_info['owner']}/{request.match_info['repo']}"
+        return web.json_response(self.pull_files.get((repo, int(request.match_info["number"])), []))
+
+    async def get_contents(self, request: web.Request) -> web.Response:
+        """A file as the contents API gives it: base64 content; 404 when the repo, ref or path is unknown."""
+        if (denied := self._installation_auth(request)) is not None:
+            return denied
+        repo, path = f"{request.match_info['owner']}/{request.match_info['repo']}", request.match_info["path"]
+        text = self.contents.get((repo, request.query.get("ref", ""), path))
+        if text is None:
+            return self._error(404, "Not Found")
+        encoded = base64.b64encode(text.encode()).decode()
+        return web.json_response(
+            {"type": "file", "encoding": "base64", "path": path, "name": path.rsplit("/", 1)[-1], "content": encoded}
+        )
+
+    # -- the App manifest flow -------------------------------------------------------
+
+    async def new_app_form(self, request: web.Request) -> web.Response:
+        """What GitHub does with the manifest form: check it, ask the signed-in user to confirm."""
+        form = await request.post()
+        try:
+            manifest = json.loads(str(form.get("manifest", "")))
+        except ValueError:
+            return web.Response(status=422, text="Invalid manifest: not JSON")
+        problems = [key for key in ("url", "hook_attributes", "redirect_url") if not manifest.get(key)]
+        if problems or not manifest["hook_attributes"].get("url"):
+            return web.Response(status=422, text=f"Invalid manifest: missing {', '.join(problems) or 'hook url'}")
+        owner = request.match_info.get("org", "octocat")
+        page = (
+            f"<!doctype html><html><body><h1>Create GitHub App for {escape(owner)}</h1>"
+            f'<p id="app-name">{escape(manifest.get("name", ""))}</p>'
+            '<form method="post" action="/settings/apps/new/confirm">'
+            f'<input type="hidden" name="manifest" value="{escape(json.dumps(manifest))}">'
+            f'<input type="hidden" name="state" value="{escape(request.query.get("state", ""))}">'
+            f'<input type="hidden" name="owner" value="{escape(owner)}">'
+            '<button type="submit" id="create">Create GitHub App</button></form></body></html>'
+        )
+        return web.Response(text=page, content_type="text/html")
+
+    async def confirm_new_app(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        manifest = json.loads(str(form["manifest"]))
+        code = f"v1.{next(self._ids)}{hashlib.sha1(str(time.time()).encode()).hexdigest()[:12]}"
+        self.manifest_codes[code] = {"manifest": manifest, "owner": str(form["owner"]), "at": time.time()}
+        target = f"{manifest['redirect_url']}?{urlencode({'code': code, 'state': str(form['state'])})}"
+        raise web.HTTPFound(target)
+
+    async def manifest_conversion(self, request: web.Request) -> web.Response:
+        """GitHub's answer: the new App with its key and secrets; the code is single-use, for an hour.
+        From now on the fake takes this App's JWTs."""
+        found = self.manifest_codes.pop(request.match_info["code"], None)
+        if found is None or time.time() - found["at"] > 3600:
+            return self._error(404, "Not Found")
+        manifest, owner = found["manifest"], found["owner"]
+        key = rsa_private_key()
+        app_id = next(self._ids)
+        slug = str(manifest.get("name", "app")).lower().replace(" ", "-")
+        answer = {
+            "id": app_id,
+            "slug": slug,
+            "node_id": f"MDM6QXBw{app_id}",
+            "owner": {"login": owner, "id": 1, "type": "User"},
+            "name": manifest.get("name"),
+            "description": manifest.get("description"),
+            "external_url": manifest.get("url"),
+            "html_url": f"{self.url}/apps/{slug}",
+            "created_at": iso(time.time()),
+            "updated_at": iso(time.time()),
+            "permissions": manifest.get("default_permissions", {}),
+            "events": manifest.get("default_events", []),
+            "client_id": f"Iv1.{app_id}",
+            "client_secret": hashlib.sha1(f"client{app_id}".encode()).hexdigest(),
+            "webhook_secret": hashlib.sha1(f"hook{app_id}{time.time()}".encode()).hexdigest(),
+            "pem": pem(key),
+        }
+        self.app_id, self.public_key = str(app_id), key.public_key()
+        self.registered_apps.append({**answer, "manifest": manifest})
+        return web.json_response(answer, status=201)
 
 
 # -- helpers and fixtures shared by the server, handler and benchmark code -------------------

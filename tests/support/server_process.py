@@ -7,12 +7,41 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO, Any
 
 import aiohttp
 
 from bot.core.settings import Settings
 from bot.launchers.sandbox import tool as sandbox_tool
+from tests.support.paths import REPO_ROOT
+
+
+def serve_unregistered(
+    api_url: str, state_dir: Path, port: int, stderr: int | IO[Any] | None = subprocess.DEVNULL, **env: str
+) -> subprocess.Popen[bytes]:
+    """The Procfile's line with no App credentials, as a new operator starts it (PORT set): it
+    serves the set-up page. This checkout's code first on the path."""
+    environ = {name: value for name, value in os.environ.items() if not name.startswith("GITHUB_")}
+    environ.update(
+        PATH=f"{Path(sys.executable).parent}{os.pathsep}{environ.get('PATH', '')}",
+        PYTHONPATH=str(REPO_ROOT),
+        GITHUB_API_URL=api_url,
+        FIX_AND_RELAUNCH_STATE_DIR=str(state_dir),
+        PORT=str(port),
+        **env,
+    )
+    if sandbox_tool.check().tool is None:
+        environ["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
+    return subprocess.Popen(
+        ["sh", "-c", f"exec {procfile_command()}"], env=environ, stderr=stderr, cwd=state_dir.parent
+    )
+
+
+def procfile_command() -> str:
+    """The Procfile's `web:` command line."""
+    [line] = [line for line in (REPO_ROOT / "Procfile").read_text().splitlines() if line.startswith("web:")]
+    return line.removeprefix("web:").strip()
 
 
 def serve(

@@ -12,39 +12,54 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from bot.core.errors import OperationFailed
 from bot.core.secrets import Redactor
+from bot.fixers.llm import sources
 from bot.fixers.model import FixContext
 from bot.repo.branch_doc import doc_path
 from bot.repo.git import git
 
 CHARS_PER_TOKEN = 4  # a rough estimate for English and code; good enough for budgeting
-DEFAULT_BUDGET_TOKENS = 24_000  # the user message; system prompt and tool come on top
-CODE_CONTEXT_LINES = 20  # lines either side of a traceback frame
+DEFAULT_BUDGET_TOKENS = 8_000  # the whole first request: tools, system prompt and user message
+CODE_CONTEXT_LINES = 12  # lines either side of a traceback frame
 MAX_CODE_EXCERPTS = 6
 TRACEBACK_SCAN_LINES = 2_000  # frames are looked for at the end of the log only
 MIN_USEFUL_CHARS = 800  # a section cut below this is dropped instead
 GIT_TIMEOUT_S = 30
+SOURCE_BUDGET_CHARS = 5_000  # the looked-up declaration sites, all together
+DIFF_FILE_CHARS = 3_000  # one file's share of the branch diff
+DIFF_MAX_FILES = 30  # files diffed one by one; the rest are named
 
 # name -> (priority: lower is kept longer, cap in characters, end that survives a cut)
 LIMITS: dict[str, tuple[int, int, str]] = {
     "feedback": (0, 6_000, "head"),
-    "diagnosis": (0, 4_000, "head"),
-    "log_tail": (1, 16_000, "tail"),
-    "code": (1, 6_000, "head"),
+    "run": (0, 1_000, "head"),
+    "diagnosis": (0, 3_000, "head"),
+    "launch": (0, 1_500, "head"),
+    "log_tail": (0, 5_000, "tail"),  # cut to its end, never dropped
+    "code": (1, 4_000, "head"),
+    "source": (1, 2_500, "head"),
+    "run_file": (1, 3_000, "head"),
     "previous_attempts": (1, 4_000, "tail"),
     "hint": (1, 2_000, "head"),
-    "branch_diff": (1, 12_000, "head"),  # the experiment's change: the likeliest culprit
-    "config_file": (2, 6_000, "head"),
-    "branch_doc": (3, 4_000, "head"),
-    "run_config": (3, 4_000, "head"),
-    "requirements": (4, 3_000, "head"),
-    "pr_text": (5, 4_000, "head"),
+    "branch_diff": (1, 8_000, "head"),  # the experiment's change: the likeliest culprit
+    "branch_doc": (2, 2_000, "head"),
+    "requirements": (2, 2_000, "head"),
+    "config_file": (3, 4_000, "head"),
+    "run_config": (3, 3_000, "head"),
+    "pr_text": (5, 3_000, "head"),
 }
+# The branch diff's files in this order, so a one-line code change is never crowded out by data.
+DIFF_ORDER = (
+    (".py", ".sh", ".bash"),
+    (".yaml", ".yml", ".toml", ".cfg", ".ini"),
+    ("requirements.txt", "requirements-dev.txt", ".md"),
+)
 CONFIG_CANDIDATES = (
     "config.py",
     "src/config.py",
@@ -67,6 +82,7 @@ class Section:
     text: str
     untrusted: bool = False
     cut: bool = False
+    rank: int | None = None  # overrides the kind's priority (requirements, for an import error)
 
     @property
     def kind(self) -> str:
@@ -74,7 +90,7 @@ class Section:
 
     @property
     def priority(self) -> int:
-        return LIMITS[self.kind][0]
+        return LIMITS[self.kind][0] if self.rank is None else self.rank
 
     def truncate(self, chars: int) -> None:
         if len(self.text) <= chars:
@@ -100,7 +116,8 @@ class PromptContext:
     def render(self) -> str:
         parts = [
             f"The training run of branch `{self.branch}` failed. The sections below describe it. "
-            "Find the root cause and call propose_fix with the smallest change that fixes it."
+            "Find the root cause; look up what is not shown if you need it; then call propose_fix "
+            "with the smallest change that fixes it (or relaunch_unchanged / no_safe_fix)."
         ]
         if self.omitted:
             parts.append(f"(Left out to stay within the size budget: {', '.join(self.omitted)}.)")
@@ -173,9 +190,11 @@ def _gather(ctx: FixContext, feedback: str | None) -> list[Section]:
     sections = []
     if feedback:
         sections.append(Section("feedback", "Why the previous proposal was rejected", feedback))
+    sections.append(Section("run", "The failed run", run_text(ctx)))
     sections.append(Section("diagnosis", "Diagnosis by the bot", _diagnosis_text(ctx)))
     sections.append(Section("log_tail", "End of the run's log", "\n".join(ctx.log_tail), untrusted=True))
     sections += _code_sections(root, ctx)
+    sections += source_sections(root, ctx)
     if ctx.previous_attempts:
         sections.append(
             Section(
@@ -189,20 +208,100 @@ def _gather(ctx: FixContext, feedback: str | None) -> list[Section]:
     sections.append(
         Section(
             "branch_diff",
-            f"Diff of `{ctx.branch}` against `{ctx.base_branch}`",
+            f"Diff of `{ctx.branch}` against `{ctx.base_branch}` (code first)",
             branch_diff(root, ctx.branch, ctx.base_branch),
         )
     )
-    for rel in config_files(root):
-        sections.append(Section(f"config_file:{rel}", f"Config file {rel}", read_in_repo(root, rel)))
     doc = doc_path(ctx.branch, ctx.worktree)
-    sections.append(Section("branch_doc", f"Branch doc {doc}", read_in_repo(root, doc)))
+    sections.append(Section("branch_doc", f"Branch doc {doc} (what the experiment intends)", read_in_repo(root, doc)))
+    shown = {s.name.split(":", 2)[1] for s in sections if s.kind == "run_file"}
+    for rel in config_files(root):
+        if rel not in shown:
+            sections.append(Section(f"config_file:{rel}", f"Config file {rel}", read_in_repo(root, rel)))
     if ctx.run_config:
         sections.append(Section("run_config", "Config of the failed run", _json(ctx.run_config)))
-    sections.append(Section("requirements", "requirements.txt", read_in_repo(root, "requirements.txt")))
+    sections.append(
+        Section(
+            "requirements",
+            "requirements.txt",
+            read_in_repo(root, "requirements.txt"),
+            rank=1 if ctx.diagnosis.category == "import_error" else None,
+        )
+    )
     if ctx.pr_text:
         sections.append(Section("pr_text", "Pull request title and body", ctx.pr_text, untrusted=True))
     return sections
+
+
+def run_text(ctx: FixContext) -> str:
+    """The run's state and how its process ended: an exit status of 137 or a signal says more
+    than the log's last line."""
+    run = ctx.run
+    lines = [f"branch: {ctx.branch}"]
+    if run is None:
+        return "\n".join(lines + ["run: unknown"])
+    lines += [f"run: {run.id}", f"state: {run.state}", f"steps logged: {run.steps}"]
+    code = run.exit_code
+    if code is None:
+        lines.append("exit status: unknown (the process left no exit record)")
+    elif code < 0 or code > 128:
+        number = -code if code < 0 else code - 128
+        lines.append(f"exit status: {code} (killed by signal {number}{_signal_name(number)})")
+    else:
+        lines.append(f"exit status: {code}")
+    if run.loss_problem:
+        lines.append(f"loss: {run.loss_problem}")
+    return "\n".join(lines)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return f", {signal.Signals(number).name}"
+    except ValueError:
+        return ""
+
+
+def source_sections(root: Path, ctx: FixContext) -> list[Section]:
+    """The launch command, the files it runs and reads, and the declaration sites of the
+    names in the failure (see bot.fixers.llm.sources)."""
+    launch = ctx.config.get("launch") or {}
+    command = " ; ".join(str(launch[k]) for k in ("setup", "command") if launch.get(k))
+    sections = []
+    if command:
+        sections.append(Section("launch", "Launch command (from the repo config)", _launch_text(launch)))
+    run_files = sources.launch_files(root, command)
+    run_files += [
+        p
+        for p in sources.hydra_configs(root, run_files, command + " " + _script_text(root, run_files))
+        if p not in run_files
+    ]
+    shown = set()
+    for rel in run_files:
+        text = read_in_repo(root, rel)
+        if text and len(text) <= sources.WHOLE_FILE_CHARS:
+            sections.append(Section(f"run_file:{rel}", f"{rel} (the run used it; whole file, exact text)", text))
+            shown.add(rel)
+    tracked = (git_output(root, "ls-files", "-z") or "").split("\0")
+    files = sources.text_files(root, [t for t in tracked if t and in_repo(root, t) is not None])
+    frames = {path for path, _ in frames_in_repo(root, ctx)}
+    names = sources.failure_names(ctx)
+    sites = sources.declaration_sites(root, files, names)
+    sites += sources.mention_sites(root, [f for f in files if f in run_files], sources.failure_paths(ctx))
+    if ctx.diagnosis.category in ("config_error", "code_error") and names:
+        sites += sources.parser_tail_sites(root, sorted(frames | set(run_files)))
+    for excerpt in sources.choose(root, sites, SOURCE_BUDGET_CHARS, shown):
+        name = f"source:{excerpt.path}:{excerpt.lo}-{excerpt.hi}"
+        sections.append(Section(name, excerpt.title, excerpt.text))
+    return sections
+
+
+def _launch_text(launch: dict) -> str:
+    lines = [f"{k}: {launch[k]}" for k in ("backend", "setup", "command", "workdir") if launch.get(k)]
+    return "\n".join(lines)
+
+
+def _script_text(root: Path, files: list[str]) -> str:
+    return " ".join(read_in_repo(root, f) for f in files if f.endswith((".sh", ".bash")))
 
 
 def _diagnosis_text(ctx: FixContext) -> str:
@@ -276,14 +375,35 @@ def repo_path(root: Path, file: str) -> str | None:
 
 
 def branch_diff(root: Path, branch: str, base: str | None) -> str:
-    """`git diff base...branch`, or "" when there is no base to compare with."""
+    """`git diff base...branch`, file by file: code first, then configs, docs, the rest (data
+    files a branch adds come last), each file's share capped; "" when there is no base."""
     if not base or base.startswith("-") or branch.startswith("-"):
         return ""
     for ref in (base, f"origin/{base}"):
-        result = git_output(root, "diff", "--no-color", "--no-ext-diff", f"{ref}...{branch}", "--")
-        if result is not None:
-            return result
+        names = git_output(root, "diff", "--name-only", "-z", "--no-renames", f"{ref}...{branch}", "--")
+        if names is not None:
+            ranked = sorted(filter(None, names.split("\0")), key=_diff_rank)
+            parts = [_file_diff(root, f"{ref}...{branch}", name) for name in ranked[:DIFF_MAX_FILES]]
+            rest = ranked[DIFF_MAX_FILES:]
+            if rest:
+                more = ", ".join(rest[:20]) + (" …" if len(rest) > 20 else "")
+                parts.append(f"[{len(rest)} more changed files not shown: {more}]")
+            return "\n".join(p for p in parts if p)
     return ""
+
+
+def _file_diff(root: Path, span: str, name: str) -> str:
+    text = git_output(root, "diff", "--no-color", "--no-ext-diff", "--no-renames", span, "--", name) or ""
+    if len(text) <= DIFF_FILE_CHARS:
+        return text
+    return _whole_lines(text, DIFF_FILE_CHARS, "head") + f"\n[… the rest of {name}'s diff cut …]"
+
+
+def _diff_rank(name: str) -> tuple[int, str]:
+    for rank, suffixes in enumerate(DIFF_ORDER):
+        if name.endswith(suffixes):
+            return rank, name
+    return len(DIFF_ORDER), name
 
 
 def config_files(root: Path) -> list[str]:

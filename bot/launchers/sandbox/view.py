@@ -135,9 +135,21 @@ def toolchain(path_var: str, script: str) -> list[Path]:
     bins = [Path(p) for p in path_var.split(":") if p.startswith("/")]
     named = [Path(p) for p in _EXECUTABLE_PATH.findall(script)]
     found: list[Path] = [b for b in bins if b.is_dir()]
+    found += [root for b in found if (root := _version_manager_root(b)) is not None]
     for program in [*named, *(b / "python" for b in bins), *(b / "python3" for b in bins)]:
         found += _python_installation(program)
     return found
+
+
+def _version_manager_root(folder: Path) -> Path | None:
+    """The root of a version manager whose shims are on PATH (pyenv, rbenv: libexec/; asdf:
+    installs/): its shims exec the manager, which must be seen too, or `python` fails."""
+    if folder.name != "shims":
+        return None
+    root = folder.parent
+    if root == Path.home() or not any((root / marker).is_dir() for marker in ("libexec", "installs")):
+        return None
+    return root
 
 
 def _python_installation(program: Path) -> list[Path]:

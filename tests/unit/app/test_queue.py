@@ -161,7 +161,7 @@ def test_jobs_come_back_typed(db):
     assert (job.kind, job.status, job.repo, job.branch) == (JobKind.FIX, JobStatus.QUEUED, "team/exp", "exp-a")
     assert job.payload == fix(comment_id=5, hint="lower the lr") and job.fix.hint == "lower the lr"
     assert (alert.kind, alert.repo, alert.branch, alert.alert.project) == (JobKind.WANDB_ALERT, None, None, "proj")
-    assert q.depth() == {"queued": 2, "running": 0, "done": 0, "failed": 0, "cancelled": 0}
+    assert q.depth() == {"queued": 2, "running": 0, "waiting": 0, "done": 0, "failed": 0, "cancelled": 0}
     assert isinstance(q.enqueue(fix(delivery="d-2")).outcome, EnqueueOutcome)
 
 

@@ -261,7 +261,7 @@ async def test_healthz_reports_queue_and_workers(aiohttp_client, settings, queue
     resp = await client.get("/healthz")
     data = await resp.json()
     assert resp.status == 200 and data["status"] == "ok" and data["workers"] == 3 and data["comment_workers"] == 1
-    assert set(data["queue"]) == {"queued", "running", "done", "failed", "cancelled"}
+    assert set(data["queue"]) == {"queued", "running", "waiting", "done", "failed", "cancelled"}
 
 
 async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, settings, queue, fake_github):
@@ -422,8 +422,9 @@ def test_the_app_never_imports_the_handlers():
         ),
         ({"GITHUB_WEBHOOK_SECRET": ""}, "needs GITHUB_WEBHOOK_SECRET"),
         ({"GITHUB_WEBHOOK_SECRET": "short"}, "GITHUB_WEBHOOK_SECRET is 5 characters long"),
+        ({"FIX_AND_RELAUNCH_WORKERS": "lots"}, "FIX_AND_RELAUNCH_WORKERS must be a whole number from 1 to 64"),
     ],
-    ids=["app-id", "private-key", "no-secret", "short-secret"],
+    ids=["app-id", "private-key", "no-secret", "short-secret", "workers"],
 )
 def test_serve_refuses_to_start_with_a_clear_message(settings, app_key, tmp_path, env, message):
     """Found at start-up (exit 2, one line, nothing quoted of the key), not at the first webhook."""

@@ -208,6 +208,18 @@ def test_an_interpreter_shows_its_venv_and_its_installation():
     assert Path(sys.base_prefix).resolve() in [p.resolve() for p in found]
 
 
+def test_version_manager_shims_on_path_show_their_manager(tmp_path):
+    # pyenv's `python` on PATH is a shim that execs $PYENV_ROOT/libexec/pyenv: without the root
+    # the job's `python main.py` fails in the sandbox.
+    pyenv = tmp_path / ".pyenv"
+    (pyenv / "shims").mkdir(parents=True)
+    (pyenv / "libexec").mkdir()
+    plain = tmp_path / "tools" / "shims"  # a folder merely called shims shows only itself
+    plain.mkdir(parents=True)
+    found = view.toolchain(f"{pyenv / 'shims'}:{plain}", "python main.py")
+    assert pyenv in found and plain in found and plain.parent not in found
+
+
 def test_a_path_folder_holding_the_bots_state_is_left_out(tmp_path):
     state = tmp_path / "bin" / "state"
     state.mkdir(parents=True)

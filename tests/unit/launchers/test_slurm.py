@@ -370,3 +370,25 @@ def test_the_pipeline_relaunches_a_preempted_run_unchanged(slurm, tmp_path):
     assert (outcome.category, outcome.action, outcome.verified) == ("infra", "relaunched", True), outcome.reason
     assert outcome.commits == [] and remote_refs(tmp_path / "origin.git") == origin_before
     assert ctx.state.get_run(outcome.new_run["id"]).backend == "slurm"
+
+
+def test_statuses_of_many_jobs_cost_one_scontrol_for_all_of_them(slurm, settings, worktree):
+    calls: list[str] = []
+
+    class Counting(SlurmLauncher):
+        def _call(self, argv, env=None):
+            calls.append(" ".join(argv[:4]))
+            return super()._call(argv, env)
+
+    launcher = Counting(settings, config_with())
+    done = launcher.launch(make_spec(worktree, "exit 0"))
+    failed = launcher.launch(make_spec(worktree, "exit 3"))
+    wait_for_end(launcher, done), wait_for_end(launcher, failed)
+    running = launcher.launch(make_spec(worktree, "sleep 300"))
+    gone = {**running, "job_id": "999999"}
+    calls.clear()
+    statuses = launcher.statuses([done, failed, running, gone])
+    assert [s.state for s in statuses][:2] == ["finished", "failed"] and statuses[1].exit_code == 3
+    assert statuses[2].state in ("queued", "running") and statuses[3].state == "crashed"
+    assert [s.state for s in statuses] == [launcher.status(h).state for h in (done, failed, running, gone)]
+    assert sum(c.startswith("scontrol") for c in calls) == 1 + 4, "one for all four, then one each to compare"

@@ -7,6 +7,7 @@ import pytest
 from bot.loop.journal import StepKey, StepLog
 from bot.loop.model import GiveUp, Step
 from bot.loop.verify import Judgement, Verifier, judge
+from bot.loop.waits import Parked, Wait
 from bot.repo import config as repo_config
 from bot.runs.model import RunInfo
 from tests.unit.loop.fakes import FakeLauncher, FakeRuns
@@ -277,3 +278,66 @@ def test_a_relaunch_of_a_run_that_had_a_wandb_run_needs_one_too():
     check, _ = verifier(FakeRuns())
     check.relaunch(1, RunInfo(id="run-1", state="failed", source="offline"))
     assert check.logs_to_wandb
+
+
+# -- parked waits: the server's loop leaves the wait to the watcher ----------------------------
+
+
+def parked(runs: FakeRuns, *, resumed=None, timeout: float = 60) -> Verifier:
+    check, _ = verifier(runs, timeout=timeout)
+    check.park, check.resumed = True, resumed
+    return check
+
+
+def test_a_parked_watch_raises_its_wait_instead_of_sleeping():
+    runs = FakeRuns()
+    runs.add("new-1", ("queued", 0))
+    check = parked(runs)
+    with pytest.raises(Parked) as raised:
+        check.watch("new-1")
+    assert raised.value.wait == Wait("new-1", 20, 60.0, 1.0)
+    assert check.clock() == 0.0, "nothing slept"
+
+
+def test_a_resumed_watch_keeps_the_deadline_it_was_parked_with_and_judges_the_ready_run():
+    runs = FakeRuns()
+    runs.add("new-1", ("running", 20), history=[{"_step": i, "loss": 1.0 / (i + 1)} for i in range(20)])
+    wait = Wait("new-1", 20, 5.0, 1.0)
+    run, problem = parked(runs, resumed=wait).watch("new-1")
+    assert (run.state, run.steps, problem) == ("running", 20, None)
+
+
+def test_a_resumed_watch_past_its_deadline_is_judged_as_it_stands():
+    runs = FakeRuns()
+    runs.add("new-1", ("running", 3))
+    check = parked(runs, resumed=Wait("new-1", 20, -1.0))
+    run, problem = check.watch("new-1")
+    assert (run.steps, problem) == (3, None)
+    assert check.judge(run, problem) is Judgement.UNVERIFIED
+
+
+def test_a_wait_for_another_run_is_not_the_resumed_one():
+    runs = FakeRuns()
+    runs.add("new-2", ("queued", 0))
+    with pytest.raises(Parked) as raised:
+        parked(runs, resumed=Wait("new-1", 20, 5.0)).watch("new-2")
+    assert raised.value.wait.run_id == "new-2" and raised.value.wait.deadline == 60.0
+
+
+@pytest.mark.parametrize(
+    "state, steps, now, ready",
+    [
+        ("queued", 0, 0, False),
+        ("running", 19, 0, False),
+        ("running", 20, 0, True),
+        ("failed", 3, 0, True),
+        ("running", 3, 10, True),
+    ],
+)
+def test_a_wait_is_ready_when_its_run_ended_reached_its_steps_or_time_is_up(state, steps, now, ready):
+    assert Wait("r", 20, 10.0).ready(state, steps, now) is ready
+
+
+def test_a_wait_round_trips_through_json():
+    wait = Wait("r-1", 20, 1234.5, 2.0)
+    assert Wait.from_json(wait.to_json()) == wait

@@ -132,7 +132,7 @@ def tables(path: Path) -> set[str]:
 def test_a_new_file_is_in_wal_mode_with_every_table_at_the_latest_version(tmp_path: Path):
     db = Database.in_dir(tmp_path / "a" / "b")
     assert db.path == tmp_path / "a" / "b" / DB_NAME and db.path.is_file()
-    assert db.schema_version == len(MIGRATIONS) == 2
+    assert db.schema_version == len(MIGRATIONS) == 3
     assert db.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert {"runs", "jobs", "deliveries", "job_steps", "branch_attempts", "runs_state", "jobs_lane"} <= tables(db.path)
 
@@ -143,7 +143,7 @@ def test_a_file_the_previous_release_made_upgrades_in_place(tmp_path: Path):
     before = tables(path)
 
     store = StateStore.open(tmp_path / "state")
-    assert store.schema_version == 2 and tables(path) == before
+    assert store.schema_version == 3 and tables(path) == before
     assert [r.id for r in store.list_runs()] == ["r-00000001"]
     queue = Queue(path)
     assert queue.recover() == [1]
@@ -163,7 +163,7 @@ def test_a_file_with_only_one_half_upgrades_too(tmp_path: Path, runs: bool, queu
     path = tmp_path / DB_NAME
     old_release_db(path, runs=runs, queue=queue)
     db = Database(path)
-    assert db.schema_version == 2
+    assert db.schema_version == 3
     assert {"runs", "jobs", "deliveries", "job_steps", "branch_attempts"} <= tables(path)
     count = db.connection.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     assert count == (1 if queue else 0)

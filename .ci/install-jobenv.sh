@@ -11,7 +11,13 @@ if [ ! -d "$data" ]; then
   echo "install-jobenv: $data is absent; the real-repo suite will skip"
   exit 0
 fi
+# The pins the tiny runs were verified with, and what each repository itself declares (a job
+# launched without launch.setup installs the latter first: with it all here, that install is a
+# quick no-op that needs no network).
 requirements=("$data"/*/requirements.txt)
+for declared in "$data"/*/upstream/requirements.txt; do
+  if [ -f "$declared" ]; then requirements+=("$declared"); fi
+done
 # torchvision needs the torch it was built for (README of realrepos: "Environment").
 pins="torch==2.14.1 torchvision==0.29.1"
 stamp="$jobenv/.requirements.sha256"

@@ -22,6 +22,9 @@ def _isolated_env(monkeypatch, tmp_path_factory):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
     monkeypatch.setenv("WANDB_DISABLE_GIT", "false")
+    # Set by wandb once a test used it in-process (the API, Launch): a job started later would
+    # log through this process's wandb-core and lose its last records.
+    monkeypatch.delenv("WANDB_SERVICE", raising=False)
     for role in ("AUTHOR", "COMMITTER"):
         monkeypatch.setenv(f"GIT_{role}_NAME", "Test Researcher")
         monkeypatch.setenv(f"GIT_{role}_EMAIL", "researcher@example.com")

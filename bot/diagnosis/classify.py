@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.core.secrets import redact, redact_lines
-from bot.diagnosis.config_keys import find_config_key
+from bot.diagnosis.config_keys import find_config_key, find_lookup_key
 from bot.diagnosis.fact_rules import fact_matches
 from bot.diagnosis.facts import RunFacts
-from bot.diagnosis.model import Diagnosis
+from bot.diagnosis.model import ConfigKey, Diagnosis
 from bot.diagnosis.paths import mask_paths
 from bot.diagnosis.rules import RULES, R, Rule
 from bot.diagnosis.tail import clean_line
@@ -205,8 +205,16 @@ def diagnose_lines(
         exception = {"type": tb.exc_type, "message": redact(tb.message[:2000], secrets)}
     evidence = redact_lines(_evidence(won, norm), secrets)
     summary = redact(_summary(category, exception, won, location), secrets)
-    config_key = find_config_key(tb, norm[-80:]) if category == "config_error" else None
+    config_key = _config_key(category, tb, norm)
     return Diagnosis(category, retryable(category, won), exception, location, evidence, summary, config_key)
+
+
+def _config_key(category: str, tb: ParsedTraceback | None, lines: list[str]) -> ConfigKey | None:
+    if category == "config_error":
+        return find_config_key(tb, lines[-80:])
+    if category == "code_error":
+        return find_lookup_key(tb)
+    return None
 
 
 def diagnose_text(text: str, **kwargs) -> Diagnosis:

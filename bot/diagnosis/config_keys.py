@@ -92,6 +92,15 @@ def _hydra_override(text: str) -> ConfigKey | None:
     return ConfigKey(found["name"].lstrip("+~"), KeyProblem.UNKNOWN, suggestion=_suggestion(text[found.end() :]))
 
 
+def _hydra_option(text: str) -> ConfigKey | None:
+    """A Hydra group option that has no file: `In 'experiment/x': Could not find 'callbacks/defualt'`
+    (the name is `group/option`, as a defaults list or a `group=option` override writes it)."""
+    found = re.search(r"Could not (?:find|load) '(?P<name>[\w.-]+(?:/[\w.-]+)+)'", text)
+    if not found:
+        return None
+    return ConfigKey(found["name"].lstrip("/"), KeyProblem.UNKNOWN, suggestion=_suggestion(text[found.end() :]))
+
+
 def _omegaconf(text: str) -> ConfigKey | None:
     """ConfigAttributeError/ConfigKeyError (`Key 'x' is not in struct`, `Missing key x`, each
     with `full_key: a.b.x`) and MissingMandatoryValue (`Missing mandatory value: a.b`)."""
@@ -107,11 +116,15 @@ def _omegaconf(text: str) -> ConfigKey | None:
     return ConfigKey(name, KeyProblem.MISSING, suggestion=_suggestion(text))
 
 
+_ATTRIBUTE = re.compile(r"AttributeError: '(?P<holder>\w+)' object has no attribute '(?P<name>\w+)'")
+
+
 def _attribute(text: str) -> ConfigKey | None:
-    found = re.search(r"AttributeError: '\w+' object has no attribute '(?P<name>\w+)'", text)
+    found = _ATTRIBUTE.search(text)
     if not found:
         return None
-    return ConfigKey(found["name"], KeyProblem.MISSING, suggestion=_suggestion(text[found.end() :]))
+    suggestion = _suggestion(text[found.end() :])
+    return ConfigKey(found["name"], KeyProblem.MISSING, suggestion=suggestion, holder=found["holder"])
 
 
 def _config_library(text: str) -> ConfigKey | None:
@@ -160,8 +173,10 @@ def _key_error(text: str) -> ConfigKey | None:
     return ConfigKey(found["name"], KeyProblem.MISSING) if found else None
 
 
-# Most specific first: a Hydra override error also carries OmegaConf's "Key 'x' is not in struct".
+# Most specific first: a Hydra override error also carries OmegaConf's "Key 'x' is not in struct";
+# a missing group option is named beside the override of its group that failed.
 FINDERS: tuple[Finder, ...] = (
+    _hydra_option,
     _hydra_override,
     _omegaconf,
     _unrecognized,
@@ -175,6 +190,10 @@ FINDERS: tuple[Finder, ...] = (
     _config_library,
     _key_error,
 )
+# A code_error's exception that looks a name up as a global or a mapping's key: the name may be
+# a config key (a fixer checks the code). (An attribute of a config-like object, or a keyword a
+# config class refuses, is a config_error already; on any other object it is code.)
+LOOKUP_FINDERS: tuple[Finder, ...] = (_name_error, _key_error)
 
 
 def find_config_key(exception: ParsedTraceback | None, lines: Iterable[str]) -> ConfigKey | None:
@@ -190,3 +209,11 @@ def find_config_key(exception: ParsedTraceback | None, lines: Iterable[str]) -> 
     named = [i for i, line in enumerate(lines) if found.name in line and "Error" in line]
     suggestion = _suggestion("\n".join(lines[named[-1] : named[-1] + 8])) if named else None
     return replace(found, suggestion=suggestion) if suggestion and suggestion != found.name else found
+
+
+def find_lookup_key(exception: ParsedTraceback | None) -> ConfigKey | None:
+    """The name a failing lookup (NameError, KeyError) names, from the exception alone: for a
+    code_error, whose log does not say the name is configuration."""
+    if exception is None or not exception.exc_type:
+        return None
+    return next((key for finder in LOOKUP_FINDERS if (key := finder(exception.text)) is not None), None)

@@ -37,12 +37,15 @@ class ConfigKey:
     for a flag, the flag without its leading dashes (`learning-ratee`, `lr_decay`).
     flag: the command-line flag as written, when a flag is the culprit (`--learning-ratee`).
     suggestion: the tool's own "did you mean" (`lr`, `--learning-rate`), when it printed one.
+    holder: for a missing attribute, the type of the object that lacks it (`Namespace` for
+    argparse, `Args` for a config dataclass): where the key is declared.
     """
 
     name: str
     problem: KeyProblem
     flag: str | None = None
     suggestion: str | None = None
+    holder: str | None = None
 
 
 @dataclass
@@ -53,7 +56,9 @@ class Diagnosis:
     location: dict | None = None  # {"file": ..., "line": ..., "function": ...}
     evidence: list[str] = field(default_factory=list)
     summary: str = ""
-    # config_error: the key, argument, global or flag the failure names (see ConfigKey).
+    # config_error: the key, argument, global or flag the failure names (see ConfigKey); for a
+    # code_error raised by a lookup (KeyError, NameError, AttributeError), the name looked up: a
+    # config key the log alone cannot tell from any other name, which a fixer checks in the repo.
     config_key: ConfigKey | None = None
 
     def to_json(self) -> dict:

@@ -116,6 +116,19 @@ def _module_level_name(m: re.Match, tb: ParsedTraceback) -> bool:
     return func == "<module>" and not is_library_file(file)
 
 
+# `assert os.path.exists(root)`, `assert os.path.isdir(d)`, `assert Path(p).exists()`, `assert p.is_file()`
+_PATH_ASSERT = re.compile(
+    r"^assert\s+(?:not\s+)?\(?\s*(?:(?:os\.)?path\.(?:exists|isdir|isfile|lexists)\(|"
+    r"[\w.()\[\]'\"]+\.(?:exists|is_dir|is_file)\(\s*\))"
+)
+
+
+def _asserts_a_path(m: re.Match, tb: ParsedTraceback) -> bool:
+    """An AssertionError raised by an `assert` that a path exists (timm's dataset readers assert
+    `os.path.exists(root)` with no message): the path is missing, whichever frame asserted it."""
+    return bool(_PATH_ASSERT.match(_innermost_code(tb).strip()))
+
+
 _NUMERIC = re.compile(
     r"(?i)^(?:\w+\.)*(?:OverflowError|FloatingPointError)\b|math (?:range|domain) error|"
     r"cannot convert float (?:NaN|infinity) to integer|Out of range float values are not JSON compliant|"
@@ -333,6 +346,7 @@ RULES: tuple[Rule, ...] = (
         r"(?i:\b(?:artifact|dataset|checkpoint|file|bucket)\b.{0,80}\bnot found\b)",
         7,
     ),
+    R("data_not_found", r"^(?:\w+\.)*AssertionError\b", 8, when=_asserts_a_path),
     # object stores: S3/GCS say 404/NoSuchKey; OpenCV's empty-image assertions follow a failed imread
     R(
         "data_not_found",

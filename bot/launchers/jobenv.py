@@ -95,13 +95,18 @@ def env_dir(state_dir: Path, worktree: Path) -> Path:
 
 def interpreter(command: str) -> str | None:
     """The interpreter a command names first (`python3 train.py`, `/opt/venv/bin/python -m x`),
-    or None when it starts with something else (`torchrun`, `bash run.sh`)."""
+    else the one it hands a launch script in a leading assignment (`PYTHON=/opt/venv/bin/python
+    bash run.sh`); None when it names none (`torchrun`, `bash run.sh`)."""
     try:
         words = shlex.split(command)
     except ValueError:
         return None
-    words = [w for w in words if not re.match(r"^[A-Za-z_]\w*=", w)]  # leading VAR=value
-    return words[0] if words and _PYTHON.match(words[0]) else None
+    assigned = []
+    while words and re.match(r"^[A-Za-z_]\w*=", words[0]):  # leading VAR=value
+        assigned.append(words.pop(0).split("=", 1)[1])
+    if words and _PYTHON.match(words[0]):
+        return words[0]
+    return next((value for value in assigned if _PYTHON.match(value)), None)
 
 
 def install_lines(worktree: Path, command: str, state_dir: Path) -> str | None:

@@ -21,8 +21,9 @@ from bot.core.settings import Settings
 from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.tail import tail_lines
 from bot.launchers import ACTIVE_STATES, refresh_run
+from bot.runs.console_loss import ConsoleLoss
 from bot.runs.locate import find_run_dir
-from bot.runs.loss import loss_problem, loss_rising, merge_rows
+from bot.runs.loss import loss_key, loss_problem, loss_rising, merge_rows, printed_loss_problem
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
 from bot.runs.offline import OfflineRunStore, read_run
 from bot.store.runs import RunRecord, StateStore
@@ -45,6 +46,7 @@ class BranchRuns:
         # when it logs more: the loop reads both on every poll, so they are kept per run.
         self._heads: dict[str, list[dict]] = {}
         self._tails: dict[str, tuple[tuple[object, ...], list[dict]]] = {}
+        self._consoles: dict[str, ConsoleLoss] = {}  # log path -> its printed loss, read incrementally
 
     def runs(self, branch: str | None = None, state: str | None = None) -> list[RunInfo]:
         """Newest first, optionally only those in `state`."""
@@ -83,12 +85,13 @@ class BranchRuns:
         return _join(record, found)
 
     def judged(self, run: RunInfo) -> RunInfo:
-        """`run` with its loss's verdict: a non-finite or exploded loss is a failed run whatever
-        its exit state. One that ended (exit 0, or stopped) becomes `failed`; one still running
-        keeps its state, since its process is not over, and carries the problem."""
-        if run.source == "launcher" or run.state == "queued":
-            return run  # no history to judge
-        run.loss_problem = loss_problem(self.loss_rows(run))
+        """`run` with its loss's verdict: a non-finite or exploded loss, logged or printed, is a
+        failed run whatever its exit state. One that ended (exit 0, or stopped) becomes
+        `failed`; one still running keeps its state, since its process is not over, and carries
+        the problem."""
+        if run.state == "queued":
+            return run  # nothing to judge yet
+        run.loss_problem = loss_problem(self.loss_rows(run)) or printed_loss_problem(self.console_loss_rows(run))
         if run.loss_problem and run.state in _JUDGED_ENDS:
             run.state = "failed"
         return run
@@ -113,18 +116,28 @@ class BranchRuns:
             cached = self._tails[run.id] = (key, self.store.history(run, rows))
         return merge_rows(head, cached[1])
 
+    def console_loss_rows(self, run: RunInfo) -> list[dict]:
+        """The loss its console printed, first rows and last (bot.runs.console_loss): a loss
+        printed every few steps shows what one logged once an epoch hides, and a job that logs
+        nowhere else still prints one."""
+        if not run.log_path:
+            return []
+        return self._consoles.setdefault(run.log_path, ConsoleLoss()).rows(Path(run.log_path))
+
     def facts(self, run: RunInfo, rows: list[dict] | None = None) -> RunFacts:
         """What the run's end says apart from its log: exit status, the scheduler's verdict, the
         kernel's OOM kills, and its loss (from `rows`, its loss rows, when the caller has them)."""
         record = self.state.get_run(run.record_id) if run.record_id else None
         handle = record.handle if record else {}
         rows = self.loss_rows(run) if rows is None else rows
+        printed = self.console_loss_rows(run)
         return RunFacts(
             exit_code=run.exit_code,
             scheduler=handle.get("end_reason"),
             oom_kills=int(handle.get("oom_kills") or 0),
-            loss_problem=loss_problem(rows),
-            loss_rising=loss_rising(rows),
+            loss_problem=loss_problem(rows) or printed_loss_problem(printed),
+            # The logged loss when there is one: a printed one is one batch's, noisier.
+            loss_rising=loss_rising(rows if loss_key(rows) else printed),
         )
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]:

@@ -74,6 +74,10 @@ class Runs(Protocol):
         """The run's first history rows and its last `rows`, in step order."""
         ...
 
+    def console_loss_rows(self, run: RunInfo) -> list[dict[str, Any]]:
+        """The loss the run's console printed, as rows (its first and its last)."""
+        ...
+
     def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
         """How the run ended apart from its log (exit status, scheduler, OOM kills, loss)."""
         ...

@@ -4,11 +4,12 @@
 runs that were relaunched are deleted once the loop ends (`fix.delete_failed_run`).
 
 Verified means learning (bot.runs.loss): at `verify.min_steps` (or at its end) the run's loss is
-finite, not above twice its first value and not running away; a run with no loss logged is
-judged on its progress and on its numbers being finite. A job that logs to W&B is never
-verified without its W&B run: its exit code alone says nothing about its loss. A failed run
-still running (its loss went bad while its process lives) is stopped before its fix is pushed,
-so the relaunch is never refused for it."""
+finite, not above twice its first value and not running away, and the loss its console printed
+(bot.runs.console_loss: it shows what a loss logged once an epoch hides) is finite and did not
+explode; a run with no loss at all is judged on its progress and on its numbers being finite.
+A job that logs to W&B is never verified without its W&B run: its exit code alone says nothing
+about its loss. A failed run still running (its loss went bad while its process lives) is
+stopped before its fix is pushed, so the relaunch is never refused for it."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ from bot.loop.progress import OnPoll, Poll, ignore_poll, latest_loss
 from bot.loop.repo_context import RepoContext
 from bot.loop.waits import Parked, Wait
 from bot.runs.locate import starts_wandb_runs
-from bot.runs.loss import learning_problem, loss_problem
+from bot.runs.loss import learning_problem, loss_problem, printed_loss_problem
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 from bot.store.runs import new_run_id
 
@@ -158,7 +159,9 @@ class Verifier:
         rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
         self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
         done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
-        problem = (learning_problem if done else loss_problem)(rows)
+        # A printed loss is noisier (one batch each): only a non-finite or exploded one counts.
+        logged = (learning_problem if done else loss_problem)(rows)
+        problem = logged or printed_loss_problem(self.runs.console_loss_rows(run))
         if problem and run.state in ACTIVE_STATES:
             self.launcher.stop(wait.run_id)
             run = self.runs.get(wait.run_id)

@@ -19,6 +19,9 @@ last, so "where it started" is the run's own start):
   numbers being finite and on its progress (the caller's step count), nothing else.
 - `loss_rising`: weaker, for evidence only: the loss ended above where it started, or rose over
   its last rows. With an overflow in `math.exp(loss)` it says the loss was on its way up.
+- `printed_loss_problem`: `loss_problem` for a loss read off the console (bot.runs.console_loss),
+  one batch per value, so noisier: non-finite, or exploded with each of its last `SETTLE_ROWS`
+  values above twice its first (one noisy batch is not an explosion).
 """
 
 from __future__ import annotations
@@ -42,8 +45,9 @@ LOSS_KEYS = (
 EXPLODE_FACTOR = 2.0  # latest loss above twice its first value: exploded
 RISING_ROWS = 4  # at min_steps: rose on each of the last three steps…
 RISE_MARGIN = 1.2  # …to more than 20% above its lowest value
+SETTLE_ROWS = 3  # a printed loss exploded when each of its last three values did
 # Keys that are not the training loss: evaluation losses, and parts of a sum ("losses/…").
-_NOT_TRAINING = re.compile(r"(?i)(?:^|[/_.\-])(?:val|valid|validation|eval|test|dev)(?:[/_.\-]|$)|^losses?[/.]")
+NOT_TRAINING = re.compile(r"(?i)(?:^|[/_.\-])(?:val|valid|validation|eval|test|dev)(?:[/_.\-]|$)|^losses?[/.]")
 _RETURN = re.compile(r"(?i)(?:^|[/_.\-])(?:episodic_)?(?:return|reward)s?(?:[/_.\-]|$)")
 # What float() accepts: text, bytes-likes, and objects with __float__ or __index__.
 _FLOAT_INPUTS = (str, bytes, bytearray, memoryview, SupportsFloat, SupportsIndex)
@@ -59,7 +63,7 @@ def loss_key(rows: Rows) -> str | None:
         if key in keys:
             return key
     candidates = sorted(
-        k for k in keys if k.lower().endswith("loss") and not k.startswith("_") and not _NOT_TRAINING.search(k)
+        k for k in keys if k.lower().endswith("loss") and not k.startswith("_") and not NOT_TRAINING.search(k)
     )
     trained = [k for k in candidates if "train" in k.lower()]
     ranked = trained or candidates
@@ -98,13 +102,18 @@ def merge_rows(*parts: Iterable[dict[str, Any]]) -> Rows:
 
 def non_finite(rows: Rows) -> str | None:
     """A loss or return logged as NaN or ±inf, the first one found."""
+    found = _first_non_finite(rows)
+    return f"{found[0]} is {found[1]} at step {_step(found[2])}" if found else None
+
+
+def _first_non_finite(rows: Rows) -> tuple[str, float, dict[str, Any]] | None:
     for row in rows:
         for key, value in row.items():
             if str(key).startswith("_") or not ("loss" in str(key).lower() or is_return_key(str(key))):
                 continue
             number = as_float(value)
             if number is not None and not math.isfinite(number):
-                return f"{key} is {number} at step {_step(row)}"
+                return str(key), number, row
     return None
 
 
@@ -115,6 +124,23 @@ def loss_problem(rows: Rows) -> str | None:
         return found
     key = loss_key(rows)
     return _exploded(key, _points(rows, key)) if key else None
+
+
+def printed_loss_problem(rows: Rows) -> str | None:
+    """Why a loss printed on the console shows a failed run (see the module doc), or None."""
+    bad = _first_non_finite(rows)
+    if bad:
+        return f"printed {bad[0]} is {bad[1]}"
+    key = loss_key(rows)
+    if key is None:
+        return None
+    values = [value for _, value in _points(rows, key)]
+    if len(values) <= SETTLE_ROWS:
+        return None  # one spike early on is not yet an explosion
+    first, settled = values[0], min(values[-SETTLE_ROWS:])
+    if first != 0 and settled > first + (EXPLODE_FACTOR - 1) * abs(first):
+        return f"printed {key} is diverging: {first:.4g} → {values[-1]:.4g}"
+    return None
 
 
 def learning_problem(rows: Rows) -> str | None:

@@ -7,7 +7,8 @@ and the pushed branch, checked out afresh, trains.
 The repo config turns the rules off (`fix.rules: false`), so every case goes the LLM's way,
 the cases the rules fix included: the path must hold for whatever the rules leave to the LLM.
 
-Slow (three tiny CPU trainings a case): `pytest -m "not slow"` leaves it out. Needs the job
+Slow (three tiny CPU trainings a case): `pytest -m "not slow"` leaves it out, and like the suite
+it takes the cases marked `ci: true` unless FIX_AND_RELAUNCH_ALL_REALREPOS=1. Needs the job
 environment of `.ci/install-jobenv.sh` and ../shared/data/realrepos; skips without them.
 """
 
@@ -25,7 +26,7 @@ from bot.cli.main import main as cli
 from bot.store.runs import StateStore
 from tests.support.fake_anthropic import FakeAnthropic, tool_answer
 from tests.support.git_repos import commit_on_origin, git
-from tests.support.realrepos import Case, build, load_cases, require_job_python, spec, train_pushed
+from tests.support.realrepos import ALL_VAR, Case, build, load_cases, require_job_python, selected, spec, train_pushed
 
 pytestmark = [
     pytest.mark.slow,
@@ -97,6 +98,8 @@ def _param(case: Case):
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_scripted_model_fixes_the_real_repo_case(capsys, tmp_path, anthropic, case: Case):
+    if not selected(case):
+        pytest.skip(f"not in the real-repo suite's representative subset; {ALL_VAR}=1 runs every case")
     python = require_job_python()
     origin, clone = build(case, tmp_path, python)
     rules_off(origin, case)

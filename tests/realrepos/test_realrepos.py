@@ -3,9 +3,11 @@ researcher would, fixed by the bot rules-only (no LLM key), judged like the samp
 some: launch (fails) → `fix --json` → the pushed branch, checked out and run independently,
 trains (its metric moves the right way).
 
-Slow (each case is three tiny CPU trainings): `pytest -m "not slow"` leaves it out. Needs the
-job environment of `.ci/install-jobenv.sh` and ../shared/data/realrepos; skips without them
-(fails under CI=true without the job environment).
+Slow (each case is three tiny CPU trainings, 1-3 minutes on 2 cores): `pytest -m "not slow"`
+leaves it out, and a run takes the cases marked `ci: true` (one of each repository and each kind
+of breakage) unless FIX_AND_RELAUNCH_ALL_REALREPOS=1 asks for all. Needs the job environment of
+`.ci/install-jobenv.sh` and ../shared/data/realrepos; skips without them (fails under CI=true
+without the job environment).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import pytest
 from bot.cli.main import main as cli
 from bot.store.runs import StateStore
 from tests.support.git_repos import git
-from tests.support.realrepos import Case, build, load_cases, require_job_python, spec, train_pushed
+from tests.support.realrepos import ALL_VAR, Case, build, load_cases, require_job_python, selected, spec, train_pushed
 
 pytestmark = pytest.mark.slow
 
@@ -53,6 +55,13 @@ def stop_runs(clone: Path) -> None:
 
 @pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_real_repo_breakage_is_fixed_and_trains(capsys, tmp_path, case: Case):
+    if not selected(case):
+        pytest.skip(f"not in the representative subset; {ALL_VAR}=1 runs every case")
+    check_case(capsys, tmp_path, case)
+
+
+def check_case(capsys, tmp_path: Path, case: Case) -> None:
+    """Launch the broken branch (it fails), `fix --json` it, then train what was pushed."""
     python = require_job_python()
     origin, clone = build(case, tmp_path, python)
 
@@ -74,4 +83,4 @@ def test_real_repo_breakage_is_fixed_and_trains(capsys, tmp_path, case: Case):
 
     training = train_pushed(origin, case.branch, case, python, tmp_path)
     assert training.returncode == 0, training.log_tail
-    assert training.trend_ok(spec(case.repo)["expect"]), (training.metric, training.series)
+    assert training.trend_ok(spec(case.repo)["expect"]), (training.metric, training.source, training.series)

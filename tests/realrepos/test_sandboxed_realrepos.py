@@ -30,7 +30,7 @@ def _chosen() -> list[Case]:
 def test_real_repo_breakage_is_fixed_and_trains_in_the_sandbox(capsys, tmp_path, monkeypatch, case: Case):
     require_sandbox()
     monkeypatch.setenv("FIX_AND_RELAUNCH_SANDBOX", "required")
-    suite.test_real_repo_breakage_is_fixed_and_trains(capsys, tmp_path, case)
+    suite.check_case(capsys, tmp_path, case)
     logs = list(Path(os.environ["FIX_AND_RELAUNCH_STATE_DIR"]).glob("runs/*/output.log"))
     assert len(logs) >= 2, "the failed run and the relaunch"
     for log in logs:

@@ -19,17 +19,16 @@ from bot.fixers.rules.requirements import add_requirement
 
 Rule = Callable[[FixContext], "FixProposal | None"]
 
-# category → rules, most specific first. A KeyError on the config may be classified either way.
+# category → rules, most specific first.
 RULES: dict[str, tuple[Rule, ...]] = {
     "import_error": (add_requirement, fix_local_import),
     "config_error": (rename_unknown_key, add_config_default),
-    # Until the classifier says data_not_found for a bare `assert os.path.exists(x)`.
-    "code_error": (add_config_default, closest_path),
+    # A KeyError or NameError whose log does not show it reads configuration (`DEFAULTS["x"]`,
+    # a global read inside a function): only the repo's code does, which add_config_default reads.
+    "code_error": (add_config_default,),
     "oom": (lower_batch_size,),
     "nan_loss": (lower_lr,),
     "data_not_found": (closest_path,),
-    # A parser's refusal printed without a traceback (tyro's box, Fire) may classify as nothing.
-    "unknown": (rename_unknown_key,),
 }
 
 

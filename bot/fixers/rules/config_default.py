@@ -93,8 +93,7 @@ def missing_key(ctx: FixContext) -> MissingKey | None:
     subject = config_subject(ctx.diagnosis)
     if subject is None or subject.kind is not SubjectKind.KEY:
         return None
-    exc = ctx.diagnosis.exception or {}
-    if not (exc.get("type") or "").endswith("KeyError") or "Config" in (exc.get("type") or ""):
+    if subject.omegaconf:
         return MissingKey(subject.name.split("."), True, None, subject.message)
     reader = _reading_line(ctx, subject.name)
     if reader is None:

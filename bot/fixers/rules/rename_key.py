@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.fixers.config_subject import SubjectKind, config_subject, unexpected_keyword
+from bot.fixers.config_subject import SubjectKind, config_subject
 from bot.fixers.declarations import arguments, config_globals, dataclasses
 from bot.fixers.invocations import Word
 from bot.fixers.model import FixContext, FixProposal
@@ -58,17 +58,18 @@ def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
 
 
 def _rename(ctx: FixContext) -> Rename | None:
-    subject = config_subject(ctx.diagnosis, ctx.log_tail)
+    subject = config_subject(ctx.diagnosis)
+    if subject is None or subject.kind is not SubjectKind.UNKNOWN:
+        return None
+    name = subject.name
     views = launch_views(ctx.worktree, ctx.config)
-    if subject is not None and subject.kind is SubjectKind.UNKNOWN:
-        name = subject.name
-        if "/" in name:
-            return _group_option(ctx, views, name)
-        if name.startswith("-"):
-            return _flag(ctx, views, name)
-        return _flag(ctx, views, name) or _hydra_override(ctx, views, name)
-    keyword = unexpected_keyword(ctx.diagnosis)
-    return _yaml_key(ctx, keyword) if keyword else None
+    if "/" in name:
+        return _group_option(ctx, views, name)
+    if name.startswith("-"):
+        return _flag(ctx, views, name)
+    # A bare key may be written as a `--key=value` flag, a Hydra override, or a key of a config
+    # file the launch uses (a keyword the class it configures refuses).
+    return _flag(ctx, views, name) or _hydra_override(ctx, views, name) or _yaml_key(ctx, name)
 
 
 # --- flags --------------------------------------------------------------------------------------

@@ -79,6 +79,26 @@ HF_PARSER = tb(
     ),
     error="ValueError: Some specified arguments are not used by the HfArgumentParser: ['--warmup_ratioo', '0.1']",
 )
+HYDRA_OPTION = """In 'train.yaml': Could not find 'callbacks/defualt'
+
+Available options in 'callbacks':
+	default
+	none
+Config search path:
+	provider=main, path=file:///home/ana/lht/configs
+
+Set the environment variable HYDRA_FULL_ERROR=1 for a complete stack trace."""
+HYDRA_INSTANTIATE = "Error executing job with overrides: ['experiment=tiny_cpu']\n" + tb(
+    ("/home/ana/lht/src/train.py", 58, "train", "datamodule = hydra.utils.instantiate(cfg.data)"),
+    (
+        "/opt/venv/lib/python3.11/site-packages/hydra/_internal/instantiate/_instantiate2.py",
+        97,
+        "_call_target",
+        "raise InstantiationException(msg) from e",
+    ),
+    error="hydra.errors.InstantiationException: Error in call to target 'src.data.MNISTDataModule':\n"
+    "TypeError(\"MNISTDataModule.__init__() got an unexpected keyword argument 'batchsize'\")\nfull_key: data",
+)
 ABSL = "FATAL Flags parsing error: Unknown command line flag 'learning_rat'. Did you mean: learning_rate ?"
 ML_COLLECTIONS = tb(
     ("/w/main.py", 30, "train", "lr = config.lrr"),
@@ -90,7 +110,7 @@ ML_COLLECTIONS = tb(
 @pytest.mark.parametrize(
     "log, key",
     [
-        (ARGPARSE_ATTR, ConfigKey("warmup_steps", KeyProblem.MISSING)),
+        (ARGPARSE_ATTR, ConfigKey("warmup_steps", KeyProblem.MISSING, holder="Namespace")),
         (NANOGPT_GLOBAL, ConfigKey("decay_lr", KeyProblem.MISSING)),
         (NANOGPT_CONFIGURATOR, ConfigKey("warmup_iter", KeyProblem.UNKNOWN)),
         (OMEGACONF_ATTR, ConfigKey("model.warmup", KeyProblem.MISSING)),
@@ -102,6 +122,8 @@ ML_COLLECTIONS = tb(
         (HF_PARSER, ConfigKey("warmup_ratioo", KeyProblem.UNKNOWN, "--warmup_ratioo")),
         (ABSL, ConfigKey("learning_rat", KeyProblem.UNKNOWN, "--learning_rat", "learning_rate")),
         (ML_COLLECTIONS, ConfigKey("lrr", KeyProblem.MISSING, suggestion="lr")),
+        (HYDRA_OPTION, ConfigKey("callbacks/defualt", KeyProblem.UNKNOWN)),
+        (HYDRA_INSTANTIATE, ConfigKey("batchsize", KeyProblem.UNKNOWN)),
     ],
 )
 def test_every_config_style_is_a_config_error_naming_its_key(log, key):
@@ -116,6 +138,20 @@ def test_a_name_error_inside_a_function_is_still_code():
     assert diagnose_text(log).category == "code_error"
 
 
+@pytest.mark.parametrize(
+    "line, error, name",
+    [
+        ("lr = base_lr * warmup_frac", "NameError: name 'warmup_frac' is not defined", "warmup_frac"),
+        ("steps = DEFAULTS['warmup_steps']", "KeyError: 'warmup_steps'", "warmup_steps"),
+    ],
+)
+def test_a_code_error_lookup_names_what_it_looked_up(line, error, name):
+    """Whether the name is configuration only the repo's code can say: the fixer reads it."""
+    d = diagnose_text(tb(("/w/train.py", 12, "train", line), error=error))
+    assert d.category == "code_error"
+    assert d.config_key == ConfigKey(name, KeyProblem.MISSING)
+
+
 def test_an_attribute_error_on_a_tensor_is_code_not_config():
     log = tb(
         ("/w/train.py", 12, "train", "y = x.sizes()"), error="AttributeError: 'Tensor' object has no attribute 'sizes'"
@@ -123,6 +159,33 @@ def test_an_attribute_error_on_a_tensor_is_code_not_config():
     d = diagnose_text(log)
     assert d.category == "code_error" and d.config_key is None
     assert "config_key" not in d.to_json(), "the DESIGN.md keys only, when there is no key to name"
+
+
+# -- a bare assertion that a path exists ----------------------------------------------------------
+
+TIMM_ASSERT = tb(
+    ("/home/ana/timm/train.py", 632, "main", "dataset_train = create_dataset("),
+    ("/opt/venv/lib/python3.11/site-packages/timm/data/dataset.py", 37, "__init__", "reader = create_reader("),
+    (
+        "/opt/venv/lib/python3.11/site-packages/timm/data/readers/reader_factory.py",
+        41,
+        "create_reader",
+        "assert os.path.exists(root)",
+    ),
+    error="AssertionError",
+)
+
+
+@pytest.mark.parametrize(
+    "code", ["assert os.path.exists(root)", "assert os.path.isdir(cfg.data_dir), 'no data'", "assert Path(p).exists()"]
+)
+def test_a_failed_assertion_that_a_path_exists_is_data_not_found(code):
+    log = TIMM_ASSERT.replace("assert os.path.exists(root)", code)
+    assert diagnose_text(log).category == "data_not_found"
+
+
+def test_any_other_bare_assertion_is_code():
+    assert diagnose_text(TIMM_ASSERT.replace("os.path.exists(root)", "len(batch) > 0")).category == "code_error"
 
 
 # -- paths are names, not signals -----------------------------------------------------------------

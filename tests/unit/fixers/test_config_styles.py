@@ -200,7 +200,7 @@ def test_namespace_attribute_becomes_an_add_argument_with_the_documented_default
     )
     ctx = ctx_for(
         root,
-        "code_error",
+        "config_error",
         "AttributeError",
         "'Namespace' object has no attribute 'warmup_steps'",
         file="train.py",
@@ -226,7 +226,7 @@ def test_dataclass_attribute_becomes_a_field_beside_its_relative(tmp_path):
     root = make_repo(tmp_path, {"ppo.py": DATACLASS_TRAIN})
     ctx = ctx_for(
         root,
-        "code_error",
+        "config_error",
         "AttributeError",
         "'Args' object has no attribute 'ent_coef_final'",
         hint="anneal the entropy bonus down to ent_coef_final=0.001",
@@ -244,7 +244,7 @@ def test_name_error_on_a_config_global_adds_the_global(tmp_path):
         tmp_path,
         {"train.py": GLOBALS_TRAIN, "config/train_small.py": "lr_decay_iters = 5000\nbatch_size = 8\n"},
     )
-    ctx = ctx_for(root, "code_error", "NameError", "name 'lr_decay_iters' is not defined", file="train.py", line=8)
+    ctx = ctx_for(root, "config_error", "NameError", "name 'lr_decay_iters' is not defined", file="train.py", line=8)
     proposal = propose_rule_fix(ctx)
     apply(root, proposal.edits)
     assert "warmup_iters = 2000\nlr_decay_iters = 5000\nconfig_keys" in (root / "train.py").read_text()
@@ -252,7 +252,7 @@ def test_name_error_on_a_config_global_adds_the_global(tmp_path):
 
 def test_name_error_in_a_module_without_config_globals_is_a_plain_bug(tmp_path):
     root = make_repo(tmp_path, {"train.py": "x = 1\nprint(y)\n", "docs/exp-a.md": "y = 3\n"})
-    ctx = ctx_for(root, "code_error", "NameError", "name 'y' is not defined", file="train.py", line=2)
+    ctx = ctx_for(root, "config_error", "NameError", "name 'y' is not defined", file="train.py", line=2)
     assert propose_rule_fix(ctx) is None
 
 
@@ -290,8 +290,10 @@ def test_hydra_group_key_goes_to_the_composed_group_file(tmp_path):
 
 
 def unknown(root: Path, message: str, config: dict, exc_type: str = "", *, earlier: str = "", **kwargs):
-    evidence = [earlier, message] if earlier else [message]
-    return ctx_for(root, "config_error", exc_type, message, config=config, evidence=evidence, **kwargs)
+    log = [earlier, message] if earlier else [message]
+    if exc_type:
+        return ctx_for(root, "config_error", exc_type, message, config=config, **kwargs)
+    return ctx_for(root, "config_error", config=config, log=log, **kwargs)
 
 
 def test_unrecognized_argparse_flag_in_a_launch_script_is_renamed(tmp_path):
@@ -306,7 +308,7 @@ def test_unrecognized_argparse_flag_in_a_launch_script_is_renamed(tmp_path):
 def test_tyro_unrecognized_option_is_renamed_to_the_field_flag(tmp_path):
     root = make_repo(tmp_path, {"ppo.py": DATACLASS_TRAIN, "run.sh": "python ppo.py --seed 1 --learning-rat=0.1\n"})
     message = "│ Unrecognized options: --learning-rat=0.1                  │"
-    ctx = ctx_for(root, "unknown", config=launch("bash run.sh"), evidence=[], log_tail=["╭─ x ─╮", message])
+    ctx = ctx_for(root, "config_error", config=launch("bash run.sh"), log=["╭─ x ─╮", message])
     proposal = propose_rule_fix(ctx)
     apply(root, proposal.edits)
     assert (root / "run.sh").read_text() == "python ppo.py --seed 1 --learning-rate=0.1\n"
@@ -452,14 +454,7 @@ def test_a_bare_exists_assertion_finds_the_path_in_the_config_the_call_passed(tm
         "    assert os.path.exists(root)",
         "AssertionError",
     ]
-    ctx = ctx_for(
-        root,
-        "data_not_found",
-        "AssertionError",
-        "",
-        config=launch("python train.py -c configs/tiny.yaml"),
-        log_tail=log,
-    )
+    ctx = ctx_for(root, "data_not_found", config=launch("python train.py -c configs/tiny.yaml"), log=log)
     proposal = propose_rule_fix(ctx)
     apply(root, proposal.edits)
     assert (root / "configs/tiny.yaml").read_text() == "data_dir: data/tiny-cifar\nlr: 0.1\n"

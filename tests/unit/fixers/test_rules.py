@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from bot.diagnosis import diagnose_lines
 from bot.diagnosis.model import Diagnosis
 from bot.fixers.distributions import distribution_for
 from bot.fixers.model import Edit, FixContext
@@ -32,6 +34,33 @@ def make_repo(root: Path, files: dict[str, str]) -> Path:
     return root
 
 
+def traceback_log(root: Path, exc_type: str, message: str, file: str | None, line: int | None) -> list[str]:
+    """The log a job prints when `exc_type: message` is raised at `file:line` of the repo (the
+    source line and the enclosing function read from the file, as Python prints them)."""
+    rel = file or "train.py"
+    path = Path(rel) if Path(rel).is_absolute() else root / rel
+    source, function = "", "<module>"
+    if path.is_file() and line:
+        text = path.read_text()
+        source = text.split("\n")[line - 1].strip() if line <= text.count("\n") + 1 else ""
+        function = _enclosing_function(text, line)
+    frame = [f'  File "{path}", line {line or 1}, in {function}'] + ([f"    {source}"] if source else [])
+    return ["Traceback (most recent call last):", *frame, *f"{exc_type}: {message}".split("\n")]
+
+
+def _enclosing_function(text: str, line: int) -> str:
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return "<module>"
+    functions = [
+        n
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.lineno <= line <= (n.end_lineno or n.lineno)
+    ]
+    return max(functions, key=lambda n: n.lineno).name if functions else "<module>"
+
+
 def ctx_for(
     root: Path,
     category: str,
@@ -40,17 +69,21 @@ def ctx_for(
     *,
     file: str | None = None,
     line: int | None = None,
-    evidence: list[str] | None = None,
+    log: list[str] | None = None,
     **kwargs,
 ) -> FixContext:
-    diagnosis = Diagnosis(
-        category=category,
-        retryable=False,
-        exception={"type": exc_type, "message": message} if exc_type else None,
-        location={"file": file, "line": line, "function": "main"} if file else None,
-        evidence=evidence if evidence is not None else [f"{exc_type}: {message}"],
-        summary="test",
-    )
+    """A fix context whose diagnosis the real classifier made from the job's log: `log`, else
+    a traceback raising `exc_type: message` at `file:line`. `category` is what the classifier
+    must say. Without a log (a run judged by its loss alone) the diagnosis has no exception."""
+    if log is None:
+        log = traceback_log(root, exc_type, message, file, line) if exc_type else []
+    log = [part for entry in log for part in entry.split("\n")]
+    if log:
+        diagnosis = diagnose_lines(log, repo_root=root)
+        assert diagnosis.category == category, diagnosis.text()
+    else:
+        diagnosis = Diagnosis(category=category, retryable=False, summary="test")
+    kwargs.setdefault("log_tail", log)
     return FixContext(
         worktree=root,
         branch=kwargs.pop("branch", "exp-a"),
@@ -321,7 +354,7 @@ def test_missing_key_from_earlier_run_config_inline_dict_keeps_quote_style(tmp_p
     proposal = propose_rule_fix(
         ctx_for(
             root,
-            "code_error",
+            "config_error",
             "KeyError",
             "'warmup_steps'",
             file="train.py",

@@ -105,6 +105,8 @@ def test_what_is_declared(tmp_path):
         ("CUDA_VISIBLE_DEVICES=0 python3 main.py", "python3"),
         ("torchrun --nproc-per-node 2 train.py", None),
         ("bash scripts/run.sh", None),
+        ("PYTHON=/opt/venv/bin/python bash scripts/train.sh", "/opt/venv/bin/python"),
+        ("OMP_NUM_THREADS=1 bash scripts/train.sh", None),
     ],
 )
 def test_the_interpreter_a_command_names(command, expected):

@@ -88,6 +88,7 @@ class FakeRuns:
         self.histories: dict[str, list[dict[str, Any]]] = {}
         self.deleted: list[str] = []
         self.refuse_delete: set[str] = set()
+        self.printed: dict[str, list[dict[str, Any]]] = {}  # run id -> the loss rows its console printed
 
     def add(
         self,
@@ -120,6 +121,9 @@ class FakeRuns:
     def loss_rows(self, run: RunInfo, rows: int = 20) -> list[dict[str, Any]]:
         history = self.histories.get(run.id, [])
         return history[:3] + [row for row in history[3:][-rows:]]
+
+    def console_loss_rows(self, run: RunInfo) -> list[dict[str, Any]]:
+        return self.printed.get(run.id, [])
 
     def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
         return RunFacts(exit_code=run.exit_code, loss_problem=run.loss_problem)

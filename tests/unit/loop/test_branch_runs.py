@@ -135,3 +135,31 @@ def test_the_facts_of_a_run_for_its_diagnosis(settings, state):
     facts = runs.facts(runs.get("r-1"))
     assert (facts.exit_code, facts.signal, facts.oom_kills, facts.loss_rising) == (137, 9, 1, True)
     assert facts.scheduler.startswith("OOM")
+
+
+def test_a_job_that_prints_a_nan_loss_and_exits_0_failed_without_a_wandb_run(settings, state, tmp_path):
+    """A job that logs nowhere but its console: its printed loss is its history."""
+    log = tmp_path / "r-1.log"
+    log.write_text("step 0 | loss 3.5123\nstep 10 | loss nan\nstep 20 | loss nan\ndone\n")
+    launched(state, "r-1", alive=False, exit_code=0)
+    state.update_run("r-1", log_path=str(log))
+    run = branch_runs(Store(), state, settings).get("r-1")
+    assert (run.source, run.state, run.loss_problem) == ("launcher", "failed", "printed loss is nan")
+
+
+def test_a_loss_that_exploded_within_a_logged_epoch_fails_the_run(settings, state, tmp_path):
+    """One train_loss an epoch (its mean: 6250, 19.3, 9.3) hides what the console printed
+    every few batches (timm at a learning rate of 20)."""
+    store = Store()
+    store.add(RunInfo(id="r-1", state="finished", exit_code=0, steps=3), [6250.0, 19.3, 9.3])
+    launched(state, "r-1", alive=False, exit_code=0)
+    log = tmp_path / "r-1.log"
+    losses = [2.21, 1.4e4, 196.0, 37.7, 12.0, 9.1]
+    log.write_text("".join(f"Train: 0 [{i:4d}/15]  Loss: {v} ({v})  LR: 2.000e+01\n" for i, v in enumerate(losses)))
+    state.update_run("r-1", log_path=str(log))
+    runs = branch_runs(store, state, settings)
+    run = runs.get("r-1")
+    assert (run.state, run.loss_problem) == ("failed", "printed loss is diverging: 2.21 → 9.1")
+    facts = runs.facts(run)
+    assert facts.loss_problem == run.loss_problem
+    assert facts.loss_rising is False, "the logged loss, falling, says whether it rose"

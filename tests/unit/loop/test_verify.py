@@ -144,6 +144,17 @@ def test_a_nan_loss_in_a_run_that_already_ended_needs_no_stop():
     assert launcher.stopped == [] and problem == "loss is nan at step 1"
 
 
+def test_a_loss_that_exploded_on_the_console_fails_a_run_whose_logged_loss_looks_fine():
+    """One loss logged an epoch (its mean, falling) hides what the console printed each few
+    batches: a run that diverged within its first epoch is not verified, and is stopped."""
+    runs = FakeRuns()
+    runs.add("new-1", ("running", 2), ("killed", 2), history=[{"_step": 0, "loss": 6250.0}, {"_step": 1, "loss": 19.3}])
+    runs.printed["new-1"] = [{"_step": i, "loss": v} for i, v in enumerate([2.21, 1.4e4, 196.0, 37.7])]
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher, min_steps=2)[0].watch("new-1")
+    assert (problem, launcher.stopped) == ("printed loss is diverging: 2.21 → 37.7", ["new-1"])
+
+
 def test_a_slow_run_is_judged_at_the_timeout():
     runs = FakeRuns()
     runs.add("new-1", ("running", 3))

@@ -31,7 +31,6 @@ import asyncio
 import functools
 import hashlib
 import hmac
-import json
 import logging
 import re
 import threading
@@ -41,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from gidgethub import routing, sansio
 
@@ -313,8 +313,8 @@ async def wandb_payload(request: web.Request, secret: str) -> Any:
 def json_object(body: bytes) -> dict[str, Any]:
     """The body as a JSON object (UTF-8, whatever charset the header claims), or Refused(400)."""
     try:
-        data = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+        data = orjson.loads(body)  # a fifth of a command's CPU with json.loads (13 kB comment)
+    except orjson.JSONDecodeError as exc:  # also bad UTF-8, nesting past 1024, ints past 64 bits
         raise Refused(400, f"the body is not JSON ({type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise Refused(400, f"the body must be a JSON object, not {type(data).__name__}")

@@ -16,9 +16,9 @@ before an upgrade still runs after it; code reads the payload by attribute.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from bot.loop.waits import Wait
 
@@ -63,6 +63,29 @@ def branch_lane(repo: str, branch: str) -> str:
     return f"branch:{repo}#{branch}"
 
 
+P = TypeVar("P", bound="StoredPayload")
+
+
+class StoredPayload:
+    """A payload dataclass as stored: its fields under their own names, and its kind."""
+
+    kind: ClassVar[JobKind]
+    omitted_unset: ClassVar[frozenset[str]] = frozenset()  # keys written only when set, as before
+
+    def to_json(self) -> dict[str, Any]:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}  # type: ignore[arg-type]
+        return {
+            "kind": self.kind.value,
+            **{k: v for k, v in values.items() if v is not None or k not in self.omitted_unset},
+        }
+
+    @classmethod
+    def from_json(cls: type[P], data: dict[str, Any]) -> P:
+        """A key the data lacks takes its field's default (a job queued by an earlier release)."""
+        names = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{key: value for key, value in data.items() if key in names})
+
+
 class BadPayload(ValueError):
     """The body is JSON but not a usable W&B alert; the server answers 400."""
 
@@ -76,10 +99,11 @@ class Command:
 
 
 @dataclass(frozen=True)
-class FixJob:
+class FixJob(StoredPayload):
     """Fix the head branch of a pull request. Optional fields are those a trigger may not know."""
 
     kind: ClassVar[JobKind] = JobKind.FIX
+    omitted_unset: ClassVar[frozenset[str]] = frozenset({"run_id", "run_path", "comment_id"})  # trigger-specific
 
     repo: str  # the head repository, where the branch lives and is pushed
     branch: str
@@ -151,52 +175,9 @@ class FixJob:
     def lane(self) -> str:
         return branch_lane(self.repo, self.branch)
 
-    def to_json(self) -> dict[str, Any]:
-        """The payload as earlier releases wrote it: trigger-specific keys only when set."""
-        data: dict[str, Any] = {
-            "kind": self.kind.value,
-            "repo": self.repo,
-            "base_repo": self.base_repo,
-            "clone_url": self.clone_url,
-            "installation_id": self.installation_id,
-            "pr": self.pr,
-            "pr_url": self.pr_url,
-            "comments_url": self.comments_url,
-            "branch": self.branch,
-            "head_sha": self.head_sha,
-        }
-        if self.run_path is not None:
-            data.update(run_id=self.run_id, run_path=self.run_path)
-        data["delivery_id"] = self.delivery_id
-        if self.comment_id is not None:
-            data["comment_id"] = self.comment_id
-        data.update(dry_run=self.dry_run, hint=self.hint, requested_by=self.requested_by)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> FixJob:
-        return cls(
-            repo=data["repo"],
-            branch=data["branch"],
-            clone_url=data["clone_url"],
-            installation_id=data["installation_id"],
-            base_repo=data.get("base_repo"),
-            pr=data.get("pr"),
-            pr_url=data.get("pr_url"),
-            comments_url=data.get("comments_url"),
-            head_sha=data.get("head_sha"),
-            run_id=data.get("run_id"),
-            run_path=data.get("run_path"),
-            delivery_id=data.get("delivery_id"),
-            comment_id=data.get("comment_id"),
-            dry_run=bool(data.get("dry_run")),
-            hint=data.get("hint"),
-            requested_by=data.get("requested_by"),
-        )
-
 
 @dataclass(frozen=True)
-class AlertJob:
+class AlertJob(StoredPayload):
     """A W&B alert: the failed runs of `entity/project` (maybe naming one) await placing on PRs."""
 
     kind: ClassVar[JobKind] = JobKind.WANDB_ALERT
@@ -240,24 +221,9 @@ class AlertJob:
     def branch(self) -> None:
         return None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "entity": self.entity,
-            "project": self.project,
-            "run_path": self.run_path,
-            "author": self.author,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> AlertJob:
-        return cls(
-            entity=data["entity"], project=data["project"], run_path=data.get("run_path"), author=data.get("author")
-        )
-
 
 @dataclass(frozen=True)
-class CommentJob:
+class CommentJob(StoredPayload):
     """A `/fix-and-relaunch` comment on a pull request, as its webhook carried it (the request side
     checked its shape, never GitHub). What the worker needs comes from the payload's own URLs."""
 
@@ -286,45 +252,9 @@ class CommentJob:
         """The branch is the pull request's head: known once a worker looked the pull request up."""
         return None
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "repo": self.repo,
-            "installation_id": self.installation_id,
-            "pr": self.pr,
-            "pr_url": self.pr_url,
-            "comments_url": self.comments_url,
-            "reactions_url": self.reactions_url,
-            "collaborators_url": self.collaborators_url,
-            "comment_id": self.comment_id,
-            "author": self.author,
-            "association": self.association,
-            "delivery_id": self.delivery_id,
-            "dry_run": self.dry_run,
-            "hint": self.hint,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> CommentJob:
-        return cls(
-            repo=data["repo"],
-            installation_id=data["installation_id"],
-            pr=data["pr"],
-            pr_url=data["pr_url"],
-            comments_url=data["comments_url"],
-            reactions_url=data["reactions_url"],
-            collaborators_url=data["collaborators_url"],
-            comment_id=data["comment_id"],
-            author=data["author"],
-            association=data["association"],
-            delivery_id=data.get("delivery_id"),
-            dry_run=bool(data.get("dry_run")),
-            hint=data.get("hint"),
-        )
-
 
 @dataclass(frozen=True)
-class ConfigCheckJob:
+class ConfigCheckJob(StoredPayload):
     """Check the repo config of a pull request's head commit (from a `pull_request` webhook)."""
 
     kind: ClassVar[JobKind] = JobKind.CONFIG_CHECK
@@ -344,28 +274,6 @@ class ConfigCheckJob:
     @property
     def branch(self) -> None:
         return None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind.value,
-            "repo": self.repo,
-            "head_repo": self.head_repo,
-            "head_sha": self.head_sha,
-            "pr": self.pr,
-            "installation_id": self.installation_id,
-            "delivery_id": self.delivery_id,
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> ConfigCheckJob:
-        return cls(
-            repo=data["repo"],
-            head_repo=data["head_repo"],
-            head_sha=data["head_sha"],
-            pr=data["pr"],
-            installation_id=data["installation_id"],
-            delivery_id=data.get("delivery_id"),
-        )
 
 
 def _name(what: str, value: Any) -> str:

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main as cli
 from tests.support import experiment
-from tests.support.fake_anthropic import FakeAnthropic, tool_answer
+from tests.support.cli import run_json as run_cli
+from tests.support.fake_anthropic import serving, tool_answer
 from tests.support.git_repos import git, remote_refs
 
 pytestmark = pytest.mark.filterwarnings("ignore:The model .* is deprecated:DeprecationWarning")
@@ -32,16 +32,8 @@ def repo(tmp_path_factory):
 
 @pytest.fixture
 def anthropic(monkeypatch):
-    with FakeAnthropic() as fake:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000000")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    with serving(monkeypatch) as fake:
         yield fake
-
-
-def run_cli(capsys, *args: str) -> tuple[int, dict]:
-    code = cli(list(args))
-    out, _ = capsys.readouterr()
-    return code, json.loads(out)
 
 
 def launch_and_fail(capsys, clone: Path, branch: str) -> dict:

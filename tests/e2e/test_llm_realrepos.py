@@ -14,7 +14,6 @@ environment of `.ci/install-jobenv.sh` and ../shared/data/realrepos; skips witho
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
@@ -22,9 +21,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.cli.main import main as cli
 from bot.store.runs import StateStore
-from tests.support.fake_anthropic import FakeAnthropic, tool_answer
+from tests.support.cli import run_json as run_cli
+from tests.support.fake_anthropic import serving, tool_answer
 from tests.support.git_repos import commit_on_origin, git
 from tests.support.realrepos import ALL_VAR, Case, build, load_cases, require_job_python, selected, spec, train_pushed
 
@@ -43,16 +42,8 @@ CONFIG = ".github/fix-and-relaunch.yml"
 
 @pytest.fixture
 def anthropic(monkeypatch):
-    with FakeAnthropic() as fake:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000000")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    with serving(monkeypatch) as fake:
         yield fake
-
-
-def run_cli(capsys, *args: str) -> tuple[int, dict]:
-    code = cli(list(args))
-    out, _ = capsys.readouterr()
-    return code, json.loads(out)
 
 
 def rules_off(origin: Path, case: Case) -> None:

@@ -17,19 +17,14 @@ import pytest
 from bot.cli.main import main as cli
 from bot.demo import sample_repo
 from tests.support import experiment
-from tests.support.fake_anthropic import FakeAnthropic, overloaded, tool_answer
+from tests.support.cli import run as run_cli
+from tests.support.fake_anthropic import overloaded, serving, tool_answer
 from tests.support.git_repos import commit_on_origin, git, remote_refs
 
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory):
     return experiment.build(tmp_path_factory.mktemp("exp"))
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def launch_and_fail(capsys, clone: Path, branch: str) -> dict:
@@ -300,9 +295,7 @@ SECRET_TOKEN = "ghp_" + "A1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q7r8"
 
 @pytest.fixture
 def anthropic(monkeypatch):
-    with FakeAnthropic() as fake:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000000")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    with serving(monkeypatch) as fake:
         monkeypatch.setenv("SERVICE_TOKEN", SECRET_TOKEN)  # the job prints it: a leak to contain
         yield fake
 

@@ -14,13 +14,12 @@ real git with a bare origin, real local launches, a trainer that logs to real of
 from __future__ import annotations
 
 import importlib.util
-import json
 import sys
 from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main as cli
+from tests.support.cli import run_json
 from tests.support.experiment import wheel
 from tests.support.git_repos import git, make_origin, remote_refs
 
@@ -163,20 +162,12 @@ def job_env(monkeypatch, tmp_path, repo):
     monkeypatch.setenv("PIP_FIND_LINKS", str(wheelhouse))
 
 
-def run_cli(capsys, *args: str) -> tuple[int, str]:
-    code = cli(list(args))
-    out, _err = capsys.readouterr()
-    return code, out
-
-
 def launch(capsys, clone: Path, name: str) -> tuple[int, dict]:
-    code, out = run_cli(capsys, "launch", "--repo", str(clone), "--branch", name, "--wait", "--json")
-    return code, json.loads(out)
+    return run_json(capsys, "launch", "--repo", str(clone), "--branch", name, "--wait", "--json")
 
 
 def fix(capsys, clone: Path, name: str) -> tuple[int, dict]:
-    code, out = run_cli(capsys, "fix", "--repo", str(clone), "--branch", name, "--json")
-    return code, json.loads(out)
+    return run_json(capsys, "fix", "--repo", str(clone), "--branch", name, "--json")
 
 
 def fix_commits(origin: Path, name: str) -> list[str]:
@@ -193,8 +184,7 @@ def test_a_run_that_exits_0_with_an_exploded_loss_failed_and_is_fixed(capsys, re
     assert (record["state"], record["exit_code"]) == ("failed", 0)
     assert record["handle"]["end_reason"] == "train/loss is diverging: 4.6 → 15.5 by step 5"
 
-    code, out = run_cli(capsys, "diagnose", "--repo", str(clone), "--branch", "exp-diverge", "--json")
-    found = json.loads(out)
+    code, found = run_json(capsys, "diagnose", "--repo", str(clone), "--branch", "exp-diverge", "--json")
     assert (code, found["category"], found["run"]["state"]) == (0, "nan_loss", "failed")
     assert found["run"]["loss_problem"].startswith("train/loss is diverging")
 
@@ -265,8 +255,8 @@ def test_a_job_that_cds_into_a_sub_folder_still_has_its_run_found(capsys, repo):
     worktree = clone / ".worktrees" / "exp-subdir"
     assert record["handle"]["wandb_dir"] == str(worktree.resolve())
     assert not (worktree / "tools" / "wandb").exists() and (worktree / "wandb").is_dir()
-    code, out = run_cli(capsys, "history", "--repo", str(clone), "--branch", "exp-subdir", "--json")
-    rows = json.loads(out)["rows"]
+    code, history = run_json(capsys, "history", "--repo", str(clone), "--branch", "exp-subdir", "--json")
+    rows = history["rows"]
     assert [row["train/loss"] for row in rows][-2:] == [pytest.approx(4.6 * 0.8**4), pytest.approx(4.6 * 0.8**5)]
 
 

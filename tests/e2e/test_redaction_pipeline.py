@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main as cli
 from tests.support import experiment
-from tests.support.fake_anthropic import FakeAnthropic, tool_answer
+from tests.support.cli import run as run_cli
+from tests.support.fake_anthropic import serving, tool_answer
 from tests.support.git_repos import git
 from tests.support.secrets_corpus import GHP, GITHUB_PAT, JWT, SLACK_BOT, URL_SLASH_PASSWORD, readable
 
@@ -30,18 +30,10 @@ def repo(tmp_path_factory):
 
 @pytest.fixture
 def anthropic(monkeypatch):
-    with FakeAnthropic() as fake:
-        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-key-0000000000")
-        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+    with serving(monkeypatch) as fake:
         monkeypatch.setenv("GITHUB_WEBHOOK_SECRET", CONFIGURED)  # a secret of the bot's settings
         monkeypatch.setenv("SERVICE_TOKEN", SLACK_BOT)  # the job prints it: a leak to contain
         yield fake
-
-
-def run_cli(capsys, *args: str) -> tuple[int, str, str]:
-    code = cli(list(args))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_secrets_in_the_models_answer_and_the_log_reach_no_output_and_evidence_survives(capsys, repo, anthropic):

@@ -12,15 +12,14 @@ without the job environment).
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 from pathlib import Path
 
 import pytest
 
-from bot.cli.main import main as cli
 from bot.store.runs import StateStore
+from tests.support.cli import run_json as run_cli
 from tests.support.git_repos import git
 from tests.support.realrepos import ALL_VAR, Case, build, load_cases, require_job_python, selected, spec, train_pushed
 
@@ -32,12 +31,6 @@ CASES = load_cases()
 def _param(case: Case):
     marks = [pytest.mark.xfail(reason=case.xfail, strict=False)] if case.xfail else []
     return pytest.param(case, id=case.id, marks=marks)
-
-
-def run_cli(capsys, *args: str) -> tuple[int, dict]:
-    code = cli(list(args))
-    out, _ = capsys.readouterr()
-    return code, json.loads(out)
 
 
 def stop_runs(clone: Path) -> None:

@@ -19,11 +19,16 @@ from __future__ import annotations
 import itertools
 import json
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import pytest
+
 _ids = itertools.count(1)
+TEST_KEY = "sk-ant-test-key-0000000000"
 
 
 @dataclass
@@ -246,3 +251,13 @@ def _cached_prefix(request: dict) -> str:
     parts += system if isinstance(system, list) else ([{"type": "text", "text": system}] if system else [])
     marked = [i for i, part in enumerate(parts) if isinstance(part, dict) and part.get("cache_control")]
     return json.dumps(parts[: marked[-1] + 1]) if marked else ""
+
+
+@contextmanager
+def serving(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeAnthropic]:
+    """A FakeAnthropic that the bot reaches as a user would configure it: ANTHROPIC_API_KEY and
+    ANTHROPIC_BASE_URL in the environment (for the test's duration)."""
+    with FakeAnthropic() as fake:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", TEST_KEY)
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", fake.url)
+        yield fake

@@ -104,7 +104,8 @@ class BranchRuns:
         if run.state == "queued":
             return run  # nothing to judge yet
         rows = self.loss_rows(run)
-        run.loss_problem = loss_problem(rows) or printed_loss_problem(self.console_loss_rows(run))
+        own = loss_problem(rows) or printed_loss_problem(self.console_loss_rows(run))
+        run.loss_problem = own or run.loss_problem  # judged twice: the first verdict stands
         if run.loss_problem is None and run.state in _JUDGED_ENDS:
             run.loss_problem = self.baseline_problem(run, rows)
         if run.loss_problem and run.state in _JUDGED_ENDS:

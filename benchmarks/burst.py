@@ -1,6 +1,7 @@
 """A burst of failures: N branches fail at once and get `/fix-and-relaunch` together.
 
     python benchmarks/burst.py [--branches 50] [--step-time 1.5] [--workers 2] [--backend local|slurm] [--code PATH]
+                               [--restart-after S] [--keep]
 
 Through the real server: `python -m bot serve` in a child process (the code of `--code`, this
 checkout by default: point it at a checkout of an earlier commit to measure that), the local
@@ -23,7 +24,9 @@ X: from the triggers to the last relaunched run's record; Y: to the last job don
 check run posted (each verified, or the line says how many were not); W: the most jobs in
 progress at once, sampled from /healthz every 0.2 s (a job parked at its wait is not busy);
 M: the server process's peak resident memory (VmHWM), its runs excluded (they are their own
-processes). Targets (issue 15), with 50 branches: X <= 60, Y <= the jobs' own time + 60,
+processes). With `--restart-after S` the server gets SIGTERM S seconds after the triggers and a
+new one starts on the same state; the run then also prints how long the exit took and the most
+relaunched runs and fix commits any branch got (1 and 1: every wait resumed, nothing twice). Targets (issue 15), with 50 branches: X <= 60, Y <= the jobs' own time + 60,
 M <= 300.
 """
 
@@ -83,6 +86,8 @@ class Figures:
     verified: int = 0
     peak_busy: int = 0
     busy_while_only_waiting: int | None = None  # the most busy workers seen while every job waited
+    restart_exit_s: float | None = None  # how long the server took to exit at SIGTERM (--restart-after)
+    peak_rss_mb: float = 0.0
 
 
 def branch_names(n: int) -> list[str]:
@@ -177,6 +182,26 @@ async def sample_busy(session: aiohttp.ClientSession, url: str, figures: Figures
         figures.busy_while_only_waiting = max(figures.busy_while_only_waiting or 0, health["busy"])
 
 
+def relaunches_and_fixes(state_dir: Path, origin: Path, since: float, branches: list[str]) -> tuple[int, int]:
+    """The most relaunched runs, and the most fix commits, that any one branch got."""
+    with sqlite3.connect(state_dir / "state.db") as db:
+        runs = dict(db.execute("SELECT branch, COUNT(*) FROM runs WHERE created_at > ? GROUP BY branch", (since,)))
+    subjects = [git(origin, "log", "--format=%s", f"main..{b}").splitlines() for b in branches]
+    fixes = [sum(subject.startswith("Fix: ") for subject in branch) for branch in subjects]
+    return max(runs.values(), default=0), max(fixes, default=0)
+
+
+async def restart(server: subprocess.Popen[str], start: Any, figures: Figures) -> subprocess.Popen[str]:
+    """SIGTERM the server (its jobs stop at a step boundary, its waits stay stored), start another."""
+    figures.peak_rss_mb = max(figures.peak_rss_mb, peak_rss_mb(server.pid))
+    stopped = time.monotonic()
+    server.terminate()
+    await asyncio.to_thread(server.wait, 60)
+    figures.restart_exit_s = time.monotonic() - stopped
+    print(f"restart: the server exited {figures.restart_exit_s:.1f} s after SIGTERM; starting another", flush=True)
+    return start()
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -214,7 +239,11 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     url = f"http://127.0.0.1:{port}"
     figures = Figures()
     with open(work / "serve.log", "w") as log:
-        server = serve(settings, port, pem(key), Path(args.code).resolve(), args.workers, log)
+
+        def start() -> subprocess.Popen[str]:
+            return serve(settings, port, pem(key), Path(args.code).resolve(), args.workers, log)
+
+        server = start()
         try:
             async with aiohttp.ClientSession() as session:
                 await healthy(session, url)
@@ -229,12 +258,16 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
 
                 await asyncio.gather(*(post(body) for body in bodies))
                 deadline = time.monotonic() + args.timeout
+                restart_at = None if args.restart_after is None else time.monotonic() + args.restart_after
                 while len(figures.done) < len(branches) and time.monotonic() < deadline:
+                    if restart_at is not None and time.monotonic() >= restart_at:
+                        restart_at, server = None, await restart(server, start, figures)
+                        await healthy(session, url)
                     await sample_busy(session, url, figures)
                     progress(settings.state_dir, since, figures, branches)
                     await asyncio.sleep(0.2)
                     assert server.poll() is None, (work / "serve.log").read_text()[-3000:]
-                rss = peak_rss_mb(server.pid)
+                figures.peak_rss_mb = max(figures.peak_rss_mb, peak_rss_mb(server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -249,6 +282,9 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
         print("workers busy while every job only waited: never seen (no job was ever parked at a wait)")
     else:
         print(f"workers busy while every job only waited: at most {only_waiting}")
+    if figures.restart_exit_s is not None:
+        relaunches, fixes = relaunches_and_fixes(settings.state_dir, origin, figures.triggered_at, branches)
+        print(f"after the restart: at most {relaunches} relaunched run(s) and {fixes} fix commit(s) per branch")
     last_relaunch = max(figures.relaunched.values(), default=float("nan"))
     last_done = max(figures.done.values(), default=float("nan"))
     own = (MIN_STEPS + RUN_TAIL) * args.step_time
@@ -257,7 +293,7 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     )
     print(
         f"burst: {args.branches} branches, last relaunched after {last_relaunch:.1f} s, last verified after "
-        f"{last_done:.1f} s, peak workers busy {figures.peak_busy}, peak RSS {rss:.0f} MB"
+        f"{last_done:.1f} s, peak workers busy {figures.peak_busy}, peak RSS {figures.peak_rss_mb:.0f} MB"
     )
     return figures
 
@@ -270,6 +306,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="FIX_AND_RELAUNCH_WORKERS of the server")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose `bot` serves (default: this one)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+    parser.add_argument(
+        "--restart-after", type=float, help="SIGTERM the server this many seconds after the triggers and start another"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (serve.log, state) and say where")
     args = parser.parse_args()
     if args.keep:

@@ -54,7 +54,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.core.settings import Settings  # noqa: E402
-from bot.launchers.sandbox import tool as sandbox_tool  # noqa: E402
 from bot.loop.launch import launch_branch, wait_for  # noqa: E402
 from bot.loop.repo_context import RepoContext  # noqa: E402
 from bot.repo.publish import clone_for_server  # noqa: E402
@@ -71,6 +70,7 @@ from tests.support.fake_github import (  # noqa: E402
 )
 from tests.support.git_repos import git, make_origin  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
+from tests.support.server_process import healthy, serve  # noqa: E402
 from tests.support.slurm_cluster import SlurmCluster  # noqa: E402
 
 REPO = "Codertocat/Hello-World"  # the repository of GitHub's payload examples
@@ -116,26 +116,6 @@ def failed_runs(settings: Settings, branches: list[str]) -> None:
         assert wait_for(ctx, record).state == "failed", record
 
 
-def serve(settings: Settings, port: int, app_pem: str, code: Path, workers: int, log: Any) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "GITHUB_APP_ID": settings.github_app_id or "",
-        "GITHUB_PRIVATE_KEY": app_pem,
-        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret or "",
-        "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret or "",
-        "GITHUB_API_URL": settings.github_api_url,
-        "GITHUB_GIT_URL": settings.github_git_url or "",
-        "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
-        "FIX_AND_RELAUNCH_WORKERS": str(workers),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # `python` is this one
-    }
-    if sandbox_tool.check().tool is None:
-        env["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
-    argv = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
-    return subprocess.Popen(argv, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
-
-
 def comment_for(fake: FakeGitHub, number: int) -> bytes:
     """GitHub's example comment, made a comment on pull request `number` with an id of its own."""
     data = pr_comment(fake.url, "/fix-and-relaunch")
@@ -146,19 +126,6 @@ def comment_for(fake: FakeGitHub, number: int) -> bytes:
     data = json.loads(text.replace(str(original), str(10_000 + number)))
     data["issue"]["number"] = number
     return json.dumps(data).encode()
-
-
-async def healthy(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"{url}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("the server never came up")
 
 
 def progress(state_dir: Path, since: float, figures: Figures, branches: list[str]) -> None:
@@ -241,12 +208,20 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     with open(work / "serve.log", "w") as log:
 
         def start() -> subprocess.Popen[str]:
-            return serve(settings, port, pem(key), Path(args.code).resolve(), args.workers, log)
+            return serve(
+                settings,
+                port,
+                pem(key),
+                log,
+                code=Path(args.code).resolve(),
+                FIX_AND_RELAUNCH_WORKERS=str(args.workers),
+                PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # `python` is this one
+            )
 
         server = start()
         try:
             async with aiohttp.ClientSession() as session:
-                await healthy(session, url)
+                await healthy(session, url, timeout=60)
                 bodies = [comment_for(fake, n) for n in range(1, args.branches + 1)]
                 since = time.time()
                 figures.triggered_at = since
@@ -262,7 +237,7 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
                 while len(figures.done) < len(branches) and time.monotonic() < deadline:
                     if restart_at is not None and time.monotonic() >= restart_at:
                         restart_at, server = None, await restart(server, start, figures)
-                        await healthy(session, url)
+                        await healthy(session, url, timeout=60)
                     await sample_busy(session, url, figures)
                     progress(settings.state_dir, since, figures, branches)
                     await asyncio.sleep(0.2)

@@ -1,6 +1,7 @@
 """A burst of failures: N branches fail at once and get `/fix-and-relaunch` together.
 
     python benchmarks/burst.py [--branches 50] [--step-time 1.5] [--workers 2] [--backend local|slurm] [--code PATH]
+                               [--restart-after S] [--keep]
 
 Through the real server: `python -m bot serve` in a child process (the code of `--code`, this
 checkout by default: point it at a checkout of an earlier commit to measure that), the local
@@ -23,7 +24,9 @@ X: from the triggers to the last relaunched run's record; Y: to the last job don
 check run posted (each verified, or the line says how many were not); W: the most jobs in
 progress at once, sampled from /healthz every 0.2 s (a job parked at its wait is not busy);
 M: the server process's peak resident memory (VmHWM), its runs excluded (they are their own
-processes). Targets (issue 15), with 50 branches: X <= 60, Y <= the jobs' own time + 60,
+processes). With `--restart-after S` the server gets SIGTERM S seconds after the triggers and a
+new one starts on the same state; the run then also prints how long the exit took and the most
+relaunched runs and fix commits any branch got (1 and 1: every wait resumed, nothing twice). Targets (issue 15), with 50 branches: X <= 60, Y <= the jobs' own time + 60,
 M <= 300.
 """
 
@@ -51,7 +54,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bot.core.settings import Settings  # noqa: E402
-from bot.launchers.sandbox import tool as sandbox_tool  # noqa: E402
 from bot.loop.launch import launch_branch, wait_for  # noqa: E402
 from bot.loop.repo_context import RepoContext  # noqa: E402
 from bot.repo.publish import clone_for_server  # noqa: E402
@@ -68,6 +70,7 @@ from tests.support.fake_github import (  # noqa: E402
 )
 from tests.support.git_repos import git, make_origin  # noqa: E402
 from tests.support.net import free_port  # noqa: E402
+from tests.support.server_process import healthy, serve  # noqa: E402
 from tests.support.slurm_cluster import SlurmCluster  # noqa: E402
 
 REPO = "Codertocat/Hello-World"  # the repository of GitHub's payload examples
@@ -83,6 +86,8 @@ class Figures:
     verified: int = 0
     peak_busy: int = 0
     busy_while_only_waiting: int | None = None  # the most busy workers seen while every job waited
+    restart_exit_s: float | None = None  # how long the server took to exit at SIGTERM (--restart-after)
+    peak_rss_mb: float = 0.0
 
 
 def branch_names(n: int) -> list[str]:
@@ -111,26 +116,6 @@ def failed_runs(settings: Settings, branches: list[str]) -> None:
         assert wait_for(ctx, record).state == "failed", record
 
 
-def serve(settings: Settings, port: int, app_pem: str, code: Path, workers: int, log: Any) -> subprocess.Popen[str]:
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(code),
-        "GITHUB_APP_ID": settings.github_app_id or "",
-        "GITHUB_PRIVATE_KEY": app_pem,
-        "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret or "",
-        "WANDB_WEBHOOK_SECRET": settings.wandb_webhook_secret or "",
-        "GITHUB_API_URL": settings.github_api_url,
-        "GITHUB_GIT_URL": settings.github_git_url or "",
-        "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
-        "FIX_AND_RELAUNCH_WORKERS": str(workers),
-        "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # `python` is this one
-    }
-    if sandbox_tool.check().tool is None:
-        env["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
-    argv = [sys.executable, "-m", "bot", "serve", "--port", str(port)]
-    return subprocess.Popen(argv, cwd=code, env=env, stdout=subprocess.DEVNULL, stderr=log, text=True)
-
-
 def comment_for(fake: FakeGitHub, number: int) -> bytes:
     """GitHub's example comment, made a comment on pull request `number` with an id of its own."""
     data = pr_comment(fake.url, "/fix-and-relaunch")
@@ -141,19 +126,6 @@ def comment_for(fake: FakeGitHub, number: int) -> bytes:
     data = json.loads(text.replace(str(original), str(10_000 + number)))
     data["issue"]["number"] = number
     return json.dumps(data).encode()
-
-
-async def healthy(session: aiohttp.ClientSession, url: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            async with session.get(f"{url}/healthz") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientError:
-            pass
-        await asyncio.sleep(0.2)
-    raise SystemExit("the server never came up")
 
 
 def progress(state_dir: Path, since: float, figures: Figures, branches: list[str]) -> None:
@@ -175,6 +147,26 @@ async def sample_busy(session: aiohttp.ClientSession, url: str, figures: Figures
     queue = health["queue"]
     if queue.get("waiting") and not queue.get("queued") and not queue.get("running"):
         figures.busy_while_only_waiting = max(figures.busy_while_only_waiting or 0, health["busy"])
+
+
+def relaunches_and_fixes(state_dir: Path, origin: Path, since: float, branches: list[str]) -> tuple[int, int]:
+    """The most relaunched runs, and the most fix commits, that any one branch got."""
+    with sqlite3.connect(state_dir / "state.db") as db:
+        runs = dict(db.execute("SELECT branch, COUNT(*) FROM runs WHERE created_at > ? GROUP BY branch", (since,)))
+    subjects = [git(origin, "log", "--format=%s", f"main..{b}").splitlines() for b in branches]
+    fixes = [sum(subject.startswith("Fix: ") for subject in branch) for branch in subjects]
+    return max(runs.values(), default=0), max(fixes, default=0)
+
+
+async def restart(server: subprocess.Popen[str], start: Any, figures: Figures) -> subprocess.Popen[str]:
+    """SIGTERM the server (its jobs stop at a step boundary, its waits stay stored), start another."""
+    figures.peak_rss_mb = max(figures.peak_rss_mb, peak_rss_mb(server.pid))
+    stopped = time.monotonic()
+    server.terminate()
+    await asyncio.to_thread(server.wait, 60)
+    figures.restart_exit_s = time.monotonic() - stopped
+    print(f"restart: the server exited {figures.restart_exit_s:.1f} s after SIGTERM; starting another", flush=True)
+    return start()
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -214,10 +206,22 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     url = f"http://127.0.0.1:{port}"
     figures = Figures()
     with open(work / "serve.log", "w") as log:
-        server = serve(settings, port, pem(key), Path(args.code).resolve(), args.workers, log)
+
+        def start() -> subprocess.Popen[str]:
+            return serve(
+                settings,
+                port,
+                pem(key),
+                log,
+                code=Path(args.code).resolve(),
+                FIX_AND_RELAUNCH_WORKERS=str(args.workers),
+                PATH=f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",  # `python` is this one
+            )
+
+        server = start()
         try:
             async with aiohttp.ClientSession() as session:
-                await healthy(session, url)
+                await healthy(session, url, timeout=60)
                 bodies = [comment_for(fake, n) for n in range(1, args.branches + 1)]
                 since = time.time()
                 figures.triggered_at = since
@@ -229,12 +233,16 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
 
                 await asyncio.gather(*(post(body) for body in bodies))
                 deadline = time.monotonic() + args.timeout
+                restart_at = None if args.restart_after is None else time.monotonic() + args.restart_after
                 while len(figures.done) < len(branches) and time.monotonic() < deadline:
+                    if restart_at is not None and time.monotonic() >= restart_at:
+                        restart_at, server = None, await restart(server, start, figures)
+                        await healthy(session, url, timeout=60)
                     await sample_busy(session, url, figures)
                     progress(settings.state_dir, since, figures, branches)
                     await asyncio.sleep(0.2)
                     assert server.poll() is None, (work / "serve.log").read_text()[-3000:]
-                rss = peak_rss_mb(server.pid)
+                figures.peak_rss_mb = max(figures.peak_rss_mb, peak_rss_mb(server.pid))
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -249,6 +257,9 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
         print("workers busy while every job only waited: never seen (no job was ever parked at a wait)")
     else:
         print(f"workers busy while every job only waited: at most {only_waiting}")
+    if figures.restart_exit_s is not None:
+        relaunches, fixes = relaunches_and_fixes(settings.state_dir, origin, figures.triggered_at, branches)
+        print(f"after the restart: at most {relaunches} relaunched run(s) and {fixes} fix commit(s) per branch")
     last_relaunch = max(figures.relaunched.values(), default=float("nan"))
     last_done = max(figures.done.values(), default=float("nan"))
     own = (MIN_STEPS + RUN_TAIL) * args.step_time
@@ -257,7 +268,7 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
     )
     print(
         f"burst: {args.branches} branches, last relaunched after {last_relaunch:.1f} s, last verified after "
-        f"{last_done:.1f} s, peak workers busy {figures.peak_busy}, peak RSS {rss:.0f} MB"
+        f"{last_done:.1f} s, peak workers busy {figures.peak_busy}, peak RSS {figures.peak_rss_mb:.0f} MB"
     )
     return figures
 
@@ -270,6 +281,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="FIX_AND_RELAUNCH_WORKERS of the server")
     parser.add_argument("--code", default=str(ROOT), help="the checkout whose `bot` serves (default: this one)")
     parser.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+    parser.add_argument(
+        "--restart-after", type=float, help="SIGTERM the server this many seconds after the triggers and start another"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work folder (serve.log, state) and say where")
     args = parser.parse_args()
     if args.keep:

@@ -1,7 +1,7 @@
 """Webhook acknowledgement latency and throughput: the real app against a bare aiohttp handler,
 at the same load, with GitHub's API unreachable and with it slow (2 s per call).
 
-    python benchmarks/webhook_ack.py [--requests 2000] [--concurrency 8]
+    python benchmarks/webhook_ack.py [--requests 2000] [--concurrency 8] [--rate 500]
 
 For each GitHub state a child process serves, on 127.0.0.1: the real app
 (`bot.app.server.make_app` with the real handlers, its SQLite queue in a temporary directory,
@@ -15,6 +15,15 @@ latency and throughput, and the ratios real/bare, for:
 - `comment`: the same to the real app: a comment that is no command (verify, parse, route, ack);
 - `command`: `/fix-and-relaunch`, a new comment each time (verify, parse, dedupe, enqueue, ack).
 
+Each target is measured at two loads:
+
+- saturated (closed loop): `--concurrency` clients send back to back, as fast as each answer
+  comes. This measures capacity: the CPU a request costs. On a machine with few cores the
+  client competes with the server, so the ratios depend on the machine;
+- paced (open loop): requests sent at `--rate` per second whatever the answers do, each
+  latency counted from the moment it was due (so a stall delays the requests queued behind it
+  too). This is the same offered load for both targets, well above what GitHub sends an App.
+
 Target (issue 12): p99 at most 1.3x and throughput at least 0.8x the bare handler's. Uses
 GitHub's payload examples in tests/fixtures.
 """
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import os
 import statistics
@@ -30,6 +40,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -118,7 +129,7 @@ def bodies(api_url: str, kind: str, count: int) -> list[tuple[bytes, dict[str, s
 
 
 async def hammer(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], concurrency: int, latencies: list[float]
+    url: str, requests: list[tuple[bytes, dict[str, str]]], latencies: list[float], *, concurrency: int
 ) -> float:
     """Send `requests` with `concurrency` clients; add each latency; return the wall time."""
     pending = iter(requests)
@@ -138,17 +149,41 @@ async def hammer(
         return time.perf_counter() - wall
 
 
+async def paced(
+    url: str, requests: list[tuple[bytes, dict[str, str]]], latencies: list[float], *, rate: float
+) -> float:
+    """Send `requests` at `rate` a second, whatever the answers do; add each latency from the
+    moment the request was due; return the wall time."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        began = time.perf_counter()
+
+        async def send(n: int, body: bytes, headers: dict[str, str]) -> None:
+            due = began + n / rate
+            await asyncio.sleep(due - time.perf_counter())
+            async with session.post(url + "/webhooks/github", data=body, headers=headers) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    raise SystemExit(f"{url}: HTTP {resp.status}: {await resp.text()}")
+            latencies.append(time.perf_counter() - due)
+
+        await asyncio.gather(*(send(n, body, headers) for n, (body, headers) in enumerate(requests)))
+        return time.perf_counter() - began
+
+
 def figures(latencies: list[float], wall: float) -> dict[str, float]:
     q = statistics.quantiles(latencies, n=100)
     return {"p50_ms": q[49] * 1000, "p95_ms": q[94] * 1000, "p99_ms": q[98] * 1000, "rps": len(latencies) / wall}
 
 
-async def bench(urls: dict[str, str], n: int, concurrency: int, rounds: int) -> dict[str, dict[str, float]]:
+Load = Callable[[str, list[tuple[bytes, dict[str, str]]], list[float]], Awaitable[float]]
+
+
+async def bench(urls: dict[str, str], n: int, load: Load, rounds: int) -> dict[str, dict[str, float]]:
     """The targets take turns, `rounds` times, so a machine whose load drifts weighs on each alike."""
     api = urls["github"]
     warm = bodies(api, "comment", 200)
-    await hammer(urls["real"], warm, concurrency, [])
-    await hammer(urls["bare"], warm, concurrency, [])
+    await load(urls["real"], warm, [])
+    await load(urls["bare"], warm, [])
     per_round = n // rounds
     comment, command = bodies(api, "comment", n), bodies(api, "command", n)
     targets = {"bare": (urls["bare"], comment), "comment": (urls["real"], comment), "command": (urls["real"], command)}
@@ -156,13 +191,11 @@ async def bench(urls: dict[str, str], n: int, concurrency: int, rounds: int) -> 
     walls = dict.fromkeys(targets, 0.0)
     for r in range(rounds):
         for name, (url, requests) in targets.items():
-            walls[name] += await hammer(
-                url, requests[r * per_round : (r + 1) * per_round], concurrency, latencies[name]
-            )
+            walls[name] += await load(url, requests[r * per_round : (r + 1) * per_round], latencies[name])
     return {name: figures(latencies[name], walls[name]) for name in targets}
 
 
-def run_state(state: str, n: int, concurrency: int) -> dict[str, dict[str, float]]:
+def run_state(state: str, n: int, loads: dict[str, Load]) -> dict[str, dict[str, dict[str, float]]]:
     child = subprocess.Popen(
         [sys.executable, __file__, "--serve", state],
         stdout=subprocess.PIPE,
@@ -174,14 +207,14 @@ def run_state(state: str, n: int, concurrency: int) -> dict[str, dict[str, float
     try:
         assert child.stdout is not None
         urls = json.loads(child.stdout.readline())
-        return asyncio.run(bench(urls, n, concurrency, ROUNDS))
+        return {name: asyncio.run(bench(urls, n, load, ROUNDS)) for name, load in loads.items()}
     finally:
         child.terminate()
         child.wait()
 
 
-def report(state: str, results: dict[str, dict[str, float]]) -> None:
-    print(f"\nGitHub {state}{f' ({SLOW_S:g} s per call)' if state == 'slow' else ''}")
+def report(state: str, load: str, results: dict[str, dict[str, float]]) -> None:
+    print(f"\nGitHub {state}{f' ({SLOW_S:g} s per call)' if state == 'slow' else ''}, {load}")
     print(f"{'target':<12}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'req/s':>9}")
     for name, r in results.items():
         print(f"{name:<12}{r['p50_ms']:>9.2f}{r['p95_ms']:>9.2f}{r['p99_ms']:>9.2f}{r['rps']:>9.0f}")
@@ -196,7 +229,8 @@ def report(state: str, results: dict[str, dict[str, float]]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--concurrency", type=int, default=8, help="clients of the saturated load")
+    parser.add_argument("--rate", type=float, default=500, help="requests a second of the paced load (0: none)")
     parser.add_argument("--serve", choices=STATES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -204,10 +238,16 @@ def main() -> None:
         return
     if not EXAMPLES.exists():
         raise SystemExit(f"{EXAMPLES} is absent: the benchmark sends GitHub's payload examples")
-    print(f"{args.requests} signed requests per target, {args.concurrency} concurrent clients, 127.0.0.1")
+    loads: dict[str, Load] = {
+        f"saturated ({args.concurrency} clients back to back)": functools.partial(hammer, concurrency=args.concurrency)
+    }
+    if args.rate:
+        loads[f"paced ({args.rate:g} requests a second)"] = functools.partial(paced, rate=args.rate)
+    print(f"{args.requests} signed requests per target and load, 127.0.0.1, on {os.cpu_count()} cores")
     print(f"(the targets take turns, {ROUNDS} rounds, so a drifting machine load weighs on each alike)")
     for state in STATES:
-        report(state, run_state(state, args.requests, args.concurrency))
+        for load, results in run_state(state, args.requests, loads).items():
+            report(state, load, results)
 
 
 if __name__ == "__main__":

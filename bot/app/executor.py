@@ -30,6 +30,7 @@ from gidgethub.abc import GitHubAPI
 
 from bot.app.checks import extended_base, file_text
 from bot.app.forge import GitHubForge
+from bot.app.job_views import OUTCOME_STEP
 from bot.app.jobs import Job
 from bot.app.messages import DIAGNOSING, job_marker
 from bot.app.queue import Queue
@@ -37,7 +38,7 @@ from bot.core.errors import BadInput, BotError
 from bot.core.secrets import Redactor
 from bot.core.settings import Settings
 from bot.loop.journal import StepLog
-from bot.loop.model import FixRequest, Outcome
+from bot.loop.model import Action, FixRequest, Outcome
 from bot.loop.pipeline import Interrupted, Pipeline
 from bot.loop.repo_context import RepoContext
 from bot.loop.report import stopped_body
@@ -235,6 +236,10 @@ class FixJobExecutor:
             )
 
     async def _conclude(self, forge: GitHubForge, job: Job, outcome: Outcome, marker: str) -> None:
+        # Journaled for the status page, `jobs show` and /metrics ("verified", "gave up"), before
+        # the report; not a pipeline step: a resumed job's journal keeps it as a row it does not know.
+        data = {"action": Action(outcome.action).value, "verified": outcome.verified, "reason": outcome.reason}
+        self.queue.record_step(job.id, OUTCOME_STEP, data)
         await self._comment(forge, job, marker, outcome.comment)
         head = outcome.commits[-1] if outcome.commits else job.fix.head_sha
         if not head:

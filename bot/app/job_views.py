@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.app.jobs import JobStatus
 
-OUTCOME_STEP = "outcome"  # journaled by bot.app.outcomes when a fix job ends
+OUTCOME_STEP = "outcome"  # journaled by the fix job executor when a fix job ends
 
 JOB_COLUMNS = "id, kind, repo, branch, status, payload, tries, cancel_requested, error, created_at, updated_at"
 

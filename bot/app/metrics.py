@@ -5,7 +5,7 @@ middleware), and GitHub API calls and errors (an aiohttp trace on the App's sess
 Read from the state database at each scrape, so they survive restarts and cost nothing on
 the request path: jobs by status (the queue depth is `queued`), step durations (the time
 from a job's previous step, or from its queueing, to the step's record) and the LLM's
-tokens and cost (the journaled decisions), and how fix jobs ended (bot.app.outcomes).
+tokens and cost (the journaled decisions), and how fix jobs ended (the outcome the fix job executor journals).
 
 Each app has a registry of its own (not prometheus-client's global one): two apps in one
 test process never share counts.

@@ -49,6 +49,7 @@ from bot.app.alerts import RunsLookup, resolve_wandb_alert
 from bot.app.bodies import MAX_BODY, BodyBudget, BodyLimits, Refused, read_body
 from bot.app.checks import run_config_check
 from bot.app.comments import authorise_comment
+from bot.app.executor import FixJobExecutor
 from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
 from bot.app.group_commit import GroupCommit
@@ -57,7 +58,6 @@ from bot.app.logs import QuietProbesAccessLogger
 from bot.app.logs import configure as configure_logging
 from bot.app.metrics import METRICS
 from bot.app.operator_routes import add_operator_routes
-from bot.app.outcomes import OutcomeRecordingExecutor
 from bot.app.queue import Queue
 from bot.app.watcher import WATCH_POLL_S, Watcher
 from bot.app.workers import Execute, Workers, start_workers, workers_from_env
@@ -403,7 +403,7 @@ def production_app(
         queue=queue,
         router=router,
         wandb_handler=wandb_handler,
-        executor=OutcomeRecordingExecutor(settings, queue),
+        executor=FixJobExecutor(settings, queue),
         runs_lookup=alerts.runs_lookup(settings),
         cleanup=functools.partial(remove_worktree, settings),
         workers=workers,

@@ -45,10 +45,19 @@ def procfile_command() -> str:
 
 
 def serve(
-    settings: Settings, port: int, app_pem: str, stderr: int | IO[Any] | None = subprocess.DEVNULL
+    settings: Settings,
+    port: int,
+    app_pem: str,
+    stderr: int | IO[Any] | None = subprocess.DEVNULL,
+    *,
+    code: Path | None = None,
+    **extra_env: str,
 ) -> subprocess.Popen[str]:
+    """`serve` for the App of `settings`; the `bot` of checkout `code` when given (a benchmark
+    comparing releases), else whatever this interpreter imports."""
     env = {
         **os.environ,
+        **({"PYTHONPATH": str(code)} if code else {}),
         "GITHUB_APP_ID": settings.github_app_id or "",
         "GITHUB_PRIVATE_KEY": app_pem,
         "GITHUB_WEBHOOK_SECRET": settings.github_webhook_secret or "",
@@ -56,11 +65,13 @@ def serve(
         "GITHUB_API_URL": settings.github_api_url,
         "GITHUB_GIT_URL": settings.github_git_url or "",
         "FIX_AND_RELAUNCH_STATE_DIR": str(settings.state_dir),
+        **extra_env,
     }
     if sandbox_tool.check().tool is None:  # serve runs jobs in the sandbox; without bwrap, say run them anyway
         env["FIX_AND_RELAUNCH_UNSANDBOXED_JOBS"] = "i-understand"
     return subprocess.Popen(
         [sys.executable, "-m", "bot", "serve", "--port", str(port)],
+        cwd=code,
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=stderr,

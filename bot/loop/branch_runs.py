@@ -8,12 +8,14 @@ still a failed run to diagnose. Runs started by hand appear through the run stor
 A run is over when its process (or scheduler job) is over: while the record says it runs, the
 run is running whatever its W&B record says (a script may `wandb.finish(exit_code=1)` and go on,
 and an offline run quiet for minutes reads as crashed). A run is failed by its state, or by its
-loss whatever its state (`judged`: see bot.runs.loss).
+loss whatever its state (`judged`: see bot.runs.loss), or, once it ended, by a loss far worse
+than its baseline's (the base branch's run that learnt, bot.loop.baseline) at the same point.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.core.errors import BadInput
@@ -21,9 +23,10 @@ from bot.core.settings import Settings
 from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.tail import tail_lines
 from bot.launchers import ACTIVE_STATES, refresh_run
+from bot.loop.baseline import Baseline
 from bot.runs.console_loss import ConsoleLoss
 from bot.runs.locate import find_run_dir
-from bot.runs.loss import loss_key, loss_problem, loss_rising, merge_rows, printed_loss_problem
+from bot.runs.loss import baseline_problem, loss_key, loss_problem, loss_rising, merge_rows, printed_loss_problem
 from bot.runs.model import FAILED_STATES, RunInfo, RunStore
 from bot.runs.offline import OfflineRunStore, read_run
 from bot.store.runs import RunRecord, StateStore
@@ -36,11 +39,20 @@ LOCATE_EVERY_S = 2.0  # how often one record's missing W&B run is searched for
 
 
 class BranchRuns:
-    def __init__(self, *, repo: str, store: RunStore, state: StateStore, settings: Settings):
+    def __init__(
+        self,
+        *,
+        repo: str,
+        store: RunStore,
+        state: StateStore,
+        settings: Settings,
+        baseline: Callable[[], Baseline | None] | None = None,
+    ):
         self.repo = repo
         self.store = store
         self.state = state
         self.settings = settings
+        self._baseline = baseline  # looked up (once, by the caller) only when a run is compared
         self._searched: dict[str, float] = {}  # record id -> when its run was last searched for
         # A run's first rows never change once there are HEAD_ROWS of them; its last rows only
         # when it logs more: the loop reads both on every poll, so they are kept per run.
@@ -86,15 +98,32 @@ class BranchRuns:
 
     def judged(self, run: RunInfo) -> RunInfo:
         """`run` with its loss's verdict: a non-finite or exploded loss, logged or printed, is a
-        failed run whatever its exit state. One that ended (exit 0, or stopped) becomes
-        `failed`; one still running keeps its state, since its process is not over, and carries
-        the problem."""
+        failed run whatever its exit state, and so is a loss far worse than the baseline's once
+        the run ended. One that ended (exit 0, or stopped) becomes `failed`; one still running
+        keeps its state, since its process is not over, and carries the problem."""
         if run.state == "queued":
             return run  # nothing to judge yet
-        run.loss_problem = loss_problem(self.loss_rows(run)) or printed_loss_problem(self.console_loss_rows(run))
+        rows = self.loss_rows(run)
+        own = loss_problem(rows) or printed_loss_problem(self.console_loss_rows(run))
+        run.loss_problem = own or run.loss_problem  # judged twice: the first verdict stands
+        if run.loss_problem is None and run.state in _JUDGED_ENDS:
+            run.loss_problem = self.baseline_problem(run, rows)
         if run.loss_problem and run.state in _JUDGED_ENDS:
             run.state = "failed"
         return run
+
+    def baseline_problem(self, run: RunInfo, rows: list[dict] | None = None) -> str | None:
+        """Why the run's loss is far worse than its baseline's at the same point, or None (also
+        when there is no baseline). Its logged loss (`rows`: its loss rows, when the caller has
+        them) when it logs the baseline's loss key, else the loss both printed."""
+        baseline = self._baseline() if self._baseline else None
+        if baseline is None or baseline.run_id == run.id:
+            return None
+        rows = self.loss_rows(run) if rows is None else rows
+        key = loss_key(baseline.rows)
+        if key is not None and any(key in row for row in rows):
+            return baseline_problem(rows, baseline.rows, baseline.label)
+        return baseline_problem(self.console_loss_rows(run), baseline.printed, baseline.label)
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         if run.source == "launcher":
@@ -135,7 +164,8 @@ class BranchRuns:
             exit_code=run.exit_code,
             scheduler=handle.get("end_reason"),
             oom_kills=int(handle.get("oom_kills") or 0),
-            loss_problem=loss_problem(rows) or printed_loss_problem(printed),
+            # A verdict `judged` gave (the baseline's) stands beside the run's own rows'.
+            loss_problem=loss_problem(rows) or printed_loss_problem(printed) or run.loss_problem,
             # The logged loss when there is one: a printed one is one batch's, noisier.
             loss_rising=loss_rising(rows if loss_key(rows) else printed),
         )

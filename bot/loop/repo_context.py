@@ -9,6 +9,7 @@ from pathlib import Path
 
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
+from bot.loop.baseline import Baseline, find_baseline
 from bot.loop.branch_runs import BranchRuns
 from bot.repo import config as repo_config
 from bot.repo.local import LocalRepo
@@ -30,6 +31,7 @@ class RepoContext:
     config_base: repo_config.Base | None = None
     _configs: dict[str, dict] = field(default_factory=dict)
     _bases: dict[str, str | None] = field(default_factory=dict)
+    _baselines: dict[str, Baseline | None] = field(default_factory=dict)
 
     @classmethod
     def open(cls, settings: Settings, repo: Path, *, auth_url: str | Callable[[], str] | None = None) -> RepoContext:
@@ -86,7 +88,18 @@ class RepoContext:
     def runs(self, branch: str | None) -> BranchRuns:
         """The branch's runs (all runs of the repo when `branch` is None)."""
         config = self.config(branch) if branch else repo_config.parse("")
-        return BranchRuns(repo=self.key, store=self._store(config), state=self.state, settings=self.settings)
+        baseline = (lambda: self.baseline(branch)) if branch else None
+        return BranchRuns(
+            repo=self.key, store=self._store(config), state=self.state, settings=self.settings, baseline=baseline
+        )
+
+    def baseline(self, branch: str) -> Baseline | None:
+        """The run the branch's runs are compared with (bot.loop.baseline): looked up once per
+        command or job, the first time a run of the branch is compared."""
+        if branch not in self._baselines:
+            base = self.workspace.base_branch(branch)
+            self._baselines[branch] = find_baseline(self.runs(base), base) if base else None
+        return self._baselines[branch]
 
     def _store(self, config: dict):
         branch_key = config["wandb"]["branch_key"]

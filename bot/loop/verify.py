@@ -4,7 +4,8 @@
 runs that were relaunched are deleted once the loop ends (`fix.delete_failed_run`).
 
 Verified means learning (bot.runs.loss): at `verify.min_steps` (or at its end) the run's loss is
-finite, not above twice its first value and not running away, and the loss its console printed
+finite, not above twice its first value and not running away, nor far worse than the base
+branch's run at the same point (bot.loop.baseline), and the loss its console printed
 (bot.runs.console_loss: it shows what a loss logged once an epoch hides) is finite and did not
 explode; a run with no loss at all is judged on its progress and on its numbers being finite.
 A job that logs to W&B is never verified without its W&B run: its exit code alone says nothing
@@ -162,6 +163,8 @@ class Verifier:
         # A printed loss is noisier (one batch each): only a non-finite or exploded one counts.
         logged = (learning_problem if done else loss_problem)(rows)
         problem = logged or printed_loss_problem(self.runs.console_loss_rows(run))
+        if problem is None and done:  # compared once it is judged: a run may start worse and catch up
+            problem = self.runs.baseline_problem(run, rows)
         if problem and run.state in ACTIVE_STATES:
             self.launcher.stop(wait.run_id)
             run = self.runs.get(wait.run_id)

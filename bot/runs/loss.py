@@ -22,6 +22,9 @@ last, so "where it started" is the run's own start):
 - `printed_loss_problem`: `loss_problem` for a loss read off the console (bot.runs.console_loss),
   one batch per value, so noisier: non-finite, or exploded with each of its last `SETTLE_ROWS`
   values above twice its first (one noisy batch is not an explosion).
+- `baseline_problem`: a loss that stays finite and falls may still be far worse than the base
+  branch's run at the same point (an epoch-mean log of a learning rate 10,000x too high: 1341,
+  22.8, 9.5 against 1.57, 0.62, 0.23). See its doc for what is compared and why it is safe.
 """
 
 from __future__ import annotations
@@ -46,6 +49,13 @@ EXPLODE_FACTOR = 2.0  # latest loss above twice its first value: exploded
 RISING_ROWS = 4  # at min_steps: rose on each of the last three steps…
 RISE_MARGIN = 1.2  # …to more than 20% above its lowest value
 SETTLE_ROWS = 3  # a printed loss exploded when each of its last three values did
+# Against a baseline (see `baseline_problem` for why these are safe):
+BASELINE_FACTOR = 10.0  # far worse: above ten times the baseline's loss at the same point…
+SCALE_BAND = 2.0  # …its ratio to the baseline not constant within 2x (a loss on another scale)…
+CLOSING = 2.0  # …not closing the gap (its ratio halved since the point before)…
+FLOOR_SHARE = 0.5  # …and above half the baseline's first value (not a higher floor: label smoothing)
+# How two runs' rows are matched, best first: a training step both log, one loss per epoch, W&B's row.
+STEP_KEYS = ("trainer/global_step", "global_step", "train/global_step", "step", "epoch", "_step")
 # Keys that are not the training loss: evaluation losses, and parts of a sum ("losses/…").
 NOT_TRAINING = re.compile(r"(?i)(?:^|[/_.\-])(?:val|valid|validation|eval|test|dev)(?:[/_.\-]|$)|^losses?[/.]")
 _RETURN = re.compile(r"(?i)(?:^|[/_.\-])(?:episodic_)?(?:return|reward)s?(?:[/_.\-]|$)")
@@ -199,3 +209,79 @@ def _running_away(key: str, points: list[Point]) -> str | None:
 
 def _strictly_rising(values: list[float]) -> bool:
     return all(b > a for a, b in zip(values, values[1:], strict=False))
+
+
+def baseline_problem(rows: Rows, baseline: Rows, against: str) -> str | None:
+    """Why the run's loss is far worse than a baseline's (the base branch's run that learnt), or
+    None. `rows` and `baseline` are the two runs' rows (history rows, or both printed rows);
+    `against` names the baseline in the message ("main's run abc123").
+
+    Compared: the baseline's training loss key, at the points both runs log (the same training
+    step, else the same epoch, else W&B's row: `comparable`). Diverged when, at the latest such
+    point, the run's loss is above BASELINE_FACTOR times the baseline's, its latest value (later
+    ones included) still is, it is above FLOOR_SHARE of the baseline's first value, its ratio to
+    the baseline was not constant (within SCALE_BAND over at least two points) and it is not
+    closing the gap (its ratio did not fall by CLOSING since the point before).
+
+    Why a run that learns is not flagged: at the same step of the same code and data, a variant
+    that works (another learning rate that still learns, a larger model, more regularisation)
+    stays within a few times the baseline's loss; ten times is not noise. A loss on another scale
+    (a sum where the baseline has a mean, a weighted loss) keeps a near-constant ratio from its
+    first point; a higher floor (label smoothing against a baseline that memorised its data)
+    ends far below where the baseline started; a slow start that catches up closes the gap. With
+    one point in common there is no trend to tell a scale from a divergence: no verdict."""
+    key = loss_key(baseline)
+    if key is None:
+        return None
+    pairs = comparable(rows, baseline, key)
+    if len(pairs) < 2:
+        return None
+    label, at, value, base = pairs[-1]
+    ratios = [run / ref for _, _, run, ref in pairs]
+    latest = _points(rows, key)[-1][1]
+    base_first = _points(baseline, key)[0][1]
+    if not (
+        value > BASELINE_FACTOR * base
+        and latest > BASELINE_FACTOR * base
+        and latest > FLOOR_SHARE * base_first
+        and max(ratios) > SCALE_BAND * min(ratios)
+        and ratios[-1] * CLOSING > ratios[-2]
+    ):
+        return None
+    return f"{key} {_short(latest)} at {label} {_short(at)} against {_short(base)} on {against}"
+
+
+Pair = tuple[str, float, float, float]  # (what the point is: "step"/"epoch", where, run's loss, baseline's)
+
+
+def comparable(rows: Rows, baseline: Rows, key: str) -> list[Pair]:
+    """The points where both runs logged `key`, finite and positive (a ratio needs both), in the
+    run's order, matched by the first of STEP_KEYS that both runs log with each loss value and
+    whose values meet; a key tried and unmatched is not fallen back from, so two runs logged in
+    different units are not compared at all."""
+    for step_key in STEP_KEYS:
+        mine, theirs = _by_step(rows, key, step_key), _by_step(baseline, key, step_key)
+        if mine is None or theirs is None:
+            continue
+        label = "epoch" if step_key == "epoch" else "step"
+        return [(label, at, value, theirs[at]) for at, value in mine.items() if at in theirs]
+    return []
+
+
+def _by_step(rows: Rows, key: str, step_key: str) -> dict[float, float] | None:
+    """The run's finite, positive `key` values by `step_key`; None unless every row with the loss
+    has the step, each step once (an epoch logged many times is no one point)."""
+    found: dict[float, float] = {}
+    for row in rows:
+        if key not in row:
+            continue
+        at, value = as_float(row.get(step_key)), as_float(row[key])
+        if at is None or at in found:
+            return None
+        if value is not None and math.isfinite(value) and value > 0:
+            found[at] = value
+    return found or None
+
+
+def _short(value: float) -> str:
+    return str(int(value)) if value.is_integer() and abs(value) < 1e15 else f"{value:.3g}"

@@ -25,7 +25,17 @@ from bot.store.runs import StateStore
 from tests.support.cli import run_json as run_cli
 from tests.support.fake_anthropic import serving, tool_answer
 from tests.support.git_repos import commit_on_origin, git
-from tests.support.realrepos import ALL_VAR, Case, build, load_cases, require_job_python, selected, spec, train_pushed
+from tests.support.realrepos import (
+    ALL_VAR,
+    Case,
+    build,
+    load_cases,
+    require_job_python,
+    selected,
+    spec,
+    train_baseline,
+    train_pushed,
+)
 
 pytestmark = [
     pytest.mark.slow,
@@ -97,6 +107,7 @@ def test_scripted_model_fixes_the_real_repo_case(capsys, tmp_path, anthropic, ca
         pytest.skip(f"not in this test's representative subset; {ALL_VAR}=1 runs every case")
     python = require_job_python()
     origin, clone = build(case, tmp_path, python)
+    train_baseline(capsys, clone, case)
     rules_off(origin, case)
     git(clone, "fetch", "-q", "origin")
     code, launched = run_cli(capsys, "launch", "--repo", str(clone), "--branch", case.branch, "--wait", "--json")

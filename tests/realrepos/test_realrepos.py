@@ -3,7 +3,8 @@ researcher would, fixed by the bot rules-only (no LLM key), judged like the samp
 some: launch (fails) → `fix --json` → the pushed branch, checked out and run independently,
 trains (its metric moves the right way).
 
-Slow (each case is three tiny CPU trainings, 1-3 minutes on 2 cores): `pytest -m "not slow"`
+Slow (each case is three tiny CPU trainings, 1-3 minutes on 2 cores; one more, main's, for a
+case with `baseline: true`): `pytest -m "not slow"`
 leaves it out, and a run takes the cases marked `ci: true` (one of each repository and each kind
 of breakage) unless FIX_AND_RELAUNCH_ALL_REALREPOS=1 asks for all. Needs the job environment of
 `.ci/install-jobenv.sh` and ../shared/data/realrepos; skips without them (fails under CI=true
@@ -21,7 +22,17 @@ import pytest
 from bot.store.runs import StateStore
 from tests.support.cli import run_json as run_cli
 from tests.support.git_repos import git
-from tests.support.realrepos import ALL_VAR, Case, build, load_cases, require_job_python, selected, spec, train_pushed
+from tests.support.realrepos import (
+    ALL_VAR,
+    Case,
+    build,
+    load_cases,
+    require_job_python,
+    selected,
+    spec,
+    train_baseline,
+    train_pushed,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -54,9 +65,11 @@ def test_real_repo_breakage_is_fixed_and_trains(capsys, tmp_path, case: Case):
 
 
 def check_case(capsys, tmp_path: Path, case: Case) -> None:
-    """Launch the broken branch (it fails), `fix --json` it, then train what was pushed."""
+    """Launch the broken branch (it fails), `fix --json` it, then train what was pushed. A case
+    told by a baseline has main trained first."""
     python = require_job_python()
     origin, clone = build(case, tmp_path, python)
+    train_baseline(capsys, clone, case)
 
     code, launched = run_cli(capsys, "launch", "--repo", str(clone), "--branch", case.branch, "--wait", "--json")
     assert code == 1, f"the broken branch should fail: {launched}"

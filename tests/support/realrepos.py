@@ -7,7 +7,9 @@ an experiment branch the way a researcher would. Jobs run with the one job envir
 `.ci/install-jobenv.sh` builds (`.jobenv/`, or `$FIX_AND_RELAUNCH_JOBENV`).
 
 Each case in `tests/realrepos/cases.yaml` also records the reference fix, the edit a careful
-human would make, so any fixer (a rule, the LLM) can be measured against it.
+human would make, so any fixer (a rule, the LLM) can be measured against it. A case whose
+breakage only a comparison with the base branch's run tells (`baseline: true`) has `main`
+trained once through the bot before the branch is launched (`train_baseline`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import yaml
 from bot.runs.console_loss import printed_losses
 from bot.runs.loss import loss_key
 from bot.runs.offline import read_history
+from tests.support.cli import run_json
 from tests.support.git_repos import commit_all, git, write_files
 from tests.support.paths import REPO_ROOT, SHARED
 
@@ -73,6 +76,7 @@ class Case:
     min_steps: int = 2
     xfail: str | None = None
     ci: bool = False  # in the subset every run takes (see `selected`)
+    baseline: bool = False  # main is trained first: the run the branch's is compared with
 
 
 def load_cases(path: Path = CASES) -> list[Case]:
@@ -105,6 +109,7 @@ def _case(item: dict) -> Case:
         min_steps=item.get("min_steps", 2),
         xfail=item.get("xfail"),
         ci=bool(item.get("ci", False)),
+        baseline=bool(item.get("baseline", False)),
     )
 
 
@@ -195,6 +200,15 @@ def build(case: Case, tmp: Path, python: Path) -> tuple[Path, Path]:
     clone = tmp / "clone"
     git(tmp, "clone", "-q", str(tmp / "origin.git"), str(clone))
     return tmp / "origin.git", clone
+
+
+def train_baseline(capsys: pytest.CaptureFixture[str], clone: Path, case: Case) -> None:
+    """For a case with `baseline: true`: launch `main` through the bot and wait, so the branch's
+    runs have a baseline (bot.loop.baseline), as a team's main has runs before an experiment."""
+    if not case.baseline:
+        return
+    code, record = run_json(capsys, "launch", "--repo", str(clone), "--branch", "main", "--wait", "--json")
+    assert code == 0, f"main, the baseline, should train: {record}"
 
 
 def _ignore_run_outputs(root: Path) -> None:

@@ -10,6 +10,7 @@ from bot.core.errors import BadInput, OperationFailed
 from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.model import Diagnosis
 from bot.loop.model import Diagnosed
+from bot.runs.loss import baseline_problem
 from bot.runs.model import RunInfo
 
 
@@ -89,6 +90,7 @@ class FakeRuns:
         self.deleted: list[str] = []
         self.refuse_delete: set[str] = set()
         self.printed: dict[str, list[dict[str, Any]]] = {}  # run id -> the loss rows its console printed
+        self.baseline: list[dict[str, Any]] = []  # the history of the base branch's run that learnt
 
     def add(
         self,
@@ -124,6 +126,9 @@ class FakeRuns:
 
     def console_loss_rows(self, run: RunInfo) -> list[dict[str, Any]]:
         return self.printed.get(run.id, [])
+
+    def baseline_problem(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> str | None:
+        return baseline_problem(self.loss_rows(run) if rows is None else rows, self.baseline, "main's run base")
 
     def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
         return RunFacts(exit_code=run.exit_code, loss_problem=run.loss_problem)

@@ -12,6 +12,7 @@ from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.launchers import LaunchStatus, register
 from bot.launchers.base import Handle, Launcher, LaunchSpec
+from bot.loop.baseline import Baseline
 from bot.loop.branch_runs import BranchRuns
 from bot.runs.model import RunInfo
 from bot.store.runs import StateStore
@@ -163,3 +164,34 @@ def test_a_loss_that_exploded_within_a_logged_epoch_fails_the_run(settings, stat
     facts = runs.facts(run)
     assert facts.loss_problem == run.loss_problem
     assert facts.loss_rising is False, "the logged loss, falling, says whether it rose"
+
+
+def test_an_ended_run_far_worse_than_the_baseline_failed_a_running_one_is_not_compared(settings, state):
+    store = Store()
+    base = [2.3, 1.5, 0.9, 0.6, 0.4]
+    store.add(RunInfo(id="main-1", state="finished", exit_code=0, steps=5), base)
+    store.add(RunInfo(id="r-1", state="finished", exit_code=0, steps=5), [300.0, 20.0, 12.0, 10.0, 9.0])
+
+    def baseline() -> Baseline | None:
+        return Baseline("main-1", "main", store.rows["main-1"], [])
+
+    runs = BranchRuns(repo="/r", store=store, state=state, settings=settings, baseline=baseline)
+    run = runs.get("r-1")
+    assert (run.state, run.loss_problem) == ("failed", "train/loss 9 at step 4 against 0.4 on main's run main-1")
+    assert runs.judged(run).loss_problem == run.loss_problem, "judged twice: the verdict stands"
+    assert runs.facts(run).loss_problem == run.loss_problem, "the diagnosis sees it"
+    assert runs.get("main-1").loss_problem is None, "the baseline is not compared with itself"
+
+    store.found["r-1"].state = "running"
+    assert (runs.get("r-1").state, runs.get("r-1").loss_problem) == ("running", None), "it may still catch up"
+
+
+def test_without_a_baseline_a_falling_loss_learns(settings, state):
+    store = Store()
+    store.add(RunInfo(id="r-1", state="finished", exit_code=0, steps=5), [300.0, 20.0, 12.0, 10.0, 9.0])
+    for runs in (
+        branch_runs(store, state, settings),
+        BranchRuns(repo="/r", store=store, state=state, settings=settings, baseline=lambda: None),
+    ):
+        run = runs.get("r-1")
+        assert (run.state, run.loss_problem) == ("finished", None)

@@ -249,6 +249,30 @@ def test_before_min_steps_only_a_broken_loss_stops_the_run():
     assert (run.steps, problem, launcher.stopped) == (20, None, [])
 
 
+def test_at_min_steps_a_loss_far_worse_than_the_baseline_is_not_verified_and_the_run_is_stopped():
+    runs = FakeRuns()
+    runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate([2.3, 1.5, 0.9, 0.6, 0.4, 0.3])]
+    hot = [100.0, 20.0, 12.0, 9.0, 7.0, 6.0]  # exploded before its first log, then falls: 20x main at the end
+    runs.add("new-1", ("running", 6), ("killed", 6), history=[{"_step": i, "loss": v} for i, v in enumerate(hot)])
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher, min_steps=6)[0].watch("new-1")
+    assert problem == "loss 6 at step 5 against 0.3 on main's run base"
+    assert launcher.stopped == ["new-1"]
+
+
+def test_before_min_steps_a_run_is_not_compared_with_the_baseline():
+    runs = FakeRuns()
+    runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate([2.3, 1.5, 0.9, 0.6, 0.4, 0.3])]
+    slow_start = [2.3, 40.0, 20.0]  # far worse at step 2 of 6, and running: it may catch up
+    runs.add(
+        "new-1", ("running", 3), ("running", 6), history=[{"_step": i, "loss": v} for i, v in enumerate(slow_start)]
+    )
+    runs.histories["new-1"] += [{"_step": 3 + i, "loss": v} for i, v in enumerate([1.0, 0.5, 0.35])]
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher, min_steps=6)[0].watch("new-1")
+    assert (run.steps, problem, launcher.stopped) == (6, None, [])
+
+
 def test_a_failed_run_still_running_is_stopped_before_its_fix_is_pushed():
     launcher = FakeLauncher(existing={"run-1"})
     check, said = verifier(FakeRuns(), launcher)

@@ -148,7 +148,7 @@ def printed_loss_problem(rows: Rows) -> str | None:
     if len(values) <= SETTLE_ROWS:
         return None  # one spike early on is not yet an explosion
     first, settled = values[0], min(values[-SETTLE_ROWS:])
-    if first != 0 and settled > first + (EXPLODE_FACTOR - 1) * abs(first):
+    if _exploded_from(first, settled):
         return f"printed {key} is diverging: {first:.4g} → {values[-1]:.4g}"
     return None
 
@@ -187,11 +187,16 @@ def _exploded(key: str, points: list[Point]) -> str | None:
     if len(points) < 2:
         return None
     first, (step, last) = points[0][1], points[-1]
-    if first == 0:
-        return None  # a placeholder logged before training: no scale to judge against
-    if last > first + (EXPLODE_FACTOR - 1) * abs(first):
+    if _exploded_from(first, last):
         return f"{key} is diverging: {first:.4g} → {last:.4g} by step {step}"
     return None
+
+
+def _exploded_from(first: float, value: float) -> bool:
+    """`value` is more than EXPLODE_FACTOR times `first` (for a first value at or below zero: more
+    than its own size above it). A first value of 0 is a placeholder logged before training: no
+    scale to judge against."""
+    return first != 0 and value > first + (EXPLODE_FACTOR - 1) * abs(first)
 
 
 def _running_away(key: str, points: list[Point]) -> str | None:

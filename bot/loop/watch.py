@@ -91,18 +91,16 @@ class RunWatch:
         reading: list[Watched] = []
         for w in watched:
             record = refreshed.get(w.wait.run_id)
-            if record is not None and record.state not in ACTIVE_STATES:
-                seen[w.key] = Seen(record.state, self._steps.get(w.wait.run_id, 0))  # over: ready as it is
-            elif record is not None and now - self._read_at.get(w.wait.run_id, -STEPS_EVERY_S) < STEPS_EVERY_S:
+            recent = now - self._read_at.get(w.wait.run_id, -STEPS_EVERY_S) < STEPS_EVERY_S
+            if record is not None and (record.state not in ACTIVE_STATES or recent):  # over: ready as it is
                 seen[w.key] = Seen(record.state, self._steps.get(w.wait.run_id, 0))
             else:
                 reading.append(w)
         found = self._batched_reads(reading, refreshed)
         for w in reading:
             record = records[w.key]
-            wandb_id = (record.wandb_run_id if record else None) or w.wait.run_id
             try:
-                run = self._run(w, refreshed[record.id] if record else None, found.get(wandb_id))
+                run = self._run(w, refreshed[record.id] if record else None, found.get(_wandb_id(w, record)))
             except BotError as exc:
                 log.warning("job %s: run %s cannot be read: %s", w.key, w.wait.run_id, exc)
                 continue
@@ -127,8 +125,7 @@ class RunWatch:
             project = getattr(runs.store, "project", None)
             if not hasattr(runs.store, "get_many") or project is None:
                 continue
-            record = records.get(w.wait.run_id)
-            run_id = (record.wandb_run_id if record else None) or w.wait.run_id
+            run_id = _wandb_id(w, records.get(w.wait.run_id))
             groups.setdefault((str(getattr(runs.store, "entity", "")), str(project)), (runs, []))[1].append(run_id)
         found: dict[str, RunInfo] = {}
         for runs, ids in groups.values():
@@ -152,3 +149,8 @@ class RunWatch:
         for run_id in [r for r in self._read_at if r not in runs]:
             del self._read_at[run_id]
             self._steps.pop(run_id, None)
+
+
+def _wandb_id(watched: Watched, record: RunRecord | None) -> str:
+    """The W&B run id of a waited-for run: its record's, else the wait's run id."""
+    return (record.wandb_run_id if record else None) or watched.wait.run_id

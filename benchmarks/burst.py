@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import json
 import os
 import sqlite3
@@ -62,10 +61,10 @@ from tests.support.fake_github import (  # noqa: E402
     APP_ID,
     INSTALLATION_ID,
     FakeGitHub,
-    make_settings,
     pem,
     pr_comment,
     rsa_private_key,
+    settings_with_remote,
     signed,
 )
 from tests.support.git_repos import git, make_origin  # noqa: E402
@@ -191,11 +190,7 @@ async def burst(args: argparse.Namespace, work: Path) -> Figures:
         cluster = SlurmCluster.start(work / "slurm")
         os.environ.update(cluster.env)  # for the failed runs launched here and for the server
     origin = build_origin(work, args.branches, args.step_time, args.backend)
-    owner = work / "git" / REPO.split("/")[0]
-    owner.mkdir(parents=True)
-    (owner / f"{REPO.split('/')[1]}.git").symlink_to(origin)
-    settings = make_settings(fake, key, work / "state")
-    settings = dataclasses.replace(settings, github_git_url=f"file://{work}/git/{{repo}}.git")
+    settings = settings_with_remote(fake, key, work, origin, REPO)
     began = time.monotonic()
     await asyncio.to_thread(failed_runs, settings, branches)
     print(f"set-up: {args.branches} branches with a failed run each in {time.monotonic() - began:.0f} s", flush=True)

@@ -15,7 +15,6 @@ import stat
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from bot.loop.launch import launch_branch, wait_for
 from bot.loop.repo_context import RepoContext
 from bot.repo.publish import clone_for_server
 from tests.support import experiment
-from tests.support.fake_github import INSTALLATION_ID, make_settings, pem, pr_comment, signed
+from tests.support.fake_github import INSTALLATION_ID, pem, pr_comment, settings_with_remote, signed
 from tests.support.git_repos import git
 from tests.support.net import free_port
 from tests.support.server_process import healthy, serve, serve_unregistered
@@ -147,12 +146,7 @@ def held_job(fake_url: str, branch: str, pr: int) -> FixJob:
 
 async def test_the_status_page_shows_a_job_go_from_queued_to_verified(page, fake_github, app_key, tmp_path):
     origin, _ = experiment.build(tmp_path / "exp")
-    owner = tmp_path / "git" / "Codertocat"
-    owner.mkdir(parents=True)
-    (owner / "Hello-World.git").symlink_to(origin)
-    settings = replace(
-        make_settings(fake_github, app_key, tmp_path / "state"), github_git_url=f"file://{tmp_path}/git/{{repo}}.git"
-    )
+    settings = settings_with_remote(fake_github, app_key, tmp_path, origin, REPO)
     clone = clone_for_server(settings.state_dir, REPO, settings.github_git_url.format(repo=REPO))
     ctx = RepoContext.open(settings, clone)
     assert wait_for(ctx, launch_branch(ctx, "exp-oom")).state == "failed"  # the run the bot launched, which failed

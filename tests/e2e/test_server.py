@@ -24,7 +24,7 @@ from bot.loop.launch import launch_branch, wait_for
 from bot.loop.repo_context import RepoContext
 from bot.repo.publish import clone_for_server
 from tests.support import experiment
-from tests.support.fake_github import make_settings, pr_comment, signed
+from tests.support.fake_github import pr_comment, settings_with_remote, signed
 from tests.support.fake_wandb import FakeWandb
 from tests.support.git_repos import commit_on_origin, git
 from tests.support.net import free_port
@@ -41,12 +41,7 @@ webhook_app = functools.partial(make_app, router=handlers.router, wandb_handler=
 def world(tmp_path, fake_github, app_key):
     """The repo on a 'remote' the git URL template points at, and the bot's settings."""
     origin, _ = experiment.build(tmp_path / "exp")
-    owner = tmp_path / "git" / "Codertocat"
-    owner.mkdir(parents=True)
-    (owner / "Hello-World.git").symlink_to(origin)
-    settings = replace(
-        make_settings(fake_github, app_key, tmp_path / "state"), github_git_url=f"file://{tmp_path}/git/{{repo}}.git"
-    )
+    settings = settings_with_remote(fake_github, app_key, tmp_path, origin, REPO)
     return settings, origin
 
 
@@ -288,14 +283,9 @@ async def test_the_server_fixes_and_relaunches_on_a_cluster(
     )
     git(work, "commit", "-q", "-am", f"Run on {backend}")
     git(work, "push", "-q", "origin", sample_repo.BRANCH)
-    owner = tmp_path / "git" / "Codertocat"
-    owner.mkdir(parents=True)
-    (owner / "Hello-World.git").symlink_to(tmp_path / "sample" / "origin.git")
-    settings = replace(
-        make_settings(fake_github, app_key, tmp_path / "state"), github_git_url=f"file://{tmp_path}/git/{{repo}}.git"
-    )
-    failed_run_on_bot_clone(settings, sample_repo.BRANCH)
     origin = tmp_path / "sample" / "origin.git"
+    settings = settings_with_remote(fake_github, app_key, tmp_path, origin, REPO)
+    failed_run_on_bot_clone(settings, sample_repo.BRANCH)
     fake_github.add_pull(REPO, 1, head_ref=sample_repo.BRANCH, head_sha=git(origin, "rev-parse", sample_repo.BRANCH))
 
     queue = await run_one_job(aiohttp_client, fake_github, settings, timeout=240)

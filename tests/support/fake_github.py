@@ -21,7 +21,7 @@ import hmac
 import itertools
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -491,6 +491,15 @@ def signed(body: bytes, event: str, delivery: str, secret: str = WEBHOOK_SECRET)
         "Content-Type": "application/json",
         "X-Hub-Signature-256": f"sha256={digest}",
     }
+
+
+def settings_with_remote(fake: FakeGitHub, private_key, root: Path, origin: Path, repo: str) -> Settings:
+    """`make_settings` (state in `root/state`) for a server that clones `repo` from `origin`: its git
+    URL template points into `root/git`, where `<repo>.git` links to `origin`."""
+    link = root / "git" / f"{repo}.git"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(origin)
+    return replace(make_settings(fake, private_key, root / "state"), github_git_url=f"file://{root}/git/{{repo}}.git")
 
 
 def make_settings(fake: FakeGitHub, private_key, state_dir: Path) -> Settings:

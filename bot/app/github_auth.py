@@ -1,5 +1,9 @@
 """GitHub App authentication: a JWT for the App, installation tokens cached until near expiry.
 
+The private key is parsed once, at start-up: parsing a PEM key (which PyJWT does at each
+`encode` given the text) costs ~50 ms of CPU, a stall of every request on the event loop. The
+JWT itself is signed again only when the one in hand is a few minutes old.
+
 One `GitHubApp` lives as long as the server, with the server's one `ClientSession`. Workers
 get the installation id with their job, never a stored token, and ask this object for a
 `GitHubAPI` (one that retries GitHub's hiccups: bot.app.github_api) when they need one; the
@@ -16,7 +20,8 @@ from datetime import datetime
 
 import aiohttp
 import jwt
-from gidgethub import apps
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from bot.app.github_api import RetryingGitHubAPI, RetryPolicy
 from bot.core.errors import BadInput
@@ -26,6 +31,9 @@ log = logging.getLogger(__name__)
 
 USER_AGENT = "fix-and-relaunch"
 REFRESH_MARGIN = 5 * 60  # seconds before `expires_at` at which a cached token is replaced
+JWT_TTL = 10 * 60  # GitHub's longest App JWT
+JWT_REUSE = 5 * 60  # seconds a signed JWT is reused: it still has 4 minutes left at the end
+CLOCK_SKEW = 60  # the JWT's issue time is backdated for drift between our clock and GitHub's (as gidgethub does)
 
 
 def check_app_settings(settings: Settings) -> tuple[str, str]:
@@ -52,13 +60,21 @@ def check_app_credentials(settings: Settings) -> None:
     app_id, private_key = check_app_settings(settings)
     if not app_id.isdigit():
         raise BadInput(f"GITHUB_APP_ID must be the App's numeric id (its settings page shows it), got {app_id!r}")
+    signing_key(private_key)
+
+
+def signing_key(private_key: str) -> RSAPrivateKey:
+    """The App's PEM private key, parsed; BadInput when it is not an RSA private key."""
     try:
-        apps.get_jwt(app_id=app_id, private_key=private_key)
-    except (ValueError, TypeError, jwt.PyJWTError) as exc:
+        key = load_pem_private_key(private_key.encode(), password=None)
+    except (ValueError, TypeError) as exc:
         raise BadInput(
             "GITHUB_PRIVATE_KEY (or the file GITHUB_PRIVATE_KEY_PATH names) is not a usable RSA private key in PEM "
             f"form ({type(exc).__name__}); download a new one from the App's settings page"
         ) from None
+    if not isinstance(key, RSAPrivateKey):
+        raise BadInput(f"GITHUB_PRIVATE_KEY is a {type(key).__name__}, not the RSA private key GitHub Apps sign with")
+    return key
 
 
 def parse_expiry(expires_at: str) -> float:
@@ -78,7 +94,9 @@ class GitHubApp:
         clock: Callable[[], float] = time.time,
         retry: RetryPolicy = RetryPolicy(),
     ):
-        self._app_id, self._private_key = check_app_settings(settings)
+        self._app_id, private_key = check_app_settings(settings)
+        self._key = signing_key(private_key)
+        self._jwt: tuple[str, float] | None = None  # (JWT, issued at)
         self.settings = settings
         self.session = session
         self.clock = clock
@@ -98,7 +116,14 @@ class GitHubApp:
         return self._gh()
 
     def jwt(self) -> str:
-        return apps.get_jwt(app_id=self._app_id, private_key=self._private_key)
+        """The App's JWT, signed again once the one in hand is JWT_REUSE old. Its claims use the
+        real time, which GitHub checks them against; `clock` only says when to sign again."""
+        now = self.clock()
+        if self._jwt is None or now - self._jwt[1] > JWT_REUSE:
+            issued = int(time.time()) - CLOCK_SKEW
+            claims = {"iat": issued, "exp": issued + JWT_TTL, "iss": self._app_id}
+            self._jwt = (jwt.encode(claims, self._key, algorithm="RS256"), now)
+        return self._jwt[0]
 
     async def installation_token(self, installation_id: int) -> str:
         """A token for the installation, from the cache while it has over 5 minutes left."""
@@ -109,11 +134,12 @@ class GitHubApp:
             cached = self._tokens.get(installation_id)
             if cached and self.clock() < cached[1] - REFRESH_MARGIN:
                 return cached[0]
-            data = await apps.get_installation_access_token(
-                self.anonymous(),
-                installation_id=str(installation_id),
-                app_id=self._app_id,
-                private_key=self._private_key,
+            # What gidgethub's apps.get_installation_access_token does, with the cached JWT.
+            data = await self.anonymous().post(
+                "/app/installations/{installation_id}/access_tokens",
+                {"installation_id": installation_id},
+                data=b"",
+                jwt=self.jwt(),
             )
             self._tokens[installation_id] = (data["token"], parse_expiry(data["expires_at"]))
             log.info("new access token for installation %s, expires %s", installation_id, data["expires_at"])

@@ -14,6 +14,7 @@ import uuid
 from dataclasses import replace
 
 import aiohttp
+import jwt
 import pytest
 
 import handlers
@@ -356,6 +357,19 @@ async def test_token_cache_until_five_minutes_before_expiry(settings, fake_githu
         await app.installation_token(INSTALLATION_ID)
         await app.installation_token(INSTALLATION_ID)
         assert len(fake_github.token_requests()) == 5
+
+
+def test_app_jwt_is_signed_once_and_reused_for_five_minutes(settings, app_key):
+    now = [time.time()]
+    app = GitHubApp(settings, session=None, clock=lambda: now[0])  # type: ignore[arg-type]
+    first = app.jwt()
+    now[0] += 4 * 60
+    assert app.jwt() is first, "reused, not signed again"
+    now[0] += 2 * 60
+    renewed = app.jwt()
+    assert renewed is not first
+    claims = jwt.decode(renewed, app_key.public_key(), algorithms=["RS256"])
+    assert claims["iss"] == settings.github_app_id and claims["exp"] - time.time() > 8 * 60
 
 
 async def test_app_jwt_is_signed_with_the_private_key(settings, fake_github, app_key):

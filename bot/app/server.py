@@ -28,6 +28,7 @@ On shutdown the workers stop taking jobs and running pipelines stop at their nex
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import hashlib
 import hmac
@@ -52,7 +53,7 @@ from bot.app.comments import authorise_comment
 from bot.app.executor import FixJobExecutor
 from bot.app.github_api import REQUEST_TIMEOUT, RetryPolicy
 from bot.app.github_auth import GitHubApp, check_app_credentials
-from bot.app.group_commit import GroupCommit
+from bot.app.group_commit import GroupCommit, checkpoints
 from bot.app.jobs import AlertJob, BadPayload, CommentJob, ConfigCheckJob, Job
 from bot.app.logs import QuietProbesAccessLogger
 from bot.app.logs import configure as configure_logging
@@ -140,6 +141,7 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     add_operator_routes(app, settings, queue)
     app.on_shutdown.append(_stop_taking_jobs)
+    app.cleanup_ctx.append(_checkpoint_context)
     app.cleanup_ctx.append(functools.partial(_github_context, session=session, retry=github_retry))
     execute = functools.partial(execute_job, app, executor=executor, runs_lookup=runs_lookup)
     general = workers if executor is not None else 0
@@ -159,6 +161,14 @@ async def _github_context(
     yield
     if own:
         await app[SESSION].close()
+
+
+async def _checkpoint_context(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(checkpoints(app[QUEUE]), name="checkpoints")
+    yield
+    task.cancel()  # it checkpoints once more on its way out
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _workers_context(app: web.Application, *, execute: Execute, n: int, comments: int) -> AsyncIterator[None]:

@@ -159,6 +159,7 @@ class Database:
     def __init__(self, path: Path | str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
+        self.auto_checkpoint = True
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         prepare(self.connection, self.path)
@@ -173,8 +174,23 @@ class Database:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None or self._local.pid != os.getpid():
             conn = connect(self.path, self.busy_timeout_ms)
+            if not self.auto_checkpoint:
+                conn.execute("PRAGMA wal_autocheckpoint = 0")
             self._local.conn, self._local.pid = conn, os.getpid()
         return conn
+
+    def checkpoint_elsewhere(self) -> None:
+        """Commits through this object no longer copy the WAL into the database file: SQLite does
+        that in the commit that crosses 1,000 pages, and its fsync stalls the committing thread
+        (an event loop, for the webhook server). The owner calls `checkpoint` instead, from a
+        thread of its own."""
+        self.auto_checkpoint = False
+        self.connection.execute("PRAGMA wal_autocheckpoint = 0")
+
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file, as far as readers allow (PASSIVE: it
+        never waits for a lock, and writers carry on meanwhile)."""
+        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.app.group_commit import GroupCommit
+from bot.app.group_commit import GroupCommit, checkpoints
 from bot.app.jobs import FixJob
 from bot.app.queue import EnqueueOutcome, Queue
 
@@ -41,3 +41,43 @@ async def test_a_burst_is_one_transaction_and_dedupes_within_itself(tmp_path):
     assert len(queue.jobs()) == 6
     await group.enqueue(fix("exp-z", "later"))  # after it: a burst of its own
     assert queue.bursts == [15, 1]
+
+
+def wal_frames(db) -> tuple[int, int]:
+    """The WAL's frames and how many of them are in the database file, read from a connection of
+    the test's own (which checkpoints what it can: ask last)."""
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        _busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return log, done
+
+
+async def test_the_loops_commits_leave_the_wal_to_the_checkpoint_thread(tmp_path):
+    queue, db = Queue(tmp_path / "state.db"), tmp_path / "state.db"
+    task = asyncio.create_task(checkpoints(queue, every=3600))  # started, but not due in this test
+    await asyncio.sleep(0)
+    size = db.stat().st_size
+    for n in range(400):  # one commit each: well over SQLite's 1,000-page auto-checkpoint
+        queue.enqueue(fix(f"exp-{n}", f"d-{n}"))
+    assert db.stat().st_size == size, "no commit copied the WAL into the database file"
+
+    task.cancel()  # on its way out it checkpoints, in a thread
+    await asyncio.gather(task, return_exceptions=True)
+
+    assert db.stat().st_size > size
+    log, done = wal_frames(db)
+    assert log > 1000 and done == log
+
+
+async def test_checkpoints_come_every_interval(tmp_path):
+    queue, db = Queue(tmp_path / "state.db"), tmp_path / "state.db"
+    task = asyncio.create_task(checkpoints(queue, every=0.05))
+    await asyncio.sleep(0)
+    size = db.stat().st_size
+    for n in range(50):
+        queue.enqueue(fix(f"exp-{n}", f"d-{n}"))
+    await asyncio.sleep(0.3)
+    assert db.stat().st_size > size, "checkpointed while it runs"
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)

@@ -3,10 +3,10 @@ at the same load, with GitHub's API unreachable and with it slow (2 s per call).
 
     python benchmarks/webhook_ack.py [--requests 2000] [--concurrency 8] [--rate 500]
 
-For each GitHub state a child process serves, on 127.0.0.1: the real app
+For each GitHub state a child process serves, on 127.0.0.1, the real app
 (`bot.app.server.make_app` with the real handlers, its SQLite queue in a temporary directory,
-its workers running: the comment worker meets the GitHub of that state, with its retries) and a
-bare aiohttp handler that reads the body and answers 200. "Unreachable" is a closed port on
+its workers running: the comment worker meets the GitHub of that state, with its retries), and
+another child a bare aiohttp handler that reads the body and answers 200. "Unreachable" is a closed port on
 127.0.0.1 (connection refused); "slow" is the local fake GitHub answering after 2 s. This
 process sends the same signed requests with a few concurrent clients and prints p50/p95/p99
 latency and throughput, and the ratios real/bare, for:
@@ -44,6 +44,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
+from aiohttp import web
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -61,37 +62,45 @@ from tests.support.net import free_port  # noqa: E402
 
 REPO = "Codertocat/Hello-World"
 STATES = ("unreachable", "slow")
+BARE = "bare"
 SLOW_S = 2.0
 ROUNDS = 4
 
 
-async def serve(state: str) -> None:
-    from aiohttp import web
+async def start(app: web.Application) -> str:
+    """Serve `app` on a free port of 127.0.0.1, without an access log (as `serve` runs); its URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return f"http://127.0.0.1:{runner.addresses[0][1]}"
 
+
+async def serve_bare() -> None:
+    async def bare_handler(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(text="ok")
+
+    app = web.Application()
+    app.router.add_post("/webhooks/github", bare_handler)
+    print(json.dumps({"bare": await start(app)}), flush=True)
+    await asyncio.Event().wait()
+
+
+async def serve(state: str, state_dir: Path) -> None:
     import handlers
     from bot.app.queue import Queue
     from bot.app.server import make_app
 
     key = rsa_private_key()
     fake = FakeGitHub(app_id="4242", public_key=key.public_key(), record=False, delay=SLOW_S)
-    runners = []
-
-    async def start(app: web.Application) -> str:
-        runner = web.AppRunner(app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
-
     if state == "slow":
         fake.url = await start(fake.app())
         fake.installations[REPO] = 1
         fake.add_pull(REPO, 1, head_ref="exp-1", head_sha="1" * 40)
     else:
         fake.url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
-    settings = make_settings(fake, key, Path(tempfile.mkdtemp(prefix="ack-bench-")))
-    queue = Queue.from_settings(settings)
+    settings = make_settings(fake, key, state_dir)
 
     async def no_fix(job, **kwargs):  # fix jobs are not what is measured
         pass
@@ -99,22 +108,14 @@ async def serve(state: str) -> None:
     real = await start(
         make_app(
             settings,
-            queue=queue,
+            queue=Queue.from_settings(settings),
             router=handlers.router,
             wandb_handler=handlers.wandb.handle,
             executor=no_fix,
             act_only_if=handlers.ACT_ONLY_IF,  # as `serve` composes it
         )
     )
-
-    async def bare_handler(request: web.Request) -> web.Response:
-        await request.read()
-        return web.Response(text="ok")
-
-    bare_app = web.Application()
-    bare_app.router.add_post("/webhooks/github", bare_handler)
-    bare = await start(bare_app)
-    print(json.dumps({"real": real, "bare": bare, "github": fake.url}), flush=True)
+    print(json.dumps({"real": real, "github": fake.url}), flush=True)
     await asyncio.Event().wait()
 
 
@@ -196,21 +197,32 @@ async def bench(urls: dict[str, str], n: int, load: Load, rounds: int) -> dict[s
 
 
 def run_state(state: str, n: int, loads: dict[str, Load]) -> dict[str, dict[str, dict[str, float]]]:
-    child = subprocess.Popen(
-        [sys.executable, __file__, "--serve", state],
+    with tempfile.TemporaryDirectory(prefix="ack-bench-") as state_dir:
+        real, bare = server(state, state_dir), server(BARE)
+        try:
+            urls = {**json.loads(_readline(real)), **json.loads(_readline(bare))}
+            return {name: asyncio.run(bench(urls, n, load, ROUNDS)) for name, load in loads.items()}
+        finally:
+            for child in (real, bare):
+                child.terminate()
+                child.wait()
+
+
+def server(name: str, *args: str) -> subprocess.Popen[str]:
+    """A child serving `name` (a GitHub state, or the bare handler); it prints its URLs."""
+    return subprocess.Popen(
+        [sys.executable, __file__, "--serve", name, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,  # the workers' retries against a GitHub that is not there
         text=True,
         cwd=ROOT,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
-    try:
-        assert child.stdout is not None
-        urls = json.loads(child.stdout.readline())
-        return {name: asyncio.run(bench(urls, n, load, ROUNDS)) for name, load in loads.items()}
-    finally:
-        child.terminate()
-        child.wait()
+
+
+def _readline(child: subprocess.Popen[str]) -> str:
+    assert child.stdout is not None
+    return child.stdout.readline()
 
 
 def report(state: str, load: str, results: dict[str, dict[str, float]]) -> None:
@@ -231,10 +243,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8, help="clients of the saturated load")
     parser.add_argument("--rate", type=float, default=500, help="requests a second of the paced load (0: none)")
-    parser.add_argument("--serve", choices=STATES, help=argparse.SUPPRESS)
+    parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a child: STATE DIR, or bare
     args = parser.parse_args()
     if args.serve:
-        asyncio.run(serve(args.serve))
+        name, *state_dir = args.serve
+        asyncio.run(serve_bare() if name == BARE else serve(name, Path(state_dir[0])))
         return
     if not EXAMPLES.exists():
         raise SystemExit(f"{EXAMPLES} is absent: the benchmark sends GitHub's payload examples")

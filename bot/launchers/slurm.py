@@ -134,7 +134,10 @@ class SlurmLauncher(Launcher):
 
     def _job_named(self, name: str) -> dict[str, str] | None:
         """The newest job of that name the controller holds; None when none (or no answer)."""
-        proc = self._call(["scontrol", "show", "job", "-o"])
+        try:
+            proc = self._call(["scontrol", "show", "job", "-o"])
+        except OperationFailed:  # no scontrol, or no answer: cannot tell yet
+            return None
         if proc.returncode != 0:
             return None
         fields = (parse_scontrol(line) for line in proc.stdout.splitlines() if line.strip())

@@ -1,8 +1,10 @@
 """Launch backends, and the runs they start as the state store keeps them.
 
 `get_launcher(backend, settings, config)` picks a backend; `start_run` launches a branch and
-records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record); `refresh_run` / `refresh_runs` (many at once) / `active_runs` bring recorded runs up to date from their backend;
-`cancel_run` stops one. A new backend registers itself with `register`.
+records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record);
+`refresh_run` / `refresh_runs` (many at once) / `active_runs` bring recorded runs up to date
+from their backend, adopting a started job whose handle the bot never stored
+(`Launcher.adopt`); `cancel_run` stops one. A new backend registers itself with `register`.
 """
 
 from __future__ import annotations

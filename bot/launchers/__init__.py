@@ -1,8 +1,10 @@
 """Launch backends, and the runs they start as the state store keeps them.
 
 `get_launcher(backend, settings, config)` picks a backend; `start_run` launches a branch and
-records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record); `refresh_run` / `refresh_runs` (many at once) / `active_runs` bring recorded runs up to date from their backend;
-`cancel_run` stops one. A new backend registers itself with `register`.
+records it (a launch the backend refuses is an error, `LaunchRefused`, and leaves no record);
+`refresh_run` / `refresh_runs` (many at once) / `active_runs` bring recorded runs up to date
+from their backend, adopting a started job whose handle the bot never stored
+(`Launcher.adopt`); `cancel_run` stops one. A new backend registers itself with `register`.
 """
 
 from __future__ import annotations
@@ -143,6 +145,11 @@ def start_run(
     except BaseException:  # interrupted mid-launch: the job may have started
         store.update_run(run_id, state="failed", ended_at=time.time())
         raise
+    return _record_started(store, run_id, handle)
+
+
+def _record_started(store: StateStore, run_id: str, handle: Handle) -> RunRecord:
+    """Store a started run's handle, and move it from queued to running."""
     # A quick run's supervisor may already have recorded its end (and a job id): merge, keep.
     store.update_handle(run_id, **handle)
     store.update_run(run_id, started_at=handle.get("started_at") or time.time())
@@ -152,12 +159,15 @@ def start_run(
 def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
     """Ask the run's backend where it stands and record the answer.
 
-    A run recorded without a handle for longer than its backend's launch can take lost its
-    launch (the bot died between `add_run` and `update_handle`): it is marked crashed, so it
-    no longer blocks the branch's next launch.
+    A run recorded without a handle (the bot died between `add_run` and `update_handle`, or is
+    still inside `launch`) is adopted from what its backend left behind (`Launcher.adopt`)
+    when the job started. One still without a handle after its backend's launch can take
+    lost its launch: it is marked crashed, so it no longer blocks the branch's next launch.
     """
     if record.state not in ACTIVE_STATES:
         return record
+    if not record.handle:
+        record = _adopted(store, settings, record)
     if not record.handle:
         return _end_if_launch_lost(store, settings, record)
     return _record_status(store, record, get_launcher(record.backend, settings).status(record.handle))
@@ -190,6 +200,19 @@ def _record_status(store: StateStore, record: RunRecord, status: LaunchStatus) -
     return store.update_run(
         record.id, if_state=ACTIVE_STATES, state=status.state, exit_code=status.exit_code, ended_at=status.ended_at
     )
+
+
+def _adopted(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
+    """`record` with the handle its backend can rebuild, stored as `start_run` stores it; as it
+    was when nothing started yet or the backend cannot tell. Adopting while the launching bot is
+    still inside `launch` is harmless: both store the same handle."""
+    try:
+        handle = get_launcher(record.backend, settings).adopt(record)
+    except BadInput:  # a backend no longer available: nothing to adopt from
+        return record
+    if not handle:
+        return record
+    return _record_started(store, record.id, handle)
 
 
 def _end_if_launch_lost(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:

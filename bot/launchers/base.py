@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BadInput
+from bot.store.runs import RunRecord
 
 Handle = dict[str, Any]
 
@@ -77,6 +78,14 @@ class Launcher(ABC):
     @abstractmethod
     def launch(self, spec: LaunchSpec) -> Handle:
         """Start the job and return as soon as it is running (not when it ends)."""
+
+    def adopt(self, record: RunRecord) -> Handle | None:
+        """The handle of a launch the bot did not see finish: `record` was recorded, but the bot
+        stopped inside `launch` (or has not left it yet), so no handle was stored. Rebuilt from
+        what the backend left behind, the same handle `launch` returns, so adopting a run twice,
+        or while its launch is still under way, stores the same values. None: nothing started
+        yet, or this backend cannot tell (then the run is lost after `launch_timeout_s`)."""
+        return None
 
     @abstractmethod
     def status(self, handle: Handle) -> LaunchStatus:

@@ -32,7 +32,7 @@ from bot.launchers.base import (
     run_locations,
 )
 from bot.launchers.sandbox import Prepared, Sandbox, sandbox_for
-from bot.store.runs import DB_NAME
+from bot.store.runs import DB_NAME, RunRecord
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]  # the folder holding the `bot` package
 
@@ -65,6 +65,21 @@ def _shell() -> str:
 def status_paths(log_path: Path) -> tuple[Path, Path]:
     """The status file and the cancel marker that live next to a run's log."""
     return log_path.with_name(log_path.name + ".status.json"), log_path.with_name(log_path.name + ".cancel")
+
+
+# What the supervisor adds to the handle: its own process, the job's, and when the job started.
+PROCESS_KEYS = ("supervisor_pid", "supervisor_start", "pid", "pgid", "start_time", "started_at")
+
+
+def handle_from_status(status: Mapping[str, Any]) -> Handle | None:
+    """A local run's handle, from its status file: what the launcher knew before the start (the
+    supervisor copies it there as `handle`) and the processes the supervisor started. The one
+    way the handle is built, for `launch`, `adopt` and the supervisor's own record of the end.
+    None: no status file (the supervisor has not started the job yet)."""
+    known = status.get("handle")
+    if not isinstance(known, dict):
+        return None
+    return {**known, **{key: status.get(key) for key in PROCESS_KEYS}}
 
 
 class LocalLauncher(Launcher):
@@ -111,9 +126,9 @@ class LocalLauncher(Launcher):
             **self.supervisor_options(),
         }
         env = self._sandboxed(supervisor_spec, spec, self.environment(spec))
-        self._start_supervisor(supervisor_spec, env, log_path)
-        started = self._wait_started(status_path, log_path)
-        return {
+        # Copied into the status file with the pids: the handle can be rebuilt from it (`adopt`)
+        # when the bot dies before storing what this returns.
+        supervisor_spec["handle"] = {
             **run_locations(spec, env),
             "backend": self.name,
             "host": socket.gethostname(),
@@ -121,11 +136,19 @@ class LocalLauncher(Launcher):
             "log_path": str(log_path),
             "status_path": str(status_path),
             "cancel_path": str(cancel_path),
-            **{
-                key: started.get(key)
-                for key in ("supervisor_pid", "supervisor_start", "pid", "pgid", "start_time", "started_at")
-            },
         }
+        self._start_supervisor(supervisor_spec, env, log_path)
+        handle = handle_from_status(self._wait_started(status_path, log_path))
+        if handle is None:
+            raise OperationFailed(f"the run's status file {status_path} names no handle; see {log_path}")
+        return handle
+
+    def adopt(self, record: RunRecord) -> Handle | None:
+        """The handle from the status file the run's supervisor writes once the job started."""
+        if not record.log_path:
+            return None
+        status_path, _ = status_paths(Path(record.log_path).resolve())
+        return handle_from_status(procs.read_json(status_path) or {})
 
     @cached_property
     def sandbox(self) -> Sandbox | None:
@@ -278,6 +301,7 @@ class LocalLauncher(Launcher):
             procs.write_json(
                 status_path,
                 {
+                    **(procs.read_json(status_path) or {}),  # keeps the handle for `adopt`
                     "run_id": handle.get("run_id"),
                     "state": "killed",
                     "exit_code": None,

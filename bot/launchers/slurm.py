@@ -11,7 +11,9 @@ real cluster the worktree and the bot's state folder (the log) must be on shared
       slurm: {partition: gpu, time: "4:00:00", gres: "gpu:1", cpus: 8, mem: 32G,
               qos: normal, account: my-team, requeue: false, extra: ["--exclusive"]}
 
-The handle holds the job id, so `status` and `cancel` work after a bot restart. Every Slurm
+The handle holds the job id, so `status` and `cancel` work after a bot restart. A bot that
+died between sbatch's answer and storing the handle left a job named `far-<run id>` and the
+handle's other parts beside the log: `adopt` finds the job by that name. Every Slurm
 command runs with the bot's environment, so SLURM_CONF and the like reach it; the job gets
 that environment too (`--export=ALL`) with the run's own variables added, less the bot's own
 secrets (see `bot.launchers.base.without_bot_secrets`; sbatch itself runs without them).
@@ -34,6 +36,7 @@ from bot.core.settings import Settings
 from bot.launchers import procs
 from bot.launchers.base import Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree, run_locations
 from bot.launchers.local import compose_script
+from bot.store.runs import RunRecord
 
 # Values that go on an `#SBATCH` line: sbatch splits them at spaces and reads quotes itself.
 SAFE_VALUE = re.compile(r"[\w.:,=+/@%*-]+")
@@ -91,7 +94,7 @@ class SlurmLauncher(Launcher):
         argv = [
             "sbatch",
             "--parsable",
-            f"--job-name=far-{spec.run_id}",
+            f"--job-name={job_name(spec.run_id)}",
             f"--chdir={worktree}",
             f"--output={output_pattern(log_path)}",
             "--open-mode=append",
@@ -99,21 +102,47 @@ class SlurmLauncher(Launcher):
             str(script_path),
         ]
         env = self.environment(spec)
+        known = {
+            **run_locations(spec, env),
+            "backend": self.name,
+            "log_path": str(log_path),
+            "script_path": str(script_path),
+            "run_id": spec.run_id,
+        }
+        # Kept beside the log: with the job's name, the handle can be rebuilt (`adopt`) when
+        # the bot dies between sbatch and storing what this returns.
+        procs.write_json(known_path(log_path), known)
         out = self._run(argv, env=env, what="sbatch")
         job_id, _, cluster = out.strip().splitlines()[-1].partition(";")
         if not job_id.strip().isdigit():
             raise OperationFailed(f"sbatch printed no job id: {out.strip()!r}")
-        return {
-            **run_locations(spec, env),
-            "backend": self.name,
-            "job_id": job_id.strip(),
-            "cluster": cluster or self._cluster_name(),
-            "via_clusters": bool(cluster),
-            "log_path": str(log_path),
-            "script_path": str(script_path),
-            "run_id": spec.run_id,
-            "submitted_at": time.time(),
-        }
+        return _handle(known, job_id.strip(), cluster or self._cluster_name(), bool(cluster), time.time())
+
+    def adopt(self, record: RunRecord) -> Handle | None:
+        """The job named after the run, as `scontrol` lists it. A job sent to another cluster
+        (`--clusters` in launch.slurm.extra) is not found this way: it is not adopted."""
+        if not record.log_path:
+            return None
+        known = procs.read_json(known_path(Path(record.log_path).resolve()))
+        if not known:
+            return None  # sbatch has not been called
+        fields = self._job_named(job_name(record.id))
+        if fields is None:
+            return None
+        submitted_at = parse_time(fields.get("SubmitTime", "")) or time.time()
+        return _handle(known, fields["JobId"], self._cluster_name(), False, submitted_at)
+
+    def _job_named(self, name: str) -> dict[str, str] | None:
+        """The newest job of that name the controller holds; None when none (or no answer)."""
+        try:
+            proc = self._call(["scontrol", "show", "job", "-o"])
+        except OperationFailed:  # no scontrol, or no answer: cannot tell yet
+            return None
+        if proc.returncode != 0:
+            return None
+        fields = (parse_scontrol(line) for line in proc.stdout.splitlines() if line.strip())
+        named = [f for f in fields if f.get("JobName") == name and f.get("JobId", "").isdigit()]
+        return max(named, key=lambda f: int(f["JobId"]), default=None)
 
     def _cluster_name(self) -> str | None:
         try:
@@ -242,6 +271,21 @@ class SlurmLauncher(Launcher):
         if proc.returncode != 0:
             raise OperationFailed(f"{what} failed (exit {proc.returncode}): {proc.stderr.strip()}")
         return proc.stdout
+
+
+def job_name(run_id: str) -> str:
+    """The Slurm job name of a run: how a job whose id the bot never stored is found again."""
+    return f"far-{run_id}"
+
+
+def known_path(log_path: Path) -> Path:
+    """The handle's parts known before sbatch, kept next to the run's log."""
+    return log_path.with_name(log_path.name + ".handle.json")
+
+
+def _handle(known: Handle, job_id: str, cluster: str | None, via_clusters: bool, submitted_at: float) -> Handle:
+    """A submitted job's handle: what the launcher knew before sbatch, and the job Slurm made."""
+    return {**known, "job_id": job_id, "cluster": cluster, "via_clusters": via_clusters, "submitted_at": submitted_at}
 
 
 def _cluster_args(handle: Handle) -> list[str]:

@@ -6,10 +6,12 @@ when the job ends writes the exit code and end time to the status file, then to 
 store when it can. The status file is the record `LocalLauncher.status` trusts.
 
 The JSON argument: run_id, shell, script, cwd, log_path, status_path, cancel_path, and
-optionally state_db, find_job_id (look for a job id the script printed, see command.py),
-cgroup_root (where cgroup files are read, for tests), grace_s, and sandbox (a sandbox.Prepared:
-run its argv instead of the shell, enforce its limits, and record the limit that ended the job
-as the status's `reason`).
+optionally handle (what the launcher knows of the run's handle before the start: kept in the
+status file with the pids, so the handle can be rebuilt from it, see `local.handle_from_status`),
+state_db, find_job_id (look for a job id the script printed, see command.py), cgroup_root
+(where cgroup files are read, for tests), grace_s, and sandbox (a sandbox.Prepared: run its
+argv instead of the shell, enforce its limits, and record the limit that ended the job as the
+status's `reason`).
 
 The kernel's OOM-kill count of the job's memory cgroup is read when the job starts and when it
 ends: kills in between are the evidence that a job killed by SIGKILL ran out of memory (the
@@ -30,6 +32,7 @@ from typing import Any
 
 from bot.launchers import procs
 from bot.launchers.command import find_job_id, log_tail
+from bot.launchers.local import handle_from_status
 from bot.launchers.sandbox import Prepared, Stopper, Watch
 from bot.launchers.sandbox.limits import WATCH_INTERVAL_S
 
@@ -84,7 +87,7 @@ def _run(spec: dict[str, Any], argv: list[str], sandbox: Prepared | None, watch:
         )
     _forward_termination(spec, child.pid)
     status = {
-        "run_id": spec["run_id"],
+        **_first_status(spec),
         "state": "running",
         "started_at": time.time(),
         "supervisor_pid": os.getpid(),
@@ -145,9 +148,14 @@ def _forward_termination(spec: dict[str, Any], pgid: int) -> None:
         signal.signal(signum, handler)
 
 
+def _first_status(spec: dict[str, Any]) -> dict[str, Any]:
+    """What every status file holds: the run, and the handle the launcher knew before the start."""
+    return {"run_id": spec["run_id"], **({"handle": spec["handle"]} if spec.get("handle") else {})}
+
+
 def _end(spec: dict[str, Any], state: str, code: int | None, status: dict[str, Any] | None = None) -> dict[str, Any]:
     status = {
-        **(status or procs.read_json(spec["status_path"]) or {"run_id": spec["run_id"]}),
+        **(status or procs.read_json(spec["status_path"]) or _first_status(spec)),
         "state": state,
         "exit_code": code,
         "ended_at": time.time(),
@@ -165,6 +173,9 @@ def record_in_store(spec: dict[str, Any], status: dict[str, Any]) -> None:
 
     try:
         store = StateStore(Path(db))
+        # The bot may have died before storing the handle: the ended run gets it all the same.
+        if (handle := handle_from_status(status)) is not None:
+            store.update_handle(spec["run_id"], **handle)
         if status.get("job_id"):
             store.update_handle(spec["run_id"], job_id=status["job_id"])
         if status.get("reason"):

@@ -1,8 +1,9 @@
 """Kill -9 of `fix` at every step boundary, then `fix` again: the fix ends on the branch, verified,
-with one fix commit, one push and one relaunch — for two kinds of failure (50 kills in all).
+with one fix commit, one push and one relaunch — for two kinds of failure (52 kills in all).
 
 The boundaries (tests/support/kill_at_boundary.py) are each journaled step's before, ran-but-not-
-journaled and journaled points, and the moment the patched files are on disk but not committed.
+journaled and journaled points, the moment the patched files are on disk but not committed, and
+the moment the relaunched job has started but its handle is not yet stored.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from tests.support import experiment
 from tests.support.git_repos import git
 from tests.support.paths import REPO_ROOT
 
-BOUNDARIES = 25  # what one `fix` of these branches passes (the sweep checks it)
-# The whole sweep (2 × 25 kills, ~30 min on 2 cores) runs with FIX_AND_RELAUNCH_FULL_SWEEP=1; by
+BOUNDARIES = 26  # what one `fix` of these branches passes (the sweep checks it)
+# Inside the relaunch: the job started, its handle not yet stored. A rerun must adopt that job,
+# not wait for it as a launch under way and then call it lost (issue 12's one lost fix).
+INSIDE_LAUNCH = (24, "job started, its handle not stored")
+# The whole sweep (2 × 26 kills, ~30 min on 2 cores) runs with FIX_AND_RELAUNCH_FULL_SWEEP=1; by
 # default every fifth boundary of each branch, offset per branch, so CI still crosses each kind
-# of boundary (before, inside and after a journaled step, and the uncommitted patch).
+# of boundary (before, inside and after a journaled step, the uncommitted patch), and the kill
+# inside the launch for the first branch.
 FULL_SWEEP = os.environ.get("FIX_AND_RELAUNCH_FULL_SWEEP") == "1"
 BRANCHES = {"exp-oom": ("src/config.py", '"batch_size": 64,'), "exp-data": ("src/config.py", "data/train.csv")}
 
@@ -66,7 +71,8 @@ def sweep() -> list[tuple[str, int]]:
     cases = [(branch, at) for branch in BRANCHES for at in range(1, BOUNDARIES + 1)]
     if FULL_SWEEP:
         return cases
-    return [(branch, at) for i, branch in enumerate(BRANCHES) for b, at in cases if b == branch and at % 5 == i + 1]
+    chosen = [(branch, at) for i, branch in enumerate(BRANCHES) for b, at in cases if b == branch and at % 5 == i + 1]
+    return [*chosen, (next(iter(BRANCHES)), INSIDE_LAUNCH[0])]
 
 
 @pytest.mark.slow
@@ -81,6 +87,7 @@ def test_fix_killed_at_a_step_boundary_then_run_again_fixes_once(templates, bran
     passed = (work / "boundaries").read_text().splitlines()
     assert killed.returncode == -9, f"not killed at boundary {kill_at}: {killed.stderr[-2000:]}"
     where = passed[-1]
+    assert kill_at != INSIDE_LAUNCH[0] or where == INSIDE_LAUNCH[1], f"boundary {kill_at} moved: {where}"
 
     again = cli(work, *fix)
     assert again.returncode == 0, f"killed at '{where}', the rerun failed: {again.stderr[-3000:]}"

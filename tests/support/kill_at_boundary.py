@@ -5,9 +5,11 @@ for kill -9 sweeps (the project's code runs unchanged; only these calls are watc
 
 A boundary is each point where a kill leaves a different state behind: before a journaled step's
 action runs, after it ran but before it is journaled, and after it is journaled (StepLog.once);
-and inside the commit step, once the patched files are on disk and not yet committed
-(Publisher.commit). With N = 0 nothing is killed; COUNT_FILE gets the number of boundaries
-passed, and the names of the last ones, so a sweep knows how far to go.
+inside the commit step, once the patched files are on disk and not yet committed
+(Publisher.commit); and inside the relaunch, once the job started and before its handle is
+stored (LocalLauncher.launch returned, `start_run` has not recorded it). With N = 0 nothing is
+killed; COUNT_FILE gets the number of boundaries passed, and the names of the last ones, so a
+sweep knows how far to go.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from collections.abc import Callable
 from typing import Any
 
 from bot.cli.main import main
+from bot.launchers.base import Handle, LaunchSpec
+from bot.launchers.local import LocalLauncher
 from bot.loop.journal import StepLog
 from bot.repo.publish import Publisher
 
@@ -34,7 +38,7 @@ def boundary(name: str, target: int, count_file: str) -> None:
 
 
 def watch(target: int, count_file: str) -> None:
-    once, commit = StepLog.once, Publisher.commit
+    once, commit, launch = StepLog.once, Publisher.commit, LocalLauncher.launch
 
     def watched_once(self: StepLog, key: Any, action: Callable[[], Any]) -> Any:
         if self.done(key):
@@ -54,8 +58,14 @@ def watch(target: int, count_file: str) -> None:
         boundary("patched files on disk, not committed", target, count_file)
         return commit(self, *args, **kwargs)
 
+    def watched_launch(self: LocalLauncher, spec: LaunchSpec) -> Handle:
+        handle = launch(self, spec)
+        boundary("job started, its handle not stored", target, count_file)
+        return handle
+
     StepLog.once = watched_once  # type: ignore[method-assign]
     Publisher.commit = watched_commit  # type: ignore[method-assign]
+    LocalLauncher.launch = watched_launch  # type: ignore[method-assign]
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot import launchers
 from bot.core.errors import BadInput, OperationFailed
 from bot.core.settings import Settings
 from bot.launchers import LaunchSpec, active_runs, cancel_run, get_launcher, refresh_run, start_run
@@ -399,6 +400,89 @@ def test_a_record_left_without_a_handle_by_a_crash_stops_blocking_the_branch(set
     assert "launch was lost" in record.handle["end_reason"]
     assert refresh_run(store, settings, store.get_run(recent.id)).state == "queued"
     assert active_runs(store, settings, repo="o/r", branch="exp-a") == []
+
+
+# -- a launch the bot did not see finish -----------------------------------------------------
+
+
+def recorded_then_launched(store: StateStore, launcher: LocalLauncher, spec: LaunchSpec) -> dict:
+    """What a bot SIGKILLed inside `start_run`, after its launcher started the job and before the
+    handle was stored, leaves behind: the run recorded (queued, no handle) and the job running."""
+    store.add_run(
+        id=spec.run_id,
+        repo="o/r",
+        branch=spec.branch,
+        commit=spec.commit,
+        backend=launcher.name,
+        log_path=str(spec.log_path),
+    )
+    return launcher.launch(spec)
+
+
+@pytest.mark.parametrize("launcher_class", [LocalLauncher, CommandLauncher])
+def test_a_run_whose_handle_was_never_stored_is_adopted_from_its_status_file(settings, store, worktree, launcher_class):
+    spec = make_spec(worktree, "echo job id: 77; while [ ! -f go ]; do sleep 0.05; done", run_id="r-0000adpt")
+    handle = recorded_then_launched(store, launcher_class(settings), spec)
+    assert store.get_run(spec.run_id).handle == {}
+
+    record = refresh_run(store, settings, store.get_run(spec.run_id))
+
+    assert record.state == "running" and record.started_at == handle["started_at"]
+    assert {key: record.handle[key] for key in handle} == handle
+    assert refresh_run(store, settings, record).handle == record.handle, "adopting again changes nothing"
+    assert [r.id for r in active_runs(store, settings, repo="o/r")] == [spec.run_id]
+    (worktree / "go").touch()
+    wait_until(lambda: refresh_run(store, settings, store.get_run(spec.run_id)).state != "running")
+    ended = store.get_run(spec.run_id)
+    assert (ended.state, ended.exit_code) == ("finished", 0)
+    assert ended.handle.get("job_id") == ("77" if launcher_class is CommandLauncher else None)
+
+
+def test_a_run_that_ended_before_anyone_adopted_it_still_gets_its_handle(settings, store, worktree):
+    spec = make_spec(worktree, "exit 3", run_id="r-0000gone")
+    handle = recorded_then_launched(store, LocalLauncher(settings), spec)
+    # Nobody refreshes: the supervisor records the end, and the handle the bot never stored.
+    wait_until(lambda: store.get_run(spec.run_id).state != "queued")
+    record = store.get_run(spec.run_id)
+    assert (record.state, record.exit_code, record.handle) == ("failed", 3, handle)
+
+
+def test_adopting_a_run_whose_launch_has_not_returned_stores_what_the_launch_stores(
+    settings, store, worktree, monkeypatch
+):
+    adopted = []
+
+    class WatchedMidLaunch(LocalLauncher):
+        def launch(self, spec: LaunchSpec) -> dict:
+            handle = super().launch(spec)
+            # Another process (the server's watcher) refreshes the run before this launch returns.
+            adopted.append(refresh_run(store, settings, store.get_run(spec.run_id)))
+            return handle
+
+    monkeypatch.setitem(launchers._FACTORIES, "watched", WatchedMidLaunch)
+    record = start_run(
+        store,
+        settings,
+        config_with(backend="watched", command="sleep 300"),
+        repo="o/r",
+        branch="b",
+        commit="1",
+        worktree=worktree,
+    )
+    assert adopted[0].state == "running" and adopted[0].handle == record.handle
+    assert (record.state, record.started_at) == ("running", adopted[0].started_at)
+    assert cancel_run(store, settings, record.id).state == "killed"
+
+
+def test_a_run_whose_supervisor_never_started_waits_out_the_launch_then_is_lost(settings, store, tmp_path):
+    log_path = tmp_path / "runs" / "r-0000none" / "output.log"
+    log_path.parent.mkdir(parents=True)
+    log_path.touch()  # the launcher makes the log before it starts the supervisor
+    record = store.add_run(id="r-0000none", repo="o/r", branch="b", backend="local", log_path=str(log_path))
+    assert refresh_run(store, settings, record).state == "queued", "its launch may still be under way"
+    store.update_run(record.id, created_at=time.time() - LocalLauncher(settings).launch_timeout_s - 1)
+    lost = refresh_run(store, settings, store.get_run(record.id))
+    assert lost.state == "crashed" and "launch was lost" in lost.handle["end_reason"]
 
 
 def test_a_launch_that_cannot_start_is_an_error_and_records_no_run(settings, store, tmp_path):

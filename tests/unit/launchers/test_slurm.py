@@ -21,7 +21,7 @@ from bot.core.settings import Settings
 from bot.launchers import LaunchSpec, get_launcher, refresh_run, start_run
 from bot.launchers.slurm import SlurmLauncher, map_state, parse_exit_code, status_from_fields
 from bot.repo.config import DEFAULTS
-from bot.store.runs import StateStore
+from bot.store.runs import StateStore, new_run_id
 from tests.support.git_repos import git, remote_refs
 from tests.support.launchers import wait_for_end
 from tests.support.waiting import wait_until
@@ -392,3 +392,33 @@ def test_statuses_of_many_jobs_cost_one_scontrol_for_all_of_them(slurm, settings
     assert statuses[2].state in ("queued", "running") and statuses[3].state == "crashed"
     assert [s.state for s in statuses] == [launcher.status(h).state for h in (done, failed, running, gone)]
     assert sum(c.startswith("scontrol") for c in calls) == 1 + 4, "one for all four, then one each to compare"
+
+
+def test_a_job_whose_id_was_never_stored_is_adopted_by_its_name(slurm, settings, worktree):
+    # What a bot SIGKILLed between sbatch's answer and storing the handle leaves: the run
+    # recorded (queued, no handle), its job submitted.
+    store = StateStore.open(settings.state_dir)
+    spec = make_spec(worktree, "echo waiting; while [ ! -f go ]; do sleep 0.1; done", run_id=new_run_id())
+    store.add_run(id=spec.run_id, repo="o/r", branch="exp-a", backend="slurm", log_path=str(spec.log_path))
+    launcher = SlurmLauncher(settings, config_with())
+    handle = launcher.launch(spec)
+
+    record = refresh_run(store, settings, store.get_run(spec.run_id))
+
+    assert record.state == "running"
+    assert {k: v for k, v in record.handle.items() if k != "submitted_at"} == {
+        k: v for k, v in handle.items() if k != "submitted_at"
+    }
+    assert abs(record.handle["submitted_at"] - handle["submitted_at"]) < 5
+    (worktree / "go").touch()
+    wait_until(lambda: refresh_run(store, settings, store.get_run(spec.run_id)).state != "running", 60.0)
+    assert (store.get_run(spec.run_id).state, store.get_run(spec.run_id).exit_code) == ("finished", 0)
+
+
+def test_a_job_never_submitted_is_not_adopted_and_its_launch_is_lost_in_time(slurm, settings, tmp_path):
+    store = StateStore.open(settings.state_dir)
+    log_path = tmp_path / "runs" / "r-0000nosb" / "output.log"
+    record = store.add_run(id="r-0000nosb", repo="o/r", branch="b", backend="slurm", log_path=str(log_path))
+    assert refresh_run(store, settings, record).state == "queued"
+    store.update_run(record.id, created_at=time.time() - SlurmLauncher(settings).launch_timeout_s - 1)
+    assert refresh_run(store, settings, store.get_run(record.id)).state == "crashed"

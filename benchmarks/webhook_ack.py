@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
+import gc
 import json
 import os
 import statistics
@@ -203,6 +204,8 @@ async def bench(
     await load(urls["bare"], warm, [])
     per_round = n // rounds
     comment, command = bodies(api, "comment", n), bodies(api, "command", n)
+    gc.collect()
+    gc.freeze()  # the client's own GC passes over thousands of requests would delay their sending
     targets = {"bare": ("bare", comment), "comment": ("real", comment), "command": ("real", command)}
     latencies: dict[str, list[float]] = {name: [] for name in targets}
     walls, cpus = dict.fromkeys(targets, 0.0), dict.fromkeys(targets, 0.0)

@@ -160,6 +160,7 @@ class Database:
         self.path = Path(path)
         self.busy_timeout_ms = busy_timeout_ms
         self.auto_checkpoint = True
+        self.commits = 0  # write transactions committed through this object, all threads
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         prepare(self.connection, self.path)
@@ -197,6 +198,7 @@ class Database:
         """A write transaction on this thread's connection (`BEGIN IMMEDIATE`)."""
         with write_transaction(self.connection) as conn:
             yield conn
+        self.commits += 1
 
     @property
     def schema_version(self) -> int:

@@ -70,14 +70,25 @@ async def test_the_loops_commits_leave_the_wal_to_the_checkpoint_thread(tmp_path
     assert log > 1000 and done == log
 
 
-async def test_checkpoints_come_every_interval(tmp_path):
+async def test_checkpoints_wait_for_a_quiet_moment_or_enough_commits(tmp_path):
     queue, db = Queue(tmp_path / "state.db"), tmp_path / "state.db"
-    task = asyncio.create_task(checkpoints(queue, every=0.05))
+    task = asyncio.create_task(checkpoints(queue, every=0.2, most=30))
     await asyncio.sleep(0)
     size = db.stat().st_size
-    for n in range(50):
+    for n in range(20):  # a burst with no pause as long as `every`, under `most` commits
         queue.enqueue(fix(f"exp-{n}", f"d-{n}"))
-    await asyncio.sleep(0.3)
-    assert db.stat().st_size > size, "checkpointed while it runs"
+        await asyncio.sleep(0.01)
+    assert db.stat().st_size == size, "not during the burst"
+    await asyncio.sleep(0.5)
+    grown = db.stat().st_size
+    assert grown > size, "in the quiet moment after it"
+
+    checkpointed_at = None
+    for n in range(20, 120):  # commits that never pause: checkpointed once `most` of them came
+        queue.enqueue(fix(f"exp-{n}", f"d-{n}"))
+        await asyncio.sleep(0.005)
+        if checkpointed_at is None and db.stat().st_size > grown:
+            checkpointed_at = n
+    assert checkpointed_at is not None and checkpointed_at >= 20 + 30
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)

@@ -27,7 +27,7 @@ BOUNDARIES = 26  # what one `fix` of these branches passes (the sweep checks it)
 # Inside the relaunch: the job started, its handle not yet stored. A rerun must adopt that job,
 # not wait for it as a launch under way and then call it lost (issue 12's one lost fix).
 INSIDE_LAUNCH = (24, "job started, its handle not stored")
-# The whole sweep (2 × 26 kills, ~30 min on 2 cores) runs with FIX_AND_RELAUNCH_FULL_SWEEP=1; by
+# The whole sweep (2 × 26 kills, ~6 min on 2 cores) runs with FIX_AND_RELAUNCH_FULL_SWEEP=1; by
 # default every fifth boundary of each branch, offset per branch, so CI still crosses each kind
 # of boundary (before, inside and after a journaled step, the uncommitted patch), and the kill
 # inside the launch for the first branch.

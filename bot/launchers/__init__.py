@@ -161,16 +161,22 @@ def refresh_run(store: StateStore, settings: Settings, record: RunRecord) -> Run
 
     A run recorded without a handle (the bot died between `add_run` and `update_handle`, or is
     still inside `launch`) is adopted from what its backend left behind (`Launcher.adopt`)
-    when the job started. One still without a handle after its backend's launch can take
+    when the job started (harmless while the launching bot is still inside `launch`: both store
+    the same handle). One still without a handle after its backend's launch can take
     lost its launch: it is marked crashed, so it no longer blocks the branch's next launch.
     """
     if record.state not in ACTIVE_STATES:
         return record
-    if not record.handle:
-        record = _adopted(store, settings, record)
-    if not record.handle:
-        return _end_if_launch_lost(store, settings, record)
-    return _record_status(store, record, get_launcher(record.backend, settings).status(record.handle))
+    if record.handle:
+        return _record_status(store, record, get_launcher(record.backend, settings).status(record.handle))
+    try:
+        launcher: Launcher | None = get_launcher(record.backend, settings)
+    except BadInput:  # a backend no longer available: nothing to adopt, its launch is long over
+        launcher = None
+    if launcher is not None and (handle := launcher.adopt(record)):
+        record = _record_started(store, record.id, handle)
+        return _record_status(store, record, launcher.status(record.handle))
+    return _end_if_launch_lost(store, launcher, record)
 
 
 def refresh_runs(store: StateStore, settings: Settings, records: list[RunRecord]) -> list[RunRecord]:
@@ -202,24 +208,10 @@ def _record_status(store: StateStore, record: RunRecord, status: LaunchStatus) -
     )
 
 
-def _adopted(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
-    """`record` with the handle its backend can rebuild, stored as `start_run` stores it; as it
-    was when nothing started yet or the backend cannot tell. Adopting while the launching bot is
-    still inside `launch` is harmless: both store the same handle."""
-    try:
-        handle = get_launcher(record.backend, settings).adopt(record)
-    except BadInput:  # a backend no longer available: nothing to adopt from
-        return record
-    if not handle:
-        return record
-    return _record_started(store, record.id, handle)
-
-
-def _end_if_launch_lost(store: StateStore, settings: Settings, record: RunRecord) -> RunRecord:
-    try:
-        timeout = float(get_launcher(record.backend, settings).launch_timeout_s)
-    except BadInput:  # a backend no longer available: its launch is long over
-        timeout = Launcher.launch_timeout_s
+def _end_if_launch_lost(store: StateStore, launcher: Launcher | None, record: RunRecord) -> RunRecord:
+    """Mark `record` crashed once its backend's launch timeout (`launcher`: None when the backend
+    is no longer available) passed without a handle."""
+    timeout = float((launcher or Launcher).launch_timeout_s)
     if time.time() - record.created_at <= timeout:
         return record  # its launch may still be under way
     ended = store.update_run(record.id, if_state=ACTIVE_STATES, state="crashed", ended_at=time.time())

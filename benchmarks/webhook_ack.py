@@ -7,8 +7,8 @@ For each GitHub state a child process serves, on 127.0.0.1, the real app
 (`bot.app.server.make_app` with the real handlers, its SQLite queue in a temporary directory,
 its workers running: the comment worker meets the GitHub of that state, with its retries), and
 another child a bare aiohttp handler that reads the body and answers 200. "Unreachable" is a closed port on
-127.0.0.1 (connection refused); "slow" is the local fake GitHub answering after 2 s. This
-process sends the same signed requests with a few concurrent clients and prints p50/p95/p99
+127.0.0.1 (connection refused); "slow" is the local fake GitHub answering after 2 s, served by a
+third child, as GitHub is another machine: its work is not the app's. This process sends the same signed requests with a few concurrent clients and prints p50/p95/p99
 latency and throughput, and the ratios real/bare, for:
 
 - `bare`: the signed bytes of a PR comment to the bare handler;
@@ -43,11 +43,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -57,6 +59,7 @@ from tests.support.fake_github import (  # noqa: E402
     WEBHOOK_SECRET,
     FakeGitHub,
     make_settings,
+    pem,
     pr_comment,
     rsa_private_key,
     signed,
@@ -65,7 +68,8 @@ from tests.support.net import free_port  # noqa: E402
 
 REPO = "Codertocat/Hello-World"
 STATES = ("unreachable", "slow")
-BARE = "bare"
+APP, BARE, GITHUB = "app", "bare", "github"  # what a child serves
+APP_KEY = "app.pem"  # the App's private key, shared by the slow GitHub's child and the app's
 SLOW_S = 2.0
 ROUNDS = 4
 
@@ -90,19 +94,29 @@ async def serve_bare() -> None:
     await asyncio.Event().wait()
 
 
-async def serve(state: str, state_dir: Path) -> None:
+async def serve_github(state_dir: Path) -> None:
+    """The slow fake GitHub; the App's key it checks JWTs with is left in `state_dir` for the app."""
+    key = rsa_private_key()
+    (state_dir / APP_KEY).write_text(pem(key))
+    fake = FakeGitHub(app_id="4242", public_key=key.public_key(), record=False, delay=SLOW_S)
+    fake.url = await start(fake.app())
+    fake.installations[REPO] = 1
+    fake.add_pull(REPO, 1, head_ref="exp-1", head_sha="1" * 40)
+    print(json.dumps({"github": fake.url}), flush=True)
+    await asyncio.Event().wait()
+
+
+async def serve(state_dir: Path, github: str | None) -> None:
+    """The real app, meeting the GitHub at `github`, or an unreachable one."""
     import handlers
     from bot.app.queue import Queue
     from bot.app.server import make_app
 
-    key = rsa_private_key()
-    fake = FakeGitHub(app_id="4242", public_key=key.public_key(), record=False, delay=SLOW_S)
-    if state == "slow":
-        fake.url = await start(fake.app())
-        fake.installations[REPO] = 1
-        fake.add_pull(REPO, 1, head_ref="exp-1", head_sha="1" * 40)
+    if github is None:
+        key, github = rsa_private_key(), f"http://127.0.0.1:{free_port()}"  # nothing listens there
     else:
-        fake.url = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+        key = load_pem_private_key((state_dir / APP_KEY).read_bytes(), password=None)
+    fake = FakeGitHub(app_id="4242", public_key=key.public_key(), url=github)  # only its URL is used
     settings = make_settings(fake, key, state_dir)
 
     async def no_fix(job, **kwargs):  # fix jobs are not what is measured
@@ -118,8 +132,16 @@ async def serve(state: str, state_dir: Path) -> None:
             act_only_if=handlers.ACT_ONLY_IF,  # as `serve` composes it
         )
     )
-    print(json.dumps({"real": real, "github": fake.url}), flush=True)
+    print(json.dumps({"real": real, "github": github}), flush=True)
     await asyncio.Event().wait()
+
+
+def child(name: str, *args: str) -> Coroutine[Any, Any, None]:
+    if name == BARE:
+        return serve_bare()
+    if name == GITHUB:
+        return serve_github(Path(args[0]))
+    return serve(Path(args[0]), args[1] if len(args) > 1 else None)
 
 
 def bodies(api_url: str, kind: str, count: int) -> list[tuple[bytes, dict[str, str]]]:
@@ -219,19 +241,25 @@ async def bench(
 
 def run_state(state: str, n: int, loads: dict[str, Load]) -> dict[str, dict[str, dict[str, float]]]:
     with tempfile.TemporaryDirectory(prefix="ack-bench-") as state_dir:
-        real, bare = server(state, state_dir), server(BARE)
+        children = []
         try:
+            github = []
+            if state == "slow":
+                children.append(server(GITHUB, state_dir))
+                github = [json.loads(_readline(children[-1]))["github"]]
+            real, bare = server(APP, state_dir, *github), server(BARE)
+            children += [real, bare]
             urls = {**json.loads(_readline(real)), **json.loads(_readline(bare))}
             pids = {"real": real.pid, "bare": bare.pid}
             return {name: asyncio.run(bench(urls, pids, n, load, ROUNDS)) for name, load in loads.items()}
         finally:
-            for child in (real, bare):
+            for child in children:
                 child.terminate()
                 child.wait()
 
 
 def server(name: str, *args: str) -> subprocess.Popen[str]:
-    """A child serving `name` (a GitHub state, or the bare handler); it prints its URLs."""
+    """A child serving `name` (the app, the slow GitHub or the bare handler); it prints its URLs."""
     return subprocess.Popen(
         [sys.executable, __file__, "--serve", name, *args],
         stdout=subprocess.PIPE,
@@ -268,11 +296,10 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=8, help="clients of the saturated load")
     parser.add_argument("--rate", type=float, default=500, help="requests a second of the paced load (0: none)")
-    parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a child: STATE DIR, or bare
+    parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a child: what, and its arguments
     args = parser.parse_args()
     if args.serve:
-        name, *state_dir = args.serve
-        asyncio.run(serve_bare() if name == BARE else serve(name, Path(state_dir[0])))
+        asyncio.run(child(*args.serve))
         return
     if not EXAMPLES.exists():
         raise SystemExit(f"{EXAMPLES} is absent: the benchmark sends GitHub's payload examples")

@@ -9,16 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 from bot.app.jobs import AlertJob
-from bot.app.queue import Queue
-
-IGNORED = "ignored"
+from bot.app.queue import Enqueued, Queue
 
 
-def handle(payload: Any, *, queue: Queue) -> str:
-    """Enqueue the alert: "queued", "busy" (one already waits), or "ignored".
+def handle(payload: Any, *, queue: Queue) -> Enqueued | None:
+    """Enqueue the alert: queued, or busy (one already waits); None for an alert the bot ignores.
 
     Raises BadPayload (a ValueError) when the body cannot be an alert."""
     alert = AlertJob.from_payload(payload)
     if alert is None:
-        return IGNORED
-    return queue.enqueue(alert).outcome.value
+        return None
+    return queue.enqueue(alert)

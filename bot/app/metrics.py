@@ -25,6 +25,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from bot.app import job_views
+from bot.app.jobs import TextEnum
 from bot.app.queue import Queue
 
 PREFIX = "fix_and_relaunch"
@@ -104,13 +105,22 @@ class Metrics:
         return response
 
 
-WEBHOOK_OUTCOME = "webhook_outcome"  # the mark a webhook's answer carries for `count_webhooks`
+class WebhookOutcome(TextEnum):
+    """What became of a delivery: the `outcome` label of the webhook counter."""
+
+    HANDLED = "handled"
+    IGNORED = "ignored"
+    REFUSED = "refused"
 
 
-def webhook_outcome(response: web.StreamResponse) -> str:
+# The mark a webhook's answer carries for `count_webhooks`, which need not read the body back.
+WEBHOOK_OUTCOME = web.ResponseKey("webhook_outcome", WebhookOutcome)
+
+
+def webhook_outcome(response: web.StreamResponse) -> WebhookOutcome:
     if response.status >= 400:
-        return "refused"
-    return str(response.get(WEBHOOK_OUTCOME, "handled"))
+        return WebhookOutcome.REFUSED
+    return response.get(WEBHOOK_OUTCOME, WebhookOutcome.HANDLED)
 
 
 class QueueCollector(Collector):

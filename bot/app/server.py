@@ -57,9 +57,9 @@ from bot.app.group_commit import GroupCommit, checkpoints
 from bot.app.jobs import AlertJob, BadPayload, CommentJob, ConfigCheckJob, Job
 from bot.app.logs import QuietProbesAccessLogger
 from bot.app.logs import configure as configure_logging
-from bot.app.metrics import METRICS, WEBHOOK_OUTCOME
+from bot.app.metrics import METRICS, WEBHOOK_OUTCOME, WebhookOutcome
 from bot.app.operator_routes import add_operator_routes
-from bot.app.queue import Queue
+from bot.app.queue import Enqueued, Queue
 from bot.app.watcher import WATCH_POLL_S, Watcher
 from bot.app.workers import Execute, Workers, start_workers, workers_from_env
 from bot.core.errors import OperationFailed
@@ -93,7 +93,7 @@ BODY_BUDGET = web.AppKey("body_budget", BodyBudget)
 ACT_ONLY_IF: web.AppKey[dict[str, bytes]] = web.AppKey("act_only_if")
 GROUP_COMMIT = web.AppKey("group_commit", GroupCommit)
 Executor = Callable[..., Awaitable[None]]  # executor(job, github_app=..., stop=...)
-WandbHandler = Callable[..., str]  # wandb_handler(payload, queue=...) -> outcome
+WandbHandler = Callable[..., Enqueued | None]  # wandb_handler(payload, queue=...); None: ignored
 Cleanup = Callable[[str, str], Any]  # cleanup(repo, branch), async or blocking
 
 WORKERS = web.AppKey("workers", Workers)
@@ -247,10 +247,10 @@ async def github_webhook(request: web.Request) -> web.StreamResponse:
 
 
 def ignored(event: str) -> web.Response:
-    return answer({"ignored": event}, outcome="ignored")
+    return answer({"ignored": event}, WebhookOutcome.IGNORED)
 
 
-def answer(data: dict[str, Any], outcome: str = "handled") -> web.Response:
+def answer(data: dict[str, Any], outcome: WebhookOutcome = WebhookOutcome.HANDLED) -> web.Response:
     """A webhook's JSON answer (orjson: the stdlib's encoder was ~2% of a command's CPU), marked
     with its outcome for the metrics, which need not read the body back."""
     response = web.Response(body=orjson.dumps(data), content_type="application/json")
@@ -306,12 +306,14 @@ async def wandb_webhook(request: web.Request) -> web.StreamResponse:
         return await reject(request, Refused(404, "W&B webhooks are not configured (WANDB_WEBHOOK_SECRET)"))
     try:
         payload = await wandb_payload(request, secret)
-        outcome = request.app[WANDB_HANDLER](payload, queue=request.app[QUEUE])
+        enqueued = request.app[WANDB_HANDLER](payload, queue=request.app[QUEUE])
     except Refused as refused:
         return await reject(request, refused)
     except BadPayload as exc:
         return await reject(request, Refused(400, f"W&B payload: {exc}"))
-    return answer({"outcome": outcome}, outcome="ignored" if outcome == "ignored" else "handled")
+    if enqueued is None:
+        return answer({"outcome": WebhookOutcome.IGNORED.value}, WebhookOutcome.IGNORED)
+    return answer({"outcome": enqueued.outcome.value})
 
 
 async def wandb_payload(request: web.Request, secret: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.app.jobs import AlertJob, BadPayload
-from bot.app.queue import Queue
+from bot.app.queue import EnqueueOutcome, Queue
 from handlers.wandb import handle
 
 
@@ -18,16 +18,16 @@ def queue(tmp_path):
 
 def test_an_alert_is_queued_then_coalesced_while_it_waits(queue):
     payload = {"event_type": "RUN_STATE", "entity": "team", "project": "proj", "author": "ada"}
-    assert handle(payload, queue=queue) == "queued"
-    assert handle(payload, queue=queue) == "busy"
+    assert handle(payload, queue=queue).outcome == EnqueueOutcome.QUEUED
+    assert handle(payload, queue=queue).outcome == EnqueueOutcome.BUSY
     [job] = queue.jobs()
     assert job.payload == AlertJob(entity="team", project="proj", author="ada")
     queue.claim()
-    assert handle(payload, queue=queue) == "queued"  # one waits again while the first runs
+    assert handle(payload, queue=queue).outcome == EnqueueOutcome.QUEUED  # one waits again while the first runs
 
 
 def test_other_events_are_ignored_and_bad_payloads_refused(queue):
-    assert handle({"event_type": "ADD_ARTIFACT_ALIAS", "entity": "t", "project": "p"}, queue=queue) == "ignored"
+    assert handle({"event_type": "ADD_ARTIFACT_ALIAS", "entity": "t", "project": "p"}, queue=queue) is None
     with pytest.raises(BadPayload):
         handle({"event_type": "RUN_FAILED", "entity": "${entity_name}", "project": "p"}, queue=queue)
     assert queue.jobs() == []

@@ -1,7 +1,7 @@
 """Webhook acknowledgement latency and throughput: the real app against a bare aiohttp handler,
 at the same load, with GitHub's API unreachable and with it slow (2 s per call).
 
-    python benchmarks/webhook_ack.py [--requests 2000] [--concurrency 8] [--rate 500]
+    python benchmarks/webhook_ack.py [--requests 8000] [--concurrency 8] [--rate 500]
 
 For each GitHub state a child process serves, on 127.0.0.1, the real app
 (`bot.app.server.make_app` with the real handlers, its SQLite queue in a temporary directory,
@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import functools
 import gc
 import json
@@ -155,45 +156,62 @@ def bodies(api_url: str, kind: str, count: int) -> list[tuple[bytes, dict[str, s
 
 
 async def hammer(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], latencies: list[float], *, concurrency: int
+    session: aiohttp.ClientSession,
+    url: str,
+    requests: list[tuple[bytes, dict[str, str]]],
+    latencies: list[float],
+    *,
+    concurrency: int,
 ) -> float:
     """Send `requests` with `concurrency` clients; add each latency; return the wall time."""
     pending = iter(requests)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as session:
 
-        async def client() -> None:
-            for body, headers in pending:
-                start = time.perf_counter()
-                async with session.post(url + "/webhooks/github", data=body, headers=headers) as resp:
-                    await resp.read()
-                    if resp.status != 200:
-                        raise SystemExit(f"{url}: HTTP {resp.status}: {await resp.text()}")
-                latencies.append(time.perf_counter() - start)
+    async def client() -> None:
+        for body, headers in pending:
+            start = time.perf_counter()
+            await post(session, url, body, headers)
+            latencies.append(time.perf_counter() - start)
 
-        wall = time.perf_counter()
-        await asyncio.gather(*(client() for _ in range(concurrency)))
-        return time.perf_counter() - wall
+    wall = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return time.perf_counter() - wall
 
 
 async def paced(
-    url: str, requests: list[tuple[bytes, dict[str, str]]], latencies: list[float], *, rate: float
+    session: aiohttp.ClientSession,
+    url: str,
+    requests: list[tuple[bytes, dict[str, str]]],
+    latencies: list[float],
+    *,
+    rate: float,
 ) -> float:
     """Send `requests` at `rate` a second, whatever the answers do; add each latency from the
-    moment the request was due; return the wall time."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
-        began = time.perf_counter()
+    moment the request was due; return the wall time.
 
-        async def send(n: int, body: bytes, headers: dict[str, str]) -> None:
-            due = began + n / rate
-            await asyncio.sleep(due - time.perf_counter())
-            async with session.post(url + "/webhooks/github", data=body, headers=headers) as resp:
-                await resp.read()
-                if resp.status != 200:
-                    raise SystemExit(f"{url}: HTTP {resp.status}: {await resp.text()}")
-            latencies.append(time.perf_counter() - due)
+    One sender starts each request when it is due. (Starting them all at once, each sleeping
+    until its time, cost the event loop tens of ms to schedule a round's thousands of tasks:
+    a round's first ~25 requests were that late, and they were the p99 of either target.)"""
+    began = time.perf_counter()
 
-        await asyncio.gather(*(send(n, body, headers) for n, (body, headers) in enumerate(requests)))
-        return time.perf_counter() - began
+    async def send(due: float, body: bytes, headers: dict[str, str]) -> None:
+        await post(session, url, body, headers)
+        latencies.append(time.perf_counter() - due)
+
+    sent = []
+    for n, (body, headers) in enumerate(requests):
+        due = began + n / rate
+        if (wait := due - time.perf_counter()) > 0:
+            await asyncio.sleep(wait)
+        sent.append(asyncio.create_task(send(due, body, headers)))
+    await asyncio.gather(*sent)
+    return time.perf_counter() - began
+
+
+async def post(session: aiohttp.ClientSession, url: str, body: bytes, headers: dict[str, str]) -> None:
+    async with session.post(url + "/webhooks/github", data=body, headers=headers) as resp:
+        await resp.read()
+        if resp.status != 200:
+            raise SystemExit(f"{url}: HTTP {resp.status}: {await resp.text()}")
 
 
 def figures(latencies: list[float], wall: float, cpu: float) -> dict[str, float]:
@@ -213,17 +231,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-Load = Callable[[str, list[tuple[bytes, dict[str, str]]], list[float]], Awaitable[float]]
+Load = Callable[[aiohttp.ClientSession, str, list[tuple[bytes, dict[str, str]]], list[float]], Awaitable[float]]
 
 
 async def bench(
     urls: dict[str, str], pids: dict[str, int], n: int, load: Load, rounds: int
 ) -> dict[str, dict[str, float]]:
-    """The targets take turns, `rounds` times, so a machine whose load drifts weighs on each alike."""
+    """The targets take turns, `rounds` times, so a machine whose load drifts weighs on each alike.
+    Each server has one client session for the whole run: its connections are open (warmed up)
+    before the first measured request, as a sender's kept-alive connections would be."""
+    async with contextlib.AsyncExitStack() as stack:
+        sessions = {
+            server: await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
+            for server in ("real", "bare")
+        }
+        return await _bench(urls, pids, sessions, n, load, rounds)
+
+
+async def _bench(
+    urls: dict[str, str],
+    pids: dict[str, int],
+    sessions: dict[str, aiohttp.ClientSession],
+    n: int,
+    load: Load,
+    rounds: int,
+) -> dict[str, dict[str, float]]:
     api = urls["github"]
     warm = bodies(api, "comment", 200)
-    await load(urls["real"], warm, [])
-    await load(urls["bare"], warm, [])
+    for server in ("real", "bare"):
+        await load(sessions[server], urls[server], warm, [])
     per_round = n // rounds
     comment, command = bodies(api, "comment", n), bodies(api, "command", n)
     gc.collect()
@@ -234,7 +270,8 @@ async def bench(
     for r in range(rounds):
         for name, (server, requests) in targets.items():
             before = cpu_seconds(pids[server])
-            walls[name] += await load(urls[server], requests[r * per_round : (r + 1) * per_round], latencies[name])
+            chunk = requests[r * per_round : (r + 1) * per_round]
+            walls[name] += await load(sessions[server], urls[server], chunk, latencies[name])
             cpus[name] += cpu_seconds(pids[server]) - before
     return {name: figures(latencies[name], walls[name], cpus[name]) for name in targets}
 
@@ -293,7 +330,7 @@ def report(state: str, load: str, results: dict[str, dict[str, float]], *, judge
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--requests", type=int, default=8000, help="per target and load (its p99: the 80th slowest)")
     parser.add_argument("--concurrency", type=int, default=8, help="clients of the saturated load")
     parser.add_argument("--rate", type=float, default=500, help="requests a second of the paced load (0: none)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a child: what, and its arguments

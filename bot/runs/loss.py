@@ -12,7 +12,11 @@ last, so "where it started" is the run's own start):
 - `loss_problem` (a failed run, whatever its exit state): a loss or return that is NaN or
   infinite anywhere in the rows, or a training loss that *exploded*: its latest value is more
   than twice its first logged value (for a first value at or below zero: more than its own
-  size above it). 4.6 → 446 → 15 exploded; 4.6 → 9.0 did not.
+  size above it), or it *spiked*: at some row it rose above a hundred times its first value,
+  whatever came after (the weights such a step leaves are wrecked, as the run's evaluation
+  shows: timm at lr 20 printed 2.21 → 13,900 → 339 → … → 2.69 and ended at chance accuracy,
+  its validation loss 50 times the untrained model's). 4.6 → 446 → 15 exploded; 4.6 → 9.0 did
+  not; 2.21 → 175 → 35 → 1.9 did not.
 - `learning_problem` (is a relaunched run verified at `verify.min_steps`?): `loss_problem`, or
   a training loss that is *running away*: it rose at each of its last `RISING_ROWS` values and
   ended more than `RISE_MARGIN` above its lowest. A run logging no loss at all is judged on its
@@ -20,8 +24,8 @@ last, so "where it started" is the run's own start):
 - `loss_rising`: weaker, for evidence only: the loss ended above where it started, or rose over
   its last rows. With an overflow in `math.exp(loss)` it says the loss was on its way up.
 - `printed_loss_problem`: `loss_problem` for a loss read off the console (bot.runs.console_loss),
-  one batch per value, so noisier: non-finite, or exploded with each of its last `SETTLE_ROWS`
-  values above twice its first (one noisy batch is not an explosion).
+  one batch per value, so noisier: non-finite, spiked, or exploded with each of its last
+  `SETTLE_ROWS` values above twice its first (one noisy batch is not an explosion).
 - `baseline_problem`: a loss that stays finite and falls may still be far worse than the base
   branch's run at the same point (an epoch-mean log of a learning rate 10,000x too high: 1341,
   22.8, 9.5 against 1.57, 0.62, 0.23). See its doc for what is compared and why it is safe.
@@ -46,6 +50,7 @@ LOSS_KEYS = (
     "loss/train",
 )
 EXPLODE_FACTOR = 2.0  # latest loss above twice its first value: exploded
+SPIKE_FACTOR = 100.0  # any loss above a hundred times its first value: spiked (no batch noise does that)
 RISING_ROWS = 4  # at min_steps: rose on each of the last three steps…
 RISE_MARGIN = 1.2  # …to more than 20% above its lowest value
 SETTLE_ROWS = 3  # a printed loss exploded when each of its last three values did
@@ -144,12 +149,14 @@ def printed_loss_problem(rows: Rows) -> str | None:
     key = loss_key(rows)
     if key is None:
         return None
-    values = [value for _, value in _points(rows, key)]
-    if len(values) <= SETTLE_ROWS:
-        return None  # one spike early on is not yet an explosion
-    first, settled = values[0], min(values[-SETTLE_ROWS:])
-    if _exploded_from(first, settled):
-        return f"printed {key} is diverging: {first:.4g} → {values[-1]:.4g}"
+    points = _points(rows, key)
+    values = [value for _, value in points]
+    # One batch above twice the start early on is not yet an explosion; the last few all above it are.
+    if len(values) > SETTLE_ROWS and _exploded_from(values[0], min(values[-SETTLE_ROWS:])):
+        return f"printed {key} is diverging: {values[0]:.4g} → {values[-1]:.4g}"
+    spiked = _spiked(points)
+    if spiked:
+        return f"printed {key} spiked: {values[0]:.4g} → {spiked[1]:.4g}"
     return None
 
 
@@ -189,7 +196,18 @@ def _exploded(key: str, points: list[Point]) -> str | None:
     first, (step, last) = points[0][1], points[-1]
     if _exploded_from(first, last):
         return f"{key} is diverging: {first:.4g} → {last:.4g} by step {step}"
+    spiked = _spiked(points)
+    if spiked:
+        return f"{key} spiked: {first:.4g} → {spiked[1]:.4g} at step {spiked[0]}"
     return None
+
+
+def _spiked(points: list[Point]) -> Point | None:
+    """The first point above SPIKE_FACTOR times the first value (a positive one: a loss), if any."""
+    first = points[0][1] if points else 0.0
+    if not first > 0:
+        return None
+    return next(((step, value) for step, value in points[1:] if value > SPIKE_FACTOR * first), None)
 
 
 def _exploded_from(first: float, value: float) -> bool:

@@ -14,6 +14,11 @@ burst of commands), in a quiet moment: even from a thread, a checkpoint's fsync 
 commits made meanwhile (a command p99 of 6–8 rather than 2.5–3 ms at 500 a second), and
 deliveries come in bursts. Under load that never pauses, every CHECKPOINT_COMMITS commits, so
 the WAL stays bounded (tens of MB).
+
+Why not answer first and commit later: a write-ahead file (a delivery appended, answered, then
+committed with others every 20 ms, on the loop or from a thread) was measured too. It cut a
+command's median acknowledgement by 0.1 ms, but the batch commit delayed whichever requests came
+during it: a p99 of ×1.33–1.45 the bare handler's, against ×1.10–1.12 for this, in the same hour.
 """
 
 from __future__ import annotations

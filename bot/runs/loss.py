@@ -12,11 +12,12 @@ last, so "where it started" is the run's own start):
 - `loss_problem` (a failed run, whatever its exit state): a loss or return that is NaN or
   infinite anywhere in the rows, or a training loss that *exploded*: its latest value is more
   than twice its first logged value (for a first value at or below zero: more than its own
-  size above it), or it *spiked*: at some row it rose above a hundred times its first value,
-  whatever came after (the weights such a step leaves are wrecked, as the run's evaluation
-  shows: timm at lr 20 printed 2.21 → 13,900 → 339 → … → 2.69 and ended at chance accuracy,
-  its validation loss 50 times the untrained model's). 4.6 → 446 → 15 exploded; 4.6 → 9.0 did
-  not; 2.21 → 175 → 35 → 1.9 did not.
+  size above it), or it *spiked*: at some row it rose above fifty times its first value,
+  whatever came after. No batch noise does that (a spike of a healthy run is a few times its
+  start), and the weights such a step leaves are wrecked, as the run's evaluation shows: timm at
+  lr 20 printed 2.21 → 13,900 → 339 → … → 2.69 and ended at chance accuracy, its validation loss
+  50 times the untrained model's; at lr 2.0, 2.21 → 221 → 30 → … → 1.30, still at chance.
+  4.6 → 446 → 15 exploded; 4.6 → 9.0 did not; 2.21 → 60 → 35 → 1.9 did not.
 - `learning_problem` (is a relaunched run verified at `verify.min_steps`?): `loss_problem`, or
   a training loss that is *running away*: it rose at each of its last `RISING_ROWS` values and
   ended more than `RISE_MARGIN` above its lowest. A run logging no loss at all is judged on its
@@ -50,7 +51,7 @@ LOSS_KEYS = (
     "loss/train",
 )
 EXPLODE_FACTOR = 2.0  # latest loss above twice its first value: exploded
-SPIKE_FACTOR = 100.0  # any loss above a hundred times its first value: spiked (no batch noise does that)
+SPIKE_FACTOR = 50.0  # any loss above fifty times its first value: spiked (no batch noise does that)
 RISING_ROWS = 4  # at min_steps: rose on each of the last three steps…
 RISE_MARGIN = 1.2  # …to more than 20% above its lowest value
 SETTLE_ROWS = 3  # a printed loss exploded when each of its last three values did

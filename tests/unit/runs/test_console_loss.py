@@ -99,15 +99,15 @@ def test_an_early_spike_is_not_yet_an_explosion(tmp_path):
     assert printed_loss_problem(ConsoleLoss().rows(log)) == "printed loss is diverging: 2.21 → 8.63"
 
 
-def test_a_spike_of_a_hundredfold_is_a_failed_run_whatever_came_after(tmp_path):
+def test_a_fiftyfold_spike_is_a_failed_run_whatever_came_after(tmp_path):
     """timm at lr 20 on another CPU: the loss spiked 6,000-fold in its first epoch, then came back
-    near its start (validation at chance accuracy): the run diverged. Up to a hundredfold it is
-    judged by where the loss ended, as before (lr 2.0 spiked 79-fold)."""
+    near its start (validation at chance accuracy): the run diverged. Up to fiftyfold it is judged
+    by where the loss ended, as before (timm at lr 0.2 spikes 1.5-fold, then learns)."""
     log = tmp_path / "output.log"
     spiked = [2.21, 1.39e4, 339.0, 29.9, 22.0, 15.1, 13.5, 5.94, 5.37, 4.91, 4.91, 2.69]
     log.write_text("".join(f"Train: 0 [ {i}/15]  Loss: {v} ({v})\n" for i, v in enumerate(spiked)))
     assert printed_loss_problem(ConsoleLoss().rows(log)) == "printed loss spiked: 2.21 → 1.39e+04"
-    log.write_text("".join(f"Loss: {v} ({v})\n" for v in [2.21, 175.0, 35.0, 4.0, 2.0, 1.9]))
+    log.write_text("".join(f"Loss: {v} ({v})\n" for v in [2.21, 60.0, 35.0, 4.0, 2.0, 1.9]))
     assert printed_loss_problem(ConsoleLoss().rows(log)) is None
 
 

@@ -8,8 +8,9 @@ For each GitHub state a child process serves, on 127.0.0.1, the real app
 its workers running: the comment worker meets the GitHub of that state, with its retries), and
 another child a bare aiohttp handler that reads the body and answers 200. "Unreachable" is a closed port on
 127.0.0.1 (connection refused); "slow" is the local fake GitHub answering after 2 s, served by a
-third child, as GitHub is another machine: its work is not the app's. This process sends the same signed requests with a few concurrent clients and prints p50/p95/p99
-latency and throughput, and the ratios real/bare, for:
+third child, as GitHub is another machine: its work is not the app's. This process sends the
+same signed requests with a few concurrent clients and prints p50/p95/p99 latency and
+throughput, and the ratios real/bare, for:
 
 - `bare`: the signed bytes of a PR comment to the bare handler;
 - `comment`: the same to the real app: a comment that is no command (verify, parse, route, ack);
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import gc
 import json
@@ -240,40 +240,30 @@ async def bench(
     """The targets take turns, `rounds` times, so a machine whose load drifts weighs on each alike.
     Each server has one client session for the whole run: its connections are open (warmed up)
     before the first measured request, as a sender's kept-alive connections would be."""
-    async with contextlib.AsyncExitStack() as stack:
-        sessions = {
-            server: await stack.enter_async_context(aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)))
-            for server in ("real", "bare")
-        }
-        return await _bench(urls, pids, sessions, n, load, rounds)
-
-
-async def _bench(
-    urls: dict[str, str],
-    pids: dict[str, int],
-    sessions: dict[str, aiohttp.ClientSession],
-    n: int,
-    load: Load,
-    rounds: int,
-) -> dict[str, dict[str, float]]:
-    api = urls["github"]
-    warm = bodies(api, "comment", 200)
-    for server in ("real", "bare"):
-        await load(sessions[server], urls[server], warm, [])
-    per_round = n // rounds
-    comment, command = bodies(api, "comment", n), bodies(api, "command", n)
-    gc.collect()
-    gc.freeze()  # the client's own GC passes over thousands of requests would delay their sending
-    targets = {"bare": ("bare", comment), "comment": ("real", comment), "command": ("real", command)}
-    latencies: dict[str, list[float]] = {name: [] for name in targets}
-    walls, cpus = dict.fromkeys(targets, 0.0), dict.fromkeys(targets, 0.0)
-    for r in range(rounds):
-        for name, (server, requests) in targets.items():
-            before = cpu_seconds(pids[server])
-            chunk = requests[r * per_round : (r + 1) * per_round]
-            walls[name] += await load(sessions[server], urls[server], chunk, latencies[name])
-            cpus[name] += cpu_seconds(pids[server]) - before
-    return {name: figures(latencies[name], walls[name], cpus[name]) for name in targets}
+    connector = functools.partial(aiohttp.TCPConnector, limit=0)
+    async with (
+        aiohttp.ClientSession(connector=connector()) as real,
+        aiohttp.ClientSession(connector=connector()) as bare,
+    ):
+        sessions = {"real": real, "bare": bare}
+        api = urls["github"]
+        warm = bodies(api, "comment", 200)
+        for server in ("real", "bare"):
+            await load(sessions[server], urls[server], warm, [])
+        per_round = n // rounds
+        comment, command = bodies(api, "comment", n), bodies(api, "command", n)
+        gc.collect()
+        gc.freeze()  # the client's own GC passes over thousands of requests would delay their sending
+        targets = {"bare": ("bare", comment), "comment": ("real", comment), "command": ("real", command)}
+        latencies: dict[str, list[float]] = {name: [] for name in targets}
+        walls, cpus = dict.fromkeys(targets, 0.0), dict.fromkeys(targets, 0.0)
+        for r in range(rounds):
+            for name, (server, requests) in targets.items():
+                before = cpu_seconds(pids[server])
+                chunk = requests[r * per_round : (r + 1) * per_round]
+                walls[name] += await load(sessions[server], urls[server], chunk, latencies[name])
+                cpus[name] += cpu_seconds(pids[server]) - before
+        return {name: figures(latencies[name], walls[name], cpus[name]) for name in targets}
 
 
 def run_state(state: str, n: int, loads: dict[str, Load]) -> dict[str, dict[str, dict[str, float]]]:

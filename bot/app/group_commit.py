@@ -73,7 +73,8 @@ async def checkpoints(queue: Queue, every: float = CHECKPOINT_S, most: int = CHE
     try:
         while True:
             await asyncio.sleep(every)
-            quiet, seen = db.commits == seen, db.commits
+            now = db.commits  # read once: other threads' commits count too
+            quiet, seen = now == seen, now
             if seen != done and (quiet or seen - done >= most):
                 done = seen
                 await _checkpoint(queue)

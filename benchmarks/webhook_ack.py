@@ -321,7 +321,7 @@ def report(state: str, load: str, results: dict[str, dict[str, float]], *, judge
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--requests", type=int, default=8000, help="per target and load (its p99: the 80th slowest)")
-    parser.add_argument("--concurrency", type=int, default=8, help="clients of the saturated load")
+    parser.add_argument("--concurrency", type=int, default=8, help="clients of the saturated load (0: none)")
     parser.add_argument("--rate", type=float, default=500, help="requests a second of the paced load (0: none)")
     parser.add_argument("--serve", nargs="+", help=argparse.SUPPRESS)  # a child: what, and its arguments
     args = parser.parse_args()
@@ -333,9 +333,10 @@ def main() -> None:
     loads: dict[str, Load] = {}
     if args.rate:
         loads[f"paced ({args.rate:g} requests a second)"] = functools.partial(paced, rate=args.rate)
-    loads[f"saturated ({args.concurrency} clients back to back)"] = functools.partial(
-        hammer, concurrency=args.concurrency
-    )
+    if args.concurrency:
+        loads[f"saturated ({args.concurrency} clients back to back)"] = functools.partial(
+            hammer, concurrency=args.concurrency
+        )
     print(f"{args.requests} signed requests per target and load, 127.0.0.1, on {os.cpu_count()} cores")
     print(f"(the targets take turns, {ROUNDS} rounds, so a drifting machine load weighs on each alike)")
     for state in STATES:

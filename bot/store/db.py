@@ -188,10 +188,24 @@ class Database:
         self.auto_checkpoint = False
         self.connection.execute("PRAGMA wal_autocheckpoint = 0")
 
-    def checkpoint(self) -> None:
+    def checkpoint(self, *, restart_over: int | None = None) -> None:
         """Copy what the WAL holds into the database file, as far as readers allow (PASSIVE: it
-        never waits for a lock, and writers carry on meanwhile)."""
-        self.connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        never waits for a lock, and writers carry on meanwhile).
+
+        A WAL starts again from its beginning only when a commit finds all of it copied, which
+        never happens while commits keep coming: it would grow without end. So when it holds more
+        than `restart_over` frames, the checkpoint also restarts it (RESTART: writers wait for
+        the few frames committed meanwhile and a sync, some ms). That is skipped, not waited for,
+        while a reader still uses the WAL."""
+        conn = self.connection
+        busy, frames, _copied = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        if restart_over is None or busy or frames <= restart_over:
+            return
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            conn.execute("PRAGMA wal_checkpoint(RESTART)")
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:

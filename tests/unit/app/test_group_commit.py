@@ -92,3 +92,19 @@ async def test_checkpoints_wait_for_a_quiet_moment_or_enough_commits(tmp_path):
     assert checkpointed_at is not None and checkpointed_at >= 20 + 30
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_under_load_that_never_pauses_the_wal_stays_bounded(tmp_path):
+    queue, wal = Queue(tmp_path / "state.db"), tmp_path / "state.db-wal"
+    task = asyncio.create_task(checkpoints(queue, every=0.02, most=20, wal_frames=100))
+    await asyncio.sleep(0)
+    largest = 0
+    for n in range(600):  # a commit every ms: never a quiet moment of 20 ms
+        queue.enqueue(fix(f"exp-{n}", f"d-{n}"))
+        await asyncio.sleep(0.001)
+        largest = max(largest, wal.stat().st_size)
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    # Each commit adds several 4 kB frames: 600 of them never restarted would be over 10 MB.
+    assert largest < 4 * 1024 * 1024, f"the WAL grew to {largest} bytes"
+    assert len(queue.jobs()) == 600

@@ -9,6 +9,7 @@ from their backend, adopting a started job whose handle the bot never stored
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,6 +22,8 @@ from bot.launchers.command import CommandLauncher
 from bot.launchers.local import LocalLauncher
 from bot.runs.model import ACTIVE_STATES
 from bot.store.runs import RunRecord, StateStore, new_run_id
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "ACTIVE_STATES",
@@ -142,10 +145,23 @@ def start_run(
         if isinstance(exc, BadInput):
             raise
         raise LaunchRefused(f"the {launcher.name} backend refused the launch: {exc}") from exc
-    except BaseException:  # interrupted mid-launch: the job may have started
-        store.update_run(run_id, state="failed", ended_at=time.time())
+    except BaseException:  # interrupted mid-launch (Ctrl-C, shutdown): the job may have started
+        _adopt_if_started(store, launcher, run_id)
         raise
     return _record_started(store, run_id, handle)
+
+
+def _adopt_if_started(store: StateStore, launcher: Launcher, run_id: str) -> None:
+    """After an interrupted launch: the run is recorded as started if its backend shows it did;
+    otherwise it stays queued without a handle, as a bot killed there leaves it, for `refresh_run`
+    to adopt later or, after the backend's launch timeout, to mark lost. Never failed: a run that
+    is in fact running would be diagnosed, and relaunched beside itself."""
+    try:
+        handle = launcher.adopt(store.get_run(run_id))
+        if handle:
+            _record_started(store, run_id, handle)
+    except Exception as exc:  # the interruption is what the caller must see; refresh_run tries again
+        log.warning("run %s: could not tell whether its interrupted launch started: %s", run_id, exc)
 
 
 def _record_started(store: StateStore, run_id: str, handle: Handle) -> RunRecord:

@@ -474,6 +474,36 @@ def test_adopting_a_run_whose_launch_has_not_returned_stores_what_the_launch_sto
     assert cancel_run(store, settings, record.id).state == "killed"
 
 
+def interrupted_launch(store, settings, worktree, monkeypatch, *, started: bool):
+    """`start_run` interrupted (Ctrl-C) inside its launcher's `launch`, after or before the job started."""
+
+    class Interrupted(LocalLauncher):
+        def launch(self, spec: LaunchSpec) -> dict:
+            if started:
+                super().launch(spec)
+                wait_until(lambda: self.adopt(store.get_run(spec.run_id)) is not None)  # its status file
+            raise KeyboardInterrupt
+
+    monkeypatch.setitem(launchers._FACTORIES, "interrupted", Interrupted)
+    config = config_with(backend="interrupted", command="sleep 300")
+    with pytest.raises(KeyboardInterrupt):
+        start_run(store, settings, config, repo="o/r", branch="b", commit="1", worktree=worktree, run_id="r-0000intr")
+    return store.get_run("r-0000intr")
+
+
+def test_a_launch_interrupted_after_the_job_started_records_it_running(settings, store, worktree, monkeypatch):
+    record = interrupted_launch(store, settings, worktree, monkeypatch, started=True)
+    assert record.state == "running" and record.handle.get("pgid"), "followed, never marked failed"
+    assert [r.id for r in active_runs(store, settings, repo="o/r", branch="b")] == [record.id]
+    assert cancel_run(store, settings, record.id).state == "killed"
+
+
+def test_a_launch_interrupted_before_the_job_started_is_left_to_adopt_or_lose(settings, store, worktree, monkeypatch):
+    record = interrupted_launch(store, settings, worktree, monkeypatch, started=False)
+    assert (record.state, record.handle) == ("queued", {}), "as a bot killed there leaves it"
+    assert refresh_run(store, settings, record).state == "queued", "its launch may still be under way"
+
+
 def test_a_run_whose_supervisor_never_started_waits_out_the_launch_then_is_lost(settings, store, tmp_path):
     log_path = tmp_path / "runs" / "r-0000none" / "output.log"
     log_path.parent.mkdir(parents=True)

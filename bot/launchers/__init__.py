@@ -157,7 +157,8 @@ def _adopt_if_started(store: StateStore, launcher: Launcher, run_id: str) -> Non
     to adopt later or, after the backend's launch timeout, to mark lost. Never failed: a run that
     is in fact running would be diagnosed, and relaunched beside itself."""
     try:
-        handle = launcher.adopt(store.get_run(run_id))
+        record = store.get_run(run_id)
+        handle = launcher.adopt(record) if record else None
         if handle:
             _record_started(store, run_id, handle)
     except Exception as exc:  # the interruption is what the caller must see; refresh_run tries again

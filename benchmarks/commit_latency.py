@@ -14,9 +14,14 @@ directory is on. Each round times, for `--commits` paced operations each:
   (WAL, synchronous = NORMAL: no fsync), with its WAL checkpointed between rounds as the server does.
 
 Why: on the ext4 disk of the 2-core host where benchmarks/webhook_ack.py is run, a command's p99
-varied between runs far more than a plain comment's, and a commit's p99 was ~0.9 ms on that disk
-against ~0.25 ms on tmpfs. This shows where that comes from: the bytes cost the same either way,
-but some syscalls on that file system stall for ~1 ms, and a commit makes sixteen of them.
+varied between runs far more than a plain comment's, and a commit's p99 inside the server was
+~0.9 ms on that disk against ~0.25 ms on tmpfs. Here (2026-12-02, that host): the first round,
+into new files, gave p99s of 65 / 101 / 379 µs (one write / 16 pwrites / commit); the next
+rounds, rewriting synced files, 53 / 749 / 1,139 µs. Rewriting a synced file in small writes is
+slow on that file system, and a WAL restarted after a checkpoint is just that. Emptying the WAL
+at each quiet checkpoint (so commits write a new file) brought the commit's p99 here to
+360–490 µs, but made the server's ack p99 worse in both A/B runs of webhook_ack.py, so the
+server does not do it.
 """
 
 from __future__ import annotations

@@ -38,30 +38,26 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gidgethub import sansio  # noqa: E402
+
 from bot.app.jobs import CommentJob  # noqa: E402
 from bot.app.queue import Queue  # noqa: E402
+from handlers.github import command_comment  # noqa: E402
+from tests.support.fake_github import pr_comment  # noqa: E402
 
 FRAMES, PAGE, FRAME_HEADER = 8, 4096, 24  # what one command's commit adds to the WAL, measured
-REPO = "Codertocat/Hello-World"
 
 
-def command(n: int) -> CommentJob:
-    api = f"https://api.github.com/repos/{REPO}"
-    return CommentJob(
-        repo=REPO,
-        installation_id=1,
-        pr=1,
-        pr_url=f"{api}/pulls/1",
-        comments_url=f"{api}/issues/1/comments",
-        reactions_url=f"{api}/issues/comments/{n}/reactions",
-        collaborators_url=f"{api}/collaborators{{/collaborator}}",
-        comment_id=n,
-        author="Codertocat",
-        association="OWNER",
-        delivery_id=f"bench-{n}-{time.time_ns()}",
-        dry_run=False,
-        hint=None,
-    )
+def commands(first: int, count: int) -> list[CommentJob]:
+    """`/fix-and-relaunch` comment jobs as the webhook makes them, from GitHub's payload example."""
+    jobs = []
+    for n in range(first, first + count):
+        data = pr_comment("https://api.github.com", "/fix-and-relaunch")
+        data["comment"]["id"] = n
+        job = command_comment(sansio.Event(data, event="issue_comment", delivery_id=f"bench-{n}-{time.time_ns()}"))
+        assert job is not None
+        jobs.append(job)
+    return jobs
 
 
 def paced(op: Callable[[int], None], count: int, rate: float) -> list[float]:
@@ -77,7 +73,7 @@ def paced(op: Callable[[int], None], count: int, rate: float) -> list[float]:
 
 
 def line(label: str, took: list[float]) -> str:
-    q = statistics.quantiles(took, n=1000)
+    q = statistics.quantiles(took, n=1000, method="inclusive")
     us = [q[499] * 1e6, q[989] * 1e6, q[998] * 1e6, max(took) * 1e6]
     return f"{label:<12}" + "".join(f"{v:>9.0f}" for v in us)
 
@@ -105,18 +101,18 @@ def main() -> None:
                 os.pwrite(split, header, at)
                 os.pwrite(split, page, at + FRAME_HEADER)
 
-        done = 0
+        jobs: list[CommentJob] = []
 
         def commit(i: int) -> None:
-            queue.enqueue_many([command(done + i)])
+            queue.enqueue_many([jobs[i]])
 
         print(f"{args.commits} paced at {args.rate:g}/s per kind and round, in {tmp} ({os.cpu_count()} cores)")
         print(f"{'µs':<12}{'p50':>9}{'p99':>9}{'p99.9':>9}{'max':>9}")
         for r in range(args.rounds):
             print(f"round {r + 1}")
+            jobs = commands(r * args.commits, args.commits)
             for label, op in (("one write", one_write), ("16 pwrites", frames), ("commit", commit)):
                 print(line(label, paced(op, args.commits, args.rate)), flush=True)
-            done += args.commits
             for fd in (whole, split):
                 os.fsync(fd)
             queue.db.checkpoint()

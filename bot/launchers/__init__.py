@@ -146,22 +146,20 @@ def start_run(
             raise
         raise LaunchRefused(f"the {launcher.name} backend refused the launch: {exc}") from exc
     except BaseException:  # interrupted mid-launch (Ctrl-C, shutdown): the job may have started
-        _adopt_if_started(store, launcher, run_id)
+        _adopt_if_started(store, settings, run_id)
         raise
     return _record_started(store, run_id, handle)
 
 
-def _adopt_if_started(store: StateStore, launcher: Launcher, run_id: str) -> None:
-    """After an interrupted launch: the run is recorded as started if its backend shows it did;
-    otherwise it stays queued without a handle, as a bot killed there leaves it, for `refresh_run`
-    to adopt later or, after the backend's launch timeout, to mark lost. Never failed: a run that
-    is in fact running would be diagnosed, and relaunched beside itself."""
+def _adopt_if_started(store: StateStore, settings: Settings, run_id: str) -> None:
+    """After an interrupted launch, `refresh_run` at once: a job that started is recorded running;
+    otherwise the run stays queued without a handle, as a bot killed there leaves it, to be adopted
+    later or, after the backend's launch timeout, marked lost. Never failed: a run that is in fact
+    running would be diagnosed, and relaunched beside itself."""
     try:
-        record = store.get_run(run_id)
-        handle = launcher.adopt(record) if record else None
-        if handle:
-            _record_started(store, run_id, handle)
-    except Exception as exc:  # the interruption is what the caller must see; refresh_run tries again
+        if (record := store.get_run(run_id)) is not None:
+            refresh_run(store, settings, record)
+    except Exception as exc:  # the interruption is what the caller must see; the next look tries again
         log.warning("run %s: could not tell whether its interrupted launch started: %s", run_id, exc)
 
 

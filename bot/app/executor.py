@@ -23,6 +23,7 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit, urlunsplit
 
@@ -69,6 +70,21 @@ def authenticated_url(clone_url: str, token: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+@dataclass(frozen=True)
+class PullRequest:
+    """What a fix reads of its pull request: its title and body, and the branch it targets."""
+
+    text: str | None = None
+    base_ref: str | None = None
+
+    @classmethod
+    def from_api(cls, pr: dict[str, Any]) -> PullRequest:
+        text = f"{pr.get('title') or ''}\n\n{pr.get('body') or ''}".strip() or None
+        base = pr.get("base")
+        ref = base.get("ref") if isinstance(base, dict) else None
+        return cls(text, ref if isinstance(ref, str) and ref else None)
+
+
 class FixJobExecutor:
     """`await executor(job, github_app=...)`: what a worker runs for each fix job."""
 
@@ -86,7 +102,7 @@ class FixJobExecutor:
         marker = job_marker(job.id)
         if job.wait is None:  # a job woken from its wait keeps its comment (the relaunch) until the verdict
             await self._comment(forge, job, marker, DIAGNOSING.format(marker=marker, branch=job.fix.branch))
-        pr_text = await self._pr_text(gh, job)
+        pr = await self._pull_request(gh, job)
         base = await self._config_base(gh, job)
         loop = asyncio.get_running_loop()
 
@@ -105,7 +121,7 @@ class FixJobExecutor:
             return self._clone_url(job, github_app.token_from_thread(job.fix.installation_id))
 
         try:
-            outcome = await in_daemon_thread(lambda: self._run(job, clone_url, pr_text, report, stop, base))
+            outcome = await in_daemon_thread(lambda: self._run(job, clone_url, pr, report, stop, base))
         except (Interrupted, Parked):
             raise  # the worker puts the job back in the queue, or parks it at its wait
         except Exception as exc:
@@ -117,7 +133,7 @@ class FixJobExecutor:
         self,
         job: Job,
         clone_url: Callable[[], str],
-        pr_text: str | None,
+        pr: PullRequest,
         report: Callable[[str, str], None],
         stop: threading.Event,
         base: Base | None = None,
@@ -125,6 +141,9 @@ class FixJobExecutor:
         clone = clone_for_server(self.settings.state_dir, job.fix.repo, clone_url())
         ctx = RepoContext.open(self.settings, clone, auth_url=clone_url)
         ctx.config_base = base
+        repo, branch = job.fix.repo, job.fix.branch
+        if pr.base_ref is not None:
+            ctx.workspace.set_base_branch(branch, pr.base_ref)
 
         def save(key: str, value: Any) -> None:
             self.queue.record_step(job.id, key, value)
@@ -132,13 +151,12 @@ class FixJobExecutor:
                 raise Interrupted(f"stopped after step {key}")
 
         steps = StepLog(load=lambda: self.queue.steps(job.id), save=save)
-        repo, branch = job.fix.repo, job.fix.branch
         used = steps.once("attempts_used", lambda: self.queue.attempts_used(repo, branch))
         request = FixRequest(
             branch=branch,
             dry_run=job.fix.dry_run,
             hint=job.fix.hint,
-            pr_text=pr_text,
+            pr_text=pr.text,
             attempts_used=used,
             expected_head=self._expected_head(job),
         )
@@ -208,11 +226,12 @@ class FixJobExecutor:
         url = template.format(repo=job.fix.repo) if template else job.fix.clone_url
         return authenticated_url(url, token)
 
-    async def _pr_text(self, gh: Any, job: Job) -> str | None:
+    @staticmethod
+    async def _pull_request(gh: Any, job: Job) -> PullRequest:
+        """What the fix reads of the job's pull request, as it is now (its base may have changed)."""
         if not job.fix.pr_url:
-            return None
-        pr = await gh.getitem(job.fix.pr_url)
-        return f"{pr.get('title') or ''}\n\n{pr.get('body') or ''}".strip() or None
+            return PullRequest()
+        return PullRequest.from_api(await gh.getitem(job.fix.pr_url))
 
     async def _comment(self, forge: GitHubForge, job: Job, marker: str, body: str) -> None:
         """A failed comment edit is logged, never allowed to stop the fix itself."""

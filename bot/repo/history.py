@@ -53,6 +53,7 @@ class History:
     def __init__(self, repo: LocalRepo, worktrees: Worktrees) -> None:
         self.repo = repo
         self.worktrees = worktrees
+        self._pr_bases: dict[str, str] = {}
 
     def head(self, branch: str) -> str:
         """The commit the branch's worktree is at (the local branch when it has no worktree)."""
@@ -76,11 +77,19 @@ class History:
         """Whether `sha` is in the remote-tracking branch, as last fetched."""
         return self.repo.run("merge-base", "--is-ancestor", sha, self.repo.tracking_ref(branch), check=False).ok
 
+    def set_base_branch(self, branch: str, base: str) -> None:
+        """The branch's pull request targets `base`: the branch is compared with it (its own
+        commits and runs, its baseline, the diff a fixer reads), not with the default branch.
+        A stacked experiment's parent is not `main`."""
+        self._pr_bases[branch] = base
+
     def base_branch(self, branch: str) -> str | None:
-        """The remote's default branch (origin/HEAD), else main or master; None if it is `branch`."""
+        """The base its pull request targets (`set_base_branch`), else the remote's default branch
+        (origin/HEAD), else main or master: the first that is a branch here; None if it is `branch`."""
         prefix = f"refs/remotes/{self.repo.remote}/"
         head = self.repo.out("symbolic-ref", "--quiet", f"{prefix}HEAD", check=False).strip()
-        candidates = [head[len(prefix) :]] if head.startswith(prefix) else ["main", "master"]
+        candidates = [self._pr_bases[branch]] if branch in self._pr_bases else []
+        candidates += [head[len(prefix) :]] if head.startswith(prefix) else ["main", "master"]
         for name in candidates:
             if self.repo.find_ref(name) and name != branch:
                 return name

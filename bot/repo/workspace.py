@@ -93,6 +93,9 @@ class Workspace:
     def base_branch(self, branch: str) -> str | None:
         return self.history.base_branch(branch)
 
+    def set_base_branch(self, branch: str, base: str) -> None:
+        self.history.set_base_branch(branch, base)
+
     def file_at(self, ref: str, path: str) -> str | None:
         return self.history.file_at(ref, path)
 

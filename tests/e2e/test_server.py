@@ -260,6 +260,37 @@ async def test_a_human_commit_titled_like_a_fix_still_counts_as_the_branch_movin
     assert git(origin, "rev-parse", "exp-oom") == human
 
 
+@pytest.mark.parametrize("base", ["exp-warmup", "main"])
+async def test_a_stacked_pull_request_is_fixed_from_its_own_base(aiohttp_client, fake_github, world, base):
+    """exp-tidy is stacked on exp-warmup, which added `warmup_steps`; tidying the config dropped
+    the key. The PR targets exp-warmup: its config is the evidence the missing default is
+    restored from. Had the bot compared with the default branch, which never had the key, it
+    would have had no evidence, and rules alone could not fix it."""
+    settings, origin = world
+    train = experiment.TRAIN_PY.replace("    model = build(len(rows))\n", "    model = build(config['warmup_steps'])\n")
+    with_warmup = experiment.CONFIG_PY.format(batch_size=32, data_path="data/train.csv").replace(
+        '"steps": 5,', '"steps": 5,\n    "warmup_steps": 3,'
+    )
+    git(origin, "branch", "exp-warmup", "main")
+    commit_on_origin(origin, "exp-warmup", {"src/train.py": train, "src/config.py": with_warmup}, "Add a warmup")
+    git(origin, "branch", "exp-tidy", "exp-warmup")
+    tidy = experiment.CONFIG_PY.format(batch_size=32, data_path="data/train.csv")
+    head = commit_on_origin(origin, "exp-tidy", {"src/config.py": tidy}, "Tidy the config")
+    failed_run_on_bot_clone(settings, "exp-tidy")
+    fake_github.add_pull(REPO, 1, head_ref="exp-tidy", head_sha=head, base_ref=base)
+
+    await run_one_job(aiohttp_client, fake_github, settings)
+
+    last = fake_github.find("PATCH")[-1].body["body"]
+    if base == "main":
+        assert "**Gave up:** no rule fixes this" in last, last
+        assert git(origin, "rev-parse", "exp-tidy") == head
+        return
+    assert "Verified" in last, last
+    assert git(origin, "log", "-1", "--format=%s", "exp-tidy").startswith("Fix: ")
+    assert '"warmup_steps": 3' in git(origin, "show", "exp-tidy:src/config.py")
+
+
 # -- the server relaunching on a cluster --------------------------------------------------
 
 

@@ -98,6 +98,7 @@ class FakeGitHub:
         maintainer_can_modify: bool = False,
         push: bool | None = None,
         state: str = "open",
+        base_ref: str = "main",
     ) -> dict[str, Any]:
         head_repo = head_repo or repo
         head_repo_obj = self._repo(head_repo)
@@ -116,7 +117,12 @@ class FakeGitHub:
                 "sha": head_sha,
                 "repo": head_repo_obj,
             },
-            "base": {"label": f"{repo.split('/')[0]}:main", "ref": "main", "sha": "0" * 40, "repo": self._repo(repo)},
+            "base": {
+                "label": f"{repo.split('/')[0]}:{base_ref}",
+                "ref": base_ref,
+                "sha": "0" * 40,
+                "repo": self._repo(repo),
+            },
         }
         self.pulls[(repo, number)] = pr
         return pr

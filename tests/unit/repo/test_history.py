@@ -33,6 +33,20 @@ def test_base_branch_follows_origin_head(tmp_path):
     assert Workspace(clone).base_branch("exp") == "develop"
 
 
+def test_a_pull_requests_base_comes_before_the_default_branch(tmp_path):
+    _origin, clone = make_origin(tmp_path, branches={"exp-a": {"x.txt": "1\n"}})
+    git(clone, "checkout", "-q", "-b", "exp-b", "origin/exp-a")
+    git(clone, "push", "-q", "origin", "exp-b")
+    ws = Workspace(clone)
+    ws.set_base_branch("exp-b", "exp-a")
+    ws.set_base_branch("exp-c", "gone")  # a base this clone does not have
+    ws.set_base_branch("exp-a", "exp-a")
+    assert ws.base_branch("exp-b") == "exp-a"
+    assert ws.base_branch("exp-c") == "main"
+    assert ws.base_branch("exp-a") == "main"
+    assert ws.base_branch("main") is None
+
+
 def test_reverted_bot_fixes(repo):
     _, clone = repo
     ws = Workspace(clone)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BadInput
+from bot.launchers import procs
 from bot.store.runs import RunRecord
 
 Handle = dict[str, Any]
@@ -140,6 +141,24 @@ def run_locations(spec: LaunchSpec, env: Mapping[str, str]) -> Handle:
     if env.get("WANDB_DIR"):
         found["wandb_dir"] = env["WANDB_DIR"]
     return found
+
+
+def keep_known(log_path: Path, known: Handle) -> None:
+    """Keep beside the run's log the parts of its handle known before the backend is asked to
+    start the job: with what the backend can say of the job it made for the run, `adopt`
+    rebuilds the handle when the bot dies between asking and storing the answer."""
+    procs.write_json(_known_path(log_path), known)
+
+
+def read_known(record: RunRecord) -> Handle | None:
+    """What `keep_known` kept for the run; None when the backend has not been asked yet."""
+    if not record.log_path:
+        return None
+    return procs.read_json(_known_path(Path(record.log_path).resolve())) or None
+
+
+def _known_path(log_path: Path) -> Path:
+    return log_path.with_name(log_path.name + ".handle.json")
 
 
 def existing_worktree(spec: LaunchSpec) -> Path:

@@ -2,7 +2,8 @@
 
 The worktree is the job's `runtime_env.working_dir`: Ray zips it (less `.git`, `wandb/`,
 `.worktrees` and `__pycache__`), uploads it and runs the entrypoint in a copy on a node. The
-submission id is the run id, so a handle of {address, submission_id} finds the job again.
+submission id is the run id, so a handle of {address, submission_id} finds the job again, and
+a job whose handle was never stored (the bot died while Ray took it) is adopted by that id.
 
 Ray keeps the job's console output; `status` copies its last `LOG_LIMIT_BYTES` to the run's
 `log_path` (at the end, and at most every `live_log_interval_s` while it runs), so the
@@ -36,9 +37,12 @@ from bot.launchers.base import (
     LaunchStatus,
     existing_worktree,
     job_environment,
+    keep_known,
+    read_known,
     run_locations,
 )
 from bot.launchers.local import compose_script
+from bot.store.runs import RunRecord
 
 if TYPE_CHECKING:
     from ray.job_submission import JobSubmissionClient
@@ -101,6 +105,15 @@ class RayLauncher(Launcher):
         log_path.parent.mkdir(parents=True, exist_ok=True)
         log_path.unlink(missing_ok=True)
         runtime_env = self.runtime_env(spec, worktree)
+        known = {
+            **run_locations(spec, runtime_env["env_vars"]),
+            "backend": self.name,
+            "address": address,
+            "submission_id": spec.run_id,
+            "run_id": spec.run_id,
+            "log_path": str(log_path),
+        }
+        keep_known(log_path, known)  # the submission id is the run's: enough to adopt the job
         try:
             client.submit_job(
                 entrypoint=self.entrypoint(spec),
@@ -115,15 +128,21 @@ class RayLauncher(Launcher):
             raise
         except Exception as exc:
             raise OperationFailed(f"Ray at {address} did not take the job: {exception_line(exc)}") from None
-        return {
-            **run_locations(spec, runtime_env["env_vars"]),
-            "backend": self.name,
-            "address": address,
-            "submission_id": spec.run_id,
-            "run_id": spec.run_id,
-            "log_path": str(log_path),
-            "started_at": time.time(),
-        }
+        return {**known, "started_at": time.time()}
+
+    def adopt(self, record: RunRecord) -> Handle | None:
+        """The job submitted under the run's id, when the cluster knows it. None while the cluster
+        does not answer (asked again later) or has no such job: not submitted yet."""
+        known = read_known(record)
+        if known is None:
+            return None
+        try:
+            info = self._client(known["address"]).get_job_info(known["submission_id"])
+        except BadInput:
+            raise
+        except Exception:
+            return None
+        return {**known, "started_at": _seconds(getattr(info, "start_time", None)) or time.time()}
 
     def entrypoint(self, spec: LaunchSpec) -> str:
         if compose_script(spec.setup, spec.command) == spec.command:

@@ -34,7 +34,16 @@ from typing import Any
 from bot.core.errors import BadInput, OperationFailed
 from bot.core.settings import Settings
 from bot.launchers import procs
-from bot.launchers.base import Handle, Launcher, LaunchSpec, LaunchStatus, existing_worktree, run_locations
+from bot.launchers.base import (
+    Handle,
+    Launcher,
+    LaunchSpec,
+    LaunchStatus,
+    existing_worktree,
+    keep_known,
+    read_known,
+    run_locations,
+)
 from bot.launchers.local import compose_script
 from bot.store.runs import RunRecord
 
@@ -109,9 +118,7 @@ class SlurmLauncher(Launcher):
             "script_path": str(script_path),
             "run_id": spec.run_id,
         }
-        # Kept beside the log: with the job's name, the handle can be rebuilt (`adopt`) when
-        # the bot dies between sbatch and storing what this returns.
-        procs.write_json(known_path(log_path), known)
+        keep_known(log_path, known)  # with the job's name, enough to adopt it
         out = self._run(argv, env=env, what="sbatch")
         job_id, _, cluster = out.strip().splitlines()[-1].partition(";")
         if not job_id.strip().isdigit():
@@ -121,10 +128,8 @@ class SlurmLauncher(Launcher):
     def adopt(self, record: RunRecord) -> Handle | None:
         """The job named after the run, as `scontrol` lists it. A job sent to another cluster
         (`--clusters` in launch.slurm.extra) is not found this way: it is not adopted."""
-        if not record.log_path:
-            return None
-        known = procs.read_json(known_path(Path(record.log_path).resolve()))
-        if not known:
+        known = read_known(record)
+        if known is None:
             return None  # sbatch has not been called
         fields = self._job_named(job_name(record.id))
         if fields is None:
@@ -276,11 +281,6 @@ class SlurmLauncher(Launcher):
 def job_name(run_id: str) -> str:
     """The Slurm job name of a run: how a job whose id the bot never stored is found again."""
     return f"far-{run_id}"
-
-
-def known_path(log_path: Path) -> Path:
-    """The handle's parts known before sbatch, kept next to the run's log."""
-    return log_path.with_name(log_path.name + ".handle.json")
 
 
 def _handle(known: Handle, job_id: str, cluster: str | None, via_clusters: bool, submitted_at: float) -> Handle:

@@ -22,7 +22,7 @@ from bot.loop.model import FixRequest
 from bot.loop.pipeline import Pipeline
 from bot.loop.repo_context import RepoContext
 from bot.repo.config import DEFAULTS
-from bot.store.runs import StateStore
+from bot.store.runs import StateStore, new_run_id
 from tests.support.git_repos import git
 from tests.support.launchers import alive, make_worktree, wait_for_end
 from tests.support.net import free_port
@@ -244,6 +244,35 @@ def test_a_fresh_launcher_finds_the_job_from_the_stored_handle(settings, worktre
     assert (record.state, record.exit_code) == ("failed", 2)
     assert "main.py" in Path(record.log_path).read_text()
     assert "end_reason" not in store.get_run(record.id).handle
+
+
+def test_a_job_whose_handle_was_never_stored_is_adopted_by_its_submission_id(settings, worktree, ray_address, tmp_path):
+    # What a bot SIGKILLed between Ray taking the job and storing the handle leaves: the run
+    # recorded (queued, no handle), its job submitted.
+    store = StateStore.open(settings.state_dir)
+    go = tmp_path / "go"  # not in the worktree: the job runs in Ray's copy of it
+    spec = make_spec(worktree, f"echo waiting; while [ ! -f {go} ]; do sleep 0.1; done", run_id=new_run_id())
+    store.add_run(id=spec.run_id, repo="o/r", branch="exp-a", backend="ray", log_path=str(spec.log_path))
+    handle = RayLauncher(settings, config_for(ray_address)).launch(spec)
+
+    record = refresh_run(store, settings, store.get_run(spec.run_id))
+
+    assert record.state in ("queued", "running") and record.handle, "adopted, not left without a handle"
+    assert {k: v for k, v in record.handle.items() if k != "started_at"} == {
+        k: v for k, v in handle.items() if k != "started_at"
+    }
+    go.touch()
+    wait_until(lambda: refresh_run(store, settings, store.get_run(spec.run_id)).state not in ("queued", "running"), 60)
+    assert (store.get_run(spec.run_id).state, store.get_run(spec.run_id).exit_code) == ("finished", 0)
+
+
+def test_a_job_never_submitted_is_not_adopted_and_its_launch_is_lost_in_time(settings, ray_address, tmp_path):
+    store = StateStore.open(settings.state_dir)
+    log_path = tmp_path / "runs" / "r-0000nora" / "output.log"
+    record = store.add_run(id="r-0000nora", repo="o/r", branch="b", backend="ray", log_path=str(log_path))
+    assert refresh_run(store, settings, record).state == "queued"
+    store.update_run(record.id, created_at=time.time() - RayLauncher(settings).launch_timeout_s - 1)
+    assert refresh_run(store, settings, store.get_run(record.id)).state == "crashed"
 
 
 # -- the whole fix loop on Ray ----------------------------------------------------------

@@ -47,7 +47,7 @@ from gidgethub import routing, sansio
 
 from bot.app import alerts
 from bot.app.alerts import RunsLookup, resolve_wandb_alert
-from bot.app.bodies import MAX_BODY, BodyBudget, BodyLimits, Refused, read_body
+from bot.app.bodies import MAX_BODY, BodyBudget, BodyLimits, Refused, discard_rest, read_body
 from bot.app.checks import run_config_check
 from bot.app.comments import authorise_comment
 from bot.app.executor import FixJobExecutor
@@ -346,8 +346,9 @@ def json_object(body: bytes) -> dict[str, Any]:
 
 
 async def reject(request: web.Request, refused: Refused) -> web.StreamResponse:
-    """The answer to a request the server will not act on: one log line, the answer sent, and the
-    connection closed at once (its body may be unread: aiohttp would otherwise linger reading it)."""
+    """The answer to a request the server will not act on: one log line, the answer sent, what the
+    client still sends of its body dropped for a moment (bot.app.bodies.discard_rest; not from a
+    client too slow to send it in time), and the connection closed (aiohttp would linger 10 s)."""
     delivery = request.headers.get("X-GitHub-Delivery", "")[:64]
     log.warning(
         "%s %s refused, %d: %s (delivery %r)", request.method, request.path, refused.status, refused.reason, delivery
@@ -356,6 +357,8 @@ async def reject(request: web.Request, refused: Refused) -> web.StreamResponse:
     response.force_close()
     await response.prepare(request)
     await response.write_eof()
+    if refused.status != 408:
+        await discard_rest(request)
     if request.transport is not None:
         request.transport.close()  # flushes the answer first
     return response

@@ -56,6 +56,17 @@ async def test_a_missing_or_malformed_signature_is_refused_before_the_body_is_re
     assert queue.jobs() == []
 
 
+async def test_a_client_still_sending_its_refused_body_reads_the_answer(port, queue):
+    # It sends its whole body before it reads: the server must not close on the unread bytes
+    # (a reset, and the 401 lost with it) but drop them, then close.
+    headers = [(b"X-GitHub-Event", b"issue_comment"), (b"X-GitHub-Delivery", b"d-2")]
+    headers += [(b"Content-Type", b"application/json")]
+    body = b"x" * (8 * 1024 * 1024)
+    answer = await send(port, request_head("POST", "/webhooks/github", headers, len(body)), body, timeout=5)
+    assert answer.status == 401 and answer.closed
+    assert queue.jobs() == []
+
+
 @pytest.mark.parametrize(
     "authorization",
     [b"", b"Basic abc", b"Bearer", b"Bearer \xff\xfe\xfd-not-utf8", "Bearer é-non-ascii".encode(), b"Bearer wrong"],

@@ -347,8 +347,9 @@ def json_object(body: bytes) -> dict[str, Any]:
 
 async def reject(request: web.Request, refused: Refused) -> web.StreamResponse:
     """The answer to a request the server will not act on: one log line, the answer sent, what the
-    client still sends of its body dropped for a moment (bot.app.bodies.discard_rest; not from a
-    client too slow to send it in time), and the connection closed (aiohttp would linger 10 s)."""
+    client still sends of its body dropped for a moment (bot.app.bodies.discard_rest; not when it
+    was all read, nor from a client too slow to send it in time), and the connection closed
+    (aiohttp would linger for 10 s)."""
     delivery = request.headers.get("X-GitHub-Delivery", "")[:64]
     log.warning(
         "%s %s refused, %d: %s (delivery %r)", request.method, request.path, refused.status, refused.reason, delivery
@@ -357,7 +358,7 @@ async def reject(request: web.Request, refused: Refused) -> web.StreamResponse:
     response.force_close()
     await response.prepare(request)
     await response.write_eof()
-    if refused.status != 408:
+    if refused.status != 408 and not request.content.is_eof():
         await discard_rest(request)
     if request.transport is not None:
         request.transport.close()  # flushes the answer first

@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--bodies", type=int, default=6)
     parser.add_argument("--body-mb", type=int, default=24)
-    parser.add_argument("--slow", type=int, default=300)
+    parser.add_argument("--slow", type=int, default=300, help="slow clients (0: none)")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -186,7 +186,8 @@ def main() -> None:
         assert child.stdout is not None
         port = json.loads(child.stdout.readline())["port"]
         asyncio.run(large(port, child.pid, args.bodies, args.body_mb * 2**20))
-        asyncio.run(slow(port, child.pid, args.slow))
+        if args.slow:
+            asyncio.run(slow(port, child.pid, args.slow))
     finally:
         child.terminate()
         child.wait()

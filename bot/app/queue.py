@@ -302,8 +302,19 @@ class Queue:
 
     def _notify(self) -> None:
         loop, event = self._loop, self._wakeup
-        if loop is not None and event is not None and not loop.is_closed():
+        if loop is None or event is None or loop.is_closed():
+            return
+        if _running_loop() is loop:  # the request path: set it here, not through the loop's self-pipe
+            event.set()
+        else:
             loop.call_soon_threadsafe(event.set)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def _enqueue(conn: sqlite3.Connection, payload: Payload, source: int | None) -> Enqueued:

@@ -126,6 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _repo_branch(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repo", type=Path, default=Path("."), help="the experiment repo (default: .)")
     p.add_argument("--branch", help="the experiment branch (default: the branch checked out in --repo)")
+    p.add_argument(
+        "--base",
+        metavar="BRANCH",
+        help="what the branch is compared with, as its pull request's base (default: the remote's default branch)",
+    )
 
 
 def _quiet(p: argparse.ArgumentParser) -> None:

@@ -1,5 +1,6 @@
 """Which repository and branch a command acts on: `--repo` (default: the current folder) and
-`--branch` (default: the branch checked out there), as a researcher in their clone expects."""
+`--branch` (default: the branch checked out there), as a researcher in their clone expects, and
+what the branch is compared with: `--base` (default: the remote's default branch)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,21 @@ import argparse
 from pathlib import Path
 
 from bot.core.errors import BadInput
+from bot.core.settings import Settings
 from bot.loop.branch_runs import BranchRuns
+from bot.loop.repo_context import RepoContext
 from bot.repo.git import git
 from bot.runs.model import RunInfo
+
+
+def open_target(args: argparse.Namespace, settings: Settings) -> tuple[RepoContext, str]:
+    """The repository and the branch the command acts on, compared with `--base` when given (a
+    stacked experiment's parent, as its pull request would say)."""
+    ctx = RepoContext.open(settings, args.repo)
+    branch = branch_of(args)
+    if args.base:
+        ctx.workspace.set_base_branch(branch, str(args.base))
+    return ctx, branch
 
 
 def branch_of(args: argparse.Namespace) -> str:

@@ -19,6 +19,7 @@ from bot.cli.main import main as cli
 from bot.demo import sample_repo
 from tests.support import experiment
 from tests.support.fake_wandb import FakeWandb
+from tests.support.git_repos import git
 from tests.support.paths import LOGS
 
 
@@ -149,6 +150,28 @@ def test_launch_wait_runs_and_delete_run(capsys, repo):
     assert failed["id"] not in out
     code, _, err = run(capsys, "delete-run", "--repo", clone, "--branch", "exp-ok")
     assert code == 2 and "no failed run" in err, "a successful run is never deleted"
+
+
+@pytest.mark.parametrize("base", [None, "exp-warmup"])
+def test_fix_compares_a_stacked_branch_with_the_base_it_is_given(capsys, tmp_path, base):
+    """exp-tidy dropped a config key its parent exp-warmup added: `--base exp-warmup` is the
+    evidence a rule restores it from; against main, which never had it, rules cannot fix it."""
+    origin, clone = experiment.build(tmp_path)
+    head = experiment.stacked_branches(origin)
+    git(clone, "fetch", "-q", "origin")
+    code, _, _ = run(capsys, "launch", "--repo", clone, "--branch", "exp-tidy", "--wait")
+    assert code == 1
+
+    args = ["fix", "--repo", clone, "--branch", "exp-tidy", "--quiet", "--json"]
+    code, out, err = run(capsys, *args, *(["--base", base] if base else []))
+
+    outcome = json.loads(out)
+    if base is None:
+        assert code == 1 and outcome["action"] == "gave_up" and "no rule fixes" in outcome["reason"], err
+        assert git(origin, "rev-parse", "exp-tidy") == head
+        return
+    assert code == 0 and outcome["action"] == "patched" and outcome["verified"], err
+    assert '"warmup_steps": 3' in git(origin, "show", "exp-tidy:src/config.py")
 
 
 def test_delete_run_removes_the_offline_wandb_run(capsys, tmp_path, monkeypatch):

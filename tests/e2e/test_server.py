@@ -267,15 +267,7 @@ async def test_a_stacked_pull_request_is_fixed_from_its_own_base(aiohttp_client,
     restored from. Had the bot compared with the default branch, which never had the key, it
     would have had no evidence, and rules alone could not fix it."""
     settings, origin = world
-    train = experiment.TRAIN_PY.replace("    model = build(len(rows))\n", "    model = build(config['warmup_steps'])\n")
-    with_warmup = experiment.CONFIG_PY.format(batch_size=32, data_path="data/train.csv").replace(
-        '"steps": 5,', '"steps": 5,\n    "warmup_steps": 3,'
-    )
-    git(origin, "branch", "exp-warmup", "main")
-    commit_on_origin(origin, "exp-warmup", {"src/train.py": train, "src/config.py": with_warmup}, "Add a warmup")
-    git(origin, "branch", "exp-tidy", "exp-warmup")
-    tidy = experiment.CONFIG_PY.format(batch_size=32, data_path="data/train.csv")
-    head = commit_on_origin(origin, "exp-tidy", {"src/config.py": tidy}, "Tidy the config")
+    head = experiment.stacked_branches(origin)
     failed_run_on_bot_clone(settings, "exp-tidy")
     fake_github.add_pull(REPO, 1, head_ref="exp-tidy", head_sha=head, base_ref=base)
 

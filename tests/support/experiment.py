@@ -12,7 +12,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.support.git_repos import make_origin
+from tests.support.git_repos import commit_on_origin, git, make_origin
 
 TRAIN_PY = """import time
 
@@ -244,3 +244,16 @@ def build(tmp: Path) -> tuple[Path, Path]:
     wheelhouse = tmp / "wheelhouse"
     wheel(wheelhouse, "toyaug")
     return make_origin(tmp, BASE_FILES, {**branches(wheelhouse), **extra_branches()})
+
+
+def stacked_branches(origin: Path) -> str:
+    """Push exp-warmup (off main: adds `warmup_steps` to the config and uses it) and exp-tidy,
+    stacked on it, whose tidied config dropped the key; exp-tidy's head. Only exp-warmup's
+    config holds the value a fix of exp-tidy must restore."""
+    train = TRAIN_PY.replace("    model = build(len(rows))\n", "    model = build(config['warmup_steps'])\n")
+    config = CONFIG_PY.format(batch_size=32, data_path="data/train.csv")
+    with_warmup = config.replace('"steps": 5,', '"steps": 5,\n    "warmup_steps": 3,')
+    git(origin, "branch", "exp-warmup", "main")
+    commit_on_origin(origin, "exp-warmup", {"src/train.py": train, "src/config.py": with_warmup}, "Add a warmup")
+    git(origin, "branch", "exp-tidy", "exp-warmup")
+    return commit_on_origin(origin, "exp-tidy", {"src/config.py": config}, "Tidy the config")

@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from bot.cli.target import branch_of
+from bot.cli.target import open_target
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
-from bot.loop.repo_context import RepoContext
 from bot.runs.model import FAILED_STATES
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    ctx = RepoContext.open(settings, args.repo)
-    branch = branch_of(args)
+    ctx, branch = open_target(args, settings)
     runs = ctx.runs(branch)
     failed = [r for r in runs.runs(branch) if r.state in FAILED_STATES]
     if not failed:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import argparse
 
 from bot.cli import output
-from bot.cli.target import branch_of, pick_run
+from bot.cli.target import open_target, pick_run
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
 from bot.diagnosis import diagnose_lines, tail_lines
 from bot.loop.inspect import inspect_run
-from bot.loop.repo_context import RepoContext
 
 LOG_LINES = 400
 
@@ -19,8 +18,7 @@ LOG_LINES = 400
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.log is not None:
         return _log_file(args, settings)
-    ctx = RepoContext.open(settings, args.repo)
-    branch = branch_of(args)
+    ctx, branch = open_target(args, settings)
     runs = ctx.runs(branch)
     target = runs.judged(pick_run(runs, branch, args.run))  # failed by its state, or by its loss
     if args.run is None and not target.failed:

@@ -17,7 +17,7 @@ from pathlib import Path
 from bot.cli import output
 from bot.cli.markdown import to_terminal
 from bot.cli.progress import Progress
-from bot.cli.target import branch_of, pick_run
+from bot.cli.target import open_target, pick_run
 from bot.core.errors import OperationFailed
 from bot.core.locks import exclusive
 from bot.core.settings import Settings
@@ -30,8 +30,7 @@ from bot.repo.user_checkout import CheckoutSync
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_sandbox(choice=args.sandbox)
-    ctx = RepoContext.open(settings, args.repo)
-    branch = branch_of(args)
+    ctx, branch = open_target(args, settings)
     if args.run is not None:
         pick_run(ctx.runs(branch), branch, args.run)  # one of the branch's runs, or BadInput
     request = FixRequest(

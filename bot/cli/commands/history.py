@@ -5,17 +5,15 @@ from __future__ import annotations
 import argparse
 
 from bot.cli import output
-from bot.cli.target import branch_of
+from bot.cli.target import open_target
 from bot.core.errors import BadInput
 from bot.core.settings import Settings
-from bot.loop.repo_context import RepoContext
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.rows < 1:
         raise BadInput("--rows must be at least 1")
-    ctx = RepoContext.open(settings, args.repo)
-    branch = branch_of(args)
+    ctx, branch = open_target(args, settings)
     runs = ctx.runs(branch)
     latest = runs.latest(branch)
     rows = runs.history(latest, args.rows)

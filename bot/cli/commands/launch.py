@@ -7,16 +7,14 @@ import argparse
 from bot.cli import output
 from bot.cli.progress import Progress
 from bot.cli.run_details import RunDetails
-from bot.cli.target import branch_of
+from bot.cli.target import open_target
 from bot.core.settings import Settings
 from bot.loop.launch import launch_branch, wait_for
-from bot.loop.repo_context import RepoContext
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     settings = settings.with_sandbox(choice=args.sandbox)
-    ctx = RepoContext.open(settings, args.repo)
-    branch = branch_of(args)
+    ctx, branch = open_target(args, settings)
     with Progress(quiet=args.quiet, redact=output.redactor(settings)) as progress:
         progress.begin(f"fetching {branch} and launching it")
         output.note_uncommitted(ctx, branch, progress.note, "this run is")

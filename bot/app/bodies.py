@@ -129,8 +129,8 @@ async def discard_rest(
         return
     transport.pause_reading()
     loop = asyncio.get_running_loop()
-    dropped = 0
-    with socket.socket(fileno=os.dup(raw.fileno())) as sock, contextlib.suppress(Exception):
+    dropped = 0  # whatever ends the reading (no fd left, a reset), the connection closes next
+    with contextlib.suppress(Exception), socket.socket(fileno=os.dup(raw.fileno())) as sock:
         sock.setblocking(False)
         async with deadline(seconds):
             while dropped <= most and (n := await asyncio.wait_for(loop.sock_recv_into(sock, _SCRATCH), idle)):

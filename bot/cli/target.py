@@ -22,6 +22,8 @@ def open_target(args: argparse.Namespace, settings: Settings) -> tuple[RepoConte
     branch = branch_of(args)
     if args.base:
         ctx.workspace.set_base_branch(branch, str(args.base))
+        if ctx.workspace.base_branch(branch) != args.base:  # not a branch here: not silently main
+            raise BadInput(f"--base {args.base}: not another branch of {ctx.repo}, here or on its remote")
     return ctx, branch
 
 

@@ -108,6 +108,8 @@ def test_history_reads_the_last_rows(capsys, sample):
         (("diagnose", "--log", "/nonexistent.log"), "no such log file"),
         (("diagnose", "--repo", "/", "--branch", "x"), "not a git repository"),
         (("history", "--branch", "no-such-branch"), "no run found for branch 'no-such-branch'"),
+        (("diagnose", "--base", "no-such-parent"), "--base no-such-parent: not another branch of"),
+        (("diagnose", "--branch", "main", "--base", "main"), "--base main: not another branch of"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(capsys, sample, monkeypatch, args, message):

@@ -27,14 +27,12 @@ from bot.loop.baseline import Baseline
 from bot.runs.console_loss import ConsoleLoss
 from bot.runs.locate import find_run_dir
 from bot.runs.loss import baseline_problem, loss_key, loss_problem, loss_rising, merge_rows, printed_loss_problem
-from bot.runs.model import FAILED_STATES, RunInfo, RunStore
+from bot.runs.model import FAILED_STATES, JUDGED_ENDS, RunInfo, RunStore
 from bot.runs.offline import OfflineRunStore, read_run
 from bot.store.runs import RunRecord, StateStore
 
 HEAD_ROWS = 3  # a run's first rows: where its loss started
 LOSS_ROWS = 20  # its last rows: where the loss is now
-# Ended states a bad loss turns into "failed": it exited cleanly, or was stopped, with a broken loss.
-_JUDGED_ENDS = ("finished", "killed")
 LOCATE_EVERY_S = 2.0  # how often one record's missing W&B run is searched for
 
 
@@ -81,12 +79,17 @@ class BranchRuns:
 
     def get(self, run_id: str) -> RunInfo:
         """One run by id, judged by its loss too."""
+        return self.judged(self.peek(run_id))
+
+    def peek(self, run_id: str) -> RunInfo:
+        """One run by id as it stands: its state and steps, not judged by its loss (for a caller
+        that judges it its own way: the verifier)."""
         record = self.state.get_run(run_id)
         if record is None:
-            return self.judged(self.store.get(run_id))
+            return self.store.get(run_id)
         record = self.refresh(record)
         found = _try_get(self.store, record.wandb_run_id or record.id) or self._located(record)
-        return self.judged(_join(record, found))
+        return _join(record, found)
 
     def view(self, record: RunRecord, found: RunInfo | None = None) -> RunInfo:
         """A run the bot launched as it stands, from its record as given (already refreshed: the
@@ -105,12 +108,10 @@ class BranchRuns:
             return run  # nothing to judge yet
         rows = self.loss_rows(run)
         own = loss_problem(rows) or printed_loss_problem(self.console_loss_rows(run))
-        run.loss_problem = own or run.loss_problem  # judged twice: the first verdict stands
-        if run.loss_problem is None and run.state in _JUDGED_ENDS:
-            run.loss_problem = self.baseline_problem(run, rows)
-        if run.loss_problem and run.state in _JUDGED_ENDS:
-            run.state = "failed"
-        return run
+        problem = own or run.loss_problem  # judged twice: the first verdict stands
+        if problem is None and run.state in JUDGED_ENDS:
+            problem = self.baseline_problem(run, rows)
+        return run.with_verdict(problem)
 
     def baseline_problem(self, run: RunInfo, rows: list[dict] | None = None) -> str | None:
         """Why the run's loss is far worse than its baseline's at the same point, or None (also

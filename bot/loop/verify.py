@@ -156,7 +156,7 @@ class Verifier:
     def look(self, wait: Wait) -> tuple[RunInfo, str | None] | None:
         """One look at the waited-for run: the run and its loss's problem once it can be judged
         (enough steps, its end, a broken loss, or the deadline passed); None to wait on."""
-        run = self.runs.get(wait.run_id)
+        run = self.runs.peek(wait.run_id)  # judged here, by the stricter rules of a relaunch
         rows = self.runs.loss_rows(run, max(self.min_steps, LOSS_ROWS))
         self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
         done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
@@ -167,9 +167,9 @@ class Verifier:
             problem = self.runs.baseline_problem(run, rows)
         if problem and run.state in ACTIVE_STATES:
             self.launcher.stop(wait.run_id)
-            run = self.runs.get(wait.run_id)
+            run = self.runs.peek(wait.run_id)
         if problem or done or self.clock() > wait.deadline:
-            return run, problem
+            return run.with_verdict(problem), problem
         return None
 
     def delete_failed_runs(self) -> None:

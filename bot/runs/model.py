@@ -9,6 +9,8 @@ from typing import Protocol
 STATES = ("running", "finished", "failed", "crashed", "killed", "queued")
 FAILED_STATES = ("failed", "crashed")
 ACTIVE_STATES = ("queued", "running")
+# Ended states a bad loss turns into "failed": it exited cleanly, or was stopped, with a broken loss.
+JUDGED_ENDS = ("finished", "killed")
 
 
 @dataclass
@@ -41,6 +43,15 @@ class RunInfo:
     @property
     def active(self) -> bool:
         return self.state in ACTIVE_STATES
+
+    def with_verdict(self, problem: str | None) -> RunInfo:
+        """This run carrying its loss's verdict (`problem`, None: its loss is fine): one that ended
+        with a problem becomes failed; one still running keeps its state, since its process is
+        not over, and carries the problem."""
+        self.loss_problem = problem
+        if problem and self.state in JUDGED_ENDS:
+            self.state = "failed"
+        return self
 
     def to_json(self) -> dict:
         return {

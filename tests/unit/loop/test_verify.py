@@ -132,8 +132,8 @@ def test_a_diverging_run_is_stopped_and_the_loss_is_the_problem():
     )
     launcher = FakeLauncher()
     run, problem = verifier(runs, launcher)[0].watch("new-1")
-    assert launcher.stopped == ["new-1"] and run.state == "killed"
-    assert problem is not None and "diverging" in problem
+    assert launcher.stopped == ["new-1"] and run.state == "failed", "stopped for its loss: failed, not killed"
+    assert problem is not None and "diverging" in problem and run.loss_problem == problem
 
 
 def test_a_nan_loss_in_a_run_that_already_ended_needs_no_stop():

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.app.jobs import JobStatus
+from bot.loop.journal import StepKey
+from bot.loop.model import Step
 
 OUTCOME_STEP = "outcome"  # journaled by the fix job executor when a fix job ends
 
@@ -28,16 +30,15 @@ class StepView:
 
     @property
     def attempt(self) -> int | None:
-        head, colon, _ = self.name.partition(":")
-        return int(head) if colon and head.isdigit() else None
+        key = StepKey.parse(self.name)
+        return key.attempt if key is not None else None
 
     @property
     def step(self) -> str:
-        """The step without its attempt or run: "commit", "deleted"."""
-        head, colon, tail = self.name.partition(":")
-        if not colon:
-            return self.name
-        return tail if head.isdigit() else head
+        """The step without its attempt or run: "commit", "deleted"; a name the journal does not
+        know (the executor's "outcome") as it is."""
+        key = StepKey.parse(self.name)
+        return key.step.value if key is not None else self.name
 
 
 @dataclass(frozen=True)
@@ -76,12 +77,12 @@ class JobView:
     @property
     def commits(self) -> list[str]:
         """The commits pushed, oldest first."""
-        return [s.data for s in self.steps if s.step == "push" and isinstance(s.data, str)]
+        return [s.data for s in self.steps if s.step == Step.PUSH and isinstance(s.data, str)]
 
     @property
     def runs(self) -> list[str]:
         """The runs launched, oldest first."""
-        return [s.data for s in self.steps if s.step == "run_id" and isinstance(s.data, str)]
+        return [s.data for s in self.steps if s.step == Step.RUN_ID and isinstance(s.data, str)]
 
     @property
     def outcome(self) -> str | None:
@@ -93,7 +94,7 @@ class JobView:
 
     @property
     def llm(self) -> LlmUse:
-        return sum((decision_use(s.data) for s in self.steps if s.step == "decision"), LlmUse())
+        return sum((decision_use(s.data) for s in self.steps if s.step == Step.DECISION), LlmUse())
 
     def to_json(self) -> dict[str, Any]:
         llm = self.llm

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 from bot.app import job_views
 from bot.app.jobs import TextEnum
 from bot.app.queue import Queue
+from bot.loop.model import Step
 
 PREFIX = "fix_and_relaunch"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -152,7 +153,7 @@ class QueueCollector(Collector):
             previous = (job_id, step.recorded_at)
             if step.name == job_views.OUTCOME_STEP and isinstance(step.data, dict):
                 outcomes[job_views.outcome_words(str(step.data.get("action")), bool(step.data.get("verified")))] += 1
-            if step.step == "decision":
+            if step.step == Step.DECISION:
                 use = job_views.decision_use(step.data)
                 tokens["input"] += use.input_tokens
                 tokens["output"] += use.output_tokens

@@ -132,7 +132,11 @@ def _is_docstring(node: ast.stmt | None) -> bool:
 
 def config_globals(text: str) -> list[Global]:
     """Module-level `name = <literal>` assignments of a module that lets a config file or flags
-    override its globals (nanoGPT's `exec(open('configurator.py').read())`); [] otherwise."""
+    override its globals (nanoGPT's `exec(open('configurator.py').read())`); [] otherwise.
+
+    Only those before the override (or the `config_keys` snapshot of them): the loop's own state
+    set after it (`iter_num = 0`, `best_val_loss = 1e9`) is not config, and a key declared
+    among it could be neither overridden nor logged."""
     if not _EXEC_CONFIG.search(text):
         return []
     tree = _parse(text)
@@ -140,10 +144,19 @@ def config_globals(text: str) -> list[Global]:
         return []
     found = []
     for node in tree.body:
+        if _overrides_globals(text, node):
+            break
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
             if _is_literal(node.value):
                 found.append(Global(node.targets[0].id, node.lineno, end_of(node.value)[0]))
     return found
+
+
+def _overrides_globals(text: str, node: ast.stmt) -> bool:
+    """A statement that runs the override (a definition that only mentions it does not)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        return False
+    return bool(_EXEC_CONFIG.search(ast.get_source_segment(text, node) or ""))
 
 
 def _is_literal(node: ast.expr) -> bool:

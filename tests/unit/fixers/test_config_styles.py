@@ -250,6 +250,18 @@ def test_name_error_on_a_config_global_adds_the_global(tmp_path):
     assert "warmup_iters = 2000\nlr_decay_iters = 5000\nconfig_keys" in (root / "train.py").read_text()
 
 
+def test_a_new_config_global_goes_among_the_config_not_the_loop_state_after_it(tmp_path):
+    # nanoGPT sets its loop's state as globals after the override: a key declared there could be
+    # neither overridden (configurator.py knows only earlier globals) nor logged.
+    train = GLOBALS_TRAIN + "iter_num = 0\nbest_val_loss = 1e9\nsmoothing = label_smoothing\n"
+    root = make_repo(tmp_path, {"train.py": train, "docs/exp-a.md": "label_smoothing = 0.1\n"})
+    ctx = ctx_for(root, "config_error", "NameError", "name 'label_smoothing' is not defined", file="train.py", line=11)
+    apply(root, propose_rule_fix(ctx).edits)
+    text = (root / "train.py").read_text()
+    assert "warmup_iters = 2000\nlabel_smoothing = 0.1\nconfig_keys" in text
+    assert text.count("label_smoothing = 0.1") == 1
+
+
 def test_name_error_in_a_module_without_config_globals_is_a_plain_bug(tmp_path):
     root = make_repo(tmp_path, {"train.py": "x = 1\nprint(y)\n", "docs/exp-a.md": "y = 3\n"})
     ctx = ctx_for(root, "config_error", "NameError", "name 'y' is not defined", file="train.py", line=2)

@@ -26,7 +26,15 @@ from bot.launchers import ACTIVE_STATES, refresh_run
 from bot.loop.baseline import Baseline
 from bot.runs.console_loss import ConsoleLoss
 from bot.runs.locate import find_run_dir
-from bot.runs.loss import baseline_problem, loss_key, loss_problem, loss_rising, merge_rows, printed_loss_problem
+from bot.runs.loss import (
+    baseline_problem,
+    baseline_stall,
+    loss_key,
+    loss_problem,
+    loss_rising,
+    merge_rows,
+    printed_loss_problem,
+)
 from bot.runs.model import FAILED_STATES, JUDGED_ENDS, RunInfo, RunStore
 from bot.runs.offline import OfflineRunStore, read_run
 from bot.store.runs import RunRecord, StateStore
@@ -113,18 +121,22 @@ class BranchRuns:
             problem = self.baseline_problem(run, rows)
         return run.with_verdict(problem)
 
-    def baseline_problem(self, run: RunInfo, rows: list[dict] | None = None) -> str | None:
-        """Why the run's loss is far worse than its baseline's at the same point, or None (also
-        when there is no baseline). Its logged loss (`rows`: its loss rows, when the caller has
-        them) when it logs the baseline's loss key, else the loss both printed."""
+    def baseline_problem(self, run: RunInfo, rows: list[dict] | None = None, *, relaunch: bool = False) -> str | None:
+        """Why the run's loss is far worse than its baseline's at the same point (a `relaunch`:
+        or no better than the baseline's untrained start), or None (also when there is no
+        baseline). Its logged loss (`rows`: its loss rows, when the caller has them) when it logs
+        the baseline's loss key, else the loss both printed."""
         baseline = self._baseline() if self._baseline else None
         if baseline is None or baseline.run_id == run.id:
             return None
         rows = self.loss_rows(run) if rows is None else rows
         key = loss_key(baseline.rows)
         if key is not None and any(key in row for row in rows):
-            return baseline_problem(rows, baseline.rows, baseline.label)
-        return baseline_problem(self.console_loss_rows(run), baseline.printed, baseline.label)
+            mine, theirs = rows, baseline.rows
+        else:
+            mine, theirs = self.console_loss_rows(run), baseline.printed
+        found = baseline_problem(mine, theirs, baseline.label)
+        return found or (baseline_stall(mine, theirs, baseline.label) if relaunch else None)
 
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         if run.source == "launcher":

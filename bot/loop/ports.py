@@ -86,8 +86,11 @@ class Runs(Protocol):
         """How the run ended apart from its log (exit status, scheduler, OOM kills, loss)."""
         ...
 
-    def baseline_problem(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> str | None:
-        """Why the run's loss is far worse than the base branch's run at the same point, or None."""
+    def baseline_problem(
+        self, run: RunInfo, rows: list[dict[str, Any]] | None = None, *, relaunch: bool = False
+    ) -> str | None:
+        """Why the run's loss is far worse than the base branch's run at the same point (a
+        relaunch's: or no better than that run's untrained start), or None."""
         ...
 
     def log_tail(self, run: RunInfo, lines: int = 200) -> list[str]: ...

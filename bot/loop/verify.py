@@ -164,7 +164,7 @@ class Verifier:
         logged = (learning_problem if done else loss_problem)(rows)
         problem = logged or printed_loss_problem(self.runs.console_loss_rows(run))
         if problem is None and done:  # compared once it is judged: a run may start worse and catch up
-            problem = self.runs.baseline_problem(run, rows)
+            problem = self.runs.baseline_problem(run, rows, relaunch=True)
         if problem and run.state in ACTIVE_STATES:
             self.launcher.stop(wait.run_id)
             run = self.runs.peek(wait.run_id)

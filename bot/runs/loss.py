@@ -30,6 +30,8 @@ last, so "where it started" is the run's own start):
 - `baseline_problem`: a loss that stays finite and falls may still be far worse than the base
   branch's run at the same point (an epoch-mean log of a learning rate 10,000x too high: 1341,
   22.8, 9.5 against 1.57, 0.62, 0.23). See its doc for what is compared and why it is safe.
+- `baseline_stall` (a relaunch only): at the same point as a base-branch run that learnt, a loss
+  no better than that run's untrained start. See its doc.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ BASELINE_FACTOR = 10.0  # far worse: above ten times the baseline's loss at the 
 SCALE_BAND = 2.0  # …its ratio to the baseline not constant within 2x (a loss on another scale)…
 CLOSING = 2.0  # …not closing the gap (its ratio halved since the point before)…
 FLOOR_SHARE = 0.5  # …and above half the baseline's first value (not a higher floor: label smoothing)
+LEARNT_SHARE = 0.5  # a baseline that learnt by a point: below half its first value there
+STALL_SHARE = 0.9  # a relaunch no better than untrained: above 90% of the baseline's first value
 # How two runs' rows are matched, best first: a training step both log, one loss per epoch, W&B's row.
 STEP_KEYS = ("trainer/global_step", "global_step", "train/global_step", "step", "epoch", "_step")
 # Keys that are not the training loss: evaluation losses, and parts of a sum ("losses/…").
@@ -273,6 +277,37 @@ def baseline_problem(rows: Rows, baseline: Rows, against: str) -> str | None:
     ):
         return None
     return f"{key} {_short(latest)} at {label} {_short(at)} against {_short(base)} on {against}"
+
+
+def baseline_stall(rows: Rows, baseline: Rows, against: str) -> str | None:
+    """Why a relaunched run is not verified beside a baseline that learnt, or None: at the latest
+    point both logged, the baseline's loss is below LEARNT_SHARE of its first value, while the
+    run's is no better than the baseline's untrained start (above STALL_SHARE of it), more than
+    twice the baseline's, and no longer falling (not STALL_SHARE below its lowest over the second
+    half of the points; three at least).
+
+    A relaunch that trains no better than an untrained model is no fix, though its loss stays
+    finite: a learning rate 100x too high left pytorch/examples' MNIST at 2.31 (chance) against
+    main's 0.29, and a language model at 8.3 against 2.0, above main's untrained 4.5. A slow start
+    that is catching up is still falling fast (2.3, 30, 25, 8, 2.5: not flagged)."""
+    key = loss_key(baseline)
+    pairs = comparable(rows, baseline, key) if key is not None else []
+    if len(pairs) < 3 or key is None:
+        return None
+    label, at, value, base = pairs[-1]
+    base_first = _points(baseline, key)[0][1]
+    recent = [run for _, _, run, _ in pairs[len(pairs) // 2 : -1]]
+    if not (
+        base < LEARNT_SHARE * base_first
+        and value > STALL_SHARE * base_first
+        and value > 2 * base
+        and value > STALL_SHARE * min(recent)
+    ):
+        return None
+    return (
+        f"{key} {_short(value)} at {label} {_short(at)} is no better than untrained: "
+        f"{against} fell from {_short(base_first)} to {_short(base)} by then"
+    )
 
 
 Pair = tuple[str, float, float, float]  # (what the point is: "step"/"epoch", where, run's loss, baseline's)

@@ -10,7 +10,7 @@ from bot.core.errors import BadInput, OperationFailed
 from bot.diagnosis.facts import RunFacts
 from bot.diagnosis.model import Diagnosis
 from bot.loop.model import Diagnosed
-from bot.runs.loss import baseline_problem
+from bot.runs.loss import baseline_problem, baseline_stall
 from bot.runs.model import RunInfo
 
 
@@ -130,8 +130,12 @@ class FakeRuns:
     def console_loss_rows(self, run: RunInfo) -> list[dict[str, Any]]:
         return self.printed.get(run.id, [])
 
-    def baseline_problem(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> str | None:
-        return baseline_problem(self.loss_rows(run) if rows is None else rows, self.baseline, "main's run base")
+    def baseline_problem(
+        self, run: RunInfo, rows: list[dict[str, Any]] | None = None, *, relaunch: bool = False
+    ) -> str | None:
+        rows = self.loss_rows(run) if rows is None else rows
+        found = baseline_problem(rows, self.baseline, "main's run base")
+        return found or (baseline_stall(rows, self.baseline, "main's run base") if relaunch else None)
 
     def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
         return RunFacts(exit_code=run.exit_code, loss_problem=run.loss_problem)

@@ -260,6 +260,17 @@ def test_at_min_steps_a_loss_far_worse_than_the_baseline_is_not_verified_and_the
     assert launcher.stopped == ["new-1"]
 
 
+def test_a_finished_relaunch_no_better_than_untrained_beside_a_baseline_that_learnt_is_not_verified():
+    runs = FakeRuns()
+    runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate([2.3, 1.9, 1.2, 0.8, 0.5, 0.3])]
+    flat = [2.3, 4.1, 2.3, 2.33, 2.31, 2.32]  # finite, never 10x main's: at chance all along
+    runs.add("new-1", ("finished", 6), history=[{"_step": i, "loss": v} for i, v in enumerate(flat)])
+    check = verifier(runs, FakeLauncher(), min_steps=6)[0]
+    run, problem = check.watch("new-1")
+    assert problem == "loss 2.32 at step 5 is no better than untrained: main's run base fell from 2.3 to 0.3 by then"
+    assert run.state == "failed" and check.judge(run, problem) is Judgement.FAILED
+
+
 def test_before_min_steps_a_run_is_not_compared_with_the_baseline():
     runs = FakeRuns()
     runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate([2.3, 1.5, 0.9, 0.6, 0.4, 0.3])]

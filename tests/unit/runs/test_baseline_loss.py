@@ -2,7 +2,7 @@
 still be far worse than the base branch's run at the same point; a legitimately different
 experiment is not."""
 
-from bot.runs.loss import BASELINE_FACTOR, baseline_problem, comparable
+from bot.runs.loss import BASELINE_FACTOR, baseline_problem, baseline_stall, comparable
 
 # lightning-hydra-template, measured (torch CPU, seed 12345): train/loss is one epoch mean a row,
 # beside val rows, at trainer/global_step 15, 31, 47.
@@ -108,3 +108,36 @@ def test_non_finite_or_non_positive_values_are_not_compared():
     run = steps([2.3, 30.0, 30.0, "NaN"])
     assert comparable(run, base, "loss") == [("step", 0.0, 2.3, 2.3)]
     assert baseline_problem(run, base, "main") is None
+
+
+# pytorch/examples, measured (every other print or so): printed losses at the same print of main's run and of a relaunch
+# whose learning rate was still 100x too high (mnist) or whose loss blew up before its first print
+# (word_language_model). Neither is 10x main's: baseline_problem lets them pass.
+MNIST_MAIN = [2.32, 2.3, 2.16, 2.15, 1.9, 1.76, 1.82, 1.61, 1.12, 1.63, 0.75, 0.58, 0.87, 0.31, 0.26, 0.29]
+MNIST_HOT = [2.32, 4.1, 2.3, 2.33, 2.3, 2.37, 2.3, 2.36, 2.33, 2.31, 2.35, 2.34, 2.33, 2.37, 2.32, 2.31]
+LM_MAIN = [4.53, 4.11, 3.59, 2.74, 2.39, 2.21, 2.11, 2.07, 2.04, 2.27, 1.97, 2.02, 2.01]
+LM_HOT = [15.68, 27.32, 29.1, 24.94, 17.86, 13.13, 10.06, 8.13, 9.69, 7.4, 8.46, 8.77, 8.27]
+
+
+def test_a_relaunch_no_better_than_untrained_beside_a_baseline_that_learnt_stalled():
+    assert baseline_problem(steps(MNIST_HOT), steps(MNIST_MAIN), "main") is None
+    assert baseline_stall(steps(MNIST_HOT), steps(MNIST_MAIN), "main's run m1") == (
+        "loss 2.31 at step 15 is no better than untrained: main's run m1 fell from 2.32 to 0.29 by then"
+    )
+    assert baseline_problem(steps(LM_HOT), steps(LM_MAIN), "main") is None
+    assert baseline_stall(steps(LM_HOT), steps(LM_MAIN), "main") is not None
+
+
+def test_a_relaunch_that_learns_or_is_catching_up_has_not_stalled():
+    assert baseline_stall(steps(MNIST_MAIN), steps(MNIST_MAIN), "main") is None
+    slower = [2.32, 2.31, 2.3, 2.25, 2.1, 2.0, 1.9, 1.8, 1.7, 1.6, 1.5, 1.4, 1.3, 1.25, 1.2, 1.1]  # a tenth the lr
+    assert baseline_stall(steps(slower), steps(MNIST_MAIN), "main") is None
+    catching_up = [2.3, 30.0, 25.0, 8.0, 2.5]
+    assert baseline_stall(steps(catching_up), steps([2.3, 1.0, 0.5, 0.3, 0.2]), "main") is None
+    assert baseline_stall(steps([2.3, 30.0, 25.0, 8.0, 7.9]), steps([2.3, 1.0, 0.5, 0.3, 0.2]), "main") is not None
+
+
+def test_no_stall_before_the_baseline_learnt_or_with_too_few_points():
+    early = [2.32, 2.3, 2.16, 2.15, 1.9]  # main has not halved its loss yet
+    assert baseline_stall(steps(MNIST_HOT[:5]), steps(early), "main") is None
+    assert baseline_stall(steps([2.3, 2.3]), steps([2.3, 0.2]), "main") is None

@@ -152,10 +152,12 @@ def _siblings(folder: Path) -> list[str]:
 
 def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str]) -> tuple[str, str, str] | None:
     """(file, literal, new literal) of the string in the repo that names the wrong part of the
-    missing path: the whole path, a tail of it (code joining a folder and a file name) or a head
-    (the root a name was joined to), the traceback's file first."""
+    missing path: the whole path, a tail of it (code joining a folder and a file name), a head
+    (the root a name was joined to) or a middle (a dataset name joined between a root and a
+    file: `os.path.join('data', dataset, 'train.bin')`), the traceback's file first."""
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
     heads = ["/".join(rel[:i]) for i in range(len(rel) - 1, 0, -1)]
+    middles = ["/".join(rel[i:j]) for i in range(1, len(rel) - 1) for j in range(len(rel) - 1, i, -1)]
     # Where the launch sets values first (its scripts, the config files it names): they beat
     # the defaults in the code; then the traceback's file, then the rest.
     launch = [w.path for inv in invocations(ctx.worktree, ctx.config) for w in inv.args if w.path != COMMAND]
@@ -164,8 +166,10 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str
         f for f in repo_files(ctx.worktree, _TEXT_FILES, skip_tests=True) if f not in first
     ]
     texts: dict[str, str | None] = {}  # each file read once, when first needed
-    for part, rewrite in [(t, _rewrite_tail) for t in dict.fromkeys(tails)] + [(h, _rewrite_head) for h in heads]:
-        for variant in (part, f"./{part}"):
+    candidates = [(t, _rewrite_tail) for t in dict.fromkeys(tails)] + [(h, _rewrite_head) for h in heads]
+    candidates += [(m, _rewrite_middle) for m in middles]
+    for part, rewrite in candidates:
+        for variant in (part, f"./{part}") if rewrite is not _rewrite_middle else (part,):
             new = rewrite(variant, rel, fixed)
             if new is None:
                 continue
@@ -207,6 +211,19 @@ def _rewrite_head(literal: str, rel: list[str], fixed: list[str]) -> str | None:
     if len(fixed) != len(rel) or segments != rel[:k] or fixed[k:] != rel[k:] or fixed[:k] == rel[:k]:
         return None
     return literal.replace("/".join(rel[:k]), "/".join(fixed[:k]), 1)
+
+
+def _rewrite_middle(literal: str, rel: list[str], fixed: list[str]) -> str | None:
+    """The literal (parts of the path between its first and its last) with its parts replaced by
+    the fixed ones, when only those parts are wrong."""
+    segments = literal.split("/")
+    k = len(segments)
+    if len(fixed) != len(rel):
+        return None
+    for i in range(1, len(rel) - k):
+        if rel[i : i + k] == segments and fixed[:i] == rel[:i] and fixed[i + k :] == rel[i + k :]:
+            return "/".join(fixed[i : i + k]) if fixed[i : i + k] != segments else None
+    return None
 
 
 def _replace_quoted(text: str, literal: str, new: str, *, shell: bool = False) -> dict[int, str]:

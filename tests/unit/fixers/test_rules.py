@@ -615,6 +615,26 @@ def test_missing_path_from_a_joined_absolute_path_in_yaml(tmp_path):
     assert (root / "configs/data.yaml").read_text() == "root: data/imagenet\nsplit: train\n"
 
 
+def test_missing_path_joined_from_a_root_a_dataset_name_and_a_file_fixes_the_name(tmp_path):
+    # nanoGPT: data_dir = os.path.join('data', dataset), then os.path.join(data_dir, 'train.bin'),
+    # with `dataset` set in the config file the launch names.
+    root = make_repo(
+        tmp_path,
+        {
+            "data/shakespeare_char/train.bin": "",
+            "data/openwebtext/train.bin": "",
+            "config/train_char.py": "dataset = 'shakespeare-char'\nbatch_size = 4\n",
+            "train.py": "import os\ndata_dir = os.path.join('data', dataset)\n",
+        },
+    )
+    message = "[Errno 2] No such file or directory: 'data/shakespeare-char/train.bin'"
+    proposal = propose_rule_fix(ctx_for(root, "data_not_found", "FileNotFoundError", message))
+
+    assert proposal.edits == [
+        Edit("config/train_char.py", "dataset = 'shakespeare-char'", "dataset = 'shakespeare_char'")
+    ]
+
+
 def test_missing_path_without_a_close_one_is_left_alone(tmp_path):
     root = make_repo(tmp_path, {"data/train.csv": "", "train.py": "open('data/validation.csv')\n"})
     assert (

@@ -54,7 +54,7 @@ def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
         return None
     new_line = rename.line_text[: rename.col] + rename.new + rename.line_text[rename.end_col :]
     if rename.abbreviated:
-        why = f"{rename.new} is the one existing key whose word initials match it"
+        why = f"{rename.new} is the one existing key that is its abbreviation or long form (word initials)"
     else:
         why = f"{rename.new} is the existing key closest to it"
     return FixProposal(

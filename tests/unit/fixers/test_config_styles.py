@@ -353,7 +353,7 @@ def test_long_form_of_a_declared_abbreviation_is_renamed_to_it(tmp_path):
     ctx = unknown(root, "main.py: error: unrecognized arguments: --learning-rate 0.5", launch("bash run.sh"))
     proposal = propose_rule_fix(ctx)
     assert proposal.fixer == "rule:rename-key"
-    assert "initials" in proposal.root_cause
+    assert "abbreviation" in proposal.root_cause
     apply(root, proposal.edits)
     assert (root / "run.sh").read_text() == "python main.py --epochs 1 --lr 0.5\n"
 

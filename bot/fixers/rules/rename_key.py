@@ -1,5 +1,7 @@
 """An override names a key the config does not have → rename it to the closest existing key,
-where the override is written, when exactly one existing key is that close:
+where the override is written, when exactly one existing key is that close — or, when none is,
+to the one existing key it abbreviates or is the abbreviation of (`--lr` ↔ `--learning-rate`,
+see `bot.fixers.abbreviations`):
 
 - a flag argparse or tyro refuses (`--batch_size` → `--batch-size`), or a `--key=value` a
   nanoGPT-style configurator refuses, in a launch script;
@@ -10,6 +12,7 @@ where the override is written, when exactly one existing key is that close:
 
 from __future__ import annotations
 
+import ast
 import difflib
 import re
 from dataclasses import dataclass
@@ -17,6 +20,7 @@ from pathlib import Path
 
 import yaml
 
+from bot.fixers.abbreviations import Declared, abbreviation
 from bot.fixers.config_subject import SubjectKind, config_subject
 from bot.fixers.declarations import arguments, config_globals, dataclasses
 from bot.fixers.invocations import Word
@@ -38,6 +42,7 @@ class Rename:
     old: str
     new: str
     line_text: str
+    abbreviated: bool = False  # `new` is `old`'s long form or abbreviation, not its spelling
 
 
 def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
@@ -48,10 +53,14 @@ def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
     if text is None:
         return None
     new_line = rename.line_text[: rename.col] + rename.new + rename.line_text[rename.end_col :]
+    if rename.abbreviated:
+        why = f"{rename.new} is the one existing key that is its abbreviation or long form (word initials)"
+    else:
+        why = f"{rename.new} is the existing key closest to it"
     return FixProposal(
         fixer="rule:rename-key",
         description=f"rename unknown {rename.old} to {rename.new} in {rename.path}",
-        root_cause=f"The config has no {rename.old}; {rename.new} is the existing key closest to it.",
+        root_cause=f"The config has no {rename.old}; {why}.",
         edits=line_edit(rename.path, text, {rename.line: new_line}),
         evidence=list(ctx.diagnosis.evidence[-2:]) + [f"{rename.path}:{rename.line}: {rename.line_text.strip()}"],
     )
@@ -76,7 +85,8 @@ def _rename(ctx: FixContext) -> Rename | None:
 
 
 def _flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
-    """A flag the script's parser refuses, renamed to the closest flag it declares."""
+    """A flag the script's parser refuses, renamed to the closest flag it declares (or the one
+    it abbreviates, or abbreviates it)."""
     for view in views:
         for override in view.overrides:
             written = override.flag.text.split("=", 1)[0]
@@ -84,21 +94,86 @@ def _flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
                 continue
             known = _declared_flags(ctx.worktree, view.invocation.script)
             prefix = written[: len(written) - len(written.lstrip("-"))]
-            new = closest(written, known, normalise=True)
+            new = closest(written, list(known), normalise=True)
+            abbreviated = new is None
+            if new is None:
+                new = abbreviation(written, known, override.site.text if override.site else None)
             if new is None:
                 continue
             new = new if new.startswith("-") else prefix + new
-            return _in_word(override.flag, written, new)
+            rename = _in_word(override.flag, written, new)
+            if rename is not None:
+                rename.abbreviated = abbreviated
+            return rename
     return None
 
 
-def _declared_flags(root: Path, script: str) -> list[str]:
+def _declared_flags(root: Path, script: str) -> dict[str, Declared]:
+    """The `--flags` a script declares, each with what its declaration says of it."""
     text = read_text(root, script) or ""
-    flags = [o for a in arguments(text) for o in a.options if o.startswith("--")]
+    lines = text.split("\n")
+    helps = _argparse_notes(text)
+    flags: dict[str, Declared] = {}
+    for a in arguments(text):
+        for option in a.options:
+            if option.startswith("--"):
+                flags.setdefault(option, helps.get(a.line, Declared()))
     for cls in dataclasses(text):  # tyro: `--field-name`, also accepted as `--field_name`
-        flags += [f"--{f.name.replace('_', '-')}" for f in cls.fields]
-    flags += [f"--{g.name}" for g in config_globals(text)]
-    return list(dict.fromkeys(flags))
+        for f in cls.fields:
+            doc = "\n".join(lines[f.line : f.end_line]) + _comment(lines[f.line - 1])
+            kind = f.annotation if f.annotation in ("int", "float", "str", "bool") else None
+            flags.setdefault(f"--{f.name.replace('_', '-')}", Declared(doc, kind))
+    values = _global_values(text)
+    for g in config_globals(text):
+        flags.setdefault(f"--{g.name}", Declared(_comment(lines[g.line - 1]), values.get(g.name)))
+    return flags
+
+
+def _argparse_notes(text: str) -> dict[int, Declared]:
+    """Each `add_argument` statement's help text and type, by its first line."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    notes = {}
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
+            continue
+        func = node.value.func
+        if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
+            continue
+        keywords = {kw.arg: kw.value for kw in node.value.keywords if kw.arg}
+        help_node, kind = keywords.get("help"), None
+        help_text = help_node.value if isinstance(help_node, ast.Constant) and isinstance(help_node.value, str) else ""
+        type_node, default, action = keywords.get("type"), keywords.get("default"), keywords.get("action")
+        if isinstance(type_node, ast.Name) and type_node.id in ("int", "float", "str"):
+            kind = type_node.id
+        elif isinstance(action, ast.Constant) and action.value in ("store_true", "store_false"):
+            kind = "bool"
+        elif type_node is None and isinstance(default, ast.Constant) and default.value is not None:
+            kind = type(default.value).__name__
+        notes[node.lineno] = Declared(help_text, kind)
+    return notes
+
+
+def _global_values(text: str) -> dict[str, str]:
+    """The type of each module-level `name = <literal>`."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return {}
+    kinds = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                kinds[node.targets[0].id] = type(ast.literal_eval(node.value)).__name__
+            except (ValueError, SyntaxError, TypeError):
+                continue
+    return kinds
+
+
+def _comment(line: str) -> str:
+    return line.split("#", 1)[1] if "#" in line else ""
 
 
 # --- Hydra --------------------------------------------------------------------------------------
@@ -113,10 +188,16 @@ def _hydra_override(ctx: FixContext, views: list[LaunchView], name: str) -> Rena
         path = name.split(".")
         siblings = _yaml_siblings(ctx, path)
         new = closest(path[-1], siblings)
+        abbreviated = new is None
+        if new is None:
+            new = abbreviation(path[-1], siblings)
         if new is None:
             continue
         written = override.flag.text.split("=", 1)[0]
-        return _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new)
+        rename = _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new)
+        if rename is not None:
+            rename.abbreviated = abbreviated
+        return rename
     return None
 
 
@@ -178,9 +259,12 @@ def _yaml_key(ctx: FixContext, keyword: str) -> Rename | None:
                 continue
             known = _known_siblings(ctx, rel, lines, number)
             new = closest(keyword, known)
+            abbreviated = new is None
+            if new is None:
+                new = abbreviation(keyword, known)
             if new is not None:
                 col = len(found.group(1))
-                return Rename(rel, number, col, col + len(keyword), keyword, new, line)
+                return Rename(rel, number, col, col + len(keyword), keyword, new, line, abbreviated)
     return None
 
 

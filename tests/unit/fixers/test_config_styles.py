@@ -344,6 +344,112 @@ def test_ambiguous_flag_is_not_renamed(tmp_path):
     assert propose_rule_fix(ctx) is None
 
 
+MNIST_TRAIN = """\
+import argparse
+
+parser = argparse.ArgumentParser(description='PyTorch MNIST Example')
+parser.add_argument('--batch-size', type=int, default=64, metavar='N',
+                    help='input batch size for training (default: 64)')
+parser.add_argument('--epochs', type=int, default=14, metavar='N',
+                    help='number of epochs to train (default: 14)')
+parser.add_argument('--lr', type=float, default=1.0, metavar='LR',
+                    help='learning rate (default: 1.0)')
+parser.add_argument('--gamma', type=float, default=0.7, metavar='M',
+                    help='Learning rate step gamma (default: 0.7)')
+args = parser.parse_args()
+"""
+
+
+def test_long_form_of_a_declared_abbreviation_is_renamed_to_it(tmp_path):
+    root = make_repo(tmp_path, {"main.py": MNIST_TRAIN, "run.sh": "python main.py --epochs 1 --learning-rate 0.5\n"})
+    ctx = unknown(root, "main.py: error: unrecognized arguments: --learning-rate 0.5", launch("bash run.sh"))
+    proposal = propose_rule_fix(ctx)
+    assert proposal.fixer == "rule:rename-key"
+    assert "abbreviation" in proposal.root_cause
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python main.py --epochs 1 --lr 0.5\n"
+
+
+def test_abbreviation_whose_help_spells_another_long_form_is_not_used(tmp_path):
+    message = "main.py: error: unrecognized arguments: --local-rank 0"
+    root = make_repo(tmp_path, {"main.py": MNIST_TRAIN, "run.sh": "python main.py --local-rank 0\n"})
+    assert propose_rule_fix(unknown(root, message, launch("bash run.sh"))) is None  # `--lr` is the learning rate
+    train = MNIST_TRAIN.replace("help='learning rate (default: 1.0)'", "help='local rank of the process'")
+    (root / "main.py").write_text(train)
+    assert propose_rule_fix(unknown(root, message, launch("bash run.sh"))) is not None
+
+
+def test_nanogpt_abbreviated_config_key_is_renamed_to_the_global(tmp_path):
+    root = make_repo(tmp_path, {"train.py": GLOBALS_TRAIN, "run.sh": "python train.py --batch_size=8 --lr=5e-4\n"})
+    ctx = unknown(root, "Unknown config key: lr", launch("bash run.sh"), exc_type="ValueError")
+    apply(root, propose_rule_fix(ctx).edits)
+    assert (root / "run.sh").read_text() == "python train.py --batch_size=8 --learning_rate=5e-4\n"
+
+
+AMBIGUOUS_TRAIN = """\
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--learning_rate')
+parser.add_argument('--local_rank')
+args = parser.parse_args()
+"""
+
+
+def test_abbreviation_of_two_declared_names_is_not_renamed(tmp_path):
+    message = "train.py: error: unrecognized arguments: --lr 0.1"
+    alone = make_repo(
+        tmp_path / "alone",
+        {
+            "train.py": AMBIGUOUS_TRAIN.replace("parser.add_argument('--local_rank')\n", ""),
+            "run.sh": "python train.py --lr 0.1\n",
+        },
+    )
+    assert propose_rule_fix(unknown(alone, message, launch("bash run.sh"))) is not None
+    both = make_repo(tmp_path / "both", {"train.py": AMBIGUOUS_TRAIN, "run.sh": "python train.py --lr 0.1\n"})
+    assert propose_rule_fix(unknown(both, message, launch("bash run.sh"))) is None
+
+
+def test_abbreviation_of_two_declared_names_is_settled_by_their_types(tmp_path):
+    # `local_rank` is an int: nanoGPT's configurator would refuse 5e-4 for it, so `lr` means `learning_rate`.
+    train = GLOBALS_TRAIN.replace("warmup_iters = 2000\n", "warmup_iters = 2000\nlocal_rank = 0\n")
+    root = make_repo(tmp_path, {"train.py": train, "run.sh": "python train.py --lr=5e-4\n"})
+    ctx = unknown(root, "Unknown config key: lr", launch("bash run.sh"), exc_type="ValueError")
+    apply(root, propose_rule_fix(ctx).edits)
+    assert (root / "run.sh").read_text() == "python train.py --learning_rate=5e-4\n"
+
+
+def test_abbreviation_of_two_declared_names_is_settled_by_help_that_spells_it(tmp_path):
+    train = AMBIGUOUS_TRAIN.replace("'--learning_rate'", "'--learning_rate', help='initial lr'")
+    root = make_repo(tmp_path, {"train.py": train, "run.sh": "python train.py --lr 0.1\n"})
+    ctx = unknown(root, "train.py: error: unrecognized arguments: --lr 0.1", launch("bash run.sh"))
+    apply(root, propose_rule_fix(ctx).edits)
+    assert (root / "run.sh").read_text() == "python train.py --learning_rate 0.1\n"
+
+
+def test_a_typo_is_renamed_by_spelling_before_any_abbreviation(tmp_path):
+    # `--learning-rat` is a typo of `--learning-rate`, and its initials are those of `--lr` too.
+    train = MNIST_TRAIN.replace("'--gamma'", "'--learning-rate'")
+    root = make_repo(tmp_path, {"main.py": train, "run.sh": "python main.py --learning-rat 0.5\n"})
+    ctx = unknown(root, "main.py: error: unrecognized arguments: --learning-rat 0.5", launch("bash run.sh"))
+    proposal = propose_rule_fix(ctx)
+    assert "closest" in proposal.root_cause
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python main.py --learning-rate 0.5\n"
+
+
+def test_hydra_override_of_a_key_by_its_long_form_is_renamed_to_the_abbreviation(tmp_path):
+    command = "python src/train.py experiment=tiny model.optimizer.learning_rate=0.01\n"
+    root = make_repo(tmp_path, {**HYDRA_FILES, "train.sh": command})
+    message = (
+        "Could not override 'model.optimizer.learning_rate'.\n"
+        "To append to your config use +model.optimizer.learning_rate=0.01"
+    )
+    ctx = unknown(root, message, launch("bash train.sh"), exc_type="hydra.errors.ConfigCompositionException")
+    apply(root, propose_rule_fix(ctx).edits)
+    assert (root / "train.sh").read_text() == "python src/train.py experiment=tiny model.optimizer.lr=0.01\n"
+
+
 def test_nanogpt_unknown_config_key_is_renamed(tmp_path):
     root = make_repo(tmp_path, {"train.py": GLOBALS_TRAIN, "run.sh": "python train.py --warmup_iter=100\n"})
     ctx = unknown(root, "Unknown config key: warmup_iter", launch("bash run.sh"), exc_type="ValueError")

@@ -59,8 +59,11 @@ def find_sites(root: Path, keys: tuple[str, ...]) -> list[Site]:
 def file_sites(root: Path, rel: str, keys: tuple[str, ...]) -> list[Site]:
     """The literal values of `keys` in one Python or YAML file."""
     text = read_text(root, rel)
-    if text is None:
-        return []
+    return [] if text is None else text_sites(rel, text, keys)
+
+
+def text_sites(rel: str, text: str, keys: tuple[str, ...]) -> list[Site]:
+    """The literal values of `keys` in `text`, a version of the Python or YAML file `rel`."""
     finder = python_sites if rel.endswith(".py") else yaml_sites
     return finder(rel, text, keys)
 

@@ -115,9 +115,19 @@ def _from_script(root: Path, rel: str, cwd: str, depth: int) -> list[Invocation]
     text = read_text(root, rel)
     if text is None:
         return []
+    return _from_text(root, rel, text, cwd, depth + 1)
+
+
+def text_invocations(root: Path, rel: str, text: str, cwd: str = "") -> list[Invocation]:
+    """The invocations of the launch script `rel` if it read `text` (another version of it, as
+    the base branch's), called from the folder `cwd`."""
+    return _from_text(root, rel, text, cwd, 1)
+
+
+def _from_text(root: Path, rel: str, text: str, cwd: str, depth: int) -> list[Invocation]:
     lines = [(rel, number, line) for number, line in enumerate(text.split("\n"), 1)]
     # A script runs in the caller's folder unless it changes folder itself.
-    return _from_lines(root, lines, cwd, depth + 1)
+    return _from_lines(root, lines, cwd, depth)
 
 
 def _logical(lines: list[tuple[str, int, str]]) -> list[list[Word]]:

@@ -151,6 +151,11 @@ def test_preempted_run_is_relaunched_without_a_code_change(capsys, repo):
 
 def test_second_attempt_when_the_first_fix_was_not_enough(capsys, tmp_path):
     clone = sample_repo.build(tmp_path, python=sys.executable)  # logs real offline W&B runs
+    # main has since taken the branch's lr 25.0: there is no lower base value to restore, so
+    # the rule lowers it a decade at a time.
+    (clone / "src/config.py").write_text(sample_repo.CONFIG_PY.format(lr="25.0"))
+    git(clone, "commit", "-q", "-am", "Adopt the experiment's learning rate")
+    git(clone, "push", "-q", "origin", "main")
     launch_and_fail(capsys, clone, sample_repo.BRANCH)
 
     code, result = fix(capsys, clone, sample_repo.BRANCH)
@@ -171,7 +176,8 @@ def test_demo_command_ends_on_a_verified_run(capsys, tmp_path):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "Outcome: patched, verified: True" in out
-    assert "**Fix applied:** lower learning rate" in out
+    # The sample branch raised main's lr 0.25 a hundredfold: main's value is restored.
+    assert "**Fix applied:** restore learning rate 0.25 from main in src/config.py" in out
 
 
 def test_resumed_job_never_commits_pushes_or_launches_twice(capsys, repo):

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
+from bot.fixers.base_value import base_site
 from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.llm.prompt import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
@@ -87,17 +88,51 @@ def lower_lr(ctx: FixContext) -> FixProposal | None:
     site = source_site(ctx, LR_KEYS, lambda s: (number(s.text) or 0) > 0)
     if site is None:
         return None
-    new = divide_by_ten(site.text)
     text = read_text(ctx.worktree, site.path)
-    if new is None or text is None:  # text: find_sites has just read it; gone or unreadable since
+    if text is None:  # find_sites has just read it; gone or unreadable since
         return None
+    found = base_site(ctx.worktree, ctx.config, ctx.base_branch, site)
+    if found is not None and _raised(site, found[1]):
+        return _restore_lr(ctx, site, text, *found)
+    new = divide_by_ten(site.text)
+    if new is None:
+        return None
+    same = found is not None and number(found[1].text) == number(site.text)
+    # Tells a reader why the base's value was not restored (again): it is the one in use.
+    note = f" ({found[0]}'s value too)" if found is not None and same else ""
     return FixProposal(
         fixer="rule:lower-lr",
         description=f"lower learning rate {site.text} → {new} in {site.path}",
-        root_cause=f"The loss diverged to NaN/inf with {site.key}={site.text}; a 10x smaller step keeps it finite.",
+        root_cause=f"The loss diverged to NaN/inf with {site.key}={site.text}{note}; a 10x smaller step keeps it finite.",
         edits=line_edit(site.path, text, {site.line: site.with_value(new)}),
-        evidence=_evidence(ctx, [site]),
+        evidence=_evidence(ctx, [site]) + (_base_evidence(*found) if found else []),
     )
+
+
+def _restore_lr(ctx: FixContext, site: Site, text: str, ref: str, base: Site) -> FixProposal:
+    """The branch raised the learning rate and the run diverged: the base's value, which did not,
+    is the careful fix (a tenth of a raised value may still be far too high)."""
+    branch = ref.removeprefix("origin/")
+    return FixProposal(
+        fixer="rule:lower-lr",
+        description=f"restore learning rate {base.text} from {branch} in {site.path} (the branch raised it to {site.text})",
+        root_cause=(
+            f"The loss diverged to NaN/inf with {site.key}={site.text}, which this branch raised from "
+            f"{branch}'s {base.text}; {branch}'s value is restored."
+        ),
+        edits=line_edit(site.path, text, {site.line: site.with_value(base.text)}),
+        evidence=_evidence(ctx, [site]) + _base_evidence(ref, base),
+    )
+
+
+def _raised(site: Site, base: Site) -> bool:
+    """Whether the branch's value is higher than the base's (a positive number there)."""
+    ours, theirs = number(site.text), number(base.text)
+    return ours is not None and theirs is not None and 0 < theirs < ours
+
+
+def _base_evidence(ref: str, base: Site) -> list[str]:
+    return [f"{ref}:{base.path}:{base.line}: {base.line_text.strip()}"]
 
 
 def divide_by_ten(literal: str) -> str | None:

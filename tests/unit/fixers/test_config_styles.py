@@ -10,7 +10,7 @@ from bot.fixers.invocations import COMMAND, invocations
 from bot.fixers.overrides import launch_views
 from bot.fixers.rules import propose_rule_fix
 from bot.fixers.value_source import config_files_used, sites_in_effect
-from tests.unit.fixers.test_rules import apply, ctx_for, make_repo
+from tests.unit.fixers.test_rules import apply, branch_repo, ctx_for, make_repo
 
 ARGPARSE_TRAIN = """\
 import argparse
@@ -144,6 +144,24 @@ def test_lr_from_a_launch_script_flag_is_lowered_in_the_script(tmp_path):
     apply(root, proposal.edits)
     assert (root / "scripts/run.sh").read_text() == "python train.py --learning-rate 0.05\n"
     assert "default=5e-4" in (root / "train.py").read_text()
+
+
+def test_lr_the_branch_raised_in_an_execd_config_file_is_restored_from_the_base(tmp_path):
+    # nanoGPT: the launch names config/train_tiny.py, exec'd over train.py's globals.
+    tiny = "batch_size = 8\nlearning_rate = 1e-3 # small model\n"
+    root = branch_repo(
+        tmp_path,
+        {"train.py": GLOBALS_TRAIN, "config/train_tiny.py": tiny},
+        {"config/train_tiny.py": tiny.replace("1e-3", "1e1")},
+    )
+    ctx = nan(root, config=launch("python train.py config/train_tiny.py"), base_branch="main")
+    proposal = propose_rule_fix(ctx)
+
+    assert proposal.description == (
+        "restore learning rate 1e-3 from main in config/train_tiny.py (the branch raised it to 1e1)"
+    )
+    apply(root, proposal.edits)
+    assert (root / "config/train_tiny.py").read_text() == tiny
 
 
 def test_lr_set_in_launch_command_itself_is_not_changed_elsewhere(tmp_path):

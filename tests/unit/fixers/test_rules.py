@@ -572,6 +572,125 @@ def test_vendored_code_is_never_edited(tmp_path):
     assert propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config={"lr": 1.0})) is None
 
 
+def branch_repo(root: Path, base: dict[str, str], branch: dict[str, str]) -> Path:
+    """A git repo whose `main` holds `base` and whose checked-out branch `exp-a` changes `branch`."""
+    make_repo(root, base)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "base")
+    git(root, "checkout", "-q", "-b", "exp-a")
+    return commit_files(root, branch)
+
+
+def commit_files(root: Path, files: dict[str, str]) -> Path:
+    make_repo(root, files)
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "experiment")
+    return root
+
+
+def nan_ctx(root: Path, **kwargs) -> FixContext:
+    kwargs.setdefault("base_branch", "main")
+    return ctx_for(root, "nan_loss", "FloatingPointError", "Loss is NaN at step 3", **kwargs)
+
+
+def test_lr_the_branch_raised_in_a_config_dict_is_restored_from_the_base(tmp_path):
+    root = branch_repo(tmp_path, {"src/config.py": CONFIG_PY}, {"src/config.py": CONFIG_PY.replace("0.1,", "10.0,")})
+    proposal = propose_rule_fix(nan_ctx(root))
+
+    assert proposal.fixer == "rule:lower-lr"
+    assert proposal.description == "restore learning rate 0.1 from main in src/config.py (the branch raised it to 10.0)"
+    assert "raised from main's 0.1" in proposal.root_cause
+    assert 'main:src/config.py:4: "lr": 0.1,  # tuned on the small model' in proposal.evidence
+    apply(root, proposal.edits)
+    assert (root / "src/config.py").read_text() == CONFIG_PY
+
+
+ARGPARSE_MAIN = """\
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--batch-size', type=int, default=64)
+parser.add_argument('--lr', type=float, default=1.0, metavar='LR')
+args = parser.parse_args()
+"""
+
+
+def test_lr_the_branch_raised_in_an_argparse_default_is_restored_written_as_the_base_wrote_it(tmp_path):
+    # The branch also added a flag above: the same default is found though its line moved.
+    raised = ARGPARSE_MAIN.replace("default=1.0", "default=1e3").replace(
+        "parser.add_argument('--batch",
+        "parser.add_argument('--epochs', type=int, default=14)\nparser.add_argument('--batch",
+    )
+    root = branch_repo(tmp_path, {"main.py": ARGPARSE_MAIN}, {"main.py": raised})
+    proposal = propose_rule_fix(nan_ctx(root))
+
+    assert proposal.description == "restore learning rate 1.0 from main in main.py (the branch raised it to 1e3)"
+    assert "main:main.py:5: parser.add_argument('--lr', type=float, default=1.0, metavar='LR')" in proposal.evidence
+    apply(root, proposal.edits)
+    assert (root / "main.py").read_text() == raised.replace("default=1e3", "default=1.0")
+
+
+def test_lr_the_branch_raised_in_a_launch_script_flag_is_restored_in_the_script(tmp_path):
+    script = "#!/bin/bash\nset -e\npython main.py --epochs 6 \\\n  --lr 20 --clip 0.25\n"
+    root = branch_repo(
+        tmp_path,
+        {"main.py": ARGPARSE_MAIN, "scripts/train.sh": script},
+        {"scripts/train.sh": "# faster\n" + script.replace("--lr 20", "--lr 2000")},
+    )
+    proposal = propose_rule_fix(nan_ctx(root, config={"launch": {"command": "bash scripts/train.sh"}}))
+
+    assert (
+        proposal.description == "restore learning rate 20 from main in scripts/train.sh (the branch raised it to 2000)"
+    )
+    assert "main:scripts/train.sh:4: --lr 20 --clip 0.25" in proposal.evidence
+    apply(root, proposal.edits)
+    assert (root / "scripts/train.sh").read_text() == "# faster\n" + script
+
+
+def test_lr_the_branch_did_not_change_is_divided_by_ten_as_before(tmp_path):
+    root = branch_repo(tmp_path, {"src/config.py": CONFIG_PY}, {"src/config.py": CONFIG_PY.replace("256", "128")})
+    proposal = propose_rule_fix(nan_ctx(root))
+
+    assert proposal.description == "lower learning rate 0.1 → 0.01 in src/config.py"
+    assert "lr=0.1 (main's value too)" in proposal.root_cause
+    apply(root, proposal.edits)
+    assert '"lr": 0.01,' in (root / "src/config.py").read_text()
+
+
+def test_lr_already_restored_once_is_then_divided_by_ten_not_restored_again(tmp_path):
+    root = branch_repo(tmp_path, {"src/config.py": CONFIG_PY}, {"src/config.py": CONFIG_PY.replace("0.1,", "10.0,")})
+    first = propose_rule_fix(nan_ctx(root))
+    apply(root, first.edits)
+    commit_files(root, {})  # the bot commits its fix; the relaunched run still diverges
+
+    second = propose_rule_fix(nan_ctx(root, previous_attempts=[{"number": 1, "fixer": "rule:lower-lr"}]))
+    assert first.description.startswith("restore learning rate 0.1 from main")
+    assert second.description == "lower learning rate 0.1 → 0.01 in src/config.py"
+    assert "(main's value too)" in second.root_cause
+
+
+@pytest.mark.parametrize(
+    "base, expected",
+    [
+        pytest.param({"src/config.py": CONFIG_PY.replace("0.1,", "1.0,")}, "0.1 → 0.01", id="base value higher"),
+        pytest.param({"src/config.py": CONFIG_PY.replace('"lr"', '"momentum"')}, "0.1 → 0.01", id="key absent on base"),
+        pytest.param({"src/other.py": "X = 1\n"}, "0.1 → 0.01", id="file absent on base"),
+        pytest.param({"src/config.py": CONFIG_PY.replace("0.1,", "1e-2 * 10,")}, "0.1 → 0.01", id="expression on base"),
+    ],
+)
+def test_lr_is_divided_by_ten_when_the_base_gives_no_lower_literal(tmp_path, base, expected):
+    root = branch_repo(tmp_path, base, {"src/config.py": CONFIG_PY})
+    proposal = propose_rule_fix(nan_ctx(root))
+    assert proposal.description == f"lower learning rate {expected} in src/config.py"
+
+
+def test_lr_raised_on_a_branch_without_a_known_base_is_divided_by_ten(tmp_path):
+    root = branch_repo(tmp_path, {"src/config.py": CONFIG_PY}, {"src/config.py": CONFIG_PY.replace("0.1,", "10.0,")})
+    proposal = propose_rule_fix(nan_ctx(root, base_branch=None))
+    assert proposal.description == "lower learning rate 10.0 → 1.0 in src/config.py"
+
+
 def test_nan_loss_without_a_learning_rate_has_no_rule(tmp_path):
     root = make_repo(tmp_path, {"train.py": "steps = 10\n"})
     assert propose_rule_fix(ctx_for(root, "nan_loss", "", "")) is None

@@ -27,6 +27,8 @@ class Argument:
     end_line: int  # its last line
     has_default: bool
     action: str | None = None
+    help: str = ""  # its help text, when a plain string
+    kind: str | None = None  # "int" | "float" | "str" | "bool": its type=, action or default says
 
 
 @dataclass
@@ -50,6 +52,7 @@ class Global:
     name: str
     line: int
     end_line: int
+    kind: str = ""  # the type of its literal value: "float", "int", "str", "bool"…
 
 
 def arguments(text: str) -> list[Argument]:
@@ -79,9 +82,24 @@ def arguments(text: str) -> list[Argument]:
                 end_line=end_of(node.value)[0],
                 has_default="default" in keywords,
                 action=_constant(keywords.get("action")),
+                help=_constant(keywords.get("help")) or "",
+                kind=_argument_kind(keywords),
             )
         )
     return sorted(found, key=lambda a: a.line)
+
+
+def _argument_kind(keywords: dict[str, ast.expr]) -> str | None:
+    """The value type an `add_argument` call declares: its `type=`, a store_true/false action,
+    else its default's type."""
+    kind, action, default = keywords.get("type"), keywords.get("action"), keywords.get("default")
+    if isinstance(kind, ast.Name) and kind.id in ("int", "float", "str"):
+        return kind.id
+    if _constant(action) in ("store_true", "store_false"):
+        return "bool"
+    if kind is None and isinstance(default, ast.Constant) and default.value is not None:
+        return type(default.value).__name__
+    return None
 
 
 def dest_of(options: list[str]) -> str:
@@ -147,8 +165,8 @@ def config_globals(text: str) -> list[Global]:
         if _overrides_globals(text, node):
             break
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if _is_literal(node.value):
-                found.append(Global(node.targets[0].id, node.lineno, end_of(node.value)[0]))
+            if (value := _literal(node.value)) is not _NOT_LITERAL:
+                found.append(Global(node.targets[0].id, node.lineno, end_of(node.value)[0], type(value).__name__))
     return found
 
 
@@ -159,12 +177,14 @@ def _overrides_globals(text: str, node: ast.stmt) -> bool:
     return bool(_EXEC_CONFIG.search(ast.get_source_segment(text, node) or ""))
 
 
-def _is_literal(node: ast.expr) -> bool:
+_NOT_LITERAL = object()
+
+
+def _literal(node: ast.expr) -> object:
     try:
-        ast.literal_eval(node)
+        return ast.literal_eval(node)
     except (ValueError, SyntaxError, TypeError):
-        return False
-    return True
+        return _NOT_LITERAL
 
 
 def _constant(node: ast.expr | None) -> str | None:

@@ -12,7 +12,6 @@ see `bot.fixers.abbreviations`):
 
 from __future__ import annotations
 
-import ast
 import difflib
 import re
 from dataclasses import dataclass
@@ -112,64 +111,19 @@ def _declared_flags(root: Path, script: str) -> dict[str, Declared]:
     """The `--flags` a script declares, each with what its declaration says of it."""
     text = read_text(root, script) or ""
     lines = text.split("\n")
-    helps = _argparse_notes(text)
     flags: dict[str, Declared] = {}
     for a in arguments(text):
         for option in a.options:
             if option.startswith("--"):
-                flags.setdefault(option, helps.get(a.line, Declared()))
+                flags.setdefault(option, Declared(a.help, a.kind))
     for cls in dataclasses(text):  # tyro: `--field-name`, also accepted as `--field_name`
         for f in cls.fields:
             doc = "\n".join(lines[f.line : f.end_line]) + _comment(lines[f.line - 1])
             kind = f.annotation if f.annotation in ("int", "float", "str", "bool") else None
             flags.setdefault(f"--{f.name.replace('_', '-')}", Declared(doc, kind))
-    values = _global_values(text)
     for g in config_globals(text):
-        flags.setdefault(f"--{g.name}", Declared(_comment(lines[g.line - 1]), values.get(g.name)))
+        flags.setdefault(f"--{g.name}", Declared(_comment(lines[g.line - 1]), g.kind))
     return flags
-
-
-def _argparse_notes(text: str) -> dict[int, Declared]:
-    """Each `add_argument` statement's help text and type, by its first line."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return {}
-    notes = {}
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Expr) and isinstance(node.value, ast.Call)):
-            continue
-        func = node.value.func
-        if not (isinstance(func, ast.Attribute) and func.attr == "add_argument"):
-            continue
-        keywords = {kw.arg: kw.value for kw in node.value.keywords if kw.arg}
-        help_node, kind = keywords.get("help"), None
-        help_text = help_node.value if isinstance(help_node, ast.Constant) and isinstance(help_node.value, str) else ""
-        type_node, default, action = keywords.get("type"), keywords.get("default"), keywords.get("action")
-        if isinstance(type_node, ast.Name) and type_node.id in ("int", "float", "str"):
-            kind = type_node.id
-        elif isinstance(action, ast.Constant) and action.value in ("store_true", "store_false"):
-            kind = "bool"
-        elif type_node is None and isinstance(default, ast.Constant) and default.value is not None:
-            kind = type(default.value).__name__
-        notes[node.lineno] = Declared(help_text, kind)
-    return notes
-
-
-def _global_values(text: str) -> dict[str, str]:
-    """The type of each module-level `name = <literal>`."""
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return {}
-    kinds = {}
-    for node in tree.body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            try:
-                kinds[node.targets[0].id] = type(ast.literal_eval(node.value)).__name__
-            except (ValueError, SyntaxError, TypeError):
-                continue
-    return kinds
 
 
 def _comment(line: str) -> str:

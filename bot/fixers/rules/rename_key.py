@@ -93,17 +93,12 @@ def _flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
                 continue
             known = _declared_flags(ctx.worktree, view.invocation.script)
             prefix = written[: len(written) - len(written.lstrip("-"))]
-            new = closest(written, list(known), normalise=True)
-            abbreviated = new is None
-            if new is None:
-                new = abbreviation(written, known, override.site.text if override.site else None)
-            if new is None:
+            found = _meant(written, known, override.site.text if override.site else None, normalise=True)
+            if found is None:
                 continue
+            new, abbreviated = found
             new = new if new.startswith("-") else prefix + new
-            rename = _in_word(override.flag, written, new)
-            if rename is not None:
-                rename.abbreviated = abbreviated
-            return rename
+            return _in_word(override.flag, written, new, abbreviated=abbreviated)
     return None
 
 
@@ -141,17 +136,12 @@ def _hydra_override(ctx: FixContext, views: list[LaunchView], name: str) -> Rena
             continue
         path = name.split(".")
         siblings = _yaml_siblings(ctx, path)
-        new = closest(path[-1], siblings)
-        abbreviated = new is None
-        if new is None:
-            new = abbreviation(path[-1], siblings)
-        if new is None:
+        found = _meant(path[-1], siblings)
+        if found is None:
             continue
+        new, abbreviated = found
         written = override.flag.text.split("=", 1)[0]
-        rename = _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new)
-        if rename is not None:
-            rename.abbreviated = abbreviated
-        return rename
+        return _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new, abbreviated=abbreviated)
     return None
 
 
@@ -212,13 +202,10 @@ def _yaml_key(ctx: FixContext, keyword: str) -> Rename | None:
             if not found:
                 continue
             known = _known_siblings(ctx, rel, lines, number)
-            new = closest(keyword, known)
-            abbreviated = new is None
-            if new is None:
-                new = abbreviation(keyword, known)
-            if new is not None:
+            meant = _meant(keyword, known)
+            if meant is not None:
                 col = len(found.group(1))
-                return Rename(rel, number, col, col + len(keyword), keyword, new, line, abbreviated)
+                return Rename(rel, number, col, col + len(keyword), keyword, meant[0], line, meant[1])
     return None
 
 
@@ -290,11 +277,23 @@ def _plain(name: str) -> str:
     return name.lstrip("-+~").replace("-", "").replace("_", "").lower()
 
 
-def _in_word(word: Word, old: str, new: str) -> Rename | None:
+def _in_word(word: Word, old: str, new: str, *, abbreviated: bool = False) -> Rename | None:
     """Replace `old` at the start of the word as written (after an opening quote, if any)."""
     written = word.line_text[word.col : word.end_col]
     start = written.find(old)
     if start < 0:
         return None
     col = word.col + start
-    return Rename(word.path, word.line, col, col + len(old), old, new, word.line_text)
+    return Rename(word.path, word.line, col, col + len(old), old, new, word.line_text, abbreviated)
+
+
+def _meant(
+    name: str, known: dict[str, Declared] | list[str], value: str | None = None, *, normalise: bool = False
+) -> tuple[str, bool] | None:
+    """The key `name` stands for, and whether it is its abbreviation or long form (True) rather
+    than a close spelling of it: a close spelling first, then word initials."""
+    close = closest(name, list(known), normalise=normalise)
+    if close is not None:
+        return close, False
+    short = abbreviation(name, known, value)
+    return (short, True) if short is not None else None

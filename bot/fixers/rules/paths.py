@@ -23,6 +23,8 @@ from bot.fixers.value_source import config_files_used
 CUTOFF = 0.8
 _MAX_SIBLINGS = 20_000
 _TEXT_FILES = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")
+_ASSIGNED = re.compile(r"""^\s*(?:--)?["']?([\w.-]+)["']?\s*[:=]""")  # `key = `, `key: `, `"key": `, `--key=`
+_DATA_KEY = re.compile(r"(?i)data|path|dir|root|file|folder|split|subset|corpus|source|name$")
 _MISSING = (
     re.compile(r"No such file or directory: ['\"]([^'\"]+)['\"]"),
     re.compile(r"[Ff]ile ['\"]?([^\s'\"]+)['\"]? (?:does not exist|not found)"),
@@ -47,11 +49,15 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
     site = _literal_site(ctx, missing, rel, fixed)
     if site is None:
         return None
-    path, literal, new_literal = site
+    path, literal, new_literal, middle = site
     text = read_text(ctx.worktree, path)
     if text is None:  # _literal_site has just found the literal in it; gone or unreadable since
         return None
     changes = _replace_quoted(text, literal, new_literal, shell=path.endswith(".sh"))
+    if middle:  # a bare name: only where it names data, not wherever the same word stands
+        changes = {n: line for n, line in changes.items() if _names_data(text.split("\n")[n - 1], literal)}
+    if not changes:
+        return None
     return FixProposal(
         fixer="rule:closest-path",
         description=f"read {'/'.join(fixed)} instead of the missing {'/'.join(rel)} in {path}",
@@ -150,8 +156,8 @@ def _siblings(folder: Path) -> list[str]:
     return sorted(itertools.islice(names, _MAX_SIBLINGS))  # a data folder may hold millions
 
 
-def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str]) -> tuple[str, str, str] | None:
-    """(file, literal, new literal) of the string in the repo that names the wrong part of the
+def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str]) -> tuple[str, str, str, bool] | None:
+    """(file, literal, new literal, whether it is a middle part) of the string in the repo that names the wrong part of the
     missing path: the whole path, a tail of it (code joining a folder and a file name), a head
     (the root a name was joined to) or a middle (a dataset name joined between a root and a
     file: `os.path.join('data', dataset, 'train.bin')`), the traceback's file first."""
@@ -178,7 +184,7 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str
                     texts[rel_file] = read_text(ctx.worktree, rel_file)
                 pattern = _quoted_pattern(variant, shell=rel_file.endswith(".sh"))
                 if texts[rel_file] and pattern.search(texts[rel_file] or ""):
-                    return rel_file, variant, new
+                    return rel_file, variant, new, rewrite is _rewrite_middle
     return None
 
 
@@ -224,6 +230,14 @@ def _rewrite_middle(literal: str, rel: list[str], fixed: list[str]) -> str | Non
         if rel[i : i + k] == segments and fixed[:i] == rel[:i] and fixed[i + k :] == rel[i + k :]:
             return "/".join(fixed[i : i + k]) if fixed[i : i + k] != segments else None
     return None
+
+
+def _names_data(line: str, literal: str) -> bool:
+    """Whether the line uses `literal` as data (a dataset name joined into a path) rather than as
+    some other setting that happens to hold the same word (`wandb_project = 'shakespeare-char'`):
+    its key, when it assigns one, names data, a path or a folder."""
+    key = _ASSIGNED.match(line[: line.find(literal)])
+    return key is None or bool(_DATA_KEY.search(key.group(1)))
 
 
 def _replace_quoted(text: str, literal: str, new: str, *, shell: bool = False) -> dict[int, str]:

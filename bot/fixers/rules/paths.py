@@ -24,7 +24,7 @@ CUTOFF = 0.8
 _MAX_SIBLINGS = 20_000
 _TEXT_FILES = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")
 _ASSIGNED = re.compile(r"""^\s*(?:--)?["']?([\w.-]+)["']?\s*[:=]""")  # `key = `, `key: `, `"key": `, `--key=`
-_DATA_KEY = re.compile(r"(?i)data|path|dir|root|file|folder|split|subset|corpus|source|name$")
+_DATA_KEY = re.compile(r"(?i)data|path|dir|root|file|folder|split|subset|corpus|source")
 _MISSING = (
     re.compile(r"No such file or directory: ['\"]([^'\"]+)['\"]"),
     re.compile(r"[Ff]ile ['\"]?([^\s'\"]+)['\"]? (?:does not exist|not found)"),

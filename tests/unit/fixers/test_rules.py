@@ -742,8 +742,11 @@ def test_missing_path_joined_from_a_root_a_dataset_name_and_a_file_fixes_the_nam
         {
             "data/shakespeare_char/train.bin": "",
             "data/openwebtext/train.bin": "",
-            # The W&B project holds the same word but names no path: it stays.
-            "config/train_char.py": "wandb_project = 'shakespeare-char'\ndataset = 'shakespeare-char'\nbatch_size = 4\n",
+            # The W&B project and run name hold the same word but name no path: they stay.
+            "config/train_char.py": (
+                "wandb_project = 'shakespeare-char'\nwandb_run_name = 'shakespeare-char'\n"
+                "dataset = 'shakespeare-char'\nbatch_size = 4\n"
+            ),
             "train.py": "import os\ndata_dir = os.path.join('data', dataset)\n",
         },
     )

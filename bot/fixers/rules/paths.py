@@ -49,15 +49,7 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
     site = _literal_site(ctx, missing, rel, fixed)
     if site is None:
         return None
-    path, literal, new_literal, middle = site
-    text = read_text(ctx.worktree, path)
-    if text is None:  # _literal_site has just found the literal in it; gone or unreadable since
-        return None
-    changes = _replace_quoted(text, literal, new_literal, shell=path.endswith(".sh"))
-    if middle:  # a bare name: only where it names data, not wherever the same word stands
-        changes = {n: line for n, line in changes.items() if _names_data(text.split("\n")[n - 1], literal)}
-    if not changes:
-        return None
+    path, text, changes = site
     return FixProposal(
         fixer="rule:closest-path",
         description=f"read {'/'.join(fixed)} instead of the missing {'/'.join(rel)} in {path}",
@@ -156,11 +148,14 @@ def _siblings(folder: Path) -> list[str]:
     return sorted(itertools.islice(names, _MAX_SIBLINGS))  # a data folder may hold millions
 
 
-def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str]) -> tuple[str, str, str, bool] | None:
-    """(file, literal, new literal, whether it is a middle part) of the string in the repo that names the wrong part of the
-    missing path: the whole path, a tail of it (code joining a folder and a file name), a head
-    (the root a name was joined to) or a middle (a dataset name joined between a root and a
-    file: `os.path.join('data', dataset, 'train.bin')`), the traceback's file first."""
+def _literal_site(
+    ctx: FixContext, missing: str, rel: list[str], fixed: list[str]
+) -> tuple[str, str, dict[int, str]] | None:
+    """(file, its text, the lines changed: number → new line) where a string in the repo names
+    the wrong part of the missing path: the whole path, a tail of it (code joining a folder and a
+    file name), a head (the root a name was joined to) or a middle (a dataset name joined between
+    a root and a file: `os.path.join('data', dataset, 'train.bin')`, changed only where it names
+    data), the traceback's file first."""
     tails = [missing] + ["/".join(rel[i:]) for i in range(len(rel))]
     heads = ["/".join(rel[:i]) for i in range(len(rel) - 1, 0, -1)]
     middles = ["/".join(rel[i:j]) for i in range(1, len(rel) - 1) for j in range(len(rel) - 1, i, -1)]
@@ -182,9 +177,15 @@ def _literal_site(ctx: FixContext, missing: str, rel: list[str], fixed: list[str
             for rel_file in files:
                 if rel_file not in texts:
                     texts[rel_file] = read_text(ctx.worktree, rel_file)
-                pattern = _quoted_pattern(variant, shell=rel_file.endswith(".sh"))
-                if texts[rel_file] and pattern.search(texts[rel_file] or ""):
-                    return rel_file, variant, new, rewrite is _rewrite_middle
+                text = texts[rel_file]
+                if not text or not _quoted_pattern(variant, shell=rel_file.endswith(".sh")).search(text):
+                    continue
+                changes = _replace_quoted(text, variant, new, shell=rel_file.endswith(".sh"))
+                if rewrite is _rewrite_middle:  # a bare name: not wherever the same word stands
+                    lines = text.split("\n")
+                    changes = {n: line for n, line in changes.items() if _names_data(lines[n - 1], variant)}
+                if changes:
+                    return rel_file, text, changes
     return None
 
 

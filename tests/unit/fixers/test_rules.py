@@ -742,7 +742,9 @@ def test_missing_path_joined_from_a_root_a_dataset_name_and_a_file_fixes_the_nam
         {
             "data/shakespeare_char/train.bin": "",
             "data/openwebtext/train.bin": "",
-            # The W&B project and run name hold the same word but name no path: they stay.
+            # A W&B project and run name hold the same word but name no path: they stay, here
+            # and in a file searched before the one that names the dataset.
+            "config/a_logging.py": "wandb_project = 'shakespeare-char'\n",
             "config/train_char.py": (
                 "wandb_project = 'shakespeare-char'\nwandb_run_name = 'shakespeare-char'\n"
                 "dataset = 'shakespeare-char'\nbatch_size = 4\n"

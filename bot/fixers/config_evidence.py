@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
+from bot.fixers.base_value import base_text
 from bot.fixers.config_sites import Site, find_sites, python_sites, yaml_sites
-from bot.fixers.llm.prompt import git_output
 from bot.fixers.model import FixContext
 from bot.fixers.text import read_text
 from bot.repo.branch_doc import doc_candidates
@@ -42,17 +42,13 @@ def find_value(ctx: FixContext, key: str, target: str) -> Value | None:
 
 
 def _from_base_branch(ctx: FixContext, key: str, target: str) -> Value | None:
-    if not ctx.base_branch:
+    found = base_text(ctx.worktree, ctx.base_branch, target)
+    if found is None:
         return None
-    for ref in (ctx.base_branch, f"origin/{ctx.base_branch}"):
-        text = git_output(ctx.worktree, "show", f"{ref}:{target}")
-        if text is None:
-            continue
-        finder = python_sites if target.endswith(".py") else yaml_sites
-        site = next((s for s in finder(target, text, (key,)) if s.kind in _EVIDENCE_KINDS), None)
-        if site is not None:
-            return _site_value(site, f"{ref}:{target}:{site.line}: {site.line_text.strip()}")
-    return None
+    ref, text = found
+    finder = python_sites if target.endswith(".py") else yaml_sites
+    site = next((s for s in finder(target, text, (key,)) if s.kind in _EVIDENCE_KINDS), None)
+    return None if site is None else _site_value(site, f"{ref}:{target}:{site.line}: {site.line_text.strip()}")
 
 
 def _from_other_configs(ctx: FixContext, key: str, target: str) -> Value | None:

@@ -10,6 +10,9 @@ the queued item), so the run store finds it under the same id the state store ke
 Status comes from that W&B run's state; while no run exists yet, from the queue item
 (pending until an agent picks it up; FAILED when the agent could not start it). The console
 log is the W&B run's own (output.log), which the branch's run listing reads online.
+
+A run whose handle was never stored (the bot died inside the push) is adopted by its W&B run,
+found by the run's id, once an agent has started it.
 """
 
 from __future__ import annotations
@@ -20,12 +23,15 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from bot.core.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.core.settings import Settings
-from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus
+from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, keep_known, read_known
 from bot.launchers.local import compose_script
+from bot.store.runs import RunRecord
 
 NEEDS_KEY = "launch.backend wandb-launch needs a W&B API key: set WANDB_API_KEY"
 DEFAULT_QUEUE = "default"
@@ -58,6 +64,9 @@ class WandbLaunchLauncher(Launcher):
         self._require_key()
         target = self.target()
         source = self.source(spec)
+        log_path = Path(spec.log_path).resolve()
+        known = {"backend": self.name, **target, "run_id": spec.run_id, "log_path": str(log_path)}
+        keep_known(log_path, known)  # the W&B run takes the run's id: enough to adopt it once it starts
         with self._calling(f"adding the run to W&B Launch queue {target['queue']!r}"), self._wandb_env():
             from wandb.sdk.launch import launch_add
 
@@ -71,14 +80,23 @@ class WandbLaunchLauncher(Launcher):
                 **source,
                 **({"resource_args": self.options["resource_args"]} if self.options.get("resource_args") else {}),
             )
-        return {
-            "backend": self.name,
-            **target,
-            "queued_run_id": str(queued.id),
-            "run_id": spec.run_id,
-            "log_path": str(spec.log_path),
-            "started_at": time.time(),
-        }
+        return {**known, "queued_run_id": str(queued.id), "started_at": time.time()}
+
+    def adopt(self, record: RunRecord) -> Handle | None:
+        """The W&B run an agent started under the run's id. None until one has (or while W&B
+        does not answer): the queue item's id comes only in W&B's answer to the push, and the
+        public API cannot find an item by the run it will make, so an item no agent took before
+        the launch timeout is lost with its run."""
+        known = read_known(record)
+        if known is None:
+            return None
+        try:
+            run = self._find_run(known)
+        except BotError:
+            return None
+        if run is None:
+            return None
+        return {**known, "queued_run_id": None, "started_at": _seconds(getattr(run, "created_at", None)) or time.time()}
 
     def target(self) -> dict[str, str]:
         """Queue, entity and project: launch.wandb, then the repo config's wandb section, then settings."""
@@ -122,7 +140,7 @@ class WandbLaunchLauncher(Launcher):
                 reason=reason,
                 ended_at=time.time() if state in END_STATES else None,
             )
-        item_state = self._queue_item_state(handle)
+        item_state = self._queue_item_state(handle) if handle.get("queued_run_id") else None
         if item_state == "failed":
             return LaunchStatus(
                 "failed",
@@ -162,6 +180,8 @@ class WandbLaunchLauncher(Launcher):
                 return
             with self._calling(f"stopping run {handle['run_id']}"):
                 run.stop()  # the run's process sees the stop request and exits as killed
+            return
+        if not handle.get("queued_run_id"):  # adopted from its run, which is gone: no item to find
             return
         with self._calling(f"removing queue item {handle['queued_run_id']}"):
             self._api(handle).queued_run(
@@ -212,6 +232,14 @@ class WandbLaunchLauncher(Launcher):
         except Exception as exc:
             detail = exception_line(exc, [self.settings.wandb_api_key])
             raise OperationFailed(f"W&B Launch failed while {what}: {detail}") from None
+
+
+def _seconds(created_at: Any) -> float | None:
+    """A W&B run's createdAt (naive UTC ISO time) as epoch seconds; None when absent or unreadable."""
+    try:
+        return datetime.fromisoformat(str(created_at)).replace(tzinfo=timezone.utc).timestamp()
+    except ValueError:
+        return None
 
 
 def entry_point(spec: LaunchSpec) -> list[str]:

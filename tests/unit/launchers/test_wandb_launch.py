@@ -10,9 +10,10 @@ import pytest
 
 from bot.core.errors import BadInput, OperationFailed
 from bot.core.settings import Settings
-from bot.launchers import LaunchSpec, get_launcher
+from bot.launchers import LaunchSpec, get_launcher, refresh_run
 from bot.launchers.wandb_launch import NEEDS_KEY
 from bot.repo.config import DEFAULTS
+from bot.store.runs import StateStore
 from tests.support.fake_wandb import FakeWandb, GraphQLError
 
 KEY = "k3y" + "0123456789abcdef" * 2 + "zzzzz"
@@ -200,6 +201,38 @@ def test_cancel_stops_a_running_run_and_removes_a_queued_item(server, queue, set
     run.state = "finished"
     launcher.cancel(running)  # an ended run is left alone
     assert queue.stopped == [run.storage_id]
+
+
+def test_a_run_whose_handle_was_never_stored_is_adopted_once_an_agent_starts_it(server, queue, settings, tmp_path):
+    # What a bot SIGKILLed between W&B taking the item and storing the handle leaves: the run
+    # recorded (queued, no handle), its item on the queue.
+    store = StateStore.open(settings.state_dir)
+    spec = make_spec(tmp_path)
+    store.add_run(id=spec.run_id, repo="o/r", branch="exp-a", backend="wandb-launch", log_path=str(spec.log_path))
+    handle = get_launcher("wandb-launch", settings, config_with(server)).launch(spec)
+
+    waiting = refresh_run(store, settings, store.get_run(spec.run_id))
+    assert (waiting.state, waiting.handle) == ("queued", {}), "no agent has started it: nothing to adopt yet"
+
+    server.add_run("r-1", project=PROJECT, state="running")
+    adopted = refresh_run(store, settings, store.get_run(spec.run_id))
+
+    assert adopted.state == "running"
+    assert {k: v for k, v in adopted.handle.items() if k not in ("started_at", "queued_run_id")} == {
+        k: v for k, v in handle.items() if k not in ("started_at", "queued_run_id")
+    }
+    get_launcher("wandb-launch", settings).cancel(adopted.handle)
+    assert queue.stopped == [server.find_run(server.entity, PROJECT, "r-1").storage_id]
+
+
+def test_a_run_never_pushed_is_not_adopted(server, queue, settings, tmp_path):
+    store = StateStore.open(settings.state_dir)
+    record = store.add_run(
+        id="r-1", repo="o/r", branch="exp-a", backend="wandb-launch", log_path=str(tmp_path / "r-1" / "output.log")
+    )
+    server.add_run("r-1", project=PROJECT, state="running")  # a run of that id, but the bot never asked for it
+
+    assert refresh_run(store, settings, record).handle == {}
 
 
 def test_a_job_source_is_checked_after_the_push(server, queue, settings, tmp_path):

@@ -23,7 +23,6 @@ import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +30,7 @@ from bot.core.errors import BadInput, BotError, OperationFailed, exception_line
 from bot.core.settings import Settings
 from bot.launchers.base import END_STATES, Handle, Launcher, LaunchSpec, LaunchStatus, keep_known, read_known
 from bot.launchers.local import compose_script
+from bot.runs.wandb_api import wandb_time
 from bot.store.runs import RunRecord
 
 NEEDS_KEY = "launch.backend wandb-launch needs a W&B API key: set WANDB_API_KEY"
@@ -96,7 +96,11 @@ class WandbLaunchLauncher(Launcher):
             return None
         if run is None:
             return None
-        return {**known, "queued_run_id": None, "started_at": _seconds(getattr(run, "created_at", None)) or time.time()}
+        return {
+            **known,
+            "queued_run_id": None,
+            "started_at": wandb_time(getattr(run, "created_at", None)) or time.time(),
+        }
 
     def target(self) -> dict[str, str]:
         """Queue, entity and project: launch.wandb, then the repo config's wandb section, then settings."""
@@ -232,14 +236,6 @@ class WandbLaunchLauncher(Launcher):
         except Exception as exc:
             detail = exception_line(exc, [self.settings.wandb_api_key])
             raise OperationFailed(f"W&B Launch failed while {what}: {detail}") from None
-
-
-def _seconds(created_at: Any) -> float | None:
-    """A W&B run's createdAt (naive UTC ISO time) as epoch seconds; None when absent or unreadable."""
-    try:
-        return datetime.fromisoformat(str(created_at)).replace(tzinfo=timezone.utc).timestamp()
-    except ValueError:
-        return None
 
 
 def entry_point(spec: LaunchSpec) -> list[str]:

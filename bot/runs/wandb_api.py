@@ -181,15 +181,16 @@ def _run_info(run: Any, branch_key: str) -> RunInfo:
         summary=summary,
         commit=getattr(run, "commit", None) or None,
         branch=str(branch) if branch is not None else None,
-        created_at=_unix(getattr(run, "created_at", None)),
-        updated_at=_unix(getattr(run, "heartbeat_at", None)),
+        created_at=wandb_time(getattr(run, "created_at", None)),
+        updated_at=wandb_time(getattr(run, "heartbeat_at", None)),
         steps=steps,
         url=run.url,
         source="wandb",
     )
 
 
-def _unix(stamp: str | None) -> float | None:
+def wandb_time(stamp: str | None) -> float | None:
+    """A W&B timestamp (createdAt, heartbeatAt) as epoch seconds; None when absent or unreadable."""
     if not stamp:
         return None
     try:

@@ -3,6 +3,7 @@ by the same finders. A rule uses it to tell a value the branch changed from one 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 from bot.fixers.config_sites import Site, text_sites
@@ -15,13 +16,18 @@ from bot.fixers.text import read_text
 def base_text(root: Path, base: str | None, rel: str) -> tuple[str, str] | None:
     """(ref, text) of `rel` on the base branch, local branch first, then the remote's; None when
     there is no base branch or the file is not there."""
+    return next(base_texts(root, base, rel), None)
+
+
+def base_texts(root: Path, base: str | None, rel: str) -> Iterator[tuple[str, str]]:
+    """(ref, text) of `rel` on the local base branch, then on the remote's, where it is there:
+    a local base branch may be older than the remote's."""
     if not base:
-        return None
+        return
     for ref in (base, f"origin/{base}"):
         text = git_output(root, "show", f"{ref}:{rel}")
         if text is not None:
-            return ref, text
-    return None
+            yield ref, text
 
 
 def base_site(root: Path, config: dict, base: str | None, site: Site) -> tuple[str, Site] | None:

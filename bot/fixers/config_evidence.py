@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from bot.fixers.base_value import base_text
+from bot.fixers.base_value import base_texts
 from bot.fixers.config_sites import Site, find_sites, python_sites, yaml_sites
 from bot.fixers.model import FixContext
 from bot.fixers.text import read_text
@@ -42,13 +42,12 @@ def find_value(ctx: FixContext, key: str, target: str) -> Value | None:
 
 
 def _from_base_branch(ctx: FixContext, key: str, target: str) -> Value | None:
-    found = base_text(ctx.worktree, ctx.base_branch, target)
-    if found is None:
-        return None
-    ref, text = found
     finder = python_sites if target.endswith(".py") else yaml_sites
-    site = next((s for s in finder(target, text, (key,)) if s.kind in _EVIDENCE_KINDS), None)
-    return None if site is None else _site_value(site, f"{ref}:{target}:{site.line}: {site.line_text.strip()}")
+    for ref, text in base_texts(ctx.worktree, ctx.base_branch, target):
+        site = next((s for s in finder(target, text, (key,)) if s.kind in _EVIDENCE_KINDS), None)
+        if site is not None:
+            return _site_value(site, f"{ref}:{target}:{site.line}: {site.line_text.strip()}")
+    return None
 
 
 def _from_other_configs(ctx: FixContext, key: str, target: str) -> Value | None:

@@ -324,6 +324,25 @@ def test_missing_key_takes_its_value_from_the_base_branch_before_the_docs(tmp_pa
     assert (root / "src/config.py").read_text() == base
 
 
+def test_missing_key_takes_its_value_from_the_remote_base_when_the_local_base_is_older(tmp_path):
+    # The clone's own main was made before the key was added upstream: origin/main has it.
+    root = config_repo(tmp_path)
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", ".")
+    git(root, "commit", "-q", "-m", "old base")
+    git(root, "checkout", "-q", "-b", "upstream")
+    base = CONFIG_PY.replace('    "epochs": 3,\n', '    "epochs": 3,\n    "warmup_steps": 500,\n')
+    (root / "src/config.py").write_text(base)
+    git(root, "commit", "-q", "-am", "upstream adds warmup")
+    git(root, "update-ref", "refs/remotes/origin/main", "upstream")
+    git(root, "checkout", "-q", "-b", "exp-a", "main")
+
+    proposal = propose_rule_fix(key_error_ctx(root, base_branch="main"))
+
+    assert proposal.edits == [Edit("src/config.py", '    "epochs": 3,', '    "epochs": 3,\n    "warmup_steps": 500,')]
+    assert 'origin/main:src/config.py:7: "warmup_steps": 500,' in proposal.evidence
+
+
 def test_missing_key_from_the_branch_doc(tmp_path):
     root = config_repo(tmp_path)
     make_repo(root, {"docs/exp-a.md": "# exp-a\nLinear warmup with a warmup_steps of 100.\n"})

@@ -92,6 +92,8 @@ class WandbLaunchLauncher(Launcher):
             return None
         try:
             run = self._find_run(known)
+        except BadInput:  # no key: said, as Ray's adoption says a bad address, not a run lost in silence
+            raise
         except BotError:
             return None
         if run is None:

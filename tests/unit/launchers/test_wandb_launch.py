@@ -235,6 +235,16 @@ def test_a_run_never_pushed_is_not_adopted(server, queue, settings, tmp_path):
     assert refresh_run(store, settings, record).handle == {}
 
 
+def test_adopting_without_a_key_says_so(server, queue, settings, tmp_path):
+    store = StateStore.open(settings.state_dir)
+    spec = make_spec(tmp_path)
+    store.add_run(id=spec.run_id, repo="o/r", branch="exp-a", backend="wandb-launch", log_path=str(spec.log_path))
+    get_launcher("wandb-launch", settings, config_with(server)).launch(spec)
+
+    with pytest.raises(BadInput, match=NEEDS_KEY):
+        refresh_run(store, Settings(state_dir=settings.state_dir), store.get_run(spec.run_id))
+
+
 def test_a_job_source_is_checked_after_the_push(server, queue, settings, tmp_path):
     launcher = get_launcher(
         "wandb-launch", settings, config_with(server, docker_image=None, job=f"{server.entity}/{PROJECT}/train:latest")

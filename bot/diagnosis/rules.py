@@ -132,13 +132,16 @@ def _asserts_a_path(m: re.Match, tb: ParsedTraceback) -> bool:
 _NUMERIC = re.compile(
     r"(?i)^(?:\w+\.)*(?:OverflowError|FloatingPointError)\b|math (?:range|domain) error|"
     r"cannot convert float (?:NaN|infinity) to integer|Out of range float values are not JSON compliant|"
+    # binary cross-entropy's range check, which a NaN probability fails
+    r"all elements of input should be between 0 and 1|"
     r"\b(?:nan|inf|infinity)\b"
 )
 
 
 def numeric_failure(tb: ParsedTraceback | None) -> bool:
     """An exception about a number out of range or not finite: how a diverging loss crashes
-    code that never checks for it (perplexity `math.exp(loss)`, a NaN cast to int, inf in JSON)."""
+    code that never checks for it (perplexity `math.exp(loss)`, a NaN cast to int, inf in JSON,
+    a NaN probability in binary cross-entropy)."""
     return tb is not None and bool(_NUMERIC.search(tb.text))
 
 

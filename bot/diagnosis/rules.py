@@ -231,6 +231,15 @@ RULES: tuple[Rule, ...] = (
         r"expects each tensor to be equal size",
         8,
     ),
+    # a normalisation or recurrent layer checking its input against the sizes it was built with
+    R(
+        "shape_error",
+        r"running_(?:mean|var) should contain \d+ elements not \d+|"
+        r"Expected weight to be a vector of size equal to the number of channels in input|"
+        r"input\.size\(-1\) must be equal to input_size|Expected hidden(?:\[\d\])? size \(|"
+        r"\b(?:input|hidden\d?) has inconsistent (?:input|hidden)_size: got \d+|doesn't match hidden\d? batch size",
+        8,
+    ),
     # "expected <dimension/size> ... but got": a layer's own shape check
     R(
         "shape_error",

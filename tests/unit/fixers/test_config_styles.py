@@ -164,6 +164,38 @@ def test_lr_the_branch_raised_in_an_execd_config_file_is_restored_from_the_base(
     assert (root / "config/train_tiny.py").read_text() == tiny
 
 
+def test_lr_flag_the_branch_added_to_its_launch_script_is_set_back_to_the_bases_default(tmp_path):
+    # pytorch/examples' mnist_rnn: main's script passes no --lr (argparse default 0.1); the branch
+    # added `--lr 1e4`. A tenth (1e3) still diverged; main's run got 0.1.
+    script = "cd app\npython train.py --epochs 2\n"
+    root = branch_repo(
+        tmp_path,
+        {"app/train.py": ARGPARSE_TRAIN, "scripts/run.sh": script},
+        {"scripts/run.sh": script.replace("--epochs 2", "--epochs 2 --learning-rate 5e1")},
+    )
+    ctx = nan(root, config=launch("bash scripts/run.sh"), base_branch="main")
+    proposal = propose_rule_fix(ctx)
+
+    assert proposal.description == (
+        "restore learning rate 5e-4 from main in scripts/run.sh (the branch raised it to 5e1)"
+    )
+    assert proposal.evidence[-1].startswith("main:app/train.py:7: parser.add_argument('--learning-rate'")
+    apply(root, proposal.edits)
+    assert (root / "scripts/run.sh").read_text() == "cd app\npython train.py --epochs 2 --learning-rate 5e-4\n"
+
+
+def test_lr_flag_the_base_passes_too_is_compared_flag_to_flag(tmp_path):
+    script = "python train.py --learning-rate 1e-3\n"
+    root = branch_repo(
+        tmp_path,
+        {"train.py": ARGPARSE_TRAIN, "scripts/run.sh": script},
+        {"train.py": ARGPARSE_TRAIN.replace("5e-4", "5e1")},  # not the value in effect: the flag wins
+    )
+    proposal = propose_rule_fix(nan(root, config=launch("bash scripts/run.sh"), base_branch="main"))
+    assert proposal.description == "lower learning rate 1e-3 → 1e-4 in scripts/run.sh"
+    assert "(main's value too)" in proposal.root_cause
+
+
 def test_lr_set_in_launch_command_itself_is_not_changed_elsewhere(tmp_path):
     root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
     ctx = nan(root, config=launch("python train.py --learning-rate 0.5", allowed_paths=["**/*.py"]))

@@ -272,6 +272,53 @@ def test_namespace_attribute_without_evidence_is_not_guessed(tmp_path):
     assert propose_rule_fix(ctx) is None
 
 
+LOOP = """\
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--log-interval', type=int, default=10)
+parser.add_argument('--beta1', type=float, default=0.9)
+args = parser.parse_args()
+for step in range(100):
+    loss = step * 0.5
+    if step % args.log_interval == 0:
+        print(loss)
+"""
+
+
+def misspelt(root, name: str, line: int = 9):
+    message = f"'Namespace' object has no attribute '{name}'"
+    return ctx_for(root, "config_error", "AttributeError", message, file="train.py", line=line, base_branch="main")
+
+
+def test_a_line_the_branch_edited_into_reading_an_undeclared_key_reads_the_bases_key_again(tmp_path):
+    # pytorch/examples' mnist_rnn: main read args.log_interval, the branch's edit args.log_intervall.
+    branch = LOOP.replace("    if step % args.log_interval == 0:", "    if step % args.log_intervall == 0:")
+    root = branch_repo(tmp_path, {"train.py": LOOP}, {"train.py": branch})
+    proposal = propose_rule_fix(misspelt(root, "log_intervall"))
+
+    assert proposal.fixer == "rule:misspelt-read"
+    assert proposal.description == "read log_interval instead of the undeclared log_intervall in train.py (as main did)"
+    assert "main:train.py: if step % args.log_interval == 0:" in proposal.evidence
+    apply(root, proposal.edits)
+    assert (root / "train.py").read_text() == LOOP
+
+
+def test_a_new_read_of_an_undeclared_key_close_to_a_declared_one_is_not_renamed(tmp_path):
+    # beta-VAE: `args.beta` is a new hyperparameter, not a misspelt `args.beta1`.
+    branch = LOOP.replace("    loss = step * 0.5\n", "    loss = step * 0.5 * args.beta\n")
+    root = branch_repo(tmp_path, {"train.py": LOOP}, {"train.py": branch})
+    assert propose_rule_fix(misspelt(root, "beta", line=8)) is None
+
+
+def test_a_line_the_branch_edited_into_reading_a_variant_of_the_key_is_not_renamed_back(tmp_path):
+    # `log_interval2`, `log_interval_eval`: a second setting the branch meant to add.
+    for variant in ("log_interval2", "log_interval_eval"):
+        branch = LOOP.replace("args.log_interval ==", f"args.{variant} ==")
+        root = branch_repo(tmp_path / variant, {"train.py": LOOP}, {"train.py": branch})
+        assert propose_rule_fix(misspelt(root, variant)) is None, variant
+
+
 def test_dataclass_attribute_becomes_a_field_beside_its_relative(tmp_path):
     root = make_repo(tmp_path, {"ppo.py": DATACLASS_TRAIN})
     ctx = ctx_for(

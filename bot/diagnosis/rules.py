@@ -132,13 +132,16 @@ def _asserts_a_path(m: re.Match, tb: ParsedTraceback) -> bool:
 _NUMERIC = re.compile(
     r"(?i)^(?:\w+\.)*(?:OverflowError|FloatingPointError)\b|math (?:range|domain) error|"
     r"cannot convert float (?:NaN|infinity) to integer|Out of range float values are not JSON compliant|"
+    # binary cross-entropy's range check, which a NaN probability fails
+    r"all elements of input should be between 0 and 1|"
     r"\b(?:nan|inf|infinity)\b"
 )
 
 
 def numeric_failure(tb: ParsedTraceback | None) -> bool:
     """An exception about a number out of range or not finite: how a diverging loss crashes
-    code that never checks for it (perplexity `math.exp(loss)`, a NaN cast to int, inf in JSON)."""
+    code that never checks for it (perplexity `math.exp(loss)`, a NaN cast to int, inf in JSON,
+    a NaN probability in binary cross-entropy)."""
     return tb is not None and bool(_NUMERIC.search(tb.text))
 
 
@@ -226,6 +229,15 @@ RULES: tuple[Rule, ...] = (
         r"matrices expected|dimension specified as -?\d+ but tensor has no dimensions|view size is not compatible with input tensor's size|"
         r"\b(?:dimensions?|shapes?)\b.{0,50}\b(?:to|must) (?:have the same shape|match)\b|size-incompatible|inhomogeneous shape|"
         r"expects each tensor to be equal size",
+        8,
+    ),
+    # a normalisation or recurrent layer checking its input against the sizes it was built with
+    R(
+        "shape_error",
+        r"running_(?:mean|var) should contain \d+ elements not \d+|"
+        r"Expected weight to be a vector of size equal to the number of channels in input|"
+        r"input\.size\(-1\) must be equal to input_size|Expected hidden(?:\[\d\])? size \(|"
+        r"\b(?:input|hidden\d?) has inconsistent (?:input|hidden)_size: got \d+|doesn't match hidden\d? batch size",
         8,
     ),
     # "expected <dimension/size> ... but got": a layer's own shape check

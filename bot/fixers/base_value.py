@@ -1,5 +1,6 @@
 """What a site held on the base branch: the same file read at the base with git, its sites found
-by the same finders. A rule uses it to tell a value the branch changed from one it inherited."""
+by the same finders; for a flag the branch added, the default the base's program declares. A
+rule uses it to tell a value the branch changed from one it inherited."""
 
 from __future__ import annotations
 
@@ -49,6 +50,23 @@ def base_site(root: Path, config: dict, base: str | None, site: Site) -> tuple[s
             theirs = _same_kind(root, site, text, cwd)
             return (ref, theirs[rank]) if len(ours) == len(theirs) else None
     return None
+
+
+def base_default(root: Path, config: dict, base: str | None, site: Site, script: str) -> tuple[str, Site] | None:
+    """(ref, site) of the value the base's run got for a flag the branch added to its launch
+    script: the one literal `script` (the program the flag is passed to) declares for the key on
+    the base, when the base's launch script does not pass that flag. None when that cannot be told.
+    """
+    if site.kind != "flag":
+        return None
+    found = base_text(root, base, site.path)
+    declared = base_text(root, base, script)
+    if found is None or declared is None:
+        return None
+    if any(_same_kind(root, site, found[1], cwd) for cwd in _cwds(root, config, site)):
+        return None  # the base passes the flag too: `base_site` compares those
+    defaults = text_sites(script, declared[1], (site.key,))
+    return (declared[0], defaults[0]) if len(defaults) == 1 else None
 
 
 def _same_kind(root: Path, site: Site, text: str, cwd: str) -> list[Site]:

@@ -216,6 +216,19 @@ def test_location_without_repo_skips_libraries():
             "but got 1 channels instead",
             "shape_error",
         ),
+        # normalisation and recurrent layers built for other sizes than they are fed (pytorch/examples'
+        # mnist_rnn with a wider LSTM, time_sequence_prediction with a wider second LSTMCell)
+        ("RuntimeError: running_mean should contain 128 elements not 64", "shape_error"),
+        (
+            "RuntimeError: Expected weight to be a vector of size equal to the number of channels in input, "
+            "but got weight of shape [64] and input of shape [32, 128]",
+            "shape_error",
+        ),
+        ("RuntimeError: input.size(-1) must be equal to input_size. Expected 28, got 32", "shape_error"),
+        ("RuntimeError: Expected hidden[0] size (1, 64, 51), got [1, 64, 64]", "shape_error"),
+        ("RuntimeError: hidden0 has inconsistent hidden_size: got 51, expected 64", "shape_error"),
+        ("RuntimeError: input has inconsistent input_size: got 32 expected 28", "shape_error"),
+        ("RuntimeError: Input batch size 64 doesn't match hidden0 batch size 32", "shape_error"),
         ("Setting up SIGTERM handler\nstep 1 loss 0.3", "unknown"),
         # torchrun's SIGTERM to the surviving ranks is not a preemption
         (

@@ -279,6 +279,24 @@ def test_inf_in_a_logging_line_with_an_exploded_loss_is_nan_loss():
     assert diagnose_text(log, facts=facts).category == "nan_loss"
 
 
+def test_binary_cross_entropy_refusing_a_nan_probability_with_an_exploded_loss_is_nan_loss():
+    """pytorch/examples' VAE at lr 10: 550 → 1.6e13, then BCE's range check fails on the NaN that
+    the sigmoid passed on."""
+    log = tb(
+        ("/w/vae/main.py", 101, "train", "loss = loss_function(recon_batch, data, mu, logvar)"),
+        (
+            "/w/vae/main.py",
+            83,
+            "loss_function",
+            "BCE = F.binary_cross_entropy(recon_x, x.view(-1, 784), reduction='sum')",
+        ),
+        error="RuntimeError: all elements of input should be between 0 and 1",
+    )
+    facts = RunFacts(exit_code=1, loss_problem="loss is diverging: 550.4 → 5.283e+10 by step 2", loss_rising=True)
+    assert diagnose_text(log, facts=facts).category == "nan_loss"
+    assert diagnose_text(log, facts=RunFacts(exit_code=1)).category == "code_error", "no loss problem: a code error"
+
+
 def test_a_finished_run_with_an_exploded_loss_is_nan_loss():
     d = diagnose_lines(
         ["step 98", "done"], facts=RunFacts(exit_code=0, loss_problem="train/loss is diverging: 4.6 → 15")

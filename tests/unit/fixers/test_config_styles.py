@@ -164,6 +164,38 @@ def test_lr_the_branch_raised_in_an_execd_config_file_is_restored_from_the_base(
     assert (root / "config/train_tiny.py").read_text() == tiny
 
 
+def test_lr_flag_the_branch_added_to_its_launch_script_is_set_back_to_the_bases_default(tmp_path):
+    # pytorch/examples' mnist_rnn: main's script passes no --lr (argparse default 0.1); the branch
+    # added `--lr 1e4`. A tenth (1e3) still diverged; main's run got 0.1.
+    script = "cd app\npython train.py --epochs 2\n"
+    root = branch_repo(
+        tmp_path,
+        {"app/train.py": ARGPARSE_TRAIN, "scripts/run.sh": script},
+        {"scripts/run.sh": script.replace("--epochs 2", "--epochs 2 --learning-rate 5e1")},
+    )
+    ctx = nan(root, config=launch("bash scripts/run.sh"), base_branch="main")
+    proposal = propose_rule_fix(ctx)
+
+    assert proposal.description == (
+        "restore learning rate 5e-4 from main in scripts/run.sh (the branch raised it to 5e1)"
+    )
+    assert proposal.evidence[-1].startswith("main:app/train.py:7: parser.add_argument('--learning-rate'")
+    apply(root, proposal.edits)
+    assert (root / "scripts/run.sh").read_text() == "cd app\npython train.py --epochs 2 --learning-rate 5e-4\n"
+
+
+def test_lr_flag_the_base_passes_too_is_compared_flag_to_flag(tmp_path):
+    script = "python train.py --learning-rate 1e-3\n"
+    root = branch_repo(
+        tmp_path,
+        {"train.py": ARGPARSE_TRAIN, "scripts/run.sh": script},
+        {"train.py": ARGPARSE_TRAIN.replace("5e-4", "5e1")},  # not the value in effect: the flag wins
+    )
+    proposal = propose_rule_fix(nan(root, config=launch("bash scripts/run.sh"), base_branch="main"))
+    assert proposal.description == "lower learning rate 1e-3 → 1e-4 in scripts/run.sh"
+    assert "(main's value too)" in proposal.root_cause
+
+
 def test_lr_set_in_launch_command_itself_is_not_changed_elsewhere(tmp_path):
     root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
     ctx = nan(root, config=launch("python train.py --learning-rate 0.5", allowed_paths=["**/*.py"]))
@@ -238,6 +270,53 @@ def test_namespace_attribute_without_evidence_is_not_guessed(tmp_path):
     root = make_repo(tmp_path, {"train.py": ARGPARSE_TRAIN})
     ctx = ctx_for(root, "config_error", "AttributeError", "'Namespace' object has no attribute 'warmup_steps'")
     assert propose_rule_fix(ctx) is None
+
+
+LOOP = """\
+import argparse
+
+parser = argparse.ArgumentParser()
+parser.add_argument('--log-interval', type=int, default=10)
+parser.add_argument('--beta1', type=float, default=0.9)
+args = parser.parse_args()
+for step in range(100):
+    loss = step * 0.5
+    if step % args.log_interval == 0:
+        print(loss)
+"""
+
+
+def misspelt(root, name: str, line: int = 9):
+    message = f"'Namespace' object has no attribute '{name}'"
+    return ctx_for(root, "config_error", "AttributeError", message, file="train.py", line=line, base_branch="main")
+
+
+def test_a_line_the_branch_edited_into_reading_an_undeclared_key_reads_the_bases_key_again(tmp_path):
+    # pytorch/examples' mnist_rnn: main read args.log_interval, the branch's edit args.log_intervall.
+    branch = LOOP.replace("    if step % args.log_interval == 0:", "    if step % args.log_intervall == 0:")
+    root = branch_repo(tmp_path, {"train.py": LOOP}, {"train.py": branch})
+    proposal = propose_rule_fix(misspelt(root, "log_intervall"))
+
+    assert proposal.fixer == "rule:misspelt-read"
+    assert proposal.description == "read log_interval instead of the undeclared log_intervall in train.py (as main did)"
+    assert "main:train.py: if step % args.log_interval == 0:" in proposal.evidence
+    apply(root, proposal.edits)
+    assert (root / "train.py").read_text() == LOOP
+
+
+def test_a_new_read_of_an_undeclared_key_close_to_a_declared_one_is_not_renamed(tmp_path):
+    # beta-VAE: `args.beta` is a new hyperparameter, not a misspelt `args.beta1`.
+    branch = LOOP.replace("    loss = step * 0.5\n", "    loss = step * 0.5 * args.beta\n")
+    root = branch_repo(tmp_path, {"train.py": LOOP}, {"train.py": branch})
+    assert propose_rule_fix(misspelt(root, "beta", line=8)) is None
+
+
+def test_a_line_the_branch_edited_into_reading_a_variant_of_the_key_is_not_renamed_back(tmp_path):
+    # `log_interval2`, `log_interval_eval`: a second setting the branch meant to add.
+    for variant in ("log_interval2", "log_interval_eval"):
+        branch = LOOP.replace("args.log_interval ==", f"args.{variant} ==")
+        root = branch_repo(tmp_path / variant, {"train.py": LOOP}, {"train.py": branch})
+        assert propose_rule_fix(misspelt(root, variant)) is None, variant
 
 
 def test_dataclass_attribute_becomes_a_field_beside_its_relative(tmp_path):

@@ -536,6 +536,24 @@ def test_nan_loss_prefers_the_value_the_run_logged(tmp_path):
     assert proposal.edits == [Edit("configs/b.yaml", "lr: 3e-4", "lr: 3e-5")]
 
 
+def test_nan_loss_finds_the_lr_a_run_logged_in_a_section_of_its_config(tmp_path):
+    # minGPT logs its CfgNode whole (`config.to_dict()`): the trainer's defaults and the
+    # script's override are two sites of `learning_rate`; the logged section says which ran.
+    root = make_repo(
+        tmp_path,
+        {
+            "mingpt/trainer.py": "def defaults(C):\n    C.learning_rate = 3e-4\n",
+            "chargpt.py": "def get_config(C):\n    C.trainer.learning_rate = 5e1\n",
+        },
+    )
+    logged = {"system": {"value": {"seed": 3407}}, "trainer": {"value": {"batch_size": 16, "learning_rate": 50.0}}}
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config=logged))
+
+    assert proposal.edits == [
+        Edit("chargpt.py", "    C.trainer.learning_rate = 5e1", "    C.trainer.learning_rate = 5e0")
+    ]
+
+
 def test_nan_loss_with_a_logged_lr_no_site_holds_is_left_alone(tmp_path):
     # The run used lr=0.05 (a command-line override, say): neither literal is the one in use.
     root = make_repo(tmp_path, {"configs/a.yaml": "lr: 1e-3\n", "src/config.py": CONFIG_PY})

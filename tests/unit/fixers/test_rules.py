@@ -836,3 +836,31 @@ def test_missing_path_outside_the_repo_is_left_alone(tmp_path):
         )
         is None
     )
+
+
+# --- a module used but never imported -----------------------------------------------------------
+
+UNIMPORTED = '''"""Cosine schedule."""
+import torch
+
+
+def lr_at(step, total):
+    return 0.5 * (1 + math.cos(math.pi * step / total))
+'''
+
+
+def test_a_standard_module_used_but_never_imported_is_imported(tmp_path):
+    root = make_repo(tmp_path, {"train.py": UNIMPORTED})
+    ctx = ctx_for(root, "import_error", "NameError", "name 'math' is not defined", file="train.py", line=6)
+    proposal = propose_rule_fix(ctx)
+
+    assert proposal.fixer == "rule:add-import"
+    apply(root, proposal.edits)
+    assert (root / "train.py").read_text() == UNIMPORTED.replace("import torch\n", "import torch\nimport math\n")
+
+
+def test_an_undefined_name_that_is_no_module_is_not_imported(tmp_path):
+    # `scheduler.cos()` reads a variable the code never set: importing a module `scheduler` is no fix.
+    root = make_repo(tmp_path, {"train.py": UNIMPORTED.replace("math.cos(math.pi", "scheduler.cos(scheduler.pi")})
+    ctx = ctx_for(root, "import_error", "NameError", "name 'scheduler' is not defined", file="train.py", line=6)
+    assert propose_rule_fix(ctx) is None

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
-from bot.fixers.base_value import base_site
+from bot.fixers.base_value import base_default, base_site
 from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.llm.prompt import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
@@ -92,6 +92,8 @@ def lower_lr(ctx: FixContext) -> FixProposal | None:
     if text is None:  # find_sites has just read it; gone or unreadable since
         return None
     found = base_site(ctx.worktree, ctx.config, ctx.base_branch, site)
+    # A flag the branch added overrides the default the base's runs used: that is the base's value.
+    found = found or base_default(ctx.worktree, ctx.config, ctx.base_branch, site)
     if found is not None and _raised(site, found[1]):
         return _restore_lr(ctx, site, text, *found)
     new = divide_by_ten(site.text)

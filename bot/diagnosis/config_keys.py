@@ -154,6 +154,22 @@ def _unknown_key(text: str) -> ConfigKey | None:
     return ConfigKey(name.lstrip("-"), KeyProblem.UNKNOWN, flag, _suggestion(text[found.end() :]))
 
 
+# A config object's own check of an override (minGPT's CfgNode.merge_from_args: `trainer.lr is
+# not an attribute that exists in the config`, yacs-style `Non-existent config key: x`).
+NOT_IN_CONFIG = (
+    r"[\"'`]?(?P<name>[A-Za-z_][\w.-]*)[\"'`]? is not (?:an? )?(?:valid |known |existing )?"
+    r"(?:attribute|key|option|field|parameter|setting)\b[^\n]{0,40}?\b(?:in|of) (?:the |this )?config(?:uration)?\b|"
+    r"(?i:non-?existent config(?:uration)? (?:key|attribute|option)):?\s*[\"'`]?(?P<yacs>[A-Za-z_][\w.-]*)"
+)
+
+
+def _not_in_config(text: str) -> ConfigKey | None:
+    found = re.search(NOT_IN_CONFIG, text)
+    if not found:
+        return None
+    return ConfigKey(found["name"] or found["yacs"], KeyProblem.UNKNOWN, suggestion=_suggestion(text[found.end() :]))
+
+
 def _keyword(text: str) -> ConfigKey | None:
     """A config class built with a field it lacks, or without one it requires."""
     found = re.search(
@@ -184,6 +200,7 @@ FINDERS: tuple[Finder, ...] = (
     _required,
     _bad_value,
     _unknown_key,
+    _not_in_config,
     _attribute,
     _name_error,
     _keyword,

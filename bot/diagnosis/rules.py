@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from bot.diagnosis.config_keys import NOT_IN_CONFIG
 from bot.diagnosis.tracebacks import ParsedTraceback, is_library_file
 
 RETRYABLE_BY_DEFAULT = {"infra"}
@@ -399,6 +400,8 @@ RULES: tuple[Rule, ...] = (
         r"(?i)\bunknown (?:config(?:uration)?|hyper-?parameter|override) (?:key|option|parameter|name)s?\b",
         8,
     ),
+    # an override of a key a config object does not have, refused by the object itself
+    R("config_error", NOT_IN_CONFIG, 8),
     # Lightning's verdict on the Trainer/module set-up; a tokenizer set up without a pad token
     R(
         "config_error",

@@ -10,7 +10,7 @@ from pathlib import Path
 from bot.fixers.config_sites import Site, text_sites
 from bot.fixers.invocations import invocations, text_invocations
 from bot.fixers.llm.prompt import git_output
-from bot.fixers.overrides import view
+from bot.fixers.overrides import launch_views, view
 from bot.fixers.text import read_text
 
 
@@ -52,23 +52,6 @@ def base_site(root: Path, config: dict, base: str | None, site: Site) -> tuple[s
     return None
 
 
-def base_default(root: Path, config: dict, base: str | None, site: Site, script: str) -> tuple[str, Site] | None:
-    """(ref, site) of the value the base's run got for a flag the branch added to its launch
-    script: the one literal `script` (the program the flag is passed to) declares for the key on
-    the base, when the base's launch script does not pass that flag. None when that cannot be told.
-    """
-    if site.kind != "flag":
-        return None
-    found = base_text(root, base, site.path)
-    declared = base_text(root, base, script)
-    if found is None or declared is None:
-        return None
-    if any(_same_kind(root, site, found[1], cwd) for cwd in _cwds(root, config, site)):
-        return None  # the base passes the flag too: `base_site` compares those
-    defaults = text_sites(script, declared[1], (site.key,))
-    return (declared[0], defaults[0]) if len(defaults) == 1 else None
-
-
 def _same_kind(root: Path, site: Site, text: str, cwd: str) -> list[Site]:
     found = (
         _flag_sites(root, site.path, text, site.key, cwd)
@@ -93,3 +76,26 @@ def _cwds(root: Path, config: dict, site: Site) -> list[str]:
     if site.kind != "flag":
         return [""]
     return list(dict.fromkeys(["", *(inv.cwd for inv in invocations(root, config))]))
+
+
+def base_default(root: Path, config: dict, base: str | None, flag: Site) -> tuple[str, Site] | None:
+    """(ref, site) of the declared default the base's runs used for a flag the branch added to
+    a launch script: the invoked script's one default for the key (argparse, a dataclass field
+    or a global) at the base, when the base's launch script passes no such flag at all."""
+    if flag.kind != "flag":
+        return None
+    launch = base_text(root, base, flag.path)
+    for found in launch_views(root, config):
+        if not any(o.site == flag for o in found.overrides):
+            continue
+        if launch is not None and _flag_sites(root, flag.path, launch[1], flag.key, found.invocation.cwd):
+            return None  # the base passes it too: base_site's case, not a default's
+        script = base_text(root, base, found.invocation.script)
+        if script is None:
+            return None
+        ref, text = script
+        defaults = [
+            s for s in text_sites(found.invocation.script, text, (flag.key,)) if s.kind in ("argparse", "assign")
+        ]
+        return (ref, defaults[0]) if len(defaults) == 1 else None
+    return None

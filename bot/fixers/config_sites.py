@@ -83,10 +83,10 @@ def best_site(sites: list[Site], run_config: dict | None = None, preferred: list
     sites = [s for s in sites if not is_vendored(s.path)]
     if not sites:
         return None
-    run_config = run_config or {}
-    logged = {s.key: _unwrap(run_config[s.key]) for s in sites if s.key in run_config}
+    run_config = {k: _unwrap(v) for k, v in (run_config or {}).items()}
+    logged = {s.key: values for s in sites if (values := logged_values(run_config, s.key))}
     if logged:
-        matching = [s for s in sites if s.key in logged and _same_number(s.text, logged[s.key])]
+        matching = [s for s in sites if any(_same_number(s.text, v) for v in logged.get(s.key, []))]
         return min(matching, key=_likeliest) if matching else None
     if len(sites) == 1:
         return sites[0]
@@ -188,9 +188,23 @@ _YAML_ENTRY = re.compile(
 )
 
 
+def logged_values(run_config: dict, key: str) -> list:
+    """The values a run logged for `key`: at the top of its config, or in a section of it (a
+    config object logged whole: `{"trainer": {"learning_rate": 50.0}}`)."""
+    values = []
+    for k, v in run_config.items():
+        if k == key:
+            values.append(v)
+        elif isinstance(v, dict):
+            values += logged_values(v, key)
+    return values
+
+
 def _unwrap(value):
-    # W&B run configs may wrap values: {"lr": {"value": 0.1}}.
-    return value.get("value") if isinstance(value, dict) else value
+    # W&B run configs may wrap values: {"lr": {"value": 0.1}}; a section of the config is a plain dict.
+    if isinstance(value, dict) and "value" in value and set(value) <= {"value", "desc"}:
+        return value["value"]
+    return value
 
 
 def _same_number(text: str, value) -> bool:

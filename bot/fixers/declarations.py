@@ -196,3 +196,63 @@ def _parse(text: str) -> ast.Module | None:
         return ast.parse(text)
     except SyntaxError:
         return None
+
+
+@dataclass
+class Section:
+    """The keys a script sets by attribute in one section of a config object (minGPT's CfgNode:
+    `C.trainer.learning_rate = 5e-4` sets `learning_rate` of section `trainer`), and the
+    `Class.method()` calls that build the section's defaults (`C.trainer = Trainer.get_default_config()`)."""
+
+    keys: list[str] = field(default_factory=list)
+    builders: list[tuple[str, str]] = field(default_factory=list)
+
+
+def attribute_section(text: str, section: list[str]) -> Section:
+    found = Section()
+    for node in ast.walk(_parse(text) or ast.Module(body=[], type_ignores=[])):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            chain = _attribute_chain(target)
+            if chain[1:-1] == section and chain[-1] not in found.keys:
+                found.keys.append(chain[-1])
+            if chain[1:] == section and (builder := _class_call(node.value)):
+                found.builders.append(builder)
+    return found
+
+
+def built_keys(text: str, builder: tuple[str, str]) -> list[str]:
+    """The keys `Class.method()` sets on the config object it builds (`C.batch_size = 64`)."""
+    cls_name, method = builder
+    keys: list[str] = []
+    for cls in ast.walk(_parse(text) or ast.Module(body=[], type_ignores=[])):
+        if not isinstance(cls, ast.ClassDef) or cls.name != cls_name:
+            continue
+        for fn in cls.body:
+            if isinstance(fn, ast.FunctionDef) and fn.name == method:
+                keys += [
+                    c[1]
+                    for n in ast.walk(fn)
+                    if isinstance(n, ast.Assign)
+                    for c in map(_attribute_chain, n.targets)
+                    if len(c) == 2 and c[1] not in keys
+                ]
+    return keys
+
+
+def _attribute_chain(node: ast.expr) -> list[str]:
+    """`C.trainer.lr` → ['C', 'trainer', 'lr']; [] for anything but a name's attributes."""
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    return [node.id, *reversed(parts)] if isinstance(node, ast.Name) and parts else []
+
+
+def _class_call(node: ast.expr) -> tuple[str, str] | None:
+    """`Trainer.get_default_config()` → ('Trainer', 'get_default_config')."""
+    if not isinstance(node, ast.Call) or node.args or node.keywords:
+        return None
+    chain = _attribute_chain(node.func)
+    return (chain[0], chain[1]) if len(chain) == 2 else None

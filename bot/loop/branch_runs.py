@@ -138,6 +138,10 @@ class BranchRuns:
         found = baseline_problem(mine, theirs, baseline.label)
         return found or (baseline_stall(mine, theirs, baseline.label) if relaunch else None)
 
+    def baseline_rows(self, run: RunInfo) -> list[dict]:
+        baseline = self._baseline() if self._baseline else None
+        return [] if baseline is None or baseline.run_id == run.id else baseline.rows
+
     def history(self, run: RunInfo, rows: int = 10) -> list[dict]:
         if run.source == "launcher":
             return []

@@ -31,7 +31,7 @@ from bot.loop.progress import OnPoll, Poll, ignore_poll, latest_loss
 from bot.loop.repo_context import RepoContext
 from bot.loop.waits import Parked, Wait
 from bot.runs.locate import starts_wandb_runs
-from bot.runs.loss import learning_problem, loss_problem, printed_loss_problem
+from bot.runs.loss import learning_problem, loss_problem, printed_loss_problem, started_like
 from bot.runs.model import ACTIVE_STATES, FAILED_STATES, RunInfo
 from bot.store.runs import new_run_id
 
@@ -161,7 +161,10 @@ class Verifier:
         self.on_poll(Poll(run.id, run.state, run.steps, self.min_steps, latest_loss(rows)))
         done = run.state not in ACTIVE_STATES or run.steps >= self.min_steps
         # A printed loss is noisier (one batch each): only a non-finite or exploded one counts.
-        logged = (learning_problem if done else loss_problem)(rows)
+        judge = learning_problem if done else loss_problem
+        logged = judge(rows)
+        if logged and started_like(rows, self.runs.baseline_rows(run), judge):
+            logged = None  # the base's own run was as high by this step, and learnt after
         problem = logged or printed_loss_problem(self.runs.console_loss_rows(run))
         if problem is None and done:  # compared once it is judged: a run may start worse and catch up
             problem = self.runs.baseline_problem(run, rows, relaunch=True)

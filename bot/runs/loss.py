@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any, SupportsFloat, SupportsIndex
 
 LOSS_KEYS = (
@@ -172,6 +172,26 @@ def learning_problem(rows: Rows) -> str | None:
         return found
     key = loss_key(rows)
     return _running_away(key, _points(rows, key)) if key else None
+
+
+def started_like(rows: Rows, baseline: Rows, judge: Callable[[Rows], str | None]) -> bool:
+    """Whether the baseline's own loss, up to the step the run has reached, fails `judge` too,
+    and the run's latest loss is within EXPLODE_FACTOR of the highest the baseline had by then:
+    the transient start of the base's own set-up (Adadelta's or a warm restart's first steps
+    rising to 5x, then learning), which the baseline went through and learnt after. A
+    non-finite loss is never excused."""
+    key = loss_key(rows)
+    if key is None or non_finite(rows) or not baseline:
+        return False
+    points = _points(rows, key)
+    reached = points[-1][0] if points else None
+    if not isinstance(reached, int | float):
+        return False
+    early = [row for row in baseline if isinstance(step := _step(row), int | float) and step <= reached]
+    highest = max((value for _, value in _points(early, key)), default=None)
+    if highest is None or judge(early) is None:
+        return False
+    return points[-1][1] <= EXPLODE_FACTOR * highest
 
 
 def loss_rising(rows: Rows) -> bool:

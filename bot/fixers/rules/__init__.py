@@ -13,6 +13,7 @@ from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.rules.config_default import add_config_default
 from bot.fixers.rules.hyperparams import lower_batch_size, lower_lr
 from bot.fixers.rules.local_import import fix_local_import
+from bot.fixers.rules.missing_import import add_missing_import
 from bot.fixers.rules.misspelt_read import restore_misspelt_read
 from bot.fixers.rules.paths import closest_path
 from bot.fixers.rules.rename_key import rename_unknown_key
@@ -22,7 +23,7 @@ Rule = Callable[[FixContext], "FixProposal | None"]
 
 # category → rules, most specific first.
 RULES: dict[str, tuple[Rule, ...]] = {
-    "import_error": (add_requirement, fix_local_import),
+    "import_error": (add_requirement, fix_local_import, add_missing_import),
     "config_error": (rename_unknown_key, add_config_default, restore_misspelt_read),
     # A KeyError or NameError whose log does not show it reads configuration (`DEFAULTS["x"]`,
     # a global read inside a function): only the repo's code does, which add_config_default reads.

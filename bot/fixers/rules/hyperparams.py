@@ -16,7 +16,6 @@ from bot.fixers.base_value import base_default, base_site
 from bot.fixers.config_sites import Site, best_site, file_sites, find_sites, number
 from bot.fixers.llm.prompt import config_files, frames_in_repo
 from bot.fixers.model import FixContext, FixProposal
-from bot.fixers.overrides import LaunchView, launch_views
 from bot.fixers.patch import may_edit
 from bot.fixers.text import line_edit, read_text
 from bot.fixers.value_source import sites_in_effect
@@ -92,7 +91,9 @@ def lower_lr(ctx: FixContext) -> FixProposal | None:
     text = read_text(ctx.worktree, site.path)
     if text is None:  # find_sites has just read it; gone or unreadable since
         return None
-    found = base_site(ctx.worktree, ctx.config, ctx.base_branch, site) or _base_default(ctx, site)
+    found = base_site(ctx.worktree, ctx.config, ctx.base_branch, site)
+    # A flag the branch added overrides the default the base's runs used: that is the base's value.
+    found = found or base_default(ctx.worktree, ctx.config, ctx.base_branch, site)
     if found is not None and _raised(site, found[1]):
         return _restore_lr(ctx, site, text, *found)
     new = divide_by_ten(site.text)
@@ -108,18 +109,6 @@ def lower_lr(ctx: FixContext) -> FixProposal | None:
         edits=line_edit(site.path, text, {site.line: site.with_value(new)}),
         evidence=_evidence(ctx, [site]) + (_base_evidence(*found) if found else []),
     )
-
-
-def _base_default(ctx: FixContext, site: Site) -> tuple[str, Site] | None:
-    """A flag the branch added to the launch script: the base's run got the program's default."""
-    scripts = {view.invocation.script for view in launch_views(ctx.worktree, ctx.config) if site in _flag_sites(view)}
-    if len(scripts) != 1:
-        return None
-    return base_default(ctx.worktree, ctx.config, ctx.base_branch, site, scripts.pop())
-
-
-def _flag_sites(view: LaunchView) -> list[Site]:
-    return [o.site for o in view.overrides if o.site is not None]
 
 
 def _restore_lr(ctx: FixContext, site: Site, text: str, ref: str, base: Site) -> FixProposal:

@@ -21,12 +21,12 @@ import yaml
 
 from bot.fixers.abbreviations import Declared, abbreviation
 from bot.fixers.config_subject import SubjectKind, config_subject
-from bot.fixers.declarations import arguments, config_globals, dataclasses
+from bot.fixers.declarations import arguments, attribute_section, built_keys, config_globals, dataclasses
 from bot.fixers.invocations import Word
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.overrides import LaunchView, launch_views
 from bot.fixers.patch import may_edit
-from bot.fixers.text import line_edit, read_text
+from bot.fixers.text import line_edit, read_text, repo_files
 from bot.fixers.value_source import config_files_used, hydra_home
 
 CUTOFF = 0.75
@@ -77,7 +77,12 @@ def _rename(ctx: FixContext) -> Rename | None:
         return _flag(ctx, views, name)
     # A bare key may be written as a `--key=value` flag, a Hydra override, or a key of a config
     # file the launch uses (a keyword the class it configures refuses).
-    return _flag(ctx, views, name) or _hydra_override(ctx, views, name) or _yaml_key(ctx, name)
+    return (
+        _flag(ctx, views, name)
+        or _attribute_flag(ctx, views, name)
+        or _hydra_override(ctx, views, name)
+        or _yaml_key(ctx, name)
+    )
 
 
 # --- flags --------------------------------------------------------------------------------------
@@ -119,6 +124,40 @@ def _declared_flags(root: Path, script: str) -> dict[str, Declared]:
     for g in config_globals(text):
         flags.setdefault(f"--{g.name}", Declared(_comment(lines[g.line - 1]), g.kind))
     return flags
+
+
+def _attribute_flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
+    """`--section.key=value` that a config object refuses (minGPT's CfgNode), renamed to the
+    closest key of that section: one the script sets, or one the section's defaults set."""
+    section, _, leaf = name.lstrip("-").rpartition(".")
+    if not section:
+        return None
+    for view in views:
+        for override in view.overrides:
+            written = override.flag.text.split("=", 1)[0]
+            if written.lstrip("-") != name.lstrip("-"):
+                continue
+            found = _meant(leaf, _section_keys(ctx.worktree, view.invocation.script, section.split(".")))
+            if found is None:
+                continue
+            new, abbreviated = found
+            return _in_word(override.flag, written, written[: len(written) - len(leaf)] + new, abbreviated=abbreviated)
+    return None
+
+
+def _section_keys(root: Path, script: str, section: list[str]) -> list[str]:
+    """The keys of one section of the script's config object, its defaults' among them (the
+    class that builds them may be in any module of the repo)."""
+    found = attribute_section(read_text(root, script) or "", section)
+    keys = list(found.keys)
+    if not found.builders:
+        return keys
+    for rel in repo_files(root, (".py",), skip_tests=True):
+        text = read_text(root, rel) or ""
+        for builder in found.builders:
+            if f"class {builder[0]}" in text:
+                keys += [k for k in built_keys(text, builder) if k not in keys]
+    return keys
 
 
 def _comment(line: str) -> str:

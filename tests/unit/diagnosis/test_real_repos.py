@@ -106,6 +106,17 @@ ML_COLLECTIONS = tb(
     error='AttributeError: "\'lrr\'\nDid you mean "lr" instead of "lrr"?"',
 )
 
+MINGPT_CFGNODE = tb(
+    ("/home/ana/minGPT/projects/chargpt/chargpt.py", 91, "<module>", "config.merge_from_args(sys.argv[1:])"),
+    (
+        "/home/ana/minGPT/mingpt/utils.py",
+        99,
+        "merge_from_args",
+        'assert hasattr(obj, leaf_key), f"{key} is not an attribute that exists in the config"',
+    ),
+    error="AssertionError: trainer.lr is not an attribute that exists in the config",
+)
+
 
 @pytest.mark.parametrize(
     "log, key",
@@ -124,6 +135,8 @@ ML_COLLECTIONS = tb(
         (ML_COLLECTIONS, ConfigKey("lrr", KeyProblem.MISSING, suggestion="lr")),
         (HYDRA_OPTION, ConfigKey("callbacks/defualt", KeyProblem.UNKNOWN)),
         (HYDRA_INSTANTIATE, ConfigKey("batchsize", KeyProblem.UNKNOWN)),
+        (MINGPT_CFGNODE, ConfigKey("trainer.lr", KeyProblem.UNKNOWN)),
+        ("KeyError: 'Non-existent config key: SOLVER.BASE_LRR'", ConfigKey("SOLVER.BASE_LRR", KeyProblem.UNKNOWN)),
     ],
 )
 def test_every_config_style_is_a_config_error_naming_its_key(log, key):

@@ -673,3 +673,38 @@ def test_a_bare_exists_assertion_finds_the_path_in_the_config_the_call_passed(tm
     proposal = propose_rule_fix(ctx)
     apply(root, proposal.edits)
     assert (root / "configs/tiny.yaml").read_text() == "data_dir: data/tiny-cifar\nlr: 0.1\n"
+
+
+# minGPT's CfgNode: sections of a config object built by each class's `get_default_config()`,
+# overridden by `--section.key=value` flags that `merge_from_args` asserts the config has.
+CFGNODE_FILES = {
+    "mingpt/trainer.py": (
+        "class Trainer:\n    @staticmethod\n    def get_default_config():\n        C = CN()\n"
+        "        C.batch_size = 64\n        C.learning_rate = 3e-4\n        return C\n"
+    ),
+    "projects/chargpt.py": (
+        "from mingpt.trainer import Trainer\n\ndef get_config():\n    C = CN()\n    C.system = CN()\n"
+        "    C.system.seed = 3407\n    C.trainer = Trainer.get_default_config()\n"
+        "    C.trainer.learning_rate = 5e-4\n    return C\n\nconfig = get_config()\nconfig.merge_from_args(sys.argv[1:])\n"
+    ),
+}
+
+
+def test_cfgnode_flag_is_renamed_to_a_key_the_script_sets_in_its_section(tmp_path):
+    root = make_repo(tmp_path, {**CFGNODE_FILES, "run.sh": "python projects/chargpt.py --trainer.lr=1e-3\n"})
+    message = "AssertionError: trainer.lr is not an attribute that exists in the config"
+    apply(root, propose_rule_fix(unknown(root, message, launch("bash run.sh"), exc_type="AssertionError")).edits)
+    assert (root / "run.sh").read_text() == "python projects/chargpt.py --trainer.learning_rate=1e-3\n"
+
+
+def test_cfgnode_flag_is_renamed_to_a_key_of_its_sections_defaults_in_another_module(tmp_path):
+    root = make_repo(tmp_path, {**CFGNODE_FILES, "run.sh": "python projects/chargpt.py --trainer.batchsize=8\n"})
+    message = "AssertionError: trainer.batchsize is not an attribute that exists in the config"
+    apply(root, propose_rule_fix(unknown(root, message, launch("bash run.sh"), exc_type="AssertionError")).edits)
+    assert (root / "run.sh").read_text() == "python projects/chargpt.py --trainer.batch_size=8\n"
+
+
+def test_cfgnode_flag_is_not_renamed_to_a_key_of_another_section(tmp_path):
+    root = make_repo(tmp_path, {**CFGNODE_FILES, "run.sh": "python projects/chargpt.py --system.batchsize=8\n"})
+    message = "AssertionError: system.batchsize is not an attribute that exists in the config"
+    assert propose_rule_fix(unknown(root, message, launch("bash run.sh"), exc_type="AssertionError")) is None

@@ -555,6 +555,24 @@ def test_nan_loss_prefers_the_value_the_run_logged(tmp_path):
     assert proposal.edits == [Edit("configs/b.yaml", "lr: 3e-4", "lr: 3e-5")]
 
 
+def test_nan_loss_finds_the_lr_a_run_logged_in_a_section_of_its_config(tmp_path):
+    # minGPT logs its CfgNode whole (`config.to_dict()`): the trainer's defaults and the
+    # script's override are two sites of `learning_rate`; the logged section says which ran.
+    root = make_repo(
+        tmp_path,
+        {
+            "mingpt/trainer.py": "def defaults(C):\n    C.learning_rate = 3e-4\n",
+            "chargpt.py": "def get_config(C):\n    C.trainer.learning_rate = 5e1\n",
+        },
+    )
+    logged = {"system": {"value": {"seed": 3407}}, "trainer": {"value": {"batch_size": 16, "learning_rate": 50.0}}}
+    proposal = propose_rule_fix(ctx_for(root, "nan_loss", "", "", run_config=logged))
+
+    assert proposal.edits == [
+        Edit("chargpt.py", "    C.trainer.learning_rate = 5e1", "    C.trainer.learning_rate = 5e0")
+    ]
+
+
 def test_nan_loss_with_a_logged_lr_no_site_holds_is_left_alone(tmp_path):
     # The run used lr=0.05 (a command-line override, say): neither literal is the one in use.
     root = make_repo(tmp_path, {"configs/a.yaml": "lr: 1e-3\n", "src/config.py": CONFIG_PY})
@@ -675,6 +693,23 @@ def test_lr_the_branch_did_not_change_is_divided_by_ten_as_before(tmp_path):
     assert "lr=0.1 (main's value too)" in proposal.root_cause
     apply(root, proposal.edits)
     assert '"lr": 0.01,' in (root / "src/config.py").read_text()
+
+
+def test_lr_flag_the_branch_added_is_restored_to_the_default_the_base_ran_with(tmp_path):
+    # The base's script passes no --lr: its runs used main.py's default, 1.0, which learnt.
+    script = "#!/bin/bash\nset -e\npython main.py --epochs 6 --log-interval 2\n"
+    root = branch_repo(
+        tmp_path,
+        {"main.py": ARGPARSE_MAIN, "scripts/train.sh": script},
+        {"scripts/train.sh": script.replace("--log-interval 2", "--log-interval 2 --lr 1e4")},
+    )
+    proposal = propose_rule_fix(nan_ctx(root, config={"launch": {"command": "bash scripts/train.sh"}}))
+
+    assert (
+        proposal.description == "restore learning rate 1.0 from main in scripts/train.sh (the branch raised it to 1e4)"
+    )
+    apply(root, proposal.edits)
+    assert (root / "scripts/train.sh").read_text() == script.replace("--log-interval 2", "--log-interval 2 --lr 1.0")
 
 
 def test_lr_already_restored_once_is_then_divided_by_ten_not_restored_again(tmp_path):
@@ -837,3 +872,31 @@ def test_missing_path_outside_the_repo_is_left_alone(tmp_path):
         )
         is None
     )
+
+
+# --- a module used but never imported -----------------------------------------------------------
+
+UNIMPORTED = '''"""Cosine schedule."""
+import torch
+
+
+def lr_at(step, total):
+    return 0.5 * (1 + math.cos(math.pi * step / total))
+'''
+
+
+def test_a_standard_module_used_but_never_imported_is_imported(tmp_path):
+    root = make_repo(tmp_path, {"train.py": UNIMPORTED})
+    ctx = ctx_for(root, "import_error", "NameError", "name 'math' is not defined", file="train.py", line=6)
+    proposal = propose_rule_fix(ctx)
+
+    assert proposal.fixer == "rule:add-import"
+    apply(root, proposal.edits)
+    assert (root / "train.py").read_text() == UNIMPORTED.replace("import torch\n", "import torch\nimport math\n")
+
+
+def test_an_undefined_name_that_is_no_module_is_not_imported(tmp_path):
+    # `scheduler.cos()` reads a variable the code never set: importing a module `scheduler` is no fix.
+    root = make_repo(tmp_path, {"train.py": UNIMPORTED.replace("math.cos(math.pi", "scheduler.cos(scheduler.pi")})
+    ctx = ctx_for(root, "import_error", "NameError", "name 'scheduler' is not defined", file="train.py", line=6)
+    assert propose_rule_fix(ctx) is None

@@ -137,6 +137,9 @@ class FakeRuns:
         found = baseline_problem(rows, self.baseline, "main's run base")
         return found or (baseline_stall(rows, self.baseline, "main's run base") if relaunch else None)
 
+    def baseline_rows(self, run: RunInfo) -> list[dict[str, Any]]:
+        return self.baseline
+
     def facts(self, run: RunInfo, rows: list[dict[str, Any]] | None = None) -> RunFacts:
         return RunFacts(exit_code=run.exit_code, loss_problem=run.loss_problem)
 

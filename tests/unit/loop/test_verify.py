@@ -271,6 +271,31 @@ def test_a_finished_relaunch_no_better_than_untrained_beside_a_baseline_that_lea
     assert run.state == "failed" and check.judge(run, problem) is Judgement.FAILED
 
 
+# pytorch/examples siamese_network (Adadelta, lr 1.0): main's own run rises fivefold over its
+# first batches, then learns. A relaunch at main's settings judged there is not diverging.
+ADADELTA_MAIN = [0.82, 4.04, 1.84, 0.74, 0.80, 0.67, 0.63]
+
+
+def test_a_relaunch_that_starts_as_the_baselines_own_run_did_is_not_failed_for_it():
+    runs = FakeRuns()
+    runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate(ADADELTA_MAIN)]
+    start = [0.87, 3.2, 4.42]  # above twice its first at step 2, as main's was
+    runs.add("new-1", ("running", 3), history=[{"_step": i, "loss": v} for i, v in enumerate(start)])
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher, min_steps=2)[0].watch("new-1")
+    assert (problem, launcher.stopped) == (None, [])
+
+
+def test_a_relaunch_far_above_the_baselines_own_start_is_still_failed():
+    runs = FakeRuns()
+    runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate(ADADELTA_MAIN)]
+    start = [0.87, 30.0, 45.0]  # ten times what main reached by step 2
+    runs.add("new-1", ("running", 3), ("killed", 3), history=[{"_step": i, "loss": v} for i, v in enumerate(start)])
+    launcher = FakeLauncher()
+    run, problem = verifier(runs, launcher, min_steps=2)[0].watch("new-1")
+    assert problem == "loss is diverging: 0.87 → 45 by step 2" and launcher.stopped == ["new-1"]
+
+
 def test_before_min_steps_a_run_is_not_compared_with_the_baseline():
     runs = FakeRuns()
     runs.baseline = [{"_step": i, "loss": v} for i, v in enumerate([2.3, 1.5, 0.9, 0.6, 0.4, 0.3])]

@@ -695,23 +695,6 @@ def test_lr_the_branch_did_not_change_is_divided_by_ten_as_before(tmp_path):
     assert '"lr": 0.01,' in (root / "src/config.py").read_text()
 
 
-def test_lr_flag_the_branch_added_is_restored_to_the_default_the_base_ran_with(tmp_path):
-    # The base's script passes no --lr: its runs used main.py's default, 1.0, which learnt.
-    script = "#!/bin/bash\nset -e\npython main.py --epochs 6 --log-interval 2\n"
-    root = branch_repo(
-        tmp_path,
-        {"main.py": ARGPARSE_MAIN, "scripts/train.sh": script},
-        {"scripts/train.sh": script.replace("--log-interval 2", "--log-interval 2 --lr 1e4")},
-    )
-    proposal = propose_rule_fix(nan_ctx(root, config={"launch": {"command": "bash scripts/train.sh"}}))
-
-    assert (
-        proposal.description == "restore learning rate 1.0 from main in scripts/train.sh (the branch raised it to 1e4)"
-    )
-    apply(root, proposal.edits)
-    assert (root / "scripts/train.sh").read_text() == script.replace("--log-interval 2", "--log-interval 2 --lr 1.0")
-
-
 def test_lr_already_restored_once_is_then_divided_by_ten_not_restored_again(tmp_path):
     root = branch_repo(tmp_path, {"src/config.py": CONFIG_PY}, {"src/config.py": CONFIG_PY.replace("0.1,", "10.0,")})
     first = propose_rule_fix(nan_ctx(root))

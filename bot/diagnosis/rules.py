@@ -337,6 +337,9 @@ RULES: tuple[Rule, ...] = (
         5,
     ),
     # --- missing data, checkpoints, artifacts
+    # A launch script's `cd` into a folder that is not there: what fails after it (a script not
+    # found from the folder it stayed in) follows from it.
+    R("config_error", r"\bcd: [^:\n]+: No such file or directory", 10),
     R(
         "config_error",
         r"can't open file '[^']+': \[Errno 2\]|No such file or directory:? '?[^'\s]*(?:conf|cfg)[^'\s]*\.(?:ya?ml|json|toml|ini|cfg)\b",

@@ -24,7 +24,8 @@ Rule = Callable[[FixContext], "FixProposal | None"]
 # category → rules, most specific first.
 RULES: dict[str, tuple[Rule, ...]] = {
     "import_error": (add_requirement, fix_local_import, add_missing_import),
-    "config_error": (rename_unknown_key, add_config_default, restore_misspelt_read),
+    # A missing script or folder a launch script names ("can't open file") is a configuration error.
+    "config_error": (rename_unknown_key, add_config_default, restore_misspelt_read, closest_path),
     # A KeyError or NameError whose log does not show it reads configuration (`DEFAULTS["x"]`,
     # a global read inside a function): only the repo's code does, which add_config_default reads.
     "code_error": (add_config_default, restore_misspelt_read),

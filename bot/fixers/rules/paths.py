@@ -1,8 +1,10 @@
 """A data file is missing → the closest existing path, written into the literal that named it
-(`data/trian.csv` → `data/train.csv`).
+(`data/trian.csv` → `data/train.csv`); so is a script or folder a launch script names
+(`python trian.py`: "can't open file"; `cd time_sequence_predicton`: "cd: …: No such file").
 
 Paths resolve from the folder the job runs in (`cd runs && python ../train.py -i names.txt`
-reads `runs/names.txt`); a path joined from a config value (`os.path.join(root, name)`) is
+reads `runs/names.txt`), except an absolute one and a `cd` that failed (from where it ran:
+the repo's root, where launch scripts start); a path joined from a config value (`os.path.join(root, name)`) is
 fixed in whichever part is wrong, the root or the name; a bare `assert os.path.exists(path)`
 names no path, so the path is the config value the failing call passed.
 """
@@ -25,10 +27,13 @@ _MAX_SIBLINGS = 20_000
 _TEXT_FILES = (".py", ".yaml", ".yml", ".json", ".toml", ".cfg", ".ini", ".sh")
 _ASSIGNED = re.compile(r"""^\s*(?:--)?["']?([\w.-]+)["']?\s*[:=]""")  # `key = `, `key: `, `"key": `, `--key=`
 _DATA_KEY = re.compile(r"(?i)data|path|dir|root|file|folder|split|subset|corpus|source")
+_CD_FAILED = re.compile(r"\bcd: ([^:\n]+): No such file or directory")  # a shell's `cd`
 _MISSING = (
     re.compile(r"No such file or directory: ['\"]([^'\"]+)['\"]"),
     re.compile(r"[Ff]ile ['\"]?([^\s'\"]+)['\"]? (?:does not exist|not found)"),
     re.compile(r"(?:does not exist|not found): ['\"]?([^\s'\"]+)['\"]?"),
+    re.compile(r"can't open file ['\"]([^'\"]+)['\"]: \[Errno 2\]"),  # python naming a script
+    _CD_FAILED,
 )
 
 
@@ -37,7 +42,8 @@ def closest_path(ctx: FixContext) -> FixProposal | None:
     if found is None:
         return _asserted(ctx)
     missing, message = found
-    cwd = _job_folder(ctx)
+    from_root = PurePath(missing).is_absolute() or _CD_FAILED.search(message) is not None
+    cwd = "" if from_root else _job_folder(ctx)
     rel = _relative(ctx.worktree / cwd, missing) if cwd else _relative(ctx.worktree, missing)
     if not rel:
         return None
@@ -98,9 +104,10 @@ def _from_repo_root(root: Path, cwd: str, parts: list[str]) -> list[str] | None:
 
 
 def _missing_path(ctx: FixContext) -> tuple[str, str] | None:
-    for text in failure_texts(ctx.diagnosis):
-        if "artifact" in text.lower():
-            continue  # a W&B artifact name: the repo's files cannot tell which ones exist
+    # A W&B artifact's name is left out: the repo's files cannot tell which ones exist. A failed
+    # `cd` comes first: what the script could not find after it follows from it.
+    texts = [text for text in failure_texts(ctx.diagnosis) if "artifact" not in text.lower()]
+    for text in sorted(texts, key=lambda text: _CD_FAILED.search(text) is None):
         for pattern in _MISSING:
             match = pattern.search(text)
             if match:

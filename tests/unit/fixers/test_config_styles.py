@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bot.fixers.invocations import COMMAND, invocations
 from bot.fixers.overrides import launch_views
 from bot.fixers.rules import propose_rule_fix
@@ -635,6 +637,28 @@ def test_a_joined_path_is_fixed_in_the_root_it_was_joined_to(tmp_path):
     proposal = propose_rule_fix(not_found(root, "/job/worktree/dat/train.csv"))
     apply(root, proposal.edits)
     assert (root / "config.yaml").read_text() == "data_root: data\ntrain_file: train.csv\n"
+
+
+def test_a_misspelt_script_a_launch_script_runs_is_corrected(tmp_path):
+    # pytorch/examples' time_sequence_prediction run from a script that `cd`s into its folder
+    root = make_repo(tmp_path, {"tsp/train.py": ARGPARSE_TRAIN, "run.sh": "cd tsp\npython trian.py --steps 2\n"})
+    log = [f"/venv/bin/python: can't open file '{root}/tsp/trian.py': [Errno 2] No such file or directory"]
+    proposal = propose_rule_fix(ctx_for(root, "config_error", config=launch("bash run.sh"), log=log))
+    assert proposal.fixer == "rule:closest-path"
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "cd tsp\npython train.py --steps 2\n"
+
+
+@pytest.mark.parametrize("set_e", [True, False])
+def test_a_misspelt_folder_a_launch_script_cds_into_is_corrected(tmp_path, set_e):
+    script = ("set -e\n" if set_e else "") + "cd time_sequence_predicton\npython train.py --steps 2\n"
+    root = make_repo(tmp_path, {"time_sequence_prediction/train.py": ARGPARSE_TRAIN, "run.sh": script})
+    log = [f"run.sh: line {2 if set_e else 1}: cd: time_sequence_predicton: No such file or directory"]
+    if not set_e:  # the script went on, in the folder it started in
+        log.append(f"/venv/bin/python: can't open file '{root}/train.py': [Errno 2] No such file or directory")
+    proposal = propose_rule_fix(ctx_for(root, "config_error", config=launch("bash run.sh"), log=log))
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == script.replace("predicton", "prediction")
 
 
 TIMM_LIKE = """\

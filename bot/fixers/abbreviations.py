@@ -1,4 +1,6 @@
-"""Abbreviated names: `lr` for `learning_rate`, `bs` for `--batch-size`, `wd` for `weightDecay`.
+"""Names that stand for a declared one without being spelt like it: abbreviations (`lr` for
+`learning_rate`, `bs` for `--batch-size`, `wd` for `weightDecay`) and a declaration's own words
+for it (`--discount` for `--gamma`, whose help reads "discount factor").
 
 A name abbreviates another when it is one word whose letters are the other's word initials
 (words split on `_`, `-` and camelCase). Matching works in either direction: the unknown name may
@@ -51,6 +53,29 @@ def abbreviation(name: str, known: dict[str, Declared] | list[str], value: str |
     return confirmed[0] if len(confirmed) == 1 else None
 
 
+def described(name: str, known: dict[str, Declared] | list[str], value: str | None = None) -> str | None:
+    """The one declared name whose description (help text, comment) names `name` in words of its
+    own, the value written fitting its type: `--discount 0.95` for `--gamma`, "discount factor
+    (default: 0.99)". None when no description or several do: "batch" is in the help of both
+    `--batch-size` and `--test-batch-size`. A name of under four letters is not matched so."""
+    wanted = [_norm(w) for w in words(name)]
+    if not isinstance(known, dict) or len("".join(wanted)) < 4:
+        return None
+    n = len(wanted)
+    found = [
+        k
+        for k, note in known.items()
+        if k != name
+        and (value is None or _fits(value, note.kind))
+        and any(run == wanted for run in _runs(_tokens(note.description), n))
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def _runs(tokens: list[str], n: int) -> list[list[str]]:
+    return [tokens[i : i + n] for i in range(len(tokens) - n + 1)]
+
+
 def _pair(a: str, b: str) -> tuple[str, list[str]] | None:
     """(abbreviation, long form's words) when one of `a`, `b` abbreviates the other."""
     for short, long in ((a, b), (b, a)):
@@ -89,9 +114,7 @@ def _confirmed(name: str, declared: str, note: Declared) -> bool:
 
 def _spelled(short: str, tokens: list[str]) -> list[list[str]]:
     """The runs of words in `tokens` whose initials are `short`."""
-    n = len(short)
-    runs = [tokens[i : i + n] for i in range(len(tokens) - n + 1)]
-    return [run for run in runs if "".join(w[0] for w in run) == short]
+    return [run for run in _runs(tokens, len(short)) if "".join(w[0] for w in run) == short]
 
 
 def _tokens(text: str) -> list[str]:

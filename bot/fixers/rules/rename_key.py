@@ -15,11 +15,12 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import yaml
 
-from bot.fixers.abbreviations import Declared, abbreviation
+from bot.fixers.abbreviations import Declared, abbreviation, described
 from bot.fixers.config_subject import SubjectKind, config_subject
 from bot.fixers.declarations import arguments, attribute_section, built_keys, config_globals, dataclasses
 from bot.fixers.invocations import Word
@@ -32,6 +33,14 @@ from bot.fixers.value_source import config_files_used, hydra_home
 CUTOFF = 0.75
 
 
+class Meant(Enum):
+    """How the existing key was told from the unknown one; the value says so in the report."""
+
+    SPELLING = "the existing key closest to it"
+    INITIALS = "the one existing key that is its abbreviation or long form (word initials)"
+    DESCRIBED = "the one existing key whose description names it in words"
+
+
 @dataclass
 class Rename:
     path: str
@@ -41,7 +50,7 @@ class Rename:
     old: str
     new: str
     line_text: str
-    abbreviated: bool = False  # `new` is `old`'s long form or abbreviation, not its spelling
+    meant: Meant
 
 
 def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
@@ -52,14 +61,10 @@ def rename_unknown_key(ctx: FixContext) -> FixProposal | None:
     if text is None:
         return None
     new_line = rename.line_text[: rename.col] + rename.new + rename.line_text[rename.end_col :]
-    if rename.abbreviated:
-        why = f"{rename.new} is the one existing key that is its abbreviation or long form (word initials)"
-    else:
-        why = f"{rename.new} is the existing key closest to it"
     return FixProposal(
         fixer="rule:rename-key",
         description=f"rename unknown {rename.old} to {rename.new} in {rename.path}",
-        root_cause=f"The config has no {rename.old}; {why}.",
+        root_cause=f"The config has no {rename.old}; {rename.new} is {rename.meant.value}.",
         edits=line_edit(rename.path, text, {rename.line: new_line}),
         evidence=list(ctx.diagnosis.evidence[-2:]) + [f"{rename.path}:{rename.line}: {rename.line_text.strip()}"],
     )
@@ -101,9 +106,9 @@ def _flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rename | None:
             found = _meant(written, known, override.site.text if override.site else None, normalise=True)
             if found is None:
                 continue
-            new, abbreviated = found
+            new, meant = found
             new = new if new.startswith("-") else prefix + new
-            return _in_word(override.flag, written, new, abbreviated=abbreviated)
+            return _in_word(override.flag, written, new, meant)
     return None
 
 
@@ -140,8 +145,8 @@ def _attribute_flag(ctx: FixContext, views: list[LaunchView], name: str) -> Rena
             found = _meant(leaf, _section_keys(ctx.worktree, view.invocation.script, section.split(".")))
             if found is None:
                 continue
-            new, abbreviated = found
-            return _in_word(override.flag, written, written[: len(written) - len(leaf)] + new, abbreviated=abbreviated)
+            new, meant = found
+            return _in_word(override.flag, written, written[: len(written) - len(leaf)] + new, meant)
     return None
 
 
@@ -178,9 +183,9 @@ def _hydra_override(ctx: FixContext, views: list[LaunchView], name: str) -> Rena
         found = _meant(path[-1], siblings)
         if found is None:
             continue
-        new, abbreviated = found
+        new, meant = found
         written = override.flag.text.split("=", 1)[0]
-        return _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new, abbreviated=abbreviated)
+        return _in_word(override.flag, written, written[: len(written) - len(path[-1])] + new, meant)
     return None
 
 
@@ -208,7 +213,7 @@ def _group_option(ctx: FixContext, views: list[LaunchView], name: str) -> Rename
             continue
         for word in view.invocation.args:
             if word.text == f"{group}={option}":
-                return _in_word(word, word.text, f"{group}={new}")
+                return _in_word(word, word.text, f"{group}={new}", Meant.SPELLING)
         for rel in config_files_used(ctx.worktree, ctx.config) + _experiment_files(ctx, view):
             found = _defaults_entry(ctx.worktree, rel, group, option, new)
             if found:
@@ -227,7 +232,7 @@ def _defaults_entry(root: Path, rel: str, group: str, option: str, new: str) -> 
     for number, line in enumerate((read_text(root, rel) or "").split("\n"), 1):
         found = pattern.match(line)
         if found:
-            return Rename(rel, number, found.start("option"), found.end("option"), option, new, line)
+            return Rename(rel, number, found.start("option"), found.end("option"), option, new, line, Meant.SPELLING)
     return None
 
 
@@ -316,23 +321,26 @@ def _plain(name: str) -> str:
     return name.lstrip("-+~").replace("-", "").replace("_", "").lower()
 
 
-def _in_word(word: Word, old: str, new: str, *, abbreviated: bool = False) -> Rename | None:
+def _in_word(word: Word, old: str, new: str, meant: Meant) -> Rename | None:
     """Replace `old` at the start of the word as written (after an opening quote, if any)."""
     written = word.line_text[word.col : word.end_col]
     start = written.find(old)
     if start < 0:
         return None
     col = word.col + start
-    return Rename(word.path, word.line, col, col + len(old), old, new, word.line_text, abbreviated)
+    return Rename(word.path, word.line, col, col + len(old), old, new, word.line_text, meant)
 
 
 def _meant(
     name: str, known: dict[str, Declared] | list[str], value: str | None = None, *, normalise: bool = False
-) -> tuple[str, bool] | None:
-    """The key `name` stands for, and whether it is its abbreviation or long form (True) rather
-    than a close spelling of it: a close spelling first, then word initials."""
+) -> tuple[str, Meant] | None:
+    """The key `name` stands for, and how it was told: a close spelling first, then word
+    initials, then the one declaration whose description names it."""
     close = closest(name, list(known), normalise=normalise)
     if close is not None:
-        return close, False
+        return close, Meant.SPELLING
     short = abbreviation(name, known, value)
-    return (short, True) if short is not None else None
+    if short is not None:
+        return short, Meant.INITIALS
+    named = described(name, known, value)
+    return (named, Meant.DESCRIBED) if named is not None else None

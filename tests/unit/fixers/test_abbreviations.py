@@ -1,8 +1,9 @@
-"""Which declared name an unknown one abbreviates, or is the abbreviation of."""
+"""Which declared name an unknown one abbreviates, is the abbreviation of, or is named by in its
+description."""
 
 from __future__ import annotations
 
-from bot.fixers.abbreviations import Declared, abbreviation, initials, words
+from bot.fixers.abbreviations import Declared, abbreviation, described, initials, words
 
 
 def test_words_split_on_dashes_underscores_and_camel_case():
@@ -42,3 +43,16 @@ def test_a_declared_abbreviation_whose_help_spells_another_long_form_is_refused(
     assert abbreviation("--learning-rates", {"--lr": Declared("learning rate")}) == "--lr"
     assert abbreviation("--learning-rate", {"--lr": Declared("local rank")}) is None
     assert abbreviation("--learning-rate", {"--lr": Declared("", "int")}, "0.5") is None
+
+
+def test_the_one_declaration_whose_description_names_it_in_words():
+    known = {"--gamma": Declared("discount factor (default: 0.99)", "float"), "--seed": Declared("random seed", "int")}
+    assert described("--discount", known, "0.95") == "--gamma"
+    assert described("--discount-factor", known) == "--gamma"
+    assert described("--discount", known, "high") is None  # no float for --gamma
+    assert described("--factor-discount", known) is None  # the words in another order
+    both = {"--batch-size": Declared("input batch size for training"), "--test-batch-size": Declared("for testing")}
+    assert described("--batch", both) == "--batch-size"
+    both["--test-batch-size"] = Declared("input batch size for testing")
+    assert described("--batch", both) is None  # named by two
+    assert described("--rs", {"--seed": Declared("rs: the random seed")}) is None  # too short to tell

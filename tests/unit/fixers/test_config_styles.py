@@ -459,6 +459,31 @@ args = parser.parse_args()
 """
 
 
+REINFORCE = """\
+import argparse
+
+parser = argparse.ArgumentParser(description='PyTorch REINFORCE example')
+parser.add_argument('--gamma', type=float, default=0.99, metavar='G',
+                    help='discount factor (default: 0.99)')
+parser.add_argument('--seed', type=int, default=543, metavar='N',
+                    help='random seed (default: 543)')
+args = parser.parse_args()
+"""
+
+
+def test_a_flag_the_help_of_one_declared_flag_names_is_renamed_to_it(tmp_path):
+    # pytorch/examples' reinforcement_learning: the branch passes `--discount`, which the script
+    # calls `--gamma`, "discount factor".
+    root = make_repo(tmp_path, {"reinforce.py": REINFORCE, "run.sh": "python reinforce.py --discount 0.95\n"})
+    ctx = unknown(root, "reinforce.py: error: unrecognized arguments: --discount 0.95", launch("bash run.sh"))
+    proposal = propose_rule_fix(ctx)
+    assert proposal.root_cause == (
+        "The config has no --discount; --gamma is the one existing key whose description names it in words."
+    )
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python reinforce.py --gamma 0.95\n"
+
+
 def test_long_form_of_a_declared_abbreviation_is_renamed_to_it(tmp_path):
     root = make_repo(tmp_path, {"main.py": MNIST_TRAIN, "run.sh": "python main.py --epochs 1 --learning-rate 0.5\n"})
     ctx = unknown(root, "main.py: error: unrecognized arguments: --learning-rate 0.5", launch("bash run.sh"))

@@ -3,10 +3,11 @@
 (`python trian.py`: "can't open file"; `cd time_sequence_predicton`: "cd: …: No such file").
 
 Paths resolve from the folder the job runs in (`cd runs && python ../train.py -i names.txt`
-reads `runs/names.txt`), except an absolute one and a `cd` that failed (from where it ran:
-the repo's root, where launch scripts start); a path joined from a config value (`os.path.join(root, name)`) is
-fixed in whichever part is wrong, the root or the name; a bare `assert os.path.exists(path)`
-names no path, so the path is the config value the failing call passed.
+reads `runs/names.txt`), except an absolute one and the folder of a `cd` that failed (from the
+repo's root, where a launch script starts); a path joined from a config value
+(`os.path.join(root, name)`) is fixed in whichever part is wrong, the root or the name; a bare
+`assert os.path.exists(path)` names no path, so the path is the config value the failing call
+passed.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 line reads `math.sqrt(x)`) → `import math` after the failing file's imports.
 
 Only for a name that is a module wherever the job runs: the standard library's, one a known
-distribution provides, or the repo's own. An alias (`np`, `F`) is not a module name: it is left
+distribution provides, the repo's own, or one the repo already depends on (its requirements file
+lists it, or another of its files imports it: `scipy.special.expit` where only utils.py imports
+scipy). An alias (`np`, `F`) is not a module name: it is left
 alone, as the import it stands for cannot be told from the name.
 """
 
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import ast
 import re
+from pathlib import Path
 
-from bot.fixers.distributions import distribution_for, is_stdlib
+from bot.fixers.distributions import canonical, distribution_for, is_stdlib
 from bot.fixers.imports import repo_defines
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.patch import may_edit
-from bot.fixers.text import failing_file, failure_texts, line_edit, read_text
+from bot.fixers.rules.requirements import listed, requirements_file
+from bot.fixers.text import failing_file, failure_texts, line_edit, read_text, repo_files
 
 _NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
 
@@ -48,10 +52,28 @@ def _undefined_module(ctx: FixContext, code: str) -> tuple[str | None, str]:
         if found is None:
             continue
         name = found.group(1)
-        known = is_stdlib(name) or distribution_for(name, guess=False) or repo_defines(ctx.worktree, name)
+        known = (
+            is_stdlib(name)
+            or distribution_for(name, guess=False)
+            or repo_defines(ctx.worktree, name)
+            or _repo_depends_on(ctx, name)
+        )
         used_as_module = re.search(rf"(?<![\w.]){name}\.\w", code)
         return (name, text.strip()) if known and used_as_module is not None else (None, "")
     return None, ""
+
+
+def _repo_depends_on(ctx: FixContext, name: str) -> bool:
+    """Whether the repo's requirements list `name`, or one of its Python files imports it."""
+    required = read_text(ctx.worktree, requirements_file(ctx.config))
+    if required is not None and canonical(name) in listed(required):
+        return True
+    imports = re.compile(rf"^[ \t]*(?:import|from)[ \t]+{re.escape(name)}\b", re.MULTILINE)
+    return any(imports.search(_text(ctx.worktree, rel)) for rel in repo_files(ctx.worktree, (".py",)))
+
+
+def _text(root: Path, rel: str) -> str:
+    return read_text(root, rel) or ""
 
 
 def _last_import_line(text: str) -> int | None:

@@ -878,6 +878,22 @@ def test_a_standard_module_used_but_never_imported_is_imported(tmp_path):
     assert (root / "train.py").read_text() == UNIMPORTED.replace("import torch\n", "import torch\nimport math\n")
 
 
+def test_a_module_another_file_imports_is_imported_where_it_was_forgotten(tmp_path):
+    # scipy is not installed here and its import name is its distribution's: only the repo says
+    # it is a module, by importing it in another file (or by listing it in requirements.txt).
+    used = UNIMPORTED.replace("math.cos(math.pi", "scipy.special.cos(scipy.pi")
+    ctx_args = ("import_error", "NameError", "name 'scipy' is not defined")
+    for other in ({"utils.py": "import scipy.special\n"}, {"requirements.txt": "numpy\nSciPy>=1.10\n"}):
+        root = make_repo(tmp_path / next(iter(other)), {"train.py": used, **other})
+        proposal = propose_rule_fix(ctx_for(root, *ctx_args, file="train.py", line=6))
+        assert proposal.fixer == "rule:add-import", other
+        apply(root, proposal.edits)
+        assert "import torch\nimport scipy\n" in (root / "train.py").read_text()
+
+    root = make_repo(tmp_path / "alone", {"train.py": used, "utils.py": "import scipyx\n"})
+    assert propose_rule_fix(ctx_for(root, *ctx_args, file="train.py", line=6)) is None
+
+
 def test_an_undefined_name_that_is_no_module_is_not_imported(tmp_path):
     # `scheduler.cos()` reads a variable the code never set: importing a module `scheduler` is no fix.
     root = make_repo(tmp_path, {"train.py": UNIMPORTED.replace("math.cos(math.pi", "scheduler.cos(scheduler.pi")})

@@ -78,17 +78,30 @@ def _misspelt(ctx: FixContext) -> Misspelt | None:
 
 
 def _renamed(ours: list[str], theirs: list[str], name: str) -> tuple[str, str] | None:
-    """(their name, their line) when the two lines differ in one token only: `name` in ours,
-    a name close to it in theirs."""
-    if len(ours) != len(theirs):
+    """(their name, their line) when our line is theirs edited, and one of the edits puts `name`
+    where theirs had a name close to it (other edits may come with it: `betas=(0.9, 0.95)` and a
+    misspelt `args.weigth_decay` on one line). Edited: most of our tokens are still theirs."""
+    matcher = difflib.SequenceMatcher(None, theirs, ours, autojunk=False)
+    kept = sum(_chars(ours[j1:j2]) for tag, _, _, j1, j2 in matcher.get_opcodes() if tag == "equal")
+    if 2 * kept < _chars(ours):
         return None
-    differ = [(a, b) for a, b in zip(ours, theirs, strict=True) if a != b]
-    if len(differ) != 1 or differ[0][0] != name:
+    swaps = [
+        (theirs[i1 + k], ours[j1 + k])
+        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+        if tag == "replace" and i2 - i1 == j2 - j1
+        for k in range(i2 - i1)
+    ]
+    named = {old for old, new in swaps if new == name}
+    if len(named) != 1 or name in theirs:
         return None
-    new = differ[0][1]
+    new = named.pop()
     if not re.fullmatch(r"\w+", new) or difflib.SequenceMatcher(None, name, new).ratio() < CUTOFF:
         return None
     return None if _variant(name, new) else (new, "".join(theirs))
+
+
+def _chars(tokens: list[str]) -> int:
+    return sum(len(token) for token in tokens if not token.isspace())
 
 
 def _variant(a: str, b: str) -> bool:

@@ -306,6 +306,24 @@ def test_a_line_the_branch_edited_into_reading_an_undeclared_key_reads_the_bases
     assert (root / "train.py").read_text() == LOOP
 
 
+def test_a_misspelt_read_among_other_edits_of_the_line_is_read_right_and_the_edits_kept(tmp_path):
+    # makemore: the branch tried beta2 = 0.95 and, on the same line, misspelt args.weight_decay.
+    base = LOOP.replace("    loss = step * 0.5\n", "    loss = step * 0.5 + args.beta1 * 0.99\n")
+    branch = base.replace("args.beta1 * 0.99", "args.beat1 * 0.95")
+    root = branch_repo(tmp_path, {"train.py": base}, {"train.py": branch})
+    proposal = propose_rule_fix(misspelt(root, "beat1", line=8))
+
+    assert proposal.fixer == "rule:misspelt-read"
+    apply(root, proposal.edits)
+    assert (root / "train.py").read_text() == base.replace("0.99", "0.95")
+
+    # A line rewritten rather than edited (its shape kept, most of its tokens new) is no evidence
+    # of which key it meant.
+    rewritten = base.replace("loss = step * 0.5 + args.beta1 * 0.99", "grad = 2 * 0.1 - args.beat1 / 0.9")
+    root = branch_repo(tmp_path / "rewritten", {"train.py": base}, {"train.py": rewritten})
+    assert propose_rule_fix(misspelt(root, "beat1", line=8)) is None
+
+
 def test_a_new_read_of_an_undeclared_key_close_to_a_declared_one_is_not_renamed(tmp_path):
     # beta-VAE: `args.beta` is a new hyperparameter, not a misspelt `args.beta1`.
     branch = LOOP.replace("    loss = step * 0.5\n", "    loss = step * 0.5 * args.beta\n")

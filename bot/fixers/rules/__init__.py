@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.rules.config_default import add_config_default
+from bot.fixers.rules.config_target import closest_target
 from bot.fixers.rules.hyperparams import lower_batch_size, lower_lr
 from bot.fixers.rules.local_import import fix_local_import
 from bot.fixers.rules.missing_import import add_missing_import
@@ -23,9 +24,10 @@ Rule = Callable[[FixContext], "FixProposal | None"]
 
 # category → rules, most specific first.
 RULES: dict[str, tuple[Rule, ...]] = {
-    "import_error": (add_requirement, fix_local_import, add_missing_import),
+    # Hydra's "Error loading 'a.b.C'" for a config's `_target_` wraps the import error.
+    "import_error": (add_requirement, fix_local_import, add_missing_import, closest_target),
     # A missing script or folder a launch script names ("can't open file") is a configuration error.
-    "config_error": (rename_unknown_key, add_config_default, restore_misspelt_read, closest_path),
+    "config_error": (rename_unknown_key, add_config_default, restore_misspelt_read, closest_path, closest_target),
     # A KeyError or NameError whose log does not show it reads configuration (`DEFAULTS["x"]`,
     # a global read inside a function): only the repo's code does, which add_config_default reads.
     "code_error": (add_config_default, restore_misspelt_read),

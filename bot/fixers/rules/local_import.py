@@ -59,14 +59,14 @@ def _closest_name(base: Path, missing: MissingImport) -> tuple[str, str] | None:
     source = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
     names = modules_in(path) if path.is_dir() else []
     if source.is_file():
-        names += _defined_names(source.read_text(encoding="utf-8", errors="replace"))
+        names += defined_names(source.read_text(encoding="utf-8", errors="replace"))
     if name in names:
         return None
     close = difflib.get_close_matches(name, names, n=1, cutoff=CUTOFF)
     return (name, close[0]) if close else None
 
 
-def _defined_names(text: str) -> list[str]:
+def defined_names(text: str) -> list[str]:
     try:
         tree = ast.parse(text)
     except SyntaxError:

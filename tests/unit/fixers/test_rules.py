@@ -899,3 +899,74 @@ def test_an_undefined_name_that_is_no_module_is_not_imported(tmp_path):
     root = make_repo(tmp_path, {"train.py": UNIMPORTED.replace("math.cos(math.pi", "scheduler.cos(scheduler.pi")})
     ctx = ctx_for(root, "import_error", "NameError", "name 'scheduler' is not defined", file="train.py", line=6)
     assert propose_rule_fix(ctx) is None
+
+
+# --- a config's `_target_` naming code the repo does not define ---------------------------------
+
+DENSE = "from torch import nn\n\n\nclass DenseNet(nn.Module):\n    pass\n"
+DROPOUT = "from src.models.components.dense_net import DenseNet\n\n\nclass DropoutDenseNet(DenseNet):\n    pass\n"
+
+
+def hydra_repo(tmp_path: Path, target: str) -> Path:
+    return make_repo(
+        tmp_path,
+        {
+            "src/__init__.py": "",
+            "src/models/__init__.py": "",
+            "src/models/components/__init__.py": "",
+            "src/models/components/dense_net.py": DENSE,
+            "src/models/components/dropout_dense_net.py": DROPOUT,
+            "configs/model/net.yaml": f"net:\n  _target_: {target}\n  p: 0.1\n",
+            "configs/model/other.yaml": "net:\n  _target_: src.models.components.dense_net.DenseNet\n",
+        },
+    )
+
+
+def hydra_log(target: str, error: str) -> list[str]:
+    """Hydra 1.3's report of a `_target_` it cannot load (HYDRA_FULL_ERROR unset)."""
+    return [
+        "Error executing job with overrides: ['experiment=tiny']",
+        "Traceback (most recent call last):",
+        '  File "/env/lib/python3.11/site-packages/hydra/_internal/utils.py", line 650, in _locate',
+        "    obj = getattr(obj, part)",
+        f"ImportError: Error loading '{target}':",
+        f"{error}",
+        "Are you sure that module is in the PYTHONPATH?",
+        "full_key: model.net",
+    ]
+
+
+def test_a_hydra_target_in_a_misspelt_module_loads_the_module_that_defines_its_class(tmp_path):
+    # dropout_net is no close spelling of dropout_dense_net, but only that module defines the class.
+    target = "src.models.components.dropout_net.DropoutDenseNet"
+    root = hydra_repo(tmp_path, target)
+    log = hydra_log(target, "ModuleNotFoundError(\"No module named 'src.models.components.dropout_net'\")")
+    proposal = propose_rule_fix(ctx_for(root, "import_error", log=log))
+
+    assert proposal.fixer == "rule:closest-target"
+    assert [edit.path for edit in proposal.edits] == ["configs/model/net.yaml"]
+    apply(root, proposal.edits)
+    fixed = "  _target_: src.models.components.dropout_dense_net.DropoutDenseNet\n"
+    assert (root / "configs/model/net.yaml").read_text() == f"net:\n{fixed}  p: 0.1\n"
+
+
+def test_a_hydra_target_naming_a_misspelt_class_loads_the_class(tmp_path):
+    target = "src.models.components.dense_net.DenseNett"
+    root = hydra_repo(tmp_path, target)
+    log = hydra_log(target, "AttributeError: module 'src.models.components.dense_net' has no attribute 'DenseNett'")
+    proposal = propose_rule_fix(ctx_for(root, "import_error", log=log))
+
+    apply(root, proposal.edits)
+    assert "_target_: src.models.components.dense_net.DenseNet\n" in (root / "configs/model/net.yaml").read_text()
+
+
+def test_a_hydra_target_without_a_counterpart_or_outside_the_repo_is_left_alone(tmp_path):
+    # Modules never committed and a third-party class.
+    for target, error in (
+        ("src.models.components.conv_net.ConvNet", "No module named 'src.models.components.conv_net'"),
+        # A conv_net.py defining its own DropoutDenseNet was not committed: dropout_dense_net's is another net.
+        ("src.models.components.conv_net.DropoutDenseNet", "No module named 'src.models.components.conv_net'"),
+        ("torch.optim.Adamm", "AttributeError: module 'torch.optim' has no attribute 'Adamm'"),
+    ):
+        root = hydra_repo(tmp_path / target, target)
+        assert propose_rule_fix(ctx_for(root, "import_error", log=hydra_log(target, error))) is None, target

@@ -18,6 +18,7 @@ from bot.fixers.rules.missing_import import add_missing_import
 from bot.fixers.rules.misspelt_read import restore_misspelt_read
 from bot.fixers.rules.paths import closest_path
 from bot.fixers.rules.rename_key import rename_unknown_key
+from bot.fixers.rules.rename_value import rename_refused_value
 from bot.fixers.rules.requirements import add_requirement
 
 Rule = Callable[[FixContext], "FixProposal | None"]
@@ -27,10 +28,18 @@ RULES: dict[str, tuple[Rule, ...]] = {
     # Hydra's "Error loading 'a.b.C'" for a config's `_target_` wraps the import error.
     "import_error": (add_requirement, fix_local_import, add_missing_import, closest_target),
     # A missing script or folder a launch script names ("can't open file") is a configuration error.
-    "config_error": (rename_unknown_key, add_config_default, restore_misspelt_read, closest_path, closest_target),
+    "config_error": (
+        rename_unknown_key,
+        add_config_default,
+        restore_misspelt_read,
+        closest_path,
+        closest_target,
+        rename_refused_value,
+    ),
     # A KeyError or NameError whose log does not show it reads configuration (`DEFAULTS["x"]`,
     # a global read inside a function): only the repo's code does, which add_config_default reads.
-    "code_error": (add_config_default, restore_misspelt_read),
+    # A library refusing a value the branch set, naming the one meant (gymnasium's env ids).
+    "code_error": (add_config_default, restore_misspelt_read, rename_refused_value),
     "oom": (lower_batch_size,),
     "nan_loss": (lower_lr,),
     "data_not_found": (closest_path,),

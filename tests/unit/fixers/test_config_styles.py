@@ -775,3 +775,52 @@ def test_cfgnode_flag_is_not_renamed_to_a_key_of_another_section(tmp_path):
     root = make_repo(tmp_path, {**CFGNODE_FILES, "run.sh": "python projects/chargpt.py --system.batchsize=8\n"})
     message = "AssertionError: system.batchsize is not an attribute that exists in the config"
     assert propose_rule_fix(unknown(root, message, launch("bash run.sh"), exc_type="AssertionError")) is None
+
+
+# --- a value the branch set that the code refuses, naming the one meant ---------------------------
+
+RL_TRAIN = "import gymnasium as gym\n\nenv = gym.make(args.env_id)\n"
+
+
+def refused(root: Path, category: str, exc: str, message: str, command: str = "bash run.sh"):
+    return ctx_for(root, category, exc, message, file="train.py", line=3, base_branch="main", config=launch(command))
+
+
+def test_an_environment_id_a_library_refuses_becomes_the_one_it_suggests_where_the_branch_set_it(tmp_path):
+    # cleanrl: `--env-id Cartpole-v0`; gymnasium: "Environment `Cartpole` doesn't exist. Did you mean: `CartPole`?"
+    base = {"train.py": RL_TRAIN, "run.sh": "python train.py --env-id CartPole-v1\n"}
+    root = branch_repo(tmp_path, base, {"run.sh": "python train.py --env-id Cartpole-v0\n"})
+    message = "Environment `Cartpole` doesn't exist. Did you mean: `CartPole`?"
+    proposal = propose_rule_fix(refused(root, "code_error", "gymnasium.error.NameNotFound", message))
+
+    assert proposal.fixer == "rule:rename-value"
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python train.py --env-id CartPole-v0\n"
+
+
+def test_a_choice_argparse_refuses_becomes_the_one_close_choice(tmp_path):
+    base = {"train.py": RL_TRAIN, "run.sh": "python train.py\n"}
+    root = branch_repo(tmp_path, base, {"run.sh": "python train.py --schedule cosin\n"})
+    message = "argument --schedule: invalid choice: 'cosin' (choose from 'cosine', 'step', 'linear')"
+    log = ["usage: train.py [-h] [--schedule {cosine,step,linear}]", f"train.py: error: {message}"]
+    proposal = propose_rule_fix(
+        ctx_for(root, "config_error", log=log, base_branch="main", config=launch("bash run.sh"))
+    )
+
+    apply(root, proposal.edits)
+    assert (root / "run.sh").read_text() == "python train.py --schedule cosine\n"
+
+
+def test_a_refused_value_the_base_has_too_or_a_pythons_own_hint_is_left_alone(tmp_path):
+    # The same id on main's line: not the branch's doing. Python's hint for a name or attribute
+    # is the nearest spelling, no evidence of intent.
+    same = {"train.py": RL_TRAIN, "run.sh": "python train.py --env-id Cartpole-v0\n"}
+    root = branch_repo(tmp_path / "base", same, {"docs/exp.md": "# exp\n"})
+    message = "Environment `Cartpole` doesn't exist. Did you mean: `CartPole`?"
+    assert propose_rule_fix(refused(root, "code_error", "gymnasium.error.NameNotFound", message)) is None
+
+    code = RL_TRAIN.replace("gym.make(args.env_id)", "gym.make(args.env_id)\nsteps = lenght")
+    root = branch_repo(tmp_path / "hint", {"train.py": RL_TRAIN}, {"train.py": code})
+    message = "name 'lenght' is not defined. Did you mean: 'length'?"
+    ctx = ctx_for(root, "config_error", "NameError", message, file="train.py", line=4, base_branch="main")
+    assert propose_rule_fix(ctx) is None

@@ -1,0 +1,96 @@
+"""A value the branch wrote that the code refuses, where the refusal names the value meant →
+that value, on the lines the branch wrote it (`--env-id Acrobat-v1` → `--env-id Acrobot-v1`).
+
+The refusal is the evidence: a library's own suggestion (gymnasium's ``Environment `Acrobat`
+doesn't exist. Did you mean: `Acrobot`?``) or argparse's and tyro's choices (`invalid choice:
+'adamm' (choose from 'adam', 'sgd')`: the one close choice). Only lines the branch added or
+changed hold the value it wrote; a value the base branch has too is not the experiment's, so it
+is not touched. A refused key is rename-key's, and Python's own hint for a misspelt name
+(`name 'lenght' is not defined. Did you mean: 'length'?`, a missing key to the classifier) is no
+evidence of intent, only the nearest spelling: neither is read here.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from bot.diagnosis.model import KeyProblem
+from bot.fixers.base_value import base_text
+from bot.fixers.imports import CUTOFF
+from bot.fixers.model import Edit, FixContext, FixProposal
+from bot.fixers.patch import may_edit
+from bot.fixers.text import failure_texts, line_edit, read_text, repo_files
+
+_QUOTED = r"[`'\"]([\w.:/-]+)[`'\"]"
+_SUGGESTED = re.compile(
+    rf"{_QUOTED}[^`'\"]*?(?:doesn't|does not|is not|isn't|not found|unknown|invalid).*?did you mean:?\s*{_QUOTED}", re.I
+)
+_CHOICE = re.compile(r"invalid choice:\s*'?([^'\s(]+)'?\s*\(choose from ([^)]*)\)")
+FILES = (".sh", ".yaml", ".yml", ".py", ".toml", ".json", ".cfg")  # launch scripts, configs, declared defaults
+SUGGESTION_CUTOFF = 0.6  # a library's suggestion is evidence itself; this only keeps out a different name
+
+
+@dataclass(frozen=True)
+class Refused:
+    value: str
+    meant: str
+    line: str  # the message, for the evidence
+
+
+def rename_refused_value(ctx: FixContext) -> FixProposal | None:
+    refused = _refused(ctx)
+    if refused is None:
+        return None
+    edits, spots = _rewrite(ctx, refused)
+    if not edits:
+        return None
+    files = ", ".join(sorted({e.path for e in edits}))
+    return FixProposal(
+        fixer="rule:rename-value",
+        description=f"use {refused.meant} instead of the unknown {refused.value} in {files}",
+        root_cause=f"The branch sets {refused.value}, which the code refuses; it names {refused.meant} as the one meant.",
+        edits=edits,
+        evidence=[refused.line, *spots],
+    )
+
+
+def _refused(ctx: FixContext) -> Refused | None:
+    key = ctx.diagnosis.config_key
+    if key is not None and key.problem != KeyProblem.INVALID:
+        return None  # a key missing or unknown, not its value
+    for text in failure_texts(ctx.diagnosis):
+        found = _SUGGESTED.search(text)
+        if found and difflib.SequenceMatcher(None, found[1], found[2]).ratio() >= SUGGESTION_CUTOFF:
+            return Refused(found[1], found[2], text.strip())
+        found = _CHOICE.search(text)
+        if found:
+            choices = [c.strip(" '\"") for c in found[2].split(",")]
+            close = difflib.get_close_matches(found[1], choices, n=2, cutoff=CUTOFF)
+            if len(close) == 1:
+                return Refused(found[1], close[0], text.strip())
+    return None
+
+
+def _rewrite(ctx: FixContext, refused: Refused) -> tuple[list[Edit], list[str]]:
+    """Edits of the lines, new on the branch, that spell the refused value as a whole word."""
+    spelled = re.compile(rf"(?<![\w.]){re.escape(refused.value)}(?!\w)")
+    edits: list[Edit] = []
+    spots: list[str] = []
+    for rel in repo_files(ctx.worktree, FILES):
+        text = read_text(ctx.worktree, rel)
+        if text is None or refused.value not in text or not may_edit(rel, ctx.config):
+            continue
+        base = base_text(ctx.worktree, ctx.base_branch, rel)
+        on_base = set(base[1].split("\n")) if base else set()
+        lines = text.split("\n")
+        changes = {
+            n: spelled.sub(refused.meant, line)
+            for n, line in enumerate(lines, start=1)
+            if spelled.search(line) and line not in on_base
+        }
+        if changes:
+            edits += line_edit(rel, text, changes)
+            spots += [f"{rel}:{n}: {lines[n - 1].strip()}" for n in sorted(changes)]
+    return edits, spots

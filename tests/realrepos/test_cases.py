@@ -8,7 +8,7 @@ import pytest
 from tests.support.realrepos import REALREPOS, load_cases, spec
 
 CASES = load_cases()
-KINDS = {"missing_key", "wrong_name", "diverging_lr", "data_path", "requirement", "missing_import"}
+KINDS = {"missing_key", "wrong_name", "diverging_lr", "data_path", "requirement", "missing_import", "config_syntax"}
 
 
 def test_the_subset_covers_every_repository_and_every_kind():

@@ -20,6 +20,7 @@ from bot.fixers.rules.paths import closest_path
 from bot.fixers.rules.rename_key import rename_unknown_key
 from bot.fixers.rules.rename_value import rename_refused_value
 from bot.fixers.rules.requirements import add_requirement
+from bot.fixers.rules.yaml_tabs import indent_with_spaces
 
 Rule = Callable[[FixContext], "FixProposal | None"]
 
@@ -29,6 +30,7 @@ RULES: dict[str, tuple[Rule, ...]] = {
     "import_error": (add_requirement, fix_local_import, add_missing_import, closest_target),
     # A missing script or folder a launch script names ("can't open file") is a configuration error.
     "config_error": (
+        indent_with_spaces,
         rename_unknown_key,
         add_config_default,
         restore_misspelt_read,

@@ -824,3 +824,27 @@ def test_a_refused_value_the_base_has_too_or_a_pythons_own_hint_is_left_alone(tm
     message = "name 'lenght' is not defined. Did you mean: 'length'?"
     ctx = ctx_for(root, "config_error", "NameError", message, file="train.py", line=4, base_branch="main")
     assert propose_rule_fix(ctx) is None
+
+
+# --- a YAML file indented with tabs ----------------------------------------------------------------
+
+EXPERIMENT = "trainer:\n  min_epochs: 1\n  max_epochs: 3\n\nmodel:\n  optimizer:\n    lr: 0.002\n"
+
+
+def test_a_yaml_file_indented_with_tabs_is_indented_with_its_own_spaces(tmp_path):
+    # lightning-hydra-template: the branch indents two keys with tabs; PyYAML names the first.
+    tabbed = EXPERIMENT.replace("  max_epochs: 3", "\tmax_epochs: 3").replace("    lr:", "\t\tlr:")
+    root = make_repo(tmp_path, {"configs/experiment/tiny.yaml": tabbed})
+    log = [
+        "Traceback (most recent call last):",
+        '  File "/env/lib/python3.11/site-packages/yaml/scanner.py", line 258, in fetch_more_tokens',
+        '    raise ScannerError("while scanning for the next token", None,',
+        "yaml.scanner.ScannerError: while scanning for the next token",
+        "found character '\\t' that cannot start any token",
+        f'  in "{root}/configs/experiment/tiny.yaml", line 3, column 1',
+    ]
+    proposal = propose_rule_fix(ctx_for(root, "config_error", log=log))
+
+    assert proposal.fixer == "rule:yaml-spaces"
+    apply(root, proposal.edits)
+    assert (root / "configs/experiment/tiny.yaml").read_text() == EXPERIMENT

@@ -4,7 +4,8 @@ Which metric is judged: the training loss, found by name (`loss_key`): `loss`, `
 `train_loss`, `training_loss` and their Lightning step/epoch forms first, then any other key
 ending in `loss` that is not a validation or test loss nor one part of a sum (`losses/…`,
 RL's `losses/value_loss`). Returns and rewards (`charts/episodic_return`) are not losses:
-higher is better, and a few early RL steps are noise, so they are only checked to be finite.
+higher is better, and a few early RL steps are noise, so they are only checked to be finite;
+while one rises, a loss logged beside it is not judged by its growth either (`return_improved`).
 
 The verdicts, over the rows given (oldest first; callers pass the run's first rows with its
 last, so "where it started" is the run's own start):
@@ -143,7 +144,22 @@ def loss_problem(rows: Rows) -> str | None:
     if found:
         return found
     key = loss_key(rows)
-    return _exploded(key, _points(rows, key)) if key else None
+    return _exploded(key, _points(rows, key)) if key and not return_improved(rows) else None
+
+
+def return_improved(rows: Rows) -> bool:
+    """Whether the run logs a return or reward (RL) that ended no lower than it began (the mean
+    of its last third of values against its first third's). A policy-gradient loss sums over an
+    episode's steps, so it grows as episodes grow longer, which is the policy learning:
+    REINFORCE on CartPole logged loss 0.147 → 1.85 while its return rose. Such a loss is not
+    judged by its growth; only non-finite values count."""
+    keys = sorted({str(k) for row in rows for k in row if is_return_key(str(k)) and not str(k).startswith("_")})
+    for key in keys:
+        values = [v for _, v in _points(rows, key) if math.isfinite(v)]
+        third = len(values) // 3
+        if third and sum(values[-third:]) >= sum(values[:third]):
+            return True
+    return False
 
 
 def printed_loss_problem(rows: Rows) -> str | None:
@@ -171,7 +187,7 @@ def learning_problem(rows: Rows) -> str | None:
     if found:
         return found
     key = loss_key(rows)
-    return _running_away(key, _points(rows, key)) if key else None
+    return _running_away(key, _points(rows, key)) if key and not return_improved(rows) else None
 
 
 def started_like(rows: Rows, baseline: Rows, judge: Callable[[Rows], str | None]) -> bool:

@@ -1,4 +1,12 @@
-from bot.runs.loss import is_return_key, learning_problem, loss_key, loss_problem, loss_rising, merge_rows
+from bot.runs.loss import (
+    is_return_key,
+    learning_problem,
+    loss_key,
+    loss_problem,
+    loss_rising,
+    merge_rows,
+    return_improved,
+)
 
 
 def rows(values, key="loss"):
@@ -83,6 +91,22 @@ def test_returns_are_not_judged_as_losses_but_must_be_finite():
     assert loss_problem(broken) == "charts/episodic_return is nan at step 5"
     value_loss = [{"_step": i, "losses/value_loss": v} for i, v in enumerate([1.0, 5.0, 30.0, 90.0])]
     assert loss_problem(value_loss) is None, "a growing value loss is how PPO learns"
+
+
+def test_a_policy_loss_growing_with_a_rising_return_is_learning_and_with_a_falling_one_is_not():
+    # REINFORCE on CartPole (pytorch/examples): the summed loss grows as episodes lengthen.
+    losses = [0.147, 0.3, 0.5, 0.8, 1.2, 1.85]
+    learning = [
+        {"_step": i, "loss": v, "episode_return": r}
+        for i, (v, r) in enumerate(zip(losses, [9, 12, 15, 24, 40, 61], strict=True))
+    ]
+    assert return_improved(learning)
+    assert loss_problem(learning) is None and learning_problem(learning) is None
+
+    collapsing = [{**row, "episode_return": r} for row, r in zip(learning, [40, 30, 22, 15, 11, 9], strict=True)]
+    assert not return_improved(collapsing)
+    assert loss_problem(collapsing).startswith("loss is diverging")
+    assert loss_problem(learning + [{"_step": 6, "loss": "NaN", "episode_return": 70}]) == "loss is nan at step 6"
 
 
 def test_first_rows_and_last_rows_merge_in_step_order():

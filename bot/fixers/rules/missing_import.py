@@ -18,7 +18,7 @@ from bot.fixers.distributions import canonical, distribution_for, is_stdlib
 from bot.fixers.imports import repo_defines
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.patch import may_edit
-from bot.fixers.rules.requirements import listed, requirements_file
+from bot.fixers.rules.requirements import declared, dependency_file
 from bot.fixers.text import failing_file, failure_texts, line_edit, read_text, repo_files
 
 _NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")
@@ -65,8 +65,8 @@ def _undefined_module(ctx: FixContext, code: str) -> tuple[str | None, str]:
 
 def _repo_depends_on(ctx: FixContext, name: str) -> bool:
     """Whether the repo's requirements list `name`, or one of its Python files imports it."""
-    required = read_text(ctx.worktree, requirements_file(ctx.config))
-    if required is not None and canonical(name) in listed(required):
+    path = dependency_file(ctx.worktree, ctx.config)
+    if canonical(name) in declared(path, read_text(ctx.worktree, path)):
         return True
     imports = re.compile(rf"^[ \t]*(?:import|from)[ \t]+{re.escape(name)}\b", re.MULTILINE)
     return any(imports.search(_text(ctx.worktree, rel)) for rel in repo_files(ctx.worktree, (".py",)))

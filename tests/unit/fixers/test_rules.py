@@ -191,6 +191,46 @@ def test_requirements_file_named_by_the_launch_setup_is_used(tmp_path):
     assert proposal.edits[0].path == "requirements/train.txt"
 
 
+PYPROJECT = """[build-system]
+requires = ["setuptools"]
+
+[project]
+name = "exp"
+dependencies = [
+    "torch>=2.1",  # the team's pin
+    "numpy"
+]
+
+[project.optional-dependencies]
+dev = ["pytest"]
+"""
+
+
+def test_a_project_installed_from_pyproject_gets_the_dependency_there_written_like_its_items(tmp_path):
+    config = {"launch": {"setup": "pip install -e .", "command": "python train.py"}}
+    for files in ({"pyproject.toml": PYPROJECT}, {"pyproject.toml": PYPROJECT, "requirements.txt": "torch\n"}):
+        root = make_repo(tmp_path / str(len(files)), files)
+        ctx = ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'", config=config)
+        apply(root, propose_rule_fix(ctx).edits)
+        assert (root / "pyproject.toml").read_text() == PYPROJECT.replace('"numpy"\n', '"numpy",\n    "einops",\n')
+
+    one_line = PYPROJECT.replace('[\n    "torch>=2.1",  # the team\'s pin\n    "numpy"\n]', '["torch>=2.1", "numpy"]')
+    root = make_repo(tmp_path / "one", {"pyproject.toml": one_line})  # no requirements.txt: pyproject's
+    apply(
+        root, propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'")).edits
+    )
+    assert 'dependencies = ["torch>=2.1", "numpy", "einops"]' in (root / "pyproject.toml").read_text()
+
+    # Declared there already (an optional extra does not count: the job installs the project's own).
+    assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'numpy'")) is None
+
+
+def test_a_requirements_file_beside_a_pyproject_the_setup_does_not_install_is_the_one(tmp_path):
+    root = make_repo(tmp_path, {"pyproject.toml": PYPROJECT, "requirements.txt": "torch\n"})
+    proposal = propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'"))
+    assert proposal.edits[0].path == "requirements.txt"
+
+
 def test_already_listed_distribution_is_not_added_twice(tmp_path):
     root = make_repo(tmp_path, {"requirements.txt": "PyYAML==6.0.1\n"})
     assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'yaml'")) is None

@@ -19,6 +19,7 @@ from typing import Any
 
 from bot.core.errors import OperationFailed
 from bot.core.secrets import Redactor
+from bot.fixers.dependencies import dependency_file
 from bot.fixers.llm import sources
 from bot.fixers.model import FixContext
 from bot.repo.branch_doc import doc_path
@@ -220,11 +221,12 @@ def _gather(ctx: FixContext, feedback: str | None) -> list[Section]:
             sections.append(Section(f"config_file:{rel}", f"Config file {rel}", read_in_repo(root, rel)))
     if ctx.run_config:
         sections.append(Section("run_config", "Config of the failed run", _json(ctx.run_config)))
+    deps = dependency_file(root, ctx.config)  # the file the job installs from, as add-requirement edits
     sections.append(
         Section(
             "requirements",
-            "requirements.txt",
-            read_in_repo(root, "requirements.txt"),
+            deps,
+            read_in_repo(root, deps),
             rank=1 if ctx.diagnosis.category == "import_error" else None,
         )
     )

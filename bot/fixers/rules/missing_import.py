@@ -14,11 +14,11 @@ import ast
 import re
 from pathlib import Path
 
+from bot.fixers.dependencies import declared, dependency_file
 from bot.fixers.distributions import canonical, distribution_for, is_stdlib
 from bot.fixers.imports import repo_defines
 from bot.fixers.model import FixContext, FixProposal
 from bot.fixers.patch import may_edit
-from bot.fixers.rules.requirements import declared, dependency_file
 from bot.fixers.text import failing_file, failure_texts, line_edit, read_text, repo_files
 
 _NAME_ERROR = re.compile(r"NameError: name '(\w+)' is not defined")

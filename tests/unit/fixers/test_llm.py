@@ -442,3 +442,16 @@ def test_context_reads_only_files_inside_the_repo_and_the_branch_doc_by_its_name
     assert "THE-RIGHT-BRANCH-DOC" in text and "THE-WRONG-BRANCH-DOC" not in text
     assert "Branch doc docs/feat-x.md" in text
     assert repo_path(root, "/job/src/helper.py") is None and repo_path(root, "/job/src/train.py") == "src/train.py"
+
+
+def test_the_dependency_section_shows_the_file_the_job_installs_from(repo, settings):
+    # A project installed with `pip install -e .` declares its dependencies in pyproject.toml.
+    (repo / "pyproject.toml").write_text('[project]\nname = "exp"\ndependencies = ["torch", "PROJECT-DEP"]\n')
+    config = copy.deepcopy(DEFAULTS)
+    config["launch"]["setup"] = "pip install -e ."
+    text = build_context(context(repo, config=config), settings).render()
+    section = text.split('<section name="requirements"')[1].split("</section>")[0]
+    assert "pyproject.toml" in section and "PROJECT-DEP" in section
+
+    section = build_context(context(repo), settings).render().split('<section name="requirements"')[1]
+    assert "wandb" in section.split("</section>")[0]  # without the setup, requirements.txt

@@ -17,10 +17,9 @@ import re
 from pathlib import Path
 
 from bot.fixers.distributions import distribution_for
-from bot.fixers.imports import CUTOFF, local_package_dir, modules_in
+from bot.fixers.imports import CUTOFF, defined_names, local_package_dir, modules_in
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.patch import may_edit
-from bot.fixers.rules.local_import import defined_names
 from bot.fixers.text import failure_texts, line_edit, read_text, repo_files
 
 _TARGET = re.compile(r"Error (?:loading|locating target) '([\w.]+)'")

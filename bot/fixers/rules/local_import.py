@@ -9,7 +9,7 @@ import re
 from pathlib import Path
 
 from bot.fixers.distributions import distribution_for
-from bot.fixers.imports import CUTOFF, MissingImport, local_package_dir, missing_import, modules_in
+from bot.fixers.imports import CUTOFF, MissingImport, defined_names, local_package_dir, missing_import, modules_in
 from bot.fixers.model import Edit, FixContext, FixProposal
 from bot.fixers.text import char_col, failing_file, line_edit, read_text, repo_files
 
@@ -64,23 +64,6 @@ def _closest_name(base: Path, missing: MissingImport) -> tuple[str, str] | None:
         return None
     close = difflib.get_close_matches(name, names, n=1, cutoff=CUTOFF)
     return (name, close[0]) if close else None
-
-
-def defined_names(text: str) -> list[str]:
-    try:
-        tree = ast.parse(text)
-    except SyntaxError:
-        return []
-    names = []
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            names.append(node.name)
-        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            names += [t.id for t in targets if isinstance(t, ast.Name)]
-        elif isinstance(node, (ast.Import, ast.ImportFrom)):
-            names += [(a.asname or a.name).split(".")[0] for a in node.names]
-    return names
 
 
 def _edits(

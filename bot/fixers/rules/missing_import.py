@@ -2,10 +2,10 @@
 line reads `math.sqrt(x)`) → `import math` after the failing file's imports.
 
 Only for a name that is a module wherever the job runs: the standard library's, one a known
-distribution provides, the repo's own, or one the repo already depends on (its requirements file
-lists it, or another of its files imports it: `scipy.special.expit` where only utils.py imports
-scipy). An alias (`np`, `F`) is not a module name: it is left
-alone, as the import it stands for cannot be told from the name.
+distribution provides, the repo's own, or one the repo already depends on (its dependency file
+declares it, or another of its files imports it: `scipy.special.expit` where only utils.py
+imports scipy). An alias (`np`, `F`) is not a module name: it is left alone, as the import it
+stands for cannot be told from the name.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def _undefined_module(ctx: FixContext, code: str) -> tuple[str | None, str]:
 
 
 def _repo_depends_on(ctx: FixContext, name: str) -> bool:
-    """Whether the repo's requirements list `name`, or one of its Python files imports it."""
+    """Whether the repo's dependency file declares `name`, or one of its Python files imports it."""
     path = dependency_file(ctx.worktree, ctx.config)
     if canonical(name) in declared(path, read_text(ctx.worktree, path)):
         return True

@@ -1,8 +1,8 @@
 """A value the branch wrote that the code refuses, where the refusal names the value meant →
-that value, on the lines the branch wrote it (`--env-id Acrobat-v1` → `--env-id Acrobot-v1`).
+that value, on the lines the branch wrote it (`--env-id Cartpole-v0` → `--env-id CartPole-v0`).
 
-The refusal is the evidence: a library's own suggestion (gymnasium's ``Environment `Acrobat`
-doesn't exist. Did you mean: `Acrobot`?``) or argparse's and tyro's choices (`invalid choice:
+The refusal is the evidence: a library's own suggestion (gymnasium's ``Environment `Cartpole`
+doesn't exist. Did you mean: `CartPole`?``) or argparse's and tyro's choices (`invalid choice:
 'adamm' (choose from 'adam', 'sgd')`: the one close choice). Only lines the branch added or
 changed hold the value it wrote; a value the base branch has too is not the experiment's, so it
 is not touched. A refused key is rename-key's, and Python's own hint for a misspelt name

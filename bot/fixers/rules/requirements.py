@@ -54,14 +54,22 @@ def _add_to_pyproject(text: str, dist: str) -> Edit | None:
         one = head[: head.index("[") + 1] + (f"{inside}, {new}" if inside else new) + head[head.rindex("]") :]
         return Edit(path=PYPROJECT, search=head, replace=one)
     block = lines[start : end + 1]
-    entries = [line for line in block[1:-1] if line.strip() and not line.strip().startswith("#")]
-    last = entries[-1] if entries else None
+    entries = [n for n, line in enumerate(block[:-1]) if n and line.strip() and not line.strip().startswith("#")]
+    last = block[entries[-1]] if entries else None
     indent = last[: len(last) - len(last.lstrip())] if last else "    "
     quote = "'" if last and last.strip().startswith("'") else '"'
-    if last is not None and not last.split("#", 1)[0].rstrip().endswith(","):
-        block = [f"{line.rstrip()}," if line is last else line for line in block]
+    if last is not None:
+        block[entries[-1]] = _with_comma(last)
     added = [*block[:-1], f"{indent}{quote}{dist}{quote},", block[-1]]
     return Edit(path=PYPROJECT, search="\n".join(lines[start : end + 1]), replace="\n".join(added))
+
+
+def _with_comma(item: str) -> str:
+    """An array item's line ending its value with a comma, before any comment (`"numpy",  # pin`)."""
+    value, hash_, comment = item.partition("#")
+    if value.rstrip().endswith(","):
+        return item
+    return f"{value.rstrip()},{value[len(value.rstrip()) :]}{hash_}{comment}".rstrip()
 
 
 def _append(path: str, text: str | None, dist: str) -> Edit:

@@ -221,6 +221,16 @@ def test_a_project_installed_from_pyproject_gets_the_dependency_there_written_li
     )
     assert 'dependencies = ["torch>=2.1", "numpy", "einops"]' in (root / "pyproject.toml").read_text()
 
+    # A last item with a comment and no comma gets its comma before the comment.
+    commented = PYPROJECT.replace('    "numpy"\n', '    "numpy"  # for the data\n')
+    root = make_repo(tmp_path / "commented", {"pyproject.toml": commented})
+    apply(
+        root, propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'einops'")).edits
+    )
+    expected = commented.replace('"numpy"  # for the data\n', '"numpy",  # for the data\n    "einops",\n')
+    assert (root / "pyproject.toml").read_text() == expected
+
+    root = make_repo(tmp_path / "one-again", {"pyproject.toml": one_line})
     # Declared there already (an optional extra does not count: the job installs the project's own).
     assert propose_rule_fix(ctx_for(root, "import_error", "ModuleNotFoundError", "No module named 'numpy'")) is None
 

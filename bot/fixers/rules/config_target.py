@@ -18,9 +18,9 @@ from pathlib import Path
 
 from bot.fixers.distributions import distribution_for
 from bot.fixers.imports import CUTOFF, defined_names, local_package_dir, modules_in
-from bot.fixers.model import Edit, FixContext, FixProposal
-from bot.fixers.patch import may_edit
-from bot.fixers.text import failure_texts, line_edit, read_text, repo_files
+from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.respell import respell
+from bot.fixers.text import failure_texts
 
 _TARGET = re.compile(r"Error (?:loading|locating target) '([\w.]+)'")
 CONFIG_FILES = (".yaml", ".yml", ".sh")  # config files and the launch scripts that override them
@@ -39,7 +39,8 @@ def closest_target(ctx: FixContext) -> FixProposal | None:
     if fixed is None or fixed == parts:
         return None
     new = ".".join(fixed)
-    edits, spots = _rewrite(ctx, target, new)
+    spelled = re.compile(rf"(?<![\w.]){re.escape(target)}(?![\w.])")  # the whole path, not a prefix
+    edits, spots = respell(ctx, CONFIG_FILES, spelled, new)
     if not edits:
         return None
     return FixProposal(
@@ -104,20 +105,3 @@ def _names(where: Path) -> list[str]:
     """What a module (a .py file, or a package's __init__.py) defines at its top level."""
     source = where / "__init__.py" if where.is_dir() else where
     return defined_names(source.read_text(encoding="utf-8", errors="replace")) if source.is_file() else []
-
-
-def _rewrite(ctx: FixContext, old: str, new: str) -> tuple[list[Edit], list[str]]:
-    """Edits of each config file (and launch script) that spells `old` as a whole path."""
-    spelled = re.compile(rf"(?<![\w.]){re.escape(old)}(?![\w.])")
-    edits: list[Edit] = []
-    spots: list[str] = []
-    for rel in repo_files(ctx.worktree, CONFIG_FILES):
-        text = read_text(ctx.worktree, rel)
-        if text is None or old not in text or not may_edit(rel, ctx.config):
-            continue
-        lines = text.split("\n")
-        changes = {n: spelled.sub(new, ln) for n, ln in enumerate(lines, start=1) if spelled.search(ln)}
-        if changes:
-            edits += line_edit(rel, text, changes)
-            spots += [f"{rel}:{n}: {lines[n - 1].strip()}" for n in sorted(changes)]
-    return edits, spots

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from bot.diagnosis.model import KeyProblem
 from bot.fixers.base_value import base_text
 from bot.fixers.imports import CUTOFF
-from bot.fixers.model import Edit, FixContext, FixProposal
-from bot.fixers.patch import may_edit
-from bot.fixers.text import failure_texts, line_edit, read_text, repo_files
+from bot.fixers.model import FixContext, FixProposal
+from bot.fixers.respell import respell
+from bot.fixers.text import failure_texts
 
 _QUOTED = r"[`'\"]([\w.:/-]+)[`'\"]"
 _SUGGESTED = re.compile(
@@ -43,7 +43,8 @@ def rename_refused_value(ctx: FixContext) -> FixProposal | None:
     refused = _refused(ctx)
     if refused is None:
         return None
-    edits, spots = _rewrite(ctx, refused)
+    spelled = re.compile(rf"(?<![\w.]){re.escape(refused.value)}(?!\w)")  # a whole word
+    edits, spots = respell(ctx, FILES, spelled, refused.meant, kept=lambda rel: _on_base(ctx, rel))
     if not edits:
         return None
     files = ", ".join(sorted({e.path for e in edits}))
@@ -73,24 +74,7 @@ def _refused(ctx: FixContext) -> Refused | None:
     return None
 
 
-def _rewrite(ctx: FixContext, refused: Refused) -> tuple[list[Edit], list[str]]:
-    """Edits of the lines, new on the branch, that spell the refused value as a whole word."""
-    spelled = re.compile(rf"(?<![\w.]){re.escape(refused.value)}(?!\w)")
-    edits: list[Edit] = []
-    spots: list[str] = []
-    for rel in repo_files(ctx.worktree, FILES):
-        text = read_text(ctx.worktree, rel)
-        if text is None or refused.value not in text or not may_edit(rel, ctx.config):
-            continue
-        base = base_text(ctx.worktree, ctx.base_branch, rel)
-        on_base = set(base[1].split("\n")) if base else set()
-        lines = text.split("\n")
-        changes = {
-            n: spelled.sub(refused.meant, line)
-            for n, line in enumerate(lines, start=1)
-            if spelled.search(line) and line not in on_base
-        }
-        if changes:
-            edits += line_edit(rel, text, changes)
-            spots += [f"{rel}:{n}: {lines[n - 1].strip()}" for n in sorted(changes)]
-    return edits, spots
+def _on_base(ctx: FixContext, rel: str) -> set[str]:
+    """The lines `rel` has on the base branch: the value there is not the branch's doing."""
+    base = base_text(ctx.worktree, ctx.base_branch, rel)
+    return set(base[1].split("\n")) if base else set()

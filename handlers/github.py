@@ -1,10 +1,11 @@
-"""GitHub webhook handlers, the request side: check the payload's shape, dedupe and enqueue. No
-handler calls GitHub: the 👀 reaction, the permission check, the pull request and every reply
+"""GitHub webhook handlers, the request side: check the payload's shape and record the job in the
+queue's inbox (a worker admits it: dedupe, lanes). No handler calls GitHub: the 👀 reaction, the permission check, the pull request and every reply
 happen in a worker (bot.app.comments), so a delivery is answered in milliseconds whatever
 GitHub's state, and the handlers are dispatched with `gh=None`.
 
 Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue),
-`enqueue` (an async `Queue.enqueue`: the server's commits a burst of deliveries at once) and,
+`receive` (an async `Queue.receive_many` of one payload: the server's commits a burst of deliveries
+at once) and,
 for closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
 plain function runs in a thread, off the event loop). A payload missing a field a handler
 needs, or carrying one of the wrong type, raises BadPayload: the server answers 400.
@@ -23,12 +24,12 @@ from gidgethub.abc import GitHubAPI
 from bot.app.hooks import call_hook
 from bot.app.jobs import Command, CommentJob, ConfigCheckJob
 from bot.app.messages import MARKER
-from bot.app.queue import Enqueued, Queue
+from bot.app.queue import Queue
 from handlers.payloads import at, maybe
 
 log = logging.getLogger(__name__)
 router = routing.Router()
-Enqueue = Callable[[CommentJob | ConfigCheckJob], Awaitable[Enqueued]]
+Receive = Callable[[CommentJob | ConfigCheckJob], Awaitable[None]]
 
 COMMAND = "/fix-and-relaunch"
 # In the raw body of any comment naming the command: JSON may escape the "/", never the letters.
@@ -78,13 +79,14 @@ def command_comment(event: sansio.Event) -> CommentJob | None:
 
 
 @router.register("issue_comment", action="created")
-async def fix_command(event: sansio.Event, gh: GitHubAPI | None, *args: Any, enqueue: Enqueue, **kwargs: Any) -> None:
-    """`/fix-and-relaunch` on a pull request: queue it; a worker reacts, authorises it and queues the fix."""
+async def fix_command(event: sansio.Event, gh: GitHubAPI | None, *args: Any, receive: Receive, **kwargs: Any) -> None:
+    """`/fix-and-relaunch` on a pull request: record it; a worker admits it (a redelivery, or the
+    same comment under a new delivery id, is a duplicate), reacts, authorises it and queues the fix."""
     comment = command_comment(event)
     if comment is None:
         return
-    result = await enqueue(comment)  # DUPLICATE: a redelivery, or the same comment under a new delivery id
-    log.info("comment %s on %s#%s: %s", comment.comment_id, comment.repo, comment.pr, result.outcome)
+    await receive(comment)
+    log.info("comment %s on %s#%s: received", comment.comment_id, comment.repo, comment.pr)
 
 
 @router.register("pull_request", action="closed")
@@ -127,7 +129,7 @@ async def remove_worktree(cleanup: Callable[[str, str], Any], queue: Queue, repo
 @router.register("pull_request", action="opened")
 @router.register("pull_request", action="synchronize")
 @router.register("pull_request", action="reopened")
-async def check_config(event: sansio.Event, gh: GitHubAPI | None, *args: Any, enqueue: Enqueue, **kwargs: Any) -> None:
+async def check_config(event: sansio.Event, gh: GitHubAPI | None, *args: Any, receive: Receive, **kwargs: Any) -> None:
     """A pull request's new head: a worker checks its repo config (when the pull request edits it)
     and posts a check run (bot.app.checks)."""
     data = event.data
@@ -141,8 +143,8 @@ async def check_config(event: sansio.Event, gh: GitHubAPI | None, *args: Any, en
         installation_id=at(data, "installation.id", int),
         delivery_id=event.delivery_id,
     )
-    result = await enqueue(job)
-    log.info("PR %s#%s head %s: config check %s", base_repo, job.pr, job.head_sha[:10], result.outcome)
+    await receive(job)
+    log.info("PR %s#%s head %s: config check received", base_repo, job.pr, job.head_sha[:10])
 
 
 @router.register("installation", action="created")

@@ -1,28 +1,33 @@
-"""Enqueueing from the request path with one commit per burst (group commit).
+"""Recording deliveries from the request path with one commit per burst (group commit).
 
-A delivery is answered only once its job is committed, so a crash after the answer loses
-nothing; but a commit per delivery costs more than the rest of the request path. Here the
-deliveries checked in one turn of the event loop are enqueued in one transaction
-(`Queue.enqueue_many`) once that turn's callbacks have run.
+A delivery is answered only once it is committed to the inbox (`Queue.receive_many`), so a crash
+after the answer loses nothing; the deliveries handled in one turn of the event loop share one
+transaction, once that turn's callbacks have run. A worker admits them into the queue when it
+claims (dedupe, lanes), so the answer waits for none of that.
+
+Why the inbox (measured with benchmarks/webhook_ack.py --concurrency 0, GitHub unreachable or
+slow, 2026-12-03 on the 2-core host, the same hour): enqueueing the job itself in this commit
+(a job row, two indexes and two dedupe keys, ~8 WAL frames) cost ~130 µs of the loop's CPU a
+command and gave a p99 of x1.39-1.46 the bare handler's (4 of 4 runs over 1.3); an inbox row
+(~1 frame) costs a third of that and gave x1.16-1.29 (6 of 6 within).
 
 The commit runs on the event loop, not in a thread: at WAL and `synchronous = NORMAL` it is a
 write without fsync, while a thread fights the loop for the GIL at every SQLite call
-(benchmarks/webhook_ack.py: 0.7 rather than 1.2 ms of CPU a command, and a p99 half as long).
+(0.7 rather than 1.2 ms of CPU a command, and a p99 half as long, when this was measured).
 What does fsync, copying the WAL into the database file (a checkpoint), is taken off the loop:
 `checkpoints` runs it in a thread (a 10–30 ms stall every ~200 commits before, the p99 of a
 burst of commands), in a quiet moment: even from a thread, a checkpoint's fsync slows the
 commits made meanwhile (a command p99 of 6–8 rather than 2.5–3 ms at 500 a second), and
 deliveries come in bursts. Under load that never pauses, every CHECKPOINT_COMMITS commits. A WAL
 starts again from its beginning only when a commit finds all of it copied, which such load never
-allows, so a WAL past MAX_WAL_FRAMES is then restarted (`Database.checkpoint`). Before, it grew by
-68 MB every 2,000 commands at 500 a second, without end; now it stays under 280 MB, and a restart
-holds the loop's commits for up to ~25 ms. The bound is high so that bursts with a quiet second
-every few thousand commands never pay that wait.
+allows, so a WAL past MAX_WAL_FRAMES is then restarted (`Database.checkpoint`), holding the loop's
+commits for up to ~25 ms; the bound is high so that bursts with a quiet second every few thousand
+commands never pay that wait.
 
 Why not answer first and commit later: a write-ahead file (a delivery appended, answered, then
 committed with others every 20 ms, on the loop or from a thread) was measured too. It cut a
 command's median acknowledgement by 0.1 ms, but the batch commit delayed whichever requests came
-during it: a p99 of ×1.33–1.45 the bare handler's, against ×1.10–1.12 for this, in the same hour.
+during it: a p99 of x1.33–1.45 the bare handler's, against x1.10–1.12 for this, in the same hour.
 """
 
 from __future__ import annotations
@@ -31,24 +36,24 @@ import asyncio
 import logging
 
 from bot.app.jobs import Payload
-from bot.app.queue import Enqueued, Queue
+from bot.app.queue import Queue
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_S = 1.0  # how often the checkpointer looks; a second without a commit is quiet
 CHECKPOINT_COMMITS = 2000  # commits after which it checkpoints, quiet or not
-MAX_WAL_FRAMES = 65_536  # 256 MB of 4 kB pages, ~8,000 commands: past it, a checkpoint under load restarts the WAL
+MAX_WAL_FRAMES = 65_536  # 256 MB of 4 kB pages: past it, a checkpoint under load restarts the WAL
 
 
 class GroupCommit:
     def __init__(self, queue: Queue) -> None:
         self.queue = queue
-        self._pending: list[tuple[Payload, asyncio.Future[Enqueued]]] = []
+        self._pending: list[tuple[Payload, asyncio.Future[None]]] = []
 
-    async def enqueue(self, payload: Payload) -> Enqueued:
-        """What `Queue.enqueue(payload)` answers, once the burst it came in is committed."""
+    async def receive(self, payload: Payload) -> None:
+        """Return once `payload` is in the inbox: once the burst it came in is committed."""
         loop = asyncio.get_running_loop()
-        done: asyncio.Future[Enqueued] = loop.create_future()
+        done: asyncio.Future[None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._commit)  # after the requests already being handled this turn
         self._pending.append((payload, done))
@@ -57,15 +62,15 @@ class GroupCommit:
     def _commit(self) -> None:
         burst, self._pending = self._pending, []
         try:
-            results = self.queue.enqueue_many([payload for payload, _ in burst])
-        except Exception as exc:  # each request fails as its own enqueue would have
+            self.queue.receive_many([payload for payload, _ in burst])
+        except Exception as exc:  # each request fails as its own write would have
             for _, done in burst:
                 if not done.done():
                     done.set_exception(exc)
             return
-        for (_, done), result in zip(burst, results, strict=True):
+        for _, done in burst:
             if not done.done():
-                done.set_result(result)
+                done.set_result(None)
 
 
 async def checkpoints(

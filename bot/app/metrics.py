@@ -132,7 +132,9 @@ class QueueCollector(Collector):
 
     def collect(self) -> Iterable[Metric]:
         depth = self.queue.depth()
-        jobs = GaugeMetricFamily(f"{PREFIX}_jobs", "Jobs in the state database by status", labels=["status"])
+        jobs = GaugeMetricFamily(
+            f"{PREFIX}_jobs", "Jobs by status; received: deliveries in the inbox, not admitted yet", labels=["status"]
+        )
         for status, count in depth.items():
             jobs.add_metric([status], count)
         yield jobs

@@ -1,7 +1,11 @@
 """The persistent job queue, in the state database (`bot.store.db`, tables in `bot.store.jobs`).
 
-A webhook handler only enqueues; workers (`bot.app.workers`) claim jobs and run them. The
-queue guarantees:
+A GitHub webhook only records the delivery in the inbox (`receive_many`: a row in a table with
+no index, the cheapest durable write); a worker admits the inbox into the queue when it claims
+(`claim`: dedupe and lanes are decided there, as `enqueue` decides them), then runs the job it
+took. The server's acknowledgement thus costs one small commit, and while every worker is stuck
+(GitHub down) the deliveries wait in the inbox, never lost. Other callers (the W&B webhook,
+a comment job queuing its fix) `enqueue` directly. The queue guarantees:
 
 - one active job per lane (a fix job's repo+branch: queued or running; a W&B project: one
   alert waiting): `enqueue` answers BUSY otherwise; comment jobs share a lane but never wait;
@@ -29,7 +33,9 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
+
+import orjson
 
 from bot.app.jobs import (
     ACTIVE,
@@ -53,6 +59,8 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 2.0  # also picks up jobs another process enqueued
 BUSY_TIMEOUT_MS = 10_000
 SKIPPED = "skipped"  # the delivery outcome of a W&B run that will never be fixed
+ADMIT_BATCH = 64  # inbox rows a claim admits at most: after an outage, the backlog in short transactions
+RECEIVED = "received"  # `depth`'s name for the deliveries in the inbox
 
 
 class EnqueueOutcome(TextEnum):
@@ -68,6 +76,13 @@ class Enqueued:
     outcome: EnqueueOutcome
     job_id: int | None = None
     active: Job | None = None  # for BUSY: the job already queued or running
+
+
+class Admitted(NamedTuple):
+    """A delivery taken from the inbox, and what `enqueue` did with it."""
+
+    payload: Payload
+    result: Enqueued
 
 
 def run_key(run_path: str) -> str:
@@ -141,14 +156,27 @@ class Queue:
             self._notify()
         return result
 
-    def enqueue_many(self, payloads: Sequence[Payload]) -> list[Enqueued]:
-        """`enqueue` each payload in turn, in one transaction: one commit for a burst of deliveries
-        (each sees the ones before it, so duplicates within the burst are caught)."""
+    # -- the inbox: what the webhook records, admitted when a worker claims ----------
+
+    def receive_many(self, payloads: Sequence[Payload]) -> None:
+        """Record deliveries in the inbox, in one transaction: the request path's only write, a row
+        each in a table with no index. Dedupe and lanes are decided when a worker admits them
+        (`claim`), so idle workers are woken now."""
+        rows = [(payload.kind.value, orjson.dumps(payload.to_json()).decode()) for payload in payloads]
         with self.db.transaction() as conn:
-            results = [_enqueue(conn, payload, None) for payload in payloads]
-        if any(r.outcome == EnqueueOutcome.QUEUED for r in results):
-            self._notify()
-        return results
+            tables.add_to_inbox(conn, rows)
+        self._notify()
+
+    def admit(self) -> list[Admitted]:
+        """Admit what the inbox holds into the queue, oldest first and at most ADMIT_BATCH."""
+        with self.db.transaction() as conn:
+            admitted = _admit(conn)
+        self._log_admitted(admitted)
+        return admitted
+
+    def received(self) -> int:
+        """Deliveries in the inbox, not yet admitted."""
+        return tables.inbox_size(self.db.connection)
 
     def seen(self, delivery_id: str | None) -> bool:
         """Whether this GitHub delivery id (or other dedupe key) was already handled."""
@@ -167,13 +195,16 @@ class Queue:
     # -- claiming and finishing ------------------------------------------------------
 
     def claim(self, lane: str | None = None) -> Job | None:
-        """Take the oldest queued job (of `lane`, when given) and mark it running."""
+        """Admit the inbox (`admit`), then take the oldest queued job (of `lane`, when given) and
+        mark it running, in one transaction."""
+        claimed = None
         with self.db.transaction() as conn:
+            admitted = _admit(conn)
             row = tables.first_job(conn, (JobStatus.QUEUED,), lane=lane)
-            if row is None:
-                return None
-            tables.start_job(conn, row.id, JobStatus.RUNNING)
-            claimed = tables.get_job(conn, row.id)
+            if row is not None:
+                tables.start_job(conn, row.id, JobStatus.RUNNING)
+                claimed = tables.get_job(conn, row.id)
+        self._log_admitted(admitted)
         return _job(claimed) if claimed else None
 
     def finish(self, job_id: int) -> None:
@@ -254,9 +285,10 @@ class Queue:
         return [_job(row) for row in tables.list_jobs(self.db.connection, status)]
 
     def depth(self) -> dict[str, int]:
-        """The number of jobs in each status, every status named."""
+        """The number of jobs in each status, every status named, and of deliveries `received`
+        (in the inbox, not admitted yet)."""
         counts = tables.count_by_status(self.db.connection)
-        return {status.value: counts.get(status.value, 0) for status in JobStatus}
+        return {RECEIVED: self.received(), **{status.value: counts.get(status.value, 0) for status in JobStatus}}
 
     # -- steps: what a job already did -----------------------------------------------
 
@@ -296,6 +328,13 @@ class Queue:
             pass
         self._wakeup.clear()
 
+    def _log_admitted(self, admitted: list[Admitted]) -> None:
+        """Say what became of each admitted delivery; wake the workers when one was queued."""
+        for payload, result in admitted:
+            log.info("%s", describe_admitted(payload, result))
+        if any(result.outcome == EnqueueOutcome.QUEUED for _, result in admitted):
+            self._notify()
+
     def wake(self) -> None:
         """Wake the workers waiting in `wait` (e.g. to see that they must stop)."""
         self._notify()
@@ -333,6 +372,30 @@ def _enqueue(conn: sqlite3.Connection, payload: Payload, source: int | None) -> 
     )
     tables.remember(conn, keys, job_id, EnqueueOutcome.QUEUED)
     return Enqueued(EnqueueOutcome.QUEUED, job_id=job_id)
+
+
+def _admit(conn: sqlite3.Connection) -> list[Admitted]:
+    """Move the oldest inbox rows into the queue, as `enqueue` would each in turn (so one row sees
+    the ones before it: a redelivery in the same batch is a duplicate)."""
+    rows = tables.oldest_in_inbox(conn, ADMIT_BATCH)
+    admitted = []
+    for row in rows:
+        try:
+            payload = payload_from_json(row.kind, orjson.loads(row.payload))
+        except (KeyError, TypeError, ValueError) as exc:  # a row this release cannot read: said, not kept
+            log.error("inbox row %d (%s) dropped, unreadable: %s: %s", row.id, row.kind, type(exc).__name__, exc)
+            continue
+        admitted.append(Admitted(payload, _enqueue(conn, payload, None)))
+    if rows:
+        tables.drop_from_inbox(conn, rows[-1].id)
+    return admitted
+
+
+def describe_admitted(payload: Payload, result: Enqueued) -> str:
+    delivery = getattr(payload, "delivery_id", None)
+    job = f" as job {result.job_id}" if result.job_id is not None else ""
+    busy = f" (job {result.active.id} is active)" if result.active is not None else ""
+    return f"{payload.kind} for {payload.repo} from delivery {delivery}: {result.outcome}{job}{busy}"
 
 
 def _job(row: tables.JobRow) -> Job:

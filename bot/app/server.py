@@ -1,4 +1,4 @@
-"""The webhook server: check, read, verify, hand to a handler that dedupes and enqueues, answer.
+"""The webhook server: check, read, verify, hand to a handler that records the job, answer.
 
     POST /webhooks/github   X-Hub-Signature-256 checked with GITHUB_WEBHOOK_SECRET
     POST /webhooks/wandb    Authorization: Bearer WANDB_WEBHOOK_SECRET (+ X-Wandb-Signature if sent)
@@ -13,8 +13,9 @@ field a handler needs, is a 400; an event the bot does not act on is a 200 that 
 refusal is one log line.
 
 The request side of each webhook is handed in by the composer (bot.cli's `serve`, the
-tests): `router`, a gidgethub router of GitHub handlers dispatched with `queue=`, `enqueue=`
-(bot.app.group_commit: one commit per burst of deliveries) and `cleanup=` (and `gh=None`:
+tests): `router`, a gidgethub router of GitHub handlers dispatched with `queue=`, `receive=`
+(bot.app.group_commit: into the queue's inbox, one commit per burst of deliveries; a worker
+admits them) and `cleanup=` (and `gh=None`:
 they make no GitHub call), and `wandb_handler(payload, queue=...)`,
 which answers an outcome. The app never imports them.
 
@@ -233,12 +234,12 @@ async def github_webhook(request: web.Request) -> web.StreamResponse:
     if not router.fetch(event):
         return ignored(event.event)
     try:
-        # No handler calls GitHub: the request side only checks, dedupes and enqueues.
+        # No handler calls GitHub: the request side only checks and records (the inbox).
         await router.dispatch(
             event,
             None,
             queue=request.app[QUEUE],
-            enqueue=request.app[GROUP_COMMIT].enqueue,
+            receive=request.app[GROUP_COMMIT].receive,
             cleanup=request.app[CLEANUP],
         )
     except BadPayload as exc:

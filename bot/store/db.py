@@ -95,7 +95,18 @@ JOB_WAITS: Migration = (
     "ALTER TABLE jobs ADD COLUMN due_at REAL",
 )
 
-MIGRATIONS: list[Migration] = [RUNS, JOB_TABLES, JOB_WAITS]
+# Version 4: the inbox, deliveries received and not yet admitted to the queue: the webhook's one
+# write is a row here (no index to update); a worker admits them when it claims (bot.app.queue).
+INBOX: Migration = (
+    """CREATE TABLE inbox (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        payload TEXT NOT NULL,
+        received_at REAL NOT NULL
+    )""",
+)
+
+MIGRATIONS: list[Migration] = [RUNS, JOB_TABLES, JOB_WAITS, INBOX]
 
 
 def connect(path: Path, busy_timeout_ms: int = BUSY_TIMEOUT_MS) -> sqlite3.Connection:

@@ -167,6 +167,38 @@ def remember(conn: sqlite3.Connection, keys: Iterable[str], job_id: int | None, 
     )
 
 
+# -- the inbox: deliveries received, not yet admitted to the queue ------------------------
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    kind: str
+    payload: str  # JSON, as received
+
+
+def add_to_inbox(conn: sqlite3.Connection, rows: Iterable[tuple[str, str]]) -> None:
+    """Append `(kind, payload JSON)` rows: one insert each into a table with no other index."""
+    now = time.time()
+    conn.executemany(
+        "INSERT INTO inbox (kind, payload, received_at) VALUES (?, ?, ?)", [(kind, data, now) for kind, data in rows]
+    )
+
+
+def oldest_in_inbox(conn: sqlite3.Connection, limit: int) -> list[InboxRow]:
+    rows = conn.execute("SELECT id, kind, payload FROM inbox ORDER BY id LIMIT ?", (limit,)).fetchall()
+    return [InboxRow(row["id"], row["kind"], row["payload"]) for row in rows]
+
+
+def drop_from_inbox(conn: sqlite3.Connection, up_to: int) -> None:
+    """Remove the rows up to id `up_to`, those just admitted."""
+    conn.execute("DELETE FROM inbox WHERE id <= ?", (up_to,))
+
+
+def inbox_size(conn: sqlite3.Connection) -> int:
+    return int(conn.execute("SELECT COUNT(*) FROM inbox").fetchone()[0])
+
+
 # -- steps: what a job already did -----------------------------------------------------
 
 

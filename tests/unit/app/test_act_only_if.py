@@ -29,4 +29,5 @@ async def test_only_a_body_naming_the_command_is_parsed(aiohttp_client, settings
     assert await post(b"not even JSON, and no command") == {"ignored": "issue_comment"}
     assert await post(json.dumps(pr_comment(fake_github.url, "LGTM")).encode()) == {"ignored": "issue_comment"}
     assert (await post(json.dumps(pr_comment(fake_github.url, "/fix-and-relaunch")).encode()))["handled"]
-    assert [j.kind for j in queue.jobs()] == ["comment"]
+    assert queue.received() == 1  # no worker here admits it
+    assert [p.kind for p, _ in queue.admit()] == ["comment"] and [j.kind for j in queue.jobs()] == ["comment"]

@@ -112,6 +112,8 @@ async def test_the_request_path_only_queues_the_check(aiohttp_client, settings, 
     client = await aiohttp_client(app)
     await open_pr(client, fake_github)
     await open_pr(client, fake_github, delivery="d-again")  # the same head: one check waits
+    assert queue.received() == 2 and fake_github.calls == []  # no worker here admits them
+    queue.admit()
     [job] = queue.jobs()
     assert job.kind == JobKind.CONFIG_CHECK and job.payload.head_sha == SHA and fake_github.calls == []
 

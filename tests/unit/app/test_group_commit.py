@@ -1,8 +1,10 @@
-"""Deliveries that come while a commit is under way are enqueued together, in one transaction."""
+"""Deliveries that come while a commit is under way are recorded together, in one transaction; a
+claim admits them into the queue."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 
 from bot.app.group_commit import GroupCommit, checkpoints
 from bot.app.jobs import FixJob
@@ -12,9 +14,9 @@ from bot.app.queue import EnqueueOutcome, Queue
 class CountingQueue(Queue):
     bursts: list[int]
 
-    def enqueue_many(self, payloads):
+    def receive_many(self, payloads):
         self.bursts.append(len(payloads))
-        return super().enqueue_many(payloads)
+        return super().receive_many(payloads)
 
 
 def fix(branch: str, delivery: str) -> FixJob:
@@ -27,26 +29,39 @@ def fix(branch: str, delivery: str) -> FixJob:
     )
 
 
-async def test_a_burst_is_one_transaction_and_dedupes_within_itself(tmp_path):
+async def test_a_burst_is_one_transaction_and_its_admission_dedupes_within_it(tmp_path):
     queue = CountingQueue(tmp_path / "state.db")
     queue.bursts = []
     group = GroupCommit(queue)
-    same = [group.enqueue(fix("exp-a", "same")) for _ in range(10)]
-    other = [group.enqueue(fix(f"exp-{n}", f"d-{n}")) for n in range(5)]
-    results = await asyncio.gather(*same, *other)
+    same = [group.receive(fix("exp-a", "same")) for _ in range(10)]
+    other = [group.receive(fix(f"exp-{n}", f"d-{n}")) for n in range(5)]
+    await asyncio.gather(*same, *other)
     assert queue.bursts == [15]  # all came before the first commit could start
-    outcomes = [r.outcome for r in results]
+    assert queue.received() == 15 and queue.jobs() == []  # in the inbox, nothing decided yet
+
+    admitted = queue.admit()
+    outcomes = [result.outcome for _, result in admitted]
     assert outcomes[:10] == [EnqueueOutcome.QUEUED] + [EnqueueOutcome.DUPLICATE] * 9
     assert outcomes[10:] == [EnqueueOutcome.QUEUED] * 5
-    assert len(queue.jobs()) == 6
-    await group.enqueue(fix("exp-z", "later"))  # after it: a burst of its own
+    assert len(queue.jobs()) == 6 and queue.received() == 0
+    await group.receive(fix("exp-z", "later"))  # after it: a burst of its own
     assert queue.bursts == [15, 1]
+
+
+async def test_a_failed_commit_fails_each_request_of_its_burst_and_records_none(tmp_path):
+    queue = CountingQueue(tmp_path / "state.db")
+    queue.bursts = []
+    queue.db.connection.execute("DROP TABLE inbox")  # every insert fails
+    group = GroupCommit(queue)
+    results = await asyncio.gather(
+        *(group.receive(fix(f"exp-{n}", f"d-{n}")) for n in range(3)), return_exceptions=True
+    )
+    assert queue.bursts == [3] and all(isinstance(r, sqlite3.OperationalError) for r in results)
 
 
 def wal_frames(db) -> tuple[int, int]:
     """The WAL's frames and how many of them are in the database file, read from a connection of
     the test's own (which checkpoints what it can: ask last)."""
-    import sqlite3
 
     with sqlite3.connect(db) as conn:
         _busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()

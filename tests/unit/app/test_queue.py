@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.app.jobs import AlertJob, FixJob, JobKind, JobStatus
+from bot.app import queue as queue_module
+from bot.app.jobs import COMMENTS_LANE, AlertJob, FixJob, JobKind, JobStatus
 from bot.app.queue import EnqueueOutcome, Queue
 from bot.store.runs import StateStore
 from tests.support.paths import REPO_ROOT
@@ -45,6 +46,43 @@ def test_enqueue_then_duplicate_delivery_then_busy_branch(db):
     assert q.enqueue(fix(delivery="d-2")).outcome == "duplicate"
     assert q.enqueue(fix(branch="exp-b", delivery="d-3")).outcome == "queued"
     assert [j.branch for j in q.jobs("queued")] == ["exp-a", "exp-b"]
+
+
+def test_received_deliveries_wait_in_the_inbox_until_a_claim_admits_them(db):
+    q = Queue(db)
+    q.enqueue(fix(delivery="d-0"))  # already acted on
+    q.receive_many([fix(delivery="d-0"), fix(branch="exp-b", delivery="d-1"), fix(branch="exp-b", delivery="d-2")])
+    assert q.received() == 3 and [j.branch for j in q.jobs()] == ["exp-a"]
+    assert q.depth()["received"] == 3
+
+    again = Queue(db)  # a restart keeps them
+    claimed = again.claim(COMMENTS_LANE)  # a claim of any lane admits every kind
+    assert claimed is None and again.received() == 0
+    assert [(j.branch, j.fix.delivery_id) for j in again.jobs()] == [("exp-a", "d-0"), ("exp-b", "d-1")]
+    assert again.seen("d-2"), "the busy delivery is remembered, as enqueue remembers it"
+
+
+def test_admission_takes_the_oldest_batch_per_claim(db, monkeypatch):
+    monkeypatch.setattr(queue_module, "ADMIT_BATCH", 3)
+    q = Queue(db)
+    q.receive_many([fix(branch=f"exp-{n}", delivery=f"d-{n}") for n in range(7)])
+    first = q.claim()
+    assert first.branch == "exp-0" and q.received() == 4
+    assert [j.branch for j in q.jobs("queued")] == ["exp-1", "exp-2"]
+    admitted = q.admit()
+    assert [p.branch for p, _ in admitted] == ["exp-3", "exp-4", "exp-5"] and q.received() == 1
+
+
+def test_an_inbox_row_that_cannot_be_read_is_said_and_the_rest_admitted(db, caplog):
+    q = Queue(db)
+    q.receive_many([fix(delivery="d-1")])
+    with q.db.transaction() as conn:
+        conn.execute("INSERT INTO inbox (kind, payload, received_at) VALUES ('fix', '{\"repo\": 1}', 0)")
+        conn.execute("INSERT INTO inbox (kind, payload, received_at) VALUES ('nonsense', '{}', 0)")
+    q.receive_many([fix(branch="exp-b", delivery="d-2")])
+    admitted = q.admit()
+    assert [p.delivery_id for p, _ in admitted] == ["d-1", "d-2"] and q.received() == 0
+    assert sum("inbox row" in r.getMessage() and "unreadable" in r.getMessage() for r in caplog.records) == 2
 
 
 def test_wandb_run_dedupe_and_branch_free_after_done(db):
@@ -161,7 +199,7 @@ def test_jobs_come_back_typed(db):
     assert (job.kind, job.status, job.repo, job.branch) == (JobKind.FIX, JobStatus.QUEUED, "team/exp", "exp-a")
     assert job.payload == fix(comment_id=5, hint="lower the lr") and job.fix.hint == "lower the lr"
     assert (alert.kind, alert.repo, alert.branch, alert.alert.project) == (JobKind.WANDB_ALERT, None, None, "proj")
-    assert q.depth() == {"queued": 2, "running": 0, "waiting": 0, "done": 0, "failed": 0, "cancelled": 0}
+    assert q.depth() == {"received": 0, "queued": 2, "running": 0, "waiting": 0, "done": 0, "failed": 0, "cancelled": 0}
     assert isinstance(q.enqueue(fix(delivery="d-2")).outcome, EnqueueOutcome)
 
 

@@ -104,6 +104,8 @@ async def test_the_request_path_makes_no_github_call(aiohttp_client, settings, f
     closed = example("pull_request/opened.payload.json", fake_github.url)
     closed["action"] = "closed"
     assert (await post_github(client, json.dumps(closed).encode(), event="pull_request")).status == 200
+    assert queue.received() == 1  # no worker here admits it
+    queue.admit()
     [job] = queue.jobs()
     assert job.kind == JobKind.COMMENT and job.status == "queued" and job.comment.author == "Codertocat"
     assert fake_github.calls == []
@@ -262,7 +264,7 @@ async def test_healthz_reports_queue_and_workers(aiohttp_client, settings, queue
     resp = await client.get("/healthz")
     data = await resp.json()
     assert resp.status == 200 and data["status"] == "ok" and data["workers"] == 3 and data["comment_workers"] == 1
-    assert set(data["queue"]) == {"queued", "running", "waiting", "done", "failed", "cancelled"}
+    assert set(data["queue"]) == {"received", "queued", "running", "waiting", "done", "failed", "cancelled"}
 
 
 async def test_workers_execute_fix_jobs_with_the_github_app(aiohttp_client, settings, queue, fake_github):

@@ -42,7 +42,7 @@ def comment_event(fake, body="/fix-and-relaunch", delivery="d-1", comment_id=Non
 async def dispatch(event, gh, queue, **kw):
     """The request side (no GitHub call: `gh=None`), then a worker on the comment jobs it queued."""
     calls = len(gh_calls(gh))
-    await handlers.router.dispatch(event, None, queue=queue, enqueue=GroupCommit(queue).enqueue, **kw)
+    await handlers.router.dispatch(event, None, queue=queue, receive=GroupCommit(queue).receive, **kw)
     assert len(gh_calls(gh)) == calls, "the request side called GitHub"
     while (job := queue.claim(COMMENTS_LANE)) is not None:
         await authorise_comment(job, gh, queue=queue, redactor=Redactor())

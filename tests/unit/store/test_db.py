@@ -132,9 +132,10 @@ def tables(path: Path) -> set[str]:
 def test_a_new_file_is_in_wal_mode_with_every_table_at_the_latest_version(tmp_path: Path):
     db = Database.in_dir(tmp_path / "a" / "b")
     assert db.path == tmp_path / "a" / "b" / DB_NAME and db.path.is_file()
-    assert db.schema_version == len(MIGRATIONS) == 3
+    assert db.schema_version == len(MIGRATIONS) == 4
     assert db.connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert {"runs", "jobs", "deliveries", "job_steps", "branch_attempts", "runs_state", "jobs_lane"} <= tables(db.path)
+    expected = {"runs", "jobs", "deliveries", "job_steps", "branch_attempts", "inbox", "runs_state", "jobs_lane"}
+    assert expected <= tables(db.path)
 
 
 def test_a_file_the_previous_release_made_upgrades_in_place(tmp_path: Path):
@@ -143,7 +144,7 @@ def test_a_file_the_previous_release_made_upgrades_in_place(tmp_path: Path):
     before = tables(path)
 
     store = StateStore.open(tmp_path / "state")
-    assert store.schema_version == 3 and tables(path) == before
+    assert store.schema_version == 4 and tables(path) == before | {"inbox"}
     assert [r.id for r in store.list_runs()] == ["r-00000001"]
     queue = Queue(path)
     assert queue.recover() == [1]
@@ -163,8 +164,8 @@ def test_a_file_with_only_one_half_upgrades_too(tmp_path: Path, runs: bool, queu
     path = tmp_path / DB_NAME
     old_release_db(path, runs=runs, queue=queue)
     db = Database(path)
-    assert db.schema_version == 3
-    assert {"runs", "jobs", "deliveries", "job_steps", "branch_attempts"} <= tables(path)
+    assert db.schema_version == 4
+    assert {"runs", "jobs", "deliveries", "job_steps", "branch_attempts", "inbox"} <= tables(path)
     count = db.connection.execute("SELECT COUNT(*) FROM jobs").fetchone()[0]
     assert count == (1 if queue else 0)
 

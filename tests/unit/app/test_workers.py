@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from bot.app import queue as queue_module
 from bot.app.jobs import FixJob
 from bot.app.queue import Queue
 from bot.app.workers import start_workers
@@ -72,3 +73,29 @@ async def test_stopping_mid_job_leaves_it_for_recovery(db):
         await asyncio.wait_for(done.wait(), 5)
     finally:
         await workers.stop()
+
+
+class SlowPolling(Queue):
+    """A queue whose idle workers poll only every minute: what they do sooner, a wake-up caused."""
+
+    async def wait(self, timeout: float = 60.0) -> None:
+        await super().wait(timeout)
+
+
+async def test_a_backlog_in_the_inbox_is_admitted_batch_after_batch_without_waiting_for_a_poll(db):
+    q = SlowPolling(db)
+    q.enqueue(fix("old"))  # acted on before: its redeliveries are duplicates
+    q.finish(q.claim().id)
+    seen = []
+
+    async def execute(job):
+        seen.append(job.branch)
+
+    workers = start_workers(q, execute, n=1, comment_workers=0)
+    try:
+        await asyncio.sleep(0.1)  # the worker found nothing and waits
+        q.receive_many([fix("old")] * (3 * queue_module.ADMIT_BATCH) + [fix("new")])
+        await until(lambda: seen == ["new"], timeout=10, what="the new job (without a minute-long poll)")
+    finally:
+        await workers.stop()
+    assert q.received() == 0

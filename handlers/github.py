@@ -4,8 +4,8 @@ happen in a worker (bot.app.comments), so a delivery is answered in milliseconds
 GitHub's state, and the handlers are dispatched with `gh=None`.
 
 Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue),
-`receive` (an async `Queue.receive_many` of one payload: the server's commits a burst of deliveries
-at once) and,
+`receive` (bot.app.group_commit: records a payload in the queue's inbox, one commit per burst of
+deliveries, and answers False for a redelivery this process recorded lately) and,
 for closed pull requests, an optional `cleanup(repo, branch)` hook that removes the worktree (a
 plain function runs in a thread, off the event loop). A payload missing a field a handler
 needs, or carrying one of the wrong type, raises BadPayload: the server answers 400.
@@ -29,7 +29,7 @@ from handlers.payloads import at, maybe
 
 log = logging.getLogger(__name__)
 router = routing.Router()
-Receive = Callable[[CommentJob | ConfigCheckJob], Awaitable[None]]
+Receive = Callable[[CommentJob | ConfigCheckJob], Awaitable[bool]]  # False: a redelivery, not recorded again
 
 COMMAND = "/fix-and-relaunch"
 # In the raw body of any comment naming the command: JSON may escape the "/", never the letters.
@@ -85,8 +85,8 @@ async def fix_command(event: sansio.Event, gh: GitHubAPI | None, *args: Any, rec
     comment = command_comment(event)
     if comment is None:
         return
-    await receive(comment)
-    log.info("comment %s on %s#%s: received", comment.comment_id, comment.repo, comment.pr)
+    outcome = "received" if await receive(comment) else "a duplicate"
+    log.info("comment %s on %s#%s: %s", comment.comment_id, comment.repo, comment.pr, outcome)
 
 
 @router.register("pull_request", action="closed")
@@ -143,8 +143,8 @@ async def check_config(event: sansio.Event, gh: GitHubAPI | None, *args: Any, re
         installation_id=at(data, "installation.id", int),
         delivery_id=event.delivery_id,
     )
-    await receive(job)
-    log.info("PR %s#%s head %s: config check received", base_repo, job.pr, job.head_sha[:10])
+    outcome = "received" if await receive(job) else "a duplicate"
+    log.info("PR %s#%s head %s: config check %s", base_repo, job.pr, job.head_sha[:10], outcome)
 
 
 @router.register("installation", action="created")

@@ -36,28 +36,39 @@ import asyncio
 import logging
 
 from bot.app.jobs import Payload
-from bot.app.queue import Queue
+from bot.app.queue import Queue, github_keys
 
 log = logging.getLogger(__name__)
 
 CHECKPOINT_S = 1.0  # how often the checkpointer looks; a second without a commit is quiet
 CHECKPOINT_COMMITS = 2000  # commits after which it checkpoints, quiet or not
 MAX_WAL_FRAMES = 65_536  # 256 MB of 4 kB pages: past it, a checkpoint under load restarts the WAL
+RECENT_KEYS = 10_000  # dedupe keys the request path remembers (a few hundred kB)
 
 
 class GroupCommit:
-    def __init__(self, queue: Queue) -> None:
+    """The request path's writer. It also dedupes what this process recorded lately (delivery ids
+    and comments, in memory): a redelivery is answered without a write. The dedupe that counts,
+    across restarts and processes, is the admission's."""
+
+    def __init__(self, queue: Queue, recent: int = RECENT_KEYS) -> None:
         self.queue = queue
         self._pending: list[tuple[Payload, asyncio.Future[None]]] = []
+        self._recent: dict[str, None] = {}  # insertion-ordered: the oldest go first
+        self._most_recent = recent
 
-    async def receive(self, payload: Payload) -> None:
-        """Return once `payload` is in the inbox: once the burst it came in is committed."""
+    async def receive(self, payload: Payload) -> bool:
+        """Record `payload` in the inbox, returning once the burst it came in is committed; or, for
+        one this process recorded lately, nothing: False."""
+        if any(key in self._recent for key in github_keys(payload)):
+            return False
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._commit)  # after the requests already being handled this turn
         self._pending.append((payload, done))
-        return await done
+        await done
+        return True
 
     def _commit(self) -> None:
         burst, self._pending = self._pending, []
@@ -68,9 +79,16 @@ class GroupCommit:
                 if not done.done():
                     done.set_exception(exc)
             return
-        for _, done in burst:
+        for payload, done in burst:
+            self._remember(github_keys(payload))  # only once committed: a failed write stays retryable
             if not done.done():
                 done.set_result(None)
+
+    def _remember(self, keys: list[str]) -> None:
+        for key in keys:
+            self._recent[key] = None
+        while len(self._recent) > self._most_recent:
+            del self._recent[next(iter(self._recent))]
 
 
 async def checkpoints(

@@ -35,7 +35,7 @@ async def test_a_burst_is_one_transaction_and_its_admission_dedupes_within_it(tm
     group = GroupCommit(queue)
     same = [group.receive(fix("exp-a", "same")) for _ in range(10)]
     other = [group.receive(fix(f"exp-{n}", f"d-{n}")) for n in range(5)]
-    await asyncio.gather(*same, *other)
+    assert await asyncio.gather(*same, *other) == [True] * 15
     assert queue.bursts == [15]  # all came before the first commit could start
     assert queue.received() == 15 and queue.jobs() == []  # in the inbox, nothing decided yet
 
@@ -46,8 +46,23 @@ async def test_a_burst_is_one_transaction_and_its_admission_dedupes_within_it(tm
     assert outcomes[:10] == [EnqueueOutcome.QUEUED] + [EnqueueOutcome.DUPLICATE] * 9
     assert outcomes[10:] == [EnqueueOutcome.QUEUED] * 5
     assert len(queue.jobs()) == 6 and queue.received() == 0
-    await group.receive(fix("exp-z", "later"))  # after it: a burst of its own
+    assert await group.receive(fix("exp-z", "later"))  # after it: a burst of its own
     assert queue.bursts == [15, 1]
+    assert await group.receive(fix("exp-a", "same")) is False  # recorded lately: no write
+    assert queue.bursts == [15, 1] and queue.received() == 1
+
+
+async def test_the_request_path_remembers_only_the_latest_keys(tmp_path):
+    queue = Queue(tmp_path / "state.db")
+    group = GroupCommit(queue, recent=2)
+    for n in range(3):
+        assert await group.receive(fix(f"exp-{n}", f"d-{n}"))
+    assert not await group.receive(fix("exp-2", "d-2"))
+    assert await group.receive(fix("exp-0", "d-0")), "forgotten here; the admission dedupes it"
+    admitted = []
+    while batch := queue.admit():
+        admitted += batch
+    assert [r.outcome for _, r in admitted] == ["queued"] * 3 + ["duplicate"]
 
 
 async def test_a_failed_commit_fails_each_request_of_its_burst_and_records_none(tmp_path):
@@ -59,6 +74,9 @@ async def test_a_failed_commit_fails_each_request_of_its_burst_and_records_none(
         *(group.receive(fix(f"exp-{n}", f"d-{n}")) for n in range(3)), return_exceptions=True
     )
     assert queue.bursts == [3] and all(isinstance(r, sqlite3.OperationalError) for r in results)
+    queue.db.connection.execute("CREATE TABLE inbox (id INTEGER PRIMARY KEY, kind, payload, received_at)")
+    assert await group.receive(fix("exp-0", "d-0")), "GitHub's redelivery of a failed one is recorded"
+    assert queue.received() == 1
 
 
 def wal_frames(db) -> tuple[int, int]:

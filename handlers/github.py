@@ -1,7 +1,8 @@
 """GitHub webhook handlers, the request side: check the payload's shape and record the job in the
-queue's inbox (a worker admits it: dedupe, lanes). No handler calls GitHub: the 👀 reaction, the permission check, the pull request and every reply
-happen in a worker (bot.app.comments), so a delivery is answered in milliseconds whatever
-GitHub's state, and the handlers are dispatched with `gh=None`.
+queue's inbox (a worker admits it: dedupe, lanes). No handler calls GitHub: the 👀 reaction, the
+permission check, the pull request and every reply happen in a worker (bot.app.comments), so a
+delivery is answered in milliseconds whatever GitHub's state, and the handlers are dispatched
+with `gh=None`.
 
 Dependencies arrive as keyword arguments to `dispatch`: `queue` (bot.app.queue.Queue),
 `receive` (bot.app.group_commit: records a payload in the queue's inbox, one commit per burst of

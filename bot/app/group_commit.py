@@ -8,8 +8,8 @@ claims (dedupe, lanes), so the answer waits for none of that.
 Why the inbox (measured with benchmarks/webhook_ack.py --concurrency 0, GitHub unreachable or
 slow, 2026-12-03 on the 2-core host, the same hour): enqueueing the job itself in this commit
 (a job row, two indexes and two dedupe keys, ~8 WAL frames) cost ~130 µs of the loop's CPU a
-command and gave a p99 of x1.39-1.46 the bare handler's (4 of 4 runs over 1.3); an inbox row
-(~1 frame) costs a third of that and gave x1.16-1.29 (6 of 6 within).
+command and gave a p99 of ×1.39–1.46 the bare handler's (4 of 4 measurements over ×1.3); an
+inbox row (~1 frame) costs a third of that and gave ×1.15–1.26 (8 of 8 within).
 
 The commit runs on the event loop, not in a thread: at WAL and `synchronous = NORMAL` it is a
 write without fsync, while a thread fights the loop for the GIL at every SQLite call
@@ -27,7 +27,8 @@ commands never pay that wait.
 Why not answer first and commit later: a write-ahead file (a delivery appended, answered, then
 committed with others every 20 ms, on the loop or from a thread) was measured too. It cut a
 command's median acknowledgement by 0.1 ms, but the batch commit delayed whichever requests came
-during it: a p99 of x1.33–1.45 the bare handler's, against x1.10–1.12 for this, in the same hour.
+during it: a p99 of ×1.33–1.45 the bare handler's, against ×1.10–1.12 for the group commit (of the
+job itself, then), in the same hour.
 """
 
 from __future__ import annotations

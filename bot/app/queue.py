@@ -332,7 +332,7 @@ class Queue:
         """Say what became of each admitted delivery; wake the workers when one was queued, or
         when the inbox holds more (their next claims admit it)."""
         for payload, result in admitted:
-            log.info("%s", describe_admitted(payload, result))
+            log.info("%s", _describe(payload, result))
         if more or any(result.outcome == EnqueueOutcome.QUEUED for _, result in admitted):
             self._notify()
 
@@ -393,7 +393,8 @@ def _admit(conn: sqlite3.Connection) -> tuple[list[Admitted], bool]:
     return admitted, len(rows) == ADMIT_BATCH
 
 
-def describe_admitted(payload: Payload, result: Enqueued) -> str:
+def _describe(payload: Payload, result: Enqueued) -> str:
+    """One log line: an admitted delivery and what became of it."""
     delivery = getattr(payload, "delivery_id", None)
     job = f" as job {result.job_id}" if result.job_id is not None else ""
     busy = f" (job {result.active.id} is active)" if result.active is not None else ""

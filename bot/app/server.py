@@ -15,9 +15,8 @@ refusal is one log line.
 The request side of each webhook is handed in by the composer (bot.cli's `serve`, the
 tests): `router`, a gidgethub router of GitHub handlers dispatched with `queue=`, `receive=`
 (bot.app.group_commit: into the queue's inbox, one commit per burst of deliveries; a worker
-admits them) and `cleanup=` (and `gh=None`:
-they make no GitHub call), and `wandb_handler(payload, queue=...)`,
-which answers an outcome. The app never imports them.
+admits them) and `cleanup=` (and `gh=None`: they make no GitHub call), and
+`wandb_handler(payload, queue=...)`, which answers an outcome. The app never imports them.
 
 One `ClientSession` and one `GitHubApp` (token cache, retrying calls) for the life of the app,
 made on start-up and closed on clean-up. Worker tasks run the queued jobs: comment jobs are

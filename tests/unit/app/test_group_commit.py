@@ -82,7 +82,6 @@ async def test_a_failed_commit_fails_each_request_of_its_burst_and_records_none(
 def wal_frames(db) -> tuple[int, int]:
     """The WAL's frames and how many of them are in the database file, read from a connection of
     the test's own (which checkpoints what it can: ask last)."""
-
     with sqlite3.connect(db) as conn:
         _busy, log, done = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
     return log, done

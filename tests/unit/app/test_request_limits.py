@@ -53,7 +53,7 @@ async def test_a_missing_or_malformed_signature_is_refused_before_the_body_is_re
     # 24 MB announced, none sent: only an answer that does not read the body can come back.
     answer = await send(port, request_head("POST", "/webhooks/github", headers, BIG), timeout=5)
     assert answer.status == 401 and answer.elapsed < 1 and answer.closed
-    assert queue.jobs() == []
+    assert queue.jobs() == [] and queue.received() == 0
 
 
 async def test_a_client_still_sending_its_refused_body_reads_the_answer(port, queue):
@@ -64,7 +64,7 @@ async def test_a_client_still_sending_its_refused_body_reads_the_answer(port, qu
     body = b"x" * (8 * 1024 * 1024)
     answer = await send(port, request_head("POST", "/webhooks/github", headers, len(body)), body, timeout=5)
     assert answer.status == 401 and answer.closed
-    assert queue.jobs() == []
+    assert queue.jobs() == [] and queue.received() == 0
 
 
 @pytest.mark.parametrize(
@@ -161,7 +161,7 @@ async def test_a_command_missing_a_field_or_with_one_of_the_wrong_type_is_a_400(
     body = json.dumps(data).encode()
     answer = await send(port, github_head(body), body, timeout=10)
     assert answer.status == 400
-    assert queue.jobs() == []
+    assert queue.jobs() == [] and queue.received() == 0
 
 
 async def test_events_the_bot_does_not_act_on_are_a_200_whatever_their_shape(port, queue):
@@ -173,7 +173,7 @@ async def test_events_the_bot_does_not_act_on_are_a_200_whatever_their_shape(por
     plain["comment"]["body"] = "/fix-and-relaunch"  # on an issue, not a pull request: ignored
     body = json.dumps(plain).encode()
     assert (await send(port, github_head(body), body, timeout=10)).status == 200
-    assert queue.jobs() == []
+    assert queue.jobs() == [] and queue.received() == 0
 
 
 async def test_a_wandb_body_of_the_wrong_shape_is_a_400(port, queue):
@@ -183,4 +183,4 @@ async def test_a_wandb_body_of_the_wrong_shape_is_a_400(port, queue):
         answer = await send(port, head, body, timeout=10)
         assert answer.status in (200, 400), data
         assert answer.status == (200 if isinstance(data, dict) and not isinstance(data.get("entity"), int) else 400)
-    assert queue.jobs() == []
+    assert queue.jobs() == [] and queue.received() == 0

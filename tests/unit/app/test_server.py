@@ -136,7 +136,7 @@ async def test_unsigned_missigned_garbage_and_oversized(client, fake_github, que
     assert (await client.post("/webhooks/github", data=body, headers=no_event)).status == 400
     huge = b'{"x": "' + b"a" * (25 * 1024 * 1024) + b'"}'
     assert (await post_github(client, huge)).status == 413
-    assert queue.jobs() == [] and fake_github.calls == []
+    assert queue.jobs() == [] and queue.received() == 0 and fake_github.calls == []
 
 
 async def test_unknown_event_is_acknowledged_and_ignored(client, fake_github, queue):
@@ -145,7 +145,7 @@ async def test_unknown_event_is_acknowledged_and_ignored(client, fake_github, qu
     assert resp.status == 200 and (await resp.json()) == {"ignored": "ping"}
     body = json.dumps(example("check_run/created.payload.json", fake_github.url)).encode()
     assert (await post_github(client, body, event="check_run")).status == 200
-    assert fake_github.calls == [] and queue.jobs() == []
+    assert fake_github.calls == [] and queue.jobs() == [] and queue.received() == 0
 
 
 async def test_duplicate_delivery_makes_one_job_and_one_reaction(client, fake_github, queue):

@@ -14,7 +14,9 @@ throughput, and the ratios real/bare, for:
 
 - `bare`: the signed bytes of a PR comment to the bare handler;
 - `comment`: the same to the real app: a comment that is no command (verify, parse, route, ack);
-- `command`: `/fix-and-relaunch`, a new comment each time (verify, parse, dedupe, enqueue, ack).
+- `command`: `/fix-and-relaunch`, a new comment each time (verify, parse, dedupe, record in the
+  inbox, ack). With GitHub unreachable or slow the workers wait on its calls, so they admit only
+  8 of the recorded commands per claim, every few seconds: like the jobs, that work waits for GitHub.
 
 Each target is measured at two loads:
 

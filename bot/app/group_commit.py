@@ -54,34 +54,35 @@ class GroupCommit:
 
     def __init__(self, queue: Queue, recent: int = RECENT_KEYS) -> None:
         self.queue = queue
-        self._pending: list[tuple[Payload, asyncio.Future[None]]] = []
+        self._pending: list[tuple[Payload, list[str], asyncio.Future[None]]] = []  # with its dedupe keys
         self._recent: dict[str, None] = {}  # insertion-ordered: the oldest go first
         self._most_recent = recent
 
     async def receive(self, payload: Payload) -> bool:
         """Record `payload` in the inbox, returning once the burst it came in is committed; or, for
         one this process recorded lately, nothing: False."""
-        if any(key in self._recent for key in github_keys(payload)):
+        keys = github_keys(payload)
+        if any(key in self._recent for key in keys):
             return False
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
         if not self._pending:
             loop.call_soon(self._commit)  # after the requests already being handled this turn
-        self._pending.append((payload, done))
+        self._pending.append((payload, keys, done))
         await done
         return True
 
     def _commit(self) -> None:
         burst, self._pending = self._pending, []
         try:
-            self.queue.receive_many([payload for payload, _ in burst])
+            self.queue.receive_many([payload for payload, _, _ in burst])
         except Exception as exc:  # each request fails as its own write would have
-            for _, done in burst:
+            for _, _, done in burst:
                 if not done.done():
                     done.set_exception(exc)
             return
-        for payload, done in burst:
-            self._remember(github_keys(payload))  # only once committed: a failed write stays retryable
+        for _, keys, done in burst:
+            self._remember(keys)  # only once committed: a failed write stays retryable
             if not done.done():
                 done.set_result(None)
 
